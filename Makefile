@@ -1,0 +1,120 @@
+# ittt: In-Place Test-Time Training in C++/CUDA.
+#
+#   make               library + build/ittt (+ the CUDA side when nvcc is found)
+#   make test          Catch2 tests; last line "N passed, M failed"
+#   make sanitize      the tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make bench         benchmark tables (not tests)
+#   make demo          the step-through driver on its default settings
+#   make experiments   the MQAR comparison behind docs/results.md
+#
+# Knobs: CUDA=0|1 (default: 1 when nvcc is found), GPU_ARCH=90, PLOTS=0 (build
+# without gnuplot-iostream), CATCH2_INC=<dir holding catch2/catch.hpp>,
+# BUILD=<dir>, NATIVE=0 (no -march=native).
+
+BUILD     ?= build
+CXX       ?= g++
+NVCC      ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard /usr/local/cuda/bin/nvcc))
+GPU_ARCH  ?= 90
+CATCH2_INC ?= /usr/include
+PLOTS     ?= 1
+NATIVE    ?= 1
+
+ifeq ($(origin CUDA),undefined)
+  CUDA := $(if $(NVCC),1,0)
+endif
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+
+# NVTX v3 is header-only: use it whenever the CUDA toolkit's copy is present.
+NVTX_INC := $(firstword $(wildcard $(CUDA_HOME)/include/nvtx3/nvToolsExt.h /usr/include/nvtx3/nvToolsExt.h))
+NVTX := $(if $(NVTX_INC),1,0)
+
+ARCH_FLAGS := $(if $(filter 1,$(NATIVE)),-march=native,)
+CPPFLAGS  += -Isrc -I. -DITTT_WITH_CUDA=$(CUDA) -DITTT_WITH_NVTX=$(NVTX) -DITTT_WITH_GNUPLOT=$(PLOTS)
+CPPFLAGS  += $(if $(NVTX_INC),-I$(dir $(patsubst %/,%,$(dir $(NVTX_INC)))),)
+CXXFLAGS  ?= -O3 $(ARCH_FLAGS)
+CXXFLAGS  += -std=c++17 -fopenmp -Wall -Wextra -MMD -MP
+LDFLAGS   += -fopenmp
+LDLIBS    += $(if $(filter 1,$(PLOTS)),-lboost_iostreams,)
+NVCCFLAGS ?= -O3
+NVCCFLAGS += -std=c++17 -arch=sm_$(GPU_ARCH) -lineinfo -Xcompiler -fopenmp,-Wall -MMD -MP
+ifeq ($(CUDA),1)
+  LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart
+endif
+
+# ---- sources: every folder is picked up by wildcard, no list to keep in sync ----
+LIB_CPP   := $(wildcard src/runtime/*.cpp src/ops/*.cpp src/model/*.cpp src/io/*.cpp src/tasks/*.cpp \
+                        src/train/*.cpp src/driver/*.cpp kernels/*/*.cpp)
+LIB_CU    := $(if $(filter 1,$(CUDA)),$(wildcard src/*/*.cu kernels/*/*.cu),)
+TOOL_CPP  := $(wildcard src/tools/*.cpp)
+BENCH_CPP := $(wildcard src/bench/*.cpp)
+TEST_CPP  := $(wildcard tests/*.cpp)
+
+obj = $(patsubst %,$(BUILD)/obj/%.o,$(1))
+LIB_OBJ   := $(call obj,$(LIB_CPP) $(LIB_CU))
+LIB       := $(BUILD)/libittt.a
+
+.PHONY: all test sanitize bench demo experiments clean deps info
+.DEFAULT_GOAL := all
+
+all: $(BUILD)/ittt info
+
+info:
+	@echo "ittt: built $(if $(filter 1,$(CUDA)),CPU + CUDA (sm_$(GPU_ARCH)),CPU only ($(if $(NVCC),CUDA=0 given,nvcc not found))), NVTX $(if $(filter 1,$(NVTX)),on,off), plots $(if $(filter 1,$(PLOTS)),on,off)"
+
+# ---- Debian packages: installed when root, otherwise the exact command is printed ----
+DEB_PACKAGES := catch2 $(if $(filter 1,$(PLOTS)),libgnuplot-iostream-dev libboost-iostreams-dev gnuplot-nox,)
+DEP_FILES    := $(CATCH2_INC)/catch2/catch.hpp $(if $(filter 1,$(PLOTS)),/usr/include/gnuplot-iostream.h /usr/include/boost/iostreams/device/file_descriptor.hpp /usr/bin/gnuplot,)
+$(BUILD)/deps.ok:
+	@mkdir -p $(BUILD)
+	@missing=""; for f in $(DEP_FILES); do [ -e $$f ] || missing="$$missing $$f"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "missing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing: $(DEB_PACKAGES)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PACKAGES)) >$(BUILD)/apt.log 2>&1 \
+	      || { echo "apt-get failed, see $(BUILD)/apt.log"; exit 1; }; \
+	  else \
+	    echo "run: sudo apt-get install -y $(DEB_PACKAGES)   (or build with PLOTS=0 CATCH2_INC=<dir>)"; exit 1; \
+	  fi; \
+	fi; touch $@
+deps: $(BUILD)/deps.ok
+
+# ---- compile ----
+$(BUILD)/obj/%.cpp.o: %.cpp | $(BUILD)/deps.ok
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.cu.o: %.cu | $(BUILD)/deps.ok
+	@mkdir -p $(dir $@)
+	$(NVCC) $(CPPFLAGS) $(NVCCFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/ittt: $(call obj,$(TOOL_CPP)) $(LIB)
+	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/ittt_bench: $(call obj,$(BENCH_CPP)) $(LIB)
+	$(CXX) $(LDFLAGS) $^ $(LDLIBS) $(if $(filter 1,$(CUDA)),-lcublas,) -o $@
+
+$(BUILD)/obj/tests/%.cpp.o: CPPFLAGS += -I$(CATCH2_INC)
+$(BUILD)/ittt_tests: $(call obj,$(TEST_CPP)) $(LIB)
+	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# ---- run ----
+test: $(BUILD)/ittt_tests $(BUILD)/ittt
+	@$(BUILD)/ittt_tests $(TEST_ARGS)
+
+sanitize:
+	$(MAKE) BUILD=build-sanitize CUDA=0 NATIVE=0 CXXFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	  LDFLAGS="-fsanitize=address,undefined" build-sanitize/ittt_tests
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 OMP_NUM_THREADS=2 build-sanitize/ittt_tests $(TEST_ARGS)
+
+bench: $(BUILD)/ittt_bench
+	$(BUILD)/ittt_bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(BUILD) build-sanitize
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

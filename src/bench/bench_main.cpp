@@ -1,0 +1,88 @@
+// bench_main.cpp: runs every registered benchmark in order.
+//   build/ittt_bench [--quick] [--filter NAME] [--threads N]
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "bench/bench.h"
+#include "runtime/device.h"
+#include "runtime/error.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace ittt::bench {
+
+namespace {
+struct Entry {
+    std::string name;
+    int order;
+    BenchFn fn;
+};
+std::vector<Entry>& registry() {
+    static std::vector<Entry> r;
+    return r;
+}
+}  // namespace
+
+Registrar::Registrar(const char* name, int order, BenchFn fn) { registry().push_back({name, order, fn}); }
+
+std::string fmt(const char* format, double value) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, format, value);
+    return buf;
+}
+
+void Table::print(const std::string& title) const {
+    std::vector<size_t> width;
+    for (const auto& r : rows_)
+        for (size_t i = 0; i < r.size(); ++i) {
+            if (width.size() <= i) width.push_back(0);
+            width[i] = std::max(width[i], r[i].size());
+        }
+    std::printf("\n%s\n", title.c_str());
+    for (size_t k = 0; k < rows_.size(); ++k) {
+        std::printf("|");
+        for (size_t i = 0; i < rows_[k].size(); ++i) std::printf(" %-*s |", static_cast<int>(width[i]), rows_[k][i].c_str());
+        std::printf("\n");
+        if (k == 0) {
+            std::printf("|");
+            for (size_t w : width) std::printf("%s|", std::string(w + 2, '-').c_str());
+            std::printf("\n");
+        }
+    }
+    std::fflush(stdout);
+}
+
+}  // namespace ittt::bench
+
+int main(int argc, char** argv) {
+    using namespace ittt;
+    bench::Context ctx;
+    try {
+        for (int i = 1; i < argc; ++i) {
+            std::string a = argv[i];
+            if (a == "--quick") ctx.quick = true;
+            else if (a == "--filter" && i + 1 < argc) ctx.filter = argv[++i];
+#ifdef _OPENMP
+            else if (a == "--threads" && i + 1 < argc) omp_set_num_threads(std::stoi(argv[++i]));
+#endif
+            else if (a == "--help" || a == "-h") {
+                std::printf("usage: ittt_bench [--quick] [--filter NAME] [--threads N]\n");
+                return 0;
+            } else fail(cat("ittt_bench: unknown argument '", a, "'"));
+        }
+        auto& reg = bench::registry();
+        std::stable_sort(reg.begin(), reg.end(), [](const auto& a, const auto& b) { return a.order < b.order; });
+        std::printf("ittt_bench on %s%s\n", device::describe(Device::CPU).c_str(),
+                    cuda_available() ? (", " + device::describe(Device::CUDA)).c_str() : "");
+        for (const auto& e : reg)
+            if (ctx.filter.empty() || e.name.find(ctx.filter) != std::string::npos) e.fn(ctx);
+    } catch (const Error& e) {
+        std::fprintf(stderr, "error: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,41 @@
+// versions.cpp: the run-time kernel version switch (--kernel gemm=1,attention=2).
+#include <map>
+#include <sstream>
+
+#include "ops/ops.h"
+
+namespace ittt::ops {
+
+namespace {
+std::map<std::string, int>& table() {
+    static std::map<std::string, int> versions;
+    return versions;
+}
+}  // namespace
+
+void set_version(const std::string& op, int v) {
+    ITTT_CHECK(v >= 0, "kernel version for ", op, ": expected >= 0, found ", v);
+    table()[op] = v;
+}
+
+int version(const std::string& op) {
+    auto it = table().find(op);
+    return it == table().end() ? 0 : it->second;
+}
+
+void set_versions_from_string(const std::string& spec) {
+    std::stringstream ss(spec);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+        if (item.empty()) continue;
+        size_t eq = item.find('=');
+        ITTT_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < item.size(), "--kernel: expected op=version (e.g. gemm=1), found '",
+                   item, "'");
+        std::string value = item.substr(eq + 1);
+        ITTT_CHECK(value.find_first_not_of("0123456789") == std::string::npos, "--kernel: version for '", item.substr(0, eq),
+                   "' must be a number, found '", value, "'");
+        set_version(item.substr(0, eq), std::stoi(value));
+    }
+}
+
+}  // namespace ittt::ops

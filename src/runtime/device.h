@@ -1,0 +1,37 @@
+// device.h: where memory lives and how bytes move between host and GPU.
+//
+// The model code never calls CUDA directly: tensors carry a Device, and the ops
+// layer (src/ops/) picks the CPU or CUDA kernel from it. This header is plain
+// C++ so every file can include it; the CUDA half is in device_cuda.cu and is
+// compiled only when nvcc is found (ITTT_WITH_CUDA=1). In a CPU-only build the
+// CUDA functions throw an Error that says so.
+#pragma once
+#include <cstddef>
+#include <string>
+
+namespace ittt {
+
+enum class Device { CPU, CUDA };
+
+const char* device_name(Device d);
+
+// True when this binary was compiled with the CUDA side.
+bool built_with_cuda();
+// True when built with CUDA and at least one GPU answers.
+bool cuda_available();
+// "cpu" -> CPU, "cuda" -> CUDA (error if unavailable), "auto" -> CUDA if available.
+Device resolve_device(const std::string& name);
+
+namespace device {
+void* allocate(size_t bytes, Device d);
+void release(void* p, Device d);
+// Copies `bytes` from src (on src_device) to dst (on dst_device), any direction.
+void copy(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);
+void fill_zero(void* p, size_t bytes, Device d);
+// Waits for all queued GPU work (no-op for CPU).
+void synchronize(Device d);
+// A one-line description, e.g. "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)" or "CPU (2 threads)".
+std::string describe(Device d);
+}  // namespace device
+
+}  // namespace ittt

@@ -1,0 +1,138 @@
+// test_util.h: shared helpers for the Catch2 tests.
+//
+// - random_tensor(): seeded inputs in F32 or F64.
+// - check_close(): element-wise |a - ref| <= atol + rtol*|ref|, printing the first
+//   mismatches and the max error, so a failure says where and by how much.
+// - finite_difference(): central differences of a scalar function, in double.
+// - ITTT_SKIP_WITHOUT_CUDA(): the first line of every [cuda] case.
+#pragma once
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "runtime/device.h"
+#include "runtime/rng.h"
+#include "runtime/tensor.h"
+
+namespace ittt::test {
+
+extern int skipped_in_current_case;
+
+// Normal(0, scale^2) entries; the same numbers for F32 and F64 (F32 rounds them).
+inline Tensor random_tensor(const Shape& shape, uint64_t seed, double scale = 1.0, DType dtype = DType::F32) {
+    Tensor t = Tensor::empty(shape, dtype);
+    for (int64_t i = 0; i < t.numel(); ++i) {
+        double x = scale * normal_at(seed, static_cast<uint64_t>(i));
+        if (dtype == DType::F64) t.data<double>()[i] = x;
+        else t.data<float>()[i] = static_cast<float>(x);
+    }
+    return t;
+}
+
+// Integers uniform in [lo, hi) as an I32 tensor.
+inline Tensor random_ints(const Shape& shape, uint64_t seed, int lo, int hi) {
+    Tensor t = Tensor::empty(shape, DType::I32);
+    Rng rng(seed);
+    for (int64_t i = 0; i < t.numel(); ++i) t.data<int32_t>()[i] = static_cast<int32_t>(rng.randint(lo, hi));
+    return t;
+}
+
+struct CloseReport {
+    bool ok = true;
+    double max_abs_err = 0;
+    int64_t n_bad = 0;
+};
+
+inline CloseReport compare_close(const std::vector<double>& actual, const std::vector<double>& ref, double atol, double rtol,
+                                 const std::string& name) {
+    CloseReport r;
+    if (actual.size() != ref.size()) {
+        std::printf("%s: size %zu, reference size %zu\n", name.c_str(), actual.size(), ref.size());
+        r.ok = false;
+        return r;
+    }
+    for (size_t i = 0; i < ref.size(); ++i) {
+        double err = std::fabs(actual[i] - ref[i]);
+        bool bad = !(err <= atol + rtol * std::fabs(ref[i]));  // NaN counts as bad
+        if (std::isnan(err)) r.max_abs_err = err;
+        else r.max_abs_err = std::max(r.max_abs_err, err);
+        if (bad) {
+            if (r.n_bad < 5)
+                std::printf("%s: mismatch at %zu: got %.9g, expected %.9g (|err| %.3g > %.3g)\n", name.c_str(), i, actual[i],
+                            ref[i], err, atol + rtol * std::fabs(ref[i]));
+            ++r.n_bad;
+        }
+    }
+    if (r.n_bad > 0) {
+        std::printf("%s: %lld of %zu elements out of tolerance (atol %.3g, rtol %.3g), max |err| %.3g\n", name.c_str(),
+                    static_cast<long long>(r.n_bad), ref.size(), atol, rtol, r.max_abs_err);
+        r.ok = false;
+    }
+    return r;
+}
+
+inline bool check_close(const Tensor& actual, const Tensor& ref, double atol, double rtol, const std::string& name) {
+    if (actual.shape() != ref.shape()) {
+        std::printf("%s: shape %s, reference shape %s\n", name.c_str(), shape_str(actual.shape()).c_str(),
+                    shape_str(ref.shape()).c_str());
+        return false;
+    }
+    return compare_close(actual.to_f64_vector(), ref.to_f64_vector(), atol, rtol, name).ok;
+}
+
+inline bool check_close(const std::vector<double>& actual, const std::vector<double>& ref, double atol, double rtol,
+                        const std::string& name) {
+    return compare_close(actual, ref, atol, rtol, name).ok;
+}
+
+// True when every bit matches (same shape, same dtype, same bytes).
+inline bool bitwise_equal(const Tensor& a, const Tensor& b) {
+    if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;
+    Tensor ha = a.to(Device::CPU), hb = b.to(Device::CPU);
+    return std::memcmp(ha.raw(), hb.raw(), ha.bytes()) == 0;
+}
+
+// d loss / d x[i] by central differences, perturbing an F64 tensor in place.
+// loss() must recompute everything from x. h = 1e-6 balances truncation error
+// (~h^2) against cancellation (~1e-16/h) in double.
+inline std::vector<double> finite_difference(Tensor& x, const std::function<double()>& loss, double h = 1e-6) {
+    REQUIRE(x.dtype() == DType::F64);
+    double* p = x.data<double>();
+    std::vector<double> g(static_cast<size_t>(x.numel()));
+    for (int64_t i = 0; i < x.numel(); ++i) {
+        double saved = p[i];
+        p[i] = saved + h;
+        double up = loss();
+        p[i] = saved - h;
+        double down = loss();
+        p[i] = saved;
+        g[static_cast<size_t>(i)] = (up - down) / (2 * h);
+    }
+    return g;
+}
+
+// <a, b> summed in double: the usual scalar "loss = sum(out * weights)" of a gradient check.
+inline double dot(const Tensor& a, const Tensor& b) {
+    std::vector<double> x = a.to_f64_vector(), y = b.to_f64_vector();
+    REQUIRE(x.size() == y.size());
+    double s = 0;
+    for (size_t i = 0; i < x.size(); ++i) s += x[i] * y[i];
+    return s;
+}
+
+}  // namespace ittt::test
+
+// The first line of every [cuda] test case: counts the case as skipped when no GPU.
+#define ITTT_SKIP_WITHOUT_CUDA()                          \
+    do {                                                  \
+        if (!::ittt::cuda_available()) {                  \
+            ++::ittt::test::skipped_in_current_case;      \
+            return;                                       \
+        }                                                 \
+    } while (0)
