@@ -1,0 +1,19 @@
+// gemm.h: C = alpha * op(A) @ op(B) + beta * C, row-major, on the CPU.
+//
+// Versions (ops::set_version("gemm", v)):
+//   1  gemm_naive_cpu    triple loop; the reference every other version is tested against
+//   0  the best CPU version (currently the naive one until the blocked version lands)
+//
+// Row-major with leading dimensions: element (i, j) of an R x C matrix X with
+// leading dimension ldx is X[i * ldx + j]. op(A) is M x K, op(B) is K x N.
+#pragma once
+#include <cstdint>
+
+namespace ittt::kernels {
+
+// A: (M, K) if !trans_a else (K, M); B: (K, N) if !trans_b else (N, K); C: (M, N).
+template <class T>
+void gemm_naive_cpu(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
+                    int64_t ldb, T beta, T* C, int64_t ldc);
+
+}  // namespace ittt::kernels

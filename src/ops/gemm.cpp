@@ -1,0 +1,62 @@
+// gemm.cpp: ops::matmul and ops::linear on top of kernels/gemm.
+#include "kernels/gemm/gemm.h"
+#include "ops/dispatch.h"
+#include "ops/ops.h"
+#include "runtime/nvtx.h"
+
+namespace ittt::ops {
+
+namespace {
+template <class T>
+void gemm_cpu(int v, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const T* A, int64_t lda, const T* B,
+              int64_t ldb, double beta, T* C, int64_t ldc) {
+    switch (v) {
+        case 0:
+        case 1: kernels::gemm_naive_cpu<T>(ta, tb, M, N, K, T(alpha), A, lda, B, ldb, T(beta), C, ldc); break;
+        default: fail(cat("gemm: no CPU version ", v, " (versions: 1 naive)"));
+    }
+}
+}  // namespace
+
+void matmul(Tensor& C, const Tensor& A, bool trans_a, const Tensor& B, bool trans_b, double alpha, double beta) {
+    ITTT_NVTX_RANGE("gemm");
+    require_float(A, "matmul", "A");
+    require_same_dtype_device(A, B, "matmul", "A", "B");
+    require_same_dtype_device(A, C, "matmul", "A", "C");
+    int nd = A.ndim();
+    ITTT_CHECK((nd == 2 || nd == 3) && B.ndim() == nd && C.ndim() == nd, "matmul: A ", A.describe(), ", B ", B.describe(), ", C ",
+               C.describe(), " must all be 2-D or all 3-D");
+    int64_t batch = nd == 3 ? A.dim(0) : 1;
+    ITTT_CHECK(nd == 2 || (B.dim(0) == batch && C.dim(0) == batch), "matmul: batch sizes differ: A ", A.describe(), ", B ",
+               B.describe(), ", C ", C.describe());
+    int64_t M = trans_a ? A.dim(-1) : A.dim(-2), K = trans_a ? A.dim(-2) : A.dim(-1);
+    int64_t Kb = trans_b ? B.dim(-1) : B.dim(-2), N = trans_b ? B.dim(-2) : B.dim(-1);
+    ITTT_CHECK(K == Kb, "matmul: inner dimensions differ: op(A) is ", M, " x ", K, ", op(B) is ", Kb, " x ", N, " (A ",
+               A.describe(), trans_a ? " transposed" : "", ", B ", B.describe(), trans_b ? " transposed" : "", ")");
+    ITTT_CHECK(C.dim(-2) == M && C.dim(-1) == N, "matmul: C is ", C.describe(), ", expected ", M, " x ", N);
+    int64_t lda = A.dim(-1), ldb = B.dim(-1), ldc = C.dim(-1);
+    int64_t sa = A.numel() / batch, sb = B.numel() / batch, sc = C.numel() / batch;
+    if (C.device() == Device::CUDA) no_cuda_kernel("matmul");
+    int v = version("gemm");
+    for (int64_t b = 0; b < batch; ++b) {
+        if (A.dtype() == DType::F32)
+            gemm_cpu<float>(v, trans_a, trans_b, M, N, K, alpha, A.data<float>() + b * sa, lda, B.data<float>() + b * sb, ldb, beta,
+                            C.data<float>() + b * sc, ldc);
+        else
+            gemm_cpu<double>(v, trans_a, trans_b, M, N, K, alpha, A.data<double>() + b * sa, lda, B.data<double>() + b * sb, ldb,
+                             beta, C.data<double>() + b * sc, ldc);
+    }
+}
+
+void linear(Tensor& y, const Tensor& x, const Tensor& W, double beta) {
+    ITTT_CHECK(W.ndim() == 2, "linear: W must be 2-D (out, in), found ", W.describe());
+    ITTT_CHECK(x.ndim() >= 1 && x.dim(-1) == W.dim(1), "linear: x ", x.describe(), " has last dim ", x.ndim() ? x.dim(-1) : 0,
+               ", expected in = ", W.dim(1), " (W ", W.describe(), ")");
+    int64_t rows = x.numel() / W.dim(1);
+    ITTT_CHECK(y.numel() == rows * W.dim(0), "linear: y ", y.describe(), " must hold ", rows, " x ", W.dim(0), " values");
+    Tensor x2 = x.view({rows, W.dim(1)});
+    Tensor y2 = y.view({rows, W.dim(0)});
+    matmul(y2, x2, false, W, true, 1.0, beta);
+}
+
+}  // namespace ittt::ops
