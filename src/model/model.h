@@ -1,0 +1,135 @@
+// model.h: a Qwen3-style decoder whose chosen MLPs are In-Place TTT layers.
+//
+//   x0 = Embed[tokens]
+//   for each layer: h = x + Attn(RMSNorm(x)); x = h + MLP(RMSNorm(h))
+//   logits = RMSNorm(x) @ LMHead^T
+//
+// Forward stores what the backward needs (the model is small: clarity over
+// memory). Parameters carry Hugging Face Qwen3 names, so checkpoints load
+// straight into that ecosystem. Math: ../shared/brief/method.md, docs/ttt.md.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "runtime/tensor.h"
+
+namespace ittt {
+
+struct Parameter {
+    std::string name;      // Hugging Face name, e.g. "model.layers.0.mlp.down_proj.weight"
+    Tensor value;
+    Tensor grad;           // same shape; accumulated by backward()
+    bool trainable = true; // false for the fixed targets of next_token / reconstruction modes
+    bool weight_decay = true;  // AdamW decay: matrices yes, norms no
+};
+
+struct LayerWeights {
+    Tensor input_norm, post_norm;               // (d)
+    Tensor q_proj, k_proj, v_proj;              // (Hq*hd, d), (Hkv*hd, d), (Hkv*hd, d)
+    Tensor o_proj;                              // (d, Hq*hd)
+    Tensor q_norm, k_norm;                      // (hd)
+    Tensor gate_proj, up_proj;                  // (f, d)
+    Tensor down_proj;                           // (d, f): the fast weight's initial value in TTT layers
+    Tensor ttt_conv;                            // (d, 1, K) TTT layers only
+    Tensor ttt_proj;                            // (d, d) TTT layers with ttt_proj; V = U @ ttt_proj
+};
+
+struct ForwardOptions {
+    // Inference applies ttt_clip_tau (training never clips, method.md section 4).
+    bool inference = false;
+    // Use the plain chunk-by-chunk loop for TTT layers instead of delta/scan/apply.
+    bool ttt_reference_loop = false;
+    // Use only the updates of chunks 0 .. limit-1 (-1: all). 0 turns TTT updates off;
+    // the step-through driver compares logits at limit i and i+1.
+    int ttt_update_limit = -1;
+};
+
+// Everything one layer's forward keeps for the backward (rows N = B*n).
+struct LayerActivations {
+    Tensor x;                 // (N, d) layer input
+    Tensor xn1, rstd1;        // (N, d), (N)
+    Tensor q, k, v;           // (N, Hq*hd), (N, Hkv*hd), (N, Hkv*hd) projections
+    Tensor qn, kn, rstd_q, rstd_k;  // normed per head, (N*Hq), (N*Hkv)
+    Tensor qr, kr;            // after RoPE
+    Tensor att, lse;          // (N, Hq*hd), (B, Hq, n)
+    Tensor h;                 // (N, d) after the attention residual
+    Tensor xn2, rstd2;        // (N, d), (N)
+    Tensor g, u, z;           // (N, f)
+    // TTT layers only
+    Tensor ttt_u, ttt_v;      // (N, d) conv output U and target V = U P
+    Tensor ttt_s;             // (B, T, d, f) exclusive prefix sum of the deltas
+    Tensor ttt_delta;         // (B, T, d, f) per-chunk deltas (as used: after limit / clipping)
+};
+
+class Model {
+public:
+    Model(const ModelConfig& cfg, DType dtype = DType::F32, Device device = Device::CPU);
+
+    const ModelConfig& config() const { return cfg_; }
+    DType dtype() const { return dtype_; }
+    Device device() const { return device_; }
+
+    // Seeded init: N(0, initializer_range) matrices, ones for norms; TTT as the
+    // release: conv zero (learned) and P = diag(N(0, 0.02^2)); fixed targets get
+    // their fixed conv and P = I.
+    void init_random(uint64_t seed);
+
+    // tokens (B, n) I32 -> logits (B*n, V). Keeps activations for backward().
+    const Tensor& forward(const Tensor& tokens, const ForwardOptions& opt = {});
+    // dlogits (B*n, V) -> accumulates into every trainable parameter's grad.
+    void backward(const Tensor& dlogits);
+    void zero_grad();
+
+    std::vector<Parameter>& parameters() { return params_; }
+    const std::vector<Parameter>& parameters() const { return params_; }
+    Parameter& parameter(const std::string& name);
+    const LayerWeights& layer(int l) const { return layers_[static_cast<size_t>(l)]; }
+    const Tensor& embed() const { return embed_; }
+    const Tensor& final_norm() const { return final_norm_; }
+    const Tensor& lm_head() const { return cfg_.tie_word_embeddings ? embed_ : lm_head_; }
+    // Activations of the last forward (for the step-through driver and tests).
+    const LayerActivations& activations(int l) const { return acts_[static_cast<size_t>(l)]; }
+    const Tensor& embedded() const { return x0_; }  // (N, d) token embeddings of the last forward
+    int64_t parameter_count() const;
+
+    // Copy of the model with its parameters in another dtype (CPU) or on another device.
+    Model converted(DType dtype, Device device) const;
+
+    // The fixed conv filter of a fixed-target mode: weight[c, k] = 1 at the tap
+    // whose offset is +1 (next_token) or 0 (reconstruction).
+    int fixed_target_tap() const;
+
+private:
+    void build_parameters();
+    void layer_forward(int l, Tensor& x, const ForwardOptions& opt);
+    void ttt_forward(int l, LayerActivations& a, Tensor& mlp_out, const ForwardOptions& opt);
+    void ttt_forward_reference_loop(int l, LayerActivations& a, Tensor& mlp_out, const ForwardOptions& opt);
+    void layer_backward(int l, Tensor& dx);
+    // dO (N, d) of a TTT MLP -> dz (N, f), accumulating weight grads; adds dS_src into dsrc.
+    void ttt_backward(int l, const Tensor& dout, Tensor& dz, Tensor& dsrc);
+    Tensor new_tensor(const Shape& s) const;
+    Tensor& grad_of(const Tensor& value);
+
+    ModelConfig cfg_;
+    DType dtype_;
+    Device device_;
+    Tensor embed_, final_norm_, lm_head_;
+    std::vector<LayerWeights> layers_;
+    std::vector<Parameter> params_;
+
+    // last forward
+    int B_ = 0, n_ = 0;
+    Tensor tokens_, positions_;
+    Tensor x0_;                               // (N, d)
+    std::vector<LayerActivations> acts_;
+    Tensor x_final_, xf_, rstd_f_, logits_;   // (N, d), (N, d), (N), (N, V)
+    Tensor dx0_ttt_;                          // (N, d) gradient into x0 from TTT targets
+};
+
+// Computes a TTT layer's target V (B*n, d) from its source S_src (B*n, d):
+// U = chunk-local depthwise conv, V = U @ P (or U when there is no P).
+void ttt_targets(Tensor& u, Tensor& v, const Tensor& src, const LayerWeights& w, const ModelConfig& cfg, int B, int n);
+
+}  // namespace ittt

@@ -1,0 +1,137 @@
+// ttt_layer.cpp: the In-Place TTT MLP (method.md sections 2-3, docs/ttt.md).
+//
+// Forward, parallel form:                      shapes (N = B*n rows, T chunks)
+//   U     = Conv1D_chunked(S_src)              (N, d)   S_src = x0 or the MLP input
+//   V     = U @ P                              (N, d)
+//   dW_i  = V_[i]^T Z_[i]                      (B, T, d, f)   ttt_chunk_delta
+//   S_i   = sum_{j<i} dW_j                     (B, T, d, f)   prefix_scan_exclusive
+//   O_[i] = Z_[i] (Wd + eta S_i)^T             (N, d)         ttt_apply_forward
+// Backward: P_i = dO_[i]^T Z_[i], G = exclusive reverse scan of P, dWd = sum_i P_i,
+// then ttt_apply_backward gives dZ and dV; dV flows back through P and the conv.
+#include <algorithm>
+#include <cmath>
+
+#include "model/model.h"
+#include "ops/ops.h"
+#include "runtime/nvtx.h"
+
+namespace ittt {
+
+namespace {
+int num_chunks(int n, int C) { return (n + C - 1) / C; }
+}  // namespace
+
+void ttt_targets(Tensor& u, Tensor& v, const Tensor& src, const LayerWeights& w, const ModelConfig& cfg, int B, int n) {
+    ITTT_NVTX_RANGE("ttt_targets");
+    const int64_t d = cfg.hidden_size, K = cfg.conv_taps();
+    Tensor u3 = u.view({B, n, d});
+    ops::conv1d_chunked_forward(u3, src.view({B, n, d}), w.ttt_conv.view({d, K}), cfg.ttt_conv_offsets, cfg.ttt_chunk);
+    if (w.ttt_proj.defined()) ops::matmul(v, u, false, w.ttt_proj, false);  // V = U @ P (release: not transposed)
+    else v.copy_from(u);
+}
+
+void Model::ttt_forward(int l, LayerActivations& a, Tensor& mlp_out, const ForwardOptions& opt) {
+    ITTT_NVTX_RANGE("ttt_mlp");
+    const LayerWeights& w = layers_[static_cast<size_t>(l)];
+    const int64_t N = static_cast<int64_t>(B_) * n_, d = cfg_.hidden_size, f = cfg_.intermediate_size;
+    const int C = cfg_.ttt_chunk, T = num_chunks(n_, C);
+    const Tensor& src = cfg_.ttt_target == TttTargetSource::InputEmbed ? x0_ : a.xn2;
+
+    a.ttt_u = new_tensor({N, d});
+    a.ttt_v = new_tensor({N, d});
+    ttt_targets(a.ttt_u, a.ttt_v, src, w, cfg_, B_, n_);
+
+    a.ttt_delta = new_tensor({B_, T, d, f});
+    {
+        ITTT_NVTX_RANGE("ttt_delta");
+        ops::ttt_chunk_delta(a.ttt_delta, a.ttt_v.view({B_, n_, d}), a.z.view({B_, n_, f}), C);
+    }
+    if (opt.inference && cfg_.ttt_clip_tau > 0) ops::ttt_clip_deltas(a.ttt_delta, cfg_.ttt_lr, cfg_.ttt_clip_tau);
+    if (opt.ttt_update_limit >= 0) {
+        // Drop the updates of chunks >= limit: the driver's "what if only i chunks were seen".
+        Tensor flat = a.ttt_delta.view({static_cast<int64_t>(B_) * T, d * f});
+        for (int b = 0; b < B_; ++b)
+            for (int i = std::max(0, opt.ttt_update_limit); i < T; ++i) {
+                Tensor row = flat.rows(static_cast<int64_t>(b) * T + i, static_cast<int64_t>(b) * T + i + 1);
+                row.zero_();
+            }
+    }
+    a.ttt_s = new_tensor({B_, T, d, f});
+    {
+        ITTT_NVTX_RANGE("ttt_scan");
+        ops::prefix_scan_exclusive(a.ttt_s, a.ttt_delta, false);
+    }
+    ITTT_NVTX_RANGE("ttt_apply");
+    Tensor o3 = mlp_out.view({B_, n_, d});
+    ops::ttt_apply_forward(o3, a.z.view({B_, n_, f}), w.down_proj, a.ttt_s, cfg_.ttt_lr, C);
+}
+
+// The same layer written as the plain loop it abbreviates: apply W to a chunk,
+// then fold that chunk into W. Kept as the oracle for the parallel form.
+void Model::ttt_forward_reference_loop(int l, LayerActivations& a, Tensor& mlp_out, const ForwardOptions& opt) {
+    const LayerWeights& w = layers_[static_cast<size_t>(l)];
+    const int64_t N = static_cast<int64_t>(B_) * n_, d = cfg_.hidden_size, f = cfg_.intermediate_size;
+    const int C = cfg_.ttt_chunk, T = num_chunks(n_, C);
+    const Tensor& src = cfg_.ttt_target == TttTargetSource::InputEmbed ? x0_ : a.xn2;
+    a.ttt_u = new_tensor({N, d});
+    a.ttt_v = new_tensor({N, d});
+    ttt_targets(a.ttt_u, a.ttt_v, src, w, cfg_, B_, n_);
+    a.ttt_s = Tensor();  // no backward through the loop form
+    a.ttt_delta = Tensor();
+
+    Tensor W = new_tensor({d, f}), dW = new_tensor({d, f});
+    for (int b = 0; b < B_; ++b) {
+        W.copy_from(w.down_proj);  // every sequence starts from the slow weight
+        for (int i = 0; i < T; ++i) {
+            int64_t r0 = static_cast<int64_t>(b) * n_ + static_cast<int64_t>(i) * C;
+            int64_t r1 = static_cast<int64_t>(b) * n_ + std::min<int64_t>(static_cast<int64_t>(i + 1) * C, n_);
+            Tensor Zi = a.z.rows(r0, r1), Vi = a.ttt_v.rows(r0, r1), Oi = mlp_out.rows(r0, r1);
+            ops::linear(Oi, Zi, W);  // apply ...
+            if (opt.ttt_update_limit >= 0 && i >= opt.ttt_update_limit) continue;
+            ops::matmul(dW, Vi, true, Zi, false);  // ... then update: dW = V_i^T Z_i
+            double scale = cfg_.ttt_lr;
+            if (opt.inference && cfg_.ttt_clip_tau > 0) {
+                double norm = cfg_.ttt_lr * std::sqrt(ops::sum_squares(dW));
+                if (norm > cfg_.ttt_clip_tau) scale *= cfg_.ttt_clip_tau / norm;
+            }
+            ops::add_inplace(W, dW, scale);
+        }
+    }
+}
+
+void Model::ttt_backward(int l, const Tensor& dout, Tensor& dz, Tensor& dsrc) {
+    ITTT_NVTX_RANGE("ttt_mlp_backward");
+    const LayerWeights& w = layers_[static_cast<size_t>(l)];
+    LayerActivations& a = acts_[static_cast<size_t>(l)];
+    ITTT_CHECK(a.ttt_s.defined(), "backward: layer ", l, " ran the reference-loop TTT forward, which has no backward");
+    const int64_t N = static_cast<int64_t>(B_) * n_, d = cfg_.hidden_size, f = cfg_.intermediate_size, K = cfg_.conv_taps();
+    const int C = cfg_.ttt_chunk, T = num_chunks(n_, C);
+    const Tensor& src = cfg_.ttt_target == TttTargetSource::InputEmbed ? x0_ : a.xn2;
+
+    // P_i = dO_[i]^T Z_[i]: the slow weight's gradient per chunk, and what later chunks send back.
+    Tensor P = new_tensor({B_, T, d, f}), G = new_tensor({B_, T, d, f});
+    ops::ttt_chunk_delta(P, dout.view({B_, n_, d}), a.z.view({B_, n_, f}), C);
+    ops::prefix_scan_exclusive(G, P, true);
+    ops::sum_dim0(grad_of(w.down_proj), P.view({static_cast<int64_t>(B_) * T, d, f}), true);
+
+    Tensor dv = new_tensor({N, d});
+    Tensor dz3 = dz.view({B_, n_, f}), dv3 = dv.view({B_, n_, d});
+    ops::ttt_apply_backward(dz3, dv3, dout.view({B_, n_, d}), a.z.view({B_, n_, f}), a.ttt_v.view({B_, n_, d}), w.down_proj, a.ttt_s,
+                            G, cfg_.ttt_lr, C);
+
+    // V = U @ P  =>  dP += U^T dV, dU = dV P^T
+    Tensor du = new_tensor({N, d});
+    if (w.ttt_proj.defined()) {
+        ops::matmul(grad_of(w.ttt_proj), a.ttt_u, true, dv, false, 1.0, 1.0);
+        ops::matmul(du, dv, false, w.ttt_proj, true);
+    } else {
+        du.copy_from(dv);
+    }
+    Tensor dsrc_part = new_tensor({B_, n_, d});
+    Tensor dconv = grad_of(w.ttt_conv).view({d, K});
+    ops::conv1d_chunked_backward(dsrc_part, dconv, du.view({B_, n_, d}), src.view({B_, n_, d}), w.ttt_conv.view({d, K}),
+                                 cfg_.ttt_conv_offsets, C);
+    ops::add_inplace(dsrc, dsrc_part.view({N, d}));
+}
+
+}  // namespace ittt

@@ -1,0 +1,129 @@
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <unistd.h>
+
+#include "ops/ops.h"
+#include "runtime/nvtx.h"
+
+namespace ittt {
+
+Trainer::Trainer(Model& model, const TrainConfig& cfg, BatchFn batches) : model_(model), cfg_(cfg), batches_(std::move(batches)) {
+    ITTT_CHECK(cfg_.steps >= 0, "train: --steps must be >= 0, found ", cfg_.steps);
+    ITTT_CHECK(cfg_.grad_accum >= 1, "train: --grad-accum must be >= 1, found ", cfg_.grad_accum);
+    ITTT_CHECK(cfg_.lr > 0, "train: --lr must be > 0, found ", cfg_.lr);
+    ITTT_CHECK(cfg_.warmup >= 0, "train: --warmup must be >= 0, found ", cfg_.warmup);
+    for (const Parameter& p : model_.parameters()) {
+        m_.push_back(Tensor::zeros(p.value.shape(), p.value.dtype(), p.value.device()));
+        v_.push_back(Tensor::zeros(p.value.shape(), p.value.dtype(), p.value.device()));
+    }
+}
+
+double Trainer::lr_at(int64_t step) const {
+    if (cfg_.warmup > 0 && step <= cfg_.warmup) return cfg_.lr * static_cast<double>(step) / static_cast<double>(cfg_.warmup);
+    int64_t decay_steps = cfg_.steps - cfg_.warmup;
+    if (decay_steps <= 0) return cfg_.lr;
+    double progress = std::min(1.0, static_cast<double>(step - cfg_.warmup) / static_cast<double>(decay_steps));
+    double cosine = 0.5 * (1.0 + std::cos(3.14159265358979323846 * progress));
+    return cfg_.lr * (cfg_.min_lr_ratio + (1.0 - cfg_.min_lr_ratio) * cosine);
+}
+
+StepStats Trainer::step() {
+    ITTT_NVTX_RANGE("train_step");
+    const int64_t next = step_ + 1;
+    auto t0 = std::chrono::steady_clock::now();
+    // Draw every micro-batch first: the loss is a mean over all scored tokens of
+    // the step, so each micro-batch's gradient is scaled by 1/total.
+    std::vector<Tensor> tokens(static_cast<size_t>(cfg_.grad_accum)), targets(static_cast<size_t>(cfg_.grad_accum));
+    int64_t scored = 0, n_tokens = 0;
+    for (int mb = 0; mb < cfg_.grad_accum; ++mb) {
+        batches_(next, mb, tokens[static_cast<size_t>(mb)], targets[static_cast<size_t>(mb)]);
+        for (int32_t t : targets[static_cast<size_t>(mb)].to_i32_vector()) scored += t >= 0;
+        n_tokens += tokens[static_cast<size_t>(mb)].numel();
+    }
+    ITTT_CHECK(scored > 0, "train: step ", next, " has no scored positions (every target is -1)");
+
+    model_.zero_grad();
+    double loss_sum = 0;
+    for (int mb = 0; mb < cfg_.grad_accum; ++mb) {
+        const Tensor& logits = model_.forward(tokens[static_cast<size_t>(mb)].to(model_.device()));
+        Tensor dlogits = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
+        ops::CrossEntropyResult r =
+            ops::cross_entropy(&dlogits, logits, targets[static_cast<size_t>(mb)].to(model_.device()), 1.0 / static_cast<double>(scored));
+        ITTT_CHECK(std::isfinite(r.loss_sum), "training stopped at step ", next, ": the loss is ", r.loss_sum,
+                   " (NaN or Inf); the last checkpoint written before this step is kept");
+        loss_sum += r.loss_sum;
+        model_.backward(dlogits);
+    }
+    std::vector<Tensor*> grads;
+    for (Parameter& p : model_.parameters()) {
+        if (!p.trainable) continue;
+        ITTT_CHECK(ops::all_finite(p.grad), "training stopped at step ", next, ": the gradient of '", p.name,
+                   "' contains NaN or Inf; the last checkpoint written before this step is kept");
+        grads.push_back(&p.grad);
+    }
+    StepStats s;
+    s.grad_norm = cfg_.grad_clip > 0 ? ops::clip_grad_norm(grads, cfg_.grad_clip) : std::sqrt([&] {
+        double t = 0;
+        for (Tensor* g : grads) t += ops::sum_squares(*g);
+        return t;
+    }());
+    s.lr = lr_at(next);
+    auto& params = model_.parameters();
+    for (size_t i = 0; i < params.size(); ++i) {
+        if (!params[i].trainable) continue;
+        ops::AdamWConfig ac;
+        ac.lr = s.lr;
+        ac.beta1 = cfg_.beta1;
+        ac.beta2 = cfg_.beta2;
+        ac.eps = cfg_.adam_eps;
+        ac.weight_decay = params[i].weight_decay ? cfg_.weight_decay : 0.0;
+        ops::adamw_step(params[i].value, params[i].grad, m_[i], v_[i], ac, next);
+    }
+    step_ = next;
+    s.step = next;
+    s.loss = loss_sum / static_cast<double>(scored);
+    s.scored = scored;
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    s.tokens_per_s = static_cast<double>(n_tokens) / std::max(secs, 1e-9);
+    return s;
+}
+
+namespace {
+std::string format_duration(double s) {
+    long t = static_cast<long>(s + 0.5);
+    char buf[32];
+    if (t >= 3600) std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
+    else std::snprintf(buf, sizeof buf, "%ld:%02ld", t / 60, t % 60);
+    return buf;
+}
+}  // namespace
+
+std::vector<StepStats> Trainer::run() {
+    std::vector<StepStats> all;
+    const bool tty = isatty(fileno(stdout));
+    auto start = std::chrono::steady_clock::now();
+    int64_t first = step_;
+    while (step_ < cfg_.steps) {
+        StepStats s = step();
+        all.push_back(s);
+        double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        double eta = elapsed / static_cast<double>(step_ - first) * static_cast<double>(cfg_.steps - step_);
+        bool last = step_ == cfg_.steps;
+        if (cfg_.json) {
+            std::printf("{\"step\": %lld, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.6g, \"tokens_per_s\": %.1f, \"elapsed_s\": %.3f}\n",
+                        static_cast<long long>(s.step), s.loss, s.lr, s.grad_norm, s.tokens_per_s, elapsed);
+        } else if (tty || cfg_.log_every <= 0 || s.step % cfg_.log_every == 0 || last || s.step == first + 1) {
+            std::printf("%sstep %lld/%lld  loss %.4f  lr %.2e  gnorm %.3f  %.1fk tok/s  ETA %s%s", tty ? "\r" : "",
+                        static_cast<long long>(s.step), static_cast<long long>(cfg_.steps), s.loss, s.lr, s.grad_norm,
+                        s.tokens_per_s / 1000.0, format_duration(eta).c_str(), tty ? (last ? "\n" : "   ") : "\n");
+        }
+        std::fflush(stdout);
+        if (!cfg_.out_dir.empty() && ((cfg_.checkpoint_every > 0 && step_ % cfg_.checkpoint_every == 0) || last)) save(cfg_.out_dir);
+    }
+    return all;
+}
+
+}  // namespace ittt
