@@ -1,0 +1,25 @@
+// adamw.h: one AdamW step (Adam with decoupled weight decay) on the CPU.
+//
+//   m = beta1 m + (1 - beta1) g            v = beta2 v + (1 - beta2) g^2
+//   param -= lr * ( (m / bias_correction1) / (sqrt(v / bias_correction2) + eps) + weight_decay * param )
+//
+// with bias_correction_k = 1 - beta_k^step, step counting from 1: m and v start
+// at 0, so without it the first steps would be shrunk by (1 - beta_k).
+// The decay acts on param directly instead of being added to g, so the
+// adaptive denominator does not rescale it: that is the "decoupled" in AdamW.
+//
+// Versions (ops::set_version("adamw", v)):
+//   1  adamw_step_cpu   one elementwise loop, arithmetic in T
+//   0  the best CPU version (currently 1)
+#pragma once
+#include <cstdint>
+
+namespace ittt::kernels {
+
+// param, grad, m, v: (n) each; m and v are updated in place. The caller works
+// out the bias corrections in double, once per step.
+template <class T>
+void adamw_step_cpu(T* param, const T* grad, T* m, T* v, int64_t n, T lr, T beta1, T beta2, T eps, T weight_decay,
+                    T bias_correction1, T bias_correction2);
+
+}  // namespace ittt::kernels

@@ -1,0 +1,25 @@
+// cross_entropy.h: fused softmax + negative log-likelihood over rows of logits, on the CPU.
+//
+// For one row x (V) with target t:
+//   loss     = logsumexp(x) - x[t]          = -log softmax(x)[t]
+//   dloss/dx = softmax(x) - onehot(t)
+// One kernel computes both, so no (N, V) softmax buffer is ever stored: the
+// gradient is written straight into dlogits, scaled by grad_scale.
+//
+// Versions (ops::set_version("cross_entropy", v)):
+//   1  cross_entropy_cpu   three passes per row (max, sum of exp, gradient), all in double
+//   0  the best CPU version (currently 1)
+#pragma once
+#include <cstdint>
+
+namespace ittt::kernels {
+
+// logits: (N, V); targets: (N), each in [0, V) or equal to ignore_index (the
+// caller has checked this); dlogits: (N, V), or nullptr for the loss only.
+// Writes dlogits = grad_scale * (softmax - onehot) on scored rows and 0 on
+// ignored rows. Returns the loss summed over scored rows.
+template <class T>
+double cross_entropy_cpu(T* dlogits, const T* logits, const int32_t* targets, int64_t N, int64_t V, double grad_scale,
+                         int32_t ignore_index);
+
+}  // namespace ittt::kernels

@@ -1,0 +1,68 @@
+// adamw.cpp: ops::adamw_step on top of kernels/adamw, and ops::clip_grad_norm.
+#include <cmath>
+#include <string>
+
+#include "kernels/adamw/adamw.h"
+#include "ops/dispatch.h"
+#include "ops/ops.h"
+#include "runtime/nvtx.h"
+
+namespace ittt::ops {
+
+namespace {
+void check_config(const AdamWConfig& cfg) {
+    // beta = 1 would make the bias correction 1 - beta^step zero (a division by zero).
+    ITTT_CHECK(cfg.beta1 >= 0 && cfg.beta1 < 1, "adamw_step: beta1 must be in [0, 1), found ", cfg.beta1);
+    ITTT_CHECK(cfg.beta2 >= 0 && cfg.beta2 < 1, "adamw_step: beta2 must be in [0, 1), found ", cfg.beta2);
+    ITTT_CHECK(cfg.lr >= 0 && std::isfinite(cfg.lr), "adamw_step: lr must be finite and >= 0, found ", cfg.lr);
+    ITTT_CHECK(cfg.eps >= 0 && std::isfinite(cfg.eps), "adamw_step: eps must be finite and >= 0, found ", cfg.eps);
+    ITTT_CHECK(cfg.weight_decay >= 0 && std::isfinite(cfg.weight_decay), "adamw_step: weight_decay must be finite and >= 0, found ",
+               cfg.weight_decay);
+}
+
+template <class T>
+void adamw_cpu(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWConfig& cfg, double bias_correction1,
+               double bias_correction2) {
+    kernels::adamw_step_cpu<T>(param.data<T>(), grad.data<T>(), m.data<T>(), v.data<T>(), param.numel(), T(cfg.lr), T(cfg.beta1),
+                               T(cfg.beta2), T(cfg.eps), T(cfg.weight_decay), T(bias_correction1), T(bias_correction2));
+}
+}  // namespace
+
+void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWConfig& cfg, int64_t step) {
+    ITTT_NVTX_RANGE("adamw_step");
+    require_same(param, grad, "adamw_step", "param", "grad");
+    require_same(param, m, "adamw_step", "param", "m");
+    require_same(param, v, "adamw_step", "param", "v");
+    ITTT_CHECK(step >= 1, "adamw_step: step counts from 1, found ", step);
+    check_config(cfg);
+    if (param.device() == Device::CUDA) no_cuda_kernel("adamw_step");
+    const int version_cpu = version("adamw");
+    ITTT_CHECK(version_cpu == 0 || version_cpu == 1, "adamw_step: no CPU version ", version_cpu, " (versions: 1 elementwise loop)");
+    // Per-step scalars, so double costs nothing; in F32, 1 - 0.999f is already 1e-5 off.
+    const double bias_correction1 = 1.0 - std::pow(cfg.beta1, static_cast<double>(step));
+    const double bias_correction2 = 1.0 - std::pow(cfg.beta2, static_cast<double>(step));
+    if (param.dtype() == DType::F32) adamw_cpu<float>(param, grad, m, v, cfg, bias_correction1, bias_correction2);
+    else adamw_cpu<double>(param, grad, m, v, cfg, bias_correction1, bias_correction2);
+}
+
+double clip_grad_norm(const std::vector<Tensor*>& grads, double max_norm) {
+    ITTT_NVTX_RANGE("clip_grad_norm");
+    ITTT_CHECK(max_norm > 0, "clip_grad_norm: max_norm must be > 0, found ", max_norm,
+               " (pass infinity to measure the norm without clipping)");
+    double sum_sq = 0;
+    for (size_t i = 0; i < grads.size(); ++i) {
+        const std::string name = cat("grads[", i, "]");
+        ITTT_CHECK(grads[i] != nullptr, "clip_grad_norm: ", name, " is a null pointer");
+        require_float(*grads[i], "clip_grad_norm", name.c_str());
+        sum_sq += sum_squares(*grads[i]);
+    }
+    const double norm = std::sqrt(sum_sq);
+    // A NaN or infinite norm is left for the trainer to report: scaling by
+    // max_norm/inf would silently zero every gradient and hide the blow-up.
+    if (!std::isfinite(norm) || norm <= max_norm) return norm;
+    const double scale = max_norm / norm;
+    for (Tensor* g : grads) scale_inplace(*g, scale);
+    return norm;
+}
+
+}  // namespace ittt::ops

@@ -1,0 +1,53 @@
+// cross_entropy.cpp: ops::cross_entropy on top of kernels/cross_entropy.
+#include "kernels/cross_entropy/cross_entropy.h"
+#include "ops/dispatch.h"
+#include "ops/ops.h"
+#include "runtime/nvtx.h"
+
+namespace ittt::ops {
+
+namespace {
+// Checks every target here, not in the kernel, so a bad one is an Error naming
+// its row instead of a read past the end of the row (and so every kernel version,
+// CPU or CUDA, may assume valid targets). Returns the number of scored rows.
+int64_t check_targets_and_count_scored(const Tensor& targets, int64_t V, int ignore_index) {
+    Tensor host = targets.device() == Device::CPU ? targets : targets.to(Device::CPU);
+    const int32_t* t = host.data<int32_t>();
+    int64_t n_scored = 0;
+    for (int64_t i = 0; i < host.numel(); ++i) {
+        if (t[i] == ignore_index) continue;
+        ITTT_CHECK(t[i] >= 0 && t[i] < V, "cross_entropy: row ", i, " has target ", t[i], ", outside [0, V) for V = ", V,
+                   " and not the ignore_index ", ignore_index);
+        ++n_scored;
+    }
+    return n_scored;
+}
+}  // namespace
+
+CrossEntropyResult cross_entropy(Tensor* dlogits, const Tensor& logits, const Tensor& targets, double grad_scale,
+                                 int ignore_index) {
+    ITTT_NVTX_RANGE("cross_entropy");
+    require_float(logits, "cross_entropy", "logits");
+    ITTT_CHECK(logits.ndim() == 2, "cross_entropy: logits is ", logits.describe(), ", expected 2-D (N, V)");
+    const int64_t N = logits.dim(0), V = logits.dim(1);
+    ITTT_CHECK(V >= 1, "cross_entropy: logits is ", logits.describe(), ", expected at least one vocabulary entry");
+    require_i32(targets, logits, "cross_entropy", "targets");
+    require_shape(targets, {N}, "cross_entropy", "targets");
+    if (dlogits) require_same(*dlogits, logits, "cross_entropy", "dlogits", "logits");
+
+    CrossEntropyResult result;
+    result.n_scored = check_targets_and_count_scored(targets, V, ignore_index);
+    if (logits.device() == Device::CUDA) no_cuda_kernel("cross_entropy");
+    const int v = version("cross_entropy");
+    ITTT_CHECK(v == 0 || v == 1, "cross_entropy: no CPU version ", v, " (versions: 1 three-pass reference)");
+    const int32_t* t = targets.data<int32_t>();
+    if (logits.dtype() == DType::F32)
+        result.loss_sum = kernels::cross_entropy_cpu<float>(dlogits ? dlogits->data<float>() : nullptr, logits.data<float>(), t, N,
+                                                            V, grad_scale, ignore_index);
+    else
+        result.loss_sum = kernels::cross_entropy_cpu<double>(dlogits ? dlogits->data<double>() : nullptr, logits.data<double>(), t,
+                                                             N, V, grad_scale, ignore_index);
+    return result;
+}
+
+}  // namespace ittt::ops
