@@ -26,12 +26,22 @@ void scale_cpu(T* x, int64_t n, double s) {
 #pragma omp parallel for if (n > (1 << 16))
     for (int64_t i = 0; i < n; ++i) x[i] *= a;
 }
+// Fixed-order sum: 64 blocks summed in parallel, then added in block order, so the
+// result is the same bits whatever the thread count (an OpenMP reduction combines
+// partial sums in an unspecified order, and exact --resume depends on this norm).
 template <class T>
 double sum_squares_cpu(const T* x, int64_t n) {
-    double s = 0;
-#pragma omp parallel for reduction(+ : s) if (n > (1 << 16))
-    for (int64_t i = 0; i < n; ++i) s += static_cast<double>(x[i]) * static_cast<double>(x[i]);
-    return s;
+    constexpr int64_t kBlocks = 64;
+    double partial[kBlocks];
+#pragma omp parallel for if (n > (1 << 16))
+    for (int64_t b = 0; b < kBlocks; ++b) {
+        double s = 0;
+        for (int64_t i = b * n / kBlocks; i < (b + 1) * n / kBlocks; ++i) s += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+        partial[b] = s;
+    }
+    double total = 0;
+    for (int64_t b = 0; b < kBlocks; ++b) total += partial[b];
+    return total;
 }
 template <class T>
 bool all_finite_cpu(const T* x, int64_t n) {
