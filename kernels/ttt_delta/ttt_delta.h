@@ -1,0 +1,28 @@
+// ttt_delta.h: the per-chunk fast-weight update of In-Place TTT, and its clipping.
+//
+//   delta[b,i] = V_[i]^T Z_[i] = sum over the rows t of chunk i of v[b,t,:] z[b,t,:]^T   (d x f)
+//
+// Chunk i holds rows i*C .. min(i*C + C, n) - 1 of each sequence; the last chunk
+// may be short. The backward pass calls the same kernel with dO in place of V
+// (P_i = dO_[i]^T Z_[i], docs/ttt.md).
+//
+// Clipping (inference only, method.md section 4): if ||eta * delta_i||_F > tau,
+// scale delta_i so that ||eta * delta_i||_F = tau. The norm is summed in double.
+//
+// Versions (ops::set_version("ttt_delta", v)):
+//   1  ttt_chunk_delta_cpu   one output row (b, i, a) per task, rank-1 updates over the chunk's rows
+//   0  the best CPU version (currently 1)
+#pragma once
+#include <cstdint>
+
+namespace ittt::kernels {
+
+// delta: (B, T, d, f) overwritten, T = ceil(n / chunk); v: (B, n, d); z: (B, n, f).
+template <class T>
+void ttt_chunk_delta_cpu(T* delta, const T* v, const T* z, int64_t batch, int64_t n, int64_t d, int64_t f, int64_t chunk);
+
+// delta: (count, size), one flattened d x f matrix per row; tau > 0.
+template <class T>
+void ttt_clip_deltas_cpu(T* delta, int64_t count, int64_t size, double eta, double tau);
+
+}  // namespace ittt::kernels

@@ -1,0 +1,132 @@
+// ttt.cpp: the In-Place TTT ops (chunk deltas, clipping, apply forward/backward)
+// on top of kernels/ttt_delta and kernels/ttt_apply. The math is in docs/ttt.md.
+#include <cmath>
+
+#include "kernels/ttt_apply/ttt_apply.h"
+#include "kernels/ttt_delta/ttt_delta.h"
+#include "ops/dispatch.h"
+#include "ops/ops.h"
+#include "runtime/nvtx.h"
+
+namespace ittt::ops {
+
+namespace {
+int64_t chunk_count(int64_t n, int chunk) { return (n + chunk - 1) / chunk; }
+
+// x must be (B, n, width) with the B and n of `like`.
+void require_tokens(const Tensor& x, const Tensor& like, int64_t width, const char* op, const char* name) {
+    require_same_dtype_device(x, like, op, name, "z");
+    require_shape(x, {like.dim(0), like.dim(1), width}, op, name);
+}
+
+void require_cpu_version(const char* family, const char* op) {
+    int v = version(family);
+    ITTT_CHECK(v == 0 || v == 1, op, ": no CPU version ", v, " of ", family, " (versions: 1 direct loops)");
+}
+}  // namespace
+
+void ttt_chunk_delta(Tensor& delta, const Tensor& v, const Tensor& z, int chunk) {
+    ITTT_NVTX_RANGE("ttt_chunk_delta");
+    const char* op = "ttt_chunk_delta";
+    require_float(z, op, "z");
+    ITTT_CHECK(z.ndim() == 3, op, ": z is ", z.describe(), ", expected 3-D (B, n, f)");
+    ITTT_CHECK(chunk >= 1, op, ": chunk must be >= 1, found ", chunk);
+    ITTT_CHECK(v.ndim() == 3, op, ": v is ", v.describe(), ", expected 3-D (B, n, d)");
+    require_tokens(v, z, v.dim(2), op, "v");
+    const int64_t B = z.dim(0), n = z.dim(1), d = v.dim(2), f = z.dim(2), T = chunk_count(n, chunk);
+    require_same_dtype_device(delta, z, op, "delta", "z");
+    require_shape(delta, {B, T, d, f}, op, "delta");
+    require_cpu_version("ttt_delta", op);
+    if (z.device() == Device::CUDA) no_cuda_kernel(op);
+    if (z.dtype() == DType::F32)
+        kernels::ttt_chunk_delta_cpu<float>(delta.data<float>(), v.data<float>(), z.data<float>(), B, n, d, f, chunk);
+    else
+        kernels::ttt_chunk_delta_cpu<double>(delta.data<double>(), v.data<double>(), z.data<double>(), B, n, d, f, chunk);
+}
+
+void ttt_clip_deltas(Tensor& delta, double eta, double tau) {
+    ITTT_NVTX_RANGE("ttt_clip_deltas");
+    const char* op = "ttt_clip_deltas";
+    require_float(delta, op, "delta");
+    ITTT_CHECK(delta.ndim() >= 2, op, ": delta is ", delta.describe(), ", expected (..., d, f)");
+    // Clipping off is the caller's decision (it does not call this); a zero or
+    // negative tau reaching here is a wiring mistake, not "no limit".
+    ITTT_CHECK(std::isfinite(tau) && tau > 0, op, ": tau must be a finite number > 0, found ", tau,
+               " (to disable clipping, do not call ttt_clip_deltas)");
+    ITTT_CHECK(std::isfinite(eta), op, ": eta must be finite, found ", eta);
+    require_cpu_version("ttt_delta", op);
+    if (delta.device() == Device::CUDA) no_cuda_kernel(op);
+    const int64_t size = delta.dim(-2) * delta.dim(-1), count = size ? delta.numel() / size : 0;
+    if (delta.dtype() == DType::F32) kernels::ttt_clip_deltas_cpu<float>(delta.data<float>(), count, size, eta, tau);
+    else kernels::ttt_clip_deltas_cpu<double>(delta.data<double>(), count, size, eta, tau);
+}
+
+void ttt_apply_forward(Tensor& o, const Tensor& z, const Tensor& wd, const Tensor& s, double eta, int chunk) {
+    ITTT_NVTX_RANGE("ttt_apply_forward");
+    const char* op = "ttt_apply_forward";
+    require_float(z, op, "z");
+    ITTT_CHECK(z.ndim() == 3, op, ": z is ", z.describe(), ", expected 3-D (B, n, f)");
+    ITTT_CHECK(chunk >= 1, op, ": chunk must be >= 1, found ", chunk);
+    ITTT_CHECK(wd.ndim() == 2, op, ": wd is ", wd.describe(), ", expected 2-D (d, f)");
+    require_same_dtype_device(wd, z, op, "wd", "z");
+    const int64_t B = z.dim(0), n = z.dim(1), d = wd.dim(0), f = z.dim(2), T = chunk_count(n, chunk);
+    require_shape(wd, {d, f}, op, "wd");
+    require_tokens(o, z, d, op, "o");
+    require_same_dtype_device(s, z, op, "s", "z");
+    require_shape(s, {B, T, d, f}, op, "s");
+    ITTT_CHECK(std::isfinite(eta), op, ": eta must be finite, found ", eta);
+    require_cpu_version("ttt_apply", op);
+    if (z.device() == Device::CUDA) no_cuda_kernel(op);
+
+    // The plain MLP's down projection, the very same call: the drop-in guarantee rests on it.
+    linear(o, z, wd);
+    if (eta == 0) return;
+    if (z.dtype() == DType::F32)
+        kernels::ttt_apply_forward_correction_cpu<float>(o.data<float>(), z.data<float>(), s.data<float>(), static_cast<float>(eta),
+                                                         B, n, d, f, chunk);
+    else
+        kernels::ttt_apply_forward_correction_cpu<double>(o.data<double>(), z.data<double>(), s.data<double>(), eta, B, n, d, f,
+                                                          chunk);
+}
+
+void ttt_apply_backward(Tensor& dz, Tensor& dv, const Tensor& dout, const Tensor& z, const Tensor& v, const Tensor& wd,
+                        const Tensor& s, const Tensor& g, double eta, int chunk) {
+    ITTT_NVTX_RANGE("ttt_apply_backward");
+    const char* op = "ttt_apply_backward";
+    require_float(z, op, "z");
+    ITTT_CHECK(z.ndim() == 3, op, ": z is ", z.describe(), ", expected 3-D (B, n, f)");
+    ITTT_CHECK(chunk >= 1, op, ": chunk must be >= 1, found ", chunk);
+    ITTT_CHECK(wd.ndim() == 2, op, ": wd is ", wd.describe(), ", expected 2-D (d, f)");
+    require_same_dtype_device(wd, z, op, "wd", "z");
+    const int64_t B = z.dim(0), n = z.dim(1), d = wd.dim(0), f = z.dim(2), T = chunk_count(n, chunk);
+    require_shape(wd, {d, f}, op, "wd");
+    require_tokens(dout, z, d, op, "dout");
+    require_tokens(v, z, d, op, "v");
+    require_tokens(dz, z, f, op, "dz");
+    require_tokens(dv, z, d, op, "dv");
+    require_same_dtype_device(s, z, op, "s", "z");
+    require_shape(s, {B, T, d, f}, op, "s");
+    require_same_dtype_device(g, z, op, "g", "z");
+    require_shape(g, {B, T, d, f}, op, "g");
+    ITTT_CHECK(std::isfinite(eta), op, ": eta must be finite, found ", eta);
+    require_cpu_version("ttt_apply", op);
+    if (z.device() == Device::CUDA) no_cuda_kernel(op);
+
+    // dz = dout @ wd for every token at once; only the per-chunk terms are TTT's.
+    Tensor dz_rows = dz.view({B * n, f});
+    matmul(dz_rows, dout.view({B * n, d}), false, wd, false);
+    if (eta == 0) {
+        dv.zero_();
+        return;
+    }
+    if (z.dtype() == DType::F32)
+        kernels::ttt_apply_backward_correction_cpu<float>(dz.data<float>(), dv.data<float>(), dout.data<float>(), z.data<float>(),
+                                                          v.data<float>(), s.data<float>(), g.data<float>(),
+                                                          static_cast<float>(eta), B, n, d, f, chunk);
+    else
+        kernels::ttt_apply_backward_correction_cpu<double>(dz.data<double>(), dv.data<double>(), dout.data<double>(),
+                                                           z.data<double>(), v.data<double>(), s.data<double>(),
+                                                           g.data<double>(), eta, B, n, d, f, chunk);
+}
+
+}  // namespace ittt::ops
