@@ -1,26 +1,53 @@
 // ittt_main.cpp: the command-line tool. Subcommands live in src/tools/cmd_*.cpp.
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 #include "runtime/device.h"
 #include "runtime/error.h"
+#include "tools/args.h"
+#include "tools/commands.h"
+
+namespace {
+const char* kUsage =
+    "usage: ittt <command> [options]      (ittt <command> --help for its options)\n"
+    "\n"
+    "commands:\n"
+    "  init       a seeded, randomly initialised checkpoint from a config.json\n"
+    "  train      train on a toy task (induction, mqar, theorem, needle, text)\n"
+    "  eval       accuracy and loss of a checkpoint on held-out seeded batches\n"
+    "  forward    logits at every position of a token sequence\n"
+    "  generate   streaming decode with the KV cache and TTT fast weights\n"
+    "  step       step through a sequence chunk by chunk; check the induction-head theorem\n"
+    "  info       build and device information\n";
+}
 
 int main(int argc, char** argv) {
     using namespace ittt;
+    std::string cmd = argc > 1 ? argv[1] : "--help";
     try {
-        std::string cmd = argc > 1 ? argv[1] : "--help";
-        if (cmd == "--help" || cmd == "-h" || cmd == "help") {
-            std::printf("usage: ittt <command> [options]\n\ncommands:\n  info   build and device information\n");
-            return 0;
-        }
+        if (cmd == "--help" || cmd == "-h" || cmd == "help") return std::printf("%s", kUsage), 0;
         if (cmd == "info") {
             std::printf("cpu: %s\ncuda: %s\n", device::describe(Device::CPU).c_str(),
                         built_with_cuda() ? device::describe(Device::CUDA).c_str() : "not built");
             return 0;
         }
-        fail(cat("unknown command '", cmd, "' (see ittt --help)"));
-    } catch (const Error& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
+        if (cmd == "init") return cmd_init(argc, argv);
+        if (cmd == "train") return cmd_train(argc, argv);
+        if (cmd == "eval") return cmd_eval(argc, argv);
+        if (cmd == "forward") return cmd_forward(argc, argv);
+        if (cmd == "generate") return cmd_generate(argc, argv);
+        if (cmd == "step") return cmd_step(argc, argv);
+        std::fprintf(stderr, "ittt: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
         return 2;
+    } catch (const UsageError& e) {
+        std::fprintf(stderr, "%s\n\n%s", e.message.c_str(), e.usage.c_str());
+        return 2;
+    } catch (const Error& e) {
+        std::fprintf(stderr, "ittt %s: error: %s\n", cmd.c_str(), e.what());
+        return 1;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "ittt %s: unexpected error: %s\n", cmd.c_str(), e.what());
+        return 1;
     }
 }

@@ -127,3 +127,47 @@ std::vector<StepStats> Trainer::run() {
 }
 
 }  // namespace ittt
+
+// ---------------------------------------------------------------- checkpoints
+
+#include "io/checkpoint.h"
+#include "model/model_io.h"
+
+namespace ittt {
+
+void Trainer::save(const std::string& dir) const {
+    ITTT_NVTX_RANGE("checkpoint_save");
+    std::vector<NamedTensor> opt;
+    const auto& params = model_.parameters();
+    for (size_t i = 0; i < params.size(); ++i) {
+        opt.push_back({params[i].name + ".exp_avg", m_[i]});
+        opt.push_back({params[i].name + ".exp_avg_sq", v_[i]});
+    }
+    Json state = Json::object();
+    state.set("step", step_);
+    state.set("total_steps", cfg_.steps);
+    state.set("lr", cfg_.lr);
+    state.set("warmup", cfg_.warmup);
+    state.set("grad_accum", cfg_.grad_accum);
+    save_checkpoint(dir, model_.config(), model_weights(model_), &opt, &state);
+}
+
+void Trainer::resume(const std::string& dir) {
+    ITTT_NVTX_RANGE("checkpoint_resume");
+    std::vector<std::pair<std::string, Tensor*>> weights, moments;
+    auto& params = model_.parameters();
+    for (size_t i = 0; i < params.size(); ++i) {
+        weights.push_back({params[i].name, &params[i].value});
+        moments.push_back({params[i].name + ".exp_avg", &m_[i]});
+        moments.push_back({params[i].name + ".exp_avg_sq", &v_[i]});
+    }
+    ITTT_CHECK(checkpoint_has_optimizer_state(dir) && checkpoint_has_trainer_state(dir), "--resume ", dir,
+               ": the checkpoint has no optimizer.safetensors or trainer_state.json (written by `ittt init`, not `ittt train`?)");
+    load_checkpoint_weights(dir, weights);
+    load_into(checkpoint_optimizer_path(dir), moments);
+    Json state = load_checkpoint_trainer_state(dir);
+    step_ = state.at("step").as_int64();
+    ITTT_CHECK(step_ >= 0 && step_ <= cfg_.steps, "--resume ", dir, ": checkpoint is at step ", step_, ", but --steps is ", cfg_.steps);
+}
+
+}  // namespace ittt

@@ -1,0 +1,63 @@
+#include "tools/common.h"
+
+#include "ops/ops.h"
+#include "runtime/rng.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace ittt {
+
+const char* const kRuntimeFlagsUsage =
+    "  --device cpu|cuda|auto   where to run (default cpu)\n"
+    "  --threads N              OpenMP threads for the CPU kernels (default: all cores)\n"
+    "  --kernel OP=V,...        kernel versions, e.g. gemm=1,attention=1 (default: the best)\n";
+
+const char* const kTaskFlagsUsage =
+    "  --task NAME              induction | mqar | theorem | needle | text\n"
+    "  --task-opt K=V,...       task options, e.g. pairs=8,gap=256 (see docs/tasks.md)\n";
+
+Device apply_runtime_flags(Args& a) {
+    Device d = resolve_device(a.str("--device", "cpu"));
+    int64_t threads = a.integer("--threads", 0, 0, 1024);
+#ifdef _OPENMP
+    if (threads > 0) omp_set_num_threads(static_cast<int>(threads));
+#else
+    (void)threads;
+#endif
+    ops::set_versions_from_string(a.str("--kernel", ""));
+    return d;
+}
+
+TaskConfig read_task(Args& a) { return parse_task_config(a.required("--task"), parse_option_list(a.str("--task-opt", ""))); }
+
+uint64_t train_batch_seed(uint64_t seed, int64_t step, int micro) {
+    return Rng(seed).fork(1).fork(static_cast<uint64_t>(step) * 4096 + static_cast<uint64_t>(micro)).seed();
+}
+
+uint64_t eval_batch_seed(uint64_t seed, int64_t batch) { return Rng(seed).fork(2).fork(static_cast<uint64_t>(batch)).seed(); }
+
+EvalResult evaluate(Model& model, const TaskConfig& task, int batch, int seq_len, int batches, uint64_t seed) {
+    EvalResult r;
+    double loss_sum = 0;
+    int64_t scored = 0;
+    ForwardOptions opt;
+    opt.inference = true;
+    for (int i = 0; i < batches; ++i) {
+        Batch b = make_batch(task, model.config().vocab_size, batch, seq_len, eval_batch_seed(seed, i));
+        const Tensor& logits = model.forward(b.tokens_tensor().to(model.device()), opt);
+        ops::CrossEntropyResult ce = ops::cross_entropy(nullptr, logits, b.targets_tensor().view({b.B * static_cast<int64_t>(b.n)}).to(model.device()), 1.0);
+        loss_sum += ce.loss_sum;
+        scored += ce.n_scored;
+        Accuracy acc = count_correct(b, logits.to(Device::CPU).view({b.B, b.n, model.config().vocab_size}));
+        r.accuracy.correct += acc.correct;
+        r.accuracy.scored += acc.scored;
+        r.accuracy.examples_all_correct += acc.examples_all_correct;
+        r.accuracy.examples += acc.examples;
+    }
+    r.loss = scored > 0 ? loss_sum / static_cast<double>(scored) : 0.0;
+    return r;
+}
+
+}  // namespace ittt
