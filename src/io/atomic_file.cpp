@@ -1,0 +1,164 @@
+#include "io/atomic_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "runtime/error.h"
+
+namespace ittt {
+
+namespace {
+
+std::string errno_text(int e) { return std::strerror(e); }
+
+std::string parent_directory(const std::string& path) {
+    size_t slash = path.find_last_of('/');
+    if (slash == std::string::npos) return ".";
+    if (slash == 0) return "/";
+    return path.substr(0, slash);
+}
+
+// Closes the descriptor and removes the temporary file unless release() was
+// called: every early return or throw below leaves nothing behind.
+struct TempFile {
+    std::string path;
+    int fd = -1;
+    bool keep = false;
+    ~TempFile() {
+        if (fd >= 0) ::close(fd);
+        if (!keep) ::unlink(path.c_str());
+    }
+};
+
+void write_all(int fd, const void* data, size_t size, const std::string& path) {
+    const char* p = static_cast<const char*>(data);
+    while (size > 0) {
+        ssize_t n = ::write(fd, p, size);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            fail(cat("cannot write '", path, "': ", errno_text(errno)));
+        }
+        p += n;
+        size -= static_cast<size_t>(n);
+    }
+}
+
+// The rename itself lives in the directory: without this a power cut after
+// rename() can still bring back the old name on some file systems. Best effort,
+// since some file systems refuse fsync on a directory.
+void sync_directory(const std::string& dir) {
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return;
+    (void)::fsync(fd);
+    ::close(fd);
+}
+
+}  // namespace
+
+void write_file_atomic(const std::string& path, const std::vector<ByteSpan>& pieces) {
+    ITTT_CHECK(!path.empty(), "write_file_atomic: empty path");
+    ITTT_CHECK(!is_directory(path), "cannot write '", path, "': it is a directory");
+    TempFile tmp;
+    tmp.path = cat(path, ".tmp.", ::getpid());
+    tmp.fd = ::open(tmp.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (tmp.fd < 0) {
+        int e = errno;
+        tmp.keep = true;  // never created: nothing of ours to remove
+        fail(cat("cannot write '", path, "': cannot create '", tmp.path, "': ", errno_text(e)));
+    }
+    for (const ByteSpan& piece : pieces) write_all(tmp.fd, piece.data, piece.size, tmp.path);
+    if (::fsync(tmp.fd) != 0) fail(cat("cannot write '", path, "': fsync of '", tmp.path, "' failed: ", errno_text(errno)));
+    int fd = tmp.fd;
+    tmp.fd = -1;
+    if (::close(fd) != 0) fail(cat("cannot write '", path, "': close of '", tmp.path, "' failed: ", errno_text(errno)));
+    if (::rename(tmp.path.c_str(), path.c_str()) != 0)
+        fail(cat("cannot write '", path, "': rename from '", tmp.path, "' failed: ", errno_text(errno)));
+    tmp.keep = true;  // it is now `path`
+    sync_directory(parent_directory(path));
+}
+
+void write_file_atomic(const std::string& path, const std::string& bytes) {
+    write_file_atomic(path, std::vector<ByteSpan>{{bytes.data(), bytes.size()}});
+}
+
+std::string read_file(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail(cat("cannot read '", path, "': ", errno_text(errno)));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        int e = errno;
+        ::close(fd);
+        fail(cat("cannot read '", path, "': ", errno_text(e)));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        ::close(fd);
+        fail(cat("cannot read '", path, "': ", S_ISDIR(st.st_mode) ? "it is a directory" : "not a regular file"));
+    }
+    std::string bytes;
+    bytes.resize(static_cast<size_t>(st.st_size));
+    size_t done = 0;
+    while (done < bytes.size()) {
+        ssize_t n = ::read(fd, &bytes[done], bytes.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            int e = errno;
+            ::close(fd);
+            fail(cat("cannot read '", path, "': ", errno_text(e)));
+        }
+        if (n == 0) break;  // shrank while we read: keep what is there
+        done += static_cast<size_t>(n);
+    }
+    ::close(fd);
+    bytes.resize(done);
+    return bytes;
+}
+
+void make_directories(const std::string& path) {
+    ITTT_CHECK(!path.empty(), "make_directories: empty path");
+    // Walk every prefix ending before a '/', then the whole path.
+    for (size_t pos = 1; pos <= path.size(); ++pos) {
+        if (pos < path.size() && path[pos] != '/') continue;
+        std::string prefix = path.substr(0, pos);
+        if (prefix.back() == '/') continue;  // "a//b"
+        if (::mkdir(prefix.c_str(), 0755) == 0) continue;
+        int e = errno;
+        if (e == EEXIST) {
+            ITTT_CHECK(is_directory(prefix), "cannot create directory '", path, "': '", prefix,
+                       "' exists and is not a directory");
+            continue;
+        }
+        fail(cat("cannot create directory '", path, "': mkdir '", prefix, "' failed: ", errno_text(e)));
+    }
+}
+
+bool path_exists(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0;
+}
+
+bool is_directory(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool is_regular_file(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+void remove_file_if_exists(const std::string& path) {
+    if (::unlink(path.c_str()) == 0 || errno == ENOENT) return;
+    fail(cat("cannot remove '", path, "': ", errno_text(errno)));
+}
+
+std::string join_path(const std::string& dir, const std::string& name) {
+    if (dir.empty()) return name;
+    if (dir.back() == '/') return dir + name;
+    return dir + "/" + name;
+}
+
+}  // namespace ittt
