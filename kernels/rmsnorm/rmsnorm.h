@@ -1,0 +1,30 @@
+// rmsnorm.h: Qwen3's RMSNorm over the last dimension, on the CPU.
+//
+//   forward:  rstd = 1 / sqrt(mean(x^2) + eps) per row;  out = x * rstd * weight
+//             (weight is used as is: Qwen3 stores the scale itself, not 1 + scale)
+//   backward: dx = rstd * (weight*dout - x * rstd^2 * mean(x * weight*dout))
+//             dweight += sum over rows of dout * x * rstd
+//
+// With h = weight*dout the dx formula is the gradient of x * rstd(x) contracted
+// with h: rstd * h from the direct term, minus x * rstd^3 * mean(x*h) because
+// d rstd / d x_j = -rstd^3 * x_j / dim.
+//
+// Versions (ops::set_version("rmsnorm", v)):
+//   1  rmsnorm_*_cpu   one row at a time, sums in double
+//   0  the best CPU version (currently 1)
+#pragma once
+#include <cstdint>
+
+namespace ittt::kernels {
+
+// out: (rows, dim); rstd: (rows); x: (rows, dim); weight: (dim)
+template <class T>
+void rmsnorm_forward_cpu(T* out, T* rstd, const T* x, const T* weight, int64_t rows, int64_t dim, double eps);
+
+// dx: (rows, dim), overwritten, may be the same buffer as dout; dweight: (dim), accumulated;
+// dout, x: (rows, dim); weight: (dim); rstd: (rows) as saved by the forward
+template <class T>
+void rmsnorm_backward_cpu(T* dx, T* dweight, const T* dout, const T* x, const T* weight, const T* rstd, int64_t rows,
+                          int64_t dim);
+
+}  // namespace ittt::kernels

@@ -1,0 +1,24 @@
+// swiglu.h: the SwiGLU gate of the MLP, elementwise, on the CPU.
+//
+//   forward:  z = silu(g) * u,  silu(g) = g * sigmoid(g)
+//   backward: dg = dz * u * sigmoid(g) * (1 + g * (1 - sigmoid(g)))   (silu'(g))
+//             du = dz * silu(g)
+//
+// Versions (ops::set_version("swiglu", v)):
+//   1  swiglu_*_cpu   one pass over the elements
+//   0  the best CPU version (currently 1)
+#pragma once
+#include <cstdint>
+
+namespace ittt::kernels {
+
+// z, g, u: (n) (any shape, flattened); z may be the same buffer as g or u
+template <class T>
+void swiglu_forward_cpu(T* z, const T* g, const T* u, int64_t n);
+
+// dg, du, dz, g, u: (n) (any shape, flattened); dg and du are overwritten, and
+// either one (not both) may be the same buffer as dz
+template <class T>
+void swiglu_backward_cpu(T* dg, T* du, const T* dz, const T* g, const T* u, int64_t n);
+
+}  // namespace ittt::kernels

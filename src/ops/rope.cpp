@@ -1,0 +1,78 @@
+// rope.cpp: ops::rope_forward / rope_backward on top of kernels/rope.
+//
+// x is (N, H, hd) with positions (N); more leading dimensions work the same way,
+// e.g. x (B, n, H, hd) with positions (B, n): positions has x's shape without its
+// last two dimensions.
+#include <cmath>
+
+#include "kernels/rope/rope.h"
+#include "ops/dispatch.h"
+#include "ops/ops.h"
+#include "runtime/nvtx.h"
+
+namespace ittt::ops {
+
+namespace {
+
+void require_cpu_version(const char* op) {
+    int v = version("rope");
+    ITTT_CHECK(v == 0 || v == 1, op, ": no CPU version ", v, " of rope (versions: 1 reference)");
+}
+
+struct RopeShape {
+    int64_t n_tokens, n_heads, head_dim;
+};
+
+// Checks everything but the positions' values.
+RopeShape require_rope_args(const Tensor& out, const Tensor& in, const Tensor& positions, double theta, const char* op,
+                            const char* out_name, const char* in_name) {
+    require_same(out, in, op, out_name, in_name);
+    ITTT_CHECK(in.ndim() >= 3, op, ": ", in_name, " must be (N, H, hd), found ", in.describe());
+    const int64_t head_dim = in.dim(-1);
+    ITTT_CHECK(head_dim > 0 && head_dim % 2 == 0, op, ": head_dim (the last dim of ", in_name, " ", in.describe(),
+               ") must be even and > 0, found ", head_dim);
+    require_i32(positions, in, op, "positions");
+    const Shape token_shape(in.shape().begin(), in.shape().end() - 2);
+    ITTT_CHECK(positions.shape() == token_shape, op, ": positions is ", positions.describe(), ", expected shape ",
+               shape_str(token_shape), " (one per token of ", in_name, " ", in.describe(), ")");
+    ITTT_CHECK(theta > 0 && std::isfinite(theta), op, ": theta must be finite and > 0, found ", theta);
+    return {positions.numel(), in.dim(-2), head_dim};
+}
+
+void require_positions_non_negative(const Tensor& positions, const char* op) {
+    const int32_t* p = positions.data<int32_t>();
+    for (int64_t t = 0; t < positions.numel(); ++t)
+        ITTT_CHECK(p[t] >= 0, op, ": positions[", t, "] = ", p[t], ", expected an absolute position >= 0");
+}
+
+template <class T>
+void rotate_cpu(Tensor& out, const Tensor& in, const Tensor& positions, const RopeShape& s, double theta, bool inverse) {
+    auto kernel = inverse ? kernels::rope_backward_cpu<T> : kernels::rope_forward_cpu<T>;
+    kernel(out.data<T>(), in.data<T>(), positions.data<int32_t>(), s.n_tokens, s.n_heads, s.head_dim, theta);
+}
+
+}  // namespace
+
+void rope_forward(Tensor& out, const Tensor& x, const Tensor& positions, double theta) {
+    ITTT_NVTX_RANGE("rope_forward");
+    const char* op = "rope_forward";
+    const RopeShape s = require_rope_args(out, x, positions, theta, op, "out", "x");
+    if (x.device() == Device::CUDA) no_cuda_kernel(op);
+    require_cpu_version(op);
+    require_positions_non_negative(positions, op);
+    if (x.dtype() == DType::F32) rotate_cpu<float>(out, x, positions, s, theta, false);
+    else rotate_cpu<double>(out, x, positions, s, theta, false);
+}
+
+void rope_backward(Tensor& dx, const Tensor& dout, const Tensor& positions, double theta) {
+    ITTT_NVTX_RANGE("rope_backward");
+    const char* op = "rope_backward";
+    const RopeShape s = require_rope_args(dx, dout, positions, theta, op, "dx", "dout");
+    if (dout.device() == Device::CUDA) no_cuda_kernel(op);
+    require_cpu_version(op);
+    require_positions_non_negative(positions, op);
+    if (dout.dtype() == DType::F32) rotate_cpu<float>(dx, dout, positions, s, theta, true);
+    else rotate_cpu<double>(dx, dout, positions, s, theta, true);
+}
+
+}  // namespace ittt::ops
