@@ -60,3 +60,17 @@ TEST_CASE("resolve_device parses cpu/cuda/auto and names bad values", "[runtime]
     CHECK(resolve_device("auto") == (cuda_available() ? Device::CUDA : Device::CPU));
     CHECK_THROWS_WITH(resolve_device("gpu"), Catch::Contains("expected cpu, cuda or auto, found 'gpu'"));
 }
+
+// GCC 12.2 with AVX-512 (-march=native on an AVX-512 machine) fills this vector
+// with 1s; the Makefile's default -march=x86-64-v3 avoids it. If this fails, the
+// build flags (ARCH=...) produce wrong code: no other test result can be trusted.
+__attribute__((noinline)) static std::vector<double> vector_through_call(const std::vector<double>& v, const std::vector<long>& s) {
+    std::vector<double> out = v;
+    out.push_back(static_cast<double>(s[2]));
+    return out;
+}
+
+TEST_CASE("compiler sanity: a small vector initialiser survives (GCC 12 AVX-512 bug)", "[runtime]") {
+    std::vector<double> v{1, 1, 0, 0};
+    CHECK(vector_through_call(v, {1, 1, 4}) == std::vector<double>{1, 1, 0, 0, 4});
+}
