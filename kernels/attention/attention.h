@@ -1,0 +1,73 @@
+// attention.h: causal grouped-query attention with an optional sliding window, on the CPU.
+//
+// Versions (ops::set_version("attention", v), or --kernel attention=v):
+//   1  attention_naive_*_cpu  materialises each score row (forward) or the n x n
+//                             probability matrix (backward) and applies the textbook
+//                             formulas; the reference every other version is tested against
+//   2  attention_flash_*_cpu  tiled online softmax that never builds the score matrix and
+//                             skips key tiles outside the causal window (cost ~ n*w, not n^2);
+//                             the backward recomputes probabilities tile by tile from lse
+//   0  the best CPU version: 2
+//
+// Layout (row-major, contiguous):
+//   q, out, dout, dq: (B, nq, Hq, hd)    element ((b*nq + i)*Hq + h)*hd + c
+//   k, v, dk, dv:     (B, cap, Hkv, hd)  element ((b*cap + s)*Hkv + g)*hd + c
+//   lse:              (B, Hq, nq)        element (b*Hq + h)*nq + i
+// Query head h reads KV head g = h / (Hq/Hkv). Query i sits at absolute position
+// p = q_pos0 + i and sees keys s with p - window < s <= p (window <= 0: every s <= p).
+// Scores are scaled by 1/sqrt(hd). The derivations are in docs/attention.md.
+#pragma once
+#include <cstdint>
+
+namespace ittt::kernels {
+
+struct AttentionDims {
+    int64_t B = 1;       // batch
+    int64_t nq = 0;      // queries per sequence
+    int64_t cap = 0;     // rows of the KV buffers; keys 0 .. q_pos0+nq-1 are filled
+    int64_t Hq = 1;      // query heads
+    int64_t Hkv = 1;     // KV heads, Hq % Hkv == 0
+    int64_t hd = 1;      // head dimension
+    int64_t q_pos0 = 0;  // absolute position of query 0
+    int64_t window = 0;  // sliding window (<= 0: none)
+};
+
+// Whether the query at absolute position p sees the key at position s: the one
+// place the masking rule lives (the tests restate it independently).
+inline bool attention_key_visible(int64_t s, int64_t p, int64_t window) {
+    return s <= p && (window <= 0 || s > p - window);
+}
+
+// Tile sizes of version 2. Any values give the same result; these keep one K and
+// one V tile (64 x hd) in L1/L2 while the rows of a query tile stream over them.
+constexpr int64_t kAttentionQueryTile = 32;
+constexpr int64_t kAttentionKeyTile = 64;
+
+// ---- version 1: naive ----
+
+// out: (B, nq, Hq, hd); lse: (B, Hq, nq); q: (B, nq, Hq, hd); k, v: (B, cap, Hkv, hd)
+template <class T>
+void attention_naive_forward_cpu(const AttentionDims& dims, T* out, T* lse, const T* q, const T* k, const T* v);
+
+// Training form (q_pos0 = 0, cap = nq). Recomputes the probabilities from q and k with
+// its own max and sum, so it needs neither out nor lse and checks them independently.
+// dq: (B, nq, Hq, hd); dk, dv: (B, nq, Hkv, hd) overwritten; dout, q: (B, nq, Hq, hd);
+// k, v: (B, nq, Hkv, hd)
+template <class T>
+void attention_naive_backward_cpu(const AttentionDims& dims, T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k,
+                                  const T* v);
+
+// ---- version 2: flash (tiled online softmax) ----
+
+// out: (B, nq, Hq, hd); lse: (B, Hq, nq); q: (B, nq, Hq, hd); k, v: (B, cap, Hkv, hd)
+template <class T>
+void attention_flash_forward_cpu(const AttentionDims& dims, T* out, T* lse, const T* q, const T* k, const T* v);
+
+// Training form (q_pos0 = 0, cap = nq).
+// dq: (B, nq, Hq, hd); dk, dv: (B, nq, Hkv, hd) overwritten; dout, q, out: (B, nq, Hq, hd);
+// k, v: (B, nq, Hkv, hd); lse: (B, Hq, nq) as saved by the forward
+template <class T>
+void attention_flash_backward_cpu(const AttentionDims& dims, T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k,
+                                  const T* v, const T* out, const T* lse);
+
+}  // namespace ittt::kernels

@@ -1,0 +1,96 @@
+// attention.cpp: ops::attention_forward and ops::attention_backward on top of kernels/attention.
+#include "kernels/attention/attention.h"
+#include "ops/dispatch.h"
+#include "ops/ops.h"
+#include "runtime/nvtx.h"
+
+namespace ittt::ops {
+
+namespace {
+
+// Reads the sizes off q (B, nq, Hq, hd) and k, v (B, cap, Hkv, hd) and checks that they fit together.
+kernels::AttentionDims attention_dims(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, int q_pos0, int window) {
+    require_float(q, op, "q");
+    require_same_dtype_device(q, k, op, "q", "k");
+    require_same_dtype_device(q, v, op, "q", "v");
+    ITTT_CHECK(q.ndim() == 4, op, ": q is ", q.describe(), ", expected 4-D (B, nq, Hq, hd)");
+    ITTT_CHECK(k.ndim() == 4, op, ": k is ", k.describe(), ", expected 4-D (B, cap, Hkv, hd)");
+    require_shape(v, k.shape(), op, "v");
+    kernels::AttentionDims d;
+    d.B = q.dim(0), d.nq = q.dim(1), d.Hq = q.dim(2), d.hd = q.dim(3);
+    d.cap = k.dim(1), d.Hkv = k.dim(2);
+    d.q_pos0 = q_pos0, d.window = window;
+    ITTT_CHECK(k.dim(0) == d.B, op, ": k is ", k.describe(), " but q is ", q.describe(), " (batch sizes differ)");
+    ITTT_CHECK(k.dim(3) == d.hd, op, ": k is ", k.describe(), " but q is ", q.describe(), " (head dims differ)");
+    ITTT_CHECK(d.hd > 0, op, ": q is ", q.describe(), ", head dim must be positive");
+    ITTT_CHECK(d.Hkv > 0 && d.Hq % d.Hkv == 0, op, ": ", d.Hq, " query heads (q ", q.describe(), ") is not a multiple of ", d.Hkv,
+               " KV heads (k ", k.describe(), ")");
+    ITTT_CHECK(q_pos0 >= 0, op, ": q_pos0 must be >= 0, found ", q_pos0);
+    ITTT_CHECK(d.cap >= d.q_pos0 + d.nq, op, ": k is ", k.describe(), ", its ", d.cap, " positions cannot hold keys 0 .. ",
+               d.q_pos0 + d.nq - 1, " (q_pos0 ", q_pos0, " + nq ", d.nq, " - 1)");
+    return d;
+}
+
+[[noreturn]] void no_version(int v) { fail(cat("attention: no CPU version ", v, " (versions: 1 naive, 2 flash, 0 best = 2)")); }
+
+}  // namespace
+
+void attention_forward(Tensor& out, Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v, int q_pos0, int window) {
+    ITTT_NVTX_RANGE("attention_forward");
+    const char* op = "attention_forward";
+    kernels::AttentionDims d = attention_dims(op, q, k, v, q_pos0, window);
+    require_same(out, q, op, "out", "q");
+    require_same_dtype_device(lse, q, op, "lse", "q");
+    require_shape(lse, {d.B, d.Hq, d.nq}, op, "lse");
+    if (q.device() == Device::CUDA) no_cuda_kernel(op);
+    const int ver = version("attention");
+    if (ver != 0 && ver != 1 && ver != 2) no_version(ver);
+    const bool naive = ver == 1;
+    if (q.dtype() == DType::F32) {
+        auto kernel = naive ? kernels::attention_naive_forward_cpu<float> : kernels::attention_flash_forward_cpu<float>;
+        kernel(d, out.data<float>(), lse.data<float>(), q.data<float>(), k.data<float>(), v.data<float>());
+    } else {
+        auto kernel = naive ? kernels::attention_naive_forward_cpu<double> : kernels::attention_flash_forward_cpu<double>;
+        kernel(d, out.data<double>(), lse.data<double>(), q.data<double>(), k.data<double>(), v.data<double>());
+    }
+}
+
+void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q, const Tensor& k,
+                        const Tensor& v, const Tensor& out, const Tensor& lse, int window) {
+    ITTT_NVTX_RANGE("attention_backward");
+    const char* op = "attention_backward";
+    kernels::AttentionDims d = attention_dims(op, q, k, v, 0, window);
+    ITTT_CHECK(d.cap == d.nq, op, ": k is ", k.describe(), " but q is ", q.describe(),
+               "; the backward is the training form, with as many keys as queries");
+    require_same(dq, q, op, "dq", "q");
+    require_same(dout, q, op, "dout", "q");
+    require_same(out, q, op, "out", "q");
+    require_same(dk, k, op, "dk", "k");
+    require_same(dv, k, op, "dv", "k");
+    require_same_dtype_device(lse, q, op, "lse", "q");
+    require_shape(lse, {d.B, d.Hq, d.nq}, op, "lse");
+    if (q.device() == Device::CUDA) no_cuda_kernel(op);
+    const int ver = version("attention");
+    if (ver == 1) {
+        if (q.dtype() == DType::F32)
+            kernels::attention_naive_backward_cpu<float>(d, dq.data<float>(), dk.data<float>(), dv.data<float>(),
+                                                         dout.data<float>(), q.data<float>(), k.data<float>(), v.data<float>());
+        else
+            kernels::attention_naive_backward_cpu<double>(d, dq.data<double>(), dk.data<double>(), dv.data<double>(),
+                                                          dout.data<double>(), q.data<double>(), k.data<double>(),
+                                                          v.data<double>());
+    } else if (ver == 0 || ver == 2) {
+        if (q.dtype() == DType::F32)
+            kernels::attention_flash_backward_cpu<float>(d, dq.data<float>(), dk.data<float>(), dv.data<float>(),
+                                                         dout.data<float>(), q.data<float>(), k.data<float>(), v.data<float>(),
+                                                         out.data<float>(), lse.data<float>());
+        else
+            kernels::attention_flash_backward_cpu<double>(d, dq.data<double>(), dk.data<double>(), dv.data<double>(),
+                                                          dout.data<double>(), q.data<double>(), k.data<double>(),
+                                                          v.data<double>(), out.data<double>(), lse.data<double>());
+    } else {
+        no_version(ver);
+    }
+}
+
+}  // namespace ittt::ops
