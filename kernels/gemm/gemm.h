@@ -1,8 +1,11 @@
 // gemm.h: C = alpha * op(A) @ op(B) + beta * C, row-major, on the CPU.
 //
-// Versions (ops::set_version("gemm", v)):
+// Versions (ops::set_version("gemm", v), or --kernel gemm=v on the command line):
 //   1  gemm_naive_cpu    triple loop; the reference every other version is tested against
-//   0  the best CPU version (currently the naive one until the blocked version lands)
+//   2  gemm_blocked_cpu  packed panels + register-tiled micro-kernel + OpenMP threads
+//                        (cache blocking explained in docs/gemm.md)
+//   0  the best CPU version: 2
+// Measure them with `build/ittt_bench --filter gemm`; docs/gemm.md has the numbers.
 //
 // Row-major with leading dimensions: element (i, j) of an R x C matrix X with
 // leading dimension ldx is X[i * ldx + j]. op(A) is M x K, op(B) is K x N.
@@ -15,5 +18,11 @@ namespace ittt::kernels {
 template <class T>
 void gemm_naive_cpu(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
                     int64_t ldb, T beta, T* C, int64_t ldc);
+
+// Same contract as gemm_naive_cpu. Threads over tiles of C with OpenMP; call it
+// with omp_set_num_threads(1) (or from inside a parallel region) for one thread.
+template <class T>
+void gemm_blocked_cpu(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
+                      int64_t ldb, T beta, T* C, int64_t ldc);
 
 }  // namespace ittt::kernels

@@ -11,9 +11,10 @@ template <class T>
 void gemm_cpu(int v, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const T* A, int64_t lda, const T* B,
               int64_t ldb, double beta, T* C, int64_t ldc) {
     switch (v) {
-        case 0:
         case 1: kernels::gemm_naive_cpu<T>(ta, tb, M, N, K, T(alpha), A, lda, B, ldb, T(beta), C, ldc); break;
-        default: fail(cat("gemm: no CPU version ", v, " (versions: 1 naive)"));
+        case 0:
+        case 2: kernels::gemm_blocked_cpu<T>(ta, tb, M, N, K, T(alpha), A, lda, B, ldb, T(beta), C, ldc); break;
+        default: fail(cat("gemm: no CPU version ", v, " (versions: 1 naive, 2 blocked; 0 = best)"));
     }
 }
 }  // namespace

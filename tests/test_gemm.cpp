@@ -1,0 +1,192 @@
+// Tests of ops::matmul / ops::linear and the CPU GEMM versions (kernels/gemm/).
+// The oracle is version 1 (the naive triple loop) run in F64 on the same inputs.
+#include <omp.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "kernels/gemm/gemm.h"
+#include "ops/ops.h"
+#include "test_util.h"
+
+using namespace ittt;
+using ittt::test::check_close;
+using ittt::test::random_tensor;
+
+namespace {
+
+// Restores "best" even when a REQUIRE fails halfway through a case.
+struct GemmVersion {
+    explicit GemmVersion(int v) { ops::set_version("gemm", v); }
+    ~GemmVersion() { ops::set_version("gemm", 0); }
+};
+
+Shape stored_shape(int64_t rows, int64_t cols, bool trans) { return trans ? Shape{cols, rows} : Shape{rows, cols}; }
+
+// C = alpha * op(A) op(B) + beta * C0 with the given version, in A's dtype.
+Tensor run_matmul(int v, const Tensor& A, bool ta, const Tensor& B, bool tb, const Tensor& C0, double alpha, double beta) {
+    GemmVersion guard(v);
+    Tensor C = C0.clone();
+    ops::matmul(C, A, ta, B, tb, alpha, beta);
+    return C;
+}
+
+// The same product from the naive kernel in F64: the oracle for both dtypes.
+Tensor reference(const Tensor& A, bool ta, const Tensor& B, bool tb, const Tensor& C0, double alpha, double beta) {
+    return run_matmul(1, A.to_dtype(DType::F64), ta, B.to_dtype(DType::F64), tb, C0.to_dtype(DType::F64), alpha, beta);
+}
+
+// Tolerances for K <= 300 products of unit normals, |C| ~ sqrt(K) <= 18: each of
+// the K partial sums rounds at 6e-8 relative in float, so the error stays below
+// 3e-4 (observed 6e-5); double rounds 2^29 times finer (observed 5e-14).
+double atol_for(DType t) { return t == DType::F32 ? 3e-4 : 1e-12; }
+double rtol_for(DType t) { return t == DType::F32 ? 1e-5 : 1e-13; }
+
+std::string label(const char* what, DType t, bool ta, bool tb, int64_t M, int64_t N, int64_t K) {
+    return cat(what, " ", dtype_name(t), " ", ta ? "T" : "N", tb ? "T" : "N", " M=", M, " N=", N, " K=", K);
+}
+
+}  // namespace
+
+TEST_CASE("gemm: blocked and naive match the F64 oracle on NN/NT/TN/TT and ragged shapes", "[gemm]") {
+    // 1 and primes around the micro-tile (6 x 32 float, 6 x 16 double) and the K
+    // block (256); the last two cross KC, MC (288) and NC (512 float / 256 double).
+    const std::vector<std::vector<int64_t>> shapes = {{1, 1, 1},    {1, 17, 33},  {17, 1, 65},   {33, 65, 1},    {6, 32, 16},
+                                                      {17, 33, 65}, {65, 127, 33}, {127, 65, 257}, {293, 97, 300}, {13, 517, 270}};
+    uint64_t seed = 100;
+    for (DType dt : {DType::F32, DType::F64})
+        for (bool ta : {false, true})
+            for (bool tb : {false, true})
+                for (const auto& s : shapes) {
+                    int64_t M = s[0], N = s[1], K = s[2];
+                    Tensor A = random_tensor(stored_shape(M, K, ta), ++seed, 1.0, dt);
+                    Tensor B = random_tensor(stored_shape(K, N, tb), ++seed, 1.0, dt);
+                    Tensor C0 = Tensor::zeros({M, N}, dt);
+                    Tensor ref = reference(A, ta, B, tb, C0, 1.0, 0.0);
+                    for (int v : {1, 2}) {
+                        Tensor C = run_matmul(v, A, ta, B, tb, C0, 1.0, 0.0);
+                        CHECK(check_close(C, ref, atol_for(dt), rtol_for(dt), label(v == 1 ? "naive" : "blocked", dt, ta, tb, M, N, K)));
+                    }
+                }
+}
+
+TEST_CASE("gemm: alpha and beta; beta == 0 never reads C", "[gemm]") {
+    for (DType dt : {DType::F32, DType::F64})
+        for (bool ta : {false, true})
+            for (bool tb : {false, true}) {
+                const int64_t M = 37, N = 45, K = 29;
+                Tensor A = random_tensor(stored_shape(M, K, ta), 1, 1.0, dt);
+                Tensor B = random_tensor(stored_shape(K, N, tb), 2, 1.0, dt);
+                Tensor C0 = random_tensor({M, N}, 3, 1.0, dt);
+                Tensor ref = reference(A, ta, B, tb, C0, 0.5, -1.5);
+                // C holding NaN must come out clean when beta == 0 (a fresh Tensor::empty may hold anything).
+                Tensor nan_c = C0.clone();
+                ops::fill(nan_c, std::numeric_limits<double>::quiet_NaN());
+                Tensor ref_beta0 = reference(A, ta, B, tb, C0, 2.0, 0.0);
+                for (int v : {1, 2}) {
+                    const char* name = v == 1 ? "naive" : "blocked";
+                    Tensor C = run_matmul(v, A, ta, B, tb, C0, 0.5, -1.5);
+                    CHECK(check_close(C, ref, atol_for(dt), rtol_for(dt), label(name, dt, ta, tb, M, N, K) + " alpha 0.5 beta -1.5"));
+                    Tensor C2 = run_matmul(v, A, ta, B, tb, nan_c, 2.0, 0.0);
+                    CHECK(check_close(C2, ref_beta0, atol_for(dt), rtol_for(dt), label(name, dt, ta, tb, M, N, K) + " beta 0 over NaN"));
+                }
+            }
+}
+
+TEST_CASE("gemm: K == 0 scales C by beta (kernel level)", "[gemm]") {
+    // Tensors cannot express an empty inner dimension cleanly, so call the kernels directly.
+    for (int v : {1, 2}) {
+        std::vector<float> C = {1, 2, 3, 4, 5, 6};
+        auto gemm = v == 1 ? kernels::gemm_naive_cpu<float> : kernels::gemm_blocked_cpu<float>;
+        gemm(false, false, 2, 3, 0, 1.f, nullptr, 0, nullptr, 3, 2.f, C.data(), 3);
+        CHECK(C == std::vector<float>{2, 4, 6, 8, 10, 12});
+        std::vector<float> D(6, std::numeric_limits<float>::quiet_NaN());
+        gemm(false, false, 2, 3, 0, 1.f, nullptr, 0, nullptr, 3, 0.f, D.data(), 3);
+        CHECK(D == std::vector<float>(6, 0.f));
+    }
+}
+
+TEST_CASE("gemm: blocked result does not depend on the thread count", "[gemm]") {
+    // Each tile of C is summed by one thread in a fixed order, so 1 and 2 threads agree bit for bit.
+    Tensor A = random_tensor({300, 270}, 7), B = random_tensor({270, 530}, 8);
+    Tensor C0 = Tensor::zeros({300, 530});
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    Tensor one = run_matmul(2, A, false, B, false, C0, 1.0, 0.0);
+    omp_set_num_threads(2);
+    Tensor two = run_matmul(2, A, false, B, false, C0, 1.0, 0.0);
+    omp_set_num_threads(saved);
+    CHECK(test::bitwise_equal(one, two));
+}
+
+TEST_CASE("gemm: version 0 is the blocked version; versions can be switched", "[gemm]") {
+    Tensor A = random_tensor({19, 23}, 11), B = random_tensor({23, 41}, 12), C0 = Tensor::zeros({19, 41});
+    Tensor best = run_matmul(0, A, false, B, false, C0, 1.0, 0.0);
+    Tensor blocked = run_matmul(2, A, false, B, false, C0, 1.0, 0.0);
+    CHECK(test::bitwise_equal(best, blocked));
+    {
+        GemmVersion guard(1);
+        CHECK(ops::version("gemm") == 1);
+    }
+    CHECK(ops::version("gemm") == 0);
+    GemmVersion guard(7);
+    Tensor C = C0.clone();
+    CHECK_THROWS_WITH(ops::matmul(C, A, false, B, false), Catch::Contains("no CPU version 7"));
+}
+
+TEST_CASE("gemm: 3-D batched matmul equals one 2-D matmul per batch", "[gemm]") {
+    const int64_t batch = 3, M = 17, N = 33, K = 40;
+    for (DType dt : {DType::F32, DType::F64})
+        for (bool ta : {false, true})
+            for (bool tb : {false, true}) {
+                Shape sa = stored_shape(M, K, ta), sb = stored_shape(K, N, tb);
+                Tensor A = random_tensor({batch, sa[0], sa[1]}, 21, 1.0, dt);
+                Tensor B = random_tensor({batch, sb[0], sb[1]}, 22, 1.0, dt);
+                Tensor C0 = random_tensor({batch, M, N}, 23, 1.0, dt);
+                Tensor C = run_matmul(0, A, ta, B, tb, C0, 1.0, 0.5);
+                for (int64_t b = 0; b < batch; ++b) {
+                    Tensor Ab = A.rows(b, b + 1).view(sa), Bb = B.rows(b, b + 1).view(sb);
+                    Tensor Cb0 = C0.rows(b, b + 1).view({M, N});
+                    Tensor expected = reference(Ab, ta, Bb, tb, Cb0, 1.0, 0.5);
+                    CHECK(check_close(C.rows(b, b + 1).view({M, N}), expected, atol_for(dt), rtol_for(dt),
+                                      cat(label("batched", dt, ta, tb, M, N, K), " batch ", b)));
+                }
+            }
+}
+
+TEST_CASE("gemm: linear is x @ W^T over all leading dimensions", "[gemm]") {
+    for (DType dt : {DType::F32, DType::F64}) {
+        Tensor x = random_tensor({2, 5, 17}, 31, 1.0, dt);   // (B, n, in)
+        Tensor W = random_tensor({33, 17}, 32, 1.0, dt);     // (out, in)
+        Tensor y0 = random_tensor({2, 5, 33}, 33, 1.0, dt);  // (B, n, out)
+        Tensor expected = reference(x.view({10, 17}), false, W, true, y0.view({10, 33}), 1.0, 0.25);
+        Tensor y = y0.clone();
+        ops::linear(y, x, W, 0.25);
+        CHECK(check_close(y.view({10, 33}), expected, atol_for(dt), rtol_for(dt), cat("linear ", dtype_name(dt))));
+    }
+}
+
+TEST_CASE("gemm: bad shapes and dtypes throw errors that name the problem", "[gemm]") {
+    Tensor A = Tensor::zeros({4, 5}), B = Tensor::zeros({5, 6}), C = Tensor::zeros({4, 6});
+    Tensor B_bad = Tensor::zeros({7, 6});
+    CHECK_THROWS_WITH(ops::matmul(C, A, false, B_bad, false), Catch::Contains("inner dimensions differ") && Catch::Contains("4 x 5"));
+    CHECK_THROWS_WITH(ops::matmul(C, A, true, B, false), Catch::Contains("inner dimensions differ"));
+    Tensor C_bad = Tensor::zeros({4, 7});
+    CHECK_THROWS_WITH(ops::matmul(C_bad, A, false, B, false), Catch::Contains("expected 4 x 6"));
+    Tensor B64 = Tensor::zeros({5, 6}, DType::F64);
+    CHECK_THROWS_WITH(ops::matmul(C, A, false, B64, false), Catch::Contains("dtype and device must match"));
+    Tensor Ai = Tensor::zeros({4, 5}, DType::I32);
+    CHECK_THROWS_WITH(ops::matmul(C, Ai, false, Ai, false), Catch::Contains("expected F32 or F64"));
+    Tensor B3 = Tensor::zeros({1, 5, 6});
+    CHECK_THROWS_WITH(ops::matmul(C, A, false, B3, false), Catch::Contains("must all be 2-D or all 3-D"));
+    Tensor A3 = Tensor::zeros({2, 4, 5}), C3 = Tensor::zeros({2, 4, 6}), B3_other = Tensor::zeros({3, 5, 6});
+    CHECK_THROWS_WITH(ops::matmul(C3, A3, false, B3_other, false), Catch::Contains("batch sizes differ"));
+
+    Tensor x = Tensor::zeros({3, 5}), W = Tensor::zeros({6, 5}), y = Tensor::zeros({3, 6});
+    CHECK_THROWS_WITH(ops::linear(y, x, Tensor::zeros({6, 5, 1})), Catch::Contains("W must be 2-D"));
+    CHECK_THROWS_WITH(ops::linear(y, Tensor::zeros({3, 4}), W), Catch::Contains("expected in = 5"));
+    Tensor y_bad = Tensor::zeros({3, 7});
+    CHECK_THROWS_WITH(ops::linear(y_bad, x, W), Catch::Contains("must hold 3 x 6 values"));
+}
