@@ -14,8 +14,9 @@
 // always zero, for free.
 //
 // Versions (ops::set_version("ttt_apply", v)):
-//   1  ttt_apply_*_correction_cpu   one token row per task, dot products / row updates against s_i, g_i
-//   0  the best CPU version (currently 1)
+//   1  ttt_apply_*_correction_cpu        one token row per task, dot products / row updates against s_i, g_i
+//   2  ttt_apply_*_correction_gemm_cpu   each chunk's correction as one call of the blocked GEMM
+//   0  the best CPU version (currently 2)
 #pragma once
 #include <cstdint>
 
@@ -31,5 +32,13 @@ void ttt_apply_forward_correction_cpu(T* o, const T* z, const T* s, T eta, int64
 template <class T>
 void ttt_apply_backward_correction_cpu(T* dz, T* dv, const T* dout, const T* z, const T* v, const T* s, const T* g, T eta,
                                        int64_t batch, int64_t n, int64_t d, int64_t f, int64_t chunk);
+
+// Version 2: same contracts as above.
+template <class T>
+void ttt_apply_forward_correction_gemm_cpu(T* o, const T* z, const T* s, T eta, int64_t batch, int64_t n, int64_t d, int64_t f,
+                                           int64_t chunk);
+template <class T>
+void ttt_apply_backward_correction_gemm_cpu(T* dz, T* dv, const T* dout, const T* z, const T* v, const T* s, const T* g, T eta,
+                                            int64_t batch, int64_t n, int64_t d, int64_t f, int64_t chunk);
 
 }  // namespace ittt::kernels

@@ -10,8 +10,9 @@
 // scale delta_i so that ||eta * delta_i||_F = tau. The norm is summed in double.
 //
 // Versions (ops::set_version("ttt_delta", v)):
-//   1  ttt_chunk_delta_cpu   one output row (b, i, a) per task, rank-1 updates over the chunk's rows
-//   0  the best CPU version (currently 1)
+//   1  ttt_chunk_delta_cpu        one output row (b, i, a) per task, rank-1 updates over the chunk's rows
+//   2  ttt_chunk_delta_gemm_cpu   each chunk as one call of the blocked GEMM (V_[i]^T Z_[i], TN)
+//   0  the best CPU version (currently 2; clipping has one version)
 #pragma once
 #include <cstdint>
 
@@ -20,6 +21,10 @@ namespace ittt::kernels {
 // delta: (B, T, d, f) overwritten, T = ceil(n / chunk); v: (B, n, d); z: (B, n, f).
 template <class T>
 void ttt_chunk_delta_cpu(T* delta, const T* v, const T* z, int64_t batch, int64_t n, int64_t d, int64_t f, int64_t chunk);
+
+// Version 2, same contract.
+template <class T>
+void ttt_chunk_delta_gemm_cpu(T* delta, const T* v, const T* z, int64_t batch, int64_t n, int64_t d, int64_t f, int64_t chunk);
 
 // delta: (count, size), one flattened d x f matrix per row; tau > 0.
 template <class T>

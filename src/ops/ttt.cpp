@@ -1,6 +1,7 @@
 // ttt.cpp: the In-Place TTT ops (chunk deltas, clipping, apply forward/backward)
 // on top of kernels/ttt_delta and kernels/ttt_apply. The math is in docs/ttt.md.
 #include <cmath>
+#include <type_traits>
 
 #include "kernels/ttt_apply/ttt_apply.h"
 #include "kernels/ttt_delta/ttt_delta.h"
@@ -19,9 +20,12 @@ void require_tokens(const Tensor& x, const Tensor& like, int64_t width, const ch
     require_shape(x, {like.dim(0), like.dim(1), width}, op, name);
 }
 
-void require_cpu_version(const char* family, const char* op) {
+// Returns the CPU version to run: 1 direct loops, 2 one blocked GEMM per chunk (0 = best = 2).
+int cpu_version(const char* family, const char* op, int max_version = 2) {
     int v = version(family);
-    ITTT_CHECK(v == 0 || v == 1, op, ": no CPU version ", v, " of ", family, " (versions: 1 direct loops)");
+    ITTT_CHECK(v >= 0 && v <= max_version, op, ": no CPU version ", v, " of ", family,
+               max_version == 2 ? " (versions: 1 direct loops, 2 per-chunk GEMM)" : " (versions: 1)");
+    return v == 0 ? max_version : v;
 }
 }  // namespace
 
@@ -36,12 +40,14 @@ void ttt_chunk_delta(Tensor& delta, const Tensor& v, const Tensor& z, int chunk)
     const int64_t B = z.dim(0), n = z.dim(1), d = v.dim(2), f = z.dim(2), T = chunk_count(n, chunk);
     require_same_dtype_device(delta, z, op, "delta", "z");
     require_shape(delta, {B, T, d, f}, op, "delta");
-    require_cpu_version("ttt_delta", op);
+    const int ver = cpu_version("ttt_delta", op);
     if (z.device() == Device::CUDA) no_cuda_kernel(op);
-    if (z.dtype() == DType::F32)
-        kernels::ttt_chunk_delta_cpu<float>(delta.data<float>(), v.data<float>(), z.data<float>(), B, n, d, f, chunk);
-    else
-        kernels::ttt_chunk_delta_cpu<double>(delta.data<double>(), v.data<double>(), z.data<double>(), B, n, d, f, chunk);
+    auto run = [&](auto* out, const auto* vv, const auto* zz) {
+        if (ver == 1) kernels::ttt_chunk_delta_cpu(out, vv, zz, B, n, d, f, static_cast<int64_t>(chunk));
+        else kernels::ttt_chunk_delta_gemm_cpu(out, vv, zz, B, n, d, f, static_cast<int64_t>(chunk));
+    };
+    if (z.dtype() == DType::F32) run(delta.data<float>(), v.data<float>(), z.data<float>());
+    else run(delta.data<double>(), v.data<double>(), z.data<double>());
 }
 
 void ttt_clip_deltas(Tensor& delta, double eta, double tau) {
@@ -54,7 +60,7 @@ void ttt_clip_deltas(Tensor& delta, double eta, double tau) {
     ITTT_CHECK(std::isfinite(tau) && tau > 0, op, ": tau must be a finite number > 0, found ", tau,
                " (to disable clipping, do not call ttt_clip_deltas)");
     ITTT_CHECK(std::isfinite(eta), op, ": eta must be finite, found ", eta);
-    require_cpu_version("ttt_delta", op);
+    cpu_version("ttt_delta", op);
     if (delta.device() == Device::CUDA) no_cuda_kernel(op);
     const int64_t size = delta.dim(-2) * delta.dim(-1), count = size ? delta.numel() / size : 0;
     if (delta.dtype() == DType::F32) kernels::ttt_clip_deltas_cpu<float>(delta.data<float>(), count, size, eta, tau);
@@ -75,18 +81,19 @@ void ttt_apply_forward(Tensor& o, const Tensor& z, const Tensor& wd, const Tenso
     require_same_dtype_device(s, z, op, "s", "z");
     require_shape(s, {B, T, d, f}, op, "s");
     ITTT_CHECK(std::isfinite(eta), op, ": eta must be finite, found ", eta);
-    require_cpu_version("ttt_apply", op);
+    const int ver = cpu_version("ttt_apply", op);
     if (z.device() == Device::CUDA) no_cuda_kernel(op);
 
     // The plain MLP's down projection, the very same call: the drop-in guarantee rests on it.
     linear(o, z, wd);
     if (eta == 0) return;
-    if (z.dtype() == DType::F32)
-        kernels::ttt_apply_forward_correction_cpu<float>(o.data<float>(), z.data<float>(), s.data<float>(), static_cast<float>(eta),
-                                                         B, n, d, f, chunk);
-    else
-        kernels::ttt_apply_forward_correction_cpu<double>(o.data<double>(), z.data<double>(), s.data<double>(), eta, B, n, d, f,
-                                                          chunk);
+    auto run = [&](auto* out, const auto* zz, const auto* ss) {
+        using T = std::remove_const_t<std::remove_pointer_t<decltype(zz)>>;
+        if (ver == 1) kernels::ttt_apply_forward_correction_cpu<T>(out, zz, ss, static_cast<T>(eta), B, n, d, f, chunk);
+        else kernels::ttt_apply_forward_correction_gemm_cpu<T>(out, zz, ss, static_cast<T>(eta), B, n, d, f, chunk);
+    };
+    if (z.dtype() == DType::F32) run(o.data<float>(), z.data<float>(), s.data<float>());
+    else run(o.data<double>(), z.data<double>(), s.data<double>());
 }
 
 void ttt_apply_backward(Tensor& dz, Tensor& dv, const Tensor& dout, const Tensor& z, const Tensor& v, const Tensor& wd,
@@ -109,7 +116,7 @@ void ttt_apply_backward(Tensor& dz, Tensor& dv, const Tensor& dout, const Tensor
     require_same_dtype_device(g, z, op, "g", "z");
     require_shape(g, {B, T, d, f}, op, "g");
     ITTT_CHECK(std::isfinite(eta), op, ": eta must be finite, found ", eta);
-    require_cpu_version("ttt_apply", op);
+    const int ver = cpu_version("ttt_apply", op);
     if (z.device() == Device::CUDA) no_cuda_kernel(op);
 
     // dz = dout @ wd for every token at once; only the per-chunk terms are TTT's.
@@ -119,14 +126,16 @@ void ttt_apply_backward(Tensor& dz, Tensor& dv, const Tensor& dout, const Tensor
         dv.zero_();
         return;
     }
+    auto run = [&](auto* dzp, auto* dvp, const auto* dop, const auto* zp, const auto* vp, const auto* sp, const auto* gp) {
+        using T = std::remove_const_t<std::remove_pointer_t<decltype(zp)>>;
+        if (ver == 1) kernels::ttt_apply_backward_correction_cpu<T>(dzp, dvp, dop, zp, vp, sp, gp, static_cast<T>(eta), B, n, d, f, chunk);
+        else kernels::ttt_apply_backward_correction_gemm_cpu<T>(dzp, dvp, dop, zp, vp, sp, gp, static_cast<T>(eta), B, n, d, f, chunk);
+    };
     if (z.dtype() == DType::F32)
-        kernels::ttt_apply_backward_correction_cpu<float>(dz.data<float>(), dv.data<float>(), dout.data<float>(), z.data<float>(),
-                                                          v.data<float>(), s.data<float>(), g.data<float>(),
-                                                          static_cast<float>(eta), B, n, d, f, chunk);
+        run(dz.data<float>(), dv.data<float>(), dout.data<float>(), z.data<float>(), v.data<float>(), s.data<float>(), g.data<float>());
     else
-        kernels::ttt_apply_backward_correction_cpu<double>(dz.data<double>(), dv.data<double>(), dout.data<double>(),
-                                                           z.data<double>(), v.data<double>(), s.data<double>(),
-                                                           g.data<double>(), eta, B, n, d, f, chunk);
+        run(dz.data<double>(), dv.data<double>(), dout.data<double>(), z.data<double>(), v.data<double>(), s.data<double>(),
+            g.data<double>());
 }
 
 }  // namespace ittt::ops
