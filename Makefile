@@ -39,7 +39,7 @@ CXXFLAGS  ?= -O3 $(ARCH_FLAGS)
 # `override` keeps these when CXXFLAGS / LDFLAGS are given on the command line (make sanitize).
 override CXXFLAGS += -std=c++17 -fopenmp -Wall -Wextra -MMD -MP
 override LDFLAGS  += -fopenmp
-LDLIBS    += $(if $(filter 1,$(PLOTS)),-lboost_iostreams,)
+LDLIBS    += $(if $(filter 1,$(PLOTS)),-lboost_iostreams -lboost_filesystem,)
 NVCCFLAGS ?= -O3
 NVCCFLAGS += -std=c++17 -arch=sm_$(GPU_ARCH) -lineinfo -Xcompiler -fopenmp,-Wall -MMD -MP
 ifeq ($(CUDA),1)
@@ -67,7 +67,7 @@ info:
 	@echo "ittt: built $(if $(filter 1,$(CUDA)),CPU + CUDA (sm_$(GPU_ARCH)),CPU only ($(if $(NVCC),CUDA=0 given,nvcc not found))), NVTX $(if $(filter 1,$(NVTX)),on,off), plots $(if $(filter 1,$(PLOTS)),on,off)"
 
 # ---- Debian packages: installed when root, otherwise the exact command is printed ----
-DEB_PACKAGES := catch2 $(if $(filter 1,$(PLOTS)),libgnuplot-iostream-dev libboost-iostreams-dev gnuplot-nox,)
+DEB_PACKAGES := catch2 $(if $(filter 1,$(PLOTS)),libgnuplot-iostream-dev libboost-iostreams-dev libboost-filesystem-dev gnuplot-nox,)
 DEP_FILES    := $(CATCH2_INC)/catch2/catch.hpp $(if $(filter 1,$(PLOTS)),/usr/include/gnuplot-iostream.h /usr/include/boost/iostreams/device/file_descriptor.hpp /usr/bin/gnuplot,)
 $(BUILD)/deps.ok:
 	@mkdir -p $(BUILD)
