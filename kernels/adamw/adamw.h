@@ -1,4 +1,4 @@
-// adamw.h: one AdamW step (Adam with decoupled weight decay) on the CPU.
+// adamw.h: one AdamW step (Adam with decoupled weight decay), CPU and CUDA.
 //
 //   m = beta1 m + (1 - beta1) g            v = beta2 v + (1 - beta2) g^2
 //   param -= lr * ( (m / bias_correction1) / (sqrt(v / bias_correction2) + eps) + weight_decay * param )
@@ -9,8 +9,12 @@
 // adaptive denominator does not rescale it: that is the "decoupled" in AdamW.
 //
 // Versions (ops::set_version("adamw", v)):
-//   1  adamw_step_cpu   one elementwise loop, arithmetic in T
-//   0  the best CPU version (currently 1)
+//   CPU   1  adamw_step_cpu    one elementwise loop, arithmetic in T
+//         0  the best CPU version (currently 1)
+//   CUDA  1  adamw_step_cuda   one thread per element, the same arithmetic in float
+//         0  the best CUDA version (currently 1); see adamw.cu
+// Gradient clipping (ops::clip_grad_norm) needs no kernel of its own: it is
+// ops::sum_squares per tensor, then ops::scale_inplace (kernels/elementwise/).
 #pragma once
 #include <cstdint>
 
@@ -21,5 +25,10 @@ namespace ittt::kernels {
 template <class T>
 void adamw_step_cpu(T* param, const T* grad, T* m, T* v, int64_t n, T lr, T beta1, T beta2, T eps, T weight_decay,
                     T bias_correction1, T bias_correction2);
+
+// ---- CUDA (adamw.cu), F32, device pointers ----
+// param, grad, m, v: (n) each, as above.
+void adamw_step_cuda(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float beta1, float beta2, float eps,
+                     float weight_decay, float bias_correction1, float bias_correction2);
 
 }  // namespace ittt::kernels

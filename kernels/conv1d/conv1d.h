@@ -9,8 +9,10 @@
 // layer causal even with look-ahead taps.
 //
 // Versions (ops::set_version("conv1d", v)):
-//   1  conv1d_chunked_*_cpu   direct loops, rows in parallel; the reference
-//   0  the best CPU version (currently 1)
+//   CPU   1  conv1d_chunked_*_cpu    direct loops, rows in parallel; the reference
+//         0  the best CPU version (currently 1)
+//   CUDA  1  conv1d_chunked_*_cuda   one thread per output; dweight by a fixed-order block reduction
+//         0  the best CUDA version (currently 1); see conv1d.cu
 #pragma once
 #include <cstdint>
 
@@ -26,5 +28,20 @@ void conv1d_chunked_forward_cpu(T* out, const T* x, const T* weight, const int* 
 template <class T>
 void conv1d_chunked_backward_cpu(T* dx, T* dweight, const T* dout, const T* x, const T* weight, const int* offsets, int64_t batch,
                                  int64_t n, int64_t d, int64_t taps, int64_t chunk);
+
+// ---- CUDA (conv1d.cu), F32; every pointer is device memory except offsets ----
+
+// The taps travel to the kernel by value (in its parameter space), so no device
+// copy of offsets is needed; this bounds K.
+constexpr int64_t kConv1dMaxTaps = 16;
+
+// out: (B, n, d) overwritten; x: (B, n, d); weight: (d, K); offsets: (K) HOST array, K <= kConv1dMaxTaps.
+void conv1d_chunked_forward_cuda(float* out, const float* x, const float* weight, const int* offsets, int64_t batch, int64_t n,
+                                 int64_t d, int64_t taps, int64_t chunk);
+
+// dx: (B, n, d) overwritten; dweight: (d, K) accumulated; dout, x: (B, n, d); weight: (d, K);
+// offsets: (K) HOST array. dweight is the same bits on every run (no atomics).
+void conv1d_chunked_backward_cuda(float* dx, float* dweight, const float* dout, const float* x, const float* weight,
+                                  const int* offsets, int64_t batch, int64_t n, int64_t d, int64_t taps, int64_t chunk);
 
 }  // namespace ittt::kernels

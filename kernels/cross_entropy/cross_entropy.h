@@ -1,4 +1,4 @@
-// cross_entropy.h: fused softmax + negative log-likelihood over rows of logits, on the CPU.
+// cross_entropy.h: fused softmax + negative log-likelihood over rows of logits (CPU and CUDA).
 //
 // For one row x (V) with target t:
 //   loss     = logsumexp(x) - x[t]          = -log softmax(x)[t]
@@ -7,8 +7,11 @@
 // gradient is written straight into dlogits, scaled by grad_scale.
 //
 // Versions (ops::set_version("cross_entropy", v)):
-//   1  cross_entropy_cpu   three passes per row (max, sum of exp, gradient), all in double
-//   0  the best CPU version (currently 1)
+//   CPU   1  cross_entropy_cpu    three passes per row (max, sum of exp, gradient), all in double
+//         0  the best CPU version (currently 1)
+//   CUDA  1  cross_entropy_cuda   one block per row, three passes (max, sum of exp, gradient) in float
+//         2  cross_entropy_cuda   one block per row, online softmax: max and sum in one pass
+//         0  the best CUDA version (currently 2); see cross_entropy.cu
 #pragma once
 #include <cstdint>
 
@@ -21,5 +24,12 @@ namespace ittt::kernels {
 template <class T>
 double cross_entropy_cpu(T* dlogits, const T* logits, const int32_t* targets, int64_t N, int64_t V, double grad_scale,
                          int32_t ignore_index);
+
+// ---- CUDA (cross_entropy.cu), F32, device pointers ----
+// row_loss: (N) doubles, each row's -log softmax[target] (0 for ignored rows):
+// the caller adds them up in row order, so the total is the same bits every run.
+// dlogits: (N, V) or nullptr; logits: (N, V); targets: (N), valid as above; version 0, 1 or 2.
+void cross_entropy_cuda(float* dlogits, double* row_loss, const float* logits, const int32_t* targets, int64_t N, int64_t V,
+                        float grad_scale, int32_t ignore_index, int version);
 
 }  // namespace ittt::kernels

@@ -10,8 +10,18 @@
 // sequential loop.
 //
 // Versions (ops::set_version("prefix_scan", v)):
-//   1  prefix_scan_exclusive_cpu   column blocks in parallel, sequential along T
-//   0  the best CPU version (currently 1)
+//   CPU   1  prefix_scan_exclusive_cpu    column blocks in parallel, sequential along T
+//         0  the best CPU version (currently 1)
+//   CUDA  1  prefix_scan_exclusive_cuda   one thread per column walking T (bit-identical to the CPU)
+//         0  the best CUDA version (currently 1); see prefix_scan.cu
+//
+// For the labs, the other kind of scan: ONE long 1-D array (n up to ~1e9), where
+// the parallelism must come from the scan direction itself. Two GPU versions with
+// their own launchers (not used by the model; tests "[cuda][prefix_scan]"):
+//   prefix_scan_1d_blelloch_cuda   work-efficient block scan (up-sweep / down-sweep),
+//                                  block totals scanned recursively, then added back
+//   prefix_scan_1d_lookback_cuda   one pass: each block waits only for its predecessors'
+//                                  published totals (decoupled look-back)
 #pragma once
 #include <cstdint>
 
@@ -20,5 +30,17 @@ namespace ittt::kernels {
 // out: (B, T, m) overwritten; in: (B, T, m), not overlapping out.
 template <class T>
 void prefix_scan_exclusive_cpu(T* out, const T* in, int64_t batch, int64_t n_chunks, int64_t m, bool reverse);
+
+// ---- CUDA (prefix_scan.cu), F32, device pointers ----
+
+// out: (B, T, m) overwritten; in: (B, T, m), not overlapping out.
+void prefix_scan_exclusive_cuda(float* out, const float* in, int64_t batch, int64_t n_chunks, int64_t m, bool reverse);
+
+// Long 1-D exclusive scans, out[i] = sum_{j<i} in[j]: out, in: (n), not overlapping.
+// Each needs a device workspace of the size its *_workspace_bytes(n) returns.
+int64_t prefix_scan_1d_blelloch_workspace_bytes(int64_t n);
+void prefix_scan_1d_blelloch_cuda(float* out, const float* in, int64_t n, void* workspace);
+int64_t prefix_scan_1d_lookback_workspace_bytes(int64_t n);
+void prefix_scan_1d_lookback_cuda(float* out, const float* in, int64_t n, void* workspace);
 
 }  // namespace ittt::kernels

@@ -14,9 +14,12 @@
 // always zero, for free.
 //
 // Versions (ops::set_version("ttt_apply", v)):
-//   1  ttt_apply_*_correction_cpu        one token row per task, dot products / row updates against s_i, g_i
-//   2  ttt_apply_*_correction_gemm_cpu   each chunk's correction as one call of the blocked GEMM
-//   0  the best CPU version (currently 2)
+//   CPU   1  ttt_apply_*_correction_cpu        one token row per task, dot products / row updates against s_i, g_i
+//         2  ttt_apply_*_correction_gemm_cpu   each chunk's correction as one call of the blocked GEMM
+//         0  the best CPU version (currently 2)
+//   CUDA  1  ttt_apply_*_correction_cuda   naive: one thread per output element
+//         2  ttt_apply_*_correction_cuda   16 x 16 shared-memory tiles that never straddle a chunk
+//         0  the best CUDA version (currently 2); see ttt_apply.cu
 #pragma once
 #include <cstdint>
 
@@ -40,5 +43,20 @@ void ttt_apply_forward_correction_gemm_cpu(T* o, const T* z, const T* s, T eta, 
 template <class T>
 void ttt_apply_backward_correction_gemm_cpu(T* dz, T* dv, const T* dout, const T* z, const T* v, const T* s, const T* g, T eta,
                                             int64_t batch, int64_t n, int64_t d, int64_t f, int64_t chunk);
+
+// ---- CUDA (ttt_apply.cu), F32, device pointers ----
+// The zero-chunk skip needs one flag per matrix; the caller passes that scratch
+// (an I32 CUDA tensor in the ops layer) so the allocation is visible.
+
+// o: (B, n, d) holds z @ wd^T on entry, accumulated; z: (B, n, f); s: (B, T, d, f);
+// flags: (B*T) int scratch; version 0, 1 or 2.
+void ttt_apply_forward_correction_cuda(float* o, const float* z, const float* s, float eta, int64_t batch, int64_t n, int64_t d,
+                                       int64_t f, int64_t chunk, int* flags, int version);
+
+// dz: (B, n, f) holds dout @ wd on entry, accumulated; dv: (B, n, d) overwritten;
+// dout: (B, n, d); z: (B, n, f); v: (B, n, d); s, g: (B, T, d, f); flags: (2*B*T) int scratch.
+void ttt_apply_backward_correction_cuda(float* dz, float* dv, const float* dout, const float* z, const float* v, const float* s,
+                                        const float* g, float eta, int64_t batch, int64_t n, int64_t d, int64_t f, int64_t chunk,
+                                        int* flags, int version);
 
 }  // namespace ittt::kernels

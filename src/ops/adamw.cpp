@@ -35,16 +35,29 @@ void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const A
     require_same(param, v, "adamw_step", "param", "v");
     ITTT_CHECK(step >= 1, "adamw_step: step counts from 1, found ", step);
     check_config(cfg);
-    if (param.device() == Device::CUDA) no_cuda_kernel("adamw_step");
-    const int version_cpu = version("adamw");
-    ITTT_CHECK(version_cpu == 0 || version_cpu == 1, "adamw_step: no CPU version ", version_cpu, " (versions: 1 elementwise loop)");
+    const int v_kernel = version("adamw");
+    ITTT_CHECK(v_kernel == 0 || v_kernel == 1, "adamw_step: no ", device_name(param.device()), " version ", v_kernel,
+               " (versions: 1 elementwise loop)");
     // Per-step scalars, so double costs nothing; in F32, 1 - 0.999f is already 1e-5 off.
     const double bias_correction1 = 1.0 - std::pow(cfg.beta1, static_cast<double>(step));
     const double bias_correction2 = 1.0 - std::pow(cfg.beta2, static_cast<double>(step));
+    if (param.device() == Device::CUDA) {
+#if ITTT_WITH_CUDA
+        ITTT_CHECK(param.dtype() == DType::F32, "adamw_step: CUDA kernels are F32 only, found param ", param.describe());
+        kernels::adamw_step_cuda(param.data<float>(), grad.data<float>(), m.data<float>(), v.data<float>(), param.numel(),
+                                 float(cfg.lr), float(cfg.beta1), float(cfg.beta2), float(cfg.eps), float(cfg.weight_decay),
+                                 float(bias_correction1), float(bias_correction2));
+        return;
+#else
+        no_cuda_kernel("adamw_step");
+#endif
+    }
     if (param.dtype() == DType::F32) adamw_cpu<float>(param, grad, m, v, cfg, bias_correction1, bias_correction2);
     else adamw_cpu<double>(param, grad, m, v, cfg, bias_correction1, bias_correction2);
 }
 
+// Device-agnostic: on CUDA, sum_squares runs the fixed-order GPU reduction (one
+// double back to the host per tensor) and scale_inplace a GPU kernel.
 double clip_grad_norm(const std::vector<Tensor*>& grads, double max_norm) {
     ITTT_NVTX_RANGE("clip_grad_norm");
     ITTT_CHECK(max_norm > 0, "clip_grad_norm: max_norm must be > 0, found ", max_norm,

@@ -16,7 +16,9 @@ void check_conv_args(const char* op, const Tensor& x, const Tensor& weight, cons
     require_same_dtype_device(x, weight, op, "x", "weight");
     require_shape(weight, {x.dim(2), static_cast<int64_t>(offsets.size())}, op, "weight");
     int v = version("conv1d");
-    ITTT_CHECK(v == 0 || v == 1, op, ": no CPU version ", v, " (versions: 1 direct loops)");
+    ITTT_CHECK(v == 0 || v == 1, op, ": no ", device_name(x.device()), " version ", v,
+               " (versions: 1 direct loops on the CPU, one thread per output on CUDA)");
+    ITTT_CHECK(x.device() == Device::CPU || x.dtype() == DType::F32, op, ": CUDA kernels are F32 only, found x ", x.describe());
 }
 }  // namespace
 
@@ -25,8 +27,16 @@ void conv1d_chunked_forward(Tensor& out, const Tensor& x, const Tensor& weight, 
     const char* op = "conv1d_chunked_forward";
     check_conv_args(op, x, weight, offsets, chunk);
     require_same(out, x, op, "out", "x");
-    if (x.device() == Device::CUDA) no_cuda_kernel(op);
     const int64_t B = x.dim(0), n = x.dim(1), d = x.dim(2), K = weight.dim(1);
+    if (x.device() == Device::CUDA) {
+#if ITTT_WITH_CUDA
+        kernels::conv1d_chunked_forward_cuda(out.data<float>(), x.data<float>(), weight.data<float>(), offsets.data(), B, n, d, K,
+                                             chunk);
+        return;
+#else
+        no_cuda_kernel(op);
+#endif
+    }
     if (x.dtype() == DType::F32)
         kernels::conv1d_chunked_forward_cpu<float>(out.data<float>(), x.data<float>(), weight.data<float>(), offsets.data(), B, n, d,
                                                    K, chunk);
@@ -43,8 +53,16 @@ void conv1d_chunked_backward(Tensor& dx, Tensor& dweight, const Tensor& dout, co
     require_same(dx, x, op, "dx", "x");
     require_same(dout, x, op, "dout", "x");
     require_same(dweight, weight, op, "dweight", "weight");
-    if (x.device() == Device::CUDA) no_cuda_kernel(op);
     const int64_t B = x.dim(0), n = x.dim(1), d = x.dim(2), K = weight.dim(1);
+    if (x.device() == Device::CUDA) {
+#if ITTT_WITH_CUDA
+        kernels::conv1d_chunked_backward_cuda(dx.data<float>(), dweight.data<float>(), dout.data<float>(), x.data<float>(),
+                                              weight.data<float>(), offsets.data(), B, n, d, K, chunk);
+        return;
+#else
+        no_cuda_kernel(op);
+#endif
+    }
     if (x.dtype() == DType::F32)
         kernels::conv1d_chunked_backward_cpu<float>(dx.data<float>(), dweight.data<float>(), dout.data<float>(), x.data<float>(),
                                                     weight.data<float>(), offsets.data(), B, n, d, K, chunk);

@@ -37,8 +37,21 @@ CrossEntropyResult cross_entropy(Tensor* dlogits, const Tensor& logits, const Te
 
     CrossEntropyResult result;
     result.n_scored = check_targets_and_count_scored(targets, V, ignore_index);
-    if (logits.device() == Device::CUDA) no_cuda_kernel("cross_entropy");
     const int v = version("cross_entropy");
+    if (logits.device() == Device::CUDA) {
+#if ITTT_WITH_CUDA
+        ITTT_CHECK(v >= 0 && v <= 2, "cross_entropy: no CUDA version ", v, " (versions: 1 three passes, 2 online softmax)");
+        ITTT_CHECK(logits.dtype() == DType::F32, "cross_entropy: CUDA kernels are F32 only, found logits ", logits.describe());
+        // One loss per row, added here in row order: the same bits every run.
+        Tensor row_loss = Tensor::empty({N}, DType::F64, Device::CUDA);
+        kernels::cross_entropy_cuda(dlogits ? dlogits->data<float>() : nullptr, row_loss.data<double>(), logits.data<float>(),
+                                    targets.data<int32_t>(), N, V, static_cast<float>(grad_scale), ignore_index, v);
+        for (double l : row_loss.to_f64_vector()) result.loss_sum += l;
+        return result;
+#else
+        no_cuda_kernel("cross_entropy");
+#endif
+    }
     ITTT_CHECK(v == 0 || v == 1, "cross_entropy: no CPU version ", v, " (versions: 1 three-pass reference)");
     const int32_t* t = targets.data<int32_t>();
     if (logits.dtype() == DType::F32)

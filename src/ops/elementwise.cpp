@@ -4,8 +4,9 @@
 // the GPU they call kernels/elementwise/elementwise.cu.
 #include <cmath>
 
-#include "ops/ops.h"
+#include "kernels/elementwise/elementwise.h"
 #include "ops/dispatch.h"
+#include "ops/ops.h"
 
 namespace ittt::ops {
 
@@ -49,39 +50,80 @@ bool all_finite_cpu(const T* x, int64_t n) {
         if (!std::isfinite(x[i])) return false;
     return true;
 }
+
+// True when x is on the GPU (then F32 is required); the CPU-only build says so plainly.
+bool on_cuda(const Tensor& x, const char* op) {
+    if (x.device() != Device::CUDA) return false;
+#if ITTT_WITH_CUDA
+    ITTT_CHECK(x.dtype() == DType::F32, op, ": CUDA kernels are F32 only, found ", x.describe());
+    return true;
+#else
+    no_cuda_kernel(op);
+#endif
+}
+
+#if ITTT_WITH_CUDA
+// Scratch for the two-stage GPU reductions, a tensor so the allocation is visible.
+Tensor reduce_workspace() { return Tensor::empty({kernels::kReduceWorkspace}, DType::F64, Device::CUDA); }
+#endif
 }  // namespace
 
 void fill(Tensor& x, double value) {
     require_float(x, "fill", "x");
-    ITTT_CHECK(x.device() == Device::CPU, "fill: CUDA path not built yet");
+    if (on_cuda(x, "fill")) {
+#if ITTT_WITH_CUDA
+        kernels::fill_cuda(x.data<float>(), x.numel(), static_cast<float>(value));
+#endif
+        return;
+    }
     if (x.dtype() == DType::F32) fill_cpu(x.data<float>(), x.numel(), value);
     else fill_cpu(x.data<double>(), x.numel(), value);
 }
 
 void add_inplace(Tensor& y, const Tensor& x, double alpha) {
     require_same(y, x, "add_inplace", "y", "x");
-    ITTT_CHECK(y.device() == Device::CPU, "add_inplace: CUDA path not built yet");
+    if (on_cuda(y, "add_inplace")) {
+#if ITTT_WITH_CUDA
+        kernels::add_inplace_cuda(y.data<float>(), x.data<float>(), y.numel(), static_cast<float>(alpha));
+#endif
+        return;
+    }
     if (y.dtype() == DType::F32) axpy_cpu(y.data<float>(), x.data<float>(), y.numel(), alpha);
     else axpy_cpu(y.data<double>(), x.data<double>(), y.numel(), alpha);
 }
 
 void scale_inplace(Tensor& x, double s) {
     require_float(x, "scale_inplace", "x");
-    ITTT_CHECK(x.device() == Device::CPU, "scale_inplace: CUDA path not built yet");
+    if (on_cuda(x, "scale_inplace")) {
+#if ITTT_WITH_CUDA
+        kernels::scale_inplace_cuda(x.data<float>(), x.numel(), static_cast<float>(s));
+#endif
+        return;
+    }
     if (x.dtype() == DType::F32) scale_cpu(x.data<float>(), x.numel(), s);
     else scale_cpu(x.data<double>(), x.numel(), s);
 }
 
 double sum_squares(const Tensor& x) {
     require_float(x, "sum_squares", "x");
-    Tensor h = x.device() == Device::CPU ? x : x.to(Device::CPU);
-    return h.dtype() == DType::F32 ? sum_squares_cpu(h.data<float>(), h.numel()) : sum_squares_cpu(h.data<double>(), h.numel());
+    if (on_cuda(x, "sum_squares")) {
+#if ITTT_WITH_CUDA
+        Tensor workspace = reduce_workspace();
+        return kernels::sum_squares_cuda(x.data<float>(), x.numel(), workspace.data<double>());
+#endif
+    }
+    return x.dtype() == DType::F32 ? sum_squares_cpu(x.data<float>(), x.numel()) : sum_squares_cpu(x.data<double>(), x.numel());
 }
 
 bool all_finite(const Tensor& x) {
     require_float(x, "all_finite", "x");
-    Tensor h = x.device() == Device::CPU ? x : x.to(Device::CPU);
-    return h.dtype() == DType::F32 ? all_finite_cpu(h.data<float>(), h.numel()) : all_finite_cpu(h.data<double>(), h.numel());
+    if (on_cuda(x, "all_finite")) {
+#if ITTT_WITH_CUDA
+        Tensor workspace = reduce_workspace();
+        return kernels::all_finite_cuda(x.data<float>(), x.numel(), workspace.data<double>());
+#endif
+    }
+    return x.dtype() == DType::F32 ? all_finite_cpu(x.data<float>(), x.numel()) : all_finite_cpu(x.data<double>(), x.numel());
 }
 
 void sum_dim0(Tensor& out, const Tensor& in, bool accumulate) {
@@ -89,8 +131,14 @@ void sum_dim0(Tensor& out, const Tensor& in, bool accumulate) {
     ITTT_CHECK(in.ndim() >= 1 && out.numel() * in.dim(0) == in.numel(), "sum_dim0: out ", out.describe(),
                " is not in ", in.describe(), " without its first dimension");
     require_same_dtype_device(out, in, "sum_dim0", "out", "in");
-    if (!accumulate) out.zero_();
     int64_t k = in.dim(0), m = out.numel();
+    if (on_cuda(in, "sum_dim0")) {
+#if ITTT_WITH_CUDA
+        kernels::sum_dim0_cuda(out.data<float>(), in.data<float>(), k, m, accumulate);
+#endif
+        return;
+    }
+    if (!accumulate) out.zero_();
     for (int64_t i = 0; i < k; ++i) {
         Tensor slice = in.view({k, m}).rows(i, i + 1).view(out.shape());
         add_inplace(out, slice, 1.0);

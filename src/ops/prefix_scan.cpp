@@ -20,9 +20,18 @@ void prefix_scan_exclusive(Tensor& out, const Tensor& in, bool reverse) {
     ITTT_CHECK(o + out.bytes() <= x || x + in.bytes() <= o || in.numel() == 0, op,
                ": out and in share memory; the scan needs a separate output tensor");
     int v = version("prefix_scan");
-    ITTT_CHECK(v == 0 || v == 1, op, ": no CPU version ", v, " (versions: 1 column blocks)");
-    if (in.device() == Device::CUDA) no_cuda_kernel(op);
+    ITTT_CHECK(v == 0 || v == 1, op, ": no ", device_name(in.device()), " version ", v,
+               " (versions: 1 column blocks on the CPU, one thread per column on CUDA)");
     const int64_t B = in.dim(0), T = in.dim(1), m = in.numel() / std::max<int64_t>(1, B * T);
+    if (in.device() == Device::CUDA) {
+#if ITTT_WITH_CUDA
+        ITTT_CHECK(in.dtype() == DType::F32, op, ": CUDA kernels are F32 only, found ", in.describe());
+        kernels::prefix_scan_exclusive_cuda(out.data<float>(), in.data<float>(), B, T, m, reverse);
+        return;
+#else
+        no_cuda_kernel(op);
+#endif
+    }
     if (in.dtype() == DType::F32)
         kernels::prefix_scan_exclusive_cpu<float>(out.data<float>(), in.data<float>(), B, T, m, reverse);
     else

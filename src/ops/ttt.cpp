@@ -20,12 +20,20 @@ void require_tokens(const Tensor& x, const Tensor& like, int64_t width, const ch
     require_shape(x, {like.dim(0), like.dim(1), width}, op, name);
 }
 
-// Returns the CPU version to run: 1 direct loops, 2 one blocked GEMM per chunk (0 = best = 2).
-int cpu_version(const char* family, const char* op, int max_version = 2) {
-    int v = version(family);
-    ITTT_CHECK(v >= 0 && v <= max_version, op, ": no CPU version ", v, " of ", family,
-               max_version == 2 ? " (versions: 1 direct loops, 2 per-chunk GEMM)" : " (versions: 1)");
-    return v == 0 ? max_version : v;
+// CPU: 1 direct loops, 2 one blocked GEMM per chunk. CUDA: 1 .. max_cuda
+// (ttt_delta / ttt_apply: 1 naive, 2 shared-memory tiles; ttt_clip_deltas has
+// only 1). 0 is the best of either; the CPU's 0 is returned as 2.
+// Also: CUDA kernels are F32 only.
+int require_version(const char* family, const char* op, const Tensor& x, int max_cuda) {
+    const int v = version(family);
+    if (x.device() == Device::CPU) {
+        ITTT_CHECK(v >= 0 && v <= 2, op, ": no CPU version ", v, " of ", family, " (versions: 1 direct loops, 2 per-chunk GEMM)");
+        return v == 0 ? 2 : v;
+    }
+    ITTT_CHECK(v >= 0 && v <= max_cuda, op, ": no CUDA version ", v, " of ", family, " (versions: 1 naive",
+               max_cuda >= 2 ? ", 2 shared-memory tiles)" : ")");
+    ITTT_CHECK(x.dtype() == DType::F32, op, ": CUDA kernels are F32 only, found ", x.describe());
+    return v;
 }
 }  // namespace
 
@@ -40,10 +48,17 @@ void ttt_chunk_delta(Tensor& delta, const Tensor& v, const Tensor& z, int chunk)
     const int64_t B = z.dim(0), n = z.dim(1), d = v.dim(2), f = z.dim(2), T = chunk_count(n, chunk);
     require_same_dtype_device(delta, z, op, "delta", "z");
     require_shape(delta, {B, T, d, f}, op, "delta");
-    const int ver = cpu_version("ttt_delta", op);
-    if (z.device() == Device::CUDA) no_cuda_kernel(op);
+    const int v_kernel = require_version("ttt_delta", op, z, 2);
+    if (z.device() == Device::CUDA) {
+#if ITTT_WITH_CUDA
+        kernels::ttt_chunk_delta_cuda(delta.data<float>(), v.data<float>(), z.data<float>(), B, n, d, f, chunk, v_kernel);
+        return;
+#else
+        no_cuda_kernel(op);
+#endif
+    }
     auto run = [&](auto* out, const auto* vv, const auto* zz) {
-        if (ver == 1) kernels::ttt_chunk_delta_cpu(out, vv, zz, B, n, d, f, static_cast<int64_t>(chunk));
+        if (v_kernel == 1) kernels::ttt_chunk_delta_cpu(out, vv, zz, B, n, d, f, static_cast<int64_t>(chunk));
         else kernels::ttt_chunk_delta_gemm_cpu(out, vv, zz, B, n, d, f, static_cast<int64_t>(chunk));
     };
     if (z.dtype() == DType::F32) run(delta.data<float>(), v.data<float>(), z.data<float>());
@@ -60,9 +75,16 @@ void ttt_clip_deltas(Tensor& delta, double eta, double tau) {
     ITTT_CHECK(std::isfinite(tau) && tau > 0, op, ": tau must be a finite number > 0, found ", tau,
                " (to disable clipping, do not call ttt_clip_deltas)");
     ITTT_CHECK(std::isfinite(eta), op, ": eta must be finite, found ", eta);
-    cpu_version("ttt_delta", op);
-    if (delta.device() == Device::CUDA) no_cuda_kernel(op);
+    require_version("ttt_delta", op, delta, 2);  // the family's version picks the delta kernel; clipping has one
     const int64_t size = delta.dim(-2) * delta.dim(-1), count = size ? delta.numel() / size : 0;
+    if (delta.device() == Device::CUDA) {
+#if ITTT_WITH_CUDA
+        kernels::ttt_clip_deltas_cuda(delta.data<float>(), count, size, eta, tau);
+        return;
+#else
+        no_cuda_kernel(op);
+#endif
+    }
     if (delta.dtype() == DType::F32) kernels::ttt_clip_deltas_cpu<float>(delta.data<float>(), count, size, eta, tau);
     else kernels::ttt_clip_deltas_cpu<double>(delta.data<double>(), count, size, eta, tau);
 }
@@ -81,15 +103,26 @@ void ttt_apply_forward(Tensor& o, const Tensor& z, const Tensor& wd, const Tenso
     require_same_dtype_device(s, z, op, "s", "z");
     require_shape(s, {B, T, d, f}, op, "s");
     ITTT_CHECK(std::isfinite(eta), op, ": eta must be finite, found ", eta);
-    const int ver = cpu_version("ttt_apply", op);
-    if (z.device() == Device::CUDA) no_cuda_kernel(op);
+    const int v_kernel = require_version("ttt_apply", op, z, 2);
 
     // The plain MLP's down projection, the very same call: the drop-in guarantee rests on it.
     linear(o, z, wd);
     if (eta == 0) return;
+    if (z.device() == Device::CUDA) {
+#if ITTT_WITH_CUDA
+        // Which s_i are nonzero. Freed on return while the kernel may still run:
+        // safe, because cudaFree waits for the device's queued work first.
+        Tensor flags = Tensor::empty({B * T}, DType::I32, Device::CUDA);
+        kernels::ttt_apply_forward_correction_cuda(o.data<float>(), z.data<float>(), s.data<float>(), static_cast<float>(eta), B, n,
+                                                   d, f, chunk, flags.data<int32_t>(), v_kernel);
+        return;
+#else
+        no_cuda_kernel(op);
+#endif
+    }
     auto run = [&](auto* out, const auto* zz, const auto* ss) {
         using T = std::remove_const_t<std::remove_pointer_t<decltype(zz)>>;
-        if (ver == 1) kernels::ttt_apply_forward_correction_cpu<T>(out, zz, ss, static_cast<T>(eta), B, n, d, f, chunk);
+        if (v_kernel == 1) kernels::ttt_apply_forward_correction_cpu<T>(out, zz, ss, static_cast<T>(eta), B, n, d, f, chunk);
         else kernels::ttt_apply_forward_correction_gemm_cpu<T>(out, zz, ss, static_cast<T>(eta), B, n, d, f, chunk);
     };
     if (z.dtype() == DType::F32) run(o.data<float>(), z.data<float>(), s.data<float>());
@@ -116,8 +149,7 @@ void ttt_apply_backward(Tensor& dz, Tensor& dv, const Tensor& dout, const Tensor
     require_same_dtype_device(g, z, op, "g", "z");
     require_shape(g, {B, T, d, f}, op, "g");
     ITTT_CHECK(std::isfinite(eta), op, ": eta must be finite, found ", eta);
-    const int ver = cpu_version("ttt_apply", op);
-    if (z.device() == Device::CUDA) no_cuda_kernel(op);
+    const int v_kernel = require_version("ttt_apply", op, z, 2);
 
     // dz = dout @ wd for every token at once; only the per-chunk terms are TTT's.
     Tensor dz_rows = dz.view({B * n, f});
@@ -126,9 +158,20 @@ void ttt_apply_backward(Tensor& dz, Tensor& dv, const Tensor& dout, const Tensor
         dv.zero_();
         return;
     }
+    if (z.device() == Device::CUDA) {
+#if ITTT_WITH_CUDA
+        Tensor flags = Tensor::empty({2 * B * T}, DType::I32, Device::CUDA);  // which s_i, then which g_i, are nonzero
+        kernels::ttt_apply_backward_correction_cuda(dz.data<float>(), dv.data<float>(), dout.data<float>(), z.data<float>(),
+                                                    v.data<float>(), s.data<float>(), g.data<float>(), static_cast<float>(eta), B,
+                                                    n, d, f, chunk, flags.data<int32_t>(), v_kernel);
+        return;
+#else
+        no_cuda_kernel(op);
+#endif
+    }
     auto run = [&](auto* dzp, auto* dvp, const auto* dop, const auto* zp, const auto* vp, const auto* sp, const auto* gp) {
         using T = std::remove_const_t<std::remove_pointer_t<decltype(zp)>>;
-        if (ver == 1) kernels::ttt_apply_backward_correction_cpu<T>(dzp, dvp, dop, zp, vp, sp, gp, static_cast<T>(eta), B, n, d, f, chunk);
+        if (v_kernel == 1) kernels::ttt_apply_backward_correction_cpu<T>(dzp, dvp, dop, zp, vp, sp, gp, static_cast<T>(eta), B, n, d, f, chunk);
         else kernels::ttt_apply_backward_correction_gemm_cpu<T>(dzp, dvp, dop, zp, vp, sp, gp, static_cast<T>(eta), B, n, d, f, chunk);
     };
     if (z.dtype() == DType::F32)
