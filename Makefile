@@ -119,6 +119,10 @@ sanitize:
 bench: $(BUILD)/ittt_bench
 	$(BUILD)/ittt_bench $(BENCH_ARGS)
 
+# MQAR with a gap wider than the window: full vs SWA vs SWA + TTT (docs/results.md).
+experiments: $(BUILD)/ittt
+	src/tools/run_experiments.sh $(EXPERIMENTS_OUT)
+
 clean:
 	rm -rf $(BUILD) build-sanitize
 
