@@ -72,6 +72,10 @@ int cmd_train(int argc, char** argv) {
     uint64_t init_seed = static_cast<uint64_t>(a.integer("--init-seed", 0, 0));
     a.finish();
     if (!resume && config.empty() == ckpt.empty()) a.error("give exactly one of --config FILE or --ckpt DIR (or --resume)");
+    // The Trainer checks these too, but as run-time errors; here they are usage errors.
+    if (!(tc.lr > 0)) a.error(cat("--lr must be > 0, found ", tc.lr));
+    if (!(tc.min_lr_ratio >= 0 && tc.min_lr_ratio <= 1)) a.error(cat("--min-lr-ratio must be in [0, 1], found ", tc.min_lr_ratio));
+    if (!(tc.weight_decay >= 0)) a.error(cat("--weight-decay must be >= 0, found ", tc.weight_decay));
 
     Model model = resume ? load_model(out, DType::F32, device)
                  : !ckpt.empty() ? load_model(ckpt, DType::F32, device)
@@ -135,13 +139,16 @@ int cmd_eval(int argc, char** argv) {
 }
 
 namespace {
-std::vector<int32_t> read_tokens(Args& a, int vocab) {
+std::vector<int32_t> read_tokens(Args& a) {
     std::vector<int32_t> toks = a.int_list("--tokens");
     if (toks.empty()) a.error("missing required flag --tokens (comma-separated ids, e.g. 1,5,9)");
+    return toks;
+}
+// After the load, which tells the vocabulary size.
+void check_tokens(const Args& a, const std::vector<int32_t>& toks, int vocab) {
     for (size_t i = 0; i < toks.size(); ++i)
         if (toks[i] < 0 || toks[i] >= vocab)
             a.error(cat("--tokens: id ", toks[i], " at index ", i, " is outside the vocabulary [0, ", vocab, ")"));
-    return toks;
 }
 }  // namespace
 
@@ -157,11 +164,11 @@ int cmd_forward(int argc, char** argv) {
     std::string ckpt = a.required("--ckpt");
     int top = static_cast<int>(a.integer("--top", 5, 1));
     bool json = a.flag("--json");
-    std::string tokens_flag = a.str("--tokens", "");
+    std::vector<int32_t> toks = read_tokens(a);
+    a.finish();  // every flag checked before the (slow, fallible) load
     Model model = load_model(ckpt, DType::F32, device);
     const int V = model.config().vocab_size;
-    std::vector<int32_t> toks = read_tokens(a, V);
-    a.finish();
+    check_tokens(a, toks, V);
     ForwardOptions opt;
     opt.inference = true;
     const int64_t n = static_cast<int64_t>(toks.size());
@@ -206,9 +213,10 @@ int cmd_generate(int argc, char** argv) {
     if (temperature < 0) a.error(cat("--temperature must be >= 0, found ", temperature));
     uint64_t seed = static_cast<uint64_t>(a.integer("--seed", 0, 0));
     bool json = a.flag("--json");
-    Model model = load_model(ckpt, DType::F32, device);
-    std::vector<int32_t> toks = read_tokens(a, model.config().vocab_size);
+    std::vector<int32_t> toks = read_tokens(a);
     a.finish();
+    Model model = load_model(ckpt, DType::F32, device);
+    check_tokens(a, toks, model.config().vocab_size);
     Session session(model);
     Rng rng(seed);
     std::vector<float> last = session.prefill(toks).rows(static_cast<int64_t>(toks.size()) - 1, static_cast<int64_t>(toks.size()))

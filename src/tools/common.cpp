@@ -1,5 +1,7 @@
 #include "tools/common.h"
 
+#include <stdexcept>
+
 #include "ops/ops.h"
 #include "runtime/rng.h"
 
@@ -18,19 +20,37 @@ const char* const kTaskFlagsUsage =
     "  --task NAME              induction | mqar | theorem | needle | text\n"
     "  --task-opt K=V,...       task options, e.g. pairs=8,gap=256 (see docs/tasks.md)\n";
 
+// A bad flag value is a usage error (exit 2, with the usage); a valid request the
+// machine cannot serve (--device cuda without a GPU) stays a run-time error (exit 1).
 Device apply_runtime_flags(Args& a) {
-    Device d = resolve_device(a.str("--device", "cpu"));
+    std::string device = a.str("--device", "cpu");
+    if (device != "cpu" && device != "cuda" && device != "auto") a.error("--device: expected cpu, cuda or auto, found '" + device + "'");
+    Device d = resolve_device(device);
     int64_t threads = a.integer("--threads", 0, 0, 1024);
 #ifdef _OPENMP
     if (threads > 0) omp_set_num_threads(static_cast<int>(threads));
 #else
     (void)threads;
 #endif
-    ops::set_versions_from_string(a.str("--kernel", ""));
+    std::string kernels = a.str("--kernel", "");
+    try {
+        ops::set_versions_from_string(kernels);
+    } catch (const Error& e) {
+        a.error(e.what());
+    } catch (const std::out_of_range&) {  // std::stoi on a version too large for an int
+        a.error("--kernel: a version number is out of range in '" + kernels + "'");
+    }
     return d;
 }
 
-TaskConfig read_task(Args& a) { return parse_task_config(a.required("--task"), parse_option_list(a.str("--task-opt", ""))); }
+TaskConfig read_task(Args& a) {
+    std::string name = a.required("--task"), options = a.str("--task-opt", "");
+    try {
+        return parse_task_config(name, parse_option_list(options));
+    } catch (const Error& e) {
+        a.error(e.what());
+    }
+}
 
 uint64_t train_batch_seed(uint64_t seed, int64_t step, int micro) {
     return Rng(seed).fork(1).fork(static_cast<uint64_t>(step) * 4096 + static_cast<uint64_t>(micro)).seed();

@@ -52,18 +52,29 @@ StepStats Trainer::step() {
         Tensor dlogits = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
         ops::CrossEntropyResult r =
             ops::cross_entropy(&dlogits, logits, targets[static_cast<size_t>(mb)].to(model_.device()), 1.0 / static_cast<double>(scored));
-        ITTT_CHECK(std::isfinite(r.loss_sum), "training stopped at step ", next, ": the loss is ", r.loss_sum,
-                   " (NaN or Inf); the last checkpoint written before this step is kept");
+        if (!std::isfinite(r.loss_sum)) {
+            // Name the culprit: a weight already holding NaN/Inf, else the activations overflowed.
+            std::string cause = "every parameter is finite, so an activation overflowed";
+            for (const Parameter& p : model_.parameters())
+                if (!ops::all_finite(p.value)) {
+                    cause = "the weight '" + p.name + "' contains NaN or Inf";
+                    break;
+                }
+            fail(cat("training stopped at step ", next, ": the loss is ", r.loss_sum, " (NaN or Inf); ", cause,
+                     "; the last checkpoint written before this step is kept"));
+        }
         loss_sum += r.loss_sum;
         model_.backward(dlogits);
     }
     std::vector<Tensor*> grads;
+    std::string bad;  // every parameter whose gradient is not finite: one may be the cause, the rest its reach
     for (Parameter& p : model_.parameters()) {
         if (!p.trainable) continue;
-        ITTT_CHECK(ops::all_finite(p.grad), "training stopped at step ", next, ": the gradient of '", p.name,
-                   "' contains NaN or Inf; the last checkpoint written before this step is kept");
+        if (!ops::all_finite(p.grad)) bad += (bad.empty() ? "'" : ", '") + p.name + "'";
         grads.push_back(&p.grad);
     }
+    ITTT_CHECK(bad.empty(), "training stopped at step ", next, ": the gradient of ", bad,
+               " contains NaN or Inf; the last checkpoint written before this step is kept");
     StepStats s;
     s.grad_norm = cfg_.grad_clip > 0 ? ops::clip_grad_norm(grads, cfg_.grad_clip) : std::sqrt([&] {
         double t = 0;

@@ -1,0 +1,429 @@
+// Tests of the `ittt` command line, run as a user would: the built binary in a
+// child process, stdout and stderr captured, the exit code checked.
+//
+// Contract: --help prints the usage and exits 0; a bad command line (unknown
+// flag, bad number, missing flag, bad --device or task option) exits 2 with a
+// one-line error, a blank line and the usage on stderr; a run-time failure (a
+// damaged checkpoint) exits 1 with one line naming the file or tensor. A crash
+// is never an answer: its exit code matches none of these.
+//
+// The binary: $ITTT_BIN, else `ittt` beside this test binary, else build/ittt.
+// Every child runs with OMP_NUM_THREADS=1: the models are tiny, and on a busy
+// 2-core machine idle OpenMP threads only wait for each other.
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+
+#include "io/json.h"
+#include "model/model_io.h"
+#include "tasks/tasks.h"
+#include "test_util.h"
+
+using namespace ittt;
+using namespace ittt::test;
+using Catch::Contains;
+using Catch::StartsWith;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string self_dir() {
+    std::error_code ec;
+    fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    return ec ? std::string(".") : exe.parent_path().string();
+}
+
+bool is_executable(const std::string& path) { return ::access(path.c_str(), X_OK) == 0 && fs::is_regular_file(path); }
+
+const std::string& ittt_binary() {
+    static const std::string bin = [] {
+        if (const char* env = std::getenv("ITTT_BIN")) return fs::absolute(env).string();
+        std::string beside = self_dir() + "/ittt";
+        if (is_executable(beside)) return beside;
+        return fs::absolute("build/ittt").string();
+    }();
+    return bin;
+}
+
+// A file of the repository (data/configs/...), from the working directory or the binary's.
+std::string repo_file(const std::string& rel) {
+    if (fs::exists(rel)) return fs::absolute(rel).string();
+    return fs::absolute(fs::path(self_dir()) / ".." / rel).lexically_normal().string();
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+void write_file(const std::string& path, const std::string& bytes) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << bytes;
+}
+
+// A fresh directory under /tmp, removed with everything in it at scope exit.
+struct TempDir {
+    std::string path;
+    TempDir() {
+        char tmpl[] = "/tmp/ittt_test_cli_XXXXXX";
+        REQUIRE(::mkdtemp(tmpl) != nullptr);
+        path = tmpl;
+    }
+    ~TempDir() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+    std::string operator/(const std::string& name) const { return path + "/" + name; }
+};
+
+struct Result {
+    int rc = -1;  // exit code; 128 + signal when the child was killed
+    std::string out, err;
+    std::vector<std::string> err_lines() const {
+        std::vector<std::string> lines;
+        std::stringstream ss(err);
+        for (std::string l; std::getline(ss, l);) lines.push_back(l);
+        return lines;
+    }
+};
+
+// Runs `ittt <args>` (args are shell words; the paths used here hold no spaces).
+Result run_ittt(const TempDir& scratch, const std::string& args) {
+    INFO("the ittt binary: " << ittt_binary() << " (build it with `make build/ittt`, or point ITTT_BIN at one)");
+    REQUIRE(is_executable(ittt_binary()));
+    const std::string out = scratch / ".stdout", err = scratch / ".stderr";
+    std::string cmd = "OMP_NUM_THREADS=1 '" + ittt_binary() + "' " + args + " >'" + out + "' 2>'" + err + "'";
+    int status = std::system(cmd.c_str());
+    Result r;
+    if (status != -1 && WIFEXITED(status)) r.rc = WEXITSTATUS(status);
+    else if (status != -1 && WIFSIGNALED(status)) r.rc = 128 + WTERMSIG(status);
+    r.out = read_file(out);
+    r.err = read_file(err);
+    return r;
+}
+
+// A usage error: exit 2, "ittt <cmd>: <message>" alone on the first line, then a blank line and the usage.
+void check_usage_error(const Result& r, const std::string& cmd, const std::string& message) {
+    INFO("stderr:\n" << r.err << "stdout:\n" << r.out);
+    CHECK(r.rc == 2);
+    std::vector<std::string> lines = r.err_lines();
+    REQUIRE(lines.size() >= 3);
+    CHECK_THAT(lines[0], StartsWith("ittt " + cmd + ": ") && Contains(message));
+    CHECK(lines[1].empty());
+    CHECK_THAT(r.err, Contains("usage: ittt " + cmd));
+    CHECK(r.out.empty());
+}
+
+// A run-time error: exit 1 and one line "ittt <cmd>: error: ..." naming what failed.
+void check_runtime_error(const Result& r, const std::string& cmd, const std::vector<std::string>& mentions) {
+    INFO("stderr:\n" << r.err << "stdout:\n" << r.out);
+    CHECK(r.rc == 1);
+    std::vector<std::string> lines = r.err_lines();
+    REQUIRE(lines.size() == 1);
+    CHECK_THAT(lines[0], StartsWith("ittt " + cmd + ": error: "));
+    for (const std::string& m : mentions) CHECK_THAT(lines[0], Contains(m));
+}
+
+Json parse_json(const std::string& text, const std::string& what) {
+    INFO(what << " printed:\n" << text);
+    Json j;
+    REQUIRE_NOTHROW(j = Json::parse(text, what));
+    return j;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+    std::vector<std::string> lines;
+    std::stringstream ss(text);
+    for (std::string l; std::getline(ss, l);) lines.push_back(l);
+    return lines;
+}
+
+// "5,9,9" -> {5, 9, 9}
+std::vector<int32_t> parse_ids(const std::string& text) {
+    std::vector<int32_t> ids;
+    std::stringstream ss(text);
+    for (std::string item; std::getline(ss, item, ',');) ids.push_back(static_cast<int32_t>(std::stol(item)));
+    return ids;
+}
+
+const char* const kTrainSmall = "--task induction --seq-len 40 --batch 4 --warmup 1 --lr 1e-2";
+
+}  // namespace
+
+TEST_CASE("cli: every subcommand's --help exits 0 and prints its usage", "[cli]") {
+    TempDir tmp;
+    for (const char* cmd : {"init", "train", "eval", "forward", "generate", "step"}) {
+        for (const char* flag : {"--help", "-h"}) {
+            Result r = run_ittt(tmp, std::string(cmd) + " " + flag);
+            INFO(cmd << " " << flag << "\nstderr:\n" << r.err);
+            CHECK(r.rc == 0);
+            CHECK_THAT(r.out, StartsWith(std::string("usage: ittt ") + cmd));
+            CHECK(r.err.empty());
+        }
+    }
+    // --help wins over everything else on the line, even flags that would be errors.
+    Result r = run_ittt(tmp, "train --steps nope --help");
+    CHECK(r.rc == 0);
+    CHECK_THAT(r.out, StartsWith("usage: ittt train"));
+    for (const char* args : {"", "--help", "help"}) {
+        Result top = run_ittt(tmp, args);
+        INFO("ittt " << args);
+        CHECK(top.rc == 0);
+        CHECK_THAT(top.out, StartsWith("usage: ittt <command>") && Contains("generate"));
+    }
+    Result info = run_ittt(tmp, "info");
+    CHECK(info.rc == 0);
+    CHECK_THAT(info.out, StartsWith("cpu: "));
+}
+
+TEST_CASE("cli: bad command lines exit 2 with a one-line error and the usage", "[cli]") {
+    TempDir tmp;
+    const std::string config = repo_file("data/configs/tiny.json"), ckpt = tmp / "m";
+    REQUIRE(run_ittt(tmp, "init --config " + config + " --out " + ckpt).rc == 0);
+    const std::string tr = " --config " + config + " --out " + (tmp / "run") + " ";
+    const std::string ev = " --ckpt " + ckpt + " --task induction --seed 1 ";
+
+    struct Case {
+        std::string cmd, args, message;
+    };
+    const std::vector<Case> cases = {
+        // unknown flags, stray words
+        {"init", "--config " + config + " --out " + (tmp / "x") + " --bogus 1", "unknown flag --bogus"},
+        {"init", "--config " + config + " --out " + (tmp / "x") + " --verbose", "unknown flag --verbose"},
+        {"init", "stray", "unexpected argument 'stray'"},
+        {"train", "--task induction" + tr + "--step 3", "unknown flag --step"},
+        {"generate", "--ckpt " + ckpt + " --tokens 1 --json=1", "--json takes no value"},
+        // bad numbers
+        {"train", "--task induction" + tr + "--steps abc", "--steps expects an integer, found 'abc'"},
+        {"train", "--task induction" + tr + "--steps 3.5", "--steps expects an integer"},
+        {"train", "--task induction" + tr + "--lr 1e-3x", "--lr expects a number, found '1e-3x'"},
+        {"train", "--task induction" + tr + "--lr nan", "--lr expects a number"},
+        {"train", "--task induction" + tr + "--lr 0", "--lr must be > 0"},
+        {"train", "--task induction" + tr + "--batch 0", "--batch must be in [1, "},
+        {"train", "--task induction" + tr + "--steps 99999999999999999999", "--steps expects an integer"},
+        {"train", "--task induction" + tr + "--min-lr-ratio 2", "--min-lr-ratio must be in [0, 1]"},
+        {"init", "--config " + config + " --out " + (tmp / "x") + " --seed -1", "--seed must be in [0, "},
+        {"eval", ev + "--batches x", "--batches expects an integer"},
+        {"forward", "--ckpt " + ckpt + " --tokens 1,x,3", "--tokens expects comma-separated integers"},
+        {"forward", "--ckpt " + ckpt + " --tokens 1,999", "id 999 at index 1 is outside the vocabulary [0, 68)"},
+        {"forward", "--ckpt " + ckpt + " --tokens 1 --top 0", "--top must be in [1, "},
+        {"generate", "--ckpt " + ckpt + " --tokens 1 --temperature -1", "--temperature must be >= 0"},
+        {"generate", "--ckpt " + ckpt + " --tokens 1 --n many", "--n expects an integer"},
+        // missing required flags
+        {"init", "--out " + (tmp / "x"), "missing required flag --config"},
+        {"init", "--config " + config, "missing required flag --out"},
+        {"train", "--config " + config + " --out " + (tmp / "run"), "missing required flag --task"},
+        {"train", "--task induction --out " + (tmp / "run"), "give exactly one of --config FILE or --ckpt DIR"},
+        {"train", "--task induction" + tr + "--ckpt " + ckpt, "give exactly one of --config FILE or --ckpt DIR"},
+        {"eval", "--ckpt " + ckpt + " --task induction", "missing required flag --seed"},
+        {"eval", "--task induction --seed 1", "missing required flag --ckpt"},
+        {"forward", "--ckpt " + ckpt, "missing required flag --tokens"},
+        {"generate", "--tokens 1", "missing required flag --ckpt"},
+        {"train", "--task induction" + tr + "--steps", "--steps expects a value"},
+        // --device and the other runtime flags
+        {"eval", ev + "--device tpu", "--device: expected cpu, cuda or auto, found 'tpu'"},
+        {"train", "--task induction" + tr + "--device gpu", "--device: expected cpu, cuda or auto"},
+        {"forward", "--ckpt " + ckpt + " --tokens 1 --threads -2", "--threads must be in [0, 1024]"},
+        {"eval", ev + "--kernel gemm", "--kernel: expected op=version"},
+        {"eval", ev + "--kernel gemm=99999999999", "--kernel: a version number is out of range"},
+        // tasks and their options
+        {"train", "--task bogus" + tr, "unknown task 'bogus' (valid: induction, mqar"},
+        {"train", "--task induction --task-opt bogus=3" + tr, "task induction: unknown option 'bogus' (valid: copy_length)"},
+        {"train", "--task mqar --task-opt pairs=x" + tr, "pairs"},
+        {"eval", ev + "--task-opt nokey", "expected key=value, found 'nokey'"},
+        {"eval", "--ckpt " + ckpt + " --task mqar --task-opt pairs=4,pairs=5 --seed 1", "pairs"},
+    };
+    for (const Case& c : cases) {
+        INFO("ittt " << c.cmd << " " << c.args);
+        check_usage_error(run_ittt(tmp, c.cmd + " " + c.args), c.cmd, c.message);
+    }
+    Result unknown = run_ittt(tmp, "frobnicate --x 1");
+    CHECK(unknown.rc == 2);
+    CHECK_THAT(unknown.err, StartsWith("ittt: unknown command 'frobnicate'") && Contains("usage: ittt <command>"));
+    // No flag was acted on: nothing was written for the refused init and train lines.
+    CHECK(!fs::exists(tmp / "x"));
+    CHECK(!fs::exists(tmp / "run"));
+}
+
+TEST_CASE("cli: init, train, eval --json, forward --json, generate, train --resume", "[cli]") {
+    TempDir tmp;
+    const std::string config = repo_file("data/configs/tiny.json"), init = tmp / "init", run = tmp / "run";
+
+    Result r = run_ittt(tmp, "init --config " + config + " --out " + init + " --seed 3");
+    INFO(r.err);
+    REQUIRE(r.rc == 0);
+    CHECK_THAT(r.out, StartsWith("wrote " + init) && Contains("parameters, seed 3"));
+    CHECK(fs::exists(init + "/config.json"));
+    CHECK(fs::exists(init + "/model.safetensors"));
+
+    // train from the initial checkpoint, JSON lines, a checkpoint every 2 steps
+    r = run_ittt(tmp, "train --ckpt " + init + " --out " + run + " " + kTrainSmall + " --steps 4 --checkpoint-every 2 --json");
+    INFO(r.err);
+    REQUIRE(r.rc == 0);
+    std::vector<std::string> lines = lines_of(r.out);
+    REQUIRE(lines.size() == 4);  // one JSON line per step and nothing else
+    for (size_t i = 0; i < lines.size(); ++i) {
+        Json step = parse_json(lines[i], "train --json line");
+        CHECK(step.at("step").as_int() == static_cast<int>(i) + 1);
+        CHECK(std::isfinite(step.at("loss").as_number()));
+        CHECK(step.at("loss").as_number() > 0);
+        CHECK(step.at("lr").as_number() > 0);
+    }
+    for (const char* f : {"config.json", "model.safetensors", "optimizer.safetensors", "trainer_state.json"})
+        CHECK(fs::exists(run + "/" + f));
+    CHECK(parse_json(read_file(run + "/trainer_state.json"), "trainer_state.json").at("step").as_int() == 4);
+    CHECK(read_file(run + "/model.safetensors") != read_file(init + "/model.safetensors"));  // it trained
+
+    // the same run in text mode prints progress lines and where it wrote
+    r = run_ittt(tmp, "train --ckpt " + init + " --out " + (tmp / "run_text") + " " + kTrainSmall + " --steps 4 --log-every 2");
+    REQUIRE(r.rc == 0);
+    CHECK_THAT(r.out, Contains("training ") && Contains("induction") && Contains("step 2/4") && Contains("step 4/4") &&
+                          Contains("wrote " + (tmp / "run_text")));
+    // same seeds, same data: the same weights as the JSON run
+    CHECK(read_file(tmp / "run_text/model.safetensors") == read_file(run + "/model.safetensors"));
+
+    // eval --json: one object, deterministic for a seed
+    const std::string eval_args = "eval --ckpt " + run + " --task induction --seed 7 --seq-len 40 --batch 4 --batches 2 --json";
+    r = run_ittt(tmp, eval_args);
+    INFO(r.err);
+    REQUIRE(r.rc == 0);
+    Json ev = parse_json(r.out, "eval --json");
+    CHECK(ev.at("task").as_string() == "induction copy_length=0");
+    CHECK(ev.at("seed").as_int() == 7);
+    CHECK(ev.at("examples").as_int() == 8);
+    // induction with n = 40: m = 19, scored at positions of the second copy but its last
+    CHECK(ev.at("scored").as_int() == 8 * 18);
+    CHECK(ev.at("accuracy").as_number() >= 0);
+    CHECK(ev.at("accuracy").as_number() <= 1);
+    CHECK(ev.at("correct").as_int() <= ev.at("scored").as_int());
+    CHECK(std::isfinite(ev.at("loss").as_number()));
+    CHECK(run_ittt(tmp, eval_args).out == r.out);
+    r = run_ittt(tmp, "eval --ckpt " + run + " --task induction --seed 7 --seq-len 40 --batch 4 --batches 2");
+    CHECK(r.rc == 0);
+    CHECK_THAT(r.out, Contains("seed 7: accuracy ") && Contains("loss "));
+
+    // forward --json: every logit, equal to the library's own forward of the checkpoint
+    const std::vector<int32_t> prompt = {1, 5, 9, 30, 5};
+    r = run_ittt(tmp, "forward --ckpt " + run + " --tokens 1,5,9,30,5 --json");
+    INFO(r.err);
+    REQUIRE(r.rc == 0);
+    Json fw = parse_json(r.out, "forward --json");
+    Model model = load_model(run);
+    const int V = model.config().vocab_size;
+    CHECK(fw.at("vocab_size").as_int() == V);
+    REQUIRE(fw.at("tokens").size() == prompt.size());
+    REQUIRE(fw.at("logits").size() == prompt.size());
+    ForwardOptions inference;
+    inference.inference = true;
+    std::vector<double> ref = model.forward(Tensor::from_vector(prompt, {1, 5}), inference).to_f64_vector(), got;
+    for (size_t t = 0; t < prompt.size(); ++t) {
+        CHECK(fw.at("tokens").at(t).as_int() == prompt[t]);
+        REQUIRE(fw.at("logits").at(t).size() == static_cast<size_t>(V));
+        for (int v = 0; v < V; ++v) got.push_back(fw.at("logits").at(t).at(static_cast<size_t>(v)).as_number());
+    }
+    // printed with %.7g (relative 5e-7); the child ran on 1 thread (kernel sums may regroup)
+    CHECK(check_close(got, ref, 1e-6, 2e-6, "forward --json vs Model::forward"));
+    r = run_ittt(tmp, "forward --ckpt " + run + " --tokens 1,5,9,30,5 --top 3");
+    REQUIRE(r.rc == 0);
+    lines = lines_of(r.out);
+    REQUIRE(lines.size() == prompt.size());
+    CHECK_THAT(lines[3], StartsWith("pos   3 token    30 | top:"));
+
+    // generate: greedy tokens, each the argmax of a fresh forward over everything before it
+    r = run_ittt(tmp, "generate --ckpt " + run + " --tokens 1,5,9,30,5 --n 6");
+    INFO(r.err);
+    REQUIRE(r.rc == 0);
+    std::vector<int32_t> generated = parse_ids(r.out);
+    REQUIRE(generated.size() == 6);
+    std::vector<int32_t> seq = prompt;
+    for (int32_t next : generated) {
+        Tensor logits = model.forward(Tensor::from_vector(seq, {1, static_cast<int64_t>(seq.size())}), inference);
+        std::vector<int32_t> argmax = argmax_last_dim(logits);
+        CHECK(next == argmax.back());
+        seq.push_back(next);
+    }
+    r = run_ittt(tmp, "generate --ckpt " + run + " --tokens 1,5,9,30,5 --n 6 --json");
+    REQUIRE(r.rc == 0);
+    Json gen = parse_json(r.out, "generate --json");
+    REQUIRE(gen.at("generated").size() == 6);
+    for (size_t i = 0; i < 6; ++i) CHECK(gen.at("generated").at(i).as_int() == generated[i]);
+    // tiny.json: one TTT layer, d = 32, f = 64, C = 16: W + Z and S_src buffers, fp32
+    CHECK(gen.at("ttt_state_bytes").as_int() == (32 * 64 + 16 * 64 + 16 * 32) * 4);
+    r = run_ittt(tmp, "generate --ckpt " + run + " --tokens 1,5,9,30,5 --n 6 --temperature 1.0 --seed 4");
+    REQUIRE(r.rc == 0);
+    CHECK(parse_ids(r.out).size() == 6);
+    CHECK(run_ittt(tmp, "generate --ckpt " + run + " --tokens 1,5,9,30,5 --n 6 --temperature 1.0 --seed 4").out == r.out);
+
+    // train --resume continues at step 5 up to the new --steps
+    r = run_ittt(tmp, "train --resume --out " + run + " " + kTrainSmall + " --steps 6 --json");
+    INFO(r.err);
+    REQUIRE(r.rc == 0);
+    lines = lines_of(r.out);
+    REQUIRE(lines.size() == 2);
+    CHECK(parse_json(lines[0], "resumed step").at("step").as_int() == 5);
+    CHECK(parse_json(lines[1], "resumed step").at("step").as_int() == 6);
+    CHECK(parse_json(read_file(run + "/trainer_state.json"), "trainer_state.json").at("step").as_int() == 6);
+    r = run_ittt(tmp, "train --resume --out " + run + " " + kTrainSmall + " --steps 6");
+    REQUIRE(r.rc == 0);
+    CHECK_THAT(r.out, Contains("resuming " + run + " at step 6"));
+
+    // --resume needs the optimizer state `ittt init` does not write
+    check_runtime_error(run_ittt(tmp, "train --resume --out " + init + " " + kTrainSmall + " --steps 6"), "train",
+                        {"optimizer.safetensors"});
+}
+
+TEST_CASE("cli: a damaged checkpoint is refused naming the file or the tensor", "[cli]") {
+    TempDir tmp;
+    const std::string config = repo_file("data/configs/tiny.json"), good = tmp / "good";
+    REQUIRE(run_ittt(tmp, "init --config " + config + " --out " + good).rc == 0);
+    const std::string weights = read_file(good + "/model.safetensors");
+    const std::string eval_args = " --task induction --seed 1 --seq-len 40 --batch 2 --batches 1";
+
+    // A copy of the good checkpoint with one file replaced.
+    auto variant = [&](const std::string& name, const std::string& file, const std::string& bytes) {
+        std::string dir = tmp / name;
+        fs::create_directories(dir);
+        fs::copy_file(good + "/config.json", dir + "/config.json");
+        fs::copy_file(good + "/model.safetensors", dir + "/model.safetensors");
+        write_file(dir + "/" + file, bytes);
+        return dir;
+    };
+
+    std::string truncated = variant("truncated", "model.safetensors", weights.substr(0, weights.size() / 2));
+    check_runtime_error(run_ittt(tmp, "eval --ckpt " + truncated + eval_args), "eval", {truncated + "/model.safetensors"});
+    check_runtime_error(run_ittt(tmp, "forward --ckpt " + truncated + " --tokens 1,2"), "forward", {"model.safetensors"});
+    check_runtime_error(run_ittt(tmp, "generate --ckpt " + truncated + " --tokens 1,2"), "generate", {"model.safetensors"});
+    check_runtime_error(run_ittt(tmp, "train --ckpt " + truncated + " --out " + (tmp / "o") + " " + kTrainSmall + " --steps 1"),
+                        "train", {"model.safetensors"});
+
+    std::string header = weights;
+    for (int i = 0; i < 8; ++i) header[static_cast<size_t>(i)] = '\xff';  // header length 2^64 - 1
+    check_runtime_error(run_ittt(tmp, "eval --ckpt " + variant("header", "model.safetensors", header) + eval_args), "eval",
+                        {"model.safetensors", "header length"});
+    check_runtime_error(run_ittt(tmp, "eval --ckpt " + variant("empty", "model.safetensors", "") + eval_args), "eval",
+                        {"model.safetensors"});
+    std::string json_garbage = weights;
+    json_garbage[10] = '#';  // inside the JSON header
+    check_runtime_error(run_ittt(tmp, "eval --ckpt " + variant("garbage", "model.safetensors", json_garbage) + eval_args), "eval",
+                        {"model.safetensors"});
+
+    // config.json says d = 48, the weights were made with d = 32: the first tensor that disagrees is named
+    std::string cfg = read_file(good + "/config.json");
+    size_t at = cfg.find("\"hidden_size\": 32");
+    REQUIRE(at != std::string::npos);
+    cfg.replace(at, 17, "\"hidden_size\": 48");
+    check_runtime_error(run_ittt(tmp, "eval --ckpt " + variant("mismatch", "config.json", cfg) + eval_args), "eval",
+                        {"model.safetensors", "model.embed_tokens.weight", "(68, 32)", "(68, 48)", "config.json"});
+
+    check_runtime_error(run_ittt(tmp, "eval --ckpt " + (tmp / "nowhere") + eval_args), "eval", {tmp / "nowhere", "does not exist"});
+    check_runtime_error(run_ittt(tmp, "init --config " + (tmp / "nowhere.json") + " --out " + (tmp / "x")), "init", {"nowhere.json"});
+    // nothing was damaged further: the good checkpoint still loads
+    CHECK(run_ittt(tmp, "eval --ckpt " + good + eval_args).rc == 0);
+}
