@@ -1,13 +1,20 @@
-// attention.h: causal grouped-query attention with an optional sliding window, on the CPU.
+// attention.h: causal grouped-query attention with an optional sliding window, on the CPU and GPU.
 //
 // Versions (ops::set_version("attention", v), or --kernel attention=v):
-//   1  attention_naive_*_cpu  materialises each score row (forward) or the n x n
-//                             probability matrix (backward) and applies the textbook
-//                             formulas; the reference every other version is tested against
-//   2  attention_flash_*_cpu  tiled online softmax that never builds the score matrix and
-//                             skips key tiles outside the causal window (cost ~ n*w, not n^2);
-//                             the backward recomputes probabilities tile by tile from lse
-//   0  the best CPU version: 2
+//   CPU   1  attention_naive_*_cpu  materialises each score row (forward) or the n x n
+//                                   probability matrix (backward) and applies the textbook
+//                                   formulas; the reference every other version is tested against
+//         2  attention_flash_*_cpu  tiled online softmax that never builds the score matrix and
+//                                   skips key tiles outside the causal window (cost ~ n*w, not n^2);
+//                                   the backward recomputes probabilities tile by tile from lse
+//         0  the best CPU version: 2
+//   CUDA  1  naive: one thread block per (batch, head, query) with its score row in shared
+//            memory; the backward adds into dk, dv with float atomics (not bitwise reproducible)
+//         2  flash: 32-query tiles in shared memory, 32-key tiles streamed through it, online
+//            softmax, window tiles skipped; backward in two passes (dk/dv per key tile over the
+//            group's heads, dq per query tile) without atomics; head_dim <= 128
+//         0  the best CUDA version: 2
+//   The CUDA kernels and how to profile them are described in attention.cu.
 //
 // Layout (row-major, contiguous):
 //   q, out, dout, dq: (B, nq, Hq, hd)    element ((b*nq + i)*Hq + h)*hd + c
@@ -18,6 +25,16 @@
 // Scores are scaled by 1/sqrt(hd). The derivations are in docs/attention.md.
 #pragma once
 #include <cstdint>
+
+// Marks a function for the device as well when nvcc compiles it (attention.cu); a
+// plain inline function for g++. The same definition as in runtime/rng.h.
+#ifndef ITTT_HOST_DEVICE
+#if defined(__CUDACC__)
+#define ITTT_HOST_DEVICE __host__ __device__
+#else
+#define ITTT_HOST_DEVICE
+#endif
+#endif
 
 namespace ittt::kernels {
 
@@ -33,8 +50,9 @@ struct AttentionDims {
 };
 
 // Whether the query at absolute position p sees the key at position s: the one
-// place the masking rule lives (the tests restate it independently).
-inline bool attention_key_visible(int64_t s, int64_t p, int64_t window) {
+// place the masking rule lives (the tests restate it independently); the CUDA
+// kernels call it too.
+ITTT_HOST_DEVICE inline bool attention_key_visible(int64_t s, int64_t p, int64_t window) {
     return s <= p && (window <= 0 || s > p - window);
 }
 
@@ -69,5 +87,22 @@ void attention_flash_forward_cpu(const AttentionDims& dims, T* out, T* lse, cons
 template <class T>
 void attention_flash_backward_cpu(const AttentionDims& dims, T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k,
                                   const T* v, const T* out, const T* lse);
+
+// ---- CUDA (attention.cu), F32; every pointer is device memory ----
+// The same layouts and masking rule as above. version: 1 naive, 2 flash, 0 = 2.
+
+// Version 2 keeps a (32, head_dim) tile of each operand in shared memory and its
+// accumulators in registers, so head_dim has a compile-time ceiling.
+constexpr int64_t kAttentionCudaMaxHeadDim = 128;
+
+// out: (B, nq, Hq, hd); lse: (B, Hq, nq); q: (B, nq, Hq, hd); k, v: (B, cap, Hkv, hd)
+void attention_forward_cuda(const AttentionDims& dims, float* out, float* lse, const float* q, const float* k, const float* v,
+                            int version);
+
+// Training form (q_pos0 = 0, cap = nq). dq: (B, nq, Hq, hd); dk, dv: (B, nq, Hkv, hd) overwritten;
+// dout, q, out: (B, nq, Hq, hd); k, v: (B, nq, Hkv, hd); lse: (B, Hq, nq) as saved by the forward.
+// Version 1 ignores out and lse (it recomputes its own softmax, as the CPU naive version does).
+void attention_backward_cuda(const AttentionDims& dims, float* dq, float* dk, float* dv, const float* dout, const float* q,
+                             const float* k, const float* v, const float* out, const float* lse, int version);
 
 }  // namespace ittt::kernels

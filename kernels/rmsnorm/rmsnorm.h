@@ -1,4 +1,4 @@
-// rmsnorm.h: Qwen3's RMSNorm over the last dimension, on the CPU.
+// rmsnorm.h: Qwen3's RMSNorm over the last dimension, on the CPU and GPU.
 //
 //   forward:  rstd = 1 / sqrt(mean(x^2) + eps) per row;  out = x * rstd * weight
 //             (weight is used as is: Qwen3 stores the scale itself, not 1 + scale)
@@ -10,8 +10,11 @@
 // d rstd / d x_j = -rstd^3 * x_j / dim.
 //
 // Versions (ops::set_version("rmsnorm", v)):
-//   1  rmsnorm_*_cpu   one row at a time, sums in double
-//   0  the best CPU version (currently 1)
+//   CPU   1  rmsnorm_*_cpu    one row at a time, sums in double
+//         0  the best CPU version (currently 1)
+//   CUDA  1  rmsnorm_*_cuda   one warp per row, sums in double; dweight by per-block partial
+//                             sums and a second fixed-order pass (no atomics: same bits every run)
+//         0  the best CUDA version (currently 1); see rmsnorm.cu
 #pragma once
 #include <cstdint>
 
@@ -26,5 +29,15 @@ void rmsnorm_forward_cpu(T* out, T* rstd, const T* x, const T* weight, int64_t r
 template <class T>
 void rmsnorm_backward_cpu(T* dx, T* dweight, const T* dout, const T* x, const T* weight, const T* rstd, int64_t rows,
                           int64_t dim);
+
+// ---- CUDA (rmsnorm.cu), F32; every pointer is device memory ----
+
+// out: (rows, dim); rstd: (rows); x: (rows, dim); weight: (dim)
+void rmsnorm_forward_cuda(float* out, float* rstd, const float* x, const float* weight, int64_t rows, int64_t dim, double eps);
+
+// dx: (rows, dim), overwritten, may be the same buffer as dout; dweight: (dim), accumulated;
+// dout, x: (rows, dim); weight: (dim); rstd: (rows) as saved by the forward
+void rmsnorm_backward_cuda(float* dx, float* dweight, const float* dout, const float* x, const float* weight, const float* rstd,
+                           int64_t rows, int64_t dim);
 
 }  // namespace ittt::kernels

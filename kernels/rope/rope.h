@@ -1,4 +1,4 @@
-// rope.h: rotary position embedding, Hugging Face "rotate half" layout, on the CPU.
+// rope.h: rotary position embedding, Hugging Face "rotate half" layout, on the CPU and GPU.
 //
 // For i < hd/2 the pair (x[i], x[i + hd/2]) of every head is rotated by
 // angle = position * theta^(-2i/hd):
@@ -12,8 +12,10 @@
 // float is off by ~0.004 rad, which is the whole error budget of an F32 op.
 //
 // Versions (ops::set_version("rope", v)):
-//   1  rope_*_cpu   cos/sin once per token, shared by all heads
-//   0  the best CPU version (currently 1)
+//   CPU   1  rope_*_cpu    cos/sin once per token, shared by all heads
+//         0  the best CPU version (currently 1)
+//   CUDA  1  rope_*_cuda   one thread per (token, pair): cos/sin in double once, then every head
+//         0  the best CUDA version (currently 1); see rope.cu
 #pragma once
 #include <cstdint>
 
@@ -30,5 +32,17 @@ void rope_forward_cpu(T* out, const T* x, const int32_t* positions, int64_t n_to
 template <class T>
 void rope_backward_cpu(T* dx, const T* dout, const int32_t* positions, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
                        double theta);
+
+// ---- CUDA (rope.cu), F32; every pointer is device memory ----
+
+// out: (n_tokens, n_heads, head_dim), may be the same buffer as x; x: (n_tokens, n_heads, head_dim);
+// positions: (n_tokens), each >= 0; head_dim even
+void rope_forward_cuda(float* out, const float* x, const int32_t* positions, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
+                       double theta);
+
+// dx: (n_tokens, n_heads, head_dim), may be the same buffer as dout; dout: (n_tokens, n_heads, head_dim);
+// positions: (n_tokens), each >= 0; head_dim even
+void rope_backward_cuda(float* dx, const float* dout, const int32_t* positions, int64_t n_tokens, int64_t n_heads,
+                        int64_t head_dim, double theta);
 
 }  // namespace ittt::kernels

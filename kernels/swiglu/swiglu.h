@@ -1,12 +1,14 @@
-// swiglu.h: the SwiGLU gate of the MLP, elementwise, on the CPU.
+// swiglu.h: the SwiGLU gate of the MLP, elementwise, on the CPU and GPU.
 //
 //   forward:  z = silu(g) * u,  silu(g) = g * sigmoid(g)
 //   backward: dg = dz * u * sigmoid(g) * (1 + g * (1 - sigmoid(g)))   (silu'(g))
 //             du = dz * silu(g)
 //
 // Versions (ops::set_version("swiglu", v)):
-//   1  swiglu_*_cpu   one pass over the elements
-//   0  the best CPU version (currently 1)
+//   CPU   1  swiglu_*_cpu    one pass over the elements
+//         0  the best CPU version (currently 1)
+//   CUDA  1  swiglu_*_cuda   one thread per element (grid-stride loop)
+//         0  the best CUDA version (currently 1); see swiglu.cu
 #pragma once
 #include <cstdint>
 
@@ -20,5 +22,13 @@ void swiglu_forward_cpu(T* z, const T* g, const T* u, int64_t n);
 // either one (not both) may be the same buffer as dz
 template <class T>
 void swiglu_backward_cpu(T* dg, T* du, const T* dz, const T* g, const T* u, int64_t n);
+
+// ---- CUDA (swiglu.cu), F32; every pointer is device memory; the same aliasing rules ----
+
+// z, g, u: (n)
+void swiglu_forward_cuda(float* z, const float* g, const float* u, int64_t n);
+
+// dg, du, dz, g, u: (n)
+void swiglu_backward_cuda(float* dg, float* du, const float* dz, const float* g, const float* u, int64_t n);
 
 }  // namespace ittt::kernels

@@ -1,4 +1,7 @@
 // attention.cpp: ops::attention_forward and ops::attention_backward on top of kernels/attention.
+//
+// CPU tensors (F32 or F64) go to the CPU versions, CUDA tensors (F32) to attention.cu;
+// ops::version("attention") picks 1 naive or 2 flash (0 = 2) on either device.
 #include "kernels/attention/attention.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
@@ -33,6 +36,16 @@ kernels::AttentionDims attention_dims(const char* op, const Tensor& q, const Ten
 
 [[noreturn]] void no_version(int v) { fail(cat("attention: no CPU version ", v, " (versions: 1 naive, 2 flash, 0 best = 2)")); }
 
+#if ITTT_WITH_CUDA
+// The CUDA side has the same version numbers; the kernels are F32 only.
+int cuda_version(const char* op, const Tensor& q) {
+    ITTT_CHECK(q.dtype() == DType::F32, op, ": CUDA kernels are F32 only, found q ", q.describe());
+    const int ver = version("attention");
+    ITTT_CHECK(ver >= 0 && ver <= 2, "attention: no CUDA version ", ver, " (versions: 1 naive, 2 flash, 0 best = 2)");
+    return ver;
+}
+#endif
+
 }  // namespace
 
 void attention_forward(Tensor& out, Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v, int q_pos0, int window) {
@@ -42,7 +55,16 @@ void attention_forward(Tensor& out, Tensor& lse, const Tensor& q, const Tensor& 
     require_same(out, q, op, "out", "q");
     require_same_dtype_device(lse, q, op, "lse", "q");
     require_shape(lse, {d.B, d.Hq, d.nq}, op, "lse");
-    if (q.device() == Device::CUDA) no_cuda_kernel(op);
+    if (q.device() == Device::CUDA) {
+#if ITTT_WITH_CUDA
+        const int ver = cuda_version(op, q);
+        kernels::attention_forward_cuda(d, out.data<float>(), lse.data<float>(), q.data<float>(), k.data<float>(),
+                                        v.data<float>(), ver);
+        return;
+#else
+        no_cuda_kernel(op);
+#endif
+    }
     const int ver = version("attention");
     if (ver != 0 && ver != 1 && ver != 2) no_version(ver);
     const bool naive = ver == 1;
@@ -69,7 +91,17 @@ void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, 
     require_same(dv, k, op, "dv", "k");
     require_same_dtype_device(lse, q, op, "lse", "q");
     require_shape(lse, {d.B, d.Hq, d.nq}, op, "lse");
-    if (q.device() == Device::CUDA) no_cuda_kernel(op);
+    if (q.device() == Device::CUDA) {
+#if ITTT_WITH_CUDA
+        const int ver = cuda_version(op, q);
+        kernels::attention_backward_cuda(d, dq.data<float>(), dk.data<float>(), dv.data<float>(), dout.data<float>(),
+                                         q.data<float>(), k.data<float>(), v.data<float>(), out.data<float>(), lse.data<float>(),
+                                         ver);
+        return;
+#else
+        no_cuda_kernel(op);
+#endif
+    }
     const int ver = version("attention");
     if (ver == 1) {
         if (q.dtype() == DType::F32)

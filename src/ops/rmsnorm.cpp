@@ -4,7 +4,7 @@
 // weight.numel(). So (N, d) with a (d) weight is the block norm and (N, H, hd)
 // with an (hd) weight is Qwen3's per-head q/k norm. rstd holds one value per row
 // and may be shaped (rows) or like x without its last dimension. The backward
-// may write dx into dout's storage.
+// may write dx into dout's storage. CUDA tensors (F32 only) go to rmsnorm.cu.
 #include <cmath>
 
 #include "kernels/rmsnorm/rmsnorm.h"
@@ -20,6 +20,14 @@ void require_cpu_version(const char* op) {
     int v = version("rmsnorm");
     ITTT_CHECK(v == 0 || v == 1, op, ": no CPU version ", v, " of rmsnorm (versions: 1 reference)");
 }
+
+#if ITTT_WITH_CUDA
+void require_cuda_version(const char* op, const Tensor& x) {
+    ITTT_CHECK(x.dtype() == DType::F32, op, ": CUDA kernels are F32 only, found x ", x.describe());
+    int v = version("rmsnorm");
+    ITTT_CHECK(v == 0 || v == 1, op, ": no CUDA version ", v, " of rmsnorm (versions: 1 warp per row)");
+}
+#endif
 
 // Checks weight against x and rstd against the row count; returns the row count.
 int64_t require_rows(const Tensor& x, const Tensor& weight, const Tensor& rstd, const char* op) {
@@ -56,7 +64,16 @@ void rmsnorm_forward(Tensor& out, Tensor& rstd, const Tensor& x, const Tensor& w
     const int64_t rows = require_rows(x, weight, rstd, op);
     require_same(out, x, op, "out", "x");
     ITTT_CHECK(eps >= 0 && std::isfinite(eps), op, ": eps must be finite and >= 0, found ", eps);
-    if (x.device() == Device::CUDA) no_cuda_kernel(op);
+    if (x.device() == Device::CUDA) {
+#if ITTT_WITH_CUDA
+        require_cuda_version(op, x);
+        kernels::rmsnorm_forward_cuda(out.data<float>(), rstd.data<float>(), x.data<float>(), weight.data<float>(), rows,
+                                      weight.numel(), eps);
+        return;
+#else
+        no_cuda_kernel(op);
+#endif
+    }
     require_cpu_version(op);
     if (x.dtype() == DType::F32) forward_cpu<float>(out, rstd, x, weight, rows, eps);
     else forward_cpu<double>(out, rstd, x, weight, rows, eps);
@@ -70,7 +87,16 @@ void rmsnorm_backward(Tensor& dx, Tensor& dweight, const Tensor& dout, const Ten
     require_same(dx, x, op, "dx", "x");
     require_same(dout, x, op, "dout", "x");
     require_same(dweight, weight, op, "dweight", "weight");
-    if (x.device() == Device::CUDA) no_cuda_kernel(op);
+    if (x.device() == Device::CUDA) {
+#if ITTT_WITH_CUDA
+        require_cuda_version(op, x);
+        kernels::rmsnorm_backward_cuda(dx.data<float>(), dweight.data<float>(), dout.data<float>(), x.data<float>(),
+                                       weight.data<float>(), rstd.data<float>(), rows, weight.numel());
+        return;
+#else
+        no_cuda_kernel(op);
+#endif
+    }
     require_cpu_version(op);
     if (x.dtype() == DType::F32) backward_cpu<float>(dx, dweight, dout, x, weight, rstd, rows);
     else backward_cpu<double>(dx, dweight, dout, x, weight, rstd, rows);

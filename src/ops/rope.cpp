@@ -2,7 +2,7 @@
 //
 // x is (N, H, hd) with positions (N); more leading dimensions work the same way,
 // e.g. x (B, n, H, hd) with positions (B, n): positions has x's shape without its
-// last two dimensions.
+// last two dimensions. CUDA tensors (F32 only) go to rope.cu.
 #include <cmath>
 
 #include "kernels/rope/rope.h"
@@ -39,11 +39,22 @@ RopeShape require_rope_args(const Tensor& out, const Tensor& in, const Tensor& p
     return {positions.numel(), in.dim(-2), head_dim};
 }
 
+// On CUDA the positions are copied to the host for this check: n_tokens ints and a
+// wait for the GPU, small next to the error it turns into a message.
 void require_positions_non_negative(const Tensor& positions, const char* op) {
-    const int32_t* p = positions.data<int32_t>();
-    for (int64_t t = 0; t < positions.numel(); ++t)
+    const Tensor host = positions.device() == Device::CPU ? positions : positions.to(Device::CPU);
+    const int32_t* p = host.data<int32_t>();
+    for (int64_t t = 0; t < host.numel(); ++t)
         ITTT_CHECK(p[t] >= 0, op, ": positions[", t, "] = ", p[t], ", expected an absolute position >= 0");
 }
+
+#if ITTT_WITH_CUDA
+void require_cuda_version(const char* op, const Tensor& x) {
+    ITTT_CHECK(x.dtype() == DType::F32, op, ": CUDA kernels are F32 only, found ", x.describe());
+    int v = version("rope");
+    ITTT_CHECK(v == 0 || v == 1, op, ": no CUDA version ", v, " of rope (versions: 1 one thread per pair)");
+}
+#endif
 
 template <class T>
 void rotate_cpu(Tensor& out, const Tensor& in, const Tensor& positions, const RopeShape& s, double theta, bool inverse) {
@@ -57,7 +68,17 @@ void rope_forward(Tensor& out, const Tensor& x, const Tensor& positions, double 
     ITTT_NVTX_RANGE("rope_forward");
     const char* op = "rope_forward";
     const RopeShape s = require_rope_args(out, x, positions, theta, op, "out", "x");
-    if (x.device() == Device::CUDA) no_cuda_kernel(op);
+    if (x.device() == Device::CUDA) {
+#if ITTT_WITH_CUDA
+        require_cuda_version(op, x);
+        require_positions_non_negative(positions, op);
+        kernels::rope_forward_cuda(out.data<float>(), x.data<float>(), positions.data<int32_t>(), s.n_tokens, s.n_heads,
+                                   s.head_dim, theta);
+        return;
+#else
+        no_cuda_kernel(op);
+#endif
+    }
     require_cpu_version(op);
     require_positions_non_negative(positions, op);
     if (x.dtype() == DType::F32) rotate_cpu<float>(out, x, positions, s, theta, false);
@@ -68,7 +89,17 @@ void rope_backward(Tensor& dx, const Tensor& dout, const Tensor& positions, doub
     ITTT_NVTX_RANGE("rope_backward");
     const char* op = "rope_backward";
     const RopeShape s = require_rope_args(dx, dout, positions, theta, op, "dx", "dout");
-    if (dout.device() == Device::CUDA) no_cuda_kernel(op);
+    if (dout.device() == Device::CUDA) {
+#if ITTT_WITH_CUDA
+        require_cuda_version(op, dout);
+        require_positions_non_negative(positions, op);
+        kernels::rope_backward_cuda(dx.data<float>(), dout.data<float>(), positions.data<int32_t>(), s.n_tokens, s.n_heads,
+                                    s.head_dim, theta);
+        return;
+#else
+        no_cuda_kernel(op);
+#endif
+    }
     require_cpu_version(op);
     require_positions_non_negative(positions, op);
     if (dout.dtype() == DType::F32) rotate_cpu<float>(dx, dout, positions, s, theta, true);
