@@ -7,6 +7,16 @@
 namespace ittt::ops {
 
 namespace {
+// Every op family with a version switch, and its highest version on any device.
+// Which versions exist on which device is checked again when the op runs.
+const std::map<std::string, int>& known_versions() {
+    static const std::map<std::string, int> known = {
+        {"adamw", 1},     {"attention", 2}, {"conv1d", 1},    {"cross_entropy", 2}, {"embedding", 2}, {"gemm", 2},
+        {"prefix_scan", 1}, {"rmsnorm", 1}, {"rope", 1},      {"swiglu", 1},        {"ttt_apply", 2}, {"ttt_delta", 2},
+    };
+    return known;
+}
+
 std::map<std::string, int>& table() {
     static std::map<std::string, int> versions;
     return versions;
@@ -14,7 +24,13 @@ std::map<std::string, int>& table() {
 }  // namespace
 
 void set_version(const std::string& op, int v) {
-    ITTT_CHECK(v >= 0, "kernel version for ", op, ": expected >= 0, found ", v);
+    auto known = known_versions().find(op);
+    if (known == known_versions().end()) {
+        std::string names;
+        for (const auto& [name, max] : known_versions()) names += (names.empty() ? "" : ", ") + name;
+        fail(cat("kernel versions: unknown op '", op, "' (ops with versions: ", names, ")"));
+    }
+    ITTT_CHECK(v >= 0 && v <= known->second, "kernel version for ", op, ": expected 0 (best) to ", known->second, ", found ", v);
     table()[op] = v;
 }
 
