@@ -1,7 +1,5 @@
 // Tests of ops::matmul / ops::linear and the CPU GEMM versions (kernels/gemm/).
 // The oracle is version 1 (the naive triple loop) run in F64 on the same inputs.
-#include <omp.h>
-
 #include <cmath>
 #include <limits>
 #include <string>
@@ -10,6 +8,10 @@
 #include "kernels/gemm/gemm.h"
 #include "ops/ops.h"
 #include "test_util.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 using namespace ittt;
 using ittt::test::check_close;
@@ -22,6 +24,20 @@ struct GemmVersion {
     explicit GemmVersion(int v) { ops::set_version("gemm", v); }
     ~GemmVersion() { ops::set_version("gemm", 0); }
 };
+
+// OpenMP thread count; a build without -fopenmp (make sanitize) has one thread.
+int max_threads() {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+void set_threads([[maybe_unused]] int n) {
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#endif
+}
 
 Shape stored_shape(int64_t rows, int64_t cols, bool trans) { return trans ? Shape{cols, rows} : Shape{rows, cols}; }
 
@@ -51,11 +67,13 @@ std::string label(const char* what, DType t, bool ta, bool tb, int64_t M, int64_
 }  // namespace
 
 TEST_CASE("gemm: blocked and naive match the F64 oracle on NN/NT/TN/TT and ragged shapes", "[gemm]") {
-    // 1 and primes around the micro-tile (6 x 32 float, 6 x 16 double) and the K
-    // block (256); the last two cross KC, MC (288) and NC (512 float / 256 double).
+    // 1, sizes just off the micro-tile (6 x 32 float, 6 x 16 double) and the K block
+    // (256), one exact tile; the last two cross KC, MC (288) and NC (512 float / 256
+    // double) on one thread, and split C by rows and by columns on two.
     const std::vector<std::vector<int64_t>> shapes = {{1, 1, 1},    {1, 17, 33},  {17, 1, 65},   {33, 65, 1},    {6, 32, 16},
                                                       {17, 33, 65}, {65, 127, 33}, {127, 65, 257}, {293, 97, 300}, {13, 517, 270}};
     uint64_t seed = 100;
+    const int saved_threads = max_threads();
     for (DType dt : {DType::F32, DType::F64})
         for (bool ta : {false, true})
             for (bool tb : {false, true})
@@ -65,9 +83,14 @@ TEST_CASE("gemm: blocked and naive match the F64 oracle on NN/NT/TN/TT and ragge
                     Tensor B = random_tensor(stored_shape(K, N, tb), ++seed, 1.0, dt);
                     Tensor C0 = Tensor::zeros({M, N}, dt);
                     Tensor ref = reference(A, ta, B, tb, C0, 1.0, 0.0);
-                    for (int v : {1, 2}) {
-                        Tensor C = run_matmul(v, A, ta, B, tb, C0, 1.0, 0.0);
-                        CHECK(check_close(C, ref, atol_for(dt), rtol_for(dt), label(v == 1 ? "naive" : "blocked", dt, ta, tb, M, N, K)));
+                    Tensor naive = run_matmul(1, A, ta, B, tb, C0, 1.0, 0.0);
+                    CHECK(check_close(naive, ref, atol_for(dt), rtol_for(dt), label("naive", dt, ta, tb, M, N, K)));
+                    for (int threads : {1, 2}) {
+                        set_threads(threads);
+                        Tensor blocked = run_matmul(2, A, ta, B, tb, C0, 1.0, 0.0);
+                        set_threads(saved_threads);
+                        CHECK(check_close(blocked, ref, atol_for(dt), rtol_for(dt),
+                                          cat(label("blocked", dt, ta, tb, M, N, K), " threads ", threads)));
                     }
                 }
 }
@@ -109,16 +132,24 @@ TEST_CASE("gemm: K == 0 scales C by beta (kernel level)", "[gemm]") {
 }
 
 TEST_CASE("gemm: blocked result does not depend on the thread count", "[gemm]") {
-    // Each tile of C is summed by one thread in a fixed order, so 1 and 2 threads agree bit for bit.
-    Tensor A = random_tensor({300, 270}, 7), B = random_tensor({270, 530}, 8);
-    Tensor C0 = Tensor::zeros({300, 530});
-    int saved = omp_get_max_threads();
-    omp_set_num_threads(1);
-    Tensor one = run_matmul(2, A, false, B, false, C0, 1.0, 0.0);
-    omp_set_num_threads(2);
-    Tensor two = run_matmul(2, A, false, B, false, C0, 1.0, 0.0);
-    omp_set_num_threads(saved);
-    CHECK(test::bitwise_equal(one, two));
+    // Threads split C into slabs of whole tiles, and each tile is summed by one
+    // thread in a fixed order, so 1 and 2 threads agree bit for bit. The shapes
+    // split C by rows (tall) and by columns (wide and short), in every layout.
+    const std::vector<std::vector<int64_t>> shapes = {{300, 530, 270}, {7, 900, 300}};
+    const int saved = max_threads();
+    for (const auto& s : shapes)
+        for (bool ta : {false, true})
+            for (bool tb : {false, true}) {
+                int64_t M = s[0], N = s[1], K = s[2];
+                Tensor A = random_tensor(stored_shape(M, K, ta), 7), B = random_tensor(stored_shape(K, N, tb), 8);
+                Tensor C0 = random_tensor({M, N}, 9);
+                set_threads(1);
+                Tensor one = run_matmul(2, A, ta, B, tb, C0, 1.0, 0.5);
+                set_threads(2);
+                Tensor two = run_matmul(2, A, ta, B, tb, C0, 1.0, 0.5);
+                set_threads(saved);
+                CHECK(test::bitwise_equal(one, two));
+            }
 }
 
 TEST_CASE("gemm: version 0 is the blocked version; versions can be switched", "[gemm]") {

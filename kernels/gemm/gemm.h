@@ -19,8 +19,9 @@ template <class T>
 void gemm_naive_cpu(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
                     int64_t ldb, T beta, T* C, int64_t ldc);
 
-// Same contract as gemm_naive_cpu. Threads over tiles of C with OpenMP; call it
-// with omp_set_num_threads(1) (or from inside a parallel region) for one thread.
+// Same contract as gemm_naive_cpu. Splits C into slabs over the OpenMP threads
+// (one thread below 2^20 multiply-adds, or when called inside a parallel region);
+// the result is bitwise the same for any thread count.
 template <class T>
 void gemm_blocked_cpu(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
                       int64_t ldb, T beta, T* C, int64_t ldc);
