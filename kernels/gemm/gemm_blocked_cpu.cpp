@@ -33,16 +33,24 @@ namespace ittt::kernels {
 namespace {
 
 // Register tile MR x NR and cache blocks KC, MC, NC per element type. A row of
-// the tile is two 64-byte vectors (32 floats or 16 doubles), so the tile is 12
-// vector accumulators of the 32 that AVX-512 has, leaving room for the two B
-// vectors and the broadcast A value without spilling. KC is chosen so that one
+// the tile is two vectors of the widest vector ISA compiled for (64 bytes under
+// AVX-512, 32 under AVX2, the default -march=x86-64-v3), so the tile is 12
+// vector accumulators, leaving room for the two B vectors and the broadcast A
+// value without spilling. KC is chosen so that one
 // packed A micro-panel (MR x KC, 6 KB for float) stays in the 32 KB L1 while the
 // B micro-panels stream past it; the packed B block (KC x NC, 512 KB) fits in
 // the 1 MB per-core L2, so every pass over it for a new A micro-panel hits L2.
 template <class T>
 struct Tiling {
     static constexpr int64_t MR = 6;
+    // Two vector registers per row of the tile: 6 x 2 = 12 accumulators, which fit
+    // the 16 vector registers of AVX2 and AVX-512 alike with room for the A
+    // broadcasts. (Sized for 512-bit registers under AVX2, the tile spills.)
+#if defined(__AVX512F__)
     static constexpr int64_t NR = 128 / sizeof(T);
+#else
+    static constexpr int64_t NR = 64 / sizeof(T);
+#endif
     static constexpr int64_t KC = 256;
     static constexpr int64_t NC = 512 * 1024 / (KC * sizeof(T)) / NR * NR;  // a 512 KB block of B: 512 floats, 256 doubles
     static constexpr int64_t MC = 48 * MR;  // bounds the A buffer; each A micro-panel is reused across NC/NR tiles
