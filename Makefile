@@ -128,3 +128,5 @@ clean:
 	rm -rf $(BUILD) build-sanitize
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+-include notebooks-cpp/labs.mk

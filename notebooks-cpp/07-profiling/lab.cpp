@@ -1,0 +1,197 @@
+// Lab 07: profiling, CPU stand-in. Where does one training step spend its time?
+// Phase timings (forward, loss, backward, optimizer) with a steady clock, then an
+// op-level breakdown of the forward: every op the forward calls, re-run on the
+// model's own saved activations and timed. Your TODO: the same for the TTT backward.
+// On a GPU machine, Nsight Systems shows this from the NVTX ranges (see README.md).
+//   build/labs/07-profiling [--solution] [--check]
+#include <omp.h>
+
+#include <algorithm>
+#include <map>
+
+#include "../lab_util.h"
+#include "model/model.h"
+#include "ops/ops.h"
+#include "runtime/rng.h"
+
+using namespace ittt;
+
+namespace {
+
+// Best-of-3 times, summed by op name (an op called in two layers counts twice).
+struct Profile {
+    std::map<std::string, double> seconds;
+    void time(const std::string& name, const std::function<void()>& fn) { seconds[name] += lab::time_best(fn, 3); }
+    double total() const {
+        double s = 0;
+        for (const auto& kv : seconds) s += kv.second;
+        return s;
+    }
+    void print(double whole, const char* whole_name, const char* rest_note) const {
+        std::vector<std::pair<double, std::string>> rows;
+        for (const auto& kv : seconds) rows.push_back({kv.second, kv.first});
+        std::sort(rows.rbegin(), rows.rend());
+        for (const auto& r : rows)
+            std::printf("  %-34s %9.3f ms  %5.1f%% of %s\n", r.second.c_str(), r.first * 1e3, 100 * r.first / whole, whole_name);
+        std::printf("  %-34s %9.3f ms  %5.1f%% %s\n", "sum of these ops", total() * 1e3, 100 * total() / whole, rest_note);
+    }
+};
+
+struct Shapes {
+    int64_t B, n, N, d, f, V, Hq, Hkv, hd;
+};
+
+// ---- TODO (exercise 1): time the TTT layer's backward ops ----
+// With an upstream gradient dO (N, d) of TTT layer l, the backward runs (see Model::ttt_backward, docs/ttt.md):
+//   P = ttt_chunk_delta(dO, Z)          "ttt: delta (backward)"     P, G: (B, T, d, f)
+//   G = prefix_scan_exclusive(P, reverse = true)                     "ttt: scan (backward)"
+//   ttt_apply_backward(dZ, dV, dO, Z, V, Wd, S, G, eta, C)           "ttt: apply (backward)"
+// Time each with prof.time("name", [&] { ... }). Saved activations: a.z, a.ttt_v, a.ttt_s;
+// weights: w.down_proj; tensors are (B, n, ...) views of the (N, ...) rows. Return false until written.
+bool profile_ttt_backward_student([[maybe_unused]] Profile& prof, [[maybe_unused]] const Model& m, [[maybe_unused]] int l,
+                                  [[maybe_unused]] const Shapes& s) {
+    return false;  // TODO
+}
+
+bool profile_ttt_backward_reference(Profile& prof, const Model& m, int l, const Shapes& s) {
+    const ModelConfig& c = m.config();
+    const LayerActivations& a = m.activations(l);
+    const int C = c.ttt_chunk;
+    const int64_t T = (s.n + C - 1) / C;
+    Tensor dO = lab::random_tensor({s.B, s.n, s.d}, 9, 0.01);
+    Tensor P = Tensor::empty({s.B, T, s.d, s.f}), G = Tensor::empty({s.B, T, s.d, s.f});
+    Tensor dZ = Tensor::empty({s.B, s.n, s.f}), dV = Tensor::empty({s.B, s.n, s.d});
+    Tensor z = a.z.view({s.B, s.n, s.f}), v = a.ttt_v.view({s.B, s.n, s.d});
+    prof.time("ttt: delta (backward)", [&] { ops::ttt_chunk_delta(P, dO, z, C); });
+    prof.time("ttt: scan (backward)", [&] { ops::prefix_scan_exclusive(G, P, true); });
+    prof.time("ttt: apply (backward)", [&] { ops::ttt_apply_backward(dZ, dV, dO, z, v, m.layer(l).down_proj, a.ttt_s, G, c.ttt_lr, C); });
+    return true;
+}
+
+// Every op of Model::forward, in order, on the inputs the forward saved. Outputs go to scratch tensors.
+void profile_forward(Profile& prof, const Model& m, const Tensor& tokens, const Shapes& s) {
+    const ModelConfig& c = m.config();
+    const double eps = c.rms_norm_eps;
+    auto scratch = [](const Shape& shape) { return Tensor::empty(shape); };
+    Tensor x0 = scratch({s.N, s.d});
+    prof.time("embedding", [&] { ops::embedding_forward(x0, m.embed(), tokens.view({s.N})); });
+    std::vector<int32_t> pos(static_cast<size_t>(s.N));
+    for (int64_t i = 0; i < s.N; ++i) pos[static_cast<size_t>(i)] = static_cast<int32_t>(i % s.n);
+    Tensor positions = Tensor::from_vector(pos, {s.N});
+    for (int l = 0; l < c.num_hidden_layers; ++l) {
+        const LayerActivations& a = m.activations(l);
+        const LayerWeights& w = m.layer(l);
+        Tensor xn = scratch({s.N, s.d}), r = scratch({s.N}), q = scratch({s.N, s.Hq * s.hd}), kv = scratch({s.N, s.Hkv * s.hd});
+        prof.time("rmsnorm", [&] { ops::rmsnorm_forward(xn, r, a.x, w.input_norm, eps); });
+        prof.time("gemm: q, k, v, o projections", [&] {
+            ops::linear(q, a.xn1, w.q_proj), ops::linear(kv, a.xn1, w.k_proj), ops::linear(kv, a.xn1, w.v_proj);
+            ops::linear(xn, a.att, w.o_proj);
+        });
+        Tensor rq = scratch({s.N * s.Hq}), rk = scratch({s.N * s.Hkv});
+        Tensor qh = q.view({s.N, s.Hq, s.hd}), kh = kv.view({s.N, s.Hkv, s.hd});  // per-head views
+        prof.time("rmsnorm (q, k per head)", [&] {
+            ops::rmsnorm_forward(qh, rq, a.q.view({s.N, s.Hq, s.hd}), w.q_norm, eps);
+            ops::rmsnorm_forward(kh, rk, a.k.view({s.N, s.Hkv, s.hd}), w.k_norm, eps);
+        });
+        prof.time("rope", [&] {
+            ops::rope_forward(qh, a.qn.view({s.N, s.Hq, s.hd}), positions, c.rope_theta);
+            ops::rope_forward(kh, a.kn.view({s.N, s.Hkv, s.hd}), positions, c.rope_theta);
+        });
+        Tensor att = scratch({s.B, s.n, s.Hq, s.hd}), lse = scratch({s.B, s.Hq, s.n});
+        prof.time("attention", [&] {
+            ops::attention_forward(att, lse, a.qr.view({s.B, s.n, s.Hq, s.hd}), a.kr.view({s.B, s.n, s.Hkv, s.hd}),
+                                   a.v.view({s.B, s.n, s.Hkv, s.hd}), 0, c.window_for_layer(l));
+        });
+        prof.time("rmsnorm", [&] { ops::rmsnorm_forward(xn, r, a.h, w.post_norm, eps); });
+        Tensor g = scratch({s.N, s.f});
+        prof.time("gemm: gate, up", [&] { ops::linear(g, a.xn2, w.gate_proj), ops::linear(g, a.xn2, w.up_proj); });
+        prof.time("swiglu", [&] { ops::swiglu_forward(g, a.g, a.u); });
+        Tensor o = scratch({s.B, s.n, s.d});
+        if (!c.is_ttt_layer(l)) {
+            prof.time("gemm: down", [&] { ops::linear(o, a.z, w.down_proj); });
+            continue;
+        }
+        const int C = c.ttt_chunk;
+        const int64_t T = (s.n + C - 1) / C;
+        Tensor u = scratch({s.N, s.d}), v = scratch({s.N, s.d}), delta = scratch({s.B, T, s.d, s.f});
+        const Tensor& src = c.ttt_target == TttTargetSource::InputEmbed ? m.embedded() : a.xn2;
+        prof.time("ttt: targets (conv1d + P)", [&] { ttt_targets(u, v, src, w, c, static_cast<int>(s.B), static_cast<int>(s.n)); });
+        prof.time("ttt: delta", [&] { ops::ttt_chunk_delta(delta, a.ttt_v.view({s.B, s.n, s.d}), a.z.view({s.B, s.n, s.f}), C); });
+        prof.time("ttt: scan", [&] { ops::prefix_scan_exclusive(delta, a.ttt_delta, false); });
+        prof.time("ttt: apply (includes gemm: down)",
+                  [&] { ops::ttt_apply_forward(o, a.z.view({s.B, s.n, s.f}), w.down_proj, a.ttt_s, c.ttt_lr, C); });
+    }
+    Tensor xf = scratch({s.N, s.d}), rf = scratch({s.N}), logits = scratch({s.N, s.V});
+    // The final norm's input (the last residual stream) is private to Model; any (N, d) input costs the same.
+    prof.time("rmsnorm", [&] { ops::rmsnorm_forward(xf, rf, m.embedded(), m.final_norm(), eps); });
+    prof.time("gemm: lm_head", [&] { ops::linear(logits, xf, m.lm_head()); });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    lab::Options opt = lab::parse_flags(argc, argv, "Lab 07: profiling one training step (CPU stand-in for Nsight)");
+    auto profile_ttt_backward = opt.solution ? profile_ttt_backward_reference : profile_ttt_backward_student;
+    return lab::run([&] {
+        lab::Checks checks;
+        omp_set_num_threads(1);  // one thread: per-core numbers, no barrier waits for a core another job holds
+
+        ModelConfig c;
+        c.vocab_size = 260, c.hidden_size = 64, c.intermediate_size = 192, c.num_hidden_layers = 2;
+        c.num_attention_heads = 4, c.num_key_value_heads = 2, c.head_dim = 16;
+        c.sliding_window = 64, c.layer_types = {AttentionType::Sliding, AttentionType::Full};
+        c.ttt_mode = true, c.ttt_layers = {1}, c.ttt_chunk = 64;
+        Shapes s{opt.check ? 2 : 8, 256, 0, c.hidden_size, c.intermediate_size, c.vocab_size, 4, 2, 16};
+        s.N = s.B * s.n;
+        Model m(c);
+        m.init_random(1);
+        std::vector<int32_t> ids(static_cast<size_t>(s.N)), targets(static_cast<size_t>(s.N));
+        Rng rng(3);
+        for (auto& t : ids) t = static_cast<int32_t>(rng.randint(4, c.vocab_size));
+        for (int64_t i = 0; i < s.N; ++i) targets[static_cast<size_t>(i)] = (i + 1) % s.n ? ids[static_cast<size_t>(i + 1)] : -1;
+        Tensor tokens = Tensor::from_vector(ids, {s.B, s.n}), tgt = Tensor::from_vector(targets, {s.N});
+
+        lab::section(1, "One training step, phase by phase (steady clock, best of 3)");
+        std::printf("  d %lld, f %lld, 2 layers (sliding 64, full), TTT on layer 1 (C = 64), B %lld x n %lld tokens, 1 thread\n",
+                    static_cast<long long>(s.d), static_cast<long long>(s.f), static_cast<long long>(s.B), static_cast<long long>(s.n));
+        Tensor dlogits = Tensor::empty({s.N, s.V});
+        std::vector<Tensor> mom1, mom2;
+        for (const Parameter& p : m.parameters()) {
+            mom1.push_back(Tensor::zeros(p.value.shape()));
+            mom2.push_back(Tensor::zeros(p.value.shape()));
+        }
+        double t_fwd = lab::time_best([&] { m.forward(tokens); });
+        const Tensor& logits = m.forward(tokens);
+        double t_loss = lab::time_best([&] { ops::cross_entropy(&dlogits, logits, tgt, 1.0 / static_cast<double>(s.N)); });
+        double t_bwd = lab::time_best([&] { m.zero_grad(), m.backward(dlogits); });
+        double t_opt = lab::time_best([&] {
+            for (size_t i = 0; i < m.parameters().size(); ++i) {
+                Parameter& p = m.parameters()[i];
+                if (p.trainable) ops::adamw_step(p.value, p.grad, mom1[i], mom2[i], ops::AdamWConfig{1e-9, 0.9, 0.95, 1e-8, 0.0}, 1);
+            }
+        });
+        const double step = t_fwd + t_loss + t_bwd + t_opt;
+        for (auto [name, t] : {std::pair<const char*, double>{"forward", t_fwd}, {"cross-entropy (+ dlogits)", t_loss},
+                               {"backward (incl. zero_grad)", t_bwd}, {"AdamW", t_opt}})
+            std::printf("  %-34s %9.3f ms  %5.1f%%\n", name, t * 1e3, 100 * t / step);
+        std::printf("  %-34s %9.3f ms  -> %.0f tokens/s\n", "step", step * 1e3, static_cast<double>(s.N) / step);
+        checks.expect(t_fwd > 0 && t_bwd > 0, "every phase was timed");
+
+        lab::section(2, "The forward, op by op: each op re-run on the activations the forward saved");
+        m.forward(tokens);  // fresh activations to replay
+        Profile fwd;
+        profile_forward(fwd, m, tokens, s);
+        fwd.print(t_fwd, "forward", "(the rest: allocation, copies, residual adds, noise)");
+        checks.expect(fwd.total() > 0.5 * t_fwd && fwd.total() < 1.5 * t_fwd, "the ops account for the forward's time (within 50%)");
+
+        lab::section(3, "Exercise 1: the TTT layer's backward ops");
+        Profile bwd;
+        if (checks.todo_done(profile_ttt_backward(bwd, m, 1, s), "exercise 1 (profile_ttt_backward)", opt)) {
+            bwd.print(t_bwd, "backward", "(the rest: attention, gemm and norm backwards, ...)");
+            checks.expect(bwd.seconds.size() >= 3, "three TTT backward ops timed");
+        }
+        std::printf("\n  On a GPU, `nsys profile` records the same split from the NVTX ranges model_forward, layer<l>,\n"
+                    "  attention_block, mlp_block, ttt_delta / ttt_scan / ttt_apply and one range per op. README.md.\n");
+        return checks.finish();
+    });
+}
