@@ -182,7 +182,10 @@ int main(int argc, char** argv) {
         Profile fwd;
         profile_forward(fwd, m, tokens, s);
         fwd.print(t_fwd, "forward", "(the rest: allocation, copies, residual adds, noise)");
-        checks.expect(fwd.total() > 0.5 * t_fwd && fwd.total() < 1.5 * t_fwd, "the ops account for the forward's time (within 50%)");
+        // Reported, not asserted: a timing on a shared machine is not a pass/fail fact.
+        std::printf("  the ops add up to %.0f%% of the measured forward (expect roughly 60-100%% on a quiet machine)\n",
+                    100.0 * fwd.total() / t_fwd);
+        checks.expect(fwd.total() > 0, "every forward op was timed");
 
         lab::section(3, "Exercise 1: the TTT layer's backward ops");
         Profile bwd;
