@@ -22,9 +22,9 @@ namespace ittt {
 namespace {
 
 // Flags the theory engine parses itself (theory::set_option).
-const char* const kTheoryFlags[] = {"--seed",   "--trials",     "--d",          "--vocab", "--f",         "--chunk", "--chunks",
-                                    "--key-chunk", "--lr",      "--embed",      "--features", "--mlp-input", "--step-trial",
-                                    "--sweep"};
+const char* const kTheoryFlags[] = {"--seed", "--trials",    "--d",         "--vocab",     "--f",
+                                    "--chunk", "--chunks",   "--key-chunk", "--lr",        "--embed",
+                                    "--features", "--mlp-input", "--step-trial", "--sweep"};
 
 std::string usage() {
     return std::string(
