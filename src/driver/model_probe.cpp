@@ -1,0 +1,955 @@
+// model_probe.cpp: the model mode of the step-through driver. See model_probe.h
+// for what is measured and docs/theory.md (section 7) for what it found.
+#include "driver/model_probe.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <map>
+#include <sstream>
+
+#include "driver/plots.h"
+#include "io/json.h"
+#include "runtime/error.h"
+
+namespace ittt::probe {
+
+using theory::Matrix;
+
+const char* probe_target_name(ProbeTarget t) { return t == ProbeTarget::Learned ? "learned" : "offset0"; }
+const char* probe_target_title(ProbeTarget t) { return t == ProbeTarget::Learned ? "Learned" : "Offset-0"; }
+
+void validate_probe_options(const ProbeOptions& o, const Model& model) {
+    const ModelConfig& c = model.config();
+    ITTT_CHECK(c.ttt_mode && !c.ttt_layers.empty(), "ittt step --ckpt: the checkpoint has no TTT layer (ttt_mode ",
+               c.ttt_mode ? "true" : "false", ", ttt_layers empty): there is no fast weight to step through");
+    ITTT_CHECK(o.seq_len >= 2, "--seq-len: expected at least 2 tokens, found ", o.seq_len);
+    ITTT_CHECK(o.examples >= 1, "--examples: expected at least 1, found ", o.examples);
+    ITTT_CHECK(o.step_example >= 0 && o.step_example < o.examples, "--step-example: expected an example in [0, ", o.examples,
+               "), found ", o.step_example);
+    ITTT_CHECK(o.top >= 1, "--top: expected at least 1, found ", o.top);
+}
+
+// ---------------------------------------------------------------- building blocks
+
+Model offset0_variant(const Model& model) {
+    Model m = model.converted(model.dtype(), model.device());
+    const ModelConfig& c = m.config();
+    const int K = c.conv_taps();
+    auto it = std::find(c.ttt_conv_offsets.begin(), c.ttt_conv_offsets.end(), 0);
+    const int keep = it == c.ttt_conv_offsets.end() ? -1 : static_cast<int>(it - c.ttt_conv_offsets.begin());
+    for (int l : c.ttt_layers) {
+        Parameter& p = m.parameter(cat("model.layers.", l, ".mlp.ttt_conv.weight"));
+        std::vector<double> w = p.value.to(Device::CPU).to_f64_vector();  // (d, 1, K)
+        for (size_t i = 0; i < w.size(); ++i)
+            if (static_cast<int>(i % static_cast<size_t>(K)) != keep) w[i] = 0.0;
+        Tensor host = Tensor::from_vector(w, p.value.shape());
+        if (p.value.dtype() == DType::F32) host = host.to_dtype(DType::F32);
+        p.value.copy_from(host.to(p.value.device()));
+    }
+    return m;
+}
+
+std::vector<double> logits_with_limit(Model& model, const Tensor& tokens, int limit) {
+    ForwardOptions opt;
+    opt.inference = true;
+    opt.ttt_update_limit = limit;
+    return model.forward(tokens.to(model.device()), opt).to(Device::CPU).to_f64_vector();
+}
+
+std::vector<ProbeQuery> probe_queries(const Example& e, int chunk) {
+    std::map<int, const Marker*> key_of, value_of;
+    for (const Marker& m : e.markers) {
+        if (m.kind == MarkerKind::Key && !key_of.count(m.index)) key_of[m.index] = &m;
+        if (m.kind == MarkerKind::Value && m.part == 0 && !value_of.count(m.index)) value_of[m.index] = &m;
+    }
+    std::vector<ProbeQuery> out;
+    for (const Marker& m : e.markers) {
+        if (m.kind != MarkerKind::Query) continue;
+        const int q = m.position;
+        if (q < 0 || q >= static_cast<int>(e.targets.size()) || e.targets[static_cast<size_t>(q)] == IGNORE_TARGET) continue;
+        ProbeQuery p;
+        p.position = q;
+        p.correct = e.targets[static_cast<size_t>(q)];
+        p.chunk = q / chunk;
+        if (key_of.count(m.index)) p.key_position = key_of[m.index]->position;
+        if (value_of.count(m.index)) p.value_position = value_of[m.index]->position;
+        out.push_back(p);
+    }
+    return out;
+}
+
+LayerSnapshot snapshot_layer(const Model& model, int layer) {
+    const ModelConfig& c = model.config();
+    ITTT_CHECK(c.is_ttt_layer(layer), "snapshot_layer: layer ", layer, " is not a TTT layer");
+    const LayerActivations& a = model.activations(layer);
+    ITTT_CHECK(a.ttt_delta.defined(), "snapshot_layer: layer ", layer,
+               " has no per-chunk deltas (run a forward with the parallel TTT form first)");
+    LayerSnapshot s;
+    s.layer = layer;
+    s.B = static_cast<int>(a.ttt_delta.dim(0));
+    s.T = static_cast<int>(a.ttt_delta.dim(1));
+    s.d = c.hidden_size;
+    s.f = c.intermediate_size;
+    s.n = static_cast<int>(a.z.dim(0) / s.B);
+    s.eta = c.ttt_lr;
+    s.delta = a.ttt_delta.to(Device::CPU).to_f64_vector();
+    s.z = a.z.to(Device::CPU).to_f64_vector();
+    s.v = a.ttt_v.to(Device::CPU).to_f64_vector();
+    return s;
+}
+
+static const double* delta_at(const LayerSnapshot& s, int b, int chunk) {
+    return s.delta.data() + (static_cast<size_t>(b) * static_cast<size_t>(s.T) + static_cast<size_t>(chunk)) *
+                                static_cast<size_t>(s.d) * static_cast<size_t>(s.f);
+}
+
+std::vector<double> update_norms(const LayerSnapshot& s, int b) {
+    ITTT_CHECK(b >= 0 && b < s.B, "update_norms: example ", b, " outside [0, ", s.B, ")");
+    std::vector<double> out(static_cast<size_t>(s.T));
+    const size_t df = static_cast<size_t>(s.d) * static_cast<size_t>(s.f);
+    for (int i = 0; i < s.T; ++i) {
+        const double* dw = delta_at(s, b, i);
+        double sq = 0;
+        for (size_t k = 0; k < df; ++k) sq += dw[k] * dw[k];
+        out[static_cast<size_t>(i)] = s.eta * std::sqrt(sq);
+    }
+    return out;
+}
+
+std::vector<double> direct_readout(const LayerSnapshot& s, const Matrix& head, int b, int q, int chunk_begin, int chunk_end) {
+    ITTT_CHECK(head.cols == s.d, "direct_readout: head rows have ", head.cols, " values, expected d = ", s.d);
+    ITTT_CHECK(b >= 0 && b < s.B && q >= 0 && q < s.n, "direct_readout: example ", b, ", position ", q, " outside (", s.B, ", ",
+               s.n, ")");
+    ITTT_CHECK(chunk_begin >= 0 && chunk_begin <= chunk_end && chunk_end <= s.T, "direct_readout: chunks [", chunk_begin, ", ",
+               chunk_end, ") outside [0, ", s.T, "]");
+    const double* z = s.z.data() + (static_cast<size_t>(b) * static_cast<size_t>(s.n) + static_cast<size_t>(q)) * static_cast<size_t>(s.f);
+    // u = eta * sum_j dW_j z_q (d), then r[w] = e_w . u.
+    std::vector<double> u(static_cast<size_t>(s.d), 0.0);
+    for (int j = chunk_begin; j < chunk_end; ++j) {
+        const double* dw = delta_at(s, b, j);
+        for (int i = 0; i < s.d; ++i) u[static_cast<size_t>(i)] += theory::dot(dw + static_cast<size_t>(i) * static_cast<size_t>(s.f), z, s.f);
+    }
+    for (double& x : u) x *= s.eta;
+    std::vector<double> r(static_cast<size_t>(head.rows));
+    for (int w = 0; w < head.rows; ++w) r[static_cast<size_t>(w)] = theory::dot(head.row(w), u.data(), s.d);
+    return r;
+}
+
+double feature_dot(const LayerSnapshot& s, int64_t row_a, int64_t row_b) {
+    const int64_t N = static_cast<int64_t>(s.B) * s.n;
+    ITTT_CHECK(row_a >= 0 && row_a < N && row_b >= 0 && row_b < N, "feature_dot: rows ", row_a, ", ", row_b, " outside [0, ", N, ")");
+    return theory::dot(s.z.data() + static_cast<size_t>(row_a) * static_cast<size_t>(s.f),
+                       s.z.data() + static_cast<size_t>(row_b) * static_cast<size_t>(s.f), s.f);
+}
+
+std::vector<double> conv_tap_mean_abs(const Model& model, int layer) {
+    const ModelConfig& c = model.config();
+    ITTT_CHECK(c.is_ttt_layer(layer), "conv_tap_mean_abs: layer ", layer, " is not a TTT layer");
+    const int K = c.conv_taps();
+    std::vector<double> w = model.layer(layer).ttt_conv.to(Device::CPU).to_f64_vector();  // (d, 1, K)
+    std::vector<double> out(static_cast<size_t>(K), 0.0);
+    for (size_t i = 0; i < w.size(); ++i) out[i % static_cast<size_t>(K)] += std::fabs(w[i]);
+    for (double& x : out) x /= static_cast<double>(c.hidden_size);
+    return out;
+}
+
+// ---------------------------------------------------------------- the run
+
+namespace {
+
+// Welford's running mean, as in the theory engine.
+struct RunningMean {
+    double mean_ = 0, m2 = 0;
+    long n = 0;
+    void add(double x) {
+        ++n;
+        double delta = x - mean_;
+        mean_ += delta / static_cast<double>(n);
+        m2 += delta * (x - mean_);
+    }
+    double mean() const { return mean_; }
+    double se() const {
+        if (n < 2) return std::numeric_limits<double>::quiet_NaN();
+        double nn = static_cast<double>(n);
+        return std::sqrt(m2 / (nn - 1) / nn);
+    }
+};
+
+std::string fmt(double x, const char* spec = "%.4g") {
+    if (std::isnan(x)) return "n/a";
+    if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
+    char buf[64];
+    std::snprintf(buf, sizeof buf, spec, x);
+    return buf;
+}
+
+std::string pad(const std::string& s, size_t width, bool right = false) {
+    if (s.size() >= width) return s;
+    return right ? std::string(width - s.size(), ' ') + s : s + std::string(width - s.size(), ' ');
+}
+
+// The max over w != correct of |dl[w]|, and the mean.
+void other_stats(const std::vector<double>& dl, int correct, double& maxabs, double& meanabs) {
+    maxabs = 0;
+    double sum = 0;
+    for (size_t w = 0; w < dl.size(); ++w) {
+        if (static_cast<int>(w) == correct) continue;
+        maxabs = std::max(maxabs, std::fabs(dl[w]));
+        sum += std::fabs(dl[w]);
+    }
+    meanabs = dl.size() > 1 ? sum / static_cast<double>(dl.size() - 1) : 0.0;
+}
+
+std::string tap_list(const ModelConfig& c, const std::vector<double>& taps) {
+    std::string s;
+    for (size_t k = 0; k < taps.size(); ++k)
+        s += cat(k ? ", " : "", c.ttt_conv_offsets[k] > 0 ? "+" : "", c.ttt_conv_offsets[k], ": ", fmt(taps[k], "%.3g"));
+    return s;
+}
+
+std::string explain(const ProbeTargetSummary& s, const ProbeResult& r, const ModelConfig& c) {
+    std::string out;
+    if (s.target == ProbeTarget::Learned) {
+        out += cat("with the learned target the correct logit changes by ", fmt(s.dlogit_correct_mean, "%+.4g"),
+                   " on average (", s.correct.holds ? "at least" : "below", " the heuristic bound ", fmt(s.correct.bound),
+                   "); v* is on top at ", fmt(100 * s.accuracy_before, "%.0f"), "% of the probes without the update and ",
+                   fmt(100 * s.accuracy_after, "%.0f"), "% with it");
+        for (size_t i = 0; i < r.ttt_layers.size() && i < r.conv_taps.size(); ++i) {
+            const std::vector<double>& taps = r.conv_taps[i];
+            size_t best = static_cast<size_t>(std::max_element(taps.begin(), taps.end()) - taps.begin());
+            if (taps.empty() || taps[best] == 0) {
+                out += cat("; layer ", r.ttt_layers[i], "'s conv taps are all 0: its target is 0, so the layer never updates ",
+                           "(the drop-in initialisation, untrained)");
+                continue;
+            }
+            // Where the target looks: ahead (+ offsets: the next tokens, LM-aligned), at the
+            // token itself (0: reconstruction) or behind (-).
+            double ahead = 0, here = 0, behind = 0, total = 0;
+            for (size_t k = 0; k < taps.size(); ++k) {
+                const int off = c.ttt_conv_offsets[k];
+                (off > 0 ? ahead : off == 0 ? here : behind) += taps[k];
+                total += taps[k];
+            }
+            out += cat("; layer ", r.ttt_layers[i], " conv taps (offset: mean |w|) ", tap_list(c, taps), ": ",
+                       fmt(100 * ahead / total, "%.0f"), "% of the weight looks ahead (LM-aligned), ", fmt(100 * here / total, "%.0f"),
+                       "% at the token itself, ", fmt(100 * behind / total, "%.0f"), "% behind");
+        }
+        out += cat("; the theorem's own quantity, the direct readout e_v*.(eta dW) z_q, is ", fmt(s.readout_correct_mean),
+                   " (bound ", fmt(s.readout_correct.bound), ": ", s.readout_correct.holds ? "holds" : "fails",
+                   "), and the real logit moves by ", fmt(s.dlogit_correct_mean),
+                   ": later layers and the final RMSNorm (which divides by the residual's rms, itself raised by the update) ",
+                   "rescale it, and the bound knows nothing of them");
+        if (!s.other.holds)
+            out += cat("; the other tokens move more than eta eps c_align: |E[dl(", s.dlogit_other_argmax, ")]| = ",
+                       fmt(s.dlogit_other_maxabs), " > ", fmt(s.other.bound),
+                       " (the real logits pass through later layers, the final norm and a learned P, which the bound ignores)");
+    } else {
+        out += cat("with only the offset-0 tap the target stores each token's own embedding", r.learned_proj ? " (through P)" : "",
+                   ": E[dl(v*)] = ",
+                   fmt(s.dlogit_correct_mean), ", accuracy ", fmt(100 * s.accuracy_before, "%.0f"), "% -> ",
+                   fmt(100 * s.accuracy_after, "%.0f"), "%");
+        if (!s.correct.holds)
+            out += cat("; |E[dl(v*)]| exceeds eta eps c_align = ", fmt(s.correct.bound),
+                       ": the theorem's reconstruction target is V_t = e_{x_t}, this one is ",
+                       r.learned_proj ? "(w_0 * e_{x_t}) P with a learned P" : "w_0 * e_{x_t} with a learned per-channel w_0",
+                       ", and the change reaches the logits through later layers and the final norm");
+        (void)c;
+    }
+    return out;
+}
+
+}  // namespace
+
+ProbeRun run_probe(Model& model, const ProbeOptions& o) {
+    validate_probe_options(o, model);
+    const ModelConfig& cfg = model.config();
+    const int V = cfg.vocab_size, n = o.seq_len, C = cfg.ttt_chunk, T = (n + C - 1) / C, B = o.examples;
+    const int top = std::min(o.top, V);
+    Batch batch = make_batch(o.task, V, B, n, o.seed);
+    Tensor tokens = batch.tokens_tensor();
+    std::vector<std::vector<ProbeQuery>> queries(static_cast<size_t>(B));
+    int probe_count = 0;
+    for (int b = 0; b < B; ++b) {
+        queries[static_cast<size_t>(b)] = probe_queries(batch.examples[static_cast<size_t>(b)], C);
+        probe_count += static_cast<int>(queries[static_cast<size_t>(b)].size());
+    }
+    ITTT_CHECK(probe_count > 0, "ittt step --ckpt: task ", o.task.describe(), " gives no scored query position in ", B,
+               " sequences of ", n, " tokens (the model mode needs Query markers: use --task theorem or mqar)");
+
+    ProbeRun run;
+    ProbeResult& r = run.summary;
+    r.options = o;
+    r.vocab = V;
+    r.chunk = C;
+    r.chunks = T;
+    r.eta = cfg.ttt_lr;
+    r.learned_proj = cfg.ttt_proj;
+    r.ttt_layers = cfg.ttt_layers;
+    std::sort(r.ttt_layers.begin(), r.ttt_layers.end());
+    const size_t L = r.ttt_layers.size();
+
+    // The theorem's embedding constants, from the output head's ordinary rows.
+    Matrix head = theory::matrix_from_tensor(model.lm_head());
+    {
+        const int first = V > token::FIRST_ORDINARY + 1 ? token::FIRST_ORDINARY : 0;
+        Matrix ordinary(V - first, head.cols);
+        std::copy(head.row(first), head.row(first) + static_cast<size_t>(ordinary.rows) * static_cast<size_t>(head.cols),
+                  ordinary.values.begin());
+        r.eps = theory::max_cross_dot(ordinary);
+        r.c_norm_sq = theory::min_squared_norm(ordinary);
+    }
+    r.conv_offsets = cfg.ttt_conv_offsets;
+    for (int l : r.ttt_layers) r.conv_taps.push_back(conv_tap_mean_abs(model, l));
+
+    ProbeStep& st = run.step;
+    const int se = o.step_example;
+    const Example& shown = batch.examples[static_cast<size_t>(se)];
+    st.task = o.task;
+    st.example = se;
+    st.seq_len = n;
+    st.chunk = C;
+    st.vocab = V;
+    st.ttt_layers = r.ttt_layers;
+    st.tokens = shown.tokens;
+    st.markers = shown.markers;
+    st.queries = queries[static_cast<size_t>(se)];
+    st.chunks.resize(static_cast<size_t>(T));
+    for (int i = 0; i < T; ++i) {
+        st.chunks[static_cast<size_t>(i)].chunk = i;
+        st.chunks[static_cast<size_t>(i)].begin = i * C;
+        st.chunks[static_cast<size_t>(i)].end = std::min(n, (i + 1) * C);
+    }
+
+    Model variant = offset0_variant(model);
+    for (ProbeTarget target : kProbeTargets) {
+        const int ti = probe_target_index(target);
+        Model& m = target == ProbeTarget::Learned ? model : variant;
+        // logits[limit] for limit = 0 .. T; the forward at limit T (every update) is
+        // run last, so the activations read below are those of the full model.
+        std::vector<std::vector<double>> logits(static_cast<size_t>(T + 1));
+        for (int limit = 0; limit <= T; ++limit) logits[static_cast<size_t>(limit)] = logits_with_limit(m, tokens, limit);
+        auto row_of = [&](int limit, int b, int q) {
+            return std::vector<double>(logits[static_cast<size_t>(limit)].begin() + (static_cast<int64_t>(b) * n + q) * V,
+                                       logits[static_cast<size_t>(limit)].begin() + (static_cast<int64_t>(b) * n + q + 1) * V);
+        };
+        std::vector<LayerSnapshot> snaps;
+        for (int l : r.ttt_layers) snaps.push_back(snapshot_layer(m, l));
+
+        ProbeTargetSummary& s = r.targets[ti];
+        s.target = target;
+        s.readout_correct_layer.assign(L, 0.0);
+        s.update_norm_layer.assign(L, 0.0);
+        RunningMean correct, before, after, rank_before, rank_after, acc_before, acc_after, abs_other, readout_total;
+        std::vector<RunningMean> per_token(static_cast<size_t>(V)), readout_token(static_cast<size_t>(V));
+        std::vector<RunningMean> readout_layer(L), norm_layer(L), align(L), align_other(L);
+
+        for (int b = 0; b < B; ++b) {
+            for (size_t li = 0; li < L; ++li)
+                for (double x : update_norms(snaps[li], b)) norm_layer[li].add(x);
+            for (const ProbeQuery& q : queries[static_cast<size_t>(b)]) {
+                std::vector<double> l0 = row_of(0, b, q.position), lT = row_of(T, b, q.position), dl(static_cast<size_t>(V));
+                for (int w = 0; w < V; ++w) dl[static_cast<size_t>(w)] = lT[static_cast<size_t>(w)] - l0[static_cast<size_t>(w)];
+                const int v = q.correct;
+                correct.add(dl[static_cast<size_t>(v)]);
+                before.add(l0[static_cast<size_t>(v)]);
+                after.add(lT[static_cast<size_t>(v)]);
+                int rb = theory::rank_of(l0, v), ra = theory::rank_of(lT, v);
+                rank_before.add(rb);
+                rank_after.add(ra);
+                acc_before.add(rb == 1 ? 1.0 : 0.0);
+                acc_after.add(ra == 1 ? 1.0 : 0.0);
+                for (int w = 0; w < V; ++w) {
+                    if (w == v) continue;
+                    per_token[static_cast<size_t>(w)].add(dl[static_cast<size_t>(w)]);
+                    abs_other.add(std::fabs(dl[static_cast<size_t>(w)]));
+                }
+                std::vector<double> readout_sum(static_cast<size_t>(V), 0.0);
+                for (size_t li = 0; li < L; ++li) {
+                    std::vector<double> rd = direct_readout(snaps[li], head, b, q.position, 0, q.chunk);
+                    readout_layer[li].add(rd[static_cast<size_t>(v)]);
+                    for (int w = 0; w < V; ++w) readout_sum[static_cast<size_t>(w)] += rd[static_cast<size_t>(w)];
+                    if (target == ProbeTarget::Learned) {
+                        // c_align from the model as trained: the same bounds serve both targets.
+                        const int64_t rq = static_cast<int64_t>(b) * n + q.position;
+                        if (q.key_position >= 0 && q.key_position < q.chunk * C)
+                            align[li].add(feature_dot(snaps[li], static_cast<int64_t>(b) * n + q.key_position, rq));
+                        RunningMean others;
+                        for (int t = 0; t < q.chunk * C; ++t)
+                            if (t != q.key_position) others.add(feature_dot(snaps[li], static_cast<int64_t>(b) * n + t, rq));
+                        if (others.n > 0) align_other[li].add(others.mean());
+                    }
+                }
+                readout_total.add(readout_sum[static_cast<size_t>(v)]);
+                for (int w = 0; w < V; ++w)
+                    if (w != v) readout_token[static_cast<size_t>(w)].add(readout_sum[static_cast<size_t>(w)]);
+            }
+        }
+        s.probes = static_cast<int>(correct.n);
+        s.dlogit_correct_mean = correct.mean();
+        s.dlogit_correct_se = correct.se();
+        s.logit_correct_before = before.mean();
+        s.logit_correct_after = after.mean();
+        s.rank_before = rank_before.mean();
+        s.rank_after = rank_after.mean();
+        s.accuracy_before = acc_before.mean();
+        s.accuracy_after = acc_after.mean();
+        s.dlogit_other_meanabs = abs_other.mean();
+        for (int w = 0; w < V; ++w) {
+            const RunningMean& pm = per_token[static_cast<size_t>(w)];
+            if (pm.n > 0 && (std::fabs(pm.mean()) > s.dlogit_other_maxabs || s.dlogit_other_argmax < 0)) {
+                s.dlogit_other_maxabs = std::fabs(pm.mean());
+                s.dlogit_other_argmax = w;
+            }
+            const RunningMean& rm = readout_token[static_cast<size_t>(w)];
+            if (rm.n > 0) s.readout_other_maxabs = std::max(s.readout_other_maxabs, std::fabs(rm.mean()));
+        }
+        s.readout_correct_mean = readout_total.mean();
+        for (size_t li = 0; li < L; ++li) {
+            s.readout_correct_layer[li] = readout_layer[li].mean();
+            s.update_norm_layer[li] = norm_layer[li].mean();
+        }
+        if (target == ProbeTarget::Learned) {
+            for (size_t li = 0; li < L; ++li) {
+                r.c_align_layer.push_back(align[li].n > 0 ? align[li].mean() : std::numeric_limits<double>::quiet_NaN());
+                r.c_align_other_layer.push_back(align_other[li].n > 0 ? align_other[li].mean() : std::numeric_limits<double>::quiet_NaN());
+                if (align[li].n > 0) r.c_align += align[li].mean();
+            }
+            r.bound_lower = r.eta * r.c_norm_sq * r.c_align;
+            r.bound_cross = r.eta * r.eps * r.c_align;
+        }
+
+        // ---- the step view of the shown sequence ----
+        std::vector<std::vector<double>> norms;
+        for (size_t li = 0; li < L; ++li) norms.push_back(update_norms(snaps[li], se));
+        for (ChunkView& cv : st.chunks) {
+            ChunkTargetView& view = cv.view[ti];
+            for (size_t li = 0; li < L; ++li) view.update_norm.push_back(norms[li][static_cast<size_t>(cv.chunk)]);
+            for (const ProbeQuery& q : st.queries) {
+                if (q.chunk <= cv.chunk) continue;  // chunk i's update reaches only later chunks
+                std::vector<double> lb = row_of(cv.chunk, se, q.position), la = row_of(cv.chunk + 1, se, q.position);
+                std::vector<double> l0 = row_of(0, se, q.position);
+                std::vector<double> dl(static_cast<size_t>(V)), cum(static_cast<size_t>(V));
+                for (int w = 0; w < V; ++w) {
+                    dl[static_cast<size_t>(w)] = la[static_cast<size_t>(w)] - lb[static_cast<size_t>(w)];
+                    cum[static_cast<size_t>(w)] = la[static_cast<size_t>(w)] - l0[static_cast<size_t>(w)];
+                }
+                QueryChunkView qv;
+                qv.position = q.position;
+                qv.correct = q.correct;
+                qv.logit_before = lb[static_cast<size_t>(q.correct)];
+                qv.logit_after = la[static_cast<size_t>(q.correct)];
+                qv.rank_before = theory::rank_of(lb, q.correct);
+                qv.rank_after = theory::rank_of(la, q.correct);
+                qv.top = theory::top_tokens(la, top);
+                for (int w : qv.top) qv.top_logits.push_back(la[static_cast<size_t>(w)]);
+                qv.dl_correct = dl[static_cast<size_t>(q.correct)];
+                other_stats(dl, q.correct, qv.dl_other_maxabs, qv.dl_other_meanabs);
+                qv.dl_cumulative = cum[static_cast<size_t>(q.correct)];
+                double ignored = 0;
+                other_stats(cum, q.correct, qv.dl_cumulative_other_maxabs, ignored);
+                for (size_t li = 0; li < L; ++li)
+                    qv.readout_correct.push_back(
+                        direct_readout(snaps[li], head, se, q.position, cv.chunk, cv.chunk + 1)[static_cast<size_t>(q.correct)]);
+                view.queries.push_back(qv);
+            }
+        }
+        std::vector<double>& pos = st.position_dlogit[ti];
+        pos.assign(static_cast<size_t>(n) * static_cast<size_t>(V), 0.0);
+        for (int t = 0; t < n; ++t) {
+            std::vector<double> a = row_of(T, se, t), z = row_of(0, se, t);
+            for (int w = 0; w < V; ++w) pos[static_cast<size_t>(t) * static_cast<size_t>(V) + static_cast<size_t>(w)] = a[static_cast<size_t>(w)] - z[static_cast<size_t>(w)];
+        }
+        if (!st.queries.empty()) {
+            const int q = st.queries.front().position;
+            st.final_dlogit[ti].assign(pos.begin() + static_cast<int64_t>(q) * V, pos.begin() + static_cast<int64_t>(q + 1) * V);
+        }
+    }
+
+    for (ProbeTarget target : kProbeTargets) {
+        ProbeTargetSummary& s = r.targets[probe_target_index(target)];
+        s.other = theory::check_upper_bound(s.dlogit_other_maxabs, r.bound_cross);
+        s.readout_other = theory::check_upper_bound(s.readout_other_maxabs, r.bound_cross);
+        if (target == ProbeTarget::Learned) {
+            s.correct = theory::check_lower_bound(s.dlogit_correct_mean, r.bound_lower);
+            s.readout_correct = theory::check_lower_bound(s.readout_correct_mean, r.bound_lower);
+            s.other_claimed = true;
+            s.holds = s.correct.holds && s.other.holds;
+        } else {
+            s.correct = theory::check_upper_bound(std::fabs(s.dlogit_correct_mean), r.bound_cross);
+            s.readout_correct = theory::check_upper_bound(std::fabs(s.readout_correct_mean), r.bound_cross);
+            s.other_claimed = false;
+            s.holds = s.correct.holds;
+        }
+        s.reason = explain(s, r, cfg);
+    }
+    return run;
+}
+
+// ---------------------------------------------------------------- text
+
+std::string format_tokens(const ProbeStep& s, int begin, int end) {
+    std::map<int, std::string> mark;
+    for (const Marker& m : s.markers) {
+        const char* tag = m.kind == MarkerKind::Key      ? "k"
+                          : m.kind == MarkerKind::Value  ? "v"
+                          : m.kind == MarkerKind::Query  ? "?"
+                          : m.kind == MarkerKind::Answer ? "a"
+                                                         : nullptr;
+        if (tag && !mark.count(m.position)) mark[m.position] = cat(tag, m.index);
+    }
+    std::string out, line;
+    int line_start = begin;
+    for (int t = begin; t < end; ++t) {
+        const int tok = s.tokens[static_cast<size_t>(t)];
+        std::string word = mark.count(t) ? cat("[", mark[t], ":", tok, "]") : std::to_string(tok);
+        if (!line.empty() && line.size() + word.size() + 1 > 88) {
+            out += cat("  ", pad(std::to_string(line_start), 4, true), " | ", line, "\n");
+            line.clear();
+            line_start = t;
+        }
+        line += (line.empty() ? "" : " ") + word;
+    }
+    if (!line.empty()) out += cat("  ", pad(std::to_string(line_start), 4, true), " | ", line, "\n");
+    return out;
+}
+
+namespace {
+
+std::string step_header(const ProbeStep& s) {
+    return cat("model step: ", s.task.describe(), ", n=", s.seq_len, " (", s.chunks.size(), " chunks of ", s.chunk,
+               "), sequence ", s.example);
+}
+
+std::string query_caption(const ProbeStep& s, const ProbeQuery& q) {
+    std::string out = cat("query q=", q.position, " (chunk ", q.chunk, "), v*=", q.correct);
+    if (q.key_position >= 0) out += cat(", its key at t*=", q.key_position);
+    if (q.value_position >= 0) out += cat(", value at ", q.value_position, " (chunk ", q.value_position / s.chunk, ")");
+    return out;
+}
+
+}  // namespace
+
+std::string format_chunk_text(const ProbeStep& s, int chunk) {
+    ITTT_CHECK(chunk >= 0 && chunk < static_cast<int>(s.chunks.size()), "format_chunk_text: chunk ", chunk, " outside [0, ",
+               s.chunks.size(), ")");
+    const ChunkView& cv = s.chunks[static_cast<size_t>(chunk)];
+    std::ostringstream o;
+    o << step_header(s) << "\n";
+    o << "chunk " << cv.chunk << " of " << s.chunks.size() << ": positions " << cv.begin << "-" << cv.end - 1
+      << "   ([k] key, [v] value, [?] query, [a] answer; index:token)\n";
+    o << format_tokens(s, cv.begin, cv.end) << "\n";
+    const size_t wl = 34, wc = 24;
+    o << pad("", wl) << pad(probe_target_title(ProbeTarget::Learned), wc, true)
+      << pad(probe_target_title(ProbeTarget::Offset0), wc, true) << "\n";
+    for (size_t li = 0; li < s.ttt_layers.size(); ++li)
+        o << pad(cat("||eta dW_", cv.chunk, "||_F, layer ", s.ttt_layers[li]), wl)
+          << pad(fmt(cv.view[0].update_norm[li]), wc, true) << pad(fmt(cv.view[1].update_norm[li]), wc, true) << "\n";
+    const std::vector<QueryChunkView>& q0 = cv.view[0].queries;
+    if (q0.empty()) {
+        o << "\nno query after this chunk: its update reaches only tokens past the sequence\n";
+        return o.str();
+    }
+    for (size_t k = 0; k < q0.size(); ++k) {
+        const QueryChunkView* v[2] = {&cv.view[0].queries[k], &cv.view[1].queries[k]};
+        const ProbeQuery* pq = nullptr;
+        for (const ProbeQuery& q : s.queries)
+            if (q.position == v[0]->position) pq = &q;
+        o << "\n" << (pq ? query_caption(s, *pq) : cat("query q=", v[0]->position, ", v*=", v[0]->correct)) << "\n";
+        auto row = [&](const std::string& label, const std::string& a, const std::string& b) {
+            o << pad("  " + label, wl) << pad(" " + a, wc, true) << pad(" " + b, wc, true) << "\n";
+        };
+        auto both = [&](auto get) { return std::make_pair(get(*v[0]), get(*v[1])); };
+        auto p = both([](const QueryChunkView& x) { return fmt(x.logit_before) + " -> " + fmt(x.logit_after); });
+        row("logit(v*) before -> after", p.first, p.second);
+        p = both([](const QueryChunkView& x) { return cat(x.rank_before, " -> ", x.rank_after); });
+        row("rank(v*) before -> after", p.first, p.second);
+        p = both([](const QueryChunkView& x) { return fmt(x.dl_correct, "%+.4g"); });
+        row(cat("dl(v*) from chunk ", cv.chunk), p.first, p.second);
+        p = both([](const QueryChunkView& x) { return fmt(x.dl_other_maxabs); });
+        row("max |dl(w)|, w != v*", p.first, p.second);
+        p = both([](const QueryChunkView& x) { return fmt(x.dl_other_meanabs); });
+        row("mean |dl(w)|, w != v*", p.first, p.second);
+        p = both([](const QueryChunkView& x) { return fmt(x.dl_cumulative, "%+.4g"); });
+        row(cat("dl(v*) from chunks 0..", cv.chunk), p.first, p.second);
+        for (size_t li = 0; li < s.ttt_layers.size(); ++li) {
+            p = both([&](const QueryChunkView& x) { return fmt(x.readout_correct[li], "%+.4g"); });
+            row(cat("readout e_v*.(eta dW) z_q, layer ", s.ttt_layers[li]), p.first, p.second);
+        }
+        p = both([&](const QueryChunkView& x) {
+            std::string t;
+            for (size_t i = 0; i < x.top.size(); ++i) t += (i ? " " : "") + (x.top[i] == x.correct ? cat(x.top[i], "*") : std::to_string(x.top[i]));
+            return t;
+        });
+        row("top tokens after (* = v*)", p.first, p.second);
+    }
+    return o.str();
+}
+
+std::string format_step_text(const ProbeStep& s) {
+    std::string out;
+    for (size_t i = 0; i < s.chunks.size(); ++i) out += (i ? "\n" : "") + format_chunk_text(s, static_cast<int>(i));
+    return out;
+}
+
+std::string format_summary_text(const ProbeResult& r) {
+    const ProbeOptions& o = r.options;
+    std::ostringstream s;
+    std::string layers;
+    for (size_t i = 0; i < r.ttt_layers.size(); ++i) layers += (i ? "," : "") + std::to_string(r.ttt_layers[i]);
+    s << "model probe: " << (r.checkpoint.empty() ? std::string("model") : r.checkpoint) << " (vocab " << r.vocab
+      << ", TTT layers " << layers << ", chunk " << r.chunk << ", eta " << fmt(r.eta) << "), task " << o.task.describe()
+      << ", n=" << o.seq_len << " (" << r.chunks << " chunks), " << o.examples << " sequences, seed " << o.seed << ", "
+      << r.targets[0].probes << " probe queries\n";
+    s << "targets: Learned = the checkpoint as trained; Offset-0 = the same weights with every conv tap zeroed but offset 0\n";
+    s << "dl = logits with every chunk's update minus logits with none (ttt_update_limit = 0), at each probe query\n\n";
+    s << "measured on the model\n";
+    s << "  eps         " << pad(fmt(r.eps), 10) << "  max |e_a.e_b| over the output head's ordinary rows\n";
+    s << "  c_norm^2    " << pad(fmt(r.c_norm_sq), 10) << "  min ||e_a||^2 over the same rows\n";
+    for (size_t i = 0; i < r.ttt_layers.size(); ++i) {
+        s << "  c_align L" << r.ttt_layers[i] << pad("", r.ttt_layers[i] < 10 ? 1 : 0) << " " << pad(fmt(r.c_align_layer[i]), 10)
+          << "  mean Z_t*.z_q: the key's MLP features against the query's\n";
+        s << "  other   L" << r.ttt_layers[i] << pad("", r.ttt_layers[i] < 10 ? 1 : 0) << " "
+          << pad(fmt(r.c_align_other_layer[i]), 10) << "  mean Z_t.z_q over the other earlier-chunk positions (assumed 0)\n";
+        if (i < r.conv_taps.size()) {
+            s << "  conv taps   mean |w| per tap (offset: value), layer " << r.ttt_layers[i] << ":";
+            for (size_t k = 0; k < r.conv_taps[i].size(); ++k)
+                s << "  " << (r.conv_offsets[k] > 0 ? "+" : "") << r.conv_offsets[k] << ": " << fmt(r.conv_taps[i][k], "%.3g");
+            s << "\n";
+        }
+    }
+    s << "  bounds      eta*c_norm^2*c_align = " << fmt(r.bound_lower) << ", eta*eps*c_align = " << fmt(r.bound_cross) << "\n";
+    s << "  (a heuristic here: the theorem is about one block read out through the embedding; this model has\n"
+      << "   attention, norms" << (r.learned_proj ? ", a learned P" : "")
+      << " and learned conv taps, so a verdict below is an observation, not a proof)\n\n";
+
+    const size_t w_target = 10, w_claim = 30, w_num = 11;
+    s << pad("target", w_target) << pad("claim (real logits)", w_claim) << pad("measured", w_num, true) << pad("bound", w_num, true)
+      << pad("margin", w_num, true) << pad("ratio", w_num, true) << "  verdict\n";
+    auto row = [&](ProbeTarget t, const std::string& claim, const theory::BoundCheck& c, bool claimed) {
+        s << pad(probe_target_title(t), w_target) << pad(claim, w_claim) << pad(fmt(c.measured), w_num, true)
+          << pad(fmt(c.bound), w_num, true) << pad(fmt(c.margin, "%+.4g"), w_num, true) << pad(fmt(c.ratio, "%.3g"), w_num, true)
+          << "  " << (claimed ? (c.holds ? "holds" : "FAILS") : "no claim") << "\n";
+    };
+    const ProbeTargetSummary& lm = r.target(ProbeTarget::Learned);
+    const ProbeTargetSummary& rc = r.target(ProbeTarget::Offset0);
+    row(ProbeTarget::Learned, "E[dl(v*)] >=", lm.correct, true);
+    row(ProbeTarget::Learned, "max|E[dl(w)]|, w!=v* <=", lm.other, true);
+    row(ProbeTarget::Offset0, "|E[dl(v*)]| <=", rc.correct, true);
+    row(ProbeTarget::Offset0, "max|E[dl(w)]|, w!=v* <=", rc.other, false);
+    s << pad("", w_target) << "direct readout e_w.(eta dW) z_q, summed over TTT layers:\n";
+    row(ProbeTarget::Learned, "E[readout(v*)] >=", lm.readout_correct, true);
+    row(ProbeTarget::Learned, "max|E[readout(w)]| <=", lm.readout_other, true);
+    row(ProbeTarget::Offset0, "|E[readout(v*)]| <=", rc.readout_correct, true);
+
+    const size_t wl = 38, wc = 24;
+    s << "\n" << pad("at the probe queries (means)", wl) << pad("Learned", wc, true) << pad("Offset-0", wc, true) << "\n";
+    auto line = [&](const std::string& label, const std::string& a, const std::string& b) {
+        s << pad("  " + label, wl) << pad(" " + a, wc, true) << pad(" " + b, wc, true) << "\n";
+    };
+    line("logit(v*) without -> with updates", fmt(lm.logit_correct_before) + " -> " + fmt(lm.logit_correct_after),
+         fmt(rc.logit_correct_before) + " -> " + fmt(rc.logit_correct_after));
+    line("rank(v*) without -> with", fmt(lm.rank_before, "%.3g") + " -> " + fmt(lm.rank_after, "%.3g"),
+         fmt(rc.rank_before, "%.3g") + " -> " + fmt(rc.rank_after, "%.3g"));
+    line("accuracy (v* on top) without -> with", fmt(100 * lm.accuracy_before, "%.0f") + "% -> " + fmt(100 * lm.accuracy_after, "%.0f") + "%",
+         fmt(100 * rc.accuracy_before, "%.0f") + "% -> " + fmt(100 * rc.accuracy_after, "%.0f") + "%");
+    line("E[dl(v*)] (se)", fmt(lm.dlogit_correct_mean) + " (" + fmt(lm.dlogit_correct_se, "%.2g") + ")",
+         fmt(rc.dlogit_correct_mean) + " (" + fmt(rc.dlogit_correct_se, "%.2g") + ")");
+    line("mean |dl(w)|, w != v*", fmt(lm.dlogit_other_meanabs), fmt(rc.dlogit_other_meanabs));
+    for (size_t i = 0; i < r.ttt_layers.size(); ++i) {
+        line(cat("E[readout(v*)], layer ", r.ttt_layers[i]), fmt(lm.readout_correct_layer[i]), fmt(rc.readout_correct_layer[i]));
+        line(cat("mean ||eta dW_i||_F, layer ", r.ttt_layers[i]), fmt(lm.update_norm_layer[i]), fmt(rc.update_norm_layer[i]));
+    }
+    s << "\n";
+    auto verdict = [&](ProbeTarget t, const std::string& q, const theory::BoundCheck& c) {
+        s << probe_target_title(t) << ": " << q << " = " << fmt(c.measured) << (c.lower ? " >= " : " <= ") << "bound "
+          << fmt(c.bound) << ": " << (c.holds ? "holds" : "FAILS") << " (margin " << fmt(c.margin, "%+.4g") << ", ratio "
+          << fmt(c.ratio, "%.3g") << ")\n";
+    };
+    verdict(ProbeTarget::Learned, "E[dl(v*)]", lm.correct);
+    verdict(ProbeTarget::Learned, "max_{w!=v*} |E[dl(w)]|", lm.other);
+    verdict(ProbeTarget::Learned, "E[e_v*.(eta dW) z_q] (direct readout)", lm.readout_correct);
+    s << "  why: " << lm.reason << "\n";
+    verdict(ProbeTarget::Offset0, "|E[dl(v*)]|", rc.correct);
+    verdict(ProbeTarget::Offset0, "|E[e_v*.(eta dW) z_q]| (direct readout)", rc.readout_correct);
+    s << "  why: " << rc.reason << "\n";
+    return s.str();
+}
+
+// ---------------------------------------------------------------- JSON
+
+namespace {
+
+// JSON has no NaN or infinity: they become null.
+Json number(double x) { return std::isfinite(x) ? Json(x) : Json(); }
+
+Json number_array(const std::vector<double>& v) {
+    std::vector<Json> items;
+    for (double x : v) items.push_back(number(x));
+    return Json::array(items);
+}
+
+template <class T>
+Json int_array(const std::vector<T>& v) {
+    std::vector<Json> items;
+    for (T x : v) items.push_back(Json(static_cast<int64_t>(x)));
+    return Json::array(items);
+}
+
+void add_check(Json& j, const std::string& name, const theory::BoundCheck& c) {
+    j.set("margin_" + name, number(c.margin));
+    j.set("ratio_" + name, number(c.ratio));
+    j.set("holds_" + name, c.holds);
+}
+
+}  // namespace
+
+std::string format_step_json(const ProbeStep& s) {
+    std::string out;
+    for (const ChunkView& cv : s.chunks) {
+        Json j = Json::object();
+        j.set("type", "model_chunk");
+        j.set("task", s.task.describe());
+        j.set("example", s.example);
+        j.set("chunk", cv.chunk);
+        j.set("begin", cv.begin);
+        j.set("end", cv.end);
+        j.set("tokens", int_array(std::vector<int32_t>(s.tokens.begin() + cv.begin, s.tokens.begin() + cv.end)));
+        std::vector<Json> marks;
+        for (const Marker& m : s.markers) {
+            if (m.position < cv.begin || m.position >= cv.end) continue;
+            Json mj = Json::object();
+            mj.set("position", m.position);
+            mj.set("kind", marker_kind_name(m.kind));
+            mj.set("index", m.index);
+            marks.push_back(mj);
+        }
+        j.set("markers", Json::array(marks));
+        j.set("ttt_layers", int_array(s.ttt_layers));
+        for (ProbeTarget t : kProbeTargets) {
+            const ChunkTargetView& v = cv.view[probe_target_index(t)];
+            Json tj = Json::object();
+            tj.set("update_norm", number_array(v.update_norm));
+            std::vector<Json> qs;
+            for (const QueryChunkView& q : v.queries) {
+                Json qj = Json::object();
+                qj.set("position", q.position);
+                qj.set("correct", q.correct);
+                qj.set("logit_before", number(q.logit_before));
+                qj.set("logit_after", number(q.logit_after));
+                qj.set("rank_before", q.rank_before);
+                qj.set("rank_after", q.rank_after);
+                qj.set("top", int_array(q.top));
+                qj.set("top_logits", number_array(q.top_logits));
+                qj.set("dlogit_correct", number(q.dl_correct));
+                qj.set("dlogit_other_maxabs", number(q.dl_other_maxabs));
+                qj.set("dlogit_other_meanabs", number(q.dl_other_meanabs));
+                qj.set("dlogit_correct_cumulative", number(q.dl_cumulative));
+                qj.set("readout_correct", number_array(q.readout_correct));
+                qs.push_back(qj);
+            }
+            tj.set("queries", Json::array(qs));
+            j.set(probe_target_name(t), tj);
+        }
+        out += j.dump() + "\n";
+    }
+    return out;
+}
+
+std::string format_summary_json(const ProbeResult& r) {
+    std::string out;
+    for (const ProbeTargetSummary& s : r.targets) {
+        Json j = Json::object();
+        j.set("type", "model_summary");
+        j.set("target", probe_target_name(s.target));
+        j.set("checkpoint", r.checkpoint);
+        j.set("task", r.options.task.describe());
+        j.set("seq_len", r.options.seq_len);
+        j.set("examples", r.options.examples);
+        j.set("seed", static_cast<int64_t>(r.options.seed));
+        j.set("probes", s.probes);
+        j.set("chunk", r.chunk);
+        j.set("eta", number(r.eta));
+        j.set("ttt_layers", int_array(r.ttt_layers));
+        j.set("eps", number(r.eps));
+        j.set("c_norm", number(std::sqrt(r.c_norm_sq)));
+        j.set("c_norm_sq", number(r.c_norm_sq));
+        j.set("c_align", number(r.c_align));
+        j.set("c_align_layers", number_array(r.c_align_layer));
+        j.set("c_align_other_layers", number_array(r.c_align_other_layer));
+        j.set("dlogit_correct_mean", number(s.dlogit_correct_mean));
+        j.set("dlogit_correct_se", number(s.dlogit_correct_se));
+        j.set("bound_correct", number(s.correct.bound));
+        j.set("bound_correct_kind", s.correct.lower ? "lower" : "upper_abs");
+        add_check(j, "correct", s.correct);
+        j.set("dlogit_other_maxabs", number(s.dlogit_other_maxabs));
+        j.set("dlogit_other_argmax", s.dlogit_other_argmax);
+        j.set("dlogit_other_meanabs", number(s.dlogit_other_meanabs));
+        j.set("bound_other", number(s.other.bound));
+        j.set("other_claimed", s.other_claimed);
+        add_check(j, "other", s.other);
+        j.set("readout_correct_mean", number(s.readout_correct_mean));
+        j.set("readout_correct_layers", number_array(s.readout_correct_layer));
+        j.set("readout_other_maxabs", number(s.readout_other_maxabs));
+        add_check(j, "readout_correct", s.readout_correct);
+        add_check(j, "readout_other", s.readout_other);
+        j.set("logit_correct_before", number(s.logit_correct_before));
+        j.set("logit_correct_after", number(s.logit_correct_after));
+        j.set("rank_before", number(s.rank_before));
+        j.set("rank_after", number(s.rank_after));
+        j.set("accuracy_before", number(s.accuracy_before));
+        j.set("accuracy_after", number(s.accuracy_after));
+        j.set("update_norm_layers", number_array(s.update_norm_layer));
+        j.set("holds", s.holds);
+        j.set("heuristic", true);
+        j.set("reason", s.reason);
+        out += j.dump() + "\n";
+    }
+    return out;
+}
+
+// ---------------------------------------------------------------- figures
+
+namespace {
+
+std::string join_path(const std::string& dir, const std::string& name) {
+    if (dir.empty()) return name;
+    return dir.back() == '/' ? dir + name : dir + "/" + name;
+}
+
+void append(std::vector<std::string>& to, const std::vector<std::string>& from) { to.insert(to.end(), from.begin(), from.end()); }
+
+std::string caption(const ProbeStep& s) {
+    std::string out = cat(s.task.describe(), ", sequence ", s.example);
+    if (!s.queries.empty()) {
+        const ProbeQuery& q = s.queries.front();
+        out += cat(": query q=", q.position, ", v*=", q.correct);
+    }
+    return out;
+}
+
+}  // namespace
+
+std::vector<std::string> plot_probe_step(const ProbeStep& s, const std::string& dir) {
+    std::vector<std::string> paths;
+    if (s.queries.empty()) return paths;
+    const int T = static_cast<int>(s.chunks.size()), V = s.vocab, n = s.seq_len;
+    const char* colors[2] = {"#1f77b4", "#d62728"};
+
+    // (a) dl(v*) with the updates of chunks 0..k-1 applied (k = ttt_update_limit,
+    // 0 = none), the mean over the sequence's queries. Past a query's own chunk no
+    // update reaches it, so its value stays at its total.
+    {
+        plots::LinePlot p;
+        p.title = "dl(v*) at the queries as chunk updates are added (" + caption(s) + ")";
+        p.xlabel = "chunk updates applied (ttt_update_limit): 0 = none, k = chunks 0..k-1";
+        p.ylabel = "logit change (mean over the queries)";
+        std::vector<double> x;
+        for (int k = 0; k <= T; ++k) x.push_back(k);
+        p.xtics = x;
+        for (int ti = 0; ti < 2; ++ti) {
+            std::vector<double> last(s.queries.size(), 0.0), last_other(s.queries.size(), 0.0);
+            std::vector<double> correct = {0.0}, other = {0.0};
+            for (int i = 0; i < T; ++i) {
+                for (const QueryChunkView& q : s.chunks[static_cast<size_t>(i)].view[ti].queries)
+                    for (size_t k = 0; k < s.queries.size(); ++k)
+                        if (s.queries[k].position == q.position) {
+                            last[k] = q.dl_cumulative;
+                            last_other[k] = q.dl_cumulative_other_maxabs;
+                        }
+                double a = 0, b = 0;
+                for (size_t k = 0; k < last.size(); ++k) a += last[k], b += last_other[k];
+                correct.push_back(a / static_cast<double>(last.size()));
+                other.push_back(b / static_cast<double>(last.size()));
+            }
+            std::string name = probe_target_title(kProbeTargets[ti]);
+            p.series.push_back({name + ": dl(v*)", x, correct, "linespoints", false, colors[ti]});
+            p.series.push_back({name + ": max |dl(w)|, w != v*", x, other, "linespoints", true, colors[ti]});
+        }
+        p.hlines.push_back({"0", 0.0});
+        append(paths, plots::line_plot(p, join_path(dir, "model_chunks")));
+    }
+    // (b) dl over the vocabulary at the first query.
+    const int v = s.queries.front().correct;
+    {
+        plots::HistogramPlot p;
+        p.title = "dl over the vocabulary at the query, every update vs none (" + caption(s) + ")";
+        p.xlabel = "logit change dl(w)";
+        p.ylabel = "tokens";
+        for (int ti = 0; ti < 2; ++ti) p.samples.push_back({probe_target_title(kProbeTargets[ti]), s.final_dlogit[ti]});
+        p.markers.push_back({"Learned dl(v*)", s.final_dlogit[0][static_cast<size_t>(v)]});
+        p.markers.push_back({"Offset-0 dl(v*)", s.final_dlogit[1][static_cast<size_t>(v)]});
+        append(paths, plots::histogram_plot(p, join_path(dir, "model_histogram")));
+    }
+    // (c) dl at every position from chunk 1 on (chunk 0 sees no update), columns
+    // v* and the tokens that moved most anywhere under either target.
+    {
+        const int first = std::min(s.chunk, n - 1);
+        // Columns: every query's answer, then the tokens that moved most.
+        std::vector<int> columns, rest;
+        for (const ProbeQuery& q : s.queries)
+            if (std::find(columns.begin(), columns.end(), q.correct) == columns.end()) columns.push_back(q.correct);
+        auto moved = [&](int w) {
+            double m = 0;
+            for (int ti = 0; ti < 2; ++ti)
+                for (int t = first; t < n; ++t)
+                    m = std::max(m, std::fabs(s.position_dlogit[ti][static_cast<size_t>(t) * static_cast<size_t>(V) + static_cast<size_t>(w)]));
+            return m;
+        };
+        for (int w = 0; w < V; ++w)
+            if (std::find(columns.begin(), columns.end(), w) == columns.end()) rest.push_back(w);
+        std::vector<double> moved_by(static_cast<size_t>(V));
+        for (int w = 0; w < V; ++w) moved_by[static_cast<size_t>(w)] = moved(w);
+        std::stable_sort(rest.begin(), rest.end(), [&](int a, int b) { return moved_by[static_cast<size_t>(a)] > moved_by[static_cast<size_t>(b)]; });
+        for (int w : rest)
+            if (static_cast<int>(columns.size()) < std::min(std::max(12, static_cast<int>(columns.size())), V)) columns.push_back(w);
+        std::map<int, std::string> mark;
+        for (const Marker& m : s.markers) {
+            const char* tag = m.kind == MarkerKind::Key      ? "k"
+                              : m.kind == MarkerKind::Value  ? "v"
+                              : m.kind == MarkerKind::Query  ? "?"
+                              : m.kind == MarkerKind::Answer ? "a"
+                                                             : nullptr;
+            if (tag && !mark.count(m.position)) mark[m.position] = cat(tag, m.index);
+        }
+        const int rows = n - first;
+        const bool every_row = rows <= 64;
+        std::vector<std::string> row_labels;
+        for (int t = first; t < n; ++t) {
+            std::string label;
+            if (mark.count(t)) label = cat(t, " [", mark[t], "]");
+            else if (t % s.chunk == 0) label = cat(t, " [chunk ", t / s.chunk, "]");
+            else if (every_row && t % 4 == 0) label = std::to_string(t);
+            row_labels.push_back(label);
+        }
+        std::vector<std::string> col_labels;
+        for (int w : columns) {
+            std::string label = std::to_string(w);
+            for (size_t k = 0; k < s.queries.size(); ++k)
+                if (s.queries[k].correct == w) {
+                    label = s.queries.size() == 1 ? cat("v*=", w) : cat("v*", k, "=", w);
+                    break;
+                }
+            col_labels.push_back(label);
+        }
+        for (int ti = 0; ti < 2; ++ti) {
+            plots::HeatmapPlot p;
+            ProbeTarget target = kProbeTargets[ti];
+            p.title = cat(probe_target_title(target), ": logit change at every position, every update vs none (", caption(s), ")");
+            p.xlabel = "token w";
+            p.ylabel = "position t";
+            p.cblabel = "dl(w) at t";
+            p.rows = rows;
+            p.cols = static_cast<int>(columns.size());
+            p.row_labels = row_labels;
+            p.col_labels = col_labels;
+            for (int t = first; t < n; ++t)
+                for (int w : columns) p.values.push_back(s.position_dlogit[ti][static_cast<size_t>(t) * static_cast<size_t>(V) + static_cast<size_t>(w)]);
+            append(paths, plots::heatmap_plot(p, join_path(dir, cat("model_heatmap_", probe_target_name(target)))));
+        }
+    }
+    return paths;
+}
+
+}  // namespace ittt::probe

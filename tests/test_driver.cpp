@@ -1,0 +1,379 @@
+// Tests of the step-through driver's model mode (src/driver/model_probe.*), its
+// pages (src/driver/terminal.*) and the `ittt step` command line. The theory
+// engine has its own file, test_theory.cpp.
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <sys/stat.h>
+
+#include "driver/model_probe.h"
+#include "driver/terminal.h"
+#include "io/json.h"
+#include "model/model.h"
+#include "test_util.h"
+
+using namespace ittt;
+using namespace ittt::test;
+
+namespace {
+
+// Two layers, both with a TTT MLP, chunks of 4, 16 tokens: 4 chunks.
+ModelConfig probe_config() {
+    ModelConfig c;
+    c.vocab_size = 16;
+    c.hidden_size = 8;
+    c.intermediate_size = 12;
+    c.num_hidden_layers = 2;
+    c.num_attention_heads = 2;
+    c.num_key_value_heads = 1;
+    c.head_dim = 4;
+    c.rope_theta = 10000;
+    c.layer_types = {AttentionType::Sliding, AttentionType::Sliding};
+    c.sliding_window = 3;
+    c.ttt_mode = true;
+    c.ttt_layers = {0, 1};
+    c.ttt_chunk = 4;
+    c.ttt_lr = 0.5;
+    c.initializer_range = 0.3;  // large weights: logit changes of order 1, far above F32 rounding
+    return c;
+}
+
+// Sizeable conv and P: the release's init (conv = 0) would make every dl 0.
+void randomise_ttt(Model& m, uint64_t seed) {
+    for (Parameter& p : m.parameters())
+        if (p.name.find("ttt_") != std::string::npos) p.value.copy_from(random_tensor(p.value.shape(), seed++, 0.5, p.value.dtype()));
+}
+
+probe::ProbeOptions theorem_options(int examples = 3) {
+    probe::ProbeOptions o;
+    o.task = parse_task_config("theorem", {{"chunk", "4"}, {"window", "3"}});
+    o.seq_len = 16;
+    o.seed = 5;
+    o.examples = examples;
+    o.step_example = 1;
+    o.top = 3;
+    return o;
+}
+
+std::vector<double> row(const std::vector<double>& logits, int r, int V) {
+    return std::vector<double>(logits.begin() + static_cast<int64_t>(r) * V, logits.begin() + static_cast<int64_t>(r + 1) * V);
+}
+
+bool has_key(const Json& j, const char* key) { return j.find(key) != nullptr; }
+
+}  // namespace
+
+TEST_CASE("probe measurements by hand: update norms, direct readout, feature dots", "[driver]") {
+    // One example of 4 positions, 2 chunks, d = f = 2, eta = 0.5.
+    probe::LayerSnapshot s;
+    s.B = 1, s.n = 4, s.T = 2, s.d = 2, s.f = 2, s.eta = 0.5;
+    s.delta = {1, 2, 2, 4,    // dW_0 = [[1, 2], [2, 4]]: ||dW_0||_F = 5
+               0, 1, -1, 0};  // dW_1 = [[0, 1], [-1, 0]]: sqrt(2)
+    s.z = {1, 0, 0, 1, 1, 1, 3, -1};  // Z rows (4 x 2)
+    std::vector<double> norms = probe::update_norms(s, 0);
+    REQUIRE(norms.size() == 2);
+    CHECK(norms[0] == Approx(2.5));
+    CHECK(norms[1] == Approx(0.5 * std::sqrt(2.0)));
+
+    // Readout at q = 3 (z = (3, -1)) with the head rows e_0 = (1, 0), e_1 = (1, 1):
+    // dW_0 z = (3 - 2, 6 - 4) = (1, 2); eta * that = (0.5, 1); r = (0.5, 1.5).
+    theory::Matrix head = theory::matrix_from_rows({{1, 0}, {1, 1}});
+    std::vector<double> r = probe::direct_readout(s, head, 0, 3, 0, 1);
+    CHECK(r[0] == Approx(0.5));
+    CHECK(r[1] == Approx(1.5));
+    // Both chunks: dW_1 z = (-1, -3), the sum (0, -1), eta * that (0, -0.5): r = (0, -0.5).
+    r = probe::direct_readout(s, head, 0, 3, 0, 2);
+    CHECK(r[0] == Approx(0.0).margin(1e-15));
+    CHECK(r[1] == Approx(-0.5));
+    // No chunk: nothing.
+    r = probe::direct_readout(s, head, 0, 3, 1, 1);
+    CHECK(r[0] == 0.0);
+    CHECK(r[1] == 0.0);
+
+    CHECK(probe::feature_dot(s, 2, 3) == Approx(2.0));  // (1, 1) . (3, -1)
+    CHECK(probe::feature_dot(s, 0, 1) == 0.0);
+    CHECK_THROWS_AS(probe::feature_dot(s, 0, 4), Error);
+}
+
+TEST_CASE("probe queries pair each query with its key and value markers", "[driver]") {
+    Example e;
+    e.tokens = {1, 5, 9, 12, 7, 7, 7, 7, 7, 9};
+    e.targets.assign(10, IGNORE_TARGET);
+    e.targets[9] = 12;
+    e.markers = {{2, MarkerKind::Key, 0}, {3, MarkerKind::Value, 0}, {9, MarkerKind::Query, 0}};
+    std::vector<probe::ProbeQuery> q = probe::probe_queries(e, 4);
+    REQUIRE(q.size() == 1);
+    CHECK(q[0].position == 9);
+    CHECK(q[0].correct == 12);
+    CHECK(q[0].key_position == 2);
+    CHECK(q[0].value_position == 3);
+    CHECK(q[0].chunk == 2);
+
+    // MQAR: every query is scored, comes after its pair, and asks for its value.
+    TaskConfig mqar = parse_task_config("mqar", {{"pairs", "3"}, {"gap", "8"}});
+    Example m = make_example(mqar, 32, 32, 3, 0);
+    std::vector<probe::ProbeQuery> mq = probe::probe_queries(m, 8);
+    REQUIRE(mq.size() == 3);
+    for (const probe::ProbeQuery& p : mq) {
+        CHECK(p.key_position >= 0);
+        CHECK(p.value_position == p.key_position + 1);
+        CHECK(p.position - p.value_position >= 8);
+        CHECK(m.tokens[static_cast<size_t>(p.position)] == m.tokens[static_cast<size_t>(p.key_position)]);
+        CHECK(p.correct == m.tokens[static_cast<size_t>(p.value_position)]);
+    }
+}
+
+TEST_CASE("the offset-0 variant keeps only the offset-0 tap and leaves the model alone", "[driver]") {
+    Model m(probe_config());
+    m.init_random(3);
+    randomise_ttt(m, 100);
+    Model v = probe::offset0_variant(m);
+    const int K = m.config().conv_taps(), keep = 2;  // offsets -2 -1 0 1 2
+    REQUIRE(m.config().ttt_conv_offsets[keep] == 0);
+    for (size_t i = 0; i < m.parameters().size(); ++i) {
+        const Parameter& a = m.parameters()[i];
+        const Parameter& b = v.parameters()[i];
+        std::vector<double> x = a.value.to_f64_vector(), y = b.value.to_f64_vector();
+        if (a.name.find("ttt_conv") == std::string::npos) {
+            CHECK(x == y);
+            continue;
+        }
+        for (size_t k = 0; k < x.size(); ++k) {
+            if (static_cast<int>(k % static_cast<size_t>(K)) == keep) CHECK(y[k] == x[k]);
+            else CHECK(y[k] == 0.0);
+        }
+        CHECK(x[0] != 0.0);  // the original keeps its taps
+    }
+}
+
+TEST_CASE("dl from update limits equals the direct difference of two forwards", "[driver]") {
+    Model m(probe_config());
+    m.init_random(7);
+    randomise_ttt(m, 200);
+    probe::ProbeOptions o = theorem_options();
+    probe::ProbeRun run = probe::run_probe(m, o);
+    const probe::ProbeStep& st = run.step;
+    REQUIRE(st.queries.size() == 1);
+    REQUIRE(st.chunks.size() == 4);
+    const int V = m.config().vocab_size, q = st.queries[0].position, v = st.queries[0].correct;
+    CHECK(q == 15);
+
+    // The shown sequence alone (B = 1), forwarded at every limit here.
+    Tensor tokens = Tensor::from_vector(st.tokens, {1, 16});
+    std::vector<std::vector<double>> at(5);
+    for (int limit = 0; limit <= 4; ++limit) at[static_cast<size_t>(limit)] = row(probe::logits_with_limit(m, tokens, limit), q, V);
+    std::vector<double> all = row(probe::logits_with_limit(m, tokens, -1), q, V);
+    // Batched (B = 3) against alone (B = 1): the same sums per row, F32 rounding only.
+    const double tol = 2e-5;
+    double sum_dl = 0;
+    for (int i = 0; i < 3; ++i) {
+        const probe::QueryChunkView& view = st.chunks[static_cast<size_t>(i)].view[0].queries.at(0);
+        const std::vector<double>& before = at[static_cast<size_t>(i)];
+        const std::vector<double>& after = at[static_cast<size_t>(i + 1)];
+        CHECK(view.logit_before == Approx(before[static_cast<size_t>(v)]).margin(tol));
+        CHECK(view.logit_after == Approx(after[static_cast<size_t>(v)]).margin(tol));
+        CHECK(view.dl_correct == Approx(after[static_cast<size_t>(v)] - before[static_cast<size_t>(v)]).margin(tol));
+        CHECK(view.dl_cumulative == Approx(after[static_cast<size_t>(v)] - at[0][static_cast<size_t>(v)]).margin(tol));
+        sum_dl += view.dl_correct;
+    }
+    // The query's chunk (3) sees no update of its own: limit 4 = limit 3 = every update.
+    CHECK(st.chunks[3].view[0].queries.empty());
+    CHECK(check_close(at[4], at[3], 0, 0, "limit 4 vs limit 3 at the query"));
+    CHECK(check_close(at[4], all, 0, 0, "limit 4 vs no limit"));
+    // The per-chunk changes add up to the whole change, which is not 0 here.
+    const double total = all[static_cast<size_t>(v)] - at[0][static_cast<size_t>(v)];
+    CHECK(std::fabs(total) > 1e-2);
+    CHECK(sum_dl == Approx(total).margin(tol));
+    CHECK(st.final_dlogit[0][static_cast<size_t>(v)] == Approx(total).margin(tol));
+    // Positions in chunk 0 see no update at all.
+    for (int t = 0; t < 4; ++t)
+        for (int w = 0; w < V; ++w) CHECK(st.position_dlogit[0][static_cast<size_t>(t * V + w)] == 0.0);
+}
+
+TEST_CASE("direct readout equals the token form lr sum_t (e_w.V_t)(Z_t.z_q) (F64)", "[driver]") {
+    ModelConfig c = probe_config();
+    Model m(c, DType::F64);
+    m.init_random(11);
+    randomise_ttt(m, 300);
+    Tensor tokens = random_ints({2, 16}, 9, 0, c.vocab_size);
+    probe::logits_with_limit(m, tokens, -1);
+    theory::Matrix head = theory::matrix_from_tensor(m.lm_head());
+    for (int layer : {0, 1}) {
+        probe::LayerSnapshot s = probe::snapshot_layer(m, layer);
+        REQUIRE(s.T == 4);
+        for (int b : {0, 1})
+            for (int q : {5, 14}) {
+                const int end_chunk = q / 4;
+                std::vector<double> direct = probe::direct_readout(s, head, b, q, 0, end_chunk);
+                std::vector<double> token_form(static_cast<size_t>(c.vocab_size), 0.0);
+                const int64_t rq = static_cast<int64_t>(b) * 16 + q;
+                for (int t = 0; t < end_chunk * 4; ++t) {
+                    const int64_t rt = static_cast<int64_t>(b) * 16 + t;
+                    double align = s.eta * probe::feature_dot(s, rt, rq);
+                    for (int w = 0; w < c.vocab_size; ++w)
+                        token_form[static_cast<size_t>(w)] +=
+                            theory::dot(head.row(w), s.v.data() + static_cast<size_t>(rt) * static_cast<size_t>(s.d), s.d) * align;
+                }
+                // Two summation orders in double: rounding only.
+                CHECK(check_close(direct, token_form, 1e-12, 1e-10, cat("readout layer ", layer, " b ", b, " q ", q)));
+            }
+    }
+}
+
+TEST_CASE("a zero-conv (drop-in) model changes no logit: every dl is exactly 0", "[driver]") {
+    Model m(probe_config());
+    m.init_random(4);  // the release's init: conv = 0, so V = 0 and every dW = 0
+    probe::ProbeRun run = probe::run_probe(m, theorem_options());
+    for (const probe::ProbeTargetSummary& s : run.summary.targets) {
+        CHECK(s.probes == 3);
+        CHECK(s.dlogit_correct_mean == 0.0);
+        CHECK(s.dlogit_other_maxabs == 0.0);
+        CHECK(s.dlogit_other_meanabs == 0.0);
+        CHECK(s.readout_correct_mean == 0.0);
+        CHECK(s.accuracy_before == s.accuracy_after);
+        for (double x : s.update_norm_layer) CHECK(x == 0.0);
+    }
+    for (const probe::ChunkView& cv : run.step.chunks)
+        for (const probe::ChunkTargetView& view : cv.view) {
+            for (double x : view.update_norm) CHECK(x == 0.0);
+            for (const probe::QueryChunkView& q : view.queries) {
+                CHECK(q.dl_correct == 0.0);
+                CHECK(q.dl_other_maxabs == 0.0);
+                CHECK(q.dl_cumulative == 0.0);
+                CHECK(q.logit_before == q.logit_after);
+            }
+        }
+    for (const std::vector<double>& d : run.step.position_dlogit)
+        for (double x : d) CHECK(x == 0.0);
+    CHECK(run.summary.conv_taps.at(0) == std::vector<double>(5, 0.0));
+    CHECK(run.summary.targets[0].reason.find("all 0") != std::string::npos);
+}
+
+TEST_CASE("model summary and chunk JSON: valid lines with the required keys", "[driver]") {
+    Model m(probe_config());
+    m.init_random(8);
+    randomise_ttt(m, 400);
+    probe::ProbeRun run = probe::run_probe(m, theorem_options(2));
+    run.summary.checkpoint = "test \"model\"";  // needs escaping
+    std::string summary = probe::format_summary_json(run.summary);
+    std::istringstream lines(summary);
+    std::string line;
+    std::vector<std::string> targets;
+    while (std::getline(lines, line)) {
+        Json j = Json::parse(line, "summary line");
+        CHECK(j.at("type").as_string() == "model_summary");
+        for (const char* key : {"target", "dlogit_correct_mean", "bound_correct", "dlogit_other_maxabs", "bound_other", "holds",
+                                "eps", "c_norm", "c_align", "readout_correct_mean", "accuracy_before", "accuracy_after", "reason"})
+            CHECK(has_key(j, key));
+        targets.push_back(j.at("target").as_string());
+    }
+    CHECK(targets == std::vector<std::string>{"learned", "offset0"});
+
+    std::istringstream chunk_lines(probe::format_step_json(run.step));
+    int chunks = 0;
+    while (std::getline(chunk_lines, line)) {
+        Json j = Json::parse(line, "chunk line");
+        CHECK(j.at("type").as_string() == "model_chunk");
+        CHECK(j.at("chunk").as_int() == chunks);
+        CHECK(j.at("learned").at("update_norm").size() == 2);  // two TTT layers
+        CHECK(has_key(j.at("offset0"), "queries"));
+        ++chunks;
+    }
+    CHECK(chunks == 4);
+}
+
+TEST_CASE("pages: the chunk views mark keys, values and queries; frames keep the footer in place", "[driver]") {
+    Model m(probe_config());
+    m.init_random(8);
+    randomise_ttt(m, 500);
+    probe::ProbeOptions o = theorem_options(2);
+    o.step_example = 0;
+    probe::ProbeRun run = probe::run_probe(m, o);
+    const probe::ProbeQuery& q = run.step.queries.at(0);
+    const int pair_chunk = q.key_position / 4;
+    std::string pair_page = probe::format_chunk_text(run.step, pair_chunk);
+    std::string query_page = probe::format_chunk_text(run.step, 3);
+    CHECK(pair_page.find(cat("[k0:", run.step.tokens[static_cast<size_t>(q.key_position)], "]")) != std::string::npos);
+    CHECK(pair_page.find(cat("[v0:", q.correct, "]")) != std::string::npos);
+    CHECK(pair_page.find("Learned") != std::string::npos);
+    CHECK(pair_page.find("Offset-0") != std::string::npos);
+    CHECK(pair_page.find("rank(v*) before -> after") != std::string::npos);
+    CHECK(query_page.find(cat("[?0:", run.step.tokens[static_cast<size_t>(q.position)], "]")) != std::string::npos);
+    CHECK(query_page.find("no query after this chunk") != std::string::npos);
+    std::string summary = probe::format_summary_text(run.summary);
+    CHECK(summary.find("heuristic") != std::string::npos);
+    CHECK(summary.find("Learned: E[dl(v*)]") != std::string::npos);
+
+    // Theory pages: k* and v* marked in the pair's chunk.
+    theory::TheoryOptions t;
+    t.trials = 2;
+    theory::StepResult s = theory::run_step(t);
+    std::string page = terminal::theory_chunk_page(s, t.key_chunk);
+    CHECK(page.find(cat("[k*:", s.sequence.key, "]")) != std::string::npos);
+    CHECK(page.find(cat("[v*:", s.sequence.value, "]")) != std::string::npos);
+    CHECK(page.find("LM-aligned") != std::string::npos);
+    CHECK(page.find("Reconstruction") != std::string::npos);
+
+    // Frames: every page padded to the same height, the footer last.
+    terminal::Pages pages{3, [](int i) { return std::string(static_cast<size_t>(i + 1), 'x') + "\n" + (i == 2 ? "y\nz\n" : ""); },
+                          "chunk"};
+    for (int i = 0; i < 3; ++i) {
+        std::string f = terminal::frame(pages, i, 4);
+        CHECK(terminal::line_count(f) == 5);
+        CHECK(f.rfind(cat("chunk ", i, "  [", i + 1, "/3]"), std::string::npos) != std::string::npos);
+    }
+    CHECK(terminal::frame(pages, 2, 4).find("finish") != std::string::npos);
+    CHECK(terminal::frame(pages, 0, 4).find("next") != std::string::npos);
+    // Too tall for the window: cut with a note, never taller than asked.
+    std::string cut = terminal::frame(pages, 2, 2);
+    CHECK(terminal::line_count(cut) == 3);
+    CHECK(cut.find("more lines") != std::string::npos);
+    std::string all = terminal::all_pages(pages);
+    CHECK(all.find("---- chunk 0 [1/3]") != std::string::npos);
+    CHECK(all.find("---- chunk 2 [3/3]") != std::string::npos);
+    CHECK(all.find("xxx\ny\nz\n") != std::string::npos);
+
+    CHECK(terminal::key_action('\n') == terminal::Action::Next);
+    CHECK(terminal::key_action('\r') == terminal::Action::Next);
+    CHECK(terminal::key_action('n') == terminal::Action::Next);
+    CHECK(terminal::key_action('p') == terminal::Action::Previous);
+    CHECK(terminal::key_action('q') == terminal::Action::Quit);
+    CHECK(terminal::key_action(0) == terminal::Action::Quit);  // end of input
+    CHECK(terminal::key_action('x') == terminal::Action::None);
+}
+
+TEST_CASE("ittt step --theory --auto --json: one valid object per line", "[driver]") {
+    const char* env = std::getenv("ITTT_BIN");
+    std::string bin = env ? env : "build/ittt";
+    struct stat st;
+    if (stat(bin.c_str(), &st) != 0) {
+        WARN("skipped: no binary at " << bin << " (build it, or set ITTT_BIN)");
+        return;
+    }
+    std::string cmd = bin + " step --theory --auto --trials 20 --json --no-plots 2>&1";
+    FILE* pipe = popen(cmd.c_str(), "r");
+    REQUIRE(pipe != nullptr);
+    std::string out;
+    char buf[4096];
+    while (std::fgets(buf, sizeof buf, pipe)) out += buf;
+    const int rc = pclose(pipe);
+    INFO(out.substr(0, 2000));
+    REQUIRE(rc == 0);
+    std::istringstream lines(out);
+    std::string line;
+    int chunks = 0, summaries = 0;
+    while (std::getline(lines, line)) {
+        Json j = Json::parse(line, "ittt step output");
+        const std::string type = j.at("type").as_string();
+        if (type == "theory_chunk") ++chunks;
+        if (type == "theory_summary") {
+            ++summaries;
+            for (const char* key : {"target", "dlogit_correct_mean", "bound_correct", "dlogit_other_maxabs", "bound_other", "holds"})
+                CHECK(has_key(j, key));
+        }
+    }
+    CHECK(chunks == 3);
+    CHECK(summaries == 2);
+}
