@@ -1,8 +1,4 @@
 // Tests of ops::embedding_forward / embedding_backward (kernels/embedding).
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "ops/ops.h"
 #include "test_util.h"
 
@@ -10,20 +6,6 @@ using namespace ittt;
 using namespace ittt::test;
 
 namespace {
-
-// Runs f with n OpenMP threads (without OpenMP, as in `make sanitize`, just runs f).
-template <class F>
-void with_threads(int n, F f) {
-#ifdef _OPENMP
-    const int saved = omp_get_max_threads();
-    omp_set_num_threads(n);
-    f();
-    omp_set_num_threads(saved);
-#else
-    (void)n;
-    f();
-#endif
-}
 
 struct EmbeddingCase {
     int64_t vocab, dim, n_tokens;

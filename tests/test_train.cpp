@@ -85,19 +85,6 @@ TrainConfig quick_train_config(int64_t steps) {
     return tc;
 }
 
-// Runs fn with omp_get_max_threads() == threads, restoring the old count after.
-template <class F>
-void with_threads(int threads, F fn) {
-#ifdef _OPENMP
-    int saved = omp_get_max_threads();
-    omp_set_num_threads(threads);
-    fn();
-    omp_set_num_threads(saved);
-#else
-    (void)threads;
-    fn();
-#endif
-}
 
 // A fresh directory under /tmp, removed with everything in it at scope exit.
 struct TempDir {

@@ -16,6 +16,10 @@
 #include <string>
 #include <vector>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "runtime/device.h"
 #include "runtime/rng.h"
 #include "runtime/tensor.h"
@@ -115,6 +119,22 @@ inline std::vector<double> finite_difference(Tensor& x, const std::function<doub
         g[static_cast<size_t>(i)] = (up - down) / (2 * h);
     }
     return g;
+}
+
+// Runs fn with `threads` OpenMP threads, restoring the previous count after
+// (also when fn throws). Without OpenMP it just runs fn.
+template <class F>
+void with_threads(int threads, F fn) {
+#ifdef _OPENMP
+    struct Restore {
+        int saved = omp_get_max_threads();
+        ~Restore() { omp_set_num_threads(saved); }
+    } restore;
+    omp_set_num_threads(threads);
+#else
+    (void)threads;
+#endif
+    fn();
 }
 
 // <a, b> summed in double: the usual scalar "loss = sum(out * weights)" of a gradient check.

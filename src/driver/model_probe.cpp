@@ -159,23 +159,7 @@ std::vector<double> conv_tap_mean_abs(const Model& model, int layer) {
 
 namespace {
 
-// Welford's running mean, as in the theory engine.
-struct RunningMean {
-    double mean_ = 0, m2 = 0;
-    long n = 0;
-    void add(double x) {
-        ++n;
-        double delta = x - mean_;
-        mean_ += delta / static_cast<double>(n);
-        m2 += delta * (x - mean_);
-    }
-    double mean() const { return mean_; }
-    double se() const {
-        if (n < 2) return std::numeric_limits<double>::quiet_NaN();
-        double nn = static_cast<double>(n);
-        return std::sqrt(m2 / (nn - 1) / nn);
-    }
-};
+using theory::RunningMean;
 
 std::string fmt(double x, const char* spec = "%.4g") {
     if (std::isnan(x)) return "n/a";

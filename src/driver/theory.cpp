@@ -394,27 +394,21 @@ ProbeSequence make_probe_sequence(const TheoryOptions& o, uint64_t trial) {
 
 // ---------------------------------------------------------------- many trials
 
+void RunningMean::add(double x) {
+    ++n;
+    double delta = x - mean_;
+    mean_ += delta / static_cast<double>(n);
+    m2 += delta * (x - mean_);
+}
+
+double RunningMean::se() const {
+    if (n < 2) return std::numeric_limits<double>::quiet_NaN();
+    double nn = static_cast<double>(n);
+    return std::sqrt(m2 / (nn - 1) / nn);
+}
+
 namespace {
 
-// Welford's update: sum-of-squares minus squared-sum cancels when the spread
-// is tiny next to the mean (dl(v*) is the same in every orthogonal trial).
-struct RunningMean {
-    double mean_ = 0, m2 = 0;
-    long n = 0;
-    void add(double x) {
-        ++n;
-        double delta = x - mean_;
-        mean_ += delta / static_cast<double>(n);
-        m2 += delta * (x - mean_);
-    }
-    double mean() const { return mean_; }
-    // Standard error of the mean from the unbiased sample variance.
-    double se() const {
-        if (n < 2) return std::numeric_limits<double>::quiet_NaN();
-        double nn = static_cast<double>(n);
-        return std::sqrt(m2 / (nn - 1) / nn);
-    }
-};
 
 struct TargetAccumulator {
     RunningMean correct, key_term, next_term, key_logit, abs_other;

@@ -153,6 +153,17 @@ int rank_of(const std::vector<double>& logits, int token);
 // The k tokens with the largest logits, ties broken by the smaller id.
 std::vector<int> top_tokens(const std::vector<double>& logits, int k);
 
+// Mean and its standard error over trials, by Welford's update: sum-of-squares
+// minus squared-sum cancels when the spread is tiny next to the mean (dl(v*) is
+// the same in every orthogonal trial).
+struct RunningMean {
+    double mean_ = 0, m2 = 0;
+    long n = 0;
+    void add(double x);
+    double mean() const { return mean_; }
+    double se() const;  // from the unbiased sample variance; NaN below 2 samples
+};
+
 // A measured value against a bound.
 struct BoundCheck {
     double measured = 0;  // the quantity the claim is about (|E dl| for upper bounds)

@@ -104,6 +104,10 @@ public:
 private:
     void build_parameters();
     void layer_forward(int l, Tensor& x, const ForwardOptions& opt);
+    // S_src of a TTT layer: the token embeddings or the MLP input (ttt_target).
+    const Tensor& ttt_source(const LayerActivations& a) const;
+    // Fills a.ttt_u and a.ttt_v from S_src.
+    void ttt_compute_targets(int l, LayerActivations& a);
     void ttt_forward(int l, LayerActivations& a, Tensor& mlp_out, const ForwardOptions& opt);
     void ttt_forward_reference_loop(int l, LayerActivations& a, Tensor& mlp_out, const ForwardOptions& opt);
     void layer_backward(int l, Tensor& dx);

@@ -30,16 +30,23 @@ void ttt_targets(Tensor& u, Tensor& v, const Tensor& src, const LayerWeights& w,
     else v.copy_from(u);
 }
 
+const Tensor& Model::ttt_source(const LayerActivations& a) const {
+    return cfg_.ttt_target == TttTargetSource::InputEmbed ? x0_ : a.xn2;
+}
+
+void Model::ttt_compute_targets(int l, LayerActivations& a) {
+    const int64_t N = static_cast<int64_t>(B_) * n_, d = cfg_.hidden_size;
+    a.ttt_u = new_tensor({N, d});
+    a.ttt_v = new_tensor({N, d});
+    ttt_targets(a.ttt_u, a.ttt_v, ttt_source(a), layers_[static_cast<size_t>(l)], cfg_, B_, n_);
+}
+
 void Model::ttt_forward(int l, LayerActivations& a, Tensor& mlp_out, const ForwardOptions& opt) {
     ITTT_NVTX_RANGE("ttt_mlp");
     const LayerWeights& w = layers_[static_cast<size_t>(l)];
-    const int64_t N = static_cast<int64_t>(B_) * n_, d = cfg_.hidden_size, f = cfg_.intermediate_size;
+    const int64_t d = cfg_.hidden_size, f = cfg_.intermediate_size;
     const int C = cfg_.ttt_chunk, T = num_chunks(n_, C);
-    const Tensor& src = cfg_.ttt_target == TttTargetSource::InputEmbed ? x0_ : a.xn2;
-
-    a.ttt_u = new_tensor({N, d});
-    a.ttt_v = new_tensor({N, d});
-    ttt_targets(a.ttt_u, a.ttt_v, src, w, cfg_, B_, n_);
+    ttt_compute_targets(l, a);
 
     a.ttt_delta = new_tensor({B_, T, d, f});
     {
@@ -70,12 +77,9 @@ void Model::ttt_forward(int l, LayerActivations& a, Tensor& mlp_out, const Forwa
 // then fold that chunk into W. Kept as the oracle for the parallel form.
 void Model::ttt_forward_reference_loop(int l, LayerActivations& a, Tensor& mlp_out, const ForwardOptions& opt) {
     const LayerWeights& w = layers_[static_cast<size_t>(l)];
-    const int64_t N = static_cast<int64_t>(B_) * n_, d = cfg_.hidden_size, f = cfg_.intermediate_size;
+    const int64_t d = cfg_.hidden_size, f = cfg_.intermediate_size;
     const int C = cfg_.ttt_chunk, T = num_chunks(n_, C);
-    const Tensor& src = cfg_.ttt_target == TttTargetSource::InputEmbed ? x0_ : a.xn2;
-    a.ttt_u = new_tensor({N, d});
-    a.ttt_v = new_tensor({N, d});
-    ttt_targets(a.ttt_u, a.ttt_v, src, w, cfg_, B_, n_);
+    ttt_compute_targets(l, a);
     a.ttt_s = Tensor();  // no backward through the loop form
     a.ttt_delta = Tensor();
 
@@ -106,7 +110,7 @@ void Model::ttt_backward(int l, const Tensor& dout, Tensor& dz, Tensor& dsrc) {
     ITTT_CHECK(a.ttt_s.defined(), "backward: layer ", l, " ran the reference-loop TTT forward, which has no backward");
     const int64_t N = static_cast<int64_t>(B_) * n_, d = cfg_.hidden_size, f = cfg_.intermediate_size, K = cfg_.conv_taps();
     const int C = cfg_.ttt_chunk, T = num_chunks(n_, C);
-    const Tensor& src = cfg_.ttt_target == TttTargetSource::InputEmbed ? x0_ : a.xn2;
+    const Tensor& src = ttt_source(a);
 
     // P_i = dO_[i]^T Z_[i]: the slow weight's gradient per chunk, and what later chunks send back.
     Tensor P = new_tensor({B_, T, d, f}), G = new_tensor({B_, T, d, f});
