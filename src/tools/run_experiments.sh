@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-out/experiments}
 steps=${STEPS:-400}; batch=${BATCH:-16}; seq=${SEQ:-256}; pairs=${PAIRS:-8}; gap=${GAP:-96}; seed=${SEED:-1}
-models=${MODELS:-"mqar_full mqar_swa mqar_swa_ttt mqar_swa_ttt_lr3 mqar_swa_ttt_recon mqar_swa_ttt_next mqar_swa_ttt_recon_fixed"}
+models=${MODELS:-"mqar_full mqar_swa mqar_swa_ttt mqar_swa_ttt_lr3 mqar_swa_ttt_noproj mqar_swa_ttt_recon mqar_swa_ttt_next mqar_swa_ttt_recon_fixed"}
 task_opt="pairs=$pairs,gap=$gap"
 mkdir -p "$out"
 table="$out/results.md"
