@@ -234,7 +234,7 @@ TEST_CASE("cli: bad command lines exit 2 with a one-line error and the usage", "
         {"eval", ev + "--kernel gemm", "--kernel: expected op=version"},
         {"eval", ev + "--kernel gemm=99999999999", "--kernel: a version number is out of range"},
         {"eval", ev + "--kernel frob=1", "unknown op 'frob'"},
-        {"eval", ev + "--kernel gemm=7", "kernel version for gemm: expected 0 (best) to 2, found 7"},
+        {"eval", ev + "--kernel gemm=7", "kernel version for gemm: expected 0 (best) to 5, found 7"},
         // tasks and their options
         {"train", "--task bogus" + tr, "unknown task 'bogus' (valid: induction, mqar"},
         {"train", "--task induction --task-opt bogus=3" + tr, "task induction: unknown option 'bogus' (valid: copy_length)"},

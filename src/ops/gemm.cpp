@@ -1,4 +1,9 @@
 // gemm.cpp: ops::matmul and ops::linear on top of kernels/gemm.
+//
+// Versions (kernels/gemm/gemm.h): CPU 1 naive, 2 blocked; CUDA 1 naive, 2 shared memory,
+// 3 register tiles, 4 float4 + warp tiles, 5 tensor cores (TF32). 0 is the best of the
+// tensor's device. A 3-D matmul is one strided-batched call on the GPU and a loop of
+// 2-D calls on the CPU.
 #include "kernels/gemm/gemm.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
@@ -14,7 +19,7 @@ void gemm_cpu(int v, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double a
         case 1: kernels::gemm_naive_cpu<T>(ta, tb, M, N, K, T(alpha), A, lda, B, ldb, T(beta), C, ldc); break;
         case 0:
         case 2: kernels::gemm_blocked_cpu<T>(ta, tb, M, N, K, T(alpha), A, lda, B, ldb, T(beta), C, ldc); break;
-        default: fail(cat("gemm: no CPU version ", v, " (versions: 1 naive, 2 blocked; 0 = best)"));
+        default: fail(cat("gemm: no CPU version ", v, " (versions: 1 naive, 2 blocked; 0 = best; 3 to 5 are CUDA only)"));
     }
 }
 }  // namespace
@@ -37,8 +42,17 @@ void matmul(Tensor& C, const Tensor& A, bool trans_a, const Tensor& B, bool tran
     ITTT_CHECK(C.dim(-2) == M && C.dim(-1) == N, "matmul: C is ", C.describe(), ", expected ", M, " x ", N);
     int64_t lda = A.dim(-1), ldb = B.dim(-1), ldc = C.dim(-1);
     int64_t sa = A.numel() / batch, sb = B.numel() / batch, sc = C.numel() / batch;
-    if (C.device() == Device::CUDA) no_cuda_kernel("matmul");
     int v = version("gemm");
+    if (C.device() == Device::CUDA) {
+#if ITTT_WITH_CUDA
+        ITTT_CHECK(A.dtype() == DType::F32, "matmul: CUDA kernels are F32 only, found A ", A.describe());
+        kernels::gemm_strided_batched_cuda(trans_a, trans_b, M, N, K, static_cast<float>(alpha), A.data<float>(), lda, sa,
+                                           B.data<float>(), ldb, sb, static_cast<float>(beta), C.data<float>(), ldc, sc, batch, v);
+        return;
+#else
+        no_cuda_kernel("matmul");
+#endif
+    }
     for (int64_t b = 0; b < batch; ++b) {
         if (A.dtype() == DType::F32)
             gemm_cpu<float>(v, trans_a, trans_b, M, N, K, alpha, A.data<float>() + b * sa, lda, B.data<float>() + b * sb, ldb, beta,

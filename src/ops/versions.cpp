@@ -11,7 +11,7 @@ namespace {
 // Which versions exist on which device is checked again when the op runs.
 const std::map<std::string, int>& known_versions() {
     static const std::map<std::string, int> known = {
-        {"adamw", 1},     {"attention", 2}, {"conv1d", 1},    {"cross_entropy", 2}, {"embedding", 2}, {"gemm", 2},
+        {"adamw", 1},     {"attention", 2}, {"conv1d", 1},    {"cross_entropy", 2}, {"embedding", 2}, {"gemm", 5},
         {"prefix_scan", 1}, {"rmsnorm", 1}, {"rope", 1},      {"swiglu", 1},        {"ttt_apply", 2}, {"ttt_delta", 2},
     };
     return known;

@@ -1,0 +1,262 @@
+// [cuda][model] tests: the whole model on --device cuda against the CPU.
+//
+// One F32 model is initialised on the CPU and copied twice: to the GPU (F32), and to a
+// CPU model in F64 holding the same values exactly. The F64 CPU model is the oracle, so
+// the differences measured are the GPU's own float rounding. Checked: forward logits
+// (every gemm version, the inference options, the chunk-loop TTT form), the gradient of
+// every parameter, streaming decode with a Session, a few Trainer steps, and, on a model
+// whose projections tile exactly, the forward with the TF32 tensor-core gemm.
+// Every case starts with ITTT_SKIP_WITHOUT_CUDA(): without a GPU it is skipped.
+//
+// Tolerances. On the CPU, the same tiny models in F32 differ from F64 by at most 1.3e-6 of
+// the largest entry of each tensor (logits and every gradient; measured when these tests
+// were written). The GPU's F32 rounding is of the same size, so per tensor
+//   atol = 2e-5 * max|reference|,  rtol = 1e-4
+// leaves a margin of more than 10 while catching any real error (wrong index, missing
+// term), which moves entries by a sizeable fraction of the maximum.
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "model/model.h"
+#include "model/session.h"
+#include "ops/ops.h"
+#include "runtime/rng.h"
+#include "train/trainer.h"
+#include "test_util.h"
+
+using namespace ittt;
+using namespace ittt::test;
+
+namespace {
+
+constexpr double kRelAtol = 2e-5, kRtol = 1e-4;
+
+// The tiny model of tests/test_model.cpp: a sliding-window TTT layer and a full layer.
+ModelConfig tiny_config() {
+    ModelConfig c;
+    c.vocab_size = 11;
+    c.hidden_size = 8;
+    c.intermediate_size = 12;
+    c.num_hidden_layers = 2;
+    c.num_attention_heads = 2;
+    c.num_key_value_heads = 1;
+    c.head_dim = 4;
+    c.rope_theta = 10000;
+    c.layer_types = {AttentionType::Sliding, AttentionType::Full};
+    c.sliding_window = 3;
+    c.ttt_mode = true;
+    c.ttt_layers = {0};
+    c.ttt_chunk = 4;
+    c.ttt_lr = 0.5;
+    return c;
+}
+
+// Both layers TTT, targets from the hidden states (the other gradient path into dxn2).
+ModelConfig tiny_config_hidden_targets() {
+    ModelConfig c = tiny_config();
+    c.ttt_layers = {0, 1};
+    c.ttt_target = TttTargetSource::HiddenStates;
+    return c;
+}
+
+// The same weights three ways: F32 on the CPU (as initialised), F64 on the CPU (the
+// oracle, exact copies of the F32 values) and F32 on the GPU.
+struct Models {
+    Model f32, f64, cuda;
+};
+Models make_models(const ModelConfig& c, uint64_t seed) {
+    Model m(c);
+    m.init_random(seed);
+    // Sizeable TTT conv and projection: the release's zero conv would make the TTT path vanish.
+    uint64_t s = seed + 100;
+    for (Parameter& p : m.parameters())
+        if (p.name.find("ttt_") != std::string::npos) p.value.copy_from(random_tensor(p.value.shape(), s++, 0.4));
+    Model f64 = m.converted(DType::F64, Device::CPU);
+    Model cuda = m.converted(DType::F32, Device::CUDA);
+    return {std::move(m), std::move(f64), std::move(cuda)};
+}
+
+double max_abs(const Tensor& t) {
+    double m = 0;
+    for (double x : t.to_f64_vector()) m = std::max(m, std::fabs(x));
+    return m;
+}
+
+// The per-tensor check described at the top.
+bool close_to_reference(const Tensor& actual, const Tensor& ref, const std::string& name, double rel_atol = kRelAtol,
+                        double rtol = kRtol) {
+    return check_close(actual.to(Device::CPU), ref, rel_atol * max_abs(ref) + 1e-30, rtol, name);
+}
+
+Tensor tokens_tensor(int B, int n, int V, uint64_t seed) { return random_ints({B, n}, seed, 0, V); }
+
+struct GemmVersionScope {
+    explicit GemmVersionScope(int v) { ops::set_version("gemm", v); }
+    ~GemmVersionScope() { ops::set_version("gemm", 0); }
+    GemmVersionScope(const GemmVersionScope&) = delete;
+    GemmVersionScope& operator=(const GemmVersionScope&) = delete;
+};
+
+}  // namespace
+
+TEST_CASE("CUDA model forward matches the CPU, with every gemm version", "[cuda][model]") {
+    ITTT_SKIP_WITHOUT_CUDA();
+    for (const ModelConfig& c : {tiny_config(), tiny_config_hidden_targets()})
+        for (int n : {1, 4, 13}) {  // one token, one whole chunk, several chunks with a short last one
+            Models m = make_models(c, 7);
+            Tensor tok = tokens_tensor(2, n, c.vocab_size, 3);
+            Tensor ref = m.f64.forward(tok).clone();
+            for (int v : {0, 1, 2, 3, 4, 5}) {
+                INFO("TTT layers " << c.ttt_layers.size() << ", n " << n << ", gemm version " << v);
+                GemmVersionScope use(v);
+                CHECK(close_to_reference(m.cuda.forward(tok), ref, cat("logits n=", n, " gemm v", v)));
+            }
+        }
+}
+
+TEST_CASE("CUDA model forward matches the CPU with clipping, update limits and the chunk-loop form", "[cuda][model]") {
+    ITTT_SKIP_WITHOUT_CUDA();
+    ModelConfig c = tiny_config();
+    c.ttt_clip_tau = 0.05;  // small enough that some chunks are clipped
+    Models m = make_models(c, 8);
+    Tensor tok = tokens_tensor(1, 15, c.vocab_size, 4);
+    for (int limit : {-1, 0, 2})
+        for (bool loop : {false, true}) {
+            INFO("update limit " << limit << (loop ? ", chunk loop" : ", parallel form"));
+            ForwardOptions opt;
+            opt.inference = true;
+            opt.ttt_update_limit = limit;
+            opt.ttt_reference_loop = loop;
+            Tensor ref = m.f64.forward(tok, opt).clone();
+            CHECK(close_to_reference(m.cuda.forward(tok, opt), ref, cat("inference logits, limit ", limit, loop ? ", loop" : "")));
+        }
+}
+
+TEST_CASE("CUDA model backward: every parameter gradient matches the CPU", "[cuda][model]") {
+    ITTT_SKIP_WITHOUT_CUDA();
+    for (const ModelConfig& c : {tiny_config(), tiny_config_hidden_targets()}) {
+        Models m = make_models(c, 9);
+        const int B = 2, n = 13;
+        Tensor tok = tokens_tensor(B, n, c.vocab_size, 5);
+        Tensor dlogits = random_tensor({B * n, c.vocab_size}, 6);
+        m.f64.forward(tok);
+        m.f64.zero_grad();
+        m.f64.backward(dlogits.to_dtype(DType::F64));
+        m.cuda.forward(tok);
+        m.cuda.zero_grad();
+        m.cuda.backward(dlogits.to(Device::CUDA));
+        const auto& ref = m.f64.parameters();
+        const auto& got = m.cuda.parameters();
+        REQUIRE(ref.size() == got.size());
+        for (size_t i = 0; i < ref.size(); ++i) {
+            INFO("TTT layers " << c.ttt_layers.size() << ", " << ref[i].name);
+            CHECK(close_to_reference(got[i].grad, ref[i].grad, "grad " + ref[i].name));
+        }
+    }
+}
+
+TEST_CASE("CUDA Session prefill and decode match the CPU token by token", "[cuda][model]") {
+    ITTT_SKIP_WITHOUT_CUDA();
+    ModelConfig c = tiny_config_hidden_targets();
+    c.ttt_clip_tau = 0.5;  // decode clips every chunk update; on both devices
+    Models m = make_models(c, 10);
+    Session cpu(m.f64), gpu(m.cuda);
+    const std::vector<int32_t> prompt = {1, 5, 9, 4, 7, 2};  // one whole chunk of 4 and 2 buffered rows
+    CHECK(close_to_reference(gpu.prefill(prompt), cpu.prefill(prompt), "prefill logits"));
+    Rng rng(11);
+    for (int step = 0; step < 11; ++step) {  // crosses three chunk boundaries
+        const int32_t token = static_cast<int32_t>(rng.randint(0, c.vocab_size));
+        INFO("decode step " << step << ", position " << cpu.position());
+        CHECK(close_to_reference(gpu.decode(token), cpu.decode(token), cat("decode logits at step ", step)));
+        for (int l : c.ttt_layers) CHECK(gpu.buffered_rows(l) == cpu.buffered_rows(l));
+    }
+    for (int l : c.ttt_layers) {
+        INFO("layer " << l);
+        CHECK(close_to_reference(gpu.fast_weight(l), cpu.fast_weight(l), cat("fast weight of layer ", l)));
+        CHECK(std::fabs(gpu.last_update_norm(l) - cpu.last_update_norm(l)) <= 1e-5 * cpu.last_update_norm(l) + 1e-12);
+    }
+}
+
+TEST_CASE("CUDA training steps (forward, backward, clipping, AdamW) stay close to the CPU", "[cuda][model]") {
+    ITTT_SKIP_WITHOUT_CUDA();
+    ModelConfig c = tiny_config();
+    Models m = make_models(c, 12);
+    TrainConfig tc;
+    tc.steps = 3;
+    tc.warmup = 0;
+    tc.lr = 1e-2;
+    // eps = 1 keeps the AdamW update a smooth function of the gradient. With the usual
+    // 1e-8, the first update is lr * g / |g|: a gradient entry that is +1e-9 on one device
+    // and -1e-9 on the other (float rounding around zero) moves its weight by +-lr, and the
+    // parameters could not be compared. With eps = 1 the update moves by at most
+    // lr * (gradient difference), which the tolerance below absorbs.
+    tc.adam_eps = 1.0;
+    const int B = 2, n = 9;
+    BatchFn batches = [&](int64_t step, int micro, Tensor& tokens, Tensor& targets) {
+        const Tensor all = tokens_tensor(B, n + 1, c.vocab_size, static_cast<uint64_t>(step * 10 + micro));
+        tokens = Tensor::empty({B, n}, DType::I32);
+        targets = Tensor::empty({static_cast<int64_t>(B) * n}, DType::I32);
+        for (int b = 0; b < B; ++b)
+            for (int i = 0; i < n; ++i) {
+                tokens.data<int32_t>()[b * n + i] = all.data<int32_t>()[b * (n + 1) + i];
+                // every third position unscored, to exercise ignore_index on both devices
+                targets.data<int32_t>()[b * n + i] = i % 3 == 2 ? -1 : all.data<int32_t>()[b * (n + 1) + i + 1];
+            }
+    };
+    Trainer cpu(m.f64, tc, batches), gpu(m.cuda, tc, batches);
+    for (int step = 1; step <= tc.steps; ++step) {
+        StepStats a = cpu.step(), b = gpu.step();
+        INFO("step " << step);
+        CHECK(b.scored == a.scored);
+        // Loss and gradient norm: sums of many terms rounded in F32 on the GPU, ~1e-6 relative.
+        CHECK(std::fabs(b.loss - a.loss) <= 1e-5 * std::fabs(a.loss));
+        CHECK(std::fabs(b.grad_norm - a.grad_norm) <= 1e-4 * a.grad_norm);
+        CHECK(b.lr == a.lr);
+    }
+    // After 3 steps each weight moved by at most ~3 lr; the devices differ by the F32
+    // rounding of the weights (6e-8 relative per step) and lr times the gradient
+    // differences (~1e-6 of the largest gradient): rtol 1e-5 and atol 1e-6 hold both.
+    const auto& ref = m.f64.parameters();
+    const auto& got = m.cuda.parameters();
+    for (size_t i = 0; i < ref.size(); ++i) {
+        INFO(ref[i].name);
+        CHECK(check_close(got[i].value.to(Device::CPU), ref[i].value, 1e-6, 1e-5, "trained " + ref[i].name));
+    }
+}
+
+TEST_CASE("CUDA model forward with tensor-core (TF32) projections stays within TF32 rounding of the CPU", "[cuda][model]") {
+    ITTT_SKIP_WITHOUT_CUDA();
+    // d = 128, f = 256, Hq * hd = 128, and B * n = 128 rows: the q, o, gate, up, down and
+    // TTT projections are multiples of the 128 x 128 x 32 tile, so "best" (0) runs them on
+    // the tensor cores (k and v, N = 64, and the lm head, N = 260, run version 4).
+    ModelConfig c;
+    c.vocab_size = 260;
+    c.hidden_size = 128;
+    c.intermediate_size = 256;
+    c.num_hidden_layers = 2;
+    c.num_attention_heads = 4;
+    c.num_key_value_heads = 2;
+    c.head_dim = 32;
+    c.rope_theta = 1e4;
+    c.sliding_window = 64;
+    c.layer_types = {AttentionType::Sliding, AttentionType::Full};
+    c.ttt_mode = true;
+    c.ttt_layers = {1};
+    c.ttt_chunk = 32;
+    c.validate();
+    Models m = make_models(c, 13);
+    Tensor tok = tokens_tensor(2, 64, c.vocab_size, 14);
+    Tensor ref = m.f64.forward(tok).clone();
+    {
+        // Version 4 (F32 everywhere): the F32 tolerance.
+        GemmVersionScope use(4);
+        CHECK(close_to_reference(m.cuda.forward(tok), ref, "logits, gemm v4 (F32)"));
+    }
+    // TF32: ~5e-4 relative error per projection (10-bit mantissa, errors of the K products
+    // adding in quadrature like the result itself), a dozen projections in a row, adding in
+    // quadrature: ~2e-3 of the largest logit; 2e-2 leaves a margin of ~10.
+    GemmVersionScope tf32(5);
+    CHECK(close_to_reference(m.cuda.forward(tok), ref, "logits, gemm v5 (TF32 projections)", 2e-2, 0));
+}
