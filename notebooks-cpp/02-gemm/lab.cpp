@@ -128,7 +128,8 @@ int main(int argc, char** argv) {
             blocked_gflops.push_back(f / t2 / 1e9);
             std::printf("  %5lld  %11.3f  %11.3f  %12.2f  %12.2f  %7.1fx\n", static_cast<long long>(n), t1 * 1e3, t2 * 1e3, f / t1 / 1e9,
                         f / t2 / 1e9, t1 / t2);
-            if (n == sizes.back()) checks.expect(t2 < t1, "blocked is faster than naive at the largest size");
+            // Reported, not asserted: timings on a shared or sanitized build are not pass/fail facts.
+            if (n == sizes.back() && !(t2 < t1)) std::printf("  (blocked was not faster here: a loaded machine or a debug build?)\n");
         }
 
         lab::section(4, "Roofline: is GEMM limited by compute or by memory?");
