@@ -5,6 +5,10 @@
 #include <cstring>
 #include <thread>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include "runtime/error.h"
 
 #ifdef _OPENMP
@@ -57,7 +61,24 @@ bool cuda_available() { return cuda_backend::available(); }
 
 namespace device {
 
+namespace {
+// Keep freed tensor buffers in the heap for the next step to reuse. With glibc's
+// defaults a block above the mmap threshold (128 KB, growing adaptively) is
+// mapped fresh and unmapped on free, so each training step's multi-MB
+// activations page-fault again and the kernel zeroes every page: measured at
+// several times the cost of the TTT ops themselves (docs/benchmarks.md).
+bool keep_freed_memory_for_reuse() {
+#if defined(__GLIBC__)
+    mallopt(M_MMAP_THRESHOLD, 256 << 20);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+    return true;
+}
+}  // namespace
+
 void* allocate(size_t bytes, Device d) {
+    static const bool heap_configured = keep_freed_memory_for_reuse();
+    (void)heap_configured;
     if (bytes == 0) bytes = 64;  // a valid, unique pointer for empty tensors
     if (d == Device::CUDA) return cuda_backend::allocate(bytes);
     // 64-byte alignment: one cache line, and what AVX-512 loads like.
