@@ -79,6 +79,7 @@ $(BUILD)/deps.ok:
 	    echo "installing: $(DEB_PACKAGES)"; \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PACKAGES)) >$(BUILD)/apt.log 2>&1 \
 	      || { echo "apt-get failed, see $(BUILD)/apt.log"; exit 1; }; \
+	    for f in $(DEP_FILES); do [ -e $$f ] || { echo "still missing after apt-get: $$f"; exit 1; }; done; \
 	  else \
 	    echo "run: sudo apt-get install -y $(DEB_PACKAGES)   (or build with PLOTS=0 CATCH2_INC=<dir>)"; exit 1; \
 	  fi; \
