@@ -25,6 +25,7 @@
 #include "runtime/rng.h"
 #include "train/trainer.h"
 #include "test_util.h"
+#include "tiny_model.h"
 
 using namespace ittt;
 using namespace ittt::test;
@@ -32,26 +33,6 @@ using namespace ittt::test;
 namespace {
 
 constexpr double kRelAtol = 2e-5, kRtol = 1e-4;
-
-// The tiny model of tests/test_model.cpp: a sliding-window TTT layer and a full layer.
-ModelConfig tiny_config() {
-    ModelConfig c;
-    c.vocab_size = 11;
-    c.hidden_size = 8;
-    c.intermediate_size = 12;
-    c.num_hidden_layers = 2;
-    c.num_attention_heads = 2;
-    c.num_key_value_heads = 1;
-    c.head_dim = 4;
-    c.rope_theta = 10000;
-    c.layer_types = {AttentionType::Sliding, AttentionType::Full};
-    c.sliding_window = 3;
-    c.ttt_mode = true;
-    c.ttt_layers = {0};
-    c.ttt_chunk = 4;
-    c.ttt_lr = 0.5;
-    return c;
-}
 
 // Both layers TTT, targets from the hidden states (the other gradient path into dxn2).
 ModelConfig tiny_config_hidden_targets() {
@@ -70,9 +51,7 @@ Models make_models(const ModelConfig& c, uint64_t seed) {
     Model m(c);
     m.init_random(seed);
     // Sizeable TTT conv and projection: the release's zero conv would make the TTT path vanish.
-    uint64_t s = seed + 100;
-    for (Parameter& p : m.parameters())
-        if (p.name.find("ttt_") != std::string::npos) p.value.copy_from(random_tensor(p.value.shape(), s++, 0.4));
+    randomise_ttt(m, seed + 100);
     Model f64 = m.converted(DType::F64, Device::CPU);
     Model cuda = m.converted(DType::F32, Device::CUDA);
     return {std::move(m), std::move(f64), std::move(cuda)};

@@ -7,40 +7,12 @@
 #include "model/session.h"
 #include "ops/ops.h"
 #include "test_util.h"
+#include "tiny_model.h"
 
 using namespace ittt;
 using namespace ittt::test;
 
 namespace {
-
-ModelConfig tiny_config() {
-    ModelConfig c;
-    c.vocab_size = 11;
-    c.hidden_size = 8;
-    c.intermediate_size = 12;
-    c.num_hidden_layers = 2;
-    c.num_attention_heads = 2;
-    c.num_key_value_heads = 1;
-    c.head_dim = 4;
-    c.rope_theta = 10000;
-    c.layer_types = {AttentionType::Sliding, AttentionType::Full};
-    c.sliding_window = 3;
-    c.ttt_mode = true;
-    c.ttt_layers = {0};
-    c.ttt_chunk = 4;
-    c.ttt_lr = 0.5;
-    return c;
-}
-
-// Gives the TTT conv and projection sizeable random values: the release's init
-// (conv = 0) would make the TTT path vanish and the tests vacuous.
-void randomise_ttt(Model& m, uint64_t seed) {
-    for (Parameter& p : m.parameters())
-        if (p.name.find("ttt_") != std::string::npos) {
-            Tensor r = random_tensor(p.value.shape(), seed++, 0.4, p.value.dtype());
-            p.value.copy_from(r);
-        }
-}
 
 Tensor tokens_tensor(int B, int n, int V, uint64_t seed) { return random_ints({B, n}, seed, 0, V); }
 
