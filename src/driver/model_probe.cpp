@@ -473,7 +473,10 @@ ProbeRun run_probe(Model& model, const ProbeOptions& o) {
 
 // ---------------------------------------------------------------- text
 
-std::string format_tokens(const ProbeStep& s, int begin, int end) {
+// Position -> short label ("k0", "v0", "?0", "a0") of the first key, value, query
+// or answer marker there: how chunk pages and heatmap rows name positions.
+namespace {
+std::map<int, std::string> marker_labels(const ProbeStep& s) {
     std::map<int, std::string> mark;
     for (const Marker& m : s.markers) {
         const char* tag = m.kind == MarkerKind::Key      ? "k"
@@ -483,6 +486,12 @@ std::string format_tokens(const ProbeStep& s, int begin, int end) {
                                                          : nullptr;
         if (tag && !mark.count(m.position)) mark[m.position] = cat(tag, m.index);
     }
+    return mark;
+}
+}  // namespace
+
+std::string format_tokens(const ProbeStep& s, int begin, int end) {
+    std::map<int, std::string> mark = marker_labels(s);
     std::string out, line;
     int line_start = begin;
     for (int t = begin; t < end; ++t) {
@@ -888,15 +897,7 @@ std::vector<std::string> plot_probe_step(const ProbeStep& s, const std::string& 
         std::stable_sort(rest.begin(), rest.end(), [&](int a, int b) { return moved_by[static_cast<size_t>(a)] > moved_by[static_cast<size_t>(b)]; });
         for (int w : rest)
             if (static_cast<int>(columns.size()) < std::min(std::max(12, static_cast<int>(columns.size())), V)) columns.push_back(w);
-        std::map<int, std::string> mark;
-        for (const Marker& m : s.markers) {
-            const char* tag = m.kind == MarkerKind::Key      ? "k"
-                              : m.kind == MarkerKind::Value  ? "v"
-                              : m.kind == MarkerKind::Query  ? "?"
-                              : m.kind == MarkerKind::Answer ? "a"
-                                                             : nullptr;
-            if (tag && !mark.count(m.position)) mark[m.position] = cat(tag, m.index);
-        }
+        std::map<int, std::string> mark = marker_labels(s);
         const int rows = n - first;
         const bool every_row = rows <= 64;
         std::vector<std::string> row_labels;

@@ -64,16 +64,19 @@ void rotate_cpu(Tensor& out, const Tensor& in, const Tensor& positions, const Ro
 
 }  // namespace
 
-void rope_forward(Tensor& out, const Tensor& x, const Tensor& positions, double theta) {
-    ITTT_NVTX_RANGE("rope_forward");
-    const char* op = "rope_forward";
-    const RopeShape s = require_rope_args(out, x, positions, theta, op, "out", "x");
-    if (x.device() == Device::CUDA) {
+namespace {
+// Forward and backward are the same rotation with the angle's sign flipped
+// (R^T = R(-angle)), so one dispatcher serves both.
+void rotate(Tensor& out, const Tensor& in, const Tensor& positions, double theta, bool inverse) {
+    const char* op = inverse ? "rope_backward" : "rope_forward";
+    const RopeShape s = inverse ? require_rope_args(out, in, positions, theta, op, "dx", "dout")
+                                : require_rope_args(out, in, positions, theta, op, "out", "x");
+    if (in.device() == Device::CUDA) {
 #if ITTT_WITH_CUDA
-        require_cuda_version(op, x);
+        require_cuda_version(op, in);
         require_positions_non_negative(positions, op);
-        kernels::rope_forward_cuda(out.data<float>(), x.data<float>(), positions.data<int32_t>(), s.n_tokens, s.n_heads,
-                                   s.head_dim, theta);
+        auto kernel = inverse ? kernels::rope_backward_cuda : kernels::rope_forward_cuda;
+        kernel(out.data<float>(), in.data<float>(), positions.data<int32_t>(), s.n_tokens, s.n_heads, s.head_dim, theta);
         return;
 #else
         no_cuda_kernel(op);
@@ -81,29 +84,19 @@ void rope_forward(Tensor& out, const Tensor& x, const Tensor& positions, double 
     }
     require_cpu_version(op);
     require_positions_non_negative(positions, op);
-    if (x.dtype() == DType::F32) rotate_cpu<float>(out, x, positions, s, theta, false);
-    else rotate_cpu<double>(out, x, positions, s, theta, false);
+    if (in.dtype() == DType::F32) rotate_cpu<float>(out, in, positions, s, theta, inverse);
+    else rotate_cpu<double>(out, in, positions, s, theta, inverse);
+}
+}  // namespace
+
+void rope_forward(Tensor& out, const Tensor& x, const Tensor& positions, double theta) {
+    ITTT_NVTX_RANGE("rope_forward");
+    rotate(out, x, positions, theta, false);
 }
 
 void rope_backward(Tensor& dx, const Tensor& dout, const Tensor& positions, double theta) {
     ITTT_NVTX_RANGE("rope_backward");
-    const char* op = "rope_backward";
-    const RopeShape s = require_rope_args(dx, dout, positions, theta, op, "dx", "dout");
-    if (dout.device() == Device::CUDA) {
-#if ITTT_WITH_CUDA
-        require_cuda_version(op, dout);
-        require_positions_non_negative(positions, op);
-        kernels::rope_backward_cuda(dx.data<float>(), dout.data<float>(), positions.data<int32_t>(), s.n_tokens, s.n_heads,
-                                    s.head_dim, theta);
-        return;
-#else
-        no_cuda_kernel(op);
-#endif
-    }
-    require_cpu_version(op);
-    require_positions_non_negative(positions, op);
-    if (dout.dtype() == DType::F32) rotate_cpu<float>(dx, dout, positions, s, theta, true);
-    else rotate_cpu<double>(dx, dout, positions, s, theta, true);
+    rotate(dx, dout, positions, theta, true);
 }
 
 }  // namespace ittt::ops
