@@ -17,24 +17,18 @@
 using namespace ittt;
 using ittt::test::check_close;
 using ittt::test::random_tensor;
+using ittt::test::ScopedVersion;
 
 namespace {
 
 constexpr int kNaive = 1, kFlash = 2;
-
-// Selects an attention version for one scope and restores the previous one after it.
-struct AttentionVersion {
-    int saved;
-    explicit AttentionVersion(int v) : saved(ops::version("attention")) { ops::set_version("attention", v); }
-    ~AttentionVersion() { ops::set_version("attention", saved); }
-};
 
 struct Forward {
     Tensor out, lse;
 };
 
 Forward forward(int version, const Tensor& q, const Tensor& k, const Tensor& v, int q_pos0, int window) {
-    AttentionVersion use(version);
+    ScopedVersion use("attention", version);
     Forward f{Tensor::empty(q.shape(), q.dtype()), Tensor::empty({q.dim(0), q.dim(2), q.dim(1)}, q.dtype())};
     ops::attention_forward(f.out, f.lse, q, k, v, q_pos0, window);
     return f;
@@ -45,7 +39,7 @@ struct Grads {
 };
 
 Grads backward(int version, const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Forward& f, int window) {
-    AttentionVersion use(version);
+    ScopedVersion use("attention", version);
     // Start from NaN so that an element the op forgets to overwrite shows up.
     Grads g{Tensor::empty(q.shape(), q.dtype()), Tensor::empty(k.shape(), k.dtype()), Tensor::empty(v.shape(), v.dtype())};
     for (Tensor* t : {&g.dq, &g.dk, &g.dv}) ops::fill(*t, std::numeric_limits<double>::quiet_NaN());
@@ -345,7 +339,7 @@ TEST_CASE("attention version switch: 1 naive, 2 flash, 0 best; others rejected",
     Tensor out = Tensor::zeros({1, 3, 2, 4}), lse = Tensor::zeros({1, 2, 3});
     using Catch::Contains;
     for (int version : {0, 1, 2}) {
-        AttentionVersion use(version);
+        ScopedVersion use("attention", version);
         CHECK_NOTHROW(ops::attention_forward(out, lse, q, k, k, 0, 0));
     }
     // Versions past the last one are refused when they are set, before any op runs.

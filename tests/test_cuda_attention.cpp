@@ -22,16 +22,11 @@ using namespace ittt;
 using ittt::test::bitwise_equal;
 using ittt::test::check_close;
 using ittt::test::random_tensor;
+using ittt::test::ScopedVersion;
 
 namespace {
 
 constexpr int kNaive = 1, kFlash = 2;
-
-struct AttentionVersionScope {
-    int saved;
-    explicit AttentionVersionScope(int v) : saved(ops::version("attention")) { ops::set_version("attention", v); }
-    ~AttentionVersionScope() { ops::set_version("attention", saved); }
-};
 
 Tensor host(const Tensor& t) { return t.to(Device::CPU); }
 
@@ -52,7 +47,7 @@ struct AttentionGrads {
 
 // Runs the forward on device d with the given version; inputs live on the host.
 AttentionOut forward_on(Device d, int version, const Tensor& q, const Tensor& k, const Tensor& v, int q_pos0, int window) {
-    AttentionVersionScope use(version);
+    ScopedVersion use("attention", version);
     Tensor out = nan_tensor(q.shape(), q.dtype(), d), lse = nan_tensor({q.dim(0), q.dim(2), q.dim(1)}, q.dtype(), d);
     ops::attention_forward(out, lse, q.to(d), k.to(d), v.to(d), q_pos0, window);
     return {host(out), host(lse)};
@@ -61,7 +56,7 @@ AttentionOut forward_on(Device d, int version, const Tensor& q, const Tensor& k,
 // Runs the backward on device d; f holds out and lse of a forward on the same inputs.
 AttentionGrads backward_on(Device d, int version, const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
                            const AttentionOut& f, int window) {
-    AttentionVersionScope use(version);
+    ScopedVersion use("attention", version);
     AttentionGrads g{nan_tensor(q.shape(), q.dtype(), d), nan_tensor(k.shape(), k.dtype(), d),
                      nan_tensor(v.shape(), v.dtype(), d)};
     ops::attention_backward(g.dq, g.dk, g.dv, dout.to(d), q.to(d), k.to(d), v.to(d), f.out.to(d), f.lse.to(d), window);

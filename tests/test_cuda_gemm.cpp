@@ -31,19 +31,12 @@
 using namespace ittt;
 using ittt::test::check_close;
 using ittt::test::random_tensor;
+using ittt::test::ScopedVersion;
 
 namespace {
 
 constexpr int kTensorCores = 5;
 const std::vector<int> kCudaVersions = {1, 2, 3, 4, 5};
-
-// Sets the gemm version for one scope and restores "best" after, even when a REQUIRE throws.
-struct GemmVersionScope {
-    explicit GemmVersionScope(int v) { ops::set_version("gemm", v); }
-    ~GemmVersionScope() { ops::set_version("gemm", 0); }
-    GemmVersionScope(const GemmVersionScope&) = delete;
-    GemmVersionScope& operator=(const GemmVersionScope&) = delete;
-};
 
 Tensor gpu(const Tensor& t) { return t.to(Device::CUDA); }
 
@@ -57,7 +50,7 @@ Tensor nan_tensor(const Shape& shape) {
 
 // C = alpha op(A) op(B) + beta C0 from the CPU's naive version in F64 (2-D or 3-D inputs).
 Tensor reference(const Tensor& A, bool ta, const Tensor& B, bool tb, const Tensor& C0, double alpha, double beta) {
-    GemmVersionScope naive(1);
+    ScopedVersion naive("gemm", 1);
     Tensor C = C0.to_dtype(DType::F64);
     ops::matmul(C, A.to_dtype(DType::F64), ta, B.to_dtype(DType::F64), tb, alpha, beta);
     return C;
@@ -65,7 +58,7 @@ Tensor reference(const Tensor& A, bool ta, const Tensor& B, bool tb, const Tenso
 
 // The same product on the GPU with `version`; C0 is copied there as the starting C.
 Tensor run_cuda(int version, const Tensor& A, bool ta, const Tensor& B, bool tb, const Tensor& C0, double alpha, double beta) {
-    GemmVersionScope use(version);
+    ScopedVersion use("gemm", version);
     Tensor A_g = gpu(A), B_g = gpu(B), C_g = gpu(C0);
     ops::matmul(C_g, A_g, ta, B_g, tb, alpha, beta);
     return C_g.to(Device::CPU);
@@ -226,7 +219,7 @@ TEST_CASE("CUDA gemm on misaligned views: scalar loads in version 4, version 5 f
 #endif
             for (int v : kCudaVersions) {
                 INFO(label(v, v == kTensorCores ? 4 : v, ta, tb, M, N, K));
-                GemmVersionScope use(v);
+                ScopedVersion use("gemm", v);
                 Tensor C = offset_copy(C0);
                 ops::matmul(C, A_g, ta, B_g, tb, alpha, beta);
                 CHECK(check_close(C.to(Device::CPU), ref, atol_for(4, K, alpha), kRtol, label(v, v, ta, tb, M, N, K)));
@@ -261,7 +254,7 @@ TEST_CASE("CUDA linear is x @ W^T over all leading dimensions", "[cuda][gemm]") 
     Tensor expected = reference(x.view({10, 17}), false, W, true, y0.view({10, 33}), 1.0, 0.25);
     for (int v : kCudaVersions) {
         INFO("version " << v);
-        GemmVersionScope use(v);
+        ScopedVersion use("gemm", v);
         Tensor y = gpu(y0);
         ops::linear(y, gpu(x), gpu(W), 0.25);
         CHECK(check_close(y.to(Device::CPU).view({10, 33}), expected, atol_for(4, 17, 1.0), kRtol, cat("linear v", v)));
@@ -278,7 +271,7 @@ TEST_CASE("CUDA matmul refuses F64 tensors", "[cuda][gemm]") {
 TEST_CASE("gemm versions 3 to 5 are CUDA only: a CPU matmul refuses them", "[gemm]") {
     Tensor A = random_tensor({4, 3}, 7100), B = random_tensor({3, 5}, 7101), C = Tensor::zeros({4, 5});
     for (int v : {3, 4, 5}) {
-        GemmVersionScope use(v);  // accepted when set: some device has it
+        ScopedVersion use("gemm", v);  // accepted when set: some device has it
         CHECK_THROWS_WITH(ops::matmul(C, A, false, B, false), Catch::Contains(cat("gemm: no CPU version ", v)));
     }
 }

@@ -16,15 +16,6 @@ using namespace ittt::test;
 namespace {
 Tensor gpu(const Tensor& t) { return t.to(Device::CUDA); }
 
-// Sets ops::version(op) for one scope and restores "best" (0) after, even when a REQUIRE throws.
-struct ScopedVersion {
-    std::string op;
-    ScopedVersion(const std::string& name, int v) : op(name) { ops::set_version(op, v); }
-    ~ScopedVersion() { ops::set_version(op, 0); }
-    ScopedVersion(const ScopedVersion&) = delete;
-    ScopedVersion& operator=(const ScopedVersion&) = delete;
-};
-
 // Targets in [0, V) with every third row ignored (-1), so ignored rows sit between scored ones.
 Tensor targets_with_ignored(int64_t N, int64_t V, uint64_t seed) {
     Tensor t = random_ints({N}, seed, 0, static_cast<int>(V));

@@ -71,13 +71,6 @@ bool close_to_reference(const Tensor& actual, const Tensor& ref, const std::stri
 
 Tensor tokens_tensor(int B, int n, int V, uint64_t seed) { return random_ints({B, n}, seed, 0, V); }
 
-struct GemmVersionScope {
-    explicit GemmVersionScope(int v) { ops::set_version("gemm", v); }
-    ~GemmVersionScope() { ops::set_version("gemm", 0); }
-    GemmVersionScope(const GemmVersionScope&) = delete;
-    GemmVersionScope& operator=(const GemmVersionScope&) = delete;
-};
-
 }  // namespace
 
 TEST_CASE("CUDA model forward matches the CPU, with every gemm version", "[cuda][model]") {
@@ -89,7 +82,7 @@ TEST_CASE("CUDA model forward matches the CPU, with every gemm version", "[cuda]
             Tensor ref = m.f64.forward(tok).clone();
             for (int v : {0, 1, 2, 3, 4, 5}) {
                 INFO("TTT layers " << c.ttt_layers.size() << ", n " << n << ", gemm version " << v);
-                GemmVersionScope use(v);
+                ScopedVersion use("gemm", v);
                 CHECK(close_to_reference(m.cuda.forward(tok), ref, cat("logits n=", n, " gemm v", v)));
             }
         }
@@ -230,12 +223,12 @@ TEST_CASE("CUDA model forward with tensor-core (TF32) projections stays within T
     Tensor ref = m.f64.forward(tok).clone();
     {
         // Version 4 (F32 everywhere): the F32 tolerance.
-        GemmVersionScope use(4);
+        ScopedVersion use("gemm", 4);
         CHECK(close_to_reference(m.cuda.forward(tok), ref, "logits, gemm v4 (F32)"));
     }
     // TF32: ~5e-4 relative error per projection (10-bit mantissa, errors of the K products
     // adding in quadrature like the result itself), a dozen projections in a row, adding in
     // quadrature: ~2e-3 of the largest logit; 2e-2 leaves a margin of ~10.
-    GemmVersionScope tf32(5);
+    ScopedVersion tf32("gemm", 5);
     CHECK(close_to_reference(m.cuda.forward(tok), ref, "logits, gemm v5 (TF32 projections)", 2e-2, 0));
 }

@@ -21,14 +21,6 @@ using namespace ittt::test;
 
 namespace {
 
-// Selects a kernel version for one scope and restores the previous one after it.
-struct UseVersion {
-    std::string op;
-    int saved;
-    UseVersion(std::string name, int v) : op(std::move(name)), saved(ops::version(op)) { ops::set_version(op, v); }
-    ~UseVersion() { ops::set_version(op, saved); }
-};
-
 Tensor gpu(const Tensor& t) { return t.to(Device::CUDA); }
 Tensor host(const Tensor& t) { return t.to(Device::CPU); }
 
@@ -323,7 +315,7 @@ TEST_CASE("embedding CUDA forward copies the same rows as the CPU, bit for bit",
         INFO("vocab " << c.vocab << " dim " << c.dim << " tokens " << shape_str(c.tokens));
         Tensor table = random_tensor({c.vocab, c.dim}, 60), tokens = random_ints(c.tokens, 61, 0, c.max_id);
         for (int version : {1, 2}) {
-            UseVersion use("embedding", version);
+            ScopedVersion use("embedding", version);
             CHECK(bitwise_equal(embed_on(Device::CUDA, table, tokens), embed_on(Device::CPU, table, tokens)));
         }
     }
@@ -331,7 +323,7 @@ TEST_CASE("embedding CUDA forward copies the same rows as the CPU, bit for bit",
 
 TEST_CASE("embedding CUDA backward version 2 (sorted) gives the CPU's bits, every run", "[cuda][embedding][grad]") {
     ITTT_SKIP_WITHOUT_CUDA();
-    UseVersion use("embedding", 2);
+    ScopedVersion use("embedding", 2);
     for (const EmbeddingCase& c : kEmbeddingCases) {
         INFO("vocab " << c.vocab << " dim " << c.dim << " tokens " << shape_str(c.tokens));
         Tensor tokens = random_ints(c.tokens, 62, 0, c.max_id);
@@ -351,7 +343,7 @@ TEST_CASE("embedding CUDA backward version 2 (sorted) gives the CPU's bits, ever
 
 TEST_CASE("embedding CUDA backward version 1 (atomics) matches the CPU up to the order of additions", "[cuda][embedding][grad]") {
     ITTT_SKIP_WITHOUT_CUDA();
-    UseVersion use("embedding", 1);
+    ScopedVersion use("embedding", 1);
     for (const EmbeddingCase& c : kEmbeddingCases) {
         INFO("vocab " << c.vocab << " dim " << c.dim << " tokens " << shape_str(c.tokens));
         Tensor tokens = random_ints(c.tokens, 65, 0, c.max_id);

@@ -23,15 +23,6 @@ int64_t chunk_count(int64_t n, int64_t chunk) { return (n + chunk - 1) / chunk; 
 
 Tensor gpu(const Tensor& t) { return t.to(Device::CUDA); }
 
-// Sets ops::version(op) for one scope and restores "best" (0) after, even when a REQUIRE throws.
-struct ScopedVersion {
-    std::string op;
-    ScopedVersion(const std::string& name, int v) : op(name) { ops::set_version(op, v); }
-    ~ScopedVersion() { ops::set_version(op, 0); }
-    ScopedVersion(const ScopedVersion&) = delete;
-    ScopedVersion& operator=(const ScopedVersion&) = delete;
-};
-
 struct ConvCase {
     int64_t n, d;
     int chunk;

@@ -16,15 +16,11 @@
 using namespace ittt;
 using ittt::test::check_close;
 using ittt::test::random_tensor;
+using ittt::test::ScopedVersion;
 
 namespace {
 
 // Restores "best" even when a REQUIRE fails halfway through a case.
-struct GemmVersion {
-    explicit GemmVersion(int v) { ops::set_version("gemm", v); }
-    ~GemmVersion() { ops::set_version("gemm", 0); }
-};
-
 // OpenMP thread count; a build without -fopenmp (make sanitize) has one thread.
 int max_threads() {
 #ifdef _OPENMP
@@ -43,7 +39,7 @@ Shape stored_shape(int64_t rows, int64_t cols, bool trans) { return trans ? Shap
 
 // C = alpha * op(A) op(B) + beta * C0 with the given version, in A's dtype.
 Tensor run_matmul(int v, const Tensor& A, bool ta, const Tensor& B, bool tb, const Tensor& C0, double alpha, double beta) {
-    GemmVersion guard(v);
+    ScopedVersion guard("gemm", v);
     Tensor C = C0.clone();
     ops::matmul(C, A, ta, B, tb, alpha, beta);
     return C;
@@ -158,7 +154,7 @@ TEST_CASE("gemm: version 0 is the blocked version; versions can be switched", "[
     Tensor blocked = run_matmul(2, A, false, B, false, C0, 1.0, 0.0);
     CHECK(test::bitwise_equal(best, blocked));
     {
-        GemmVersion guard(1);
+        ScopedVersion guard("gemm", 1);
         CHECK(ops::version("gemm") == 1);
     }
     CHECK(ops::version("gemm") == 0);

@@ -20,6 +20,7 @@
 #include <omp.h>
 #endif
 
+#include "ops/ops.h"
 #include "runtime/device.h"
 #include "runtime/rng.h"
 #include "runtime/tensor.h"
@@ -136,6 +137,20 @@ void with_threads(int threads, F fn) {
 #endif
     fn();
 }
+
+// Selects kernel version v of `op` for one scope and restores the previous
+// version after it (also when a check throws): ScopedVersion use("gemm", 1);
+class ScopedVersion {
+public:
+    ScopedVersion(std::string op, int v) : op_(std::move(op)), saved_(ops::version(op_)) { ops::set_version(op_, v); }
+    ~ScopedVersion() { ops::set_version(op_, saved_); }
+    ScopedVersion(const ScopedVersion&) = delete;
+    ScopedVersion& operator=(const ScopedVersion&) = delete;
+
+private:
+    std::string op_;
+    int saved_;
+};
 
 // <a, b> summed in double: the usual scalar "loss = sum(out * weights)" of a gradient check.
 inline double dot(const Tensor& a, const Tensor& b) {
