@@ -37,6 +37,27 @@ int require_version(const char* family, const char* op, const Tensor& x, int max
 }
 }  // namespace
 
+namespace {
+struct ApplyShape {
+    int64_t B, n, d, f, T;
+};
+// The checks ttt_apply_forward and _backward share: z (B, n, f), wd (d, f),
+// s (B, T, d, f) with T = ceil(n / chunk), a positive chunk and a finite eta.
+ApplyShape require_apply_args(const Tensor& z, const Tensor& wd, const Tensor& s, double eta, int chunk, const char* op) {
+    require_float(z, op, "z");
+    ITTT_CHECK(z.ndim() == 3, op, ": z is ", z.describe(), ", expected 3-D (B, n, f)");
+    ITTT_CHECK(chunk >= 1, op, ": chunk must be >= 1, found ", chunk);
+    ITTT_CHECK(wd.ndim() == 2, op, ": wd is ", wd.describe(), ", expected 2-D (d, f)");
+    require_same_dtype_device(wd, z, op, "wd", "z");
+    const ApplyShape sh{z.dim(0), z.dim(1), wd.dim(0), z.dim(2), chunk_count(z.dim(1), chunk)};
+    require_shape(wd, {sh.d, sh.f}, op, "wd");
+    require_same_dtype_device(s, z, op, "s", "z");
+    require_shape(s, {sh.B, sh.T, sh.d, sh.f}, op, "s");
+    ITTT_CHECK(std::isfinite(eta), op, ": eta must be finite, found ", eta);
+    return sh;
+}
+}  // namespace
+
 void ttt_chunk_delta(Tensor& delta, const Tensor& v, const Tensor& z, int chunk) {
     ITTT_NVTX_RANGE("ttt_chunk_delta");
     const char* op = "ttt_chunk_delta";
@@ -92,17 +113,9 @@ void ttt_clip_deltas(Tensor& delta, double eta, double tau) {
 void ttt_apply_forward(Tensor& o, const Tensor& z, const Tensor& wd, const Tensor& s, double eta, int chunk) {
     ITTT_NVTX_RANGE("ttt_apply_forward");
     const char* op = "ttt_apply_forward";
-    require_float(z, op, "z");
-    ITTT_CHECK(z.ndim() == 3, op, ": z is ", z.describe(), ", expected 3-D (B, n, f)");
-    ITTT_CHECK(chunk >= 1, op, ": chunk must be >= 1, found ", chunk);
-    ITTT_CHECK(wd.ndim() == 2, op, ": wd is ", wd.describe(), ", expected 2-D (d, f)");
-    require_same_dtype_device(wd, z, op, "wd", "z");
-    const int64_t B = z.dim(0), n = z.dim(1), d = wd.dim(0), f = z.dim(2), T = chunk_count(n, chunk);
-    require_shape(wd, {d, f}, op, "wd");
+    const ApplyShape sh = require_apply_args(z, wd, s, eta, chunk, op);
+    const int64_t B = sh.B, n = sh.n, d = sh.d, f = sh.f, T = sh.T;
     require_tokens(o, z, d, op, "o");
-    require_same_dtype_device(s, z, op, "s", "z");
-    require_shape(s, {B, T, d, f}, op, "s");
-    ITTT_CHECK(std::isfinite(eta), op, ": eta must be finite, found ", eta);
     const int v_kernel = require_version("ttt_apply", op, z, 2);
 
     // The plain MLP's down projection, the very same call: the drop-in guarantee rests on it.
@@ -133,22 +146,14 @@ void ttt_apply_backward(Tensor& dz, Tensor& dv, const Tensor& dout, const Tensor
                         const Tensor& s, const Tensor& g, double eta, int chunk) {
     ITTT_NVTX_RANGE("ttt_apply_backward");
     const char* op = "ttt_apply_backward";
-    require_float(z, op, "z");
-    ITTT_CHECK(z.ndim() == 3, op, ": z is ", z.describe(), ", expected 3-D (B, n, f)");
-    ITTT_CHECK(chunk >= 1, op, ": chunk must be >= 1, found ", chunk);
-    ITTT_CHECK(wd.ndim() == 2, op, ": wd is ", wd.describe(), ", expected 2-D (d, f)");
-    require_same_dtype_device(wd, z, op, "wd", "z");
-    const int64_t B = z.dim(0), n = z.dim(1), d = wd.dim(0), f = z.dim(2), T = chunk_count(n, chunk);
-    require_shape(wd, {d, f}, op, "wd");
+    const ApplyShape sh = require_apply_args(z, wd, s, eta, chunk, op);
+    const int64_t B = sh.B, n = sh.n, d = sh.d, f = sh.f, T = sh.T;
     require_tokens(dout, z, d, op, "dout");
     require_tokens(v, z, d, op, "v");
     require_tokens(dz, z, f, op, "dz");
     require_tokens(dv, z, d, op, "dv");
-    require_same_dtype_device(s, z, op, "s", "z");
-    require_shape(s, {B, T, d, f}, op, "s");
     require_same_dtype_device(g, z, op, "g", "z");
     require_shape(g, {B, T, d, f}, op, "g");
-    ITTT_CHECK(std::isfinite(eta), op, ": eta must be finite, found ", eta);
     const int v_kernel = require_version("ttt_apply", op, z, 2);
 
     // dz = dout @ wd for every token at once; only the per-chunk terms are TTT's.
