@@ -114,7 +114,7 @@ void ttt_apply_forward(Tensor& o, const Tensor& z, const Tensor& wd, const Tenso
     ITTT_NVTX_RANGE("ttt_apply_forward");
     const char* op = "ttt_apply_forward";
     const ApplyShape sh = require_apply_args(z, wd, s, eta, chunk, op);
-    const int64_t B = sh.B, n = sh.n, d = sh.d, f = sh.f, T = sh.T;
+    const int64_t B = sh.B, n = sh.n, d = sh.d, f = sh.f;
     require_tokens(o, z, d, op, "o");
     const int v_kernel = require_version("ttt_apply", op, z, 2);
 
@@ -125,7 +125,7 @@ void ttt_apply_forward(Tensor& o, const Tensor& z, const Tensor& wd, const Tenso
 #if ITTT_WITH_CUDA
         // Which s_i are nonzero. Freed on return while the kernel may still run:
         // safe, because cudaFree waits for the device's queued work first.
-        Tensor flags = Tensor::empty({B * T}, DType::I32, Device::CUDA);
+        Tensor flags = Tensor::empty({B * sh.T}, DType::I32, Device::CUDA);
         kernels::ttt_apply_forward_correction_cuda(o.data<float>(), z.data<float>(), s.data<float>(), static_cast<float>(eta), B, n,
                                                    d, f, chunk, flags.data<int32_t>(), v_kernel);
         return;
