@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "model/memory_budget.h"
 #include "ops/ops.h"
 #include "runtime/nvtx.h"
 #include "runtime/rng.h"
@@ -38,6 +39,9 @@ Model::Model(const ModelConfig& cfg, DType dtype, Device device) : cfg_(cfg), dt
     cfg_.validate();
     ITTT_CHECK(dtype == DType::F32 || dtype == DType::F64, "Model: dtype must be F32 or F64, found ", dtype_name(dtype));
     ITTT_CHECK(device == Device::CPU || dtype == DType::F32, "Model: CUDA models are F32");
+    // Values and gradients: refused up front rather than std::bad_alloc half-way.
+    const double params = ittt::parameter_count(cfg_);
+    require_memory(2 * params * static_cast<double>(dtype_size(dtype)), cat("the ", params, " parameters of this config and their gradients"));
     build_parameters();
 }
 

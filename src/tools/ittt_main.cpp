@@ -1,6 +1,7 @@
 // ittt_main.cpp: the command-line tool. Subcommands live in src/tools/cmd_*.cpp.
 #include <cstdio>
 #include <cstring>
+#include <new>
 #include <string>
 
 #include "runtime/device.h"
@@ -24,7 +25,11 @@ const char* kUsage =
 
 int main(int argc, char** argv) {
     using namespace ittt;
-    std::string cmd = argc > 1 ? argv[1] : "--help";
+    if (argc < 2) {  // no command is a usage error, not a request for help
+        std::fprintf(stderr, "ittt: missing command\n\n%s", kUsage);
+        return 2;
+    }
+    std::string cmd = argv[1];
     try {
         if (cmd == "--help" || cmd == "-h" || cmd == "help") return std::printf("%s", kUsage), 0;
         if (cmd == "info") {
@@ -45,6 +50,11 @@ int main(int argc, char** argv) {
         return 2;
     } catch (const Error& e) {
         std::fprintf(stderr, "ittt %s: error: %s\n", cmd.c_str(), e.what());
+        return 1;
+    } catch (const std::bad_alloc&) {
+        // The size checks (model/memory_budget.h) should have refused this first.
+        std::fprintf(stderr, "ittt %s: error: out of memory (std::bad_alloc): the request is larger than this machine can hold\n",
+                     cmd.c_str());
         return 1;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "ittt %s: unexpected error: %s\n", cmd.c_str(), e.what());
