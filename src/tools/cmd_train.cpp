@@ -192,6 +192,7 @@ int cmd_train(int argc, char** argv) {
     for (const std::string& p : remove_stale_temporaries(out))
         std::fprintf(stderr, "ittt train: removed %s, left by an interrupted save\n", p.c_str());
 
+    TrainConfig recorded_schedule;  // the schedule as the checkpoint recorded it
     int64_t recorded_steps = -1;
     if (resume) {
         ITTT_CHECK(checkpoint_has_trainer_state(resume_dir), "--resume ", resume_dir,
@@ -233,6 +234,14 @@ int cmd_train(int argc, char** argv) {
                      ". Leave a flag out to use the recorded value", any_fixed ? " (--config, --ckpt and --init-seed only shape the start of a run and cannot change)" : "",
                      ", or name it in --override to change it on purpose"));
         }
+        auto recorded_number = [&](const char* key, double fallback) {
+            const Json* v = recorded->find(key);
+            return v && v->is_number() ? v->as_number() : fallback;
+        };
+        recorded_schedule.steps = recorded_steps;
+        recorded_schedule.lr = recorded_number("lr", tc.lr);
+        recorded_schedule.warmup = static_cast<int64_t>(recorded_number("warmup", 0));
+        recorded_schedule.min_lr_ratio = recorded_number("min-lr-ratio", 0.1);
         for (const std::string& n : notes)
             if (!tc.json) std::fprintf(stderr, "ittt train: %s\n", n.c_str());
         // Recorded settings are the truth from here on.
@@ -296,8 +305,7 @@ int cmd_train(int argc, char** argv) {
         const int64_t done = trainer.steps_done();
         if (!tc.json) std::printf("resuming %s at step %lld\n", resume_dir.c_str(), static_cast<long long>(done));
         if (recorded_steps >= 0 && recorded_steps != tc.steps && !tc.json) {
-            TrainConfig old = tc;
-            old.steps = recorded_steps;
+            const TrainConfig& old = recorded_schedule;
             std::printf("--steps %lld (recorded %lld): the warm-up + cosine schedule is recomputed over %lld steps; step %lld "
                         "trains at lr %.4g (the recorded schedule: %.4g) and the decay reaches lr %.4g at step %lld\n",
                         static_cast<long long>(tc.steps), static_cast<long long>(recorded_steps), static_cast<long long>(tc.steps),
