@@ -106,13 +106,24 @@ void set_plan(const Plan& plan) {
 
 void clear() { set_plan(Plan{}); }
 
+namespace {
+void load_locked(State& s) {
+    if (s.loaded) return;
+    s.loaded = true;
+    if (const char* env = std::getenv("ITTT_FAULT"); env && *env) s.plan = parse_plan(env, "ITTT_FAULT");
+}
+}  // namespace
+
+void load_environment() {
+    State& s = state();
+    std::lock_guard<std::mutex> lock(s.mu);
+    load_locked(s);
+}
+
 int before(Op op, const std::string& path) {
     State& s = state();
     std::lock_guard<std::mutex> lock(s.mu);
-    if (!s.loaded) {
-        s.loaded = true;
-        if (const char* env = std::getenv("ITTT_FAULT"); env && *env) s.plan = parse_plan(env, "ITTT_FAULT");
-    }
+    load_locked(s);
     const int64_t total = ++s.total;
     const int64_t of_kind = ++s.per_op[static_cast<int>(op)];
     const Plan& p = s.plan;

@@ -47,6 +47,10 @@ Plan parse_plan(const std::string& spec, const std::string& source);
 void set_plan(const Plan& plan);
 void clear();
 
+// Reads ITTT_FAULT now (main calls it first), so a malformed plan is reported
+// as itself rather than inside the first operation that reaches a point.
+void load_environment();
+
 // Called before each mutation: 0 to go ahead, or the errno to fail with.
 int before(Op op, const std::string& path);
 

@@ -70,8 +70,9 @@ std::string first_nonfinite_activation(const Model& m, const Tensor& logits) {
     if (std::string s = named("the token embeddings", m.embedded()); !s.empty()) return s;
     for (int l = 0; l < m.config().num_hidden_layers; ++l) {
         const LayerActivations& a = m.activations(l);
-        const std::pair<const char*, const Tensor*> order[] = {
-            {"q (query projection)", &a.q},   {"k (key projection)", &a.k},     {"v (value projection)", &a.v},
+        const std::string input = l == 0 ? "x (its input, the embeddings)" : cat("x (its input, the output of layer ", l - 1, ")");
+        const std::pair<std::string, const Tensor*> order[] = {
+            {input, &a.x}, {"q (query projection)", &a.q},   {"k (key projection)", &a.k},     {"v (value projection)", &a.v},
             {"attention output", &a.att},     {"h (after attention)", &a.h},    {"z (MLP intermediate)", &a.z},
             {"ttt_u (TTT conv output)", &a.ttt_u}, {"ttt_v (TTT target V)", &a.ttt_v}, {"ttt_s (fast-weight prefix sums)", &a.ttt_s},
         };

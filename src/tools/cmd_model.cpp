@@ -20,7 +20,7 @@ constexpr int64_t kMaxSeed = INT64_MAX;
 const IntFlag kInitSeed{"--seed", "S", 0, 0, kMaxSeed, "initialisation seed"};
 const IntFlag kEvalSeed{"--seed", "S", 0, 0, kMaxSeed, "seed of the held-out batches (required)"};
 const IntFlag kEvalBatches{"--batches", "K", 4, 1, 1 << 20, "batches to score"};
-const IntFlag kEvalBatch{"--batch", "B", 16, 1, 1 << 20, "sequences per batch"};
+const IntFlag kEvalBatch{"--batch", "B", 16, 1, 1 << 30, "sequences per batch"};
 const IntFlag kEvalSeqLen{"--seq-len", "n", 128, 1, 1 << 24, "tokens per sequence"};
 const IntFlag kTop{"--top", "K", 5, 1, 1 << 20, "tokens listed per position (at most the vocabulary)"};
 const IntFlag kGenerateN{"--n", "N", 16, 0, 1 << 24, "tokens to generate"};

@@ -31,7 +31,7 @@ namespace {
 constexpr int64_t kMaxSteps = 1000000000;
 constexpr int64_t kMaxSeed = INT64_MAX;
 const IntFlag kSteps{"--steps", "N", 200, 0, kMaxSteps, "optimizer steps in all (0: write the initial checkpoint only)"};
-const IntFlag kBatch{"--batch", "B", 8, 1, 1 << 20, "sequences per micro-batch"};
+const IntFlag kBatch{"--batch", "B", 8, 1, 1 << 30, "sequences per micro-batch"};
 const IntFlag kSeqLen{"--seq-len", "n", 128, 1, 1 << 24, "tokens per sequence"};
 const IntFlag kGradAccum{"--grad-accum", "K", 1, 1, 1 << 16, "micro-batches per optimizer step"};
 const IntFlag kWarmup{"--warmup", "N", 20, 0, kMaxSteps, "linear warm-up steps"};

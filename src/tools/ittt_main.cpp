@@ -4,6 +4,7 @@
 #include <new>
 #include <string>
 
+#include "io/fault_injection.h"
 #include "runtime/device.h"
 #include "runtime/error.h"
 #include "tools/args.h"
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
     }
     std::string cmd = argv[1];
     try {
+        fault::load_environment();  // a malformed ITTT_FAULT (tests only) is refused up front
         if (cmd == "--help" || cmd == "-h" || cmd == "help") return std::printf("%s", kUsage), 0;
         if (cmd == "info") {
             std::printf("cpu: %s\ncuda: %s\n", device::describe(Device::CPU).c_str(),
