@@ -7,6 +7,7 @@
 #   make demo          the step-through driver on its default settings
 #   make experiments   the MQAR comparison behind docs/results.md
 #   make profile       Nsight Compute on one kernel version + Nsight Systems on training (docs/profiling.md)
+#   make fuzz          libFuzzer on the safetensors, config.json and CLI parsers (docs/reliability.md)
 #
 # Knobs: CUDA=0|1 (default: 1 when nvcc is found), GPU_ARCH=90, PLOTS=0 (build
 # without gnuplot-iostream), CATCH2_INC=<dir holding catch2/catch.hpp>,
@@ -195,6 +196,79 @@ else
 	  $(BUILD)/ittt train $(PROFILE_TRAIN_ARGS) --steps $(PROFILE_STEPS) --out out/profile/train_ckpt --device cuda
 	@echo "profile: wrote out/profile/train.nsys-rep (open with nsys-ui, or: $(NSYS) stats out/profile/train.nsys-rep)"
 endif
+
+# ---- reliability (issue 9): fuzzing, the bad-inputs table (docs/reliability.md) ----
+#   make fuzz [FUZZ_TIME=60] [FUZZ_TARGETS="safetensors config_json cli"]   each target for FUZZ_TIME seconds
+#   make fuzz-smoke                                                          each target for FUZZ_SMOKE_TIME (20) s: CI
+#   make reliability-table                                                   rewrite the table in docs/reliability.md
+# The targets (tests/fuzz/fuzz_*.cpp) build with clang's libFuzzer + ASan + UBSan
+# from the few sources they need, into $(BUILD)/fuzz; clang and its runtime are
+# installed (as root) only when a fuzz target is asked for. Each run starts
+# from the seed corpus in tests/fuzz/corpus/<target> (python3 tests/fuzz/make_seeds.py
+# writes it) and keeps what it finds in $(BUILD)/fuzz/corpus/<target>; a crash
+# leaves its input in $(BUILD)/fuzz/<target>-crash-* and fails the run.
+FUZZ_CXX        ?= $(or $(shell command -v clang++ 2>/dev/null),$(shell command -v clang++-14 2>/dev/null),clang++)
+FUZZ_BUILD      := $(BUILD)/fuzz
+FUZZ_TARGETS    ?= safetensors config_json cli
+FUZZ_TIME       ?= 60
+FUZZ_SMOKE_TIME ?= 20
+FUZZ_DEB_PACKAGES := clang libclang-rt-14-dev
+FUZZ_SANITIZE   := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CXXFLAGS   := -std=c++17 -O1 -g -fno-omit-frame-pointer $(FUZZ_SANITIZE) -Isrc -I. -DITTT_WITH_CUDA=0 -DITTT_WITH_NVTX=0 -DITTT_WITH_GNUPLOT=0
+FUZZ_LIB_SRC    := src/io/json.cpp src/io/safetensors.cpp src/io/atomic_file.cpp src/io/fault_injection.cpp src/io/config_json.cpp \
+                   src/model/config.cpp src/model/memory_budget.cpp src/runtime/tensor.cpp src/runtime/device.cpp \
+                   src/tools/args.cpp src/tasks/tasks.cpp
+FUZZ_LIB_OBJ    := $(patsubst %.cpp,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_LIB_SRC))
+.SECONDARY: $(FUZZ_LIB_OBJ)
+
+.PHONY: fuzz fuzz-smoke fuzz-build reliability-table
+$(FUZZ_BUILD)/deps.ok:
+	@mkdir -p $(FUZZ_BUILD)
+	@probe='extern "C" int LLVMFuzzerTestOneInput(const unsigned char*, unsigned long) { return 0; }'; \
+	if ! echo "$$probe" | $(FUZZ_CXX) -x c++ -fsanitize=fuzzer,address - -o $(FUZZ_BUILD)/probe 2>/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing: $(FUZZ_DEB_PACKAGES)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(FUZZ_DEB_PACKAGES)) >$(FUZZ_BUILD)/apt.log 2>&1 \
+	      || { echo "apt-get failed, see $(FUZZ_BUILD)/apt.log"; exit 1; }; \
+	    echo "$$probe" | $(FUZZ_CXX) -x c++ -fsanitize=fuzzer,address - -o $(FUZZ_BUILD)/probe \
+	      || { echo "clang still cannot build a libFuzzer target"; exit 1; }; \
+	  else \
+	    echo "the fuzz targets need clang with libFuzzer: sudo apt-get install -y $(FUZZ_DEB_PACKAGES)"; exit 1; \
+	  fi; \
+	fi; rm -f $(FUZZ_BUILD)/probe; touch $@
+
+$(FUZZ_BUILD)/obj/%.o: %.cpp | $(FUZZ_BUILD)/deps.ok
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(FUZZ_CXXFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.cpp $(FUZZ_LIB_OBJ) | $(FUZZ_BUILD)/deps.ok
+	$(FUZZ_CXX) $(FUZZ_CXXFLAGS) -fsanitize=fuzzer $< $(FUZZ_LIB_OBJ) -o $@
+
+fuzz-build: $(addprefix $(FUZZ_BUILD)/fuzz_,$(FUZZ_TARGETS))
+
+# One target for $(1) seconds; prints its executions and fails on any finding.
+define fuzz_run
+	@mkdir -p $(FUZZ_BUILD)/corpus/$(1)
+	@echo "fuzz $(1): $(2) s"
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(FUZZ_BUILD)/fuzz_$(1) -max_total_time=$(2) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	  -artifact_prefix=$(FUZZ_BUILD)/$(1)- $(FUZZ_BUILD)/corpus/$(1) tests/fuzz/corpus/$(1) >$(FUZZ_BUILD)/$(1).log 2>&1 \
+	  || { tail -n 40 $(FUZZ_BUILD)/$(1).log; echo "fuzz $(1): FAILED (log: $(FUZZ_BUILD)/$(1).log)"; exit 1; }
+	@echo "fuzz $(1): $$(grep -h 'stat::number_of_executed_units' $(FUZZ_BUILD)/$(1).log | awk '{print $$2}') executions, no finding"
+
+endef
+
+fuzz: fuzz-build
+	$(foreach t,$(FUZZ_TARGETS),$(call fuzz_run,$(t),$(FUZZ_TIME)))
+
+fuzz-smoke: fuzz-build
+	$(foreach t,$(FUZZ_TARGETS),$(call fuzz_run,$(t),$(FUZZ_SMOKE_TIME)))
+
+reliability-table: $(BUILD)/ittt_tests $(BUILD)/ittt
+	ITTT_RELIABILITY_DOC=docs/reliability.md $(BUILD)/ittt_tests "[reliability-table]"
+
+-include $(shell find $(FUZZ_BUILD)/obj -name '*.d' 2>/dev/null)
+# ---- end of the reliability block ----
 
 clean:
 	rm -rf $(BUILD) build-sanitize

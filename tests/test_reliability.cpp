@@ -11,6 +11,7 @@
 #include <cmath>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <regex>
 
 #include "cli_util.h"
@@ -256,7 +257,7 @@ TEST_CASE("bad inputs: every row of the docs/reliability.md table gets its named
         if (r.rc != 137) CHECK_THAT(msg, Contains(row.expect));  // a killed process says nothing
         if (r.rc == 2 && !args.empty()) check_usage_error(r, args.substr(0, args.find(' ')), "");
         if (r.rc == 1) CHECK(r.err_lines().back().find(": error: ") != std::string::npos);  // errors are one named line, last
-        std::string input = "`" + (row.env.empty() ? "" : row.env + " ") + (row.args.empty() ? "(no arguments)" : row.args) + "`";
+        std::string input = "`" + (row.env.empty() ? "" : row.env + " ") + (args.empty() ? "(no arguments)" : args) + "`";
         std::string got = r.rc == 137 ? "killed at that fault point" : msg;
         if (!row.then.empty()) {
             Result t = run_ittt(tmp, substitute(row.then, T, repo));
@@ -267,7 +268,7 @@ TEST_CASE("bad inputs: every row of the docs/reliability.md table gets its named
             std::string note;
             for (const std::string& l : t.err_lines())
                 if (l.find(": using ") != std::string::npos) note = normalise(l, T, repo) + "; ";
-            input += "; then `ittt " + row.then + "`";  // the state it left, read back
+            input += "; then `ittt " + substitute(row.then, T, repo) + "`";  // the state it left, read back
             got += " / then: exit " + std::to_string(t.rc) + ", " + note + then_msg;
         }
         table += cat("| ", n, " | ", row.kind, " | ", cell(normalise(input, T, repo)), " | ", exit_text(r.rc), " | ", cell(got), " |\n");
@@ -293,4 +294,94 @@ TEST_CASE("bad inputs: every row of the docs/reliability.md table gets its named
             CHECK_THAT(doc, Contains(line.substr(0, at)));
         }
     }
+}
+
+TEST_CASE("docs: every --help and every doc pointer names a file of the repository", "[reliability][docs][cli]") {
+    const fs::path repo = fs::path(repo_file("data")).parent_path();
+    const std::regex md_path(R"(([A-Za-z0-9_.\-]+/)*[A-Za-z0-9_\-]+\.md)");
+    auto check_text = [&](const std::string& text, const fs::path& dir, const std::string& where) {
+        for (auto it = std::sregex_iterator(text.begin(), text.end(), md_path); it != std::sregex_iterator(); ++it) {
+            const std::string p = it->str();
+            const size_t at = static_cast<size_t>(it->position());
+            if (at >= 3 && text.compare(at - 3, 3, "://") == 0) continue;  // a URL's path
+            if (at >= 1 && (text[at - 1] == '$' || text[at - 1] == '{')) continue;  // a shell variable's file: an output, not a pointer
+            INFO(where << " names '" << p << "'");
+            CHECK((fs::exists(dir / p) || fs::exists(repo / p) || fs::exists(repo / "docs" / p)));
+        }
+        INFO(where);
+        CHECK(text.find(std::string("shared/") + "brief") == std::string::npos);  // the repository's docs stand alone
+    };
+    TempDir tmp("docs");
+    for (const char* cmd : {"init", "train", "eval", "forward", "generate", "step"}) {
+        Result r = run_ittt(tmp, std::string(cmd) + " --help");
+        REQUIRE(r.rc == 0);
+        check_text(r.out, repo, cat("ittt ", cmd, " --help"));
+    }
+    check_text(run_ittt(tmp, "--help").out, repo, "ittt --help");
+    int files = 0;
+    for (const char* top : {"README.md", "Makefile", "docs", "notebooks-cpp", "src", "kernels", "tests", "data/README.md", ".ci"}) {
+        const fs::path root = repo / top;
+        if (!fs::exists(root)) continue;
+        auto visit = [&](const fs::path& f) {
+            const std::string ext = f.extension().string();
+            if (!(ext == ".md" || ext == ".cpp" || ext == ".h" || ext == ".cu" || ext == ".mk" || ext == ".sh" || f.filename() == "Makefile" ||
+                  f.filename() == "run"))
+                return;
+            if (f.string().find("/fuzz/corpus/") != std::string::npos) return;
+            ++files;
+            check_text(read_text(f.string()), f.parent_path(), fs::relative(f, repo).string());
+        };
+        if (fs::is_regular_file(root)) visit(root);
+        else
+            for (const auto& e : fs::recursive_directory_iterator(root))
+                if (e.is_regular_file()) visit(e.path());
+    }
+    CHECK(files > 100);
+    for (const char* doc : {"docs/method.md", "docs/tasks.md", "docs/reliability.md"}) CHECK(fs::exists(repo / doc));
+}
+
+TEST_CASE("every integer flag's range is in its --help line and enforced at both ends", "[reliability][cli]") {
+    TempDir tmp("ranges");
+    const std::string repo = fs::path(repo_file("data")).parent_path().string(), tiny = repo + "/data/configs/tiny.json";
+    REQUIRE(run_ittt(tmp, "init --config " + tiny + " --out " + (tmp / "m")).rc == 0);
+    // Enough of a valid command line that parsing reaches every flag.
+    const std::map<std::string, std::map<std::string, std::string>> base = {
+        {"init", {{"--config", tiny}, {"--out", tmp / "x"}}},
+        {"train", {{"--task", "induction"}, {"--config", tiny}, {"--out", tmp / "x"}}},
+        {"eval", {{"--ckpt", tmp / "m"}, {"--task", "induction"}, {"--seed", "1"}}},
+        {"forward", {{"--ckpt", tmp / "m"}, {"--tokens", "1"}}},
+        {"generate", {{"--ckpt", tmp / "m"}, {"--tokens", "1"}}},
+        {"step theory", {{"--theory", ""}}},
+        {"step model", {{"--ckpt", tmp / "m"}}},
+    };
+    const std::regex flag_line(R"(^  (--[a-z0-9-]+) [A-Za-z]+ +.*\(default -?[0-9]+, in \[(-?[0-9]+), (-?[0-9]+)\]\)$)");
+    int checked = 0;
+    for (const char* cmd : {"init", "train", "eval", "forward", "generate", "step"}) {
+        Result help = run_ittt(tmp, std::string(cmd) + " --help");
+        REQUIRE(help.rc == 0);
+        std::string mode = cmd;
+        for (const std::string& line : lines_of(help.out)) {
+            if (line.rfind("theory mode", 0) == 0) mode = "step theory";
+            if (line.rfind("model mode", 0) == 0) mode = "step model";
+            std::smatch m;
+            if (!std::regex_match(line, m, flag_line)) continue;
+            const std::string flag = m[1], lo = m[2], hi = m[3];
+            // One below and one above the stated range, written out exactly (no int64 arithmetic to overflow).
+            auto beyond = [](const std::string& v, int dir) {
+                if (v == "9223372036854775807" && dir > 0) return std::string("9223372036854775808");
+                return std::to_string(std::stoll(v) + dir);
+            };
+            for (const std::string& bad : {beyond(lo, -1), beyond(hi, +1)}) {
+                std::map<std::string, std::string> args = base.at(mode.rfind("step", 0) == 0 && mode == "step" ? "step theory" : mode);
+                args[flag] = bad;
+                std::string line_args = mode.rfind("step", 0) == 0 ? "step" : mode;
+                for (const auto& [k, v] : args) line_args += " " + k + (v.empty() ? "" : " " + v);
+                INFO("ittt " << line_args << "  (help line: " << line << ")");
+                check_usage_error(run_ittt(tmp, line_args), line_args.substr(0, line_args.find(' ')),
+                                  flag + " must be in [" + lo + ", " + hi + "], found " + bad);
+                ++checked;
+            }
+        }
+    }
+    CHECK(checked >= 2 * 30);
 }

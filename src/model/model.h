@@ -6,7 +6,7 @@
 //
 // Forward stores what the backward needs (the model is small: clarity over
 // memory). Parameters carry Hugging Face Qwen3 names, so checkpoints load
-// straight into that ecosystem. Math: ../shared/brief/method.md, docs/ttt.md.
+// straight into that ecosystem. Math: docs/method.md, docs/ttt.md.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -37,7 +37,7 @@ struct LayerWeights {
 };
 
 struct ForwardOptions {
-    // Inference applies ttt_clip_tau (training never clips, method.md section 4).
+    // Inference applies ttt_clip_tau (training never clips, docs/method.md section 4).
     bool inference = false;
     // Use the plain chunk-by-chunk loop for TTT layers instead of delta/scan/apply.
     bool ttt_reference_loop = false;

@@ -1,4 +1,4 @@
-// ttt_layer.cpp: the In-Place TTT MLP (method.md sections 2-3, docs/ttt.md).
+// ttt_layer.cpp: the In-Place TTT MLP (docs/method.md sections 2-3, docs/ttt.md).
 //
 // Forward, parallel form:                      shapes (N = B*n rows, T chunks)
 //   U     = Conv1D_chunked(S_src)              (N, d)   S_src = x0 or the MLP input
