@@ -182,6 +182,7 @@ std::string save_run_checkpoint(const std::string& run_dir, int64_t step, const 
                                 const std::vector<NamedTensor>& weights, const std::vector<NamedTensor>* optimizer_state,
                                 const Json* trainer_state, int64_t keep) {
     ITTT_CHECK(keep >= 1, "save_run_checkpoint: keep must be >= 1, found ", keep);
+    make_directories(strip_trailing_slashes(run_dir));
     const std::string dir = join_path(strip_trailing_slashes(run_dir), run_checkpoint_name(step));
     {
         CheckpointStaging staging(dir);

@@ -104,7 +104,7 @@ struct RunCheckpoint {
 // *skipped when given): it was not written by a save of this code.
 std::vector<RunCheckpoint> list_run_checkpoints(const std::string& run_dir, std::vector<std::string>* skipped = nullptr);
 
-// Writes run_dir/step-N through a staging directory, then removes all but the
+// Writes run_dir/step-N (run_dir is created if needed) through a staging directory, then removes all but the
 // newest `keep` checkpoints (keep >= 1; removal failures are reported on
 // stderr, never fatal: the new checkpoint is already published). Returns the
 // published directory.
