@@ -1,0 +1,155 @@
+// model_parallel.cpp: the TTT scan across ranks, slicing and gathering sequences, and
+// the checks that every rank runs the same model on the same input (model_parallel.h).
+#include <cstdio>
+
+#include "io/config_json.h"
+#include "io/json.h"
+#include "model/model.h"
+#include "ops/ops.h"
+#include "parallel/model_parallel.h"
+#include "runtime/nvtx.h"
+
+namespace ittt::parallel {
+
+namespace {
+
+// Adds part (B, d, f) to every s_i of s (B, T, d, f).
+void add_to_every_chunk(Tensor& s, const Tensor& part) {
+    const int64_t B = s.dim(0), T = s.dim(1), m = s.numel() / std::max<int64_t>(1, B * T);
+    Tensor rows = s.view({B * T, m}), p = part.view({B, m});
+    for (int64_t b = 0; b < B; ++b)
+        for (int64_t i = 0; i < T; ++i) {
+            Tensor row = rows.rows(b * T + i, b * T + i + 1);
+            ops::add_inplace(row, p.rows(b, b + 1));
+        }
+}
+
+// total (B, d, f) = a[:, i] + b[:, i]: a rank's whole sum from its scan and one of its terms.
+Tensor chunk_sum(const Tensor& a, const Tensor& b, int64_t i) {
+    const int64_t B = a.dim(0), T = a.dim(1), m = a.numel() / std::max<int64_t>(1, B * T);
+    Tensor total = Tensor::empty({B, a.dim(2), a.dim(3)}, a.dtype(), a.device());
+    Tensor t = total.view({B, m}), ar = a.view({B * T, m}), br = b.view({B * T, m});
+    for (int64_t k = 0; k < B; ++k) {
+        Tensor row = t.rows(k, k + 1);
+        row.copy_from(ar.rows(k * T + i, k * T + i + 1));
+        ops::add_inplace(row, br.rows(k * T + i, k * T + i + 1));
+    }
+    return total;
+}
+
+uint64_t fnv1a(const void* data, size_t bytes, uint64_t h = 1469598103934665603ull) {
+    const unsigned char* p = static_cast<const unsigned char*>(data);
+    for (size_t i = 0; i < bytes; ++i) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+std::string hex(uint64_t h) {
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+    return buf;
+}
+
+}  // namespace
+
+void ttt_add_earlier_ranks(Context& ctx, Tensor& s, const Tensor& delta, int layer) {
+    ITTT_NVTX_RANGE("cp_ttt_scan");
+    if (ctx.size() == 1) return;
+    // This rank's sum of deltas: the last exclusive prefix plus the last delta.
+    Tensor total = chunk_sum(s, delta, s.dim(1) - 1);
+    Tensor before = Tensor::empty(total.shape(), total.dtype(), total.device());
+    ctx.exclusive_scan_sum(before, total, false, layer);
+    if (ctx.rank() > 0) add_to_every_chunk(s, before);
+}
+
+void ttt_add_later_ranks(Context& ctx, Tensor& g, const Tensor& p, int layer) {
+    ITTT_NVTX_RANGE("cp_ttt_scan_backward");
+    if (ctx.size() == 1) return;
+    Tensor total = chunk_sum(g, p, 0);  // the first reverse-exclusive suffix plus the first term
+    Tensor after = Tensor::empty(total.shape(), total.dtype(), total.device());
+    ctx.exclusive_scan_sum(after, total, true, layer);
+    if (ctx.rank() + 1 < ctx.size()) add_to_every_chunk(g, after);
+}
+
+Tensor local_slice(const Tensor& x, const SlicePlan& plan, int rank) {
+    ITTT_CHECK(x.ndim() >= 2 && x.dim(1) == plan.n, "context parallel: ", x.describe(), " is not (B, ", plan.n, ", ...)");
+    const int64_t B = x.dim(0), n = x.dim(1), W = x.numel() / std::max<int64_t>(1, B * n), len = plan.length(rank);
+    Shape shape = x.shape();
+    shape[1] = len;
+    Tensor out = Tensor::empty(shape, x.dtype(), x.device());
+    Tensor src = x.view({B * n, W}), dst = out.view({B * len, W});
+    for (int64_t b = 0; b < B; ++b) {
+        Tensor to = dst.rows(b * len, (b + 1) * len);
+        to.copy_from(src.rows(b * n + plan.begin(rank), b * n + plan.end(rank)));
+    }
+    return out;
+}
+
+Tensor gather_slices(Context& ctx, const SlicePlan& plan, const Tensor& local) {
+    ITTT_NVTX_RANGE("cp_gather");
+    const int r = ctx.rank();
+    ITTT_CHECK(local.ndim() >= 2 && local.dim(1) == plan.length(r), ctx.who(), ": gather_slices: ", local.describe(),
+               " is not (B, ", plan.length(r), ", ...)");
+    Exchange ex(ctx, Traffic::Gather, -1, "the gather of results on rank 0");
+    std::vector<Tensor> parts(static_cast<size_t>(ctx.size()));
+    if (r != 0) {
+        ex.send(local, 0);
+    } else {
+        parts[0] = local;
+        for (int j = 1; j < ctx.size(); ++j) {
+            Shape s = local.shape();
+            s[1] = plan.length(j);
+            parts[static_cast<size_t>(j)] = Tensor::empty(s, local.dtype(), local.device());
+            ex.recv(parts[static_cast<size_t>(j)], j);
+        }
+    }
+    ex.start();
+    ex.wait();
+    if (r != 0) return Tensor();
+    Shape s = local.shape();
+    s[1] = plan.n;
+    Tensor full = Tensor::empty(s, local.dtype(), local.device());
+    const int64_t B = s[0], W = full.numel() / std::max<int64_t>(1, B * plan.n);
+    Tensor dst = full.view({B * plan.n, W});
+    for (int j = 0; j < ctx.size(); ++j) {
+        const int64_t len = plan.length(j);
+        Tensor src = parts[static_cast<size_t>(j)].view({B * len, W});
+        for (int64_t b = 0; b < B; ++b) {
+            Tensor to = dst.rows(b * plan.n + plan.begin(j), b * plan.n + plan.end(j));
+            to.copy_from(src.rows(b * len, (b + 1) * len));
+        }
+    }
+    return full;
+}
+
+void allreduce_gradients(Context& ctx, Model& model) {
+    ITTT_NVTX_RANGE("cp_allreduce_gradients");
+    std::vector<Tensor*> grads;
+    for (Parameter& p : model.parameters())
+        if (p.trainable) grads.push_back(&p.grad);
+    ctx.allreduce_sum(grads, Traffic::Gradients);
+}
+
+void require_same_model(Context& ctx, const Model& model) {
+    std::vector<std::pair<std::string, std::string>> fields;
+    Json cfg = Json::parse(config_to_json(model.config()), "config");
+    for (const Json::Member& m : cfg.as_object()) fields.push_back({m.first, m.second.dump()});
+    fields.push_back({"dtype", dtype_name(model.dtype())});
+    fields.push_back({"device", device_name(model.device())});
+    uint64_t h = 1469598103934665603ull;
+    for (const Parameter& p : model.parameters()) {
+        Tensor host = p.value.to(Device::CPU);
+        h = fnv1a(p.name.data(), p.name.size(), h);
+        h = fnv1a(host.raw(), host.bytes(), h);
+    }
+    fields.push_back({"the hash of every weight", hex(h)});
+    ctx.require_same("the model", fields);
+}
+
+void require_same_input(Context& ctx, const Tensor& tokens, const std::string& options) {
+    Tensor host = tokens.to(Device::CPU);
+    ctx.require_same("the input", {{"shape", shape_str(tokens.shape())},
+                                   {"the hash of the token ids", hex(fnv1a(host.raw(), host.bytes()))},
+                                   {"forward options", options}});
+}
+
+}  // namespace ittt::parallel
