@@ -1,0 +1,243 @@
+// bench_context_parallel.cpp: build/ittt_cp_bench, run by `make bench` in an MPI build as
+//   mpirun --oversubscribe -np 2 build/ittt_cp_bench [--quick]     (OMP_NUM_THREADS=1)
+//
+// What context parallelism costs and sends, on one model (d 128, f 384, 4 layers: sliding
+// window 64 on layers 0, 1, 3 with TTT on 1 and 3, full attention on layer 2; n = 2048).
+// Timed, interleaved round by round, median and min of the rounds:
+//   1 process, 1 thread    the single-process path: the comparator
+//   1 process, 2 threads   the same with both cores (the fair comparison on 2 cores)
+//   R = 1                  the context-parallel code on one rank (its own overhead)
+//   R = 2                  two ranks, one core each
+// for a training forward + backward (+ the gradient all-reduce) and for a prefill.
+// Then the bytes each rank sent per layer, split into scan, halo and ring, forward and
+// backward, next to parallel::predicted_layer_traffic (the cost model of docs/parallelism.md).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "model/model.h"
+#include "parallel/model_parallel.h"
+#include "parallel/traffic_model.h"
+#include "runtime/device.h"
+#include "runtime/rng.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+using namespace ittt;
+
+namespace {
+
+ModelConfig bench_config() {
+    ModelConfig c;
+    c.vocab_size = 260;
+    c.hidden_size = 128;
+    c.intermediate_size = 384;
+    c.num_hidden_layers = 4;
+    c.num_attention_heads = 4;
+    c.num_key_value_heads = 2;
+    c.head_dim = 32;
+    c.rope_theta = 1e4;
+    c.sliding_window = 64;
+    c.layer_types = {AttentionType::Sliding, AttentionType::Sliding, AttentionType::Full, AttentionType::Sliding};
+    c.ttt_mode = true;
+    c.ttt_layers = {1, 3};
+    c.ttt_chunk = 64;
+    c.validate();
+    return c;
+}
+
+void init(Model& m) {
+    m.init_random(1);
+    uint64_t seed = 100;  // small nonzero conv: the release's zero init would make every delta 0
+    for (Parameter& p : m.parameters())
+        if (p.name.find("ttt_conv") != std::string::npos) {
+            float* w = p.value.data<float>();
+            for (int64_t i = 0; i < p.value.numel(); ++i) w[i] = static_cast<float>(0.02 * normal_at(seed, static_cast<uint64_t>(i)));
+            ++seed;
+        }
+}
+
+void set_threads(int t) {
+#ifdef _OPENMP
+    omp_set_num_threads(t);
+#else
+    (void)t;
+#endif
+}
+
+double seconds(const std::function<void()>& fn) {
+    auto t0 = std::chrono::steady_clock::now();
+    fn();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+struct Stat {
+    std::vector<double> s;
+    double median() const {
+        std::vector<double> v = s;
+        std::sort(v.begin(), v.end());
+        return v.empty() ? 0 : v[v.size() / 2];
+    }
+    double min() const { return s.empty() ? 0 : *std::min_element(s.begin(), s.end()); }
+};
+
+std::string fmt(const char* f, double x) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, f, x);
+    return buf;
+}
+
+void print_table(const std::string& title, const std::vector<std::vector<std::string>>& rows) {
+    std::vector<size_t> w;
+    for (const auto& r : rows)
+        for (size_t i = 0; i < r.size(); ++i) {
+            if (w.size() <= i) w.push_back(0);
+            w[i] = std::max(w[i], r[i].size());
+        }
+    std::printf("\n%s\n", title.c_str());
+    for (size_t k = 0; k < rows.size(); ++k) {
+        std::printf("|");
+        for (size_t i = 0; i < rows[k].size(); ++i) std::printf(" %-*s |", static_cast<int>(w[i]), rows[k][i].c_str());
+        std::printf("\n");
+        if (k == 0) {
+            std::printf("|");
+            for (size_t x : w) std::printf("%s|", std::string(x + 2, '-').c_str());
+            std::printf("\n");
+        }
+    }
+    std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
+    try {
+        parallel::Context& world = parallel::Context::world();
+        if (world.size() != 2) fail("ittt_cp_bench: run it on 2 ranks (mpirun -np 2), found " + std::to_string(world.size()));
+        std::unique_ptr<parallel::Context> solo = world.first_ranks(1);  // rank 0 alone: R = 1
+        const ModelConfig cfg = bench_config();
+        const int B = 1, n = quick ? 512 : 2048, rounds = quick ? 2 : 5;
+        Model plain(cfg), cp1(cfg), cp2(cfg);
+        init(plain);
+        init(cp1);
+        init(cp2);
+        if (solo) cp1.set_context_parallel(solo.get());
+        cp2.set_context_parallel(&world);
+        std::vector<int32_t> ids(static_cast<size_t>(B * n));
+        Rng rng(3);
+        for (int32_t& t : ids) t = static_cast<int32_t>(rng.randint(4, cfg.vocab_size));
+        Tensor tokens = Tensor::from_vector(ids, {B, n});
+        ForwardOptions prefill;
+        prefill.inference = true;
+
+        auto train_step = [&](Model& m) {
+            const Tensor& logits = m.forward(tokens);
+            Tensor g = Tensor::zeros(logits.shape());
+            g.data<float>()[0] = 1;  // any upstream gradient costs the same
+            m.zero_grad();
+            m.backward(g);
+            if (m.context_parallel()) parallel::allreduce_gradients(*m.context_parallel(), m);
+        };
+        auto barrier = [&] { world.allreduce_sum(0.0); };  // waiting ranks sleep between polls
+
+        // Interleaved: in every round each variant runs once (warm-up round 0 is dropped).
+        const char* names[4] = {"1 process, 1 thread", "1 process, 2 threads", "context parallel, R = 1", "context parallel, R = 2"};
+        Stat train[4], fwd[4];
+        for (int round = 0; round <= rounds; ++round) {
+            for (int v = 0; v < 4; ++v) {
+                double t_train = 0, t_fwd = 0;
+                if (v < 3 && world.rank() == 0) {
+                    Model& m = v == 2 ? cp1 : plain;
+                    set_threads(v == 1 ? 2 : 1);
+                    t_train = seconds([&] { train_step(m); });
+                    t_fwd = seconds([&] { m.forward(tokens, prefill); });
+                    set_threads(1);
+                } else if (v == 3) {
+                    t_train = seconds([&] { train_step(cp2); });
+                    t_fwd = seconds([&] { cp2.forward(tokens, prefill); });
+                }
+                barrier();
+                if (round > 0) train[v].s.push_back(t_train), fwd[v].s.push_back(t_fwd);
+            }
+        }
+
+        // The bytes of one R = 2 training step, per rank and layer.
+        std::vector<parallel::TrafficCounter> counted(2);
+        cp2.zero_grad();
+        world.traffic().reset();
+        const Tensor& logits = cp2.forward(tokens);
+        counted[0] = world.traffic();
+        world.traffic().reset();
+        Tensor g = Tensor::zeros(logits.shape());
+        cp2.backward(g);
+        counted[1] = world.traffic();
+        world.traffic().reset();
+        parallel::allreduce_gradients(world, cp2);
+        const int64_t grad_bytes = world.traffic().total(parallel::Traffic::Gradients);
+        std::string mine;
+        for (int l = 0; l < cfg.num_hidden_layers; ++l)
+            for (int phase = 0; phase < 2; ++phase)
+                for (parallel::Traffic k : {parallel::Traffic::Scan, parallel::Traffic::Halo, parallel::Traffic::Ring})
+                    mine += std::to_string(counted[static_cast<size_t>(phase)].bytes(l, k)) + " ";
+        std::vector<std::string> all = world.allgather(mine);
+
+        if (world.rank() == 0) {
+            std::printf("ittt_cp_bench on %s, 2 MPI ranks, OMP_NUM_THREADS=1 per rank\n", device::describe(Device::CPU).c_str());
+            std::printf("model: d %d, f %d, %d layers (sliding 64: 0, 1, 3; full: 2; TTT: 1, 3), chunk %d, B %d, n %d; %d rounds\n",
+                        cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers, cfg.ttt_chunk, B, n, rounds);
+            std::vector<std::vector<std::string>> rows = {
+                {"variant", "train tok/s (median)", "train tok/s (best)", "vs 1 thread", "prefill tok/s (median)", "prefill vs 1 thread"}};
+            for (int v = 0; v < 4; ++v) {
+                const double tok = static_cast<double>(B) * n;
+                rows.push_back({names[v], fmt("%.0f", tok / train[v].median()), fmt("%.0f", tok / train[v].min()),
+                                fmt("%.2fx", train[0].median() / train[v].median()), fmt("%.0f", tok / fwd[v].median()),
+                                fmt("%.2fx", fwd[0].median() / fwd[v].median())});
+            }
+            print_table("training step (forward + backward + gradient all-reduce) and prefill, tokens/s", rows);
+
+            parallel::SlicePlan plan = cp2.slice_plan();
+            std::vector<std::vector<std::string>> bytes = {{"layer", "kind", "rank", "fwd scan", "fwd halo", "fwd ring", "bwd scan",
+                                                            "bwd halo", "bwd ring", "cost model"}};
+            for (int l = 0; l < cfg.num_hidden_layers; ++l)
+                for (int r = 0; r < 2; ++r) {
+                    std::vector<int64_t> v;
+                    std::stringstream ss(all[static_cast<size_t>(r)]);
+                    for (int64_t x; ss >> x;) v.push_back(x);
+                    std::vector<std::string> row = {std::to_string(l),
+                                                    std::string(cfg.window_for_layer(l) > 0 ? "sliding" : "full") + (cfg.is_ttt_layer(l) ? " + TTT" : ""),
+                                                    std::to_string(r)};
+                    bool agree = true;
+                    for (int phase = 0; phase < 2; ++phase) {
+                        parallel::LayerTraffic p = parallel::predicted_layer_traffic(cfg, l, plan, r, B, sizeof(float), phase == 1);
+                        const int64_t want[3] = {p.scan, p.halo, p.ring};
+                        for (int k = 0; k < 3; ++k) {
+                            int64_t got = v[static_cast<size_t>(l * 6 + phase * 3 + k)];
+                            row.push_back(std::to_string(got));
+                            agree = agree && got == want[k];
+                        }
+                    }
+                    row.push_back(agree ? "equal" : "DIFFERS");
+                    bytes.push_back(row);
+                }
+            print_table("bytes sent per rank per layer, one training step at R = 2 (slices of " + std::to_string(plan.length(0)) + " and " +
+                            std::to_string(plan.length(1)) + " tokens)",
+                        bytes);
+            std::printf("gradient all-reduce: %lld bytes sent per rank (nominal ring: 2 (R-1)/R of %lld parameter bytes)\n",
+                        static_cast<long long>(grad_bytes), static_cast<long long>(cp2.parameter_count() * 4));
+        }
+        return parallel::finish_job(0);
+    } catch (const Error& e) {
+        std::fprintf(stderr, "ittt_cp_bench: error: %s\n", e.what());
+        parallel::abort_job_after_error(1);
+        return 1;
+    }
+}
