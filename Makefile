@@ -222,7 +222,7 @@ ifeq ($(MPI),1)
   MPI_LIBS   = $(shell pkg-config --libs ompi 2>/dev/null || mpicc --showme:link)
   LDLIBS += $(MPI_LIBS)
   DEB_PACKAGES += libopenmpi-dev openmpi-bin
-  DEP_FILES += /usr/bin/mpirun /usr/bin/mpicc
+  DEP_FILES += $(if $(shell command -v mpirun 2>/dev/null),,/usr/bin/mpirun) $(if $(shell command -v mpicc 2>/dev/null),,/usr/bin/mpicc)
   MPI_BINS := $(BUILD)/ittt_cp_check $(BUILD)/ittt_cp_bench
 endif
 ifeq ($(NCCL),1)

@@ -105,6 +105,21 @@ void block_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, cons
                                                       lse.data<double>());
 }
 
+// The diagonal block's share of dq, dk, dv (overwritten), through the ordinary op. Its
+// flash version (2) rebuilds the probabilities from the lse and D_i = <dO_i, O_i> it is
+// given, so with the FINAL lse and out of the merged softmax it returns exactly this
+// block's share (docs/attention.md). Version 1 recomputes a softmax over these keys
+// alone, which is not the merged one, so version 2 is used here whatever is selected.
+void diagonal_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                       const Tensor& out, const Tensor& lse, int window) {
+    struct UseFlash {
+        int saved = ops::version("attention");
+        UseFlash() { ops::set_version("attention", 2); }
+        ~UseFlash() { ops::set_version("attention", saved); }
+    } flash;
+    ops::attention_backward(dq, dk, dv, dout, q, k, v, out, lse, window);
+}
+
 // ---- sliding window: halo ----
 
 void halo_forward_start(Context& ctx, const SlicePlan& plan, int layer, int window, AttentionSlice& a, const Tensor& k, const Tensor& v) {
@@ -239,7 +254,9 @@ void ring_forward_finish(Context& ctx, const SlicePlan& plan, int layer, int win
                          const Tensor& q, const Tensor& k, const Tensor& v) {
     const int r = ctx.rank();
     const int64_t q0 = plan.begin(r);
-    block_forward(out, lse, q, k, v, q0, q0, window);  // the diagonal block: this rank's own keys
+    // The diagonal block, this rank's own keys, is causal attention within the slice:
+    // the ordinary op computes it as it would in one process (positions are relative).
+    ops::attention_forward(out, lse, q, k, v, 0, window);
     Tensor out_b = Tensor::empty(out.shape(), out.dtype(), out.device()), lse_b = Tensor::empty(lse.shape(), lse.dtype(), lse.device());
     for (int t = 1; t <= r; ++t) {
         a.pending->wait();
@@ -261,7 +278,6 @@ void ring_backward(Context& ctx, const SlicePlan& plan, int layer, int window, T
                    const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse) {
     const int r = ctx.rank(), R = ctx.size();
     const int64_t q0 = plan.begin(r);
-    dq.zero_();
     Tensor cur_k = k, cur_v = v, share_k, share_v;  // share: dk, dv of block r - (t-1), on its way back
     const int last = std::max(r + 1, R - r);
     for (int t = 0; t <= last; ++t) {
@@ -288,15 +304,12 @@ void ring_backward(Context& ctx, const SlicePlan& plan, int layer, int window, T
             ex->recv(back_v, r + t - 1);
         }
         ex->start();
-        if (t <= r) {
+        if (t == 0) {
+            diagonal_backward(dq, dk, dv, dout, q, k, v, out, lse, window);  // dq, dk, dv start here
+        } else if (t <= r) {
             Tensor sk = empty_like_rows(k, cur_k.dim(1)), sv = empty_like_rows(v, cur_v.dim(1));
             block_backward(dq, sk, sv, dout, q, cur_k, cur_v, out, lse, q0, plan.begin(r - t), window);
-            if (t == 0) {
-                dk.copy_from(sk);
-                dv.copy_from(sv);
-            } else {
-                share_k = sk, share_v = sv;  // sent at step t + 1 (the exchange holds the old ones until then)
-            }
+            share_k = sk, share_v = sv;  // sent at step t + 1 (the exchange holds the old ones until then)
         }
         ex->wait();
         if (back_k.defined()) {
