@@ -11,7 +11,12 @@
 // for a training forward + backward (+ the gradient all-reduce) and for a prefill.
 // Then the bytes each rank sent per layer, split into scan, halo and ring, forward and
 // backward, next to parallel::predicted_layer_traffic (the cost model of docs/parallelism.md).
+//
+//   build/ittt_cp_bench --cost-model     (no mpirun) the same formulas on paper: a
+//   Qwen3-4B-sized model at 256k tokens over 8-64 GPUs, against a compute model; the
+//   assumptions are printed with the table (docs/parallelism.md discusses it).
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -116,10 +121,91 @@ void print_table(const std::string& title, const std::vector<std::vector<std::st
     std::fflush(stdout);
 }
 
+// ---- --cost-model: the formulas extrapolated (no MPI) ----
+
+// Assumptions, printed with the table. H100 SXM: 989 TFLOP/s dense BF16 peak, of which
+// 40% is a typical training MFU; NVLink 4: 450 GB/s each way per GPU; InfiniBand NDR:
+// one 400 Gb/s NIC per GPU = 50 GB/s each way; 8 GPUs per node (ranks 8k .. 8k+7).
+constexpr double kFlops = 0.4 * 989e12, kNvlink = 450e9, kInfiniband = 50e9;
+constexpr double kLatencyNvlink = 5e-6, kLatencyInfiniband = 10e-6;
+constexpr int kGpusPerNode = 8;
+
+// Forward flops of one layer on rank r (B = 1): projections, attention over the keys
+// the slice sees, the SwiGLU MLP, and TTT's delta, correction and target (conv, P).
+double layer_flops(const ModelConfig& c, int layer, const parallel::SlicePlan& plan, int r) {
+    const double m = static_cast<double>(plan.length(r)), d = c.hidden_size, f = c.intermediate_size;
+    const double q = static_cast<double>(c.num_attention_heads) * c.head_dim, kv = static_cast<double>(c.num_key_value_heads) * c.head_dim;
+    double flops = 2 * m * d * (2 * q + 2 * kv) + 6 * m * d * f;
+    const int w = c.window_for_layer(layer);
+    const double keys = w > 0 ? std::min<double>(w, static_cast<double>(plan.end(r))) : static_cast<double>(plan.begin(r)) + m / 2;
+    flops += 4 * m * keys * q;  // Q K^T and P V
+    if (c.is_ttt_layer(layer)) flops += 4 * m * d * f + 2 * m * d * d;
+    return flops;
+}
+
+void cost_model() {
+    ModelConfig c;  // Qwen3-4B's shapes (36 layers of which 4 kinds are costed)
+    c.vocab_size = 151936;
+    c.hidden_size = 2560;
+    c.intermediate_size = 9728;
+    c.num_hidden_layers = 4;
+    c.num_attention_heads = 32;
+    c.num_key_value_heads = 8;
+    c.head_dim = 128;
+    c.sliding_window = 4096;
+    c.layer_types = {AttentionType::Sliding, AttentionType::Sliding, AttentionType::Full, AttentionType::Full};
+    c.ttt_mode = true;
+    c.ttt_layers = {0, 2};
+    c.ttt_chunk = 1024;
+    const int64_t n = 262144;
+    const size_t e = 2;  // BF16
+    std::printf("cost model: Qwen3-4B shapes (d %d, f %d, %d x %d query heads, %d KV heads), n = %lld tokens, B = 1, BF16,\n"
+                "ttt_chunk %d, sliding window %d. GPU: %.0f TFLOP/s (40%% of H100 BF16 peak); NVLink %.0f GB/s, InfiniBand %.0f GB/s\n"
+                "each way per GPU, latency %.0f / %.0f us per message; %d GPUs per node. Forward + backward of one layer on its\n"
+                "busiest rank; comm = bytes / bandwidth + latency per dependent round, not overlapped (an upper bound).\n",
+                c.hidden_size, c.intermediate_size, c.num_attention_heads, c.head_dim, c.num_key_value_heads, static_cast<long long>(n),
+                c.ttt_chunk, c.sliding_window, kFlops / 1e12, kNvlink / 1e9, kInfiniband / 1e9, kLatencyNvlink * 1e6,
+                kLatencyInfiniband * 1e6, kGpusPerNode);
+    std::vector<std::vector<std::string>> rows = {{"GPUs", "layer", "scan MB", "halo MB", "ring MB", "comm ms", "compute ms", "comm / compute"}};
+    for (int R : {8, 16, 32, 64}) {
+        parallel::SlicePlan plan = parallel::SlicePlan::make(n, c.ttt_chunk, R);
+        const bool cross = R > kGpusPerNode;  // neighbours straddle nodes somewhere: every step waits for that pair
+        for (int l = 0; l < c.num_hidden_layers; ++l) {
+            double worst_comm = 0, worst_compute = 0, scan_mb = 0, halo_mb = 0, ring_mb = 0;
+            for (int r = 0; r < R; ++r) {
+                double comm = 0, mb[3] = {0, 0, 0};
+                for (bool bwd : {false, true}) {
+                    parallel::LayerTraffic t = parallel::predicted_layer_traffic(c, l, plan, r, 1, e, bwd);
+                    mb[0] += t.scan / 1e6, mb[1] += t.halo / 1e6, mb[2] += t.ring / 1e6;
+                    // the scan: one message per round, distance 2^k: inside a node below 8
+                    const double msg = static_cast<double>(c.hidden_size) * c.intermediate_size * static_cast<double>(e);
+                    for (int dist = 1; dist < R && t.scan > 0; dist *= 2)
+                        if (bwd ? r - dist >= 0 : r + dist < R)
+                            comm += dist < kGpusPerNode ? kLatencyNvlink + msg / kNvlink : kLatencyInfiniband + msg / kInfiniband;
+                    const double bw = cross ? kInfiniband : kNvlink, lat = cross ? kLatencyInfiniband : kLatencyNvlink;
+                    if (t.halo > 0) comm += lat + static_cast<double>(t.halo) / bw;
+                    if (t.ring > 0) comm += (R - 1) * lat + static_cast<double>(t.ring) / bw;
+                }
+                const double compute = 3 * layer_flops(c, l, plan, r) / kFlops;  // backward ~ 2x forward
+                if (comm > worst_comm) worst_comm = comm, scan_mb = mb[0], halo_mb = mb[1], ring_mb = mb[2];
+                worst_compute = std::max(worst_compute, compute);
+            }
+            std::string kind = std::string(c.window_for_layer(l) > 0 ? "sliding 4096" : "full") + (c.is_ttt_layer(l) ? " + TTT" : "");
+            rows.push_back({std::to_string(R), kind, fmt("%.1f", scan_mb), fmt("%.1f", halo_mb), fmt("%.1f", ring_mb), fmt("%.2f", worst_comm * 1e3),
+                            fmt("%.2f", worst_compute * 1e3), fmt("%.2f", worst_comm / worst_compute)});
+        }
+    }
+    print_table("bytes sent by the busiest rank per layer (forward + backward) and the time they take", rows);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
+    if (argc > 1 && std::strcmp(argv[1], "--cost-model") == 0) {
+        cost_model();
+        return 0;
+    }
     try {
         parallel::Context& world = parallel::Context::world();
         if (world.size() != 2) fail("ittt_cp_bench: run it on 2 ranks (mpirun -np 2), found " + std::to_string(world.size()));
