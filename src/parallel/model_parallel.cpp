@@ -7,6 +7,7 @@
 #include "model/model.h"
 #include "ops/ops.h"
 #include "parallel/model_parallel.h"
+#include "parallel/sequence_rows.h"
 #include "runtime/nvtx.h"
 
 namespace ittt::parallel {
@@ -15,25 +16,15 @@ namespace {
 
 // Adds part (B, d, f) to every s_i of s (B, T, d, f).
 void add_to_every_chunk(Tensor& s, const Tensor& part) {
-    const int64_t B = s.dim(0), T = s.dim(1), m = s.numel() / std::max<int64_t>(1, B * T);
-    Tensor rows = s.view({B * T, m}), p = part.view({B, m});
-    for (int64_t b = 0; b < B; ++b)
-        for (int64_t i = 0; i < T; ++i) {
-            Tensor row = rows.rows(b * T + i, b * T + i + 1);
-            ops::add_inplace(row, p.rows(b, b + 1));
-        }
+    const Tensor one = part.view({s.dim(0), 1, s.dim(2), s.dim(3)});
+    for (int64_t i = 0; i < s.dim(1); ++i) put_rows(s, i, one, true);
 }
 
-// total (B, d, f) = a[:, i] + b[:, i]: a rank's whole sum from its scan and one of its terms.
+// (B, d, f) = a_i + b_i over the chunks i of a, b (B, T, d, f): a rank's whole sum from
+// its exclusive scan and one of its terms.
 Tensor chunk_sum(const Tensor& a, const Tensor& b, int64_t i) {
-    const int64_t B = a.dim(0), T = a.dim(1), m = a.numel() / std::max<int64_t>(1, B * T);
-    Tensor total = Tensor::empty({B, a.dim(2), a.dim(3)}, a.dtype(), a.device());
-    Tensor t = total.view({B, m}), ar = a.view({B * T, m}), br = b.view({B * T, m});
-    for (int64_t k = 0; k < B; ++k) {
-        Tensor row = t.rows(k, k + 1);
-        row.copy_from(ar.rows(k * T + i, k * T + i + 1));
-        ops::add_inplace(row, br.rows(k * T + i, k * T + i + 1));
-    }
+    Tensor total = take_rows(a, i, i + 1).view({a.dim(0), a.dim(2), a.dim(3)});
+    ops::add_inplace(total, take_rows(b, i, i + 1).view(total.shape()));
     return total;
 }
 
@@ -72,16 +63,7 @@ void ttt_add_later_ranks(Context& ctx, Tensor& g, const Tensor& p, int layer) {
 
 Tensor local_slice(const Tensor& x, const SlicePlan& plan, int rank) {
     ITTT_CHECK(x.ndim() >= 2 && x.dim(1) == plan.n, "context parallel: ", x.describe(), " is not (B, ", plan.n, ", ...)");
-    const int64_t B = x.dim(0), n = x.dim(1), W = x.numel() / std::max<int64_t>(1, B * n), len = plan.length(rank);
-    Shape shape = x.shape();
-    shape[1] = len;
-    Tensor out = Tensor::empty(shape, x.dtype(), x.device());
-    Tensor src = x.view({B * n, W}), dst = out.view({B * len, W});
-    for (int64_t b = 0; b < B; ++b) {
-        Tensor to = dst.rows(b * len, (b + 1) * len);
-        to.copy_from(src.rows(b * n + plan.begin(rank), b * n + plan.end(rank)));
-    }
-    return out;
+    return take_rows(x, plan.begin(rank), plan.end(rank));
 }
 
 Tensor gather_slices(Context& ctx, const SlicePlan& plan, const Tensor& local) {
@@ -108,16 +90,7 @@ Tensor gather_slices(Context& ctx, const SlicePlan& plan, const Tensor& local) {
     Shape s = local.shape();
     s[1] = plan.n;
     Tensor full = Tensor::empty(s, local.dtype(), local.device());
-    const int64_t B = s[0], W = full.numel() / std::max<int64_t>(1, B * plan.n);
-    Tensor dst = full.view({B * plan.n, W});
-    for (int j = 0; j < ctx.size(); ++j) {
-        const int64_t len = plan.length(j);
-        Tensor src = parts[static_cast<size_t>(j)].view({B * len, W});
-        for (int64_t b = 0; b < B; ++b) {
-            Tensor to = dst.rows(b * plan.n + plan.begin(j), b * plan.n + plan.end(j));
-            to.copy_from(src.rows(b * len, (b + 1) * len));
-        }
-    }
+    for (int j = 0; j < ctx.size(); ++j) put_rows(full, plan.begin(j), parts[static_cast<size_t>(j)], false);
     return full;
 }
 
