@@ -6,25 +6,17 @@
 // with one process for R = 1..4, a dying, a hanging and a mismatched rank) and on
 // build/ittt (forward, eval, 20 training steps, inputs that differ between ranks).
 // Skipped, with the reason printed, in a build without MPI.
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <chrono>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <sstream>
 
 #include "io/json.h"
 #include "kernels/attention_block/attention_block.h"
 #include "parallel/slice_plan.h"
+#include "test_process.h"
 #include "test_util.h"
 
 using namespace ittt;
 using namespace ittt::test;
 using Catch::Contains;
-namespace fs = std::filesystem;
 
 // ---------------------------------------------------------------- slice plan
 
@@ -210,60 +202,13 @@ TEST_CASE("block attention: blocks merged by log-sum-exp equal one attention cal
 
 namespace {
 
-std::string self_dir() {
-    std::error_code ec;
-    fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-    return ec ? std::string("build") : exe.parent_path().string();
-}
-
 // A program beside this test binary (build/ittt_cp_check, build/ittt).
 std::string beside(const std::string& name) { return self_dir() + "/" + name; }
 
-std::string repo_file(const std::string& rel) {
-    if (fs::exists(rel)) return fs::absolute(rel).string();
-    return fs::absolute(fs::path(self_dir()) / ".." / rel).lexically_normal().string();
-}
-
-std::string read_text(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/ittt_test_parallel_XXXXXX";
-        REQUIRE(::mkdtemp(tmpl) != nullptr);
-        path = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    std::string operator/(const std::string& name) const { return path + "/" + name; }
-};
-
-struct Run {
-    int rc = -1;
-    std::string out, err;
-    double seconds = 0;
-};
-
-// Runs a shell command line with the environment OpenMPI needs here: as root it
-// refuses to start without the two ALLOW variables; one OpenMP thread per rank,
-// because the ranks already outnumber the cores.
-Run run(const TempDir& tmp, const std::string& cmd) {
-    const std::string out = tmp / ".stdout", err = tmp / ".stderr";
-    const std::string line = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 " + cmd + " >'" + out +
-                             "' 2>'" + err + "'";
-    auto t0 = std::chrono::steady_clock::now();
-    int status = std::system(line.c_str());
-    Run r;
-    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (status != -1 && WIFEXITED(status)) r.rc = WEXITSTATUS(status);
-    r.out = read_text(out);
-    r.err = read_text(err);
-    return r;
+// OpenMPI, as root, refuses to start without the two ALLOW variables; one OpenMP
+// thread per rank, because the ranks already outnumber the cores.
+Result run(const TempDir& tmp, const std::string& cmd) {
+    return run_shell(tmp, "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 " + cmd);
 }
 
 std::string mpirun(int ranks) { return "mpirun --oversubscribe -np " + std::to_string(ranks) + " "; }
@@ -290,9 +235,9 @@ std::vector<double> losses_of(const std::string& json_lines) {
 
 TEST_CASE("mpi: R = 1, 2, 3, 4 ranks give the one-process logits and gradients, and the bytes of the cost model", "[mpi]") {
     ITTT_SKIP_WITHOUT_MPI();
-    TempDir tmp;
+    TempDir tmp("ittt_test_parallel");
     for (int R = 1; R <= 4; ++R) {
-        Run r = run(tmp, mpirun(R) + beside("ittt_cp_check") + " equivalence");
+        Result r = run(tmp, mpirun(R) + beside("ittt_cp_check") + " equivalence");
         INFO("R = " << R << "\nstdout:\n" << r.out << "stderr:\n" << r.err);
         std::printf("%s", r.out.c_str());
         CHECK(r.rc == 0);
@@ -303,21 +248,21 @@ TEST_CASE("mpi: R = 1, 2, 3, 4 ranks give the one-process logits and gradients, 
 
 TEST_CASE("mpi: a rank that dies, hangs or holds another model ends the job with a named error on rank 0", "[mpi]") {
     ITTT_SKIP_WITHOUT_MPI();
-    TempDir tmp;
+    TempDir tmp("ittt_test_parallel");
     // dies: mpirun stops rank 0, which says what it was waiting for; mpirun names the rank
-    Run die = run(tmp, mpirun(2) + beside("ittt_cp_check") + " die");
+    Result die = run(tmp, mpirun(2) + beside("ittt_cp_check") + " die");
     INFO("die: stderr:\n" << die.err);
     CHECK(die.rc != 0);
     CHECK_THAT(die.err, Contains("rank 0 of 2): stopped by SIGTERM") && Contains("waiting for") && Contains("from rank 1"));
     CHECK(die.seconds < 60);
     // hangs: rank 0's wait times out (3 s here) naming the rank it waited for
-    Run hang = run(tmp, "ITTT_CP_TIMEOUT=3 " + mpirun(2) + beside("ittt_cp_check") + " hang");
+    Result hang = run(tmp, "ITTT_CP_TIMEOUT=3 " + mpirun(2) + beside("ittt_cp_check") + " hang");
     INFO("hang: stderr:\n" << hang.err);
     CHECK(hang.rc != 0);
     CHECK_THAT(hang.err, Contains("rank 0 of 2: timed out after 3 s waiting for rank 1"));
     CHECK(hang.seconds < 30);  // not the 60 s that rank 1 sleeps
     // another model: the check when the model is attached names the field
-    Run mismatch = run(tmp, mpirun(2) + beside("ittt_cp_check") + " mismatch");
+    Result mismatch = run(tmp, mpirun(2) + beside("ittt_cp_check") + " mismatch");
     INFO("mismatch: stderr:\n" << mismatch.err);
     CHECK(mismatch.rc != 0);
     CHECK_THAT(mismatch.err, Contains("rank 1 disagrees with rank 0 on the model: ttt_chunk is 8 on rank 1, 4 on rank 0"));
@@ -325,13 +270,13 @@ TEST_CASE("mpi: a rank that dies, hangs or holds another model ends the job with
 
 TEST_CASE("mpi: ittt train, forward and eval --context-parallel print what one process prints", "[mpi][cli]") {
     ITTT_SKIP_WITHOUT_MPI();
-    TempDir tmp;
+    TempDir tmp("ittt_test_parallel");
     const std::string ittt = beside("ittt"), config = repo_file("data/configs/tiny.json");
     // tiny.json: a sliding-window TTT layer (window 16, chunk 16) and a full-attention layer.
     // 40 tokens = 3 chunks (16, 16, 8): two slices of 16 and 24 tokens, or three.
     const std::string train = " train --config " + config + " --task induction --seq-len 40 --batch 4 --warmup 2 --lr 1e-2 --steps 20 --json";
-    Run one = run(tmp, ittt + train + " --out " + (tmp / "one"));
-    Run two = run(tmp, mpirun(2) + ittt + train + " --out " + (tmp / "two") + " --context-parallel");
+    Result one = run(tmp, ittt + train + " --out " + (tmp / "one"));
+    Result two = run(tmp, mpirun(2) + ittt + train + " --out " + (tmp / "two") + " --context-parallel");
     INFO("one process:\n" << one.out << one.err << "two ranks:\n" << two.out << two.err);
     REQUIRE(one.rc == 0);
     REQUIRE(two.rc == 0);
@@ -344,9 +289,9 @@ TEST_CASE("mpi: ittt train, forward and eval --context-parallel print what one p
 
     const std::string ckpt = tmp / "one";  // trained: its TTT conv is no longer zero
     const std::string tokens = "1,5,9,2,3,4,11,12,13,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,2,9";
-    Run f1 = run(tmp, ittt + " forward --ckpt " + ckpt + " --tokens " + tokens + " --json");
+    Result f1 = run(tmp, ittt + " forward --ckpt " + ckpt + " --tokens " + tokens + " --json");
     for (int R : {2, 3}) {
-        Run fr = run(tmp, mpirun(R) + ittt + " forward --ckpt " + ckpt + " --tokens " + tokens + " --json --context-parallel");
+        Result fr = run(tmp, mpirun(R) + ittt + " forward --ckpt " + ckpt + " --tokens " + tokens + " --json --context-parallel");
         INFO("forward on " << R << " ranks:\n" << fr.out << fr.err);
         REQUIRE(f1.rc == 0);
         REQUIRE(fr.rc == 0);
@@ -355,7 +300,7 @@ TEST_CASE("mpi: ittt train, forward and eval --context-parallel print what one p
         CHECK(check_close(b, a, 1e-5, 1e-5, "forward logits"));  // F32 rounding in another order
     }
     const std::string eval = " eval --ckpt " + ckpt + " --task induction --seq-len 40 --batch 4 --batches 2 --seed 9 --json";
-    Run e1 = run(tmp, ittt + eval), e2 = run(tmp, mpirun(2) + ittt + eval + " --context-parallel");
+    Result e1 = run(tmp, ittt + eval), e2 = run(tmp, mpirun(2) + ittt + eval + " --context-parallel");
     INFO("eval:\n" << e1.out << e1.err << e2.out << e2.err);
     REQUIRE(e1.rc == 0);
     REQUIRE(e2.rc == 0);
@@ -364,7 +309,7 @@ TEST_CASE("mpi: ittt train, forward and eval --context-parallel print what one p
     CHECK(j2.at("scored").as_int64() == j1.at("scored").as_int64());
     CHECK(std::fabs(j2.at("loss").as_number() - j1.at("loss").as_number()) <= 1e-5);
     // every rank must get the same input: two programs with different tokens (mpirun's MPMD form)
-    Run bad = run(tmp, "mpirun --oversubscribe -np 1 " + ittt + " forward --ckpt " + ckpt + " --tokens " + tokens +
+    Result bad = run(tmp, "mpirun --oversubscribe -np 1 " + ittt + " forward --ckpt " + ckpt + " --tokens " + tokens +
                            " --context-parallel : -np 1 " + ittt + " forward --ckpt " + ckpt + " --tokens 7," + tokens + " --context-parallel");
     INFO("different inputs:\n" << bad.err);
     CHECK(bad.rc != 0);
