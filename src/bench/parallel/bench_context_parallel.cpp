@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench.h"
 #include "model/model.h"
 #include "parallel/model_parallel.h"
 #include "parallel/traffic_model.h"
@@ -37,6 +38,7 @@
 #endif
 
 using namespace ittt;
+using bench::fmt;
 
 namespace {
 
@@ -94,33 +96,6 @@ struct Stat {
     double min() const { return s.empty() ? 0 : *std::min_element(s.begin(), s.end()); }
 };
 
-std::string fmt(const char* f, double x) {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, f, x);
-    return buf;
-}
-
-void print_table(const std::string& title, const std::vector<std::vector<std::string>>& rows) {
-    std::vector<size_t> w;
-    for (const auto& r : rows)
-        for (size_t i = 0; i < r.size(); ++i) {
-            if (w.size() <= i) w.push_back(0);
-            w[i] = std::max(w[i], r[i].size());
-        }
-    std::printf("\n%s\n", title.c_str());
-    for (size_t k = 0; k < rows.size(); ++k) {
-        std::printf("|");
-        for (size_t i = 0; i < rows[k].size(); ++i) std::printf(" %-*s |", static_cast<int>(w[i]), rows[k][i].c_str());
-        std::printf("\n");
-        if (k == 0) {
-            std::printf("|");
-            for (size_t x : w) std::printf("%s|", std::string(x + 2, '-').c_str());
-            std::printf("\n");
-        }
-    }
-    std::fflush(stdout);
-}
-
 // ---- --cost-model: the formulas extrapolated (no MPI) ----
 
 // Assumptions, printed with the table. H100 SXM: 989 TFLOP/s dense BF16 peak, of which
@@ -166,7 +141,7 @@ void cost_model() {
                 c.hidden_size, c.intermediate_size, c.num_attention_heads, c.head_dim, c.num_key_value_heads, static_cast<long long>(n),
                 c.ttt_chunk, c.sliding_window, kFlops / 1e12, kNvlink / 1e9, kInfiniband / 1e9, kLatencyNvlink * 1e6,
                 kLatencyInfiniband * 1e6, kGpusPerNode);
-    std::vector<std::vector<std::string>> rows = {{"GPUs", "layer", "scan MB", "halo MB", "ring MB", "comm ms", "compute ms", "comm / compute"}};
+    bench::Table rows({"GPUs", "layer", "scan MB", "halo MB", "ring MB", "comm ms", "compute ms", "comm / compute"});
     for (int R : {8, 16, 32, 64}) {
         parallel::SlicePlan plan = parallel::SlicePlan::make(n, c.ttt_chunk, R);
         const bool cross = R > kGpusPerNode;  // neighbours straddle nodes somewhere: every step waits for that pair
@@ -191,11 +166,11 @@ void cost_model() {
                 worst_compute = std::max(worst_compute, compute);
             }
             std::string kind = std::string(c.window_for_layer(l) > 0 ? "sliding 4096" : "full") + (c.is_ttt_layer(l) ? " + TTT" : "");
-            rows.push_back({std::to_string(R), kind, fmt("%.1f", scan_mb), fmt("%.1f", halo_mb), fmt("%.1f", ring_mb), fmt("%.2f", worst_comm * 1e3),
+            rows.row({std::to_string(R), kind, fmt("%.1f", scan_mb), fmt("%.1f", halo_mb), fmt("%.1f", ring_mb), fmt("%.2f", worst_comm * 1e3),
                             fmt("%.2f", worst_compute * 1e3), fmt("%.2f", worst_comm / worst_compute)});
         }
     }
-    print_table("bytes sent by the busiest rank per layer (forward + backward) and the time they take", rows);
+    rows.print("bytes sent by the busiest rank per layer (forward + backward) and the time they take");
 }
 
 }  // namespace
@@ -280,19 +255,17 @@ int main(int argc, char** argv) {
             std::printf("ittt_cp_bench on %s, 2 MPI ranks, OMP_NUM_THREADS=1 per rank\n", device::describe(Device::CPU).c_str());
             std::printf("model: d %d, f %d, %d layers (sliding 64: 0, 1, 3; full: 2; TTT: 1, 3), chunk %d, B %d, n %d; %d rounds\n",
                         cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers, cfg.ttt_chunk, B, n, rounds);
-            std::vector<std::vector<std::string>> rows = {
-                {"variant", "train tok/s (median)", "train tok/s (best)", "vs 1 thread", "prefill tok/s (median)", "prefill vs 1 thread"}};
+            bench::Table rows({"variant", "train tok/s (median)", "train tok/s (best)", "vs 1 thread", "prefill tok/s (median)", "prefill vs 1 thread"});
             for (int v = 0; v < 4; ++v) {
                 const double tok = static_cast<double>(B) * n;
-                rows.push_back({names[v], fmt("%.0f", tok / train[v].median()), fmt("%.0f", tok / train[v].min()),
+                rows.row({names[v], fmt("%.0f", tok / train[v].median()), fmt("%.0f", tok / train[v].min()),
                                 fmt("%.2fx", train[0].median() / train[v].median()), fmt("%.0f", tok / fwd[v].median()),
                                 fmt("%.2fx", fwd[0].median() / fwd[v].median())});
             }
-            print_table("training step (forward + backward + gradient all-reduce) and prefill, tokens/s", rows);
+            rows.print("training step (forward + backward + gradient all-reduce) and prefill, tokens/s");
 
             parallel::SlicePlan plan = cp2.slice_plan();
-            std::vector<std::vector<std::string>> bytes = {{"layer", "kind", "rank", "fwd scan", "fwd halo", "fwd ring", "bwd scan",
-                                                            "bwd halo", "bwd ring", "cost model"}};
+            bench::Table bytes({"layer", "kind", "rank", "fwd scan", "fwd halo", "fwd ring", "bwd scan", "bwd halo", "bwd ring", "cost model"});
             for (int l = 0; l < cfg.num_hidden_layers; ++l)
                 for (int r = 0; r < 2; ++r) {
                     std::vector<int64_t> v;
@@ -312,11 +285,10 @@ int main(int argc, char** argv) {
                         }
                     }
                     row.push_back(agree ? "equal" : "DIFFERS");
-                    bytes.push_back(row);
+                    bytes.row(row);
                 }
-            print_table("bytes sent per rank per layer, one training step at R = 2 (slices of " + std::to_string(plan.length(0)) + " and " +
-                            std::to_string(plan.length(1)) + " tokens)",
-                        bytes);
+            bytes.print("bytes sent per rank per layer, one training step at R = 2 (slices of " + std::to_string(plan.length(0)) + " and " +
+                        std::to_string(plan.length(1)) + " tokens)");
             std::printf("gradient all-reduce: %lld bytes sent per rank (nominal ring: 2 (R-1)/R of %lld parameter bytes)\n",
                         static_cast<long long>(grad_bytes), static_cast<long long>(cp2.parameter_count() * 4));
         }
