@@ -116,7 +116,7 @@ test: $(BUILD)/ittt_tests $(BUILD)/ittt
 
 sanitize:
 	$(MAKE) BUILD=build-sanitize CUDA=0 ARCH= CXXFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-	  LDFLAGS="-fsanitize=address,undefined" build-sanitize/ittt_tests build-sanitize/ittt
+	  LDFLAGS="-fsanitize=address,undefined" build-sanitize/ittt_tests build-sanitize/ittt $(if $(filter 1,$(MPI)),build-sanitize/ittt_cp_check)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 OMP_NUM_THREADS=2 ITTT_BIN=build-sanitize/ittt \
 	  build-sanitize/ittt_tests $(TEST_ARGS)
 
