@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <unordered_set>
 
 #include "runtime/error.h"
 
@@ -174,11 +175,14 @@ private:
             ++pos_;
             return obj;
         }
+        // A hash set, not obj.find(): a tokenizer.json vocabulary has 150k keys,
+        // and a linear search per key would make parsing quadratic.
+        std::unordered_set<std::string> seen;
         for (;;) {
             if (peek() != '"') error("expected a string key");
             size_t key_pos = pos_;
             std::string key = parse_string();
-            if (obj.find(key)) error_at(key_pos, cat("duplicate key \"", key, "\""));
+            if (!seen.insert(key).second) error_at(key_pos, cat("duplicate key \"", key, "\""));
             skip_whitespace();
             if (peek() != ':') error(cat("expected ':' after key \"", key, "\""));
             ++pos_;
