@@ -797,10 +797,13 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special
 
 int Tokenizer::vocab_size() const { return static_cast<int>(impl_->id_to_token.size()); }
 
+bool Tokenizer::has_id(int32_t id) const {
+    return id >= 0 && static_cast<size_t>(id) < impl_->has_id.size() && impl_->has_id[static_cast<size_t>(id)];
+}
+
 const std::string& Tokenizer::token(int32_t id) const {
     const Impl& t = *impl_;
-    ITTT_CHECK(id >= 0 && static_cast<size_t>(id) < t.id_to_token.size() && t.has_id[static_cast<size_t>(id)], t.source,
-               ": token id ", id, " is not in the vocabulary (ids run over [0, ", t.id_to_token.size(), "))");
+    ITTT_CHECK(has_id(id), t.source, ": token id ", id, " is not in the vocabulary (ids run over [0, ", t.id_to_token.size(), "))");
     return t.id_to_token[static_cast<size_t>(id)];
 }
 

@@ -48,6 +48,8 @@ public:
 
     // Ids run over [0, vocab_size()): the trained vocabulary plus the added tokens.
     int vocab_size() const;
+    // Whether id names a token (a file may leave holes in the id range).
+    bool has_id(int32_t id) const;
     // The token's string as the file spells it (byte-level characters for BPE tokens).
     const std::string& token(int32_t id) const;
     // The id of a vocabulary or added token, -1 when there is none.
