@@ -3,8 +3,6 @@
 // byte-level BPE with Qwen2's settings, 3000 strings, 300 decodes, 15 variants of the
 // normalizer / pre-tokenizer / added tokens / merges), and its refusals of what it does not support.
 // Exact match everywhere: ids are integers and text is bytes, there is no tolerance.
-#include <filesystem>
-
 #include "io/atomic_file.h"
 #include "io/json.h"
 #include "runtime/error.h"
@@ -13,19 +11,10 @@
 
 using namespace ittt;
 using Catch::Contains;
-namespace fs = std::filesystem;
 
 namespace {
 
-// The fixture directory, from the working directory (make test runs in the repository)
-// or from the test binary's (build/ittt_tests -> build/../tests/fixtures).
-std::string fixture(const std::string& name) {
-    std::string rel = "tests/fixtures/tokenizer/" + name;
-    if (fs::exists(rel)) return rel;
-    std::error_code ec;
-    fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-    return (exe.parent_path() / ".." / rel).lexically_normal().string();
-}
+std::string fixture(const std::string& name) { return test::fixture_path("tokenizer/" + name); }
 
 const std::string& tokenizer_text() {
     static const std::string text = read_file(fixture("tokenizer.json"));
