@@ -1,14 +1,21 @@
-// The Hugging Face fixture (tests/fixtures/make_hf_qwen3_fixture.py): Qwen3 checkpoints
-// written by transformers' save_pretrained, sharded and single-file, BF16 and F16. These
-// tests read them with ittt's safetensors reader and check the files against what
-// transformers and torch said about them: every shard parses, the index names every
-// tensor exactly once, and each tensor widened to F32 has the values torch widened it to.
-// (Loading them into a Model and comparing the logits is the checkpoint loader's test.)
+// Hugging Face compatibility, checked without Python.
+//
+// The fixture (tests/fixtures/make_hf_qwen3_fixture.py): Qwen3 checkpoints written by
+// transformers' save_pretrained, sharded and single-file, BF16 and F16, read with ittt's
+// safetensors reader and checked against what transformers and torch said about them:
+// every shard parses, the index names every tensor exactly once, and each tensor widened
+// to F32 has the values torch widened it to. (Loading them into a Model and comparing the
+// logits is the checkpoint loader's test.)
+//
+// data/configs: every file carries the keys transformers needs to build the network ittt
+// builds (tests/fixtures/check_hf_configs.py checks the same in transformers itself).
 #include <cmath>
+#include <filesystem>
 #include <map>
 #include <set>
 
 #include "io/atomic_file.h"
+#include "io/config_json.h"
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "test_util.h"
@@ -129,4 +136,64 @@ TEST_CASE("HF fixture: the reference logits file holds the token ids and the log
             CHECK(test::check_close(*logits, *f64, 1e-5, 1e-5, "float32 vs float64 reference"));
         }
     }
+}
+
+// Keys a Qwen3 config.json must spell out for transformers to build what ittt builds: each
+// either has a transformers default that differs from ittt's (head_dim 128, rope_theta 1e4,
+// tie_word_embeddings false) or is how transformers decides the architecture and windows.
+TEST_CASE("data/configs: every file has the keys transformers' Qwen3Config needs, consistent with ittt's reading", "[io][config][hf]") {
+    namespace fs = std::filesystem;
+    std::string dir = "data/configs";
+    if (!fs::exists(dir)) dir = (fs::path(test::fixture_path("")) / ".." / ".." / "data" / "configs").lexically_normal().string();
+    const char* const required[] = {"model_type", "architectures", "vocab_size", "hidden_size", "intermediate_size",
+                                    "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim",
+                                    "rms_norm_eps", "tie_word_embeddings", "hidden_act", "attention_bias",
+                                    "use_sliding_window", "layer_types"};
+    int files = 0;
+    for (const fs::directory_entry& e : fs::directory_iterator(dir)) {
+        if (e.path().extension() != ".json") continue;
+        const std::string path = e.path().string();
+        INFO(path);
+        ++files;
+        Json j = Json::parse(read_file(path), path);
+        for (const char* key : required) {
+            INFO("key " << key);
+            CHECK(j.find(key) != nullptr);
+        }
+        if (!j.find("use_sliding_window") || !j.find("layer_types")) continue;
+        // rope_theta: transformers 4 reads "rope_theta", transformers 5 "rope_parameters".
+        CHECK((j.find("rope_theta") || (j.find("rope_parameters") && j.at("rope_parameters").find("rope_theta"))));
+        CHECK(j.at("model_type").as_string() == "qwen3");
+        CHECK(j.at("architectures").at(0).as_string() == "Qwen3ForCausalLM");
+        CHECK(j.at("hidden_act").as_string() == "silu");
+        CHECK(j.at("attention_bias").as_bool() == false);  // ittt has no biases
+
+        // transformers keeps sliding_window only when use_sliding_window is true; a file that
+        // marks layers sliding without it gets full attention there, silently.
+        const int n = j.at("num_hidden_layers").as_int();
+        std::vector<bool> sliding;
+        for (const Json& t : j.at("layer_types").as_array()) {
+            CHECK((t.as_string() == "sliding_attention" || t.as_string() == "full_attention"));
+            sliding.push_back(t.as_string() == "sliding_attention");
+        }
+        CHECK(static_cast<int>(sliding.size()) == n);
+        const bool any = std::find(sliding.begin(), sliding.end(), true) != sliding.end();
+        CHECK(j.at("use_sliding_window").as_bool() == any);
+        const Json* window = j.find("sliding_window");
+        if (any) CHECK((window && window->is_number() && window->as_int() > 0));
+        else CHECK((!window || window->is_null()));
+        // max_window_layers (where layer_types is absent, transformers slides layers >= it):
+        // when present, it must describe the same layers.
+        if (const Json* mwl = j.find("max_window_layers"))
+            for (int l = 0; l < n; ++l) CHECK(sliding[static_cast<size_t>(l)] == (any && l >= mwl->as_int()));
+
+        // And ittt reads the same network from it.
+        ModelConfig c = load_config_json(path);
+        CHECK(c.num_hidden_layers == n);
+        for (int l = 0; l < n; ++l) CHECK((c.layer_type(l) == AttentionType::Sliding) == sliding[static_cast<size_t>(l)]);
+        if (any) CHECK(c.sliding_window == window->as_int());
+        CHECK(c.head_dim == j.at("head_dim").as_int());
+        CHECK(c.tie_word_embeddings == j.at("tie_word_embeddings").as_bool());
+    }
+    CHECK(files >= 9);
 }
