@@ -183,6 +183,8 @@ TEST_CASE("tokenizer: what it does not support is refused, naming the file and t
     CHECK_THAT(load_error(with_field("padding", parse_json(R"({"strategy": "BatchLongest"})"))), Contains("field 'padding': padding"));
     CHECK_THAT(load_error(with_field("added_tokens", parse_json(R"([{"id": 5000, "content": "<x>", "lstrip": true}])"))),
                Contains("added token '<x>' with lstrip true is not supported"));
+    CHECK_THAT(load_error(with_field("added_tokens", parse_json(R"([{"id": 2000000000, "content": "<x>"}])"))),
+               Contains("field 'added_tokens[0].id': token id 2000000000 is outside [0, 16777216)"));
     CHECK_THAT(load_error(with_field("added_tokens", parse_json(R"([{"id": 0, "content": "<x>"}])"))),
                Contains("added token '<x>' has id 0, which the vocabulary gives to"));
     {

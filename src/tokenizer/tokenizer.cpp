@@ -65,24 +65,6 @@ uint32_t utf8_decode_at(const std::string& s, size_t i, size_t len) {
     return cp;
 }
 
-void utf8_append(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-        out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-        out += static_cast<char>(0xC0 | (cp >> 6));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        out += static_cast<char>(0xE0 | (cp >> 12));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-        out += static_cast<char>(0xF0 | (cp >> 18));
-        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-}
-
 void require_utf8(const std::string& s, const std::string& what) {
     for (size_t i = 0; i < s.size();) {
         size_t n = utf8_sequence(s, i);
@@ -126,7 +108,7 @@ const ByteLevelTable& byte_level() {
 std::string bytes_to_byte_level(const std::string& s) {
     std::string out;
     out.reserve(s.size() * 2);
-    for (unsigned char c : s) utf8_append(out, byte_level().to_char[c]);
+    for (unsigned char c : s) append_utf8(out, byte_level().to_char[c]);
     return out;
 }
 
@@ -614,6 +596,19 @@ void parse_pre_tokenizer(Impl& t, const Json& j) {
     t.pre.push_back(std::move(step));
 }
 
+// The id's place in id_to_token, grown to hold it. Ids are dense in every real file
+// (Qwen's run to 151668); one far beyond any vocabulary is a broken file, not 8 GB to allocate.
+size_t id_slot(Impl& t, int32_t id, const Json& where) {
+    constexpr int32_t kMaxId = 1 << 24;
+    ITTT_CHECK(id >= 0 && id < kMaxId, where.where(), ": token id ", id, " is outside [0, ", kMaxId, ")");
+    const size_t slot = static_cast<size_t>(id);
+    if (slot >= t.id_to_token.size()) {
+        t.id_to_token.resize(slot + 1);
+        t.has_id.resize(slot + 1, false);
+    }
+    return slot;
+}
+
 void parse_model(Impl& t, const Json& j) {
     const std::string type = type_of(j);
     if (type != "BPE") unsupported(j, cat("model '", type, "'"), "BPE");
@@ -632,17 +627,12 @@ void parse_model(Impl& t, const Json& j) {
     t.fuse_unk = bool_or(j, "fuse_unk", false);
 
     for (const Json::Member& m : j.at("vocab").as_object()) {
-        int32_t id = m.second.as_int();
-        ITTT_CHECK(id >= 0, m.second.where(), ": token id ", id, " is negative");
+        const int32_t id = m.second.as_int();
+        const size_t slot = id_slot(t, id, m.second);
         t.vocab.emplace(m.first, id);
-        if (static_cast<size_t>(id) >= t.id_to_token.size()) {
-            t.id_to_token.resize(static_cast<size_t>(id) + 1);
-            t.has_id.resize(static_cast<size_t>(id) + 1, false);
-        }
-        ITTT_CHECK(!t.has_id[static_cast<size_t>(id)], m.second.where(), ": token id ", id, " is also the id of ",
-                   quoted(t.id_to_token[static_cast<size_t>(id)]));
-        t.id_to_token[static_cast<size_t>(id)] = m.first;
-        t.has_id[static_cast<size_t>(id)] = true;
+        ITTT_CHECK(!t.has_id[slot], m.second.where(), ": token id ", id, " is also the id of ", quoted(t.id_to_token[slot]));
+        t.id_to_token[slot] = m.first;
+        t.has_id[slot] = true;
     }
     const Json* unk = j.find("unk_token");
     if (unk && !unk->is_null()) {
@@ -685,17 +675,12 @@ void parse_added_tokens(Impl& t, const Json& j) {
         AddedToken tok;
         tok.id = a.at("id").as_int();
         tok.content = a.at("content").as_string();
-        ITTT_CHECK(tok.id >= 0, a.at("id").where(), ": token id ", tok.id, " is negative");
         ITTT_CHECK(!tok.content.empty(), a.at("content").where(), ": an added token cannot be empty");
         for (const char* flag : {"single_word", "lstrip", "rstrip"})
             if (bool_or(a, flag, false)) unsupported(a.at(flag), cat("added token ", quoted(tok.content), " with ", flag, " true"), "false");
         tok.special = bool_or(a, "special", false);
         tok.normalized = bool_or(a, "normalized", !tok.special);
-        if (static_cast<size_t>(tok.id) >= t.id_to_token.size()) {
-            t.id_to_token.resize(static_cast<size_t>(tok.id) + 1);
-            t.has_id.resize(static_cast<size_t>(tok.id) + 1, false);
-        }
-        const size_t id = static_cast<size_t>(tok.id);
+        const size_t id = id_slot(t, tok.id, a.at("id"));
         ITTT_CHECK(!t.has_id[id] || t.id_to_token[id] == tok.content, a.at("id").where(), ": added token ", quoted(tok.content),
                    " has id ", tok.id, ", which the vocabulary gives to ", quoted(t.id_to_token[id]));
         t.id_to_token[id] = tok.content;
