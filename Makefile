@@ -71,6 +71,14 @@ info:
 # ---- Debian packages: installed when root, otherwise the exact command is printed ----
 DEB_PACKAGES := catch2 $(if $(filter 1,$(PLOTS)),libgnuplot-iostream-dev libboost-iostreams-dev libboost-filesystem-dev gnuplot-nox,)
 DEP_FILES    := $(CATCH2_INC)/catch2/catch.hpp $(if $(filter 1,$(PLOTS)),/usr/include/gnuplot-iostream.h /usr/include/boost/iostreams/device/file_descriptor.hpp /usr/include/boost/filesystem.hpp /usr/bin/gnuplot,)
+
+# ---- tokenizer (src/tokenizer/): PCRE2 runs the pre-tokenizer's Unicode split pattern,
+# ICU does the normalizer (NFC, ...); both Debian packages, installed like the ones above ----
+LIB_OBJ      += $(call obj,$(wildcard src/tokenizer/*.cpp))
+LDLIBS       += -lpcre2-8 -licuuc
+DEB_PACKAGES += libpcre2-dev libicu-dev
+DEP_FILES    += /usr/include/pcre2.h /usr/include/unicode/unorm2.h
+# ---- end tokenizer ----
 $(BUILD)/deps.ok:
 	@mkdir -p $(BUILD)
 	@missing=""; for f in $(DEP_FILES); do [ -e $$f ] || missing="$$missing $$f"; done; \

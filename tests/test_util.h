@@ -5,8 +5,11 @@
 //   mismatches and the max error, so a failure says where and by how much.
 // - finite_difference(): central differences of a scalar function, in double.
 // - ITTT_SKIP_WITHOUT_CUDA(), ITTT_SKIP_WITHOUT_MPI(): the first line of every [cuda] / [mpi] case.
+// - fixture_path(): a file under tests/fixtures/.
 #pragma once
 #include <catch2/catch.hpp>
+
+#include <filesystem>
 
 #include <algorithm>
 #include <cmath>
@@ -161,6 +164,17 @@ inline double dot(const Tensor& a, const Tensor& b) {
     double s = 0;
     for (size_t i = 0; i < x.size(); ++i) s += x[i] * y[i];
     return s;
+}
+
+// tests/fixtures/<rel>, from the working directory (make test runs in the repository)
+// or else from the test binary's (build/ittt_tests -> build/../tests/fixtures).
+inline std::string fixture_path(const std::string& rel) {
+    namespace fs = std::filesystem;
+    const std::string path = "tests/fixtures/" + rel;
+    if (fs::exists(path)) return path;
+    std::error_code ec;
+    fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    return (exe.parent_path() / ".." / path).lexically_normal().string();
 }
 
 }  // namespace ittt::test

@@ -62,6 +62,9 @@ struct LayerActivations {
     Tensor ttt_u, ttt_v;      // (N, d) conv output U and target V = U P
     Tensor ttt_s;             // (B, T, d, f) exclusive prefix sum of the deltas
     Tensor ttt_delta;         // (B, T, d, f) per-chunk deltas (as used: after limit / clipping)
+    // Inference forwards only: ||eta dW_i||_F of every (b, i), B*T values, before clipping
+    // and the update limit: what ttt_clip_tau compares with tau (clipped iff norm > tau).
+    std::vector<double> ttt_update_norm;
     // Context parallel only: the attention's exchanges with other ranks (halo or ring).
     parallel::AttentionSlice cp_attention;
 };

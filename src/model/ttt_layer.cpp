@@ -53,6 +53,13 @@ void Model::ttt_forward(int l, LayerActivations& a, Tensor& mlp_out, const Forwa
         ITTT_NVTX_RANGE("ttt_delta");
         ops::ttt_chunk_delta(a.ttt_delta, a.ttt_v.view({B_, n_, d}), a.z.view({B_, n_, f}), C);
     }
+    if (opt.inference) {
+        // Recorded for the clipping reports (Session::updates, the step-through driver).
+        Tensor flat = a.ttt_delta.view({static_cast<int64_t>(B_) * T, d * f});
+        a.ttt_update_norm.resize(static_cast<size_t>(B_) * static_cast<size_t>(T));
+        for (int64_t i = 0; i < static_cast<int64_t>(B_) * T; ++i)
+            a.ttt_update_norm[static_cast<size_t>(i)] = std::fabs(cfg_.ttt_lr) * std::sqrt(ops::sum_squares(flat.rows(i, i + 1)));
+    }
     if (opt.inference && cfg_.ttt_clip_tau > 0) ops::ttt_clip_deltas(a.ttt_delta, cfg_.ttt_lr, cfg_.ttt_clip_tau);
     if (opt.ttt_update_limit >= 0) {
         // Drop the updates of chunks >= limit: the driver's "what if only i chunks were seen".
