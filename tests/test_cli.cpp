@@ -25,6 +25,7 @@
 #include "model/model_io.h"
 #include "model/session.h"
 #include "tasks/tasks.h"
+#include "test_process.h"
 #include "test_util.h"
 #include "tiny_model.h"
 #include "tokenizer/tokenizer.h"
@@ -36,12 +37,6 @@ using Catch::StartsWith;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string self_dir() {
-    std::error_code ec;
-    fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-    return ec ? std::string(".") : exe.parent_path().string();
-}
 
 bool is_executable(const std::string& path) { return ::access(path.c_str(), X_OK) == 0 && fs::is_regular_file(path); }
 
@@ -55,61 +50,16 @@ const std::string& ittt_binary() {
     return bin;
 }
 
-// A file of the repository (data/configs/...), from the working directory or the binary's.
-std::string repo_file(const std::string& rel) {
-    if (fs::exists(rel)) return fs::absolute(rel).string();
-    return fs::absolute(fs::path(self_dir()) / ".." / rel).lexically_normal().string();
-}
-
-std::string read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
 void write_file(const std::string& path, const std::string& bytes) {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out << bytes;
 }
 
-// A fresh directory under /tmp, removed with everything in it at scope exit.
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/ittt_test_cli_XXXXXX";
-        REQUIRE(::mkdtemp(tmpl) != nullptr);
-        path = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    std::string operator/(const std::string& name) const { return path + "/" + name; }
-};
-
-struct Result {
-    int rc = -1;  // exit code; 128 + signal when the child was killed
-    std::string out, err;
-    std::vector<std::string> err_lines() const {
-        std::vector<std::string> lines;
-        std::stringstream ss(err);
-        for (std::string l; std::getline(ss, l);) lines.push_back(l);
-        return lines;
-    }
-};
-
 // Runs `ittt <args>` (args are shell words; the paths used here hold no spaces).
 Result run_ittt(const TempDir& scratch, const std::string& args) {
     INFO("the ittt binary: " << ittt_binary() << " (build it with `make build/ittt`, or point ITTT_BIN at one)");
     REQUIRE(is_executable(ittt_binary()));
-    const std::string out = scratch / ".stdout", err = scratch / ".stderr";
-    std::string cmd = "OMP_NUM_THREADS=1 '" + ittt_binary() + "' " + args + " >'" + out + "' 2>'" + err + "'";
-    int status = std::system(cmd.c_str());
-    Result r;
-    if (status != -1 && WIFEXITED(status)) r.rc = WEXITSTATUS(status);
-    else if (status != -1 && WIFSIGNALED(status)) r.rc = 128 + WTERMSIG(status);
-    r.out = read_file(out);
-    r.err = read_file(err);
-    return r;
+    return run_shell(scratch, "OMP_NUM_THREADS=1 '" + ittt_binary() + "' " + args);
 }
 
 // A usage error: exit 2, "ittt <cmd>: <message>" alone on the first line, then a blank line and the usage.
@@ -161,7 +111,7 @@ const char* const kTrainSmall = "--task induction --seq-len 40 --batch 4 --warmu
 }  // namespace
 
 TEST_CASE("cli: every subcommand's --help exits 0 and prints its usage", "[cli]") {
-    TempDir tmp;
+    TempDir tmp("ittt_test_cli");
     for (const char* cmd : {"init", "train", "eval", "forward", "generate", "step"}) {
         for (const char* flag : {"--help", "-h"}) {
             Result r = run_ittt(tmp, std::string(cmd) + " " + flag);
@@ -187,7 +137,7 @@ TEST_CASE("cli: every subcommand's --help exits 0 and prints its usage", "[cli]"
 }
 
 TEST_CASE("cli: bad command lines exit 2 with a one-line error and the usage", "[cli]") {
-    TempDir tmp;
+    TempDir tmp("ittt_test_cli");
     const std::string config = repo_file("data/configs/tiny.json"), ckpt = tmp / "m";
     REQUIRE(run_ittt(tmp, "init --config " + config + " --out " + ckpt).rc == 0);
     const std::string tr = " --config " + config + " --out " + (tmp / "run") + " ";
@@ -258,7 +208,7 @@ TEST_CASE("cli: bad command lines exit 2 with a one-line error and the usage", "
 }
 
 TEST_CASE("cli: init, train, eval --json, forward --json, generate, train --resume", "[cli]") {
-    TempDir tmp;
+    TempDir tmp("ittt_test_cli");
     const std::string config = repo_file("data/configs/tiny.json"), init = tmp / "init", run = tmp / "run";
 
     Result r = run_ittt(tmp, "init --config " + config + " --out " + init + " --seed 3");
@@ -385,7 +335,7 @@ TEST_CASE("cli: init, train, eval --json, forward --json, generate, train --resu
 }
 
 TEST_CASE("cli: a damaged checkpoint is refused naming the file or the tensor", "[cli]") {
-    TempDir tmp;
+    TempDir tmp("ittt_test_cli");
     const std::string config = repo_file("data/configs/tiny.json"), good = tmp / "good";
     REQUIRE(run_ittt(tmp, "init --config " + config + " --out " + good).rc == 0);
     const std::string weights = read_file(good + "/model.safetensors");

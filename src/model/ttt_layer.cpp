@@ -74,6 +74,8 @@ void Model::ttt_forward(int l, LayerActivations& a, Tensor& mlp_out, const Forwa
     {
         ITTT_NVTX_RANGE("ttt_scan");
         ops::prefix_scan_exclusive(a.ttt_s, a.ttt_delta, false);
+        // Context parallel: S_i also sums every earlier rank's deltas (a scan over ranks).
+        if (cp_) parallel::ttt_add_earlier_ranks(*cp_, a.ttt_s, a.ttt_delta, l);
     }
     ITTT_NVTX_RANGE("ttt_apply");
     Tensor o3 = mlp_out.view({B_, n_, d});
@@ -123,6 +125,7 @@ void Model::ttt_backward(int l, const Tensor& dout, Tensor& dz, Tensor& dsrc) {
     Tensor P = new_tensor({B_, T, d, f}), G = new_tensor({B_, T, d, f});
     ops::ttt_chunk_delta(P, dout.view({B_, n_, d}), a.z.view({B_, n_, f}), C);
     ops::prefix_scan_exclusive(G, P, true);
+    if (cp_) parallel::ttt_add_later_ranks(*cp_, G, P, l);  // context parallel: and every later rank's P
     ops::sum_dim0(grad_of(w.down_proj), P.view({static_cast<int64_t>(B_) * T, d, f}), true);
 
     Tensor dv = new_tensor({N, d});

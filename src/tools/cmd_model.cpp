@@ -15,6 +15,7 @@
 #include "tokenizer/tokenizer.h"
 #include "tools/commands.h"
 #include "tools/common.h"
+#include "tools/context_parallel.h"
 #include "train/trainer.h"
 
 namespace ittt {
@@ -51,7 +52,7 @@ int cmd_train(int argc, char** argv) {
                             "  --lr X (3e-3)  --warmup N (20)  --min-lr-ratio X (0.1)  --weight-decay X (0.1)  --grad-clip X (1.0)\n"
                             "  --seed S (1)             data seed;  --init-seed S (0): weights seed with --config\n"
                             "  --checkpoint-every N (0: only at the end)  --log-every N (10)  --json\n") +
-                        kTaskFlagsUsage + kRuntimeFlagsUsage;
+                        kTaskFlagsUsage + kRuntimeFlagsUsage + kContextParallelUsage;
     Args a("train", usage, argc, argv, 2);
     if (a.help()) return std::printf("%s", usage.c_str()), 0;
     Device device = apply_runtime_flags(a);
@@ -74,6 +75,7 @@ int cmd_train(int argc, char** argv) {
     tc.out_dir = out;
     uint64_t seed = static_cast<uint64_t>(a.integer("--seed", 1, 0));
     uint64_t init_seed = static_cast<uint64_t>(a.integer("--init-seed", 0, 0));
+    const bool context_parallel = read_context_parallel(a);
     a.finish();
     if (!resume && config.empty() == ckpt.empty()) a.error("give exactly one of --config FILE or --ckpt DIR (or --resume)");
     // The Trainer checks these too, but as run-time errors; here they are usage errors.
@@ -81,6 +83,7 @@ int cmd_train(int argc, char** argv) {
     if (!(tc.min_lr_ratio >= 0 && tc.min_lr_ratio <= 1)) a.error(cat("--min-lr-ratio must be in [0, 1], found ", tc.min_lr_ratio));
     if (!(tc.weight_decay >= 0)) a.error(cat("--weight-decay must be >= 0, found ", tc.weight_decay));
 
+    parallel::Context* cp = context_parallel ? start_context_parallel(device) : nullptr;
     Model model = resume ? load_model(out, DType::F32, device)
                  : !ckpt.empty() ? load_model(ckpt, DType::F32, device)
                                  : [&] {
@@ -88,6 +91,7 @@ int cmd_train(int argc, char** argv) {
                                        m.init_random(init_seed);
                                        return m;
                                    }();
+    model.set_context_parallel(cp);
     const int V = model.config().vocab_size;
     make_batch(task, V, 1, seq_len, 0);  // fail now, not at step 1, if the task cannot fit
     Trainer trainer(model, tc, [&](int64_t step, int micro, Tensor& tokens, Tensor& targets) {
@@ -103,6 +107,7 @@ int cmd_train(int argc, char** argv) {
         std::printf("training %lld parameters on %s (%s), batch %d x %d tokens, %lld steps\n",
                     static_cast<long long>(model.parameter_count()), task.describe().c_str(), device_name(device), batch, seq_len,
                     static_cast<long long>(tc.steps));
+    if (cp && !tc.json) std::printf("context parallel: every sequence split over %d ranks\n", cp->size());
     trainer.run();
     if (!tc.json) std::printf("wrote %s\n", out.c_str());
     return 0;
@@ -113,7 +118,7 @@ int cmd_eval(int argc, char** argv) {
                             "usage: ittt eval --ckpt DIR --task NAME --seed S [options]\n"
                             "  Accuracy (over scored positions) and mean loss on held-out seeded batches.\n"
                             "  --batches K (4)  --batch B (16)  --seq-len n (128)  --json\n") +
-                        kTaskFlagsUsage + kRuntimeFlagsUsage;
+                        kTaskFlagsUsage + kRuntimeFlagsUsage + kContextParallelUsage;
     Args a("eval", usage, argc, argv, 2);
     if (a.help()) return std::printf("%s", usage.c_str()), 0;
     Device device = apply_runtime_flags(a);
@@ -125,8 +130,11 @@ int cmd_eval(int argc, char** argv) {
     int batch = static_cast<int>(a.integer("--batch", 16, 1));
     int seq_len = static_cast<int>(a.integer("--seq-len", 128, 1));
     bool json = a.flag("--json");
+    const bool context_parallel = read_context_parallel(a);
     a.finish();
+    parallel::Context* cp = context_parallel ? start_context_parallel(device) : nullptr;
     Model model = load_model(ckpt, DType::F32, device);
+    model.set_context_parallel(cp);
     EvalResult r = evaluate(model, task, batch, seq_len, batches, seed);
     if (json)
         std::printf("{\"task\": \"%s\", \"seed\": %llu, \"accuracy\": %.6f, \"correct\": %lld, \"scored\": %lld, "
@@ -198,7 +206,7 @@ int cmd_forward(int argc, char** argv) {
                             "  tokens per position; --json prints every logit.\n"
                             "  --text TEXT   encoded with DIR/tokenizer.json (Hugging Face format); tokens are then\n"
                             "                shown as text too\n") +
-                        kRuntimeFlagsUsage;
+                        kRuntimeFlagsUsage + kContextParallelUsage;
     Args a("forward", usage, argc, argv, 2);
     if (a.help()) return std::printf("%s", usage.c_str()), 0;
     Device device = apply_runtime_flags(a);
@@ -206,8 +214,11 @@ int cmd_forward(int argc, char** argv) {
     int top = static_cast<int>(a.integer("--top", 5, 1));
     bool json = a.flag("--json");
     Prompt prompt = read_prompt(a, "--text");
+    const bool context_parallel = read_context_parallel(a);
     a.finish();  // every flag checked before the (slow, fallible) load
+    parallel::Context* cp = context_parallel ? start_context_parallel(device) : nullptr;
     Model model = load_model(ckpt, DType::F32, device);
+    model.set_context_parallel(cp);
     with_tokenizer(prompt, ckpt);
     const int V = model.config().vocab_size;
     check_tokens(a, prompt, V);
@@ -220,7 +231,10 @@ int cmd_forward(int argc, char** argv) {
     ForwardOptions opt;
     opt.inference = true;
     const int64_t n = static_cast<int64_t>(toks.size());
-    std::vector<float> logits = model.forward(Tensor::from_vector(toks, {1, n}).to(device), opt).to_f32_vector();
+    Tensor logits_t = model.forward(Tensor::from_vector(toks, {1, n}).to(device), opt);
+    if (cp) logits_t = gather_logits(model, logits_t);  // rank 0 prints the whole sequence
+    if (!logits_t.defined()) return 0;
+    std::vector<float> logits = logits_t.to_f32_vector();
     if (json) {
         std::printf("{\"tokens\": [");
         for (int64_t t = 0; t < n; ++t) std::printf("%s%d", t ? ", " : "", toks[static_cast<size_t>(t)]);
