@@ -192,7 +192,7 @@ int64_t check_recovers(const TempDir& tmp, const std::string& out, const std::st
 }  // namespace
 
 TEST_CASE("run directory: step-N checkpoints, --keep, the newest resolved, stale temporaries removed", "[checkpoint]") {
-    TempDir tmp("ckpt");
+    TempDir tmp("ittt_test_ckpt");
     const std::string run = tmp / "run";
     make_directories(run);
     ModelConfig cfg = tiny_config();
@@ -247,7 +247,7 @@ TEST_CASE("run directory: step-N checkpoints, --keep, the newest resolved, stale
 }
 
 TEST_CASE("plain checkpoints are published whole: replaced atomically, non-checkpoints never overwritten", "[checkpoint]") {
-    TempDir tmp("ckpt");
+    TempDir tmp("ittt_test_ckpt");
     ModelConfig cfg = tiny_config();
     Model a(cfg), b(cfg);
     a.init_random(1);
@@ -272,7 +272,7 @@ TEST_CASE("plain checkpoints are published whole: replaced atomically, non-check
 
 TEST_CASE("fault injection: ENOSPC or EIO at every fault point of a save keeps the previous checkpoint loadable", "[checkpoint][fault]") {
     FaultScope restore;
-    TempDir tmp("fault");
+    TempDir tmp("ittt_test_fault");
     const std::string pristine = tmp / "pristine", run = tmp / "run", expected = tmp / "expected";
     ModelConfig cfg = tiny_config();
     const int V = cfg.vocab_size;
@@ -358,7 +358,7 @@ TEST_CASE("fault injection: ENOSPC or EIO at every fault point of a save keeps t
 }
 
 TEST_CASE("SIGKILL at every fault point of a save: the previous checkpoint survives, --resume is bit-exact", "[checkpoint][fault][cli]") {
-    TempDir tmp("kill");
+    TempDir tmp("ittt_test_kill");
     const std::string ref = tmp / "ref";
     const int64_t steps = 2, keep = 1;
     // The uninterrupted run keeps every step, for byte comparisons at any step.
@@ -396,7 +396,7 @@ TEST_CASE("SIGKILL at every fault point of a save: the previous checkpoint survi
 }
 
 TEST_CASE("SIGKILL of `ittt train` at random moments, >= 20 during saves: loadable every time, resume bit-exact", "[checkpoint][fault][cli]") {
-    TempDir tmp("randkill");
+    TempDir tmp("ittt_test_randkill");
     const std::string ref = tmp / "ref";
     const int64_t steps = 6, keep = 2;
     auto t0 = std::chrono::steady_clock::now();

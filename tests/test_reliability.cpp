@@ -106,7 +106,7 @@ int64_t point_in_save(const TempDir& tmp, const std::string& train, const std::s
 }  // namespace
 
 TEST_CASE("bad inputs: every row of the docs/reliability.md table gets its named answer", "[reliability][reliability-table][cli]") {
-    TempDir tmp("bad");
+    TempDir tmp("ittt_test_bad");
     const std::string repo = fs::path(repo_file("data")).parent_path().string();
     const std::string T = tmp.path;
     const std::string tiny = "$REPO/data/configs/tiny.json";
@@ -311,7 +311,7 @@ TEST_CASE("docs: every --help and every doc pointer names a file of the reposito
         INFO(where);
         CHECK(text.find(std::string("shared/") + "brief") == std::string::npos);  // the repository's docs stand alone
     };
-    TempDir tmp("docs");
+    TempDir tmp("ittt_test_docs");
     for (const char* cmd : {"init", "train", "eval", "forward", "generate", "step"}) {
         Result r = run_ittt(tmp, std::string(cmd) + " --help");
         REQUIRE(r.rc == 0);
@@ -341,7 +341,7 @@ TEST_CASE("docs: every --help and every doc pointer names a file of the reposito
 }
 
 TEST_CASE("every integer flag's range is in its --help line and enforced at both ends", "[reliability][cli]") {
-    TempDir tmp("ranges");
+    TempDir tmp("ittt_test_ranges");
     const std::string repo = fs::path(repo_file("data")).parent_path().string(), tiny = repo + "/data/configs/tiny.json";
     REQUIRE(run_ittt(tmp, "init --config " + tiny + " --out " + (tmp / "m")).rc == 0);
     // Enough of a valid command line that parsing reaches every flag.

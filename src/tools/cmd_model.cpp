@@ -2,16 +2,21 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
+#include <optional>
 
 #include "io/checkpoint.h"
 #include "io/config_json.h"
+#include "io/json.h"
 #include "model/memory_budget.h"
 #include "model/model_io.h"
 #include "model/session.h"
 #include "ops/ops.h"
 #include "runtime/rng.h"
+#include "tokenizer/tokenizer.h"
 #include "tools/commands.h"
 #include "tools/common.h"
+#include "tools/context_parallel.h"
 
 namespace ittt {
 
@@ -53,7 +58,8 @@ int cmd_eval(int argc, char** argv) {
                             "usage: ittt eval --ckpt DIR --task NAME --seed S [options]\n"
                             "  Accuracy (over scored positions) and mean loss on held-out seeded batches.\n") +
                         kCheckpointFlagsUsage + help_line(kEvalSeed) + help_line(kEvalBatches) + help_line(kEvalBatch) +
-                        help_line(kEvalSeqLen) + "  --json                   one JSON object\n" + kTaskFlagsUsage + kRuntimeFlagsUsage;
+                        help_line(kEvalSeqLen) + "  --json                   one JSON object\n" + kTaskFlagsUsage + kRuntimeFlagsUsage +
+                        kContextParallelUsage;
     Args a("eval", usage, argc, argv, 2);
     if (a.help()) return std::printf("%s", usage.c_str()), 0;
     Device device = apply_runtime_flags(a);
@@ -65,8 +71,11 @@ int cmd_eval(int argc, char** argv) {
     int batch = static_cast<int>(a.integer(kEvalBatch));
     int seq_len = static_cast<int>(a.integer(kEvalSeqLen));
     bool json = a.flag("--json");
+    const bool context_parallel = read_context_parallel(a);
     a.finish();
+    parallel::Context* cp = context_parallel ? start_context_parallel(device) : nullptr;
     Model model = load_checkpoint_model(ckpt, "eval", device);
+    model.set_context_parallel(cp);
     require_memory(forward_bytes(model.config(), batch, seq_len, false), cat("a forward of a batch of ", batch, " x ", seq_len, " tokens"));
     EvalResult r = evaluate(model, task, batch, seq_len, batches, seed, &ckpt);
     if (json)
@@ -84,48 +93,103 @@ int cmd_eval(int argc, char** argv) {
 }
 
 namespace {
-std::vector<int32_t> read_tokens(Args& a) {
-    std::vector<int32_t> toks = a.int_list("--tokens", 0, INT32_MAX);
-    if (toks.empty()) a.error("missing required flag --tokens (comma-separated ids, e.g. 1,5,9)");
-    return toks;
+// The input: ids (--tokens 1,5,9) or text (--text / --prompt) for the checkpoint's
+// tokenizer.json, which is read after the flags are checked (see with_tokenizer).
+struct Prompt {
+    std::string flag;  // the flag it came from, for messages
+    std::vector<int32_t> ids;
+    std::optional<std::string> text;
+    std::optional<Tokenizer> tokenizer;  // DIR/tokenizer.json, when the directory has one
+};
+Prompt read_prompt(Args& a, const std::string& text_flag) {
+    Prompt p;
+    p.ids = a.int_list("--tokens", 0, INT32_MAX);
+    if (a.has(text_flag)) p.text = a.str(text_flag, "");
+    if (p.text && !p.ids.empty()) a.error(cat("give --tokens or ", text_flag, ", not both"));
+    if (!p.text && p.ids.empty())
+        a.error(cat("missing required flag --tokens (comma-separated ids, e.g. 1,5,9) or ", text_flag, " TEXT"));
+    p.flag = p.text ? text_flag : "--tokens";
+    return p;
+}
+// Loads tokenizer.json when present (text needs it) and encodes the text: the
+// checkpoint's own, else the one at the top of a run directory given as --ckpt.
+void with_tokenizer(Prompt& p, const std::string& resolved, const std::string& given) {
+    std::string path = (std::filesystem::path(resolved) / "tokenizer.json").string();
+    if (!std::filesystem::exists(path) && std::filesystem::exists(std::filesystem::path(given) / "tokenizer.json"))
+        path = (std::filesystem::path(given) / "tokenizer.json").string();
+    if (std::filesystem::exists(path)) p.tokenizer = Tokenizer::load(path);
+    if (!p.text) return;
+    ITTT_CHECK(p.tokenizer, path, ": not found: ", p.flag, " needs the checkpoint's tokenizer.json (or give --tokens ids)");
+    p.ids = p.tokenizer->encode(*p.text);
+    ITTT_CHECK(!p.ids.empty(), p.flag, ": the text encodes to no tokens");
 }
 // After the load, which tells the vocabulary size.
-void check_tokens(const Args& a, const std::vector<int32_t>& toks, int vocab) {
-    for (size_t i = 0; i < toks.size(); ++i)
-        if (toks[i] < 0 || toks[i] >= vocab)
-            a.error(cat("--tokens: id ", toks[i], " at index ", i, " is outside the vocabulary [0, ", vocab, ")"));
+void check_tokens(const Args& a, const Prompt& p, int vocab) {
+    for (size_t i = 0; i < p.ids.size(); ++i)
+        if (p.ids[i] < 0 || p.ids[i] >= vocab)
+            a.error(cat(p.flag, ": id ", p.ids[i], " at index ", i, " is outside the vocabulary [0, ", vocab, ")",
+                        p.text ? " of the model (the tokenizer has more tokens than the model)" : ""));
+}
+// Generated ids as text; ids the tokenizer does not have (a model's padded vocabulary
+// rows) cannot be shown and are left out of the text (the ids list keeps them).
+std::string decodable(const Tokenizer& tok, const std::vector<int32_t>& ids) {
+    std::vector<int32_t> known;
+    for (int32_t id : ids)
+        if (tok.has_id(id)) known.push_back(id);
+    return tok.decode(known);
+}
+// ", "key": "value"" with the value JSON-escaped, for the hand-printed JSON lines below.
+void print_json_string(const std::string& key, const std::string& value) {
+    std::printf(", %s: %s", Json(key).dump().c_str(), Json(value).dump().c_str());
 }
 }  // namespace
 
 int cmd_forward(int argc, char** argv) {
     std::string usage = std::string(
-                            "usage: ittt forward --ckpt DIR --tokens 3,1,4,1,5 [--top K] [--json]\n"
+                            "usage: ittt forward --ckpt DIR (--tokens 3,1,4,1,5 | --text TEXT) [--top K] [--json]\n"
                             "  Logits at every position (prefill, inference mode). Text output shows the top K\n"
                             "  tokens per position; --json prints every logit.\n"
-                            "  --tokens IDS             comma-separated token ids in [0, vocab_size)\n") +
-                        kCheckpointFlagsUsage + help_line(kTop) + kRuntimeFlagsUsage;
+                            "  --tokens IDS             comma-separated token ids in [0, vocab_size)\n"
+                            "  --text TEXT              encoded with DIR/tokenizer.json (Hugging Face format); tokens are\n"
+                            "                           then shown as text too\n") +
+                        kCheckpointFlagsUsage + help_line(kTop) + kRuntimeFlagsUsage + kContextParallelUsage;
     Args a("forward", usage, argc, argv, 2);
     if (a.help()) return std::printf("%s", usage.c_str()), 0;
     Device device = apply_runtime_flags(a);
     CheckpointFlags ckpt = read_checkpoint_flags(a);
     const int64_t top = a.integer(kTop);
     bool json = a.flag("--json");
-    std::vector<int32_t> toks = read_tokens(a);
+    Prompt prompt = read_prompt(a, "--text");
+    const bool context_parallel = read_context_parallel(a);
     a.finish();  // every flag checked before the (slow, fallible) load
-    Model model = load_checkpoint_model(ckpt, "forward", device);
+    parallel::Context* cp = context_parallel ? start_context_parallel(device) : nullptr;
+    std::string dir;
+    Model model = load_checkpoint_model(ckpt, "forward", device, &dir);
+    model.set_context_parallel(cp);
+    with_tokenizer(prompt, dir, ckpt.dir);
     const int V = model.config().vocab_size;
-    check_tokens(a, toks, V);
+    check_tokens(a, prompt, V);
+    const std::vector<int32_t>& toks = prompt.ids;
+    // A token as text, when there is a tokenizer: " (\"...\")" with the JSON escapes.
+    auto shown = [&](int32_t id) {
+        if (!prompt.tokenizer || !prompt.tokenizer->has_id(id)) return std::string();
+        return " " + Json(prompt.tokenizer->decode({id})).dump();
+    };
     ForwardOptions opt;
     opt.inference = true;
     const int64_t n = static_cast<int64_t>(toks.size());
     require_memory(forward_bytes(model.config(), 1, n, false), cat("a forward of ", n, " tokens"));
-    const Tensor& out = model.forward(Tensor::from_vector(toks, {1, n}).to(device), opt);
-    check_logits(ckpt, &model, out, "forward");
-    std::vector<float> logits = out.to_f32_vector();
+    Tensor logits_t = model.forward(Tensor::from_vector(toks, {1, n}).to(device), opt);
+    if (cp) logits_t = gather_logits(model, logits_t);  // rank 0 prints the whole sequence
+    if (!logits_t.defined()) return 0;
+    check_logits(ckpt, cp ? nullptr : &model, logits_t, "forward");
+    std::vector<float> logits = logits_t.to_f32_vector();
     if (json) {
         std::printf("{\"tokens\": [");
         for (int64_t t = 0; t < n; ++t) std::printf("%s%d", t ? ", " : "", toks[static_cast<size_t>(t)]);
-        std::printf("], \"vocab_size\": %d, \"logits\": [", V);
+        std::printf("]");
+        if (prompt.text) print_json_string("text", *prompt.text);
+        std::printf(", \"vocab_size\": %d, \"logits\": [", V);
         for (int64_t t = 0; t < n; ++t) {
             std::printf("%s[", t ? ", " : "");
             for (int v = 0; v < V; ++v) std::printf("%s%.7g", v ? ", " : "", logits[static_cast<size_t>(t * V + v)]);
@@ -140,8 +204,11 @@ int cmd_forward(int argc, char** argv) {
         const float* row = logits.data() + t * V;
         const int k = static_cast<int>(std::min<int64_t>(top, V));
         std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int x, int y) { return row[x] > row[y]; });
-        std::printf("pos %3lld token %5d | top:", static_cast<long long>(t), toks[static_cast<size_t>(t)]);
-        for (int i = 0; i < k; ++i) std::printf(" %d (%.3f)", idx[static_cast<size_t>(i)], row[idx[static_cast<size_t>(i)]]);
+        std::printf("pos %3lld token %5d%s | top:", static_cast<long long>(t), toks[static_cast<size_t>(t)],
+                    shown(toks[static_cast<size_t>(t)]).c_str());
+        for (int i = 0; i < k; ++i)
+            std::printf(" %d%s (%.3f)", idx[static_cast<size_t>(i)], shown(idx[static_cast<size_t>(i)]).c_str(),
+                        row[idx[static_cast<size_t>(i)]]);
         std::printf("\n");
     }
     return 0;
@@ -149,13 +216,15 @@ int cmd_forward(int argc, char** argv) {
 
 int cmd_generate(int argc, char** argv) {
     std::string usage = std::string(
-                            "usage: ittt generate --ckpt DIR --tokens 1,5,9 --n N [--temperature T] [--seed S] [--json]\n"
+                            "usage: ittt generate --ckpt DIR (--tokens 1,5,9 | --prompt TEXT) --n N [--temperature T] [--seed S] [--json]\n"
                             "  Streaming decode: prefill the prompt, then N tokens one at a time with the KV cache\n"
                             "  and the TTT fast weights updated chunk by chunk. Greedy unless --temperature > 0.\n"
+                            "  --prompt TEXT  encoded with DIR/tokenizer.json (Hugging Face format); the output is then text\n"
+                            "  --json         ids (and text with a tokenizer), the TTT state size, and every fast-weight\n"
+                            "                 update: layer, chunk, ||eta dW||_F before and after ttt_clip_tau, clipped\n"
                             "  --tokens IDS             the prompt: comma-separated token ids in [0, vocab_size)\n"
                             "  --temperature T          sampling temperature (default 0: greedy, >= 0)\n") +
-                        kCheckpointFlagsUsage + help_line(kGenerateN) + help_line(kGenerateSeed) +
-                        "  --json                   one JSON object\n" + kRuntimeFlagsUsage;
+                        kCheckpointFlagsUsage + help_line(kGenerateN) + help_line(kGenerateSeed) + kRuntimeFlagsUsage;
     Args a("generate", usage, argc, argv, 2);
     if (a.help()) return std::printf("%s", usage.c_str()), 0;
     Device device = apply_runtime_flags(a);
@@ -165,10 +234,13 @@ int cmd_generate(int argc, char** argv) {
     if (temperature < 0) a.error(cat("--temperature must be >= 0, found ", temperature));
     uint64_t seed = static_cast<uint64_t>(a.integer(kGenerateSeed));
     bool json = a.flag("--json");
-    std::vector<int32_t> toks = read_tokens(a);
+    Prompt prompt = read_prompt(a, "--prompt");
     a.finish();
-    Model model = load_checkpoint_model(ckpt, "generate", device);
-    check_tokens(a, toks, model.config().vocab_size);
+    std::string dir;
+    Model model = load_checkpoint_model(ckpt, "generate", device, &dir);
+    with_tokenizer(prompt, dir, ckpt.dir);
+    check_tokens(a, prompt, model.config().vocab_size);
+    const std::vector<int32_t>& toks = prompt.ids;
     {
         // The KV caches grow to prompt + n positions; the prompt runs as one forward.
         const ModelConfig& c = model.config();
@@ -206,7 +278,23 @@ int cmd_generate(int argc, char** argv) {
         for (size_t i = 0; i < toks.size(); ++i) std::printf("%s%d", i ? ", " : "", toks[i]);
         std::printf("], \"generated\": [");
         for (size_t i = 0; i < out.size(); ++i) std::printf("%s%d", i ? ", " : "", out[i]);
-        std::printf("], \"ttt_state_bytes\": %zu}\n", session.ttt_state_bytes());
+        std::printf("]");
+        if (prompt.tokenizer) {
+            print_json_string("prompt_text", prompt.text ? *prompt.text : prompt.tokenizer->decode(toks));
+            print_json_string("generated_text", decodable(*prompt.tokenizer, out));
+        }
+        std::printf(", \"ttt_state_bytes\": %zu", session.ttt_state_bytes());
+        // Every fast-weight update, in order; clipped means ttt_clip_tau scaled it down to tau.
+        const std::vector<TttUpdate>& ups = session.updates();
+        int clipped = 0;
+        for (const TttUpdate& u : ups) clipped += u.clipped;
+        std::printf(", \"ttt_clip_tau\": %.17g, \"ttt_clipped_updates\": %d, \"ttt_updates\": [", model.config().ttt_clip_tau, clipped);
+        for (size_t i = 0; i < ups.size(); ++i)
+            std::printf("%s{\"layer\": %d, \"chunk\": %d, \"norm\": %.17g, \"applied\": %.17g, \"clipped\": %s}", i ? ", " : "",
+                        ups[i].layer, ups[i].chunk, ups[i].norm, ups[i].applied, ups[i].clipped ? "true" : "false");
+        std::printf("]}\n");
+    } else if (prompt.text) {
+        std::printf("%s\n", decodable(*prompt.tokenizer, out).c_str());
     } else {
         for (size_t i = 0; i < out.size(); ++i) std::printf("%s%d", i ? "," : "", out[i]);
         std::printf("\n");

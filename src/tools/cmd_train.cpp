@@ -22,6 +22,7 @@
 #include "ops/ops.h"
 #include "tools/commands.h"
 #include "tools/common.h"
+#include "tools/context_parallel.h"
 #include "train/trainer.h"
 
 namespace ittt {
@@ -62,7 +63,8 @@ std::string usage() {
            "  --weight-decay X         AdamW decoupled decay of matrices (default 0.1, >= 0)\n"
            "  --grad-clip X            global gradient-norm clip (default 1.0; 0 = off; >= 0)\n" +
            help_line(kSeed) + help_line(kInitSeed) + help_line(kCheckpointEvery) + help_line(kKeep) + help_line(kLogEvery) +
-           "  --json                   JSON lines instead of progress lines\n" + kTaskFlagsUsage + kRuntimeFlagsUsage;
+           "  --json                   JSON lines instead of progress lines\n" + kTaskFlagsUsage + kRuntimeFlagsUsage +
+           kContextParallelUsage;
 }
 
 const char* const kOverridable[] = {"task", "batch", "seq-len", "grad-accum", "lr", "warmup", "min-lr-ratio",
@@ -176,6 +178,7 @@ int cmd_train(int argc, char** argv) {
     tc.log_every = a.integer(kLogEvery);
     tc.json = a.flag("--json");
     tc.out_dir = out;
+    const bool context_parallel = read_context_parallel(a);
     a.finish();
     if (!resume && config.empty() == ckpt.empty()) a.error("give exactly one of --config FILE or --ckpt DIR (or --resume)");
     // The Trainer checks these too, but as run-time errors; here they are usage errors.
@@ -280,6 +283,8 @@ int cmd_train(int argc, char** argv) {
     tc.settings.set("task-name", task_name);
     tc.settings.set("task-opt", task_opt);
 
+    // Every rank of a context-parallel job runs this command; rank 0 writes the checkpoints.
+    parallel::Context* cp = context_parallel ? start_context_parallel(device) : nullptr;
     Model model = resume ? load_model(resume_dir, DType::F32, device)
                  : !ckpt.empty() ? [&] {
                        ResolvedCheckpoint r = resolve_checkpoint(ckpt);
@@ -291,6 +296,7 @@ int cmd_train(int argc, char** argv) {
                                        m.init_random(init_seed);
                                        return m;
                                    }();
+    model.set_context_parallel(cp);
     const int V = model.config().vocab_size;
     require_memory(forward_bytes(model.config(), batch, seq_len, true) + 3 * 4 * parameter_count(model.config()),
                    cat("training on batches of ", batch, " x ", seq_len, " tokens (activations, gradients, AdamW moments)"));
@@ -322,6 +328,7 @@ int cmd_train(int argc, char** argv) {
         std::printf("training %lld parameters on %s (%s), batch %d x %d tokens, %lld steps\n",
                     static_cast<long long>(model.parameter_count()), task.describe().c_str(), device_name(device), batch, seq_len,
                     static_cast<long long>(tc.steps));
+    if (cp && !tc.json) std::printf("context parallel: every sequence split over %d ranks\n", cp->size());
     if (tc.steps == 0) {
         std::string dir = trainer.save();
         if (!tc.json) std::printf("--steps 0: no training; wrote the initial checkpoint %s\n", dir.c_str());

@@ -8,6 +8,7 @@
 #include "model/finite.h"
 #include "ops/ops.h"
 #include "runtime/rng.h"
+#include "tools/context_parallel.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -83,9 +84,10 @@ CheckpointFlags read_checkpoint_flags(Args& a) {
     return c;
 }
 
-Model load_checkpoint_model(const CheckpointFlags& c, const char* cmd, Device device) {
+Model load_checkpoint_model(const CheckpointFlags& c, const char* cmd, Device device, std::string* resolved) {
     ResolvedCheckpoint r = resolve_checkpoint(c.dir);
     if (!r.note.empty()) std::fprintf(stderr, "ittt %s: %s\n", cmd, r.note.c_str());
+    if (resolved) *resolved = r.dir;
     return load_model(r.dir, DType::F32, device, c.load);
 }
 
@@ -111,9 +113,13 @@ EvalResult evaluate(Model& model, const TaskConfig& task, int batch, int seq_len
     opt.inference = true;
     for (int i = 0; i < batches; ++i) {
         Batch b = make_batch(task, model.config().vocab_size, batch, seq_len, eval_batch_seed(seed, i));
-        const Tensor& logits = model.forward(b.tokens_tensor().to(model.device()), opt);
-        if (ckpt) check_logits(*ckpt, &model, logits, cat("eval, batch ", i));
-        else require_finite_logits(&model, logits, cat("eval, batch ", i));
+        Tensor logits = model.forward(b.tokens_tensor().to(model.device()), opt);
+        if (model.context_parallel()) logits = gather_logits(model, logits);  // rank 0 scores the whole batch
+        if (!logits.defined()) continue;
+        // (activations are this rank's slice under context parallelism: name them only without it)
+        const Model* m = model.context_parallel() ? nullptr : &model;
+        if (ckpt) check_logits(*ckpt, m, logits, cat("eval, batch ", i));
+        else require_finite_logits(m, logits, cat("eval, batch ", i));
         ops::CrossEntropyResult ce = ops::cross_entropy(nullptr, logits, b.targets_tensor().view({b.B * static_cast<int64_t>(b.n)}).to(model.device()), 1.0);
         loss_sum += ce.loss_sum;
         scored += ce.n_scored;

@@ -28,8 +28,9 @@ struct CheckpointFlags {
 CheckpointFlags read_checkpoint_flags(Args& a);
 extern const char* const kCheckpointFlagsUsage;
 // Resolves the flags' directory (printing which step of a run directory is
-// used) and loads it; `cmd` names the subcommand in that note.
-Model load_checkpoint_model(const CheckpointFlags& c, const char* cmd, Device device);
+// used) and loads it; `cmd` names the subcommand in that note. *resolved, when
+// given, receives the directory read.
+Model load_checkpoint_model(const CheckpointFlags& c, const char* cmd, Device device, std::string* resolved = nullptr);
 // The logits of a forward are finite, or an Error naming where they are not;
 // with --allow-nonfinite a warning on stderr instead.
 void check_logits(const CheckpointFlags& c, const Model* model, const Tensor& logits, const std::string& what);

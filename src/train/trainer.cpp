@@ -67,11 +67,18 @@ StepStats Trainer::step() {
 
     model_.zero_grad();
     double loss_sum = 0;
+    parallel::Context* cp = model_.context_parallel();
     for (int mb = 0; mb < cfg_.grad_accum; ++mb) {
         const Tensor& logits = model_.forward(tokens[static_cast<size_t>(mb)].to(model_.device()));
+        Tensor mb_targets = targets[static_cast<size_t>(mb)];
+        if (cp) {  // context parallel: the logits are this rank's slice; so are the targets it scores
+            const Tensor& t = tokens[static_cast<size_t>(mb)];
+            mb_targets = parallel::local_slice(mb_targets.view({t.dim(0), t.dim(1)}), model_.slice_plan(), cp->rank()).view({logits.dim(0)});
+        }
         Tensor dlogits = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
         ops::CrossEntropyResult r =
-            ops::cross_entropy(&dlogits, logits, targets[static_cast<size_t>(mb)].to(model_.device()), 1.0 / static_cast<double>(scored));
+            ops::cross_entropy(&dlogits, logits, mb_targets.to(model_.device()), 1.0 / static_cast<double>(scored));
+        if (cp) r.loss_sum = cp->allreduce_sum(r.loss_sum);  // the whole sequences' loss, on every rank
         if (!std::isfinite(r.loss_sum)) {
             // Name the culprit: a weight already holding NaN/Inf, else the first
             // activation of the forward that overflowed.
@@ -84,6 +91,7 @@ StepStats Trainer::step() {
         loss_sum += r.loss_sum;
         model_.backward(dlogits);
     }
+    if (cp) parallel::allreduce_gradients(*cp, model_);  // each rank holds its slices' share
     std::vector<Tensor*> grads;
     for (Parameter& p : model_.parameters())
         if (p.trainable) grads.push_back(&p.grad);
@@ -158,6 +166,7 @@ std::vector<StepStats> Trainer::run() {
                          s.tokens_per_s / 1000.0, format_duration(eta).c_str(), tty ? (last ? "\n" : "   ") : "\n");
         }
         if (log) std::fflush(log);
+        // Every rank of a context-parallel job calls save(): its checks are collective, rank 0 writes.
         if (!cfg_.out_dir.empty() && ((cfg_.checkpoint_every > 0 && step_ % cfg_.checkpoint_every == 0) || last)) save();
     }
     return all;
@@ -180,9 +189,7 @@ Json Trainer::recorded_settings() const {
     return s;
 }
 
-std::string Trainer::save(const std::string& run_dir) {
-    ITTT_NVTX_RANGE("checkpoint_save");
-    ITTT_CHECK(!run_dir.empty(), "Trainer::save: no run directory");
+void Trainer::check_saveable() {
     // Finite or refuse: step() never leaves non-finite weights behind, but a
     // checkpoint is the one thing that must not hold one, so check again.
     std::string bad = first_nonfinite_parameter(model_);
@@ -194,13 +201,25 @@ std::string Trainer::save(const std::string& run_dir) {
     ITTT_CHECK(bad.empty(), "refusing to write a checkpoint at step ", step_, ": ", bad, "; ", kept_text());
     // Finite but huge weights (an update of lr 1e38) are as broken as Inf ones:
     // the checkpoint must also give finite logits on the last batch it trained on.
+    // Under context parallelism the forward is collective and each rank sees its
+    // slice's logits: the verdict is summed over the ranks, so all stop together.
     if (check_tokens_.defined()) {
         const Tensor& logits = model_.forward(check_tokens_.to(model_.device()));
-        if (int64_t i = first_nonfinite(logits); i >= 0)
+        double non_finite = first_nonfinite(logits) >= 0 ? 1 : 0;
+        if (parallel::Context* cp = model_.context_parallel()) non_finite = cp->allreduce_sum(non_finite);
+        if (non_finite > 0)
             fail(cat("refusing to write a checkpoint at step ", step_, ": every weight is finite (the largest is ", largest_parameter(model_),
                      "), but they give non-finite logits on the step's own batch; the first non-finite activation: ",
                      first_nonfinite_activation(model_, logits), "; ", kept_text()));
     }
+}
+
+std::string Trainer::save(const std::string& run_dir) {
+    ITTT_NVTX_RANGE("checkpoint_save");
+    ITTT_CHECK(!run_dir.empty(), "Trainer::save: no run directory");
+    check_saveable();
+    // Every rank holds the same weights and optimizer state: rank 0 writes them.
+    if (parallel::Context* cp = model_.context_parallel(); cp && cp->rank() != 0) return "";
     std::vector<NamedTensor> opt;
     const auto& params = model_.parameters();
     for (size_t i = 0; i < params.size(); ++i) {

@@ -75,6 +75,8 @@ public:
     Json resume(const std::string& path);
     // Writes run_dir/step-N (weights, optimizer state, trainer state) and
     // prunes to cfg.keep; returns the directory. Refuses non-finite values.
+    // Under context parallelism every rank calls it (its checks are
+    // collective); rank 0 writes, the others return "".
     std::string save(const std::string& run_dir);
     std::string save() { return save(cfg_.out_dir); }
     int64_t steps_done() const { return step_; }
@@ -86,6 +88,8 @@ public:
 private:
     // "the last checkpoint, D/step-4 (step 4), is kept" or why there is none.
     std::string kept_text() const;
+    // Every weight and moment finite, and finite logits on the last step's batch.
+    void check_saveable();
     [[noreturn]] void stop(int64_t step, const std::string& why) const;
 
     Model& model_;
