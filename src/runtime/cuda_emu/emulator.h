@@ -31,9 +31,12 @@ namespace ittt::cuda_emu {
 struct Site {
     const char* file;
     int line;
+    // Called in a default argument, the builtins give the caller's file and line
+    // (written inline as Site{__builtin_FILE(), ...} they would give this header's).
+    static constexpr Site here(const char* file = __builtin_FILE(), int line = __builtin_LINE()) { return {file, line}; }
 };
 // The call site, when used as a default argument.
-#define ITTT_EMU_HERE (::ittt::cuda_emu::Site{__builtin_FILE(), __builtin_LINE()})
+#define ITTT_EMU_HERE (::ittt::cuda_emu::Site::here())
 
 // ---- launches (host side) ----
 
@@ -90,6 +93,14 @@ void warp_collective(unsigned mask, void* lane_data, WarpCombine combine, const 
 
 // The calling thread's lane (its linear index in the block, modulo 32).
 int lane_id();
+
+// ---- for the layer's own tests (tests/test_cuda_emu.cu) ----
+
+// Fault and deadlock reports go to stderr as they happen (besides cudaGetErrorString);
+// a test that provokes them on purpose turns that off.
+void set_reports_printed(bool printed);
+// ITTT_EMU_POISON_SHARED=1 turns poisoning on for the whole run; this, for one test.
+void set_shared_poisoning(bool on);
 
 // Mutation tests (tests/cuda_emu_mutants.sh): a build of one .cu file with
 // -DITTT_EMU_MUTANT_DROP_BARRIER_LINE=L compiles the __syncthreads on its line L out;

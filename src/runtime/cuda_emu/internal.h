@@ -23,7 +23,6 @@ extern const char* const kDeviceName;
 cudaError_t set_error(cudaError_t error, const std::string& detail);
 // Prints an emulator report on stderr (unless the unit tests silenced it).
 void print_report(const std::string& report);
-void set_reports_printed(bool printed);  // for tests of the layer that expect faults
 
 // ---- device memory (runtime_api.cpp) ----
 // True for a stream from cudaStreamCreate that has not been destroyed.
@@ -49,6 +48,6 @@ KernelInfo& kernel_info(const void* kernel, const char* fallback_name);
 struct Options {
     bool poison_shared = false;  // ITTT_EMU_POISON_SHARED=1: NaN (0xFF bytes) in shared memory before every block
 };
-const Options& options();
+Options& options();
 
 }  // namespace ittt::cuda_emu

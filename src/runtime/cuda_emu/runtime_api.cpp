@@ -86,6 +86,8 @@ void print_report(const std::string& report) {
 
 void set_reports_printed(bool printed) { g_reports_printed = printed; }
 
+void set_shared_poisoning(bool on) { options().poison_shared = on; }
+
 bool is_device_memory(const void* p, size_t bytes) {
     std::lock_guard<std::mutex> lock(g_memory_mutex);
     uintptr_t base = 0;
@@ -98,8 +100,8 @@ bool is_stream(cudaStream_t stream) {
     return g_streams.count(stream) > 0;
 }
 
-const Options& options() {
-    static const Options o = [] {
+Options& options() {
+    static Options o = [] {
         Options r;
         const char* poison = std::getenv("ITTT_EMU_POISON_SHARED");
         r.poison_shared = poison && *poison && std::string(poison) != "0";
