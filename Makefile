@@ -124,7 +124,7 @@ $(BUILD)/obj/tests/%.cu.o: CPPFLAGS += -I$(CATCH2_INC)
 $(BUILD)/ittt_tests: $(call obj,$(wildcard tests/*.cu))
 # The TSan build compiles the scheduler and the fibers without TSan's instrumentation (their
 # bookkeeping is ordered by construction) and lets them call TSan's fiber and sync API.
-$(call obj,$(EMU_DIR)/emulator.cpp $(EMU_DIR)/fiber.cpp): CPPFLAGS += $(EMU_ENGINE_FLAGS)
+$(call obj,$(EMU_DIR)/emulator.cpp $(EMU_DIR)/fiber.cpp): override CXXFLAGS += $(EMU_ENGINE_FLAGS)
 # Mutation tests: one object rebuilt with a planted bug (tests/cuda_emu_mutants.sh).
 ifneq ($(EMU_MUTANT_OBJ),)
 $(EMU_MUTANT_OBJ): CPPFLAGS += $(EMU_MUTANT_FLAGS)

@@ -24,6 +24,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -92,8 +93,11 @@ struct Block {
     char arrive_sync = 0;
     std::vector<Thread> threads;
     std::vector<Warp> warps;
-    std::vector<int> ready;  // FIFO of threads to resume
-    size_t ready_head = 0;
+    // Threads to resume, first in first out: a ring of fixed size (a thread is in it at most
+    // once), so that no container grows inside a fiber (ThreadSanitizer would see the
+    // library's out-of-line, instrumented code doing it).
+    int ready[kMaxThreadsPerBlock];
+    int ready_head = 0, ready_count = 0;
     bool aborted = false;
     std::string fault;
 };
@@ -112,9 +116,24 @@ Running g_run;
 Block g_block;
 Fiber* g_current = nullptr;  // the fiber running now
 int g_thread = -1;           // the CUDA thread running now (-1: the host)
-std::vector<Fiber*> g_idle;  // fibers between threads, ready to start one
-std::vector<Fiber*> g_slots; // TSan builds: the fiber of each thread index
-std::vector<Fiber*> g_all;
+// The fibers live as long as the process (never destroyed, so never reported as leaks).
+struct Pool {
+    std::vector<Fiber*> idle;   // fibers between threads, ready to start one
+    std::vector<Fiber*> slots;  // TSan builds: the fiber of each thread index
+    std::vector<Fiber*> all;
+};
+Pool& pool() {
+    static Pool* p = [] {
+        // Room for every fiber up front: under ThreadSanitizer, a vector growing inside one
+        // fiber and read by another would look like a race in the emulator's bookkeeping.
+        Pool* q = new Pool;
+        q->idle.reserve(2 * kMaxThreadsPerBlock);
+        q->slots.reserve(2 * kMaxThreadsPerBlock);
+        q->all.reserve(2 * kMaxThreadsPerBlock);
+        return q;
+    }();
+    return *p;
+}
 char g_block_start_sync = 0, g_block_end_sync = 0;
 
 constexpr size_t kGuardBytes = 64;  // canary after dynamic shared memory (builds without ASan)
@@ -151,12 +170,25 @@ void bind(int t) {
 
 void main_loop();
 
+// Thrown by fault(): unwinds the faulting thread's stack back to main_loop, so that
+// nothing it allocated is left behind on an abandoned stack.
+struct KernelFault {};
+
+// Stops the block: the report names the kernel, block and the running thread.
+void record_fault(const std::string& message, Site site) {
+    Block& b = g_block;
+    if (b.aborted) return;  // the first fault is the one reported
+    b.fault = cat("cuda emulator: fault in ", where_in_launch(), ", ", thread_str(g_thread), site.file ? cat(", at ", site_str(site)) : std::string(),
+                  ": ", message);
+    b.aborted = true;
+}
+
 Fiber* new_fiber(int slot) {
     Fiber* f = create_fiber(&main_loop, kFiberPerThread ? "emulated CUDA thread (fiber per thread index)" : "emulated CUDA threads");
-    g_all.push_back(f);
+    pool().all.push_back(f);
     if (kFiberPerThread) {
-        if (g_slots.size() <= static_cast<size_t>(slot)) g_slots.resize(static_cast<size_t>(slot) + 1, nullptr);
-        g_slots[static_cast<size_t>(slot)] = f;
+        if (pool().slots.size() <= static_cast<size_t>(slot)) pool().slots.resize(static_cast<size_t>(slot) + 1, nullptr);
+        pool().slots[static_cast<size_t>(slot)] = f;
     }
     return f;
 }
@@ -164,12 +196,12 @@ Fiber* new_fiber(int slot) {
 // A fiber to start thread `next` on.
 Fiber* fiber_for_new_thread(int next) {
     if (kFiberPerThread) {
-        Fiber* f = static_cast<size_t>(next) < g_slots.size() ? g_slots[static_cast<size_t>(next)] : nullptr;
+        Fiber* f = static_cast<size_t>(next) < pool().slots.size() ? pool().slots[static_cast<size_t>(next)] : nullptr;
         return f ? f : new_fiber(next);
     }
-    if (!g_idle.empty()) {
-        Fiber* f = g_idle.back();
-        g_idle.pop_back();
+    if (!pool().idle.empty()) {
+        Fiber* f = pool().idle.back();
+        pool().idle.pop_back();
         return f;
     }
     return new_fiber(0);
@@ -179,9 +211,10 @@ Fiber* fiber_for_new_thread(int next) {
 Fiber* pick_next() {
     Block& b = g_block;
     if (b.aborted) return host_fiber();
-    if (b.ready_head < b.ready.size()) {
-        const int t = b.ready[b.ready_head++];
-        if (b.ready_head == b.ready.size()) b.ready.clear(), b.ready_head = 0;
+    if (b.ready_count > 0) {
+        const int t = b.ready[b.ready_head];
+        b.ready_head = (b.ready_head + 1) % kMaxThreadsPerBlock;
+        --b.ready_count;
         b.threads[static_cast<size_t>(t)].state = State::Running;
         return b.threads[static_cast<size_t>(t)].fiber;
     }
@@ -192,6 +225,7 @@ Fiber* pick_next() {
 void switch_to(Fiber* next) {
     Fiber* self = g_current;
     if (next == self) return;
+    if (next == host_fiber()) tsan_release(&g_block_end_sync);  // the host reads what the block did (and its report)
     g_current = next;
     switch_fiber(self, next);
     g_current = self;  // resumed
@@ -206,7 +240,8 @@ void suspend() {
 
 void make_ready(int t) {
     g_block.threads[static_cast<size_t>(t)].state = State::Ready;
-    g_block.ready.push_back(t);
+    Block& b = g_block;
+    b.ready[(b.ready_head + b.ready_count++) % kMaxThreadsPerBlock] = t;
 }
 
 // The block barrier's last participant has arrived (thread `self`), or the last
@@ -242,21 +277,33 @@ void main_loop() {
             th.fiber = self;
             bind(t);
             tsan_acquire(&g_block_start_sync);
-            g_run.body(g_run.context);
+            try {
+                g_run.body(g_run.context);
+            } catch (const KernelFault&) {
+                break;  // recorded by fault(); the host ends the launch
+            } catch (const std::exception& e) {
+                record_fault(cat("the kernel threw an exception: ", e.what()), Site{nullptr, 0});
+                break;
+            } catch (...) {
+                record_fault("the kernel threw an exception", Site{nullptr, 0});
+                break;
+            }
             // thread t has returned from the kernel
             th.state = State::Exited;
             ++b.exited;
             tsan_release(&g_block_end_sync);
             Warp& w = b.warps[static_cast<size_t>(t / 32)];
-            if (w.arrived != 0 && (w.mask & (1u << (t % 32))))
-                fault(cat("this thread exits while lanes ", hex(w.arrived), " of its warp wait for it in ", w.what, " at ", site_str(w.site),
-                          " (mask ", hex(w.mask), "): that operation can never complete (on a GPU: a hang or garbage)"),
-                      Site{nullptr, 0});
+            if (w.arrived != 0 && (w.mask & (1u << (t % 32)))) {
+                record_fault(cat("this thread exits while lanes ", hex(w.arrived), " of its warp wait for it in ", w.what, " at ",
+                                 site_str(w.site), " (mask ", hex(w.mask), "): that operation can never complete (on a GPU: a hang or garbage)"),
+                             Site{nullptr, 0});
+                break;
+            }
             if (b.waiting > 0 && b.waiting + b.exited == b.n) complete_barrier(-1);  // it waited only for exited threads
-            if (kFiberPerThread || b.ready_head < b.ready.size()) break;  // ready threads go first
+            if (kFiberPerThread || b.ready_count > 0) break;  // ready threads go first
         }
         g_thread = -1;
-        if (!kFiberPerThread) g_idle.push_back(self);
+        if (!kFiberPerThread) pool().idle.push_back(self);
         switch_to(pick_next());
     }
 }
@@ -311,8 +358,7 @@ void reset_block(unsigned n) {
     b.started = b.exited = b.waiting = b.count = 0;
     b.aborted = false;
     b.fault.clear();
-    b.ready.clear();
-    b.ready_head = 0;
+    b.ready_head = b.ready_count = 0;
     for (unsigned i = 0; i < n; ++i) {
         Thread& th = b.threads[i];
         th.state = State::Unstarted;
@@ -323,11 +369,11 @@ void reset_block(unsigned n) {
 
 // Puts every fiber that was inside a thread when the block stopped back at its start.
 void recover_fibers() {
-    std::vector<Fiber*> idle(g_idle.begin(), g_idle.end());
-    for (Fiber* f : g_all) {
+    const std::vector<Fiber*> idle = pool().idle;
+    for (Fiber* f : pool().all) {
         if (!kFiberPerThread && std::find(idle.begin(), idle.end(), f) != idle.end()) continue;
         reset_fiber(f);
-        if (!kFiberPerThread) g_idle.push_back(f);
+        if (!kFiberPerThread) pool().idle.push_back(f);
     }
 }
 
@@ -381,6 +427,9 @@ bool run_block() {
         }
         return true;
     }
+    // Threads left waiting released their work at the barrier or warp operation they wait in.
+    tsan_acquire(&b.arrive_sync);
+    for (Warp& w : b.warps) tsan_acquire(&w.arrive_sync);
     recover_fibers();
     set_error(cudaErrorLaunchFailure, report);
     print_report(report);
@@ -440,8 +489,8 @@ void run_grid(const LaunchRequest& request, ThreadBody body, void* context) {
     gridDim = request.grid;
     blockDim = request.block;
     const unsigned n = blockDim.x * blockDim.y * blockDim.z;
-    if (g_block.threads.size() < n) {
-        g_block.threads.resize(static_cast<size_t>(kMaxThreadsPerBlock));  // fixed: TSan keys on their addresses
+    if (g_block.threads.size() < n) {  // sized once: TSan keys on their addresses, and nothing grows inside a fiber
+        g_block.threads.resize(static_cast<size_t>(kMaxThreadsPerBlock));
         g_block.warps.resize(static_cast<size_t>(kMaxThreadsPerBlock / 32));
     }
     bool ok = true;
@@ -584,13 +633,8 @@ void fault(const std::string& message, Site site) {
         print_report(cat("cuda emulator: ", message, site.file ? cat(" at ", site_str(site)) : std::string(), " (outside any kernel thread)"));
         std::abort();
     }
-    Block& b = g_block;
-    b.fault = cat("cuda emulator: fault in ", where_in_launch(), ", ", thread_str(g_thread), site.file ? cat(", at ", site_str(site)) : std::string(),
-                  ": ", message);
-    b.aborted = true;
-    g_thread = -1;
-    switch_to(host_fiber());
-    std::abort();  // never resumed: recover_fibers() resets this fiber
+    record_fault(message, site);
+    throw KernelFault{};
 }
 
 namespace {
