@@ -184,7 +184,10 @@ void record_fault(const std::string& message, Site site) {
 }
 
 Fiber* new_fiber(int slot) {
-    Fiber* f = create_fiber(&main_loop, kFiberPerThread ? "emulated CUDA thread (fiber per thread index)" : "emulated CUDA threads");
+    // TSan reports name a fiber by this: in TSan builds it always runs the same thread index
+    // (the string is kept: TSan holds on to it).
+    const char* name = kFiberPerThread ? strdup(cat("CUDA thread ", slot, " (linear index) of every block").c_str()) : "CUDA threads";
+    Fiber* f = create_fiber(&main_loop, name);
     pool().all.push_back(f);
     if (kFiberPerThread) {
         if (pool().slots.size() <= static_cast<size_t>(slot)) pool().slots.resize(static_cast<size_t>(slot) + 1, nullptr);

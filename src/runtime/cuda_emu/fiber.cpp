@@ -172,7 +172,7 @@ void reset_fiber(Fiber* f) {
     // Its shadow call stack still holds the abandoned frames: start a new TSan fiber.
     __tsan_destroy_fiber(f->tsan);
     f->tsan = __tsan_create_fiber(0);
-    __tsan_set_fiber_name(f->tsan, "emulated CUDA thread");
+    __tsan_set_fiber_name(f->tsan, "CUDA thread (restarted after a fault)");
 #endif
     prepare(f);
 }
