@@ -18,7 +18,10 @@
 
 namespace ittt {
 
-const char* device_name(Device d) { return d == Device::CPU ? "cpu" : "cuda"; }
+const char* device_name(Device d) {
+    if (d == Device::CPU) return "cpu";
+    return cuda_emulated() ? "cuda-emu" : "cuda";  // an emulated device is never named as a GPU
+}
 
 Device resolve_device(const std::string& name) {
     if (name == "cpu") return Device::CPU;

@@ -13,6 +13,7 @@ namespace ittt {
 
 enum class Device { CPU, CUDA };
 
+// "cpu", "cuda", or "cuda-emu" for the CUDA emulator's device (make CUDA=emu).
 const char* device_name(Device d);
 
 // True when this binary was compiled with the CUDA side.
