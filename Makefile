@@ -10,7 +10,8 @@
 #   make CUDA=emu      the CUDA side compiled by g++ against the CPU emulator, in build-emu/ (docs/cuda-emulator.md)
 #   make cuda-check    the emulated [cuda] tests under ASan, TSan and NaN-poisoned shared memory; make cuda-mutants
 #
-# Knobs: CUDA=0|1|emu (default: 1 when nvcc is found), GPU_ARCH=90, PLOTS=0 (build
+# Knobs: CUDA=0|1|emu (default: 1 when nvcc is found), MPI=0|1 and NCCL=0|1 (context
+# parallelism, see the MPI block below), GPU_ARCH=90, PLOTS=0 (build
 # without gnuplot-iostream), CATCH2_INC=<dir holding catch2/catch.hpp>,
 # BUILD=<dir>, ARCH=x86-64-v3 (the -march value; empty for the compiler's default).
 #
@@ -51,7 +52,7 @@ endif
 
 # ---- sources: every folder is picked up by wildcard, no list to keep in sync ----
 LIB_CPP   := $(wildcard src/runtime/*.cpp src/ops/*.cpp src/model/*.cpp src/io/*.cpp src/tasks/*.cpp \
-                        src/train/*.cpp src/driver/*.cpp kernels/*/*.cpp)
+                        src/train/*.cpp src/driver/*.cpp src/parallel/*.cpp kernels/*/*.cpp)
 LIB_CU    := $(if $(filter 1 emu,$(CUDA)),$(wildcard src/*/*.cu kernels/*/*.cu),)
 TOOL_CPP  := $(wildcard src/tools/*.cpp)
 BENCH_CPP := $(wildcard src/bench/*.cpp)
@@ -67,11 +68,19 @@ LIB       := $(BUILD)/libittt.a
 all: $(BUILD)/ittt info
 
 info:
-	@echo "ittt: built $(if $(filter emu,$(CUDA)),CPU + the CUDA emulator (the .cu files as host C++; not a GPU),$(if $(filter 1,$(CUDA)),CPU + CUDA (sm_$(GPU_ARCH)),CPU only ($(if $(NVCC),CUDA=0 given,nvcc not found)))), NVTX $(if $(filter 1,$(NVTX)),on,off), plots $(if $(filter 1,$(PLOTS)),on,off)"
+	@echo "ittt: built $(if $(filter emu,$(CUDA)),CPU + the CUDA emulator (the .cu files as host C++; not a GPU),$(if $(filter 1,$(CUDA)),CPU + CUDA (sm_$(GPU_ARCH)),CPU only ($(if $(NVCC),CUDA=0 given,nvcc not found)))), NVTX $(if $(filter 1,$(NVTX)),on,off), plots $(if $(filter 1,$(PLOTS)),on,off), MPI $(if $(filter 1,$(MPI)),on,off)$(if $(filter 1,$(NCCL)), + NCCL,)"
 
 # ---- Debian packages: installed when root, otherwise the exact command is printed ----
 DEB_PACKAGES := catch2 $(if $(filter 1,$(PLOTS)),libgnuplot-iostream-dev libboost-iostreams-dev libboost-filesystem-dev gnuplot-nox,)
 DEP_FILES    := $(CATCH2_INC)/catch2/catch.hpp $(if $(filter 1,$(PLOTS)),/usr/include/gnuplot-iostream.h /usr/include/boost/iostreams/device/file_descriptor.hpp /usr/include/boost/filesystem.hpp /usr/bin/gnuplot,)
+
+# ---- tokenizer (src/tokenizer/): PCRE2 runs the pre-tokenizer's Unicode split pattern,
+# ICU does the normalizer (NFC, ...); both Debian packages, installed like the ones above ----
+LIB_OBJ      += $(call obj,$(wildcard src/tokenizer/*.cpp))
+LDLIBS       += -lpcre2-8 -licuuc
+DEB_PACKAGES += libpcre2-dev libicu-dev
+DEP_FILES    += /usr/include/pcre2.h /usr/include/unicode/unorm2.h
+# ---- end tokenizer ----
 $(BUILD)/deps.ok:
 	@mkdir -p $(BUILD)
 	@missing=""; for f in $(DEP_FILES); do [ -e $$f ] || missing="$$missing $$f"; done; \
@@ -176,7 +185,7 @@ test: $(BUILD)/ittt_tests $(BUILD)/ittt
 
 sanitize:
 	$(MAKE) BUILD=build-sanitize CUDA=0 ARCH= CXXFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-	  LDFLAGS="-fsanitize=address,undefined" build-sanitize/ittt_tests build-sanitize/ittt
+	  LDFLAGS="-fsanitize=address,undefined" build-sanitize/ittt_tests build-sanitize/ittt $(if $(filter 1,$(MPI)),build-sanitize/ittt_cp_check)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 OMP_NUM_THREADS=2 ITTT_BIN=build-sanitize/ittt \
 	  build-sanitize/ittt_tests $(TEST_ARGS)
 
@@ -259,6 +268,60 @@ endif
 
 clean:
 	rm -rf $(BUILD) build-sanitize
+
+# ---- MPI: context parallelism (docs/parallelism.md) -------------------------------------
+# MPI=0|1: default 1 when mpicxx or pkg-config's ompi is found. The library always has
+# src/parallel/; only context.cpp changes with MPI (without it, --context-parallel is an
+# error that says how to get MPI). NCCL=0|1: the transport for CUDA tensors, default 1
+# when CUDA=1, MPI=1 and nccl.h + libnccl are found (compiled; it needs GPUs to run).
+# MPI=1 adds the Debian packages to the deps list, builds build/ittt_cp_check (the MPI
+# tests, run by `make test` through tests/test_parallel.cpp) and build/ittt_cp_bench
+# (run by `make bench`). Flags are looked up when a recipe runs, after `deps`.
+MPIRUN ?= mpirun
+ifeq ($(origin MPI),undefined)
+  MPI := $(if $(or $(shell command -v mpicxx 2>/dev/null),$(shell pkg-config --exists ompi 2>/dev/null && echo y)),1,0)
+endif
+NCCL_INC := $(firstword $(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h /usr/local/include/nccl.h))
+NCCL_LIB := $(firstword $(wildcard $(CUDA_HOME)/lib64/libnccl.so /usr/lib/x86_64-linux-gnu/libnccl.so /usr/local/lib/libnccl.so))
+ifeq ($(origin NCCL),undefined)
+  NCCL := $(if $(and $(filter 1,$(CUDA)),$(filter 1,$(MPI)),$(NCCL_INC),$(NCCL_LIB)),1,0)
+endif
+ifeq ($(MPI),1)
+  MPI_CFLAGS = $(shell pkg-config --cflags ompi 2>/dev/null || mpicc --showme:compile)
+  MPI_LIBS   = $(shell pkg-config --libs ompi 2>/dev/null || mpicc --showme:link)
+  LDLIBS += $(MPI_LIBS)
+  DEB_PACKAGES += libopenmpi-dev openmpi-bin
+  DEP_FILES += $(if $(shell command -v mpirun 2>/dev/null),,/usr/bin/mpirun) $(if $(shell command -v mpicc 2>/dev/null),,/usr/bin/mpicc)
+  MPI_BINS := $(BUILD)/ittt_cp_check $(BUILD)/ittt_cp_bench
+endif
+ifeq ($(NCCL),1)
+  NCCL_FLAGS := -I$(dir $(NCCL_INC)) -I$(CUDA_HOME)/include
+  LDLIBS += -L$(dir $(NCCL_LIB)) -Wl,-rpath,$(dir $(NCCL_LIB)) -lnccl
+endif
+PARALLEL_OBJ := $(call obj,$(wildcard src/parallel/*.cpp))
+$(PARALLEL_OBJ): CPPFLAGS += -DITTT_WITH_MPI=$(MPI) -DITTT_WITH_NCCL=$(NCCL) $(if $(filter 1,$(MPI)),$(MPI_CFLAGS)) $(NCCL_FLAGS)
+# A stamp named after the setting: switching MPI or NCCL recompiles src/parallel.
+MPI_STAMP := $(BUILD)/mpi$(MPI)_nccl$(NCCL).stamp
+$(PARALLEL_OBJ): $(MPI_STAMP)
+$(MPI_STAMP):
+	@mkdir -p $(BUILD) && rm -f $(BUILD)/mpi*_nccl*.stamp && touch $@
+
+$(BUILD)/ittt_cp_check: $(call obj,tests/mpi/cp_check.cpp) $(LIB)
+	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
+$(BUILD)/ittt_cp_bench: $(call obj,src/bench/parallel/bench_context_parallel.cpp src/bench/bench_table.cpp) $(LIB)
+	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
+test: $(MPI_BINS)
+all: $(MPI_BINS)
+bench: bench-mpi
+.PHONY: bench-mpi
+bench-mpi: $(BUILD)/ittt_bench $(MPI_BINS)
+ifeq ($(MPI),1)
+	OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 \
+	  $(MPIRUN) --oversubscribe -np 2 $(BUILD)/ittt_cp_bench $(CP_BENCH_ARGS)
+else
+	@echo "bench: context-parallel benchmark skipped (built without MPI; MPI=1 needs libopenmpi-dev openmpi-bin)"
+endif
+# ---- end of the MPI block ------------------------------------------------------------
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 

@@ -23,8 +23,12 @@
 
 #include "io/json.h"
 #include "model/model_io.h"
+#include "model/session.h"
 #include "tasks/tasks.h"
+#include "test_process.h"
 #include "test_util.h"
+#include "tiny_model.h"
+#include "tokenizer/tokenizer.h"
 
 using namespace ittt;
 using namespace ittt::test;
@@ -33,12 +37,6 @@ using Catch::StartsWith;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string self_dir() {
-    std::error_code ec;
-    fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-    return ec ? std::string(".") : exe.parent_path().string();
-}
 
 bool is_executable(const std::string& path) { return ::access(path.c_str(), X_OK) == 0 && fs::is_regular_file(path); }
 
@@ -52,61 +50,16 @@ const std::string& ittt_binary() {
     return bin;
 }
 
-// A file of the repository (data/configs/...), from the working directory or the binary's.
-std::string repo_file(const std::string& rel) {
-    if (fs::exists(rel)) return fs::absolute(rel).string();
-    return fs::absolute(fs::path(self_dir()) / ".." / rel).lexically_normal().string();
-}
-
-std::string read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
 void write_file(const std::string& path, const std::string& bytes) {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out << bytes;
 }
 
-// A fresh directory under /tmp, removed with everything in it at scope exit.
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/ittt_test_cli_XXXXXX";
-        REQUIRE(::mkdtemp(tmpl) != nullptr);
-        path = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    std::string operator/(const std::string& name) const { return path + "/" + name; }
-};
-
-struct Result {
-    int rc = -1;  // exit code; 128 + signal when the child was killed
-    std::string out, err;
-    std::vector<std::string> err_lines() const {
-        std::vector<std::string> lines;
-        std::stringstream ss(err);
-        for (std::string l; std::getline(ss, l);) lines.push_back(l);
-        return lines;
-    }
-};
-
 // Runs `ittt <args>` (args are shell words; the paths used here hold no spaces).
 Result run_ittt(const TempDir& scratch, const std::string& args) {
     INFO("the ittt binary: " << ittt_binary() << " (build it with `make build/ittt`, or point ITTT_BIN at one)");
     REQUIRE(is_executable(ittt_binary()));
-    const std::string out = scratch / ".stdout", err = scratch / ".stderr";
-    std::string cmd = "OMP_NUM_THREADS=1 '" + ittt_binary() + "' " + args + " >'" + out + "' 2>'" + err + "'";
-    int status = std::system(cmd.c_str());
-    Result r;
-    if (status != -1 && WIFEXITED(status)) r.rc = WEXITSTATUS(status);
-    else if (status != -1 && WIFSIGNALED(status)) r.rc = 128 + WTERMSIG(status);
-    r.out = read_file(out);
-    r.err = read_file(err);
-    return r;
+    return run_shell(scratch, "OMP_NUM_THREADS=1 '" + ittt_binary() + "' " + args);
 }
 
 // A usage error: exit 2, "ittt <cmd>: <message>" alone on the first line, then a blank line and the usage.
@@ -158,7 +111,7 @@ const char* const kTrainSmall = "--task induction --seq-len 40 --batch 4 --warmu
 }  // namespace
 
 TEST_CASE("cli: every subcommand's --help exits 0 and prints its usage", "[cli]") {
-    TempDir tmp;
+    TempDir tmp("ittt_test_cli");
     for (const char* cmd : {"init", "train", "eval", "forward", "generate", "step"}) {
         for (const char* flag : {"--help", "-h"}) {
             Result r = run_ittt(tmp, std::string(cmd) + " " + flag);
@@ -184,7 +137,7 @@ TEST_CASE("cli: every subcommand's --help exits 0 and prints its usage", "[cli]"
 }
 
 TEST_CASE("cli: bad command lines exit 2 with a one-line error and the usage", "[cli]") {
-    TempDir tmp;
+    TempDir tmp("ittt_test_cli");
     const std::string config = repo_file("data/configs/tiny.json"), ckpt = tmp / "m";
     REQUIRE(run_ittt(tmp, "init --config " + config + " --out " + ckpt).rc == 0);
     const std::string tr = " --config " + config + " --out " + (tmp / "run") + " ";
@@ -255,7 +208,7 @@ TEST_CASE("cli: bad command lines exit 2 with a one-line error and the usage", "
 }
 
 TEST_CASE("cli: init, train, eval --json, forward --json, generate, train --resume", "[cli]") {
-    TempDir tmp;
+    TempDir tmp("ittt_test_cli");
     const std::string config = repo_file("data/configs/tiny.json"), init = tmp / "init", run = tmp / "run";
 
     Result r = run_ittt(tmp, "init --config " + config + " --out " + init + " --seed 3");
@@ -382,7 +335,7 @@ TEST_CASE("cli: init, train, eval --json, forward --json, generate, train --resu
 }
 
 TEST_CASE("cli: a damaged checkpoint is refused naming the file or the tensor", "[cli]") {
-    TempDir tmp;
+    TempDir tmp("ittt_test_cli");
     const std::string config = repo_file("data/configs/tiny.json"), good = tmp / "good";
     REQUIRE(run_ittt(tmp, "init --config " + config + " --out " + good).rc == 0);
     const std::string weights = read_file(good + "/model.safetensors");
@@ -428,4 +381,98 @@ TEST_CASE("cli: a damaged checkpoint is refused naming the file or the tensor", 
     check_runtime_error(run_ittt(tmp, "init --config " + (tmp / "nowhere.json") + " --out " + (tmp / "x")), "init", {"nowhere.json"});
     // nothing was damaged further: the good checkpoint still loads
     CHECK(run_ittt(tmp, "eval --ckpt " + good + eval_args).rc == 0);
+}
+
+TEST_CASE("cli: --prompt / --text use the checkpoint's tokenizer.json; generate --json reports every TTT update", "[cli]") {
+    TempDir tmp;
+    const std::string ckpt = tmp / "m", bare = tmp / "bare";
+    // A tiny TTT model with the tokenizer fixture's vocabulary, sizeable TTT weights and a
+    // clipping threshold that some updates exceed.
+    ModelConfig c = tiny_config();
+    c.vocab_size = 1210;
+    c.ttt_layers = {0, 1};
+    auto make = [](const ModelConfig& cfg) {
+        Model m(cfg);
+        m.init_random(3);
+        randomise_ttt(m, 900);
+        return m;
+    };
+    {  // tau between the smallest and the largest unclipped update norm of a long prompt
+        Model plain = make(c);
+        Session s(plain);
+        s.prefill(random_ints({40}, 5, 0, c.vocab_size).to_i32_vector());
+        std::vector<double> norms;
+        for (const TttUpdate& u : s.updates()) norms.push_back(u.norm);
+        std::sort(norms.begin(), norms.end());
+        c.ttt_clip_tau = norms[norms.size() / 2];
+    }
+    Model model = make(c);
+    save_model(ckpt, model);
+    save_model(bare, model);
+    const std::string tok_path = repo_file("tests/fixtures/tokenizer/tokenizer.json");
+    fs::copy_file(tok_path, ckpt + "/tokenizer.json");
+    Tokenizer tok = Tokenizer::load(tok_path);
+    const std::string text = "Hello, world! 你好 <|im_end|>";
+    const std::vector<int32_t> ids = tok.encode(text);
+    std::string id_list;
+    for (int32_t id : ids) id_list += cat(id_list.empty() ? "" : ",", id);
+
+    // forward --text feeds exactly the tokenizer's ids, and shows tokens as text
+    Result r = run_ittt(tmp, "forward --ckpt " + ckpt + " --text '" + text + "' --json");
+    REQUIRE(r.rc == 0);
+    Json fw = parse_json(r.out, "forward --text --json");
+    std::vector<int32_t> fed;
+    for (const Json& x : fw.at("tokens").as_array()) fed.push_back(x.as_int());
+    CHECK(fed == ids);
+    CHECK(fw.at("text").as_string() == text);
+    CHECK(fw.at("logits").size() == ids.size());
+    r = run_ittt(tmp, "forward --ckpt " + ckpt + " --text '" + text + "' --top 1");
+    CHECK_THAT(r.out, Contains("\"<|im_end|>\""));
+
+    // generate --prompt: the same tokens as --tokens with those ids; the text is their decode
+    r = run_ittt(tmp, "generate --ckpt " + ckpt + " --prompt '" + text + "' --n 12 --json");
+    REQUIRE(r.rc == 0);
+    Json gen = parse_json(r.out, "generate --prompt --json");
+    Result by_ids = run_ittt(tmp, "generate --ckpt " + bare + " --tokens " + id_list + " --n 12 --json");
+    REQUIRE(by_ids.rc == 0);
+    Json gen_ids = parse_json(by_ids.out, "generate --tokens --json");
+    CHECK(gen.at("generated") == gen_ids.at("generated"));
+    std::vector<int32_t> out;
+    for (const Json& x : gen.at("generated").as_array()) out.push_back(x.as_int());
+    std::vector<int32_t> shown;
+    for (int32_t id : out)
+        if (tok.has_id(id)) shown.push_back(id);
+    CHECK(gen.at("prompt_text").as_string() == text);
+    CHECK(gen.at("generated_text").as_string() == tok.decode(shown));
+    CHECK(run_ittt(tmp, "generate --ckpt " + ckpt + " --prompt '" + text + "' --n 12").out == tok.decode(shown) + "\n");
+
+    // The clipping report: every chunk update of the stream, as the library's Session makes them
+    Session s(model);
+    s.prefill(ids);
+    for (size_t i = 0; i + 1 < out.size(); ++i) s.decode(out[i]);
+    const Json& ups = gen.at("ttt_updates");
+    REQUIRE(ups.size() == s.updates().size());
+    CHECK(ups.size() == 2 * ((ids.size() + out.size() - 1) / static_cast<size_t>(c.ttt_chunk)));
+    int clipped = 0;
+    for (size_t i = 0; i < ups.size(); ++i) {
+        const TttUpdate& u = s.updates()[i];
+        INFO("update " << i);
+        CHECK(ups.at(i).at("layer").as_int() == u.layer);
+        CHECK(ups.at(i).at("chunk").as_int() == u.chunk);
+        CHECK(std::fabs(ups.at(i).at("norm").as_number() - u.norm) <= 1e-6 * u.norm);
+        CHECK(std::fabs(ups.at(i).at("applied").as_number() - u.applied) <= 1e-6 * u.norm);
+        CHECK(ups.at(i).at("clipped").as_bool() == u.clipped);
+        clipped += u.clipped;
+    }
+    CHECK(gen.at("ttt_clipped_updates").as_int() == clipped);
+    CHECK(clipped > 0);
+    CHECK(clipped < static_cast<int>(ups.size()));
+    CHECK(gen.at("ttt_clip_tau").as_number() == c.ttt_clip_tau);
+
+    // No tokenizer, or both inputs: refused by name
+    check_runtime_error(run_ittt(tmp, "generate --ckpt " + bare + " --prompt hi --n 2"), "generate",
+                        {bare + "/tokenizer.json", "--prompt needs the checkpoint's tokenizer.json"});
+    check_usage_error(run_ittt(tmp, "generate --ckpt " + ckpt + " --prompt hi --tokens 1 --n 2"), "generate",
+                      "give --tokens or --prompt, not both");
+    check_usage_error(run_ittt(tmp, "forward --ckpt " + ckpt), "forward", "missing required flag --tokens");
 }

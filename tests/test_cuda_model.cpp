@@ -129,7 +129,7 @@ TEST_CASE("CUDA model backward: every parameter gradient matches the CPU", "[cud
     }
 }
 
-TEST_CASE("CUDA Session prefill and decode match the CPU token by token", "[cuda][model]") {
+TEST_CASE("CUDA Session prefill, decode and a mid-stream prompt match the CPU", "[cuda][model]") {
     ITTT_SKIP_WITHOUT_CUDA();
     ModelConfig c = tiny_config_hidden_targets();
     c.ttt_clip_tau = 0.5;  // decode clips every chunk update; on both devices
@@ -144,6 +144,9 @@ TEST_CASE("CUDA Session prefill and decode match the CPU token by token", "[cuda
         CHECK(close_to_reference(gpu.decode(token), cpu.decode(token), cat("decode logits at step ", step)));
         for (int l : c.ttt_layers) CHECK(gpu.buffered_rows(l) == cpu.buffered_rows(l));
     }
+    // A prompt arriving mid-stream: 7 rows through the layers at once, across a chunk boundary.
+    const std::vector<int32_t> more = {3, 8, 0, 6, 6, 1, 9};
+    CHECK(close_to_reference(gpu.prefill(more), cpu.prefill(more), "mid-stream prompt logits"));
     for (int l : c.ttt_layers) {
         INFO("layer " << l);
         CHECK(close_to_reference(gpu.fast_weight(l), cpu.fast_weight(l), cat("fast weight of layer ", l)));

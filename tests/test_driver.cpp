@@ -1,10 +1,12 @@
 // Tests of the step-through driver's model mode (src/driver/model_probe.*), its
 // pages (src/driver/terminal.*) and the `ittt step` command line. The theory
 // engine has its own file, test_theory.cpp.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <sys/stat.h>
 
@@ -282,6 +284,58 @@ TEST_CASE("model summary and chunk JSON: valid lines with the required keys", "[
         ++chunks;
     }
     CHECK(chunks == 4);
+}
+
+TEST_CASE("probe: updates clipped by ttt_clip_tau are reported with their norm before clipping", "[driver]") {
+    ModelConfig c = probe_config();
+    Model plain(c);
+    plain.init_random(8);
+    randomise_ttt(plain, 450);
+    // tau at the median of the unclipped norms of the shown sequence: some chunks clip, some not.
+    probe::ProbeRun unclipped = probe::run_probe(plain, theorem_options(2));
+    std::vector<double> all;
+    for (const probe::ChunkView& cv : unclipped.step.chunks)
+        for (size_t li = 0; li < 2; ++li) {
+            CHECK(cv.view[0].clipped[li] == 0);  // tau 0: nothing clips
+            CHECK(cv.view[0].update_norm_unclipped[li] == Approx(cv.view[0].update_norm[li]).epsilon(1e-5));
+            all.push_back(cv.view[0].update_norm[li]);
+        }
+    std::sort(all.begin(), all.end());
+    c.ttt_clip_tau = 0.5 * (all[all.size() / 2 - 1] + all[all.size() / 2]);
+    Model m(c);
+    for (size_t i = 0; i < m.parameters().size(); ++i) m.parameters()[i].value.copy_from(plain.parameters()[i].value);
+    probe::ProbeRun run = probe::run_probe(m, theorem_options(2));
+    int clipped = 0, kept = 0;
+    for (const probe::ChunkView& cv : run.step.chunks)
+        for (const probe::ChunkTargetView& v : cv.view)
+            for (size_t li = 0; li < 2; ++li) {
+                INFO("chunk " << cv.chunk << ", layer " << li);
+                const double before = v.update_norm_unclipped[li], after = v.update_norm[li];
+                CHECK(v.clipped[li] == (before > c.ttt_clip_tau ? 1 : 0));
+                // F32 deltas, norms summed in double: 1e-5 relative covers the rounding.
+                if (v.clipped[li]) CHECK(after == Approx(c.ttt_clip_tau).epsilon(1e-5));
+                else CHECK(after == Approx(before).epsilon(1e-5));
+                (v.clipped[li] ? clipped : kept) += 1;
+            }
+    CHECK(clipped > 0);
+    CHECK(kept > 0);
+    int counted = 0;
+    for (int x : run.summary.target(probe::ProbeTarget::Learned).clipped_layer) counted += x;
+    CHECK(counted > 0);
+    CHECK(run.summary.target(probe::ProbeTarget::Learned).updates_per_layer == 2 * 4);  // 2 sequences x 4 chunks
+
+    CHECK_THAT(probe::format_step_text(run.step), Catch::Contains("(was ") && Catch::Contains("ttt_clip_tau = "));
+    CHECK_THAT(probe::format_summary_text(run.summary), Catch::Contains("clipped (tau "));
+    std::istringstream chunk_lines(probe::format_step_json(run.step));
+    std::string line;
+    while (std::getline(chunk_lines, line)) {
+        Json j = Json::parse(line, "chunk line");
+        CHECK(j.at("learned").at("clipped").size() == 2);
+        CHECK(j.at("learned").at("update_norm_unclipped").size() == 2);
+    }
+    Json summary = Json::parse(probe::format_summary_json(run.summary).substr(0, probe::format_summary_json(run.summary).find('\n')), "s");
+    CHECK(summary.at("ttt_clip_tau").as_number() == c.ttt_clip_tau);
+    CHECK(summary.at("clipped_updates_layers").size() == 2);
 }
 
 TEST_CASE("pages: the chunk views mark keys, values and queries; frames keep the footer in place", "[driver]") {

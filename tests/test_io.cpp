@@ -481,6 +481,55 @@ TEST_CASE("safetensors: BF16 and F16 read widened to F32", "[io][safetensors]") 
     CHECK(std::isinf(h[3]));
 }
 
+// Every 16-bit pattern, read through a forged file: the value by the formula in double
+// (exact), compared bit for bit (so -0 stays -0); NaNs keep their sign and payload.
+TEST_CASE("safetensors: every F16 and BF16 value widens to F32 exactly (subnormals, infinities, NaNs)", "[io][safetensors]") {
+    std::vector<uint16_t> all(65536);
+    for (uint32_t i = 0; i < 65536; ++i) all[i] = static_cast<uint16_t>(i);
+    const std::string data(reinterpret_cast<const char*>(all.data()), 2 * all.size());
+    auto bits_of = [](float f) {
+        uint32_t b;
+        std::memcpy(&b, &f, 4);
+        return b;
+    };
+    struct Format {
+        const char* dtype;
+        int mantissa_bits, bias;
+    };
+    for (Format fmt : {Format{"F16", 10, 15}, Format{"BF16", 7, 127}}) {
+        INFO(fmt.dtype);
+        const std::string header = cat(R"({"x":{"dtype":")", fmt.dtype, R"(","shape":[65536],"data_offsets":[0,131072]}})");
+        SafetensorsFile f = parse_safetensors(forge_safetensors(header, data), "all.safetensors");
+        REQUIRE(f.find("x")->dtype() == DType::F32);
+        std::vector<float> got = f.find("x")->to_f32_vector();
+        const uint32_t mant_mask = (1u << fmt.mantissa_bits) - 1, exp_max = (1u << (15 - fmt.mantissa_bits)) - 1;
+        int bad = 0, nans = 0, subnormals = 0;
+        for (uint32_t i = 0; i < 65536; ++i) {
+            const uint32_t sign = i >> 15, e = (i >> fmt.mantissa_bits) & exp_max, m = i & mant_mask;
+            const uint32_t g = bits_of(got[i]);
+            bool ok;
+            if (e == exp_max && m != 0) {  // NaN: sign, all-ones exponent, payload shifted into place
+                ok = g == ((sign << 31) | 0x7F800000u | (m << (23 - fmt.mantissa_bits)));
+                ++nans;
+            } else {
+                double mag = e == exp_max ? HUGE_VAL
+                             : e == 0     ? std::ldexp(static_cast<double>(m), 1 - fmt.bias - fmt.mantissa_bits)  // subnormal
+                                          : std::ldexp(1.0 + std::ldexp(static_cast<double>(m), -fmt.mantissa_bits),
+                                                       static_cast<int>(e) - fmt.bias);
+                subnormals += e == 0 && m != 0;
+                ok = g == bits_of(static_cast<float>(sign ? -mag : mag));
+            }
+            if (!ok && ++bad <= 5) std::printf("%s 0x%04X read as 0x%08X\n", fmt.dtype, i, g);
+        }
+        CHECK(bad == 0);
+        CHECK(nans == 2 * static_cast<int>(mant_mask));
+        CHECK(subnormals == 2 * static_cast<int>(mant_mask));
+        // BF16 is the top half of an F32, so its widening must equal the shift as well.
+        if (std::string(fmt.dtype) == "BF16")
+            for (uint32_t i = 0; i < 65536; ++i) REQUIRE(bits_of(got[i]) == (i << 16));
+    }
+}
+
 TEST_CASE("safetensors: corrupt files are refused, naming the file and the tensor", "[io][safetensors]") {
     const std::string src = "bad.safetensors";
     auto error_of = [&](const std::string& bytes) {

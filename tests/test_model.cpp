@@ -1,7 +1,9 @@
 // Model-level tests: the TTT layer's parallel form vs its chunk loop, causality,
 // the drop-in property, streaming vs prefill, and a finite-difference check of
 // every parameter tensor of a tiny model in double.
+#include <algorithm>
 #include <cmath>
+#include <memory>
 
 #include "model/model.h"
 #include "model/session.h"
@@ -105,36 +107,145 @@ TEST_CASE("drop-in: zero conv weights give the plain model bit for bit", "[model
     }
 }
 
-TEST_CASE("streaming: prefill(n) equals prefill(k) then n-k decodes", "[model][session]") {
+// Feeds ids to a fresh session in pieces of the given sizes (each piece one prefill call).
+Tensor stream_in_pieces(Model& m, const std::vector<int32_t>& ids, const std::vector<int>& sizes, Session** keep = nullptr) {
+    static std::vector<std::unique_ptr<Session>> sessions;  // kept alive for the caller's checks
+    sessions.push_back(std::make_unique<Session>(m));
+    Session& s = *sessions.back();
+    const int64_t V = m.config().vocab_size;
+    Tensor out = Tensor::empty({static_cast<int64_t>(ids.size()), V}, m.dtype());
+    size_t at = 0;
+    for (int n : sizes) {
+        std::vector<int32_t> piece(ids.begin() + static_cast<std::ptrdiff_t>(at), ids.begin() + static_cast<std::ptrdiff_t>(at + n));
+        out.rows(static_cast<int64_t>(at), static_cast<int64_t>(at + n)).copy_from(s.prefill(piece));
+        at += static_cast<size_t>(n);
+    }
+    REQUIRE(at == ids.size());
+    if (keep) *keep = &s;
+    return out;
+}
+
+TEST_CASE("streaming: prefill(k) then decodes or a mid-stream prompt equals prefill(n); the prompt equals the decodes bit for bit",
+          "[model][session]") {
     for (DType dt : {DType::F64, DType::F32}) {
         ModelConfig c = tiny_config();
         c.ttt_layers = {0, 1};
         c.ttt_clip_tau = 0.2;
         Model m(c, dt);
-        m.init_random(12);
-        randomise_ttt(m, 400);
-        const int n = 14;
-        Tensor tok = tokens_tensor(1, n, c.vocab_size, 7);
-        std::vector<int32_t> ids = tok.to_i32_vector();
+        m.init_random(21);
+        randomise_ttt(m, 500);
+        const int n = 17;
+        std::vector<int32_t> ids = tokens_tensor(1, n, c.vocab_size, 8).to_i32_vector();
         Session full(m);
         Tensor ref = full.prefill(ids);
-        for (int k : {1, 3, 4, 8, 13}) {
-            Session s(m);
-            std::vector<int32_t> head(ids.begin(), ids.begin() + k);
-            Tensor got = Tensor::empty({n, c.vocab_size}, dt);
-            got.rows(0, k).copy_from(s.prefill(head));
-            for (int t = k; t < n; ++t) got.rows(t, t + 1).copy_from(s.decode(ids[static_cast<size_t>(t)]).view({1, c.vocab_size}));
-            INFO("k = " << k << (dt == DType::F64 ? " (F64)" : " (F32)"));
-            // F64: only summation order differs (1e-10); F32: rounding of the same sums (2e-5).
+        // Pieces that start and end inside chunks (C = 4), span several chunks, and end on a boundary.
+        for (std::vector<int> sizes :
+             std::vector<std::vector<int>>{{1, 16}, {3, 14}, {4, 13}, {5, 12}, {8, 9}, {16, 1}, {2, 9, 6}, {6, 2, 9}, {8, 8, 1}}) {
+            std::vector<int> one_by_one{sizes[0]};
+            for (int i = sizes[0]; i < n; ++i) one_by_one.push_back(1);
+            Session* s = nullptr;
+            Tensor got = stream_in_pieces(m, ids, sizes, &s);
+            Tensor decoded = stream_in_pieces(m, ids, one_by_one);
+            std::string split;
+            for (int x : sizes) split += cat(split.empty() ? "" : "+", x);
+            INFO("pieces " << split << (dt == DType::F64 ? " (F64)" : " (F32)"));
+            // Against the parallel form the fast weight is summed in another order (W += eta dW_i
+            // chunk by chunk vs Wd + eta * prefix sum, and z Wd^T + eta z S^T vs z W^T):
+            // F64 reorders at 1e-16 relative (1e-10 covers it); F32 rounds the same sums (2e-5).
             double tol = dt == DType::F64 ? 1e-10 : 2e-5;
-            CHECK(check_close(got, ref, tol, tol, "streamed vs prefill logits"));
-            CHECK(s.position() == n);
+            CHECK(check_close(decoded, ref, tol, tol, "prefill(k) + decodes vs prefill(n)"));
+            // A prompt is the same ops on the same rows in the same order: decode is its one-row case.
+            CHECK(bitwise_equal(got, decoded));
+            CHECK(s->position() == n);
+            for (int l : c.ttt_layers) {
+                CHECK(s->buffered_rows(l) == n % c.ttt_chunk);
+                CHECK(check_close(s->fast_weight(l), full.fast_weight(l), tol, tol, "fast weight after the stream"));
+            }
         }
         // reset() is a document boundary: the same tokens give the same logits again.
         full.reset();
         Tensor again = full.prefill(ids);
         CHECK(bitwise_equal(again, ref));
     }
+}
+
+TEST_CASE("streaming: without a chunk update, a mid-stream prompt is the full prefill bit for bit", "[model][session]") {
+    // No TTT update happens (no TTT layer, or the sequence stays inside chunk 0): then the
+    // parallel form and the streamed form do the same products on the same rows.
+    for (bool ttt : {false, true}) {
+        ModelConfig c = tiny_config();
+        if (!ttt) {
+            c.ttt_mode = false;
+            c.ttt_layers.clear();
+        }
+        c.ttt_chunk = 16;
+        Model m(c);
+        m.init_random(22);
+        if (ttt) randomise_ttt(m, 600);
+        const int n = 11;
+        std::vector<int32_t> ids = tokens_tensor(1, n, c.vocab_size, 9).to_i32_vector();
+        Session full(m);
+        Tensor ref = full.prefill(ids);
+        for (std::vector<int> sizes : std::vector<std::vector<int>>{{1, 10}, {4, 7}, {3, 5, 3}}) {
+            INFO((ttt ? "TTT layer, one chunk" : "no TTT layer") << ", first piece " << sizes[0]);
+            CHECK(bitwise_equal(stream_in_pieces(m, ids, sizes), ref));
+        }
+    }
+}
+
+TEST_CASE("streaming: every chunk update is reported with its norm and whether it was clipped", "[model][session]") {
+    ModelConfig c = tiny_config();
+    c.ttt_layers = {0, 1};
+    Model m(c);
+    m.init_random(23);
+    randomise_ttt(m, 700);
+    const int n = 18;  // 4 full chunks of 4, 2 rows left in the buffer
+    std::vector<int32_t> ids = tokens_tensor(1, n, c.vocab_size, 10).to_i32_vector();
+    // Unclipped norms first, then a tau between the smallest and the largest.
+    Session plain(m);
+    plain.prefill(ids);
+    std::vector<double> norms;
+    for (const TttUpdate& u : plain.updates()) {
+        CHECK_FALSE(u.clipped);
+        CHECK(u.applied == u.norm);
+        norms.push_back(u.norm);
+    }
+    REQUIRE(norms.size() == 2 * 4);
+    std::vector<double> sorted = norms;
+    std::sort(sorted.begin(), sorted.end());
+    REQUIRE(sorted.front() < sorted.back());
+    ModelConfig cc = c;
+    cc.ttt_clip_tau = 0.5 * (sorted[3] + sorted[4]);
+    Model clipped(cc);
+    for (size_t i = 0; i < m.parameters().size(); ++i) clipped.parameters()[i].value.copy_from(m.parameters()[i].value);
+    // The same stream at once (parallel prefill) and in pieces (chunk folds): the same reports.
+    for (std::vector<int> sizes : std::vector<std::vector<int>>{{n}, {1, 17}, {5, 6, 7}}) {
+        Session* s = nullptr;
+        stream_in_pieces(clipped, ids, sizes, &s);
+        std::vector<TttUpdate> ups = s->updates();
+        std::sort(ups.begin(), ups.end(), [](const TttUpdate& a, const TttUpdate& b) {
+            return a.layer != b.layer ? a.layer < b.layer : a.chunk < b.chunk;
+        });
+        REQUIRE(ups.size() == 8);
+        int n_clipped = 0;
+        for (size_t i = 0; i < ups.size(); ++i) {
+            INFO("pieces starting " << sizes[0] << ", layer " << ups[i].layer << " chunk " << ups[i].chunk);
+            CHECK(ups[i].chunk == static_cast<int>(i % 4));
+            CHECK(ups[i].clipped == (ups[i].norm > cc.ttt_clip_tau));
+            // Layer 0's chunks do not depend on clipping (its inputs come before any fast
+            // weight); layer 1's do, through layer 0's clipped outputs.
+            if (ups[i].layer == 0) CHECK(std::fabs(ups[i].norm - norms[i]) <= 1e-5 * norms[i]);
+            CHECK(std::fabs(ups[i].applied - std::min(ups[i].norm, cc.ttt_clip_tau)) <= 1e-5 * ups[i].norm);
+            n_clipped += ups[i].clipped;
+        }
+        CHECK(n_clipped > 0);
+        CHECK(n_clipped < 8);
+        CHECK(s->last_update_norm(1) == s->updates().back().applied);
+    }
+    Session again(clipped);
+    again.prefill(ids);
+    again.reset();
+    CHECK(again.updates().empty());
 }
 
 TEST_CASE("streaming TTT state does not grow with the sequence", "[model][session]") {

@@ -4,11 +4,14 @@
 // - check_close(): element-wise |a - ref| <= atol + rtol*|ref|, printing the first
 //   mismatches and the max error, so a failure says where and by how much.
 // - finite_difference(): central differences of a scalar function, in double.
-// - ITTT_SKIP_WITHOUT_CUDA(): the first line of every [cuda] case.
+// - ITTT_SKIP_WITHOUT_CUDA(), ITTT_SKIP_WITHOUT_MPI(): the first line of every [cuda] / [mpi] case.
+// - fixture_path(): a file under tests/fixtures/.
 // - small_shapes(): ITTT_TEST_SHAPES=small, for runs where every kernel is many times
 //   slower (make cuda-check-tsan: ThreadSanitizer on the CUDA emulator).
 #pragma once
 #include <catch2/catch.hpp>
+
+#include <filesystem>
 
 #include <algorithm>
 #include <cmath>
@@ -24,6 +27,7 @@
 #endif
 
 #include "ops/ops.h"
+#include "parallel/context.h"
 #include "runtime/device.h"
 #include "runtime/rng.h"
 #include "runtime/tensor.h"
@@ -31,6 +35,7 @@
 namespace ittt::test {
 
 extern int skipped_in_current_case;
+extern int skipped_mpi_in_current_case;
 
 // True under ITTT_TEST_SHAPES=small: the big [cuda] sweeps then take a subset of their
 // shapes (every kind of case still runs, fewer of each).
@@ -183,6 +188,17 @@ inline double dot(const Tensor& a, const Tensor& b) {
     return s;
 }
 
+// tests/fixtures/<rel>, from the working directory (make test runs in the repository)
+// or else from the test binary's (build/ittt_tests -> build/../tests/fixtures).
+inline std::string fixture_path(const std::string& rel) {
+    namespace fs = std::filesystem;
+    const std::string path = "tests/fixtures/" + rel;
+    if (fs::exists(path)) return path;
+    std::error_code ec;
+    fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    return (exe.parent_path() / ".." / path).lexically_normal().string();
+}
+
 }  // namespace ittt::test
 
 // The first line of every [cuda] test case: counts the case as skipped when no GPU.
@@ -192,4 +208,13 @@ inline double dot(const Tensor& a, const Tensor& b) {
             ++::ittt::test::skipped_in_current_case;      \
             return;                                       \
         }                                                 \
+    } while (0)
+
+// The first line of every [mpi] test case: counts the case as skipped in a build without MPI.
+#define ITTT_SKIP_WITHOUT_MPI()                                \
+    do {                                                       \
+        if (!::ittt::parallel::built_with_mpi()) {             \
+            ++::ittt::test::skipped_mpi_in_current_case;       \
+            return;                                            \
+        }                                                      \
     } while (0)

@@ -97,6 +97,11 @@ LayerSnapshot snapshot_layer(const Model& model, int layer) {
     s.delta = a.ttt_delta.to(Device::CPU).to_f64_vector();
     s.z = a.z.to(Device::CPU).to_f64_vector();
     s.v = a.ttt_v.to(Device::CPU).to_f64_vector();
+    s.clip_tau = c.ttt_clip_tau;
+    s.norm_unclipped = a.ttt_update_norm;  // recorded by inference forwards; empty after a training forward
+    if (s.norm_unclipped.empty())
+        for (int b = 0; b < s.B; ++b)
+            for (double x : update_norms(s, b)) s.norm_unclipped.push_back(x);  // no clipping in training forwards
     return s;
 }
 
@@ -115,6 +120,20 @@ std::vector<double> update_norms(const LayerSnapshot& s, int b) {
         for (size_t k = 0; k < df; ++k) sq += dw[k] * dw[k];
         out[static_cast<size_t>(i)] = s.eta * std::sqrt(sq);
     }
+    return out;
+}
+
+std::vector<double> unclipped_update_norms(const LayerSnapshot& s, int b) {
+    ITTT_CHECK(b >= 0 && b < s.B, "unclipped_update_norms: example ", b, " outside [0, ", s.B, ")");
+    ITTT_CHECK(s.norm_unclipped.size() == static_cast<size_t>(s.B) * static_cast<size_t>(s.T),
+               "unclipped_update_norms: the snapshot has ", s.norm_unclipped.size(), " norms, expected B*T = ", s.B * s.T);
+    auto first = s.norm_unclipped.begin() + static_cast<std::ptrdiff_t>(b) * s.T;
+    return std::vector<double>(first, first + s.T);
+}
+
+std::vector<int> clipped_chunks(const LayerSnapshot& s, int b) {
+    std::vector<int> out;
+    for (double x : unclipped_update_norms(s, b)) out.push_back(s.clip_tau > 0 && x > s.clip_tau ? 1 : 0);  // ttt_clip_deltas' rule
     return out;
 }
 
@@ -269,6 +288,7 @@ ProbeRun run_probe(Model& model, const ProbeOptions& o) {
     r.chunk = C;
     r.chunks = T;
     r.eta = cfg.ttt_lr;
+    r.clip_tau = cfg.ttt_clip_tau;
     r.learned_proj = cfg.ttt_proj;
     r.ttt_layers = cfg.ttt_layers;
     std::sort(r.ttt_layers.begin(), r.ttt_layers.end());
@@ -295,6 +315,7 @@ ProbeRun run_probe(Model& model, const ProbeOptions& o) {
     st.seq_len = n;
     st.chunk = C;
     st.vocab = V;
+    st.clip_tau = cfg.ttt_clip_tau;
     st.ttt_layers = r.ttt_layers;
     st.tokens = shown.tokens;
     st.markers = shown.markers;
@@ -325,13 +346,17 @@ ProbeRun run_probe(Model& model, const ProbeOptions& o) {
         s.target = target;
         s.readout_correct_layer.assign(L, 0.0);
         s.update_norm_layer.assign(L, 0.0);
+        s.clipped_layer.assign(L, 0);
+        s.updates_per_layer = B * T;
         RunningMean correct, before, after, rank_before, rank_after, acc_before, acc_after, abs_other, readout_total;
         std::vector<RunningMean> per_token(static_cast<size_t>(V)), readout_token(static_cast<size_t>(V));
         std::vector<RunningMean> readout_layer(L), norm_layer(L), align(L), align_other(L);
 
         for (int b = 0; b < B; ++b) {
-            for (size_t li = 0; li < L; ++li)
+            for (size_t li = 0; li < L; ++li) {
                 for (double x : update_norms(snaps[li], b)) norm_layer[li].add(x);
+                for (int c : clipped_chunks(snaps[li], b)) s.clipped_layer[li] += c;
+            }
             for (const ProbeQuery& q : queries[static_cast<size_t>(b)]) {
                 std::vector<double> l0 = row_of(0, b, q.position), lT = row_of(T, b, q.position), dl(static_cast<size_t>(V));
                 for (int w = 0; w < V; ++w) dl[static_cast<size_t>(w)] = lT[static_cast<size_t>(w)] - l0[static_cast<size_t>(w)];
@@ -405,11 +430,21 @@ ProbeRun run_probe(Model& model, const ProbeOptions& o) {
         }
 
         // ---- the step view of the shown sequence ----
-        std::vector<std::vector<double>> norms;
-        for (size_t li = 0; li < L; ++li) norms.push_back(update_norms(snaps[li], se));
+        std::vector<std::vector<double>> norms, unclipped;
+        std::vector<std::vector<int>> clipped;
+        for (size_t li = 0; li < L; ++li) {
+            norms.push_back(update_norms(snaps[li], se));
+            unclipped.push_back(unclipped_update_norms(snaps[li], se));
+            clipped.push_back(clipped_chunks(snaps[li], se));
+        }
         for (ChunkView& cv : st.chunks) {
             ChunkTargetView& view = cv.view[ti];
-            for (size_t li = 0; li < L; ++li) view.update_norm.push_back(norms[li][static_cast<size_t>(cv.chunk)]);
+            for (size_t li = 0; li < L; ++li) {
+                const size_t i = static_cast<size_t>(cv.chunk);
+                view.update_norm.push_back(norms[li][i]);
+                view.update_norm_unclipped.push_back(unclipped[li][i]);
+                view.clipped.push_back(clipped[li][i]);
+            }
             for (const ProbeQuery& q : st.queries) {
                 if (q.chunk <= cv.chunk) continue;  // chunk i's update reaches only later chunks
                 std::vector<double> lb = row_of(cv.chunk, se, q.position), la = row_of(cv.chunk + 1, se, q.position);
@@ -536,9 +571,18 @@ std::string format_chunk_text(const ProbeStep& s, int chunk) {
     const size_t wl = 34, wc = 24;
     o << pad("", wl) << pad(probe_target_title(ProbeTarget::Learned), wc, true)
       << pad(probe_target_title(ProbeTarget::Offset0), wc, true) << "\n";
-    for (size_t li = 0; li < s.ttt_layers.size(); ++li)
-        o << pad(cat("||eta dW_", cv.chunk, "||_F, layer ", s.ttt_layers[li]), wl)
-          << pad(fmt(cv.view[0].update_norm[li]), wc, true) << pad(fmt(cv.view[1].update_norm[li]), wc, true) << "\n";
+    // With ttt_clip_tau on, say which updates it clipped and how large they were before.
+    auto norm_cell = [&](const ChunkTargetView& v, size_t li) {
+        if (!v.clipped[li]) return fmt(v.update_norm[li]);
+        return cat(fmt(v.update_norm[li]), " (was ", fmt(v.update_norm_unclipped[li]), ")");
+    };
+    bool any_clipped = false;
+    for (size_t li = 0; li < s.ttt_layers.size(); ++li) {
+        o << pad(cat("||eta dW_", cv.chunk, "||_F, layer ", s.ttt_layers[li]), wl) << pad(norm_cell(cv.view[0], li), wc, true)
+          << pad(norm_cell(cv.view[1], li), wc, true) << "\n";
+        any_clipped |= cv.view[0].clipped[li] || cv.view[1].clipped[li];
+    }
+    if (any_clipped) o << "  (was X: ttt_clip_tau = " << fmt(s.clip_tau) << " clipped this update down from ||eta dW||_F = X)\n";
     const std::vector<QueryChunkView>& q0 = cv.view[0].queries;
     if (q0.empty()) {
         o << "\nno query after this chunk: its update reaches only tokens past the sequence\n";
@@ -653,6 +697,9 @@ std::string format_summary_text(const ProbeResult& r) {
     for (size_t i = 0; i < r.ttt_layers.size(); ++i) {
         line(cat("E[readout(v*)], layer ", r.ttt_layers[i]), fmt(lm.readout_correct_layer[i]), fmt(rc.readout_correct_layer[i]));
         line(cat("mean ||eta dW_i||_F, layer ", r.ttt_layers[i]), fmt(lm.update_norm_layer[i]), fmt(rc.update_norm_layer[i]));
+        if (r.clip_tau > 0)
+            line(cat("clipped (tau ", fmt(r.clip_tau), "), layer ", r.ttt_layers[i]),
+                 cat(lm.clipped_layer[i], " of ", lm.updates_per_layer), cat(rc.clipped_layer[i], " of ", rc.updates_per_layer));
     }
     s << "\n";
     auto verdict = [&](ProbeTarget t, const std::string& q, const theory::BoundCheck& c) {
@@ -724,6 +771,10 @@ std::string format_step_json(const ProbeStep& s) {
             const ChunkTargetView& v = cv.view[probe_target_index(t)];
             Json tj = Json::object();
             tj.set("update_norm", number_array(v.update_norm));
+            tj.set("update_norm_unclipped", number_array(v.update_norm_unclipped));
+            Json clipped = Json::array();
+            for (int c : v.clipped) clipped.push_back(c != 0);
+            tj.set("clipped", clipped);
             std::vector<Json> qs;
             for (const QueryChunkView& q : v.queries) {
                 Json qj = Json::object();
@@ -794,6 +845,9 @@ std::string format_summary_json(const ProbeResult& r) {
         j.set("accuracy_before", number(s.accuracy_before));
         j.set("accuracy_after", number(s.accuracy_after));
         j.set("update_norm_layers", number_array(s.update_norm_layer));
+        j.set("ttt_clip_tau", number(r.clip_tau));
+        j.set("clipped_updates_layers", int_array(s.clipped_layer));
+        j.set("updates_per_layer", s.updates_per_layer);
         j.set("holds", s.holds);
         j.set("heuristic", true);
         j.set("reason", s.reason);

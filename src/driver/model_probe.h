@@ -93,10 +93,15 @@ struct LayerSnapshot {
     std::vector<double> delta;  // (B, T, d, f): dW_i without eta, after clipping and the update limit
     std::vector<double> z;      // (B*n, f): the MLP intermediate Z
     std::vector<double> v;      // (B*n, d): the target V
+    double clip_tau = 0;        // ttt_clip_tau (<= 0: no clipping)
+    std::vector<double> norm_unclipped;  // (B*T): ||eta dW_i||_F before clipping and the update limit
 };
 LayerSnapshot snapshot_layer(const Model& model, int layer);
 // ||eta dW_i||_F for every chunk i of example b.
 std::vector<double> update_norms(const LayerSnapshot& s, int b);
+// The same before clipping, and whether ttt_clip_tau clipped each chunk (norm > tau).
+std::vector<double> unclipped_update_norms(const LayerSnapshot& s, int b);
+std::vector<int> clipped_chunks(const LayerSnapshot& s, int b);
 // e_w^T (eta sum_{begin <= j < end} dW_j) z_q for every token w (rows of head,
 // V x d), example b, position q: the layer's fast-weight change read straight
 // through the output head.
@@ -122,7 +127,9 @@ struct QueryChunkView {
     std::vector<double> readout_correct;       // per TTT layer: e_v*^T (eta dW_i) z_q
 };
 struct ChunkTargetView {
-    std::vector<double> update_norm;           // ||eta dW_i||_F per TTT layer
+    std::vector<double> update_norm;           // ||eta dW_i||_F per TTT layer, as applied (after clipping)
+    std::vector<double> update_norm_unclipped; // the same before ttt_clip_tau
+    std::vector<int> clipped;                  // 1 where ttt_clip_tau scaled the update down to tau
     std::vector<QueryChunkView> queries;       // the queries after this chunk (chunk(q) > i)
 };
 struct ChunkView {
@@ -132,6 +139,7 @@ struct ChunkView {
 struct ProbeStep {
     TaskConfig task;
     int example = 0, seq_len = 0, chunk = 0, vocab = 0;
+    double clip_tau = 0;                       // ttt_clip_tau (<= 0: off)
     std::vector<int> ttt_layers;
     std::vector<int32_t> tokens;
     std::vector<Marker> markers;
@@ -159,6 +167,8 @@ struct ProbeTargetSummary {
     double readout_other_maxabs = 0;
     std::vector<double> readout_correct_layer;  // per TTT layer
     std::vector<double> update_norm_layer;      // mean ||eta dW_i||_F per TTT layer (chunks before the last)
+    std::vector<int> clipped_layer;             // chunk updates clipped by ttt_clip_tau, per TTT layer
+    int updates_per_layer = 0;                  // chunk updates per TTT layer over all sequences
     theory::BoundCheck correct, other;          // on the real logits
     theory::BoundCheck readout_correct, readout_other;  // on the direct readout
     bool other_claimed = true;  // the theorem bounds the other tokens only for the LM-aligned target
@@ -171,6 +181,7 @@ struct ProbeResult {
     std::string checkpoint;  // set by the caller (for the text), may be empty
     int vocab = 0, chunk = 0, chunks = 0;
     double eta = 0;
+    double clip_tau = 0;        // ttt_clip_tau of the model (<= 0: off)
     bool learned_proj = false;  // the TTT layers have a learned P (ttt_proj), else P = I
     std::vector<int> ttt_layers;
     double eps = 0, c_norm_sq = 0;        // from the output head's ordinary rows

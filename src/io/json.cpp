@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <unordered_set>
 
 #include "runtime/error.h"
 
@@ -51,23 +52,6 @@ void append_escaped(std::string& out, const std::string& s) {
     out += '"';
 }
 
-void append_utf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-        out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-        out += static_cast<char>(0xC0 | (cp >> 6));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        out += static_cast<char>(0xE0 | (cp >> 12));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-        out += static_cast<char>(0xF0 | (cp >> 18));
-        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-}
 
 std::string child_path(const std::string& parent, const std::string& key) { return parent.empty() ? key : parent + "." + key; }
 std::string element_path(const std::string& parent, size_t i) { return cat(parent, "[", i, "]"); }
@@ -174,11 +158,14 @@ private:
             ++pos_;
             return obj;
         }
+        // A hash set, not obj.find(): a tokenizer.json vocabulary has 150k keys,
+        // and a linear search per key would make parsing quadratic.
+        std::unordered_set<std::string> seen;
         for (;;) {
             if (peek() != '"') error("expected a string key");
             size_t key_pos = pos_;
             std::string key = parse_string();
-            if (obj.find(key)) error_at(key_pos, cat("duplicate key \"", key, "\""));
+            if (!seen.insert(key).second) error_at(key_pos, cat("duplicate key \"", key, "\""));
             skip_whitespace();
             if (peek() != ':') error(cat("expected ':' after key \"", key, "\""));
             ++pos_;
@@ -575,6 +562,24 @@ void Json::dump_to(std::string& out, int indent, int depth) const {
             out += '}';
             return;
         }
+    }
+}
+
+void append_utf8(std::string& out, uint32_t cp) {
+    if (cp < 0x80) {
+        out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+        out += static_cast<char>(0xC0 | (cp >> 6));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        out += static_cast<char>(0xE0 | (cp >> 12));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+        out += static_cast<char>(0xF0 | (cp >> 18));
+        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
     }
 }
 

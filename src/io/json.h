@@ -111,4 +111,7 @@ private:
 
 const char* json_type_name(Json::Type t);  // "a number", "an object", ...
 
+// Appends code point cp (<= U+10FFFF) as UTF-8; the tokenizer writes byte-level text with it too.
+void append_utf8(std::string& out, uint32_t cp);
+
 }  // namespace ittt

@@ -42,9 +42,11 @@ struct SafetensorsFile {
     const Tensor* find(const std::string& name) const;  // nullptr when absent
 };
 
-// F32, F64 and I32 load as they are; BF16 and F16 load widened to F32 (a
-// convenience for Hub checkpoints; F32 holds both exactly). Anything else is
-// refused, naming the tensor and its dtype.
+// F32, F64 and I32 load as they are; BF16 and F16 load widened to F32, which
+// holds every value of both exactly: subnormals, signed zeros and infinities
+// included, NaNs with their sign and payload (shifted into place, not quieted,
+// as numpy widens). Hugging Face checkpoints are mostly BF16. Anything else
+// (I64, F8, BOOL, ...) is refused, naming the tensor and its dtype.
 SafetensorsFile load_safetensors(const std::string& path);
 // The same checks on bytes already in memory; `source` names them in errors.
 SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& source);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "parallel/model_parallel.h"
 #include "runtime/tensor.h"
 
 namespace ittt {
@@ -61,6 +62,11 @@ struct LayerActivations {
     Tensor ttt_u, ttt_v;      // (N, d) conv output U and target V = U P
     Tensor ttt_s;             // (B, T, d, f) exclusive prefix sum of the deltas
     Tensor ttt_delta;         // (B, T, d, f) per-chunk deltas (as used: after limit / clipping)
+    // Inference forwards only: ||eta dW_i||_F of every (b, i), B*T values, before clipping
+    // and the update limit: what ttt_clip_tau compares with tau (clipped iff norm > tau).
+    std::vector<double> ttt_update_norm;
+    // Context parallel only: the attention's exchanges with other ranks (halo or ring).
+    parallel::AttentionSlice cp_attention;
 };
 
 class Model {
@@ -77,10 +83,22 @@ public:
     void init_random(uint64_t seed);
 
     // tokens (B, n) I32 -> logits (B*n, V). Keeps activations for backward().
+    // Context parallel: every rank passes the same full tokens (B, n) and gets the
+    // logits of its own slice, (B*n_r, V) with n_r = slice_plan().length(rank).
     const Tensor& forward(const Tensor& tokens, const ForwardOptions& opt = {});
     // dlogits (B*n, V) -> accumulates into every trainable parameter's grad.
+    // Context parallel: dlogits of this rank's slice (B*n_r, V); the grads then hold
+    // this rank's share, which parallel::allreduce_gradients sums over the ranks.
     void backward(const Tensor& dlogits);
     void zero_grad();
+
+    // Context parallelism (docs/parallelism.md): from now on forward/backward split
+    // every sequence over the ranks of ctx, which must all hold this same model (checked).
+    // nullptr returns to the single-process path. The Session (decode) is single-rank.
+    void set_context_parallel(parallel::Context* ctx);
+    parallel::Context* context_parallel() const { return cp_; }
+    // The slices of the last context-parallel forward.
+    const parallel::SlicePlan& slice_plan() const { return plan_; }
 
     std::vector<Parameter>& parameters() { return params_; }
     const std::vector<Parameter>& parameters() const { return params_; }
@@ -130,6 +148,10 @@ private:
     std::vector<LayerActivations> acts_;
     Tensor x_final_, xf_, rstd_f_, logits_;   // (N, d), (N, d), (N), (N, V)
     Tensor dx0_ttt_;                          // (N, d) gradient into x0 from TTT targets
+
+    // context parallel (nullptr: single process)
+    parallel::Context* cp_ = nullptr;
+    parallel::SlicePlan plan_;                // of the last forward; n_ is this rank's slice
 };
 
 // Computes a TTT layer's target V (B*n, d) from its source S_src (B*n, d):

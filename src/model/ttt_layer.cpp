@@ -53,6 +53,13 @@ void Model::ttt_forward(int l, LayerActivations& a, Tensor& mlp_out, const Forwa
         ITTT_NVTX_RANGE("ttt_delta");
         ops::ttt_chunk_delta(a.ttt_delta, a.ttt_v.view({B_, n_, d}), a.z.view({B_, n_, f}), C);
     }
+    if (opt.inference) {
+        // Recorded for the clipping reports (Session::updates, the step-through driver).
+        Tensor flat = a.ttt_delta.view({static_cast<int64_t>(B_) * T, d * f});
+        a.ttt_update_norm.resize(static_cast<size_t>(B_) * static_cast<size_t>(T));
+        for (int64_t i = 0; i < static_cast<int64_t>(B_) * T; ++i)
+            a.ttt_update_norm[static_cast<size_t>(i)] = std::fabs(cfg_.ttt_lr) * std::sqrt(ops::sum_squares(flat.rows(i, i + 1)));
+    }
     if (opt.inference && cfg_.ttt_clip_tau > 0) ops::ttt_clip_deltas(a.ttt_delta, cfg_.ttt_lr, cfg_.ttt_clip_tau);
     if (opt.ttt_update_limit >= 0) {
         // Drop the updates of chunks >= limit: the driver's "what if only i chunks were seen".
@@ -67,6 +74,8 @@ void Model::ttt_forward(int l, LayerActivations& a, Tensor& mlp_out, const Forwa
     {
         ITTT_NVTX_RANGE("ttt_scan");
         ops::prefix_scan_exclusive(a.ttt_s, a.ttt_delta, false);
+        // Context parallel: S_i also sums every earlier rank's deltas (a scan over ranks).
+        if (cp_) parallel::ttt_add_earlier_ranks(*cp_, a.ttt_s, a.ttt_delta, l);
     }
     ITTT_NVTX_RANGE("ttt_apply");
     Tensor o3 = mlp_out.view({B_, n_, d});
@@ -116,6 +125,7 @@ void Model::ttt_backward(int l, const Tensor& dout, Tensor& dz, Tensor& dsrc) {
     Tensor P = new_tensor({B_, T, d, f}), G = new_tensor({B_, T, d, f});
     ops::ttt_chunk_delta(P, dout.view({B_, n_, d}), a.z.view({B_, n_, f}), C);
     ops::prefix_scan_exclusive(G, P, true);
+    if (cp_) parallel::ttt_add_later_ranks(*cp_, G, P, l);  // context parallel: and every later rank's P
     ops::sum_dim0(grad_of(w.down_proj), P.view({static_cast<int64_t>(B_) * T, d, f}), true);
 
     Tensor dv = new_tensor({N, d});

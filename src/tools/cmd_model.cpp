@@ -2,15 +2,20 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
+#include <optional>
 
 #include "io/checkpoint.h"
 #include "io/config_json.h"
+#include "io/json.h"
 #include "model/model_io.h"
 #include "model/session.h"
 #include "ops/ops.h"
 #include "runtime/rng.h"
+#include "tokenizer/tokenizer.h"
 #include "tools/commands.h"
 #include "tools/common.h"
+#include "tools/context_parallel.h"
 #include "train/trainer.h"
 
 namespace ittt {
@@ -47,7 +52,7 @@ int cmd_train(int argc, char** argv) {
                             "  --lr X (3e-3)  --warmup N (20)  --min-lr-ratio X (0.1)  --weight-decay X (0.1)  --grad-clip X (1.0)\n"
                             "  --seed S (1)             data seed;  --init-seed S (0): weights seed with --config\n"
                             "  --checkpoint-every N (0: only at the end)  --log-every N (10)  --json\n") +
-                        kTaskFlagsUsage + kRuntimeFlagsUsage;
+                        kTaskFlagsUsage + kRuntimeFlagsUsage + kContextParallelUsage;
     Args a("train", usage, argc, argv, 2);
     if (a.help()) return std::printf("%s", usage.c_str()), 0;
     Device device = apply_runtime_flags(a);
@@ -70,6 +75,7 @@ int cmd_train(int argc, char** argv) {
     tc.out_dir = out;
     uint64_t seed = static_cast<uint64_t>(a.integer("--seed", 1, 0));
     uint64_t init_seed = static_cast<uint64_t>(a.integer("--init-seed", 0, 0));
+    const bool context_parallel = read_context_parallel(a);
     a.finish();
     if (!resume && config.empty() == ckpt.empty()) a.error("give exactly one of --config FILE or --ckpt DIR (or --resume)");
     // The Trainer checks these too, but as run-time errors; here they are usage errors.
@@ -77,6 +83,7 @@ int cmd_train(int argc, char** argv) {
     if (!(tc.min_lr_ratio >= 0 && tc.min_lr_ratio <= 1)) a.error(cat("--min-lr-ratio must be in [0, 1], found ", tc.min_lr_ratio));
     if (!(tc.weight_decay >= 0)) a.error(cat("--weight-decay must be >= 0, found ", tc.weight_decay));
 
+    parallel::Context* cp = context_parallel ? start_context_parallel(device) : nullptr;
     Model model = resume ? load_model(out, DType::F32, device)
                  : !ckpt.empty() ? load_model(ckpt, DType::F32, device)
                                  : [&] {
@@ -84,6 +91,7 @@ int cmd_train(int argc, char** argv) {
                                        m.init_random(init_seed);
                                        return m;
                                    }();
+    model.set_context_parallel(cp);
     const int V = model.config().vocab_size;
     make_batch(task, V, 1, seq_len, 0);  // fail now, not at step 1, if the task cannot fit
     Trainer trainer(model, tc, [&](int64_t step, int micro, Tensor& tokens, Tensor& targets) {
@@ -99,6 +107,7 @@ int cmd_train(int argc, char** argv) {
         std::printf("training %lld parameters on %s (%s), batch %d x %d tokens, %lld steps\n",
                     static_cast<long long>(model.parameter_count()), task.describe().c_str(), device_name(device), batch, seq_len,
                     static_cast<long long>(tc.steps));
+    if (cp && !tc.json) std::printf("context parallel: every sequence split over %d ranks\n", cp->size());
     trainer.run();
     if (!tc.json) std::printf("wrote %s\n", out.c_str());
     return 0;
@@ -109,7 +118,7 @@ int cmd_eval(int argc, char** argv) {
                             "usage: ittt eval --ckpt DIR --task NAME --seed S [options]\n"
                             "  Accuracy (over scored positions) and mean loss on held-out seeded batches.\n"
                             "  --batches K (4)  --batch B (16)  --seq-len n (128)  --json\n") +
-                        kTaskFlagsUsage + kRuntimeFlagsUsage;
+                        kTaskFlagsUsage + kRuntimeFlagsUsage + kContextParallelUsage;
     Args a("eval", usage, argc, argv, 2);
     if (a.help()) return std::printf("%s", usage.c_str()), 0;
     Device device = apply_runtime_flags(a);
@@ -121,8 +130,11 @@ int cmd_eval(int argc, char** argv) {
     int batch = static_cast<int>(a.integer("--batch", 16, 1));
     int seq_len = static_cast<int>(a.integer("--seq-len", 128, 1));
     bool json = a.flag("--json");
+    const bool context_parallel = read_context_parallel(a);
     a.finish();
+    parallel::Context* cp = context_parallel ? start_context_parallel(device) : nullptr;
     Model model = load_model(ckpt, DType::F32, device);
+    model.set_context_parallel(cp);
     EvalResult r = evaluate(model, task, batch, seq_len, batches, seed);
     if (json)
         std::printf("{\"task\": \"%s\", \"seed\": %llu, \"accuracy\": %.6f, \"correct\": %lld, \"scored\": %lld, "
@@ -139,44 +151,96 @@ int cmd_eval(int argc, char** argv) {
 }
 
 namespace {
-std::vector<int32_t> read_tokens(Args& a) {
-    std::vector<int32_t> toks = a.int_list("--tokens");
-    if (toks.empty()) a.error("missing required flag --tokens (comma-separated ids, e.g. 1,5,9)");
-    return toks;
+// The input: ids (--tokens 1,5,9) or text (--text / --prompt) for the checkpoint's
+// tokenizer.json, which is read after the flags are checked (see with_tokenizer).
+struct Prompt {
+    std::string flag;  // the flag it came from, for messages
+    std::vector<int32_t> ids;
+    std::optional<std::string> text;
+    std::optional<Tokenizer> tokenizer;  // DIR/tokenizer.json, when the directory has one
+};
+Prompt read_prompt(Args& a, const std::string& text_flag) {
+    Prompt p;
+    p.ids = a.int_list("--tokens");
+    if (a.has(text_flag)) p.text = a.str(text_flag, "");
+    if (p.text && !p.ids.empty()) a.error(cat("give --tokens or ", text_flag, ", not both"));
+    if (!p.text && p.ids.empty())
+        a.error(cat("missing required flag --tokens (comma-separated ids, e.g. 1,5,9) or ", text_flag, " TEXT"));
+    p.flag = p.text ? text_flag : "--tokens";
+    return p;
+}
+// Loads DIR/tokenizer.json when present (text needs it) and encodes the text.
+void with_tokenizer(Prompt& p, const std::string& ckpt) {
+    const std::string path = (std::filesystem::path(ckpt) / "tokenizer.json").string();
+    if (std::filesystem::exists(path)) p.tokenizer = Tokenizer::load(path);
+    if (!p.text) return;
+    ITTT_CHECK(p.tokenizer, path, ": not found: ", p.flag, " needs the checkpoint's tokenizer.json (or give --tokens ids)");
+    p.ids = p.tokenizer->encode(*p.text);
+    ITTT_CHECK(!p.ids.empty(), p.flag, ": the text encodes to no tokens");
 }
 // After the load, which tells the vocabulary size.
-void check_tokens(const Args& a, const std::vector<int32_t>& toks, int vocab) {
-    for (size_t i = 0; i < toks.size(); ++i)
-        if (toks[i] < 0 || toks[i] >= vocab)
-            a.error(cat("--tokens: id ", toks[i], " at index ", i, " is outside the vocabulary [0, ", vocab, ")"));
+void check_tokens(const Args& a, const Prompt& p, int vocab) {
+    for (size_t i = 0; i < p.ids.size(); ++i)
+        if (p.ids[i] < 0 || p.ids[i] >= vocab)
+            a.error(cat(p.flag, ": id ", p.ids[i], " at index ", i, " is outside the vocabulary [0, ", vocab, ")",
+                        p.text ? " of the model (the tokenizer has more tokens than the model)" : ""));
+}
+// Generated ids as text; ids the tokenizer does not have (a model's padded vocabulary
+// rows) cannot be shown and are left out of the text (the ids list keeps them).
+std::string decodable(const Tokenizer& tok, const std::vector<int32_t>& ids) {
+    std::vector<int32_t> known;
+    for (int32_t id : ids)
+        if (tok.has_id(id)) known.push_back(id);
+    return tok.decode(known);
+}
+// ", "key": "value"" with the value JSON-escaped, for the hand-printed JSON lines below.
+void print_json_string(const std::string& key, const std::string& value) {
+    std::printf(", %s: %s", Json(key).dump().c_str(), Json(value).dump().c_str());
 }
 }  // namespace
 
 int cmd_forward(int argc, char** argv) {
     std::string usage = std::string(
-                            "usage: ittt forward --ckpt DIR --tokens 3,1,4,1,5 [--top K] [--json]\n"
+                            "usage: ittt forward --ckpt DIR (--tokens 3,1,4,1,5 | --text TEXT) [--top K] [--json]\n"
                             "  Logits at every position (prefill, inference mode). Text output shows the top K\n"
-                            "  tokens per position; --json prints every logit.\n") +
-                        kRuntimeFlagsUsage;
+                            "  tokens per position; --json prints every logit.\n"
+                            "  --text TEXT   encoded with DIR/tokenizer.json (Hugging Face format); tokens are then\n"
+                            "                shown as text too\n") +
+                        kRuntimeFlagsUsage + kContextParallelUsage;
     Args a("forward", usage, argc, argv, 2);
     if (a.help()) return std::printf("%s", usage.c_str()), 0;
     Device device = apply_runtime_flags(a);
     std::string ckpt = a.required("--ckpt");
     int top = static_cast<int>(a.integer("--top", 5, 1));
     bool json = a.flag("--json");
-    std::vector<int32_t> toks = read_tokens(a);
+    Prompt prompt = read_prompt(a, "--text");
+    const bool context_parallel = read_context_parallel(a);
     a.finish();  // every flag checked before the (slow, fallible) load
+    parallel::Context* cp = context_parallel ? start_context_parallel(device) : nullptr;
     Model model = load_model(ckpt, DType::F32, device);
+    model.set_context_parallel(cp);
+    with_tokenizer(prompt, ckpt);
     const int V = model.config().vocab_size;
-    check_tokens(a, toks, V);
+    check_tokens(a, prompt, V);
+    const std::vector<int32_t>& toks = prompt.ids;
+    // A token as text, when there is a tokenizer: " (\"...\")" with the JSON escapes.
+    auto shown = [&](int32_t id) {
+        if (!prompt.tokenizer || !prompt.tokenizer->has_id(id)) return std::string();
+        return " " + Json(prompt.tokenizer->decode({id})).dump();
+    };
     ForwardOptions opt;
     opt.inference = true;
     const int64_t n = static_cast<int64_t>(toks.size());
-    std::vector<float> logits = model.forward(Tensor::from_vector(toks, {1, n}).to(device), opt).to_f32_vector();
+    Tensor logits_t = model.forward(Tensor::from_vector(toks, {1, n}).to(device), opt);
+    if (cp) logits_t = gather_logits(model, logits_t);  // rank 0 prints the whole sequence
+    if (!logits_t.defined()) return 0;
+    std::vector<float> logits = logits_t.to_f32_vector();
     if (json) {
         std::printf("{\"tokens\": [");
         for (int64_t t = 0; t < n; ++t) std::printf("%s%d", t ? ", " : "", toks[static_cast<size_t>(t)]);
-        std::printf("], \"vocab_size\": %d, \"logits\": [", V);
+        std::printf("]");
+        if (prompt.text) print_json_string("text", *prompt.text);
+        std::printf(", \"vocab_size\": %d, \"logits\": [", V);
         for (int64_t t = 0; t < n; ++t) {
             std::printf("%s[", t ? ", " : "");
             for (int v = 0; v < V; ++v) std::printf("%s%.7g", v ? ", " : "", logits[static_cast<size_t>(t * V + v)]);
@@ -191,8 +255,11 @@ int cmd_forward(int argc, char** argv) {
         const float* row = logits.data() + t * V;
         int k = std::min(top, V);
         std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int x, int y) { return row[x] > row[y]; });
-        std::printf("pos %3lld token %5d | top:", static_cast<long long>(t), toks[static_cast<size_t>(t)]);
-        for (int i = 0; i < k; ++i) std::printf(" %d (%.3f)", idx[static_cast<size_t>(i)], row[idx[static_cast<size_t>(i)]]);
+        std::printf("pos %3lld token %5d%s | top:", static_cast<long long>(t), toks[static_cast<size_t>(t)],
+                    shown(toks[static_cast<size_t>(t)]).c_str());
+        for (int i = 0; i < k; ++i)
+            std::printf(" %d%s (%.3f)", idx[static_cast<size_t>(i)], shown(idx[static_cast<size_t>(i)]).c_str(),
+                        row[idx[static_cast<size_t>(i)]]);
         std::printf("\n");
     }
     return 0;
@@ -200,9 +267,12 @@ int cmd_forward(int argc, char** argv) {
 
 int cmd_generate(int argc, char** argv) {
     std::string usage = std::string(
-                            "usage: ittt generate --ckpt DIR --tokens 1,5,9 --n N [--temperature T] [--seed S] [--json]\n"
+                            "usage: ittt generate --ckpt DIR (--tokens 1,5,9 | --prompt TEXT) --n N [--temperature T] [--seed S] [--json]\n"
                             "  Streaming decode: prefill the prompt, then N tokens one at a time with the KV cache\n"
-                            "  and the TTT fast weights updated chunk by chunk. Greedy unless --temperature > 0.\n") +
+                            "  and the TTT fast weights updated chunk by chunk. Greedy unless --temperature > 0.\n"
+                            "  --prompt TEXT  encoded with DIR/tokenizer.json (Hugging Face format); the output is then text\n"
+                            "  --json         ids (and text with a tokenizer), the TTT state size, and every fast-weight\n"
+                            "                 update: layer, chunk, ||eta dW||_F before and after ttt_clip_tau, clipped\n") +
                         kRuntimeFlagsUsage;
     Args a("generate", usage, argc, argv, 2);
     if (a.help()) return std::printf("%s", usage.c_str()), 0;
@@ -213,10 +283,12 @@ int cmd_generate(int argc, char** argv) {
     if (temperature < 0) a.error(cat("--temperature must be >= 0, found ", temperature));
     uint64_t seed = static_cast<uint64_t>(a.integer("--seed", 0, 0));
     bool json = a.flag("--json");
-    std::vector<int32_t> toks = read_tokens(a);
+    Prompt prompt = read_prompt(a, "--prompt");
     a.finish();
     Model model = load_model(ckpt, DType::F32, device);
-    check_tokens(a, toks, model.config().vocab_size);
+    with_tokenizer(prompt, ckpt);
+    check_tokens(a, prompt, model.config().vocab_size);
+    const std::vector<int32_t>& toks = prompt.ids;
     Session session(model);
     Rng rng(seed);
     std::vector<float> last = session.prefill(toks).rows(static_cast<int64_t>(toks.size()) - 1, static_cast<int64_t>(toks.size()))
@@ -241,7 +313,23 @@ int cmd_generate(int argc, char** argv) {
         for (size_t i = 0; i < toks.size(); ++i) std::printf("%s%d", i ? ", " : "", toks[i]);
         std::printf("], \"generated\": [");
         for (size_t i = 0; i < out.size(); ++i) std::printf("%s%d", i ? ", " : "", out[i]);
-        std::printf("], \"ttt_state_bytes\": %zu}\n", session.ttt_state_bytes());
+        std::printf("]");
+        if (prompt.tokenizer) {
+            print_json_string("prompt_text", prompt.text ? *prompt.text : prompt.tokenizer->decode(toks));
+            print_json_string("generated_text", decodable(*prompt.tokenizer, out));
+        }
+        std::printf(", \"ttt_state_bytes\": %zu", session.ttt_state_bytes());
+        // Every fast-weight update, in order; clipped means ttt_clip_tau scaled it down to tau.
+        const std::vector<TttUpdate>& ups = session.updates();
+        int clipped = 0;
+        for (const TttUpdate& u : ups) clipped += u.clipped;
+        std::printf(", \"ttt_clip_tau\": %.17g, \"ttt_clipped_updates\": %d, \"ttt_updates\": [", model.config().ttt_clip_tau, clipped);
+        for (size_t i = 0; i < ups.size(); ++i)
+            std::printf("%s{\"layer\": %d, \"chunk\": %d, \"norm\": %.17g, \"applied\": %.17g, \"clipped\": %s}", i ? ", " : "",
+                        ups[i].layer, ups[i].chunk, ups[i].norm, ups[i].applied, ups[i].clipped ? "true" : "false");
+        std::printf("]}\n");
+    } else if (prompt.text) {
+        std::printf("%s\n", decodable(*prompt.tokenizer, out).c_str());
     } else {
         for (size_t i = 0; i < out.size(); ++i) std::printf("%s%d", i ? "," : "", out[i]);
         std::printf("\n");

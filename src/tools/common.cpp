@@ -4,6 +4,7 @@
 
 #include "ops/ops.h"
 #include "runtime/rng.h"
+#include "tools/context_parallel.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -66,7 +67,9 @@ EvalResult evaluate(Model& model, const TaskConfig& task, int batch, int seq_len
     opt.inference = true;
     for (int i = 0; i < batches; ++i) {
         Batch b = make_batch(task, model.config().vocab_size, batch, seq_len, eval_batch_seed(seed, i));
-        const Tensor& logits = model.forward(b.tokens_tensor().to(model.device()), opt);
+        Tensor logits = model.forward(b.tokens_tensor().to(model.device()), opt);
+        if (model.context_parallel()) logits = gather_logits(model, logits);  // rank 0 scores the whole batch
+        if (!logits.defined()) continue;
         ops::CrossEntropyResult ce = ops::cross_entropy(nullptr, logits, b.targets_tensor().view({b.B * static_cast<int64_t>(b.n)}).to(model.device()), 1.0);
         loss_sum += ce.loss_sum;
         scored += ce.n_scored;

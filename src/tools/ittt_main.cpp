@@ -3,6 +3,7 @@
 #include <cstring>
 #include <string>
 
+#include "parallel/context.h"
 #include "runtime/device.h"
 #include "runtime/error.h"
 #include "tools/args.h"
@@ -33,21 +34,24 @@ int main(int argc, char** argv) {
             return 0;
         }
         if (cmd == "init") return cmd_init(argc, argv);
-        if (cmd == "train") return cmd_train(argc, argv);
-        if (cmd == "eval") return cmd_eval(argc, argv);
-        if (cmd == "forward") return cmd_forward(argc, argv);
+        if (cmd == "train") return parallel::finish_job(cmd_train(argc, argv));  // --context-parallel
+        if (cmd == "eval") return parallel::finish_job(cmd_eval(argc, argv));  // --context-parallel
+        if (cmd == "forward") return parallel::finish_job(cmd_forward(argc, argv));  // --context-parallel
         if (cmd == "generate") return cmd_generate(argc, argv);
         if (cmd == "step") return cmd_step(argc, argv);
         std::fprintf(stderr, "ittt: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
         return 2;
     } catch (const UsageError& e) {
         std::fprintf(stderr, "%s\n\n%s", e.message.c_str(), e.usage.c_str());
+        parallel::abort_job_after_error(2);
         return 2;
     } catch (const Error& e) {
         std::fprintf(stderr, "ittt %s: error: %s\n", cmd.c_str(), e.what());
+        parallel::abort_job_after_error(1);  // under mpirun: stop the other ranks too
         return 1;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "ittt %s: unexpected error: %s\n", cmd.c_str(), e.what());
+        parallel::abort_job_after_error(1);
         return 1;
     }
 }

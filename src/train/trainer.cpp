@@ -47,11 +47,18 @@ StepStats Trainer::step() {
 
     model_.zero_grad();
     double loss_sum = 0;
+    parallel::Context* cp = model_.context_parallel();
     for (int mb = 0; mb < cfg_.grad_accum; ++mb) {
         const Tensor& logits = model_.forward(tokens[static_cast<size_t>(mb)].to(model_.device()));
+        Tensor mb_targets = targets[static_cast<size_t>(mb)];
+        if (cp) {  // context parallel: the logits are this rank's slice; so are the targets it scores
+            const Tensor& t = tokens[static_cast<size_t>(mb)];
+            mb_targets = parallel::local_slice(mb_targets.view({t.dim(0), t.dim(1)}), model_.slice_plan(), cp->rank()).view({logits.dim(0)});
+        }
         Tensor dlogits = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
         ops::CrossEntropyResult r =
-            ops::cross_entropy(&dlogits, logits, targets[static_cast<size_t>(mb)].to(model_.device()), 1.0 / static_cast<double>(scored));
+            ops::cross_entropy(&dlogits, logits, mb_targets.to(model_.device()), 1.0 / static_cast<double>(scored));
+        if (cp) r.loss_sum = cp->allreduce_sum(r.loss_sum);  // the whole sequences' loss, on every rank
         if (!std::isfinite(r.loss_sum)) {
             // Name the culprit: a weight already holding NaN/Inf, else the activations overflowed.
             std::string cause = "every parameter is finite, so an activation overflowed";
@@ -66,6 +73,7 @@ StepStats Trainer::step() {
         loss_sum += r.loss_sum;
         model_.backward(dlogits);
     }
+    if (cp) parallel::allreduce_gradients(*cp, model_);  // each rank holds its slices' share
     std::vector<Tensor*> grads;
     std::string bad;  // every parameter whose gradient is not finite: one may be the cause, the rest its reach
     for (Parameter& p : model_.parameters()) {
@@ -132,7 +140,8 @@ std::vector<StepStats> Trainer::run() {
                         s.tokens_per_s / 1000.0, format_duration(eta).c_str(), tty ? (last ? "\n" : "   ") : "\n");
         }
         std::fflush(stdout);
-        if (!cfg_.out_dir.empty() && ((cfg_.checkpoint_every > 0 && step_ % cfg_.checkpoint_every == 0) || last)) save(cfg_.out_dir);
+        const bool writer = !model_.context_parallel() || model_.context_parallel()->rank() == 0;  // every rank holds the same weights
+        if (writer && !cfg_.out_dir.empty() && ((cfg_.checkpoint_every > 0 && step_ % cfg_.checkpoint_every == 0) || last)) save(cfg_.out_dir);
     }
     return all;
 }
