@@ -8,8 +8,10 @@
 #   make experiments   the MQAR comparison behind docs/results.md
 #   make profile       Nsight Compute on one kernel version + Nsight Systems on training (docs/profiling.md)
 #   make fuzz          libFuzzer on the safetensors, config.json and CLI parsers (docs/reliability.md)
+#   make CUDA=emu      the CUDA side compiled by g++ against the CPU emulator, in build-emu/ (docs/cuda-emulator.md)
+#   make cuda-check    the emulated [cuda] tests under ASan, TSan and NaN-poisoned shared memory; make cuda-mutants
 #
-# Knobs: CUDA=0|1 (default: 1 when nvcc is found), MPI=0|1 and NCCL=0|1 (context
+# Knobs: CUDA=0|1|emu (default: 1 when nvcc is found), MPI=0|1 and NCCL=0|1 (context
 # parallelism, see the MPI block below), GPU_ARCH=90, PLOTS=0 (build
 # without gnuplot-iostream), CATCH2_INC=<dir holding catch2/catch.hpp>,
 # BUILD=<dir>, ARCH=x86-64-v3 (the -march value; empty for the compiler's default).
@@ -18,7 +20,7 @@
 # is enabled (a std::vector<double>{1,1,0,0} initialiser comes out as {1,1,1,1};
 # tests/test_runtime.cpp pins the case). x86-64-v3 is AVX2 + FMA: fast and safe.
 
-BUILD     ?= build
+BUILD     ?= $(if $(filter emu,$(CUDA)),build-emu,build)
 CXX       ?= g++
 NVCC      ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard /usr/local/cuda/bin/nvcc))
 GPU_ARCH  ?= 90
@@ -32,11 +34,11 @@ endif
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 
 # NVTX v3 is header-only: use it whenever the CUDA toolkit's copy is present.
-NVTX_INC := $(firstword $(wildcard $(CUDA_HOME)/include/nvtx3/nvToolsExt.h /usr/include/nvtx3/nvToolsExt.h))
+NVTX_INC := $(if $(filter emu,$(CUDA)),,$(firstword $(wildcard $(CUDA_HOME)/include/nvtx3/nvToolsExt.h /usr/include/nvtx3/nvToolsExt.h)))
 NVTX := $(if $(NVTX_INC),1,0)
 
 ARCH_FLAGS := $(if $(ARCH),-march=$(ARCH),)
-CPPFLAGS  += -Isrc -I. -DITTT_WITH_CUDA=$(CUDA) -DITTT_WITH_NVTX=$(NVTX) -DITTT_WITH_GNUPLOT=$(PLOTS)
+CPPFLAGS  += -Isrc -I. -DITTT_WITH_CUDA=$(if $(filter emu,$(CUDA)),1,$(CUDA)) -DITTT_WITH_NVTX=$(NVTX) -DITTT_WITH_GNUPLOT=$(PLOTS)
 CPPFLAGS  += $(if $(NVTX_INC),-I$(dir $(patsubst %/,%,$(dir $(NVTX_INC)))),)
 CXXFLAGS  ?= -O3 $(ARCH_FLAGS)
 # `override` keeps these when CXXFLAGS / LDFLAGS are given on the command line (make sanitize).
@@ -52,7 +54,7 @@ endif
 # ---- sources: every folder is picked up by wildcard, no list to keep in sync ----
 LIB_CPP   := $(wildcard src/runtime/*.cpp src/ops/*.cpp src/model/*.cpp src/io/*.cpp src/tasks/*.cpp \
                         src/train/*.cpp src/driver/*.cpp src/parallel/*.cpp kernels/*/*.cpp)
-LIB_CU    := $(if $(filter 1,$(CUDA)),$(wildcard src/*/*.cu kernels/*/*.cu),)
+LIB_CU    := $(if $(filter 1 emu,$(CUDA)),$(wildcard src/*/*.cu kernels/*/*.cu),)
 TOOL_CPP  := $(wildcard src/tools/*.cpp)
 BENCH_CPP := $(wildcard src/bench/*.cpp)
 TEST_CPP  := $(wildcard tests/*.cpp)
@@ -67,7 +69,7 @@ LIB       := $(BUILD)/libittt.a
 all: $(BUILD)/ittt info
 
 info:
-	@echo "ittt: built $(if $(filter 1,$(CUDA)),CPU + CUDA (sm_$(GPU_ARCH)),CPU only ($(if $(NVCC),CUDA=0 given,nvcc not found))), NVTX $(if $(filter 1,$(NVTX)),on,off), plots $(if $(filter 1,$(PLOTS)),on,off), MPI $(if $(filter 1,$(MPI)),on,off)$(if $(filter 1,$(NCCL)), + NCCL,)"
+	@echo "ittt: built $(if $(filter emu,$(CUDA)),CPU + the CUDA emulator (the .cu files as host C++; not a GPU),$(if $(filter 1,$(CUDA)),CPU + CUDA (sm_$(GPU_ARCH)),CPU only ($(if $(NVCC),CUDA=0 given,nvcc not found)))), NVTX $(if $(filter 1,$(NVTX)),on,off), plots $(if $(filter 1,$(PLOTS)),on,off), MPI $(if $(filter 1,$(MPI)),on,off)$(if $(filter 1,$(NCCL)), + NCCL,)"
 
 # ---- Debian packages: installed when root, otherwise the exact command is printed ----
 DEB_PACKAGES := catch2 $(if $(filter 1,$(PLOTS)),libgnuplot-iostream-dev libboost-iostreams-dev libboost-filesystem-dev gnuplot-nox,)
@@ -108,6 +110,65 @@ $(BUILD)/obj/%.cu.o: %.cu | $(BUILD)/deps.ok
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+
+# ==== CUDA emulator: make CUDA=emu (docs/cuda-emulator.md) ===================================== begin
+# Every .cu file is compiled by g++ as host C++, with src/runtime/cuda_emu/ first on the include
+# path (its cuda_runtime.h, mma.h, cub/) and cuda_runtime.h force-included, as nvcc does; the
+# emulator's engine joins the library. No CUDA toolkit is used.
+#   make cuda-check         the emulated [cuda] and [cuda_emu] tests three ways, each in its own BUILD:
+#     cuda-check-asan         AddressSanitizer + UndefinedBehaviorSanitizer   (build-emu-asan)
+#     cuda-check-tsan         ThreadSanitizer, small shapes, one OpenMP thread  (build-emu-tsan)
+#     cuda-check-poison       shared memory filled with NaN before every block   (build-emu)
+#   make cuda-mutants       planted bugs the emulated tests must catch (tests/cuda_emu_mutants.sh)
+EMU_DIR := src/runtime/cuda_emu
+ifeq ($(CUDA),emu)
+CPPFLAGS += -I$(EMU_DIR)
+$(LIB): $(call obj,$(wildcard $(EMU_DIR)/*.cpp))
+$(BUILD)/obj/%.cu.o: %.cu | $(BUILD)/deps.ok
+	@mkdir -p $(dir $@)
+	$(CXX) -x c++ -include cuda_runtime.h $(CPPFLAGS) $(CXXFLAGS) $(EMU_CU_WARNINGS) -c $< -o $@
+# nvcc's #pragma unroll, and int-vs-threadIdx comparisons that nvcc does not warn about
+EMU_CU_WARNINGS := -Wno-unknown-pragmas -Wno-sign-compare
+# The emulator's own unit tests: tiny kernels in tests/*.cu, linked into the test binary.
+$(BUILD)/obj/tests/%.cu.o: CPPFLAGS += -I$(CATCH2_INC)
+$(BUILD)/ittt_tests: $(call obj,$(wildcard tests/*.cu))
+# The TSan build compiles the scheduler and the fibers without TSan's instrumentation (their
+# bookkeeping is ordered by construction) and lets them call TSan's fiber and sync API.
+$(call obj,$(EMU_DIR)/emulator.cpp $(EMU_DIR)/fiber.cpp): override CXXFLAGS += $(EMU_ENGINE_FLAGS)
+# Mutation tests: one object rebuilt with a planted bug (tests/cuda_emu_mutants.sh).
+ifneq ($(EMU_MUTANT_OBJ),)
+$(EMU_MUTANT_OBJ): CPPFLAGS += $(EMU_MUTANT_FLAGS)
+endif
+endif
+
+EMU_TESTS ?= [cuda],[cuda_emu]
+.PHONY: cuda-check cuda-check-asan cuda-check-tsan cuda-check-poison cuda-mutants
+cuda-check: cuda-check-asan cuda-check-tsan cuda-check-poison
+
+cuda-check-asan:
+	$(MAKE) CUDA=emu BUILD=build-emu-asan ARCH= CXXFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	  LDFLAGS="-fsanitize=address,undefined" build-emu-asan/ittt_tests
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 OMP_NUM_THREADS=2 build-emu-asan/ittt_tests "$(EMU_TESTS)"
+
+# Small shapes (ITTT_TEST_SHAPES=small, tests/test_util.h) because TSan slows the emulator by ~10x;
+# one OpenMP thread because libgomp's own synchronisation is invisible to TSan.
+cuda-check-tsan:
+	$(MAKE) CUDA=emu BUILD=build-emu-tsan ARCH= CXXFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" \
+	  EMU_ENGINE_FLAGS="-fno-sanitize=thread -DITTT_EMU_TSAN=1" build-emu-tsan/ittt_tests
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 OMP_NUM_THREADS=1 ITTT_TEST_SHAPES=small build-emu-tsan/ittt_tests "$(EMU_TESTS)"
+
+cuda-check-poison:
+	$(MAKE) CUDA=emu BUILD=build-emu build-emu/ittt_tests
+	ITTT_EMU_POISON_SHARED=1 build-emu/ittt_tests "$(EMU_TESTS)"
+
+cuda-mutants:
+	tests/cuda_emu_mutants.sh
+
+clean: clean-cuda-emu
+.PHONY: clean-cuda-emu
+clean-cuda-emu:
+	rm -rf build-emu build-emu-asan build-emu-tsan build-emu-mutant-*
+# ==== CUDA emulator ================================================================================ end
 
 $(BUILD)/ittt: $(call obj,$(TOOL_CPP)) $(LIB)
 	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
