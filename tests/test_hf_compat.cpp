@@ -4,12 +4,15 @@
 // transformers' save_pretrained, sharded and single-file, BF16 and F16, read with ittt's
 // safetensors reader and checked against what transformers and torch said about them:
 // every shard parses, the index names every tensor exactly once, and each tensor widened
-// to F32 has the values torch widened it to. (Loading them into a Model and comparing the
-// logits is the checkpoint loader's test.)
+// to F32 has the values torch widened it to. Then each loads into a Model (load_model:
+// sharded or not, the config as transformers reads it) and gives transformers' logits;
+// absent keys, a stored tied lm_head, TTT off and broken shards.
 //
 // data/configs: every file carries the keys transformers needs to build the network ittt
 // builds (tests/fixtures/check_hf_configs.py checks the same in transformers itself).
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -18,9 +21,13 @@
 #include "io/config_json.h"
 #include "io/json.h"
 #include "io/safetensors.h"
+#include "model/model_io.h"
+#include "cli_util.h"
+#include "test_process.h"
 #include "test_util.h"
 
 using namespace ittt;
+using Catch::Contains;
 
 namespace {
 
@@ -196,4 +203,164 @@ TEST_CASE("data/configs: every file has the keys transformers' Qwen3Config needs
         CHECK(c.tie_word_embeddings == j.at("tie_word_embeddings").as_bool());
     }
     CHECK(files >= 9);
+}
+
+// ---------------------------------------------------------------------------
+// Loading transformers' checkpoints into a Model.
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// A copy of a fixture directory to change (the committed files stay untouched).
+std::string copy_fixture(const Variant& v, const test::TempDir& tmp, const std::string& name) {
+    const std::string out = tmp / name;
+    fs::copy(dir_of(v), out, fs::copy_options::recursive);
+    return out;
+}
+
+void edit_json(const std::string& path, const std::function<void(Json&)>& edit) {
+    Json j = Json::parse(read_file(path), path);
+    edit(j);
+    write_file_atomic(path, j.dump(2) + "\n");
+}
+
+std::string load_error(const std::string& dir) {
+    try {
+        std::vector<std::string> notes;
+        LoadOptions opt;
+        opt.notes = &notes;
+        load_model(dir, DType::F32, Device::CPU, opt);
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "(no error)";
+}
+
+}  // namespace
+
+TEST_CASE("HF fixture: each checkpoint loads and gives the logits transformers computed", "[hf][model]") {
+    for (const Variant& v : kVariants) {
+        INFO(v.name);
+        std::vector<std::string> notes;
+        LoadOptions opt;
+        opt.notes = &notes;
+        Model m = load_model(dir_of(v), DType::F32, Device::CPU, opt);
+        CHECK(notes.empty());  // transformers' config.json spells out every key ittt reads
+        CHECK(m.config().tie_word_embeddings == v.tied);
+        CHECK_FALSE(m.config().ttt_mode);
+        CHECK(m.config().rope_theta == 1e6);  // from rope_parameters (transformers 5)
+        SafetensorsFile ref = load_safetensors(test::fixture_path(std::string("hf_qwen3/") + v.name + ".reference.safetensors"));
+        Tensor logits = m.forward(*ref.find("input_ids"));
+        Tensor expect = ref.find("logits")->view({2 * 16, 1280});
+        // Both float32, same weights: the dot products of 64 and 128 terms summed in another
+        // order than transformers' (measured 2026-12-01: max |err| 4.0e-6 on logits up to ~8).
+        CHECK(test::check_close(logits, expect, 1e-5, 1e-5, cat(v.name, " logits vs transformers float32")));
+        if (const Tensor* f64 = ref.find("logits_f64"))
+            // Against the float64 run: ittt's own float32 rounding only (measured max 3.5e-6).
+            CHECK(test::check_close(logits, f64->view({2 * 16, 1280}), 1e-5, 1e-5, cat(v.name, " logits vs transformers float64")));
+    }
+}
+
+TEST_CASE("HF fixture: absent config keys take transformers' defaults, one note each, and change the model as transformers would",
+          "[hf][model]") {
+    test::TempDir tmp("ittt_hf");
+    const Variant& tied = kVariants[0];
+    const std::string dir = copy_fixture(tied, tmp, "no_keys");
+    edit_json(dir + "/config.json", [](Json& j) {
+        j.erase("rope_parameters");
+        j.erase("tie_word_embeddings");
+        j.erase("rms_norm_eps");
+    });
+    std::vector<std::string> notes;
+    LoadOptions opt;
+    opt.notes = &notes;
+    // Untied by default: the tied checkpoint stores no lm_head.weight, which the model now needs.
+    CHECK_THAT(load_error(dir), Contains("tensor 'lm_head.weight' is missing"));
+    edit_json(dir + "/config.json", [](Json& j) { j.set("tie_word_embeddings", true); });
+    Model m = load_model(dir, DType::F32, Device::CPU, opt);
+    const std::string cfg = dir + "/config.json";
+    CHECK(notes == std::vector<std::string>{cat(cfg, ": 'rope_theta' is absent: 10000 (transformers' default_theta for RoPE)"),
+                                            cat(cfg, ": 'rms_norm_eps' is absent: 1e-06 (transformers' Qwen3Config default)")});
+    CHECK(m.config().rope_theta == 1e4);
+    // The CLI prints them on stderr, one line each, naming the subcommand.
+    test::Result r = test::run_ittt(tmp, cat("forward --ckpt ", dir, " --tokens 1,2 --top 1"));
+    CHECK(r.rc == 0);
+    CHECK(test::lines_of(r.err) == std::vector<std::string>{"ittt forward: " + notes[0], "ittt forward: " + notes[1]});
+}
+
+TEST_CASE("HF fixture: a tied checkpoint that also stores lm_head.weight loads as transformers 5 loads it", "[hf][model]") {
+    const Variant& stored = kVariants[2];  // tied_lm_head_f16: lm_head.weight == the embedding
+    std::vector<std::string> notes;
+    LoadOptions opt;
+    opt.notes = &notes;
+    Model equal = load_model(dir_of(stored), DType::F32, Device::CPU, opt);
+    CHECK(equal.config().tie_word_embeddings);
+    CHECK(notes.empty());
+
+    // Different values: transformers 5 warns and does not tie; neither does ittt, with a note.
+    test::TempDir tmp("ittt_hf");
+    const std::string dir = copy_fixture(stored, tmp, "differs");
+    SafetensorsFile f = load_safetensors(dir + "/model.safetensors");
+    std::vector<NamedTensor> tensors;
+    for (NamedTensor& t : f.tensors) {
+        if (t.name == "lm_head.weight") {
+            std::vector<float> x = t.tensor.to_f32_vector();
+            x[5] += 0.5f;
+            t.tensor = Tensor::from_vector(x, t.tensor.shape());
+        }
+        tensors.push_back(t);
+    }
+    save_safetensors(dir + "/model.safetensors", tensors, {{"format", "pt"}});
+    Model untied = load_model(dir, DType::F32, Device::CPU, opt);
+    CHECK_FALSE(untied.config().tie_word_embeddings);
+    REQUIRE(notes.size() == 1);
+    CHECK_THAT(notes[0], Contains("tie_word_embeddings is true but the stored lm_head.weight differs from model.embed_tokens.weight (1 of 81920 values") &&
+                             Contains("loaded untied with both, as transformers 5 does"));
+    CHECK(untied.lm_head().to_f32_vector()[5] == tensors[0].tensor.to_f32_vector()[5]);
+}
+
+TEST_CASE("HF fixture: a plain checkpoint has TTT off; unsupported features and broken shards get named errors", "[hf][model]") {
+    test::TempDir tmp("ittt_hf");
+    const Variant& tied = kVariants[0];
+    // ttt_mode absent and no ttt_* tensors: the plain model (the fixture has no ttt_* keys at all).
+    CHECK_FALSE(load_model(dir_of(tied)).config().ttt_mode);
+    const std::string on = copy_fixture(tied, tmp, "ttt_on");
+    edit_json(on + "/config.json", [](Json& j) {
+        j.set("ttt_mode", true);
+        j.set("ttt_layers", Json::array({0}));
+    });
+    CHECK_THAT(load_error(on), Contains("ttt_mode is true but") && Contains("holds no ttt_* tensors") && Contains("ittt convert"));
+
+    const std::string rope = copy_fixture(tied, tmp, "rope");
+    edit_json(rope + "/config.json", [](Json& j) { j.set("rope_scaling", Json::parse(R"({"rope_type": "yarn", "factor": 4.0})", "r")); });
+    CHECK_THAT(load_error(rope), Contains("config.json: field 'rope_scaling': expected null (RoPE scaling is not implemented"));
+
+    // Shards: a missing one, a tensor in another shard than the index says, one not in the index.
+    const std::string gone = copy_fixture(tied, tmp, "gone");
+    fs::remove(gone + "/model-00002-of-00002.safetensors");
+    CHECK_THAT(load_error(gone), Contains("model.safetensors.index.json: shard 'model-00002-of-00002.safetensors'") &&
+                                     Contains("is not in"));
+    const std::string moved = copy_fixture(tied, tmp, "moved");
+    edit_json(moved + "/model.safetensors.index.json", [](Json& j) {
+        Json map = j.at("weight_map");
+        map.set("model.norm.weight", "model-00001-of-00002.safetensors");
+        j.set("weight_map", map);
+    });
+    CHECK_THAT(load_error(moved), Contains("tensor 'model.norm.weight' is here, but the index") &&
+                                      Contains("puts it in 'model-00001-of-00002.safetensors'"));
+    const std::string unlisted = copy_fixture(tied, tmp, "unlisted");
+    edit_json(unlisted + "/model.safetensors.index.json", [](Json& j) {
+        Json map = j.at("weight_map");
+        map.erase("model.norm.weight");
+        j.set("weight_map", map);
+    });
+    CHECK_THAT(load_error(unlisted), Contains("tensor 'model.norm.weight' is not in the index"));
+    const std::string escape = copy_fixture(tied, tmp, "escape");
+    edit_json(escape + "/model.safetensors.index.json", [](Json& j) {
+        Json map = j.at("weight_map");
+        map.set("model.norm.weight", "../x.safetensors");
+        j.set("weight_map", map);
+    });
+    CHECK_THAT(load_error(escape), Contains("field 'weight_map.model.norm.weight': expected a file name in the checkpoint directory"));
 }

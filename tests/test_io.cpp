@@ -283,21 +283,93 @@ TEST_CASE("config.json: every field round-trips, through text and through a file
     check_same_config(parse_config_json(dt, "d"), d);
 }
 
-TEST_CASE("config.json: missing optional keys take the defaults", "[io][config]") {
-    ModelConfig c = parse_config_json(kMinimalConfig, "config.json");
-    check_same_config(c, ModelConfig{});
+TEST_CASE("config.json: absent keys take transformers' and the release's defaults, one line each", "[io][config]") {
+    // Standard keys: transformers' Qwen3Config (5.24); ttt_* keys with TTT off: not reported.
+    std::vector<std::string> lines;
+    ModelConfig c = parse_config_json(R"({"vocab_size": 10, "hidden_size": 48, "intermediate_size": 8,
+        "num_hidden_layers": 1, "num_attention_heads": 32})", "c.json", &lines);
+    CHECK(c.num_key_value_heads == 32);
+    CHECK(c.head_dim == 128);
+    CHECK(c.rope_theta == 10000.0);
+    CHECK(c.rms_norm_eps == 1e-6);
+    CHECK_FALSE(c.tie_word_embeddings);
+    CHECK(c.initializer_range == 0.02);
+    CHECK(c.layer_types.empty());
+    CHECK(c.sliding_window == 0);
+    CHECK_FALSE(c.ttt_mode);
+    CHECK(c.ttt_layers.empty());
+    const std::vector<std::string> expected = {
+        "c.json: 'num_key_value_heads' is absent: 32 (transformers' Qwen3Config default)",
+        "c.json: 'head_dim' is absent: 128 (transformers' Qwen3Config default)",
+        "c.json: 'rope_theta' is absent: 10000 (transformers' default_theta for RoPE)",
+        "c.json: 'rms_norm_eps' is absent: 1e-06 (transformers' Qwen3Config default)",
+        "c.json: 'tie_word_embeddings' is absent: false (transformers' Qwen3Config default)",
+        "c.json: 'initializer_range' is absent: 0.02 (transformers' Qwen3Config default)",
+        "c.json: 'hidden_act' is absent: \"silu\" (transformers' Qwen3Config default)",
+        "c.json: 'attention_bias' is absent: false (transformers' Qwen3Config default)",
+        "c.json: 'use_sliding_window' is absent: false (transformers' Qwen3Config default)",
+    };
+    CHECK(lines == expected);
+    // null num_key_value_heads: as many as the query heads (transformers' rule).
+    ModelConfig n = parse_config_json(config_with("num_key_value_heads", "null"), "c.json");
+    CHECK(n.num_key_value_heads == n.num_attention_heads);
 
-    // transformers' fallbacks: kv heads = attention heads, head_dim = hidden / heads.
-    ModelConfig d = parse_config_json(R"({"vocab_size": 10, "hidden_size": 48, "intermediate_size": 8,
-        "num_hidden_layers": 1, "num_attention_heads": 3})", "c.json");
-    CHECK(d.num_key_value_heads == 3);
-    CHECK(d.head_dim == 16);
-    CHECK_THROWS_WITH(parse_config_json(R"({"vocab_size": 10, "hidden_size": 50, "intermediate_size": 8,
-        "num_hidden_layers": 1, "num_attention_heads": 3})", "c.json"),
-                      Contains("c.json: field 'head_dim' is absent") && Contains("not a multiple"));
-    // null means "not given".
-    ModelConfig e = parse_config_json(config_with("ttt_clip_tau", "null"), "c.json");
-    CHECK(e.ttt_clip_tau == ModelConfig{}.ttt_clip_tau);
+    // TTT on, every ttt_* key absent: the release's Qwen3Config values, one line each.
+    Json j = Json::parse(kMinimalConfig, "t");
+    j.set("num_hidden_layers", 31);
+    j.set("ttt_mode", true);
+    lines.clear();
+    ModelConfig t = parse_config_json(j.dump(), "ttt.json", &lines);
+    CHECK(t.ttt_layers == std::vector<int>{0, 6, 12, 18, 24, 30});
+    CHECK(t.ttt_chunk == 8192);
+    CHECK(t.ttt_lr == 0.3);
+    CHECK(t.ttt_proj);
+    CHECK(t.ttt_target == TttTargetSource::HiddenStates);
+    CHECK(t.ttt_clip_tau == 0);
+    CHECK(t.ttt_target_mode == TttTargetMode::Learned);
+    CHECK(t.ttt_conv_offsets == std::vector<int>{-2, -1, 0, 1, 2});
+    int ttt_lines = 0;
+    for (const std::string& l : lines) ttt_lines += l.find("'ttt_") != std::string::npos;
+    CHECK(ttt_lines == 8);
+    CHECK(std::count(lines.begin(), lines.end(), "ttt.json: 'ttt_chunk' is absent: 8192 (the In-Place TTT release's default)") == 1);
+    CHECK(std::count(lines.begin(), lines.end(),
+                     "ttt.json: 'ttt_target' is absent: \"hidden_states\" (the In-Place TTT release's default)") == 1);
+    // ttt_mode absent: follows the weights when the caller knows them.
+    j.erase("ttt_mode");
+    CHECK_FALSE(parse_config_json(j.dump(), "w.json", nullptr, TttTensors::Absent).ttt_mode);
+    CHECK_FALSE(parse_config_json(j.dump(), "w.json").ttt_mode);
+    lines.clear();
+    CHECK(parse_config_json(j.dump(), "w.json", &lines, TttTensors::Present).ttt_mode);
+    CHECK(std::count(lines.begin(), lines.end(),
+                     "w.json: 'ttt_mode' is absent: true, as the weights hold ttt_* tensors (the In-Place TTT release's default)") == 1);
+    // A default that does not fit is named as one: the release's layers reach 30.
+    j.set("num_hidden_layers", 2);
+    j.set("ttt_mode", true);
+    CHECK_THROWS_WITH(parse_config_json(j.dump(), "small.json"),
+                      Contains("small.json: ttt_layers has layer 6, expected 0..1") && Contains("absent keys that took a default: ") &&
+                          Contains("ttt_layers"));
+
+    // rope_theta: rope_parameters (transformers 5) before the top-level key (transformers 4).
+    Json r = Json::parse(kMinimalConfig, "t");
+    r.set("rope_theta", 5e5);
+    CHECK(parse_config_json(r.dump(), "r").rope_theta == 5e5);
+    r.set("rope_parameters", Json::parse(R"({"rope_type": "default", "rope_theta": 1e6})", "rp"));
+    CHECK(parse_config_json(r.dump(), "r").rope_theta == 1e6);
+
+    // Sliding windows as transformers reads them: only with use_sliding_window.
+    Json w = Json::parse(kMinimalConfig, "t");
+    w.set("sliding_window", 8);
+    CHECK(parse_config_json(w.dump(), "w").sliding_window == 0);
+    w.set("layer_types", Json::array({"sliding_attention", "full_attention"}));
+    CHECK_THROWS_WITH(parse_config_json(w.dump(), "w.json"),
+                      Contains("w.json: field 'layer_types[0]': \"sliding_attention\" but use_sliding_window is absent (false)") &&
+                          Contains("full attention"));
+    w.set("use_sliding_window", true);
+    CHECK(parse_config_json(w.dump(), "w").window_for_layer(0) == 8);
+    // ittt's own configs spell out every key: nothing to report.
+    lines.clear();
+    parse_config_json(config_to_json(every_field_changed()), "mine", &lines);
+    CHECK(lines.empty());
 }
 
 TEST_CASE("config.json: a Hub-style Qwen3 config with extra keys parses", "[io][config]") {
@@ -399,7 +471,13 @@ TEST_CASE("config.json: errors name the file and the key", "[io][config]") {
                Contains("field 'hidden_act': expected \"silu\"") && Contains("found \"gelu\""));
     CHECK_THAT(error_of(config_with("attention_bias", "true")), Contains("field 'attention_bias': expected false"));
     CHECK_THAT(error_of(config_with("rope_scaling", R"({"rope_type": "yarn", "factor": 4})")),
-               Contains("field 'rope_scaling.rope_type': expected \"default\""));
+               Contains("field 'rope_scaling': expected null (RoPE scaling is not implemented") && Contains("\"yarn\""));
+    CHECK_THAT(error_of(config_with("rope_scaling", R"({"rope_type": "default"})")), Contains("field 'rope_scaling': expected null"));
+    CHECK_THAT(error_of(config_with("rope_parameters", R"({"rope_type": "linear", "factor": 2})")),
+               Contains("field 'rope_parameters.rope_type': expected \"default\""));
+    CHECK_THAT(error_of(config_with("rope_parameters", R"({"rope_type": "default", "partial_rotary_factor": 0.5})")),
+               Contains("field 'rope_parameters.partial_rotary_factor': expected 1"));
+    CHECK_THAT(error_of(config_with("model_type", "\"llama\"")), Contains("field 'model_type': expected \"qwen3\""));
     // validate()'s messages arrive with the file's name.
     CHECK_THAT(error_of(config_with("num_key_value_heads", "3")),
                Contains("config.json: num_attention_heads (4) must be a multiple of num_key_value_heads (3)"));

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 
 #include "io/atomic_file.h"
 #include "io/config_json.h"
@@ -18,6 +19,10 @@ std::string checkpoint_config_path(const std::string& dir) { return join_path(di
 std::string checkpoint_model_path(const std::string& dir) { return join_path(dir, "model.safetensors"); }
 std::string checkpoint_optimizer_path(const std::string& dir) { return join_path(dir, "optimizer.safetensors"); }
 std::string checkpoint_trainer_state_path(const std::string& dir) { return join_path(dir, "trainer_state.json"); }
+std::string checkpoint_index_path(const std::string& dir) { return join_path(dir, "model.safetensors.index.json"); }
+bool checkpoint_has_weights(const std::string& dir) {
+    return is_regular_file(checkpoint_model_path(dir)) || is_regular_file(checkpoint_index_path(dir));
+}
 
 namespace {
 
@@ -168,7 +173,7 @@ std::vector<RunCheckpoint> list_run_checkpoints(const std::string& run_dir, std:
         if (digits.empty() || digits.size() > 18 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
         std::string dir = join_path(run_dir, entry);
         if (!is_directory(dir)) continue;
-        if (!is_regular_file(checkpoint_config_path(dir)) || !is_regular_file(checkpoint_model_path(dir))) {
+        if (!is_regular_file(checkpoint_config_path(dir)) || !checkpoint_has_weights(dir)) {
             if (skipped) skipped->push_back(dir);
             continue;
         }
@@ -258,15 +263,74 @@ ResolvedCheckpoint resolve_checkpoint(const std::string& path_in) {
     return {newest.dir, note};
 }
 
-ModelConfig load_checkpoint_config(const std::string& dir) {
+ModelConfig load_checkpoint_config(const std::string& dir, std::vector<std::string>* defaults_used, TttTensors ttt_tensors) {
     require_checkpoint_dir(dir);
-    return load_config_json(checkpoint_config_path(dir));
+    return load_config_json(checkpoint_config_path(dir), defaults_used, ttt_tensors);
+}
+
+bool CheckpointTensors::has_ttt() const {
+    for (const NamedTensor& t : tensors.tensors)
+        if (t.name.find(".mlp.ttt_") != std::string::npos) return true;
+    return false;
+}
+
+CheckpointTensors read_checkpoint_tensors(const std::string& dir) {
+    require_checkpoint_dir(dir);
+    CheckpointTensors out;
+    if (is_regular_file(checkpoint_model_path(dir))) {
+        out.source = checkpoint_model_path(dir);
+        out.files = {out.source};
+        out.tensors = load_safetensors(out.source);
+        return out;
+    }
+    const std::string index_path = checkpoint_index_path(dir);
+    ITTT_CHECK(is_regular_file(index_path), "checkpoint '", dir,
+               "' has a config.json but no model.safetensors (nor model.safetensors.index.json for sharded weights)");
+    out.source = index_path;
+    Json index = Json::parse(read_file(index_path), index_path);
+    const Json& map = index.at("weight_map");
+    std::vector<std::string> shards;  // in first-mention order
+    std::map<std::string, std::string> shard_of;
+    for (const Json::Member& m : map.as_object()) {
+        const std::string& shard = m.second.as_string();
+        ITTT_CHECK(!shard.empty() && shard.find('/') == std::string::npos && shard != "." && shard != "..", m.second.where(),
+                   ": expected a file name in the checkpoint directory, found \"", shard, "\"");
+        if (std::find(shards.begin(), shards.end(), shard) == shards.end()) shards.push_back(shard);
+        shard_of[m.first] = shard;
+    }
+    ITTT_CHECK(!shards.empty(), map.where(), ": the index lists no tensors");
+    std::sort(shards.begin(), shards.end());
+    std::map<std::string, std::string> found;  // tensor -> shard it is in
+    for (const std::string& shard : shards) {
+        const std::string path = join_path(dir, shard);
+        ITTT_CHECK(is_regular_file(path), index_path, ": shard '", shard, "' (of tensor '",
+                   [&] {
+                       for (const auto& [name, s] : shard_of)
+                           if (s == shard) return name;
+                       return std::string();
+                   }(),
+                   "') is not in ", dir);
+        SafetensorsFile file = load_safetensors(path);
+        out.files.push_back(path);
+        for (NamedTensor& t : file.tensors) {
+            auto listed = shard_of.find(t.name);
+            ITTT_CHECK(listed != shard_of.end(), path, ": tensor '", t.name, "' is not in the index ", index_path);
+            ITTT_CHECK(listed->second == shard, path, ": tensor '", t.name, "' is here, but the index ", index_path,
+                       " puts it in '", listed->second, "'");
+            auto [at, fresh] = found.emplace(t.name, shard);
+            ITTT_CHECK(fresh, path, ": tensor '", t.name, "' is also in '", at->second, "'");
+            out.tensors.tensors.push_back(std::move(t));
+        }
+        for (const auto& [k, v] : file.metadata) out.tensors.metadata[k] = v;
+    }
+    for (const auto& [name, shard] : shard_of)
+        ITTT_CHECK(found.count(name), index_path, ": tensor '", name, "' is listed in shard '", shard, "', which does not hold it");
+    return out;
 }
 
 void load_checkpoint_weights(const std::string& dir, const std::vector<std::pair<std::string, Tensor*>>& expected) {
-    require_checkpoint_dir(dir);
-    ITTT_CHECK(is_regular_file(checkpoint_model_path(dir)), "checkpoint '", dir, "' has a config.json but no model.safetensors");
-    load_into(checkpoint_model_path(dir), expected, checkpoint_config_path(dir));
+    CheckpointTensors t = read_checkpoint_tensors(dir);
+    load_into(t.tensors, t.source, expected, checkpoint_config_path(dir));
 }
 
 bool checkpoint_has_optimizer_state(const std::string& dir) { return is_regular_file(checkpoint_optimizer_path(dir)); }

@@ -2,7 +2,9 @@
 // and it appears on disk whole or not at all.
 //
 //   <dir>/config.json              the ModelConfig (io/config_json.h)
-//   <dir>/model.safetensors        the weights, metadata {"format": "pt"}
+//   <dir>/model.safetensors        the weights, metadata {"format": "pt"}; or, sharded as
+//                                  transformers shards: model-0000k-of-0000N.safetensors
+//                                  + model.safetensors.index.json {"weight_map": {name: shard}}
 //   <dir>/optimizer.safetensors    optional: optimizer moments
 //   <dir>/trainer_state.json       optional: step and the run's settings
 //
@@ -38,6 +40,7 @@
 #include <string>
 #include <vector>
 
+#include "io/config_json.h"
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "model/config.h"
@@ -48,6 +51,9 @@ std::string checkpoint_config_path(const std::string& dir);
 std::string checkpoint_model_path(const std::string& dir);
 std::string checkpoint_optimizer_path(const std::string& dir);
 std::string checkpoint_trainer_state_path(const std::string& dir);
+std::string checkpoint_index_path(const std::string& dir);  // model.safetensors.index.json
+// model.safetensors or model.safetensors.index.json is there.
+bool checkpoint_has_weights(const std::string& dir);
 
 // ---------------------------------------------------------------- writing
 
@@ -128,9 +134,23 @@ struct ResolvedCheckpoint {
 // interrupted save when one left its staging directory behind.
 ResolvedCheckpoint resolve_checkpoint(const std::string& path);
 
-// Errors say whether the directory or its config.json is missing.
-ModelConfig load_checkpoint_config(const std::string& dir);
-// load_into(checkpoint_model_path(dir), expected, checkpoint_config_path(dir)),
+// Errors say whether the directory or its config.json is missing. The rest as
+// load_config_json (io/config_json.h): defaults taken, and what the weights hold.
+ModelConfig load_checkpoint_config(const std::string& dir, std::vector<std::string>* defaults_used = nullptr,
+                                   TttTensors ttt_tensors = TttTensors::Unknown);
+// Every tensor of a checkpoint: model.safetensors when present (as transformers
+// prefers it), else the shards model.safetensors.index.json names. The index is
+// checked against the shards: every shard named exists and parses, every tensor
+// sits in the shard the index names, none is in two shards or outside the index;
+// shard names are plain file names in `dir` (no '/', no "..").
+struct CheckpointTensors {
+    SafetensorsFile tensors;  // every shard's tensors, in shard order
+    std::string source;       // model.safetensors or the index: what errors name
+    std::vector<std::string> files;  // the files read
+    bool has_ttt() const;     // any "...mlp.ttt_*" tensor
+};
+CheckpointTensors read_checkpoint_tensors(const std::string& dir);
+// load_into(read_checkpoint_tensors(dir), expected, checkpoint_config_path(dir)),
 // after checking the directory is a checkpoint.
 void load_checkpoint_weights(const std::string& dir, const std::vector<std::pair<std::string, Tensor*>>& expected);
 

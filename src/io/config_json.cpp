@@ -1,5 +1,7 @@
 #include "io/config_json.h"
 
+#include <cstdio>
+
 #include "io/atomic_file.h"
 #include "io/json.h"
 #include "runtime/error.h"
@@ -7,10 +9,6 @@
 namespace ittt {
 
 namespace {
-
-// transformers' Qwen3Config default for max_window_layers, used only when a
-// config asks for sliding windows without listing layer_types.
-constexpr int kHfDefaultMaxWindowLayers = 28;
 
 // The value of an optional key, or nullptr when absent or null.
 const Json* optional_field(const Json& root, const char* key) {
@@ -53,6 +51,9 @@ Json int_array(const std::vector<int>& values) {
 }
 
 void refuse_unimplemented(const Json& root) {
+    if (const Json* type = optional_field(root, "model_type"))
+        if (type->as_string() != "qwen3")
+            fail(cat(type->where(), ": expected \"qwen3\" (the only architecture implemented), found \"", type->as_string(), "\""));
     if (const Json* act = optional_field(root, "hidden_act"))
         if (act->as_string() != "silu")
             fail(cat(act->where(), ": expected \"silu\" (the only MLP activation implemented), found \"", act->as_string(), "\""));
@@ -60,24 +61,46 @@ void refuse_unimplemented(const Json& root) {
         if (bias->as_bool())
             fail(cat(bias->where(), ": expected false (attention projections here have no bias), found true"));
     // Plain RoPE only: a scaled variant (YaRN, linear, dynamic) would silently
-    // change every position's rotation.
-    for (const char* key : {"rope_scaling", "rope_parameters"}) {
-        const Json* rope = optional_field(root, key);
-        if (!rope) continue;
+    // change every position's rotation. transformers 5 lets a non-null
+    // rope_scaling replace rope_parameters whole, so any rope_scaling is refused.
+    if (const Json* scaling = optional_field(root, "rope_scaling"))
+        fail(cat(scaling->where(), ": expected null (RoPE scaling is not implemented; transformers 5 would use this in place of "
+                                   "rope_parameters), found ", scaling->dump()));
+    if (const Json* rope = optional_field(root, "rope_parameters")) {
+        rope->as_object();
         for (const char* type_key : {"rope_type", "type"}) {
             const Json* t = optional_field(*rope, type_key);
             if (t && t->as_string() != "default")
                 fail(cat(t->where(), ": expected \"default\" (scaled RoPE is not implemented), found \"", t->as_string(), "\""));
         }
+        if (const Json* f = optional_field(*rope, "partial_rotary_factor"))
+            if (f->as_number() != 1.0)
+                fail(cat(f->where(), ": expected 1 (RoPE on every dimension of a head), found ", f->dump()));
+        for (const Json::Member& m : rope->as_object())
+            if (m.second.is_object())
+                fail(cat(m.second.where(), ": RoPE parameters per layer type are not implemented (one rope_parameters for all layers)"));
     }
+    if (const Json* f = optional_field(root, "partial_rotary_factor"))
+        if (f->as_number() != 1.0) fail(cat(f->where(), ": expected 1 (RoPE on every dimension of a head), found ", f->dump()));
 }
 
 }  // namespace
 
-ModelConfig parse_config_json(const std::string& text, const std::string& source) {
+ModelConfig parse_config_json(const std::string& text, const std::string& source, std::vector<std::string>* defaults_used,
+                              TttTensors ttt_tensors) {
     Json root = Json::parse(text, source);
     root.as_object();
     refuse_unimplemented(root);
+
+    // One line per default taken, naming the key, the value and whose default it is.
+    std::vector<std::string> taken;  // the keys that took a default
+    auto used = [&](const char* key, const std::string& value, const char* whose) {
+        taken.push_back(key);
+        if (defaults_used) defaults_used->push_back(cat(source, ": '", key, "' is absent: ", value, " (", whose, ")"));
+    };
+    const char* const kHf = "transformers' Qwen3Config default";
+    const char* const kRelease = "the In-Place TTT release's default";
+    auto num = [](double x) { return Json(x).dump(); };
 
     ModelConfig c;
     c.vocab_size = root.at("vocab_size").as_int();
@@ -88,54 +111,106 @@ ModelConfig parse_config_json(const std::string& text, const std::string& source
     ITTT_CHECK(c.num_attention_heads > 0, source, ": field 'num_attention_heads': must be > 0, found ", c.num_attention_heads);
 
     const Json* v = nullptr;
-    c.num_key_value_heads = (v = optional_field(root, "num_key_value_heads")) ? v->as_int() : c.num_attention_heads;
-    if ((v = optional_field(root, "head_dim"))) {
-        c.head_dim = v->as_int();
-    } else {
-        ITTT_CHECK(c.hidden_size % c.num_attention_heads == 0, source,
-                   ": field 'head_dim' is absent and hidden_size (", c.hidden_size,
-                   ") is not a multiple of num_attention_heads (", c.num_attention_heads, ") to derive it from");
-        c.head_dim = c.hidden_size / c.num_attention_heads;
-    }
-    // transformers >= 5 moves rope_theta into rope_parameters.
-    if ((v = optional_field(root, "rope_theta"))) c.rope_theta = v->as_number();
-    else if (const Json* rp = optional_field(root, "rope_parameters"))
-        if ((v = optional_field(*rp, "rope_theta"))) c.rope_theta = v->as_number();
+    // transformers: an absent num_key_value_heads is 32, an explicit null means "as many as the query heads".
+    if ((v = root.find("num_key_value_heads")) && v->is_null()) c.num_key_value_heads = c.num_attention_heads;
+    else if (v) c.num_key_value_heads = v->as_int();
+    else c.num_key_value_heads = hf_default::kNumKeyValueHeads, used("num_key_value_heads", num(c.num_key_value_heads), kHf);
+    if ((v = optional_field(root, "head_dim"))) c.head_dim = v->as_int();
+    else c.head_dim = hf_default::kHeadDim, used("head_dim", num(c.head_dim), kHf);
+    // transformers >= 5 keeps rope_theta in rope_parameters and takes it from there first;
+    // a top-level rope_theta (transformers 4) comes next, then RoPE's default theta.
+    const Json* rp = optional_field(root, "rope_parameters");
+    if (rp && (v = optional_field(*rp, "rope_theta"))) c.rope_theta = v->as_number();
+    else if ((v = optional_field(root, "rope_theta"))) c.rope_theta = v->as_number();
+    else c.rope_theta = hf_default::kRopeTheta, used("rope_theta", num(c.rope_theta), "transformers' default_theta for RoPE");
     if ((v = optional_field(root, "rms_norm_eps"))) c.rms_norm_eps = v->as_number();
+    else c.rms_norm_eps = hf_default::kRmsNormEps, used("rms_norm_eps", num(c.rms_norm_eps), kHf);
     if ((v = optional_field(root, "tie_word_embeddings"))) c.tie_word_embeddings = v->as_bool();
-    if ((v = optional_field(root, "sliding_window"))) c.sliding_window = v->as_int();
+    else c.tie_word_embeddings = hf_default::kTieWordEmbeddings, used("tie_word_embeddings", "false", kHf);
     if ((v = optional_field(root, "initializer_range"))) c.initializer_range = v->as_number();
+    else c.initializer_range = hf_default::kInitializerRange, used("initializer_range", num(c.initializer_range), kHf);
+    if (!optional_field(root, "hidden_act")) used("hidden_act", "\"silu\"", kHf);
+    if (!optional_field(root, "attention_bias")) used("attention_bias", "false", kHf);
 
+    // Sliding windows as transformers reads them: sliding_window counts only when
+    // use_sliding_window is true; layer_types, when absent, slides the layers from
+    // max_window_layers on.
+    bool use_sliding = hf_default::kUseSlidingWindow;
+    if ((v = optional_field(root, "use_sliding_window"))) use_sliding = v->as_bool();
+    else used("use_sliding_window", "false", kHf);
+    if (use_sliding) {
+        if ((v = root.find("sliding_window")) && !v->is_null()) c.sliding_window = v->as_int();
+        else if (!v) c.sliding_window = hf_default::kSlidingWindow, used("sliding_window", num(c.sliding_window), kHf);
+    } else if ((v = optional_field(root, "sliding_window"))) {
+        v->as_int();  // the type is still checked
+    }
     if ((v = optional_field(root, "layer_types"))) {
         for (const Json& e : v->as_array()) c.layer_types.push_back(parse_enum(e, parse_attention_type));
-    } else if (const Json* use = optional_field(root, "use_sliding_window"); use && use->as_bool() && c.sliding_window > 0) {
-        // What transformers derives when layer_types is absent: the layers from
-        // max_window_layers on use the window.
-        const Json* mwl = optional_field(root, "max_window_layers");
-        int first_sliding = mwl ? mwl->as_int() : kHfDefaultMaxWindowLayers;
+        for (size_t i = 0; i < c.layer_types.size(); ++i)
+            ITTT_CHECK(use_sliding || c.layer_types[i] != AttentionType::Sliding, v->as_array()[i].where(),
+                       ": \"sliding_attention\" but use_sliding_window is ", root.find("use_sliding_window") ? "false" : "absent (false)",
+                       ": transformers then drops sliding_window and runs full attention there; set use_sliding_window true, "
+                       "or make the layer \"full_attention\"");
+    } else if (use_sliding && c.sliding_window > 0) {
+        int first_sliding = hf_default::kMaxWindowLayers;
+        if ((v = optional_field(root, "max_window_layers"))) first_sliding = v->as_int();
+        else used("max_window_layers", num(first_sliding), kHf);
         for (int l = 0; l < c.num_hidden_layers; ++l)
             c.layer_types.push_back(l >= first_sliding ? AttentionType::Sliding : AttentionType::Full);
     }
 
+    // ttt_mode: the release's inference class defaults it off and its training class on;
+    // here an absent ttt_mode follows the weights when the caller knows them (TTT on iff
+    // ttt_* tensors are stored), else it is off: a plain Qwen3 checkpoint is the plain model.
     if ((v = optional_field(root, "ttt_mode"))) c.ttt_mode = v->as_bool();
+    else if (ttt_tensors == TttTensors::Present) c.ttt_mode = true, used("ttt_mode", "true, as the weights hold ttt_* tensors", kRelease);
+    else c.ttt_mode = false;
+    // The other ttt_* keys matter only with TTT on; then each absent one takes the release's value.
+    auto ttt_used = [&](const char* key, const std::string& value, const char* whose) {
+        if (c.ttt_mode) used(key, value, whose);
+    };
     if ((v = optional_field(root, "ttt_layers"))) c.ttt_layers = int_list(*v);
+    else if (c.ttt_mode) c.ttt_layers = release_default::ttt_layers(), ttt_used("ttt_layers", int_array(c.ttt_layers).dump(), kRelease);
     if ((v = optional_field(root, "ttt_chunk"))) c.ttt_chunk = v->as_int();
+    else c.ttt_chunk = release_default::kTttChunk, ttt_used("ttt_chunk", num(c.ttt_chunk), kRelease);
     if ((v = optional_field(root, "ttt_lr"))) c.ttt_lr = v->as_number();
+    else c.ttt_lr = release_default::kTttLr, ttt_used("ttt_lr", num(c.ttt_lr), kRelease);
     if ((v = optional_field(root, "ttt_proj"))) c.ttt_proj = v->as_bool();
+    else c.ttt_proj = release_default::kTttProj, ttt_used("ttt_proj", "true", kRelease);
     if ((v = optional_field(root, "ttt_target"))) c.ttt_target = parse_enum(*v, parse_ttt_target_source);
+    else c.ttt_target = release_default::kTttTarget, ttt_used("ttt_target", "\"hidden_states\"", kRelease);
+    // Keys of the release's forks and of ittt: their defaults are the release's behaviour.
+    const char* const kAsRelease = "ittt's default, the release's behaviour";
     if ((v = optional_field(root, "ttt_clip_tau"))) c.ttt_clip_tau = v->as_number();
+    else c.ttt_clip_tau = 0, ttt_used("ttt_clip_tau", "0 (no clipping)", kAsRelease);
     if ((v = optional_field(root, "ttt_target_mode"))) c.ttt_target_mode = parse_enum(*v, parse_ttt_target_mode);
+    else c.ttt_target_mode = TttTargetMode::Learned, ttt_used("ttt_target_mode", "\"learned\"", kAsRelease);
     if ((v = optional_field(root, "ttt_conv_offsets"))) c.ttt_conv_offsets = int_list(*v);
+    else c.ttt_conv_offsets = {-2, -1, 0, 1, 2}, ttt_used("ttt_conv_offsets", "[-2,-1,0,1,2]", kAsRelease);
 
     try {
         c.validate();
     } catch (const Error& e) {
-        rethrow_with_source(e, source);
+        // A value that fails may be a default (the release's ttt_layers reach layer 30): say which were.
+        if (taken.empty()) rethrow_with_source(e, source);
+        std::string keys;
+        for (const std::string& k : taken) keys += (keys.empty() ? "" : ", ") + k;
+        try {
+            rethrow_with_source(e, source);
+        } catch (const Error& named) {
+            fail(cat(named.what(), " (absent keys that took a default: ", keys, ")"));
+        }
     }
     return c;
 }
 
-ModelConfig load_config_json(const std::string& path) { return parse_config_json(read_file(path), path); }
+ModelConfig load_config_json(const std::string& path, std::vector<std::string>* defaults_used, TttTensors ttt_tensors) {
+    return parse_config_json(read_file(path), path, defaults_used, ttt_tensors);
+}
+
+void print_config_defaults(const std::vector<std::string>& lines, const char* who) {
+    for (const std::string& l : lines) std::fprintf(stderr, "%s: %s\n", who, l.c_str());
+}
 
 std::string config_to_json(const ModelConfig& c) {
     try {

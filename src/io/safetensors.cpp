@@ -235,7 +235,11 @@ SafetensorsFile load_safetensors(const std::string& path) { return parse_safeten
 
 void load_into(const std::string& path, const std::vector<std::pair<std::string, Tensor*>>& expected,
                const std::string& shapes_from) {
-    SafetensorsFile file = load_safetensors(path);
+    load_into(load_safetensors(path), path, expected, shapes_from);
+}
+
+void load_into(const SafetensorsFile& file, const std::string& path, const std::vector<std::pair<std::string, Tensor*>>& expected,
+               const std::string& shapes_from) {
 
     std::vector<std::string> problems;
     std::vector<const Tensor*> sources(expected.size(), nullptr);

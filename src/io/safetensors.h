@@ -61,5 +61,9 @@ SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& s
 //   (64, 192), expected (64, 128) from config.json
 void load_into(const std::string& path, const std::vector<std::pair<std::string, Tensor*>>& expected,
                const std::string& shapes_from = "config.json");
+// The same from tensors already read; `source` names them in errors (a file, or
+// the index of a sharded checkpoint).
+void load_into(const SafetensorsFile& file, const std::string& source, const std::vector<std::pair<std::string, Tensor*>>& expected,
+               const std::string& shapes_from = "config.json");
 
 }  // namespace ittt

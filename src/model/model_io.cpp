@@ -1,5 +1,9 @@
 #include "model/model_io.h"
 
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
 #include "io/checkpoint.h"
 #include "model/finite.h"
 
@@ -11,17 +15,52 @@ std::vector<NamedTensor> model_weights(const Model& model) {
     return out;
 }
 
+namespace {
+
+// A tied checkpoint that also stores lm_head.weight: transformers 5 ties the two
+// when they are equal and, when they differ, warns and keeps both (untied).
+void resolve_stored_lm_head(CheckpointTensors& w, ModelConfig& cfg, std::vector<std::string>& notes) {
+    const Tensor* head = w.tensors.find("lm_head.weight");
+    const Tensor* embed = w.tensors.find("model.embed_tokens.weight");
+    if (!cfg.tie_word_embeddings || !head || !embed || head->shape() != embed->shape()) return;
+    const std::vector<double> h = head->to_f64_vector(), e = embed->to_f64_vector();
+    double max_diff = 0;
+    int64_t differ = 0;
+    for (size_t i = 0; i < h.size(); ++i)
+        if (h[i] != e[i] || std::signbit(h[i]) != std::signbit(e[i])) ++differ, max_diff = std::max(max_diff, std::fabs(h[i] - e[i]));
+    if (differ == 0) {
+        std::vector<NamedTensor>& all = w.tensors.tensors;
+        all.erase(std::remove_if(all.begin(), all.end(), [](const NamedTensor& t) { return t.name == "lm_head.weight"; }), all.end());
+        return;  // what tying means anyway: nothing to say
+    }
+    cfg.tie_word_embeddings = false;
+    notes.push_back(cat(w.source, ": tie_word_embeddings is true but the stored lm_head.weight differs from model.embed_tokens.weight (",
+                        differ, " of ", h.size(), " values, max |difference| ", max_diff,
+                        "); loaded untied with both, as transformers 5 does (saving writes tie_word_embeddings false)"));
+}
+
+}  // namespace
+
 Model load_model(const std::string& path, DType dtype, Device device, const LoadOptions& opt) {
     const std::string dir = resolve_checkpoint(path).dir;  // resolved once: config and weights from the same save
-    ModelConfig cfg = load_checkpoint_config(dir);
+    CheckpointTensors w = read_checkpoint_tensors(dir);
+    std::vector<std::string> notes;
+    ModelConfig cfg = load_checkpoint_config(dir, &notes, w.has_ttt() ? TttTensors::Present : TttTensors::Absent);
+    ITTT_CHECK(!cfg.ttt_mode || w.has_ttt() || cfg.ttt_layers.empty(), checkpoint_config_path(dir),
+               ": ttt_mode is true but ", w.source,
+               " holds no ttt_* tensors (a plain Qwen3 checkpoint): add TTT layers with `ittt convert IN OUT --add-ttt`, "
+               "or set ttt_mode false");
+    resolve_stored_lm_head(w, cfg, notes);
+    if (opt.notes) opt.notes->insert(opt.notes->end(), notes.begin(), notes.end());
+    else
+        for (const std::string& n : notes) std::fprintf(stderr, "ittt: %s\n", n.c_str());
     Model cpu(cfg, dtype, Device::CPU);
     std::vector<std::pair<std::string, Tensor*>> expected;
     for (Parameter& p : cpu.parameters()) expected.push_back({p.name, &p.value});
-    load_checkpoint_weights(dir, expected);
+    load_into(w.tensors, w.source, expected, checkpoint_config_path(dir));
     if (!opt.allow_nonfinite)
         if (std::string bad = first_nonfinite_parameter(cpu); !bad.empty())
-            fail(cat(checkpoint_model_path(dir), ": tensor ", bad,
-                     "; refusing non-finite weights (--allow-nonfinite loads them anyway, for inspection)"));
+            fail(cat(w.source, ": tensor ", bad, "; refusing non-finite weights (--allow-nonfinite loads them anyway, for inspection)"));
     return device == Device::CPU ? cpu : cpu.converted(dtype, device);
 }
 

@@ -45,7 +45,9 @@ int cmd_init(int argc, char** argv) {
     std::string config = a.required("--config"), out = a.required("--out");
     uint64_t seed = static_cast<uint64_t>(a.integer(kInitSeed));
     a.finish();
-    Model m(load_config_json(config));
+    std::vector<std::string> defaults;
+    Model m(load_config_json(config, &defaults));
+    print_config_defaults(defaults, "ittt init");
     m.init_random(seed);
     save_model(out, m);
     std::printf("wrote %s: %lld parameters, seed %llu\n", out.c_str(), static_cast<long long>(m.parameter_count()),

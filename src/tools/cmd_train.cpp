@@ -292,7 +292,9 @@ int cmd_train(int argc, char** argv) {
                        return load_model(r.dir, DType::F32, device);
                    }()
                                  : [&] {
-                                       Model m(load_config_json(config), DType::F32, device);
+                                       std::vector<std::string> defaults;
+                                       Model m(load_config_json(config, &defaults), DType::F32, device);
+                                       print_config_defaults(defaults, "ittt train");
                                        m.init_random(init_seed);
                                        return m;
                                    }();

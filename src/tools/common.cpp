@@ -88,7 +88,12 @@ Model load_checkpoint_model(const CheckpointFlags& c, const char* cmd, Device de
     ResolvedCheckpoint r = resolve_checkpoint(c.dir);
     if (!r.note.empty()) std::fprintf(stderr, "ittt %s: %s\n", cmd, r.note.c_str());
     if (resolved) *resolved = r.dir;
-    return load_model(r.dir, DType::F32, device, c.load);
+    std::vector<std::string> notes;
+    LoadOptions opt = c.load;
+    opt.notes = &notes;
+    Model m = load_model(r.dir, DType::F32, device, opt);
+    for (const std::string& n : notes) std::fprintf(stderr, "ittt %s: %s\n", cmd, n.c_str());
+    return m;
 }
 
 void check_logits(const CheckpointFlags& c, const Model* model, const Tensor& logits, const std::string& what) {
