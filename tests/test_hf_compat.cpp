@@ -12,12 +12,14 @@
 // builds (tests/fixtures/check_hf_configs.py checks the same in transformers itself).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <filesystem>
 #include <map>
 #include <set>
 
 #include "io/atomic_file.h"
+#include "io/checkpoint.h"
 #include "io/config_json.h"
 #include "io/json.h"
 #include "io/safetensors.h"
@@ -363,4 +365,205 @@ TEST_CASE("HF fixture: a plain checkpoint has TTT off; unsupported features and 
         j.set("weight_map", map);
     });
     CHECK_THAT(load_error(escape), Contains("field 'weight_map.model.norm.weight': expected a file name in the checkpoint directory"));
+}
+
+// ---------------------------------------------------------------------------
+// ittt convert, continual training with --train-only, writing BF16 and shards.
+
+namespace {
+
+// Every tensor of a checkpoint as loaded (F32), by name.
+std::map<std::string, Tensor> tensors_of(const std::string& dir) {
+    std::map<std::string, Tensor> out;
+    for (NamedTensor& t : read_checkpoint_tensors(dir).tensors.tensors) out[t.name] = t.tensor;
+    return out;
+}
+
+Tensor fixture_logits(Model& m) {
+    SafetensorsFile ref = load_safetensors(test::fixture_path("hf_qwen3/tied_bf16_sharded.reference.safetensors"));
+    return m.forward(*ref.find("input_ids"));
+}
+
+}  // namespace
+
+TEST_CASE("safetensors: F32 -> BF16 rounds to nearest even, as torch does", "[io][safetensors][hf]") {
+    auto bits = [](uint32_t b) {
+        float f;
+        std::memcpy(&f, &b, 4);
+        return f32_to_bf16(f);
+    };
+    CHECK(bits(0x3F800000u) == 0x3F80);  // 1.0 exactly
+    CHECK(bits(0x3F808000u) == 0x3F80);  // a tie, even below: down
+    CHECK(bits(0x3F818000u) == 0x3F82);  // a tie, odd below: up
+    CHECK(bits(0x3F808001u) == 0x3F81);  // above the tie: up
+    CHECK(bits(0xBF807FFFu) == 0xBF80);  // below the tie, negative: down in magnitude
+    CHECK(bits(0x7F7FFFFFu) == 0x7F80);  // FLT_MAX rounds to +inf, as torch
+    CHECK(bits(0xFF800000u) == 0xFF80);  // -inf stays
+    CHECK((bits(0x7F800001u) & 0x7FC0) == 0x7FC0);  // a NaN stays a NaN (quieted)
+}
+
+TEST_CASE("ittt convert: --add-ttt keeps the logits bit for bit, --strip-ttt gives the plain model back, dtypes and shards",
+          "[hf][cli]") {
+    test::TempDir tmp("ittt_convert");
+    const std::string plain = dir_of(kVariants[0]);  // tied_bf16_sharded, with tokenizer.json
+    const std::string ttt = tmp / "ttt", back = tmp / "back", bf16 = tmp / "bf16", f32 = tmp / "f32";
+    test::Result r = test::run_ittt(tmp, cat("convert ", plain, " ", ttt,
+                                              " --add-ttt --ttt-layers 0,1 --ttt-chunk 8 --ttt-lr 0.3 --ttt-target hidden_states --seed 3"));
+    INFO(r.err);
+    REQUIRE(r.rc == 0);
+    CHECK(r.err.empty());  // the fixture's config spells out every key; -2..2 offsets: no warning
+    Model original = load_model(plain);
+    Model converted = load_model(ttt);
+    const ModelConfig& c = converted.config();
+    CHECK(c.ttt_mode);
+    CHECK(c.ttt_layers == std::vector<int>{0, 1});
+    CHECK(c.ttt_chunk == 8);
+    CHECK(c.ttt_target == TttTargetSource::HiddenStates);
+    CHECK(fs::exists(ttt + "/tokenizer.json"));
+    CHECK(fs::exists(ttt + "/generation_config.json"));
+    // Initialised as the release does: conv zero, P diagonal with std initializer_range (0.1 here).
+    for (int l = 0; l < 2; ++l) {
+        for (double x : converted.layer(l).ttt_conv.to_f64_vector()) CHECK(x == 0);
+        std::vector<double> p = converted.layer(l).ttt_proj.to_f64_vector();
+        double sum_sq = 0;
+        int off_diagonal_nonzero = 0;
+        for (int i = 0; i < 64; ++i)
+            for (int j = 0; j < 64; ++j) {
+                const double x = p[static_cast<size_t>(i * 64 + j)];
+                if (i == j) sum_sq += x * x;
+                else off_diagonal_nonzero += x != 0;
+            }
+        CHECK(off_diagonal_nonzero == 0);
+        // 64 draws of N(0, 0.1^2): the sample std within 30% of 0.1 (chi-square, 64 dof: far beyond 3 sigma).
+        CHECK(std::sqrt(sum_sq / 64) > 0.07);
+        CHECK(std::sqrt(sum_sq / 64) < 0.13);
+    }
+    // Zero conv: zero target, zero update; the TTT MLPs are the plain MLPs exactly.
+    CHECK(test::bitwise_equal(fixture_logits(converted), fixture_logits(original)));
+
+    r = test::run_ittt(tmp, cat("convert ", ttt, " ", back, " --strip-ttt"));
+    REQUIRE(r.rc == 0);
+    std::map<std::string, Tensor> a = tensors_of(back), b = tensors_of(plain);
+    REQUIRE(a.size() == b.size());
+    for (const auto& [name, t] : b) {
+        INFO(name);
+        REQUIRE(a.count(name));
+        CHECK(test::bitwise_equal(a.at(name), t));
+    }
+    Model stripped = load_model(back);
+    CHECK_FALSE(stripped.config().ttt_mode);
+    CHECK(test::bitwise_equal(fixture_logits(stripped), fixture_logits(original)));
+
+    // BF16 in shards of at most 100 kB: the fixture's BF16 values come back exactly.
+    r = test::run_ittt(tmp, cat("convert ", plain, " ", bf16, " --dtype bf16 --shard-size 100K"));
+    REQUIRE(r.rc == 0);
+    CHECK_FALSE(fs::exists(bf16 + "/model.safetensors"));
+    Json index = Json::parse(read_file(bf16 + "/model.safetensors.index.json"), "index");
+    std::set<std::string> shards;
+    for (const Json::Member& m : index.at("weight_map").as_object()) shards.insert(m.second.as_string());
+    CHECK(shards.size() >= 3);  // 312 kB of BF16 in 100 kB shards
+    CHECK(index.at("metadata").at("total_size").as_int64() == 2 * index.at("metadata").at("total_parameters").as_int64());
+    for (const std::string& s : shards) {
+        const std::string bytes = read_file(bf16 + "/" + s);
+        uint64_t n;
+        std::memcpy(&n, bytes.data(), 8);
+        Json header = Json::parse(bytes.substr(8, n), s);
+        int tensors = 0;
+        for (const Json::Member& m : header.as_object())
+            if (m.first != "__metadata__") {
+                CHECK(m.second.at("dtype").as_string() == "BF16");
+                ++tensors;
+            }
+        // At most 100 kB of data, unless one tensor alone is larger (the 160 kB embedding), as transformers shards.
+        if (tensors > 1) CHECK(bytes.size() - 8 - n <= 100000);
+    }
+    a = tensors_of(bf16);
+    for (const auto& [name, t] : b) CHECK(test::bitwise_equal(a.at(name), t));
+    Model from_bf16 = load_model(bf16);
+    CHECK(test::bitwise_equal(fixture_logits(from_bf16), fixture_logits(original)));
+    r = test::run_ittt(tmp, cat("convert ", bf16, " ", f32, " --save-dtype f32"));
+    REQUIRE(r.rc == 0);
+    CHECK(fs::exists(f32 + "/model.safetensors"));
+    Model from_f32 = load_model(f32);
+    CHECK(test::bitwise_equal(fixture_logits(from_f32), fixture_logits(original)));
+
+    // Offsets the release cannot read: converted, with a warning naming the problem.
+    r = test::run_ittt(tmp, cat("convert ", plain, " ", tmp / "offsets", " --add-ttt --ttt-layers 1 --ttt-conv-offsets -1,0,1"));
+    CHECK(r.rc == 0);
+    CHECK_THAT(r.err, Contains("warning: ttt_conv_offsets [-1,0,1] is not the release's -2..2") && Contains("misread"));
+    // Refusals.
+    r = test::run_ittt(tmp, cat("convert ", ttt, " ", tmp / "twice", " --add-ttt --ttt-layers 0"));
+    CHECK(r.rc == 1);
+    CHECK_THAT(r.err, Contains("already has TTT layers"));
+    r = test::run_ittt(tmp, cat("convert ", plain, " ", tmp / "none", " --strip-ttt"));
+    CHECK(r.rc == 1);
+    CHECK_THAT(r.err, Contains("has no TTT layers to strip"));
+    r = test::run_ittt(tmp, cat("convert ", plain, " ", tmp / "deep", " --add-ttt --ttt-layers 0,7"));
+    CHECK(r.rc == 1);
+    CHECK_THAT(r.err, Contains("--add-ttt: config: ttt_layers has layer 7, expected 0..1"));
+    r = test::run_ittt(tmp, cat("convert ", plain, " ", tmp / "nolayers", " --add-ttt"));
+    CHECK(r.rc == 2);
+    CHECK_THAT(r.err, Contains("--add-ttt needs --ttt-layers"));
+    CHECK_FALSE(fs::exists(tmp / "twice"));
+    CHECK_FALSE(fs::exists(tmp / "deep"));
+}
+
+TEST_CASE("ittt train --train-only: frozen tensors byte-identical, optimizer state only for trained ones, recorded for --resume",
+          "[hf][cli][train]") {
+    test::TempDir tmp("ittt_train_only");
+    const std::string ttt = tmp / "ttt", run = tmp / "run";
+    REQUIRE(test::run_ittt(tmp, cat("convert ", dir_of(kVariants[1]), " ", ttt, " --add-ttt --ttt-layers 1 --ttt-chunk 8")).rc == 0);
+    const std::string train = cat("train --ckpt ", ttt, " --task induction --batch 2 --seq-len 16 --warmup 0 --lr 1e-2 --log-every 0");
+    const std::string only = " --train-only '*.ttt_*,model.layers.1.mlp.down_proj.weight'";
+    test::Result r = test::run_ittt(tmp, train + " --out " + run + " --steps 2 --checkpoint-every 1" + only);
+    INFO(r.out << r.err);
+    REQUIRE(r.rc == 0);
+    CHECK_THAT(r.out, Contains("training 12608 of 242368 parameters in 3 tensors"));  // 64x1x5 + 64x64 + 64x128
+    const std::string step2 = run + "/step-00000002";
+    std::map<std::string, Tensor> before = tensors_of(ttt), after = tensors_of(step2);
+    REQUIRE(before.size() == after.size());
+    int changed = 0, frozen = 0;
+    for (const auto& [name, t] : before) {
+        INFO(name);
+        const bool trained = name.find(".ttt_") != std::string::npos || name == "model.layers.1.mlp.down_proj.weight";
+        if (trained) changed += !test::bitwise_equal(after.at(name), t);
+        else {
+            CHECK(test::bitwise_equal(after.at(name), t));
+            ++frozen;
+        }
+    }
+    CHECK(changed == 3);
+    CHECK(frozen == static_cast<int>(before.size()) - 3);
+    SafetensorsFile opt = load_safetensors(step2 + "/optimizer.safetensors");
+    std::set<std::string> moments;
+    for (const NamedTensor& t : opt.tensors) moments.insert(t.name);
+    CHECK(moments == std::set<std::string>{"model.layers.1.mlp.down_proj.weight.exp_avg", "model.layers.1.mlp.down_proj.weight.exp_avg_sq",
+                                           "model.layers.1.mlp.ttt_conv.weight.exp_avg", "model.layers.1.mlp.ttt_conv.weight.exp_avg_sq",
+                                           "model.layers.1.mlp.ttt_proj.weight.exp_avg", "model.layers.1.mlp.ttt_proj.weight.exp_avg_sq"});
+    Json state = Json::parse(read_file(step2 + "/trainer_state.json"), "state");
+    CHECK(state.at("settings").at("train-only").as_string() == "*.ttt_*,model.layers.1.mlp.down_proj.weight");
+
+    // --resume keeps the recorded selection; another one is refused, naming both.
+    r = test::run_ittt(tmp, cat("train --resume --out ", run, " --steps 3"));
+    CHECK(r.rc == 0);
+    after = tensors_of(run + "/step-00000003");
+    CHECK(test::bitwise_equal(after.at("model.layers.0.mlp.down_proj.weight"), before.at("model.layers.0.mlp.down_proj.weight")));
+    r = test::run_ittt(tmp, cat("train --resume --out ", run, " --steps 4 --train-only '*.ttt_*'"));
+    CHECK(r.rc == 1);
+    CHECK_THAT(r.err, Contains("--train-only \"*.ttt_*,model.layers.1.mlp.down_proj.weight\" vs \"*.ttt_*\""));
+
+    // A glob that matches nothing is an error, not a silently frozen model.
+    r = test::run_ittt(tmp, train + " --steps 1 --out " + tmp / "typo" + " --train-only '*.tt_*'");
+    CHECK(r.rc == 1);
+    CHECK_THAT(r.err, Contains("--train-only: '*.tt_*' matches no tensor of the model"));
+
+    // --save-dtype bf16 with shards: the checkpoint reads back, and frozen BF16-exact tensors stay exact.
+    r = test::run_ittt(tmp, train + " --steps 1 --out " + tmp / "bf16run" + only + " --save-dtype bf16 --shard-size 200K");
+    REQUIRE(r.rc == 0);
+    const std::string b1 = tmp / "bf16run/step-00000001";
+    CHECK(fs::exists(b1 + "/model.safetensors.index.json"));
+    Model m = load_model(b1);
+    CHECK(m.config().ttt_mode);
+    std::map<std::string, Tensor> bf = tensors_of(b1);
+    CHECK(test::bitwise_equal(bf.at("model.embed_tokens.weight"), before.at("model.embed_tokens.weight")));  // BF16 from the start
 }

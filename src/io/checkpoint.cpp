@@ -134,23 +134,71 @@ void CheckpointStaging::publish() {
     sync_directory(parent);
 }
 
+void write_weights(const std::string& dir, const std::vector<NamedTensor>& weights, const WeightsFormat& format) {
+    ITTT_CHECK(format.shard_size >= 0, "write_weights: shard_size must be >= 0, found ", format.shard_size);
+    const std::map<std::string, std::string> meta = {{"format", "pt"}};
+    auto stored_bytes = [&](const NamedTensor& t) {
+        return t.tensor.numel() * (format.bf16 && t.tensor.dtype() != DType::I32 ? 2 : static_cast<int64_t>(dtype_size(t.tensor.dtype())));
+    };
+    int64_t total = 0, parameters = 0;
+    for (const NamedTensor& t : weights) total += stored_bytes(t), parameters += t.tensor.numel();
+    if (format.shard_size == 0 || total <= format.shard_size) {
+        save_safetensors(checkpoint_model_path(dir), weights, meta, format.bf16);
+        return;
+    }
+    // Greedy in model order: a new shard when the next tensor would overflow this one.
+    std::vector<std::vector<NamedTensor>> shards(1);
+    int64_t in_shard = 0;
+    for (const NamedTensor& t : weights) {
+        const int64_t b = stored_bytes(t);
+        if (!shards.back().empty() && in_shard + b > format.shard_size) shards.emplace_back(), in_shard = 0;
+        shards.back().push_back(t);
+        in_shard += b;
+    }
+    Json map = Json::object();
+    for (size_t k = 0; k < shards.size(); ++k) {
+        char name[64];
+        std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", k + 1, shards.size());
+        save_safetensors(join_path(dir, name), shards[k], meta, format.bf16);
+        for (const NamedTensor& t : shards[k]) map.set(t.name, name);
+    }
+    Json index = Json::object();
+    Json m = Json::object();
+    m.set("total_size", total);
+    m.set("total_parameters", parameters);
+    index.set("metadata", m);
+    index.set("weight_map", map);
+    write_file_atomic(checkpoint_index_path(dir), index.dump(2) + "\n");
+}
+
 void write_checkpoint_files(const std::string& dir, const ModelConfig& cfg, const std::vector<NamedTensor>& weights,
-                            const std::vector<NamedTensor>* optimizer_state, const Json* trainer_state) {
+                            const std::vector<NamedTensor>* optimizer_state, const Json* trainer_state, const WeightsFormat& format) {
     // Render everything that can fail on bad input before the first byte is written.
     std::string config_text = config_to_json(cfg);
     std::string trainer_text = trainer_state ? trainer_state->dump(2) + "\n" : "";
-    save_safetensors(checkpoint_model_path(dir), weights, {{"format", "pt"}});
+    if (cfg.ttt_mode && !cfg.ttt_layers.empty() && cfg.ttt_conv_offsets != std::vector<int>{-2, -1, 0, 1, 2}) {
+        std::string offsets;
+        for (int o : cfg.ttt_conv_offsets) offsets += cat(offsets.empty() ? "" : ",", o);
+        std::fprintf(stderr,
+                     "ittt: warning: ttt_conv_offsets [%s] is not the release's -2..2: the official In-Place TTT release reads "
+                     "every ttt_conv as 5 centred taps and will misread this checkpoint without an error (ittt and the "
+                     "config.json key ttt_conv_offsets read it right)\n",
+                     offsets.c_str());
+    }
+    write_weights(dir, weights, format);
     if (optimizer_state) save_safetensors(checkpoint_optimizer_path(dir), *optimizer_state, {{"format", "ittt-optimizer"}});
     if (trainer_state) write_file_atomic(checkpoint_trainer_state_path(dir), trainer_text);
     write_file_atomic(checkpoint_config_path(dir), config_text);
 }
 
 void save_checkpoint(const std::string& dir, const ModelConfig& cfg, const std::vector<NamedTensor>& weights,
-                     const std::vector<NamedTensor>* optimizer_state, const Json* trainer_state) {
+                     const std::vector<NamedTensor>* optimizer_state, const Json* trainer_state, const WeightsFormat& format,
+                     const std::vector<std::pair<std::string, std::string>>& extra_files) {
     config_to_json(cfg);  // a bad config is refused before any directory is made
     make_directories(parent_directory(strip_trailing_slashes(dir)));
     CheckpointStaging staging(dir);
-    write_checkpoint_files(staging.dir(), cfg, weights, optimizer_state, trainer_state);
+    write_checkpoint_files(staging.dir(), cfg, weights, optimizer_state, trainer_state, format);
+    for (const auto& [name, bytes] : extra_files) write_file_atomic(staging.file(name), bytes);
     staging.publish();
 }
 
@@ -185,13 +233,13 @@ std::vector<RunCheckpoint> list_run_checkpoints(const std::string& run_dir, std:
 
 std::string save_run_checkpoint(const std::string& run_dir, int64_t step, const ModelConfig& cfg,
                                 const std::vector<NamedTensor>& weights, const std::vector<NamedTensor>* optimizer_state,
-                                const Json* trainer_state, int64_t keep) {
+                                const Json* trainer_state, int64_t keep, const WeightsFormat& format) {
     ITTT_CHECK(keep >= 1, "save_run_checkpoint: keep must be >= 1, found ", keep);
     make_directories(strip_trailing_slashes(run_dir));
     const std::string dir = join_path(strip_trailing_slashes(run_dir), run_checkpoint_name(step));
     {
         CheckpointStaging staging(dir);
-        write_checkpoint_files(staging.dir(), cfg, weights, optimizer_state, trainer_state);
+        write_checkpoint_files(staging.dir(), cfg, weights, optimizer_state, trainer_state, format);
         staging.publish();
     }
     // Older checkpoints go only after the new one is durable. Each is first

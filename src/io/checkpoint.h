@@ -86,16 +86,33 @@ private:
     bool published_ = false;
 };
 
-// The standard files (config.json, model.safetensors, optionally
+// How the weights are written: F32 (as in memory) or BF16, in one file or in
+// shards of at most shard_size bytes of tensor data each (0: one file), as
+// transformers shards: model-0000k-of-0000N.safetensors in model order, a tensor
+// larger than shard_size alone in its shard, and model.safetensors.index.json.
+// Optimizer state is always F32 in one file.
+struct WeightsFormat {
+    bool bf16 = false;
+    int64_t shard_size = 0;
+};
+// The weights alone into an existing directory, in that format.
+void write_weights(const std::string& dir, const std::vector<NamedTensor>& weights, const WeightsFormat& format);
+
+// The standard files (config.json, the weights, optionally
 // optimizer.safetensors and trainer_state.json) into an existing directory.
+// Conv offsets other than the release's -2..2 print a warning on stderr: the
+// release reads any ttt_conv as 5 centred taps, without an error.
 void write_checkpoint_files(const std::string& dir, const ModelConfig& cfg, const std::vector<NamedTensor>& weights,
-                            const std::vector<NamedTensor>* optimizer_state, const Json* trainer_state);
+                            const std::vector<NamedTensor>* optimizer_state, const Json* trainer_state,
+                            const WeightsFormat& format = {});
 
 // A plain checkpoint directory at `dir`, published atomically (mkdir -p of its
 // parent first). Replacing an older checkpoint at `dir` swaps it whole, so an
 // optional part not given this time does not survive from the old one.
+// `extra_files` (name -> bytes) are written beside (tokenizer.json, ...).
 void save_checkpoint(const std::string& dir, const ModelConfig& cfg, const std::vector<NamedTensor>& weights,
-                     const std::vector<NamedTensor>* optimizer_state, const Json* trainer_state);
+                     const std::vector<NamedTensor>* optimizer_state, const Json* trainer_state, const WeightsFormat& format = {},
+                     const std::vector<std::pair<std::string, std::string>>& extra_files = {});
 
 // ---------------------------------------------------------------- run directories
 
@@ -116,7 +133,7 @@ std::vector<RunCheckpoint> list_run_checkpoints(const std::string& run_dir, std:
 // published directory.
 std::string save_run_checkpoint(const std::string& run_dir, int64_t step, const ModelConfig& cfg,
                                 const std::vector<NamedTensor>& weights, const std::vector<NamedTensor>* optimizer_state,
-                                const Json* trainer_state, int64_t keep);
+                                const Json* trainer_state, int64_t keep, const WeightsFormat& format = {});
 
 // Removes what interrupted saves left in `dir` (".<name>.staging.<pid>" and
 // ".<name>.trash.<pid>" of processes no longer running; with `only_name`, only

@@ -159,8 +159,17 @@ std::string join_names(const std::vector<std::string>& names, size_t limit) {
 
 }  // namespace
 
+uint16_t f32_to_bf16(float x) {
+    uint32_t bits;
+    std::memcpy(&bits, &x, 4);
+    if ((bits & 0x7F800000u) == 0x7F800000u && (bits & 0x007FFFFFu) != 0)
+        return static_cast<uint16_t>((bits >> 16) | 0x0040u);  // NaN: keep it a NaN (quiet), sign kept
+    const uint32_t lsb = (bits >> 16) & 1u;
+    return static_cast<uint16_t>((bits + 0x7FFFu + lsb) >> 16);
+}
+
 void save_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
-                      const std::map<std::string, std::string>& metadata) {
+                      const std::map<std::string, std::string>& metadata, bool bf16) {
     Json header = Json::object();
     if (!metadata.empty()) {
         Json meta = Json::object();
@@ -176,11 +185,22 @@ void save_safetensors(const std::string& path, const std::vector<NamedTensor>& t
         ITTT_CHECK(!header.contains(nt.name), path, ": tensor '", nt.name, "' is listed twice");
         ITTT_CHECK(nt.tensor.defined(), path, ": tensor '", nt.name, "' is undefined");
         host.push_back(nt.tensor.device() == Device::CPU ? nt.tensor : nt.tensor.to(Device::CPU));
-        int64_t bytes = static_cast<int64_t>(host.back().bytes());
+        const bool narrow = bf16 && nt.tensor.dtype() != DType::I32;
+        if (narrow) {
+            // BF16 bits in an I32 tensor of half the length (rounded up): the writer only needs bytes.
+            std::vector<float> x = host.back().to_f32_vector();
+            std::vector<int32_t> packed((x.size() + 1) / 2, 0);
+            for (size_t i = 0; i < x.size(); ++i) {
+                uint16_t h = f32_to_bf16(x[i]);
+                std::memcpy(reinterpret_cast<char*>(packed.data()) + 2 * i, &h, 2);
+            }
+            host.back() = Tensor::from_vector(packed, {static_cast<int64_t>(packed.size())});
+        }
+        int64_t bytes = narrow ? 2 * nt.tensor.numel() : static_cast<int64_t>(host.back().bytes());
         Json shape = Json::array();
         for (int64_t d : nt.tensor.shape()) shape.push_back(d);
         Json info = Json::object();
-        info.set("dtype", dtype_name(nt.tensor.dtype()));
+        info.set("dtype", narrow ? "BF16" : dtype_name(nt.tensor.dtype()));
         info.set("shape", shape);
         info.set("data_offsets", Json::array({offset, offset + bytes}));
         header.set(nt.name, info);
@@ -193,8 +213,11 @@ void save_safetensors(const std::string& path, const std::vector<NamedTensor>& t
     uint64_t length = text.size();
     pieces[0] = {&length, 8};
     pieces[1] = {text.data(), text.size()};
-    for (const Tensor& t : host)
-        if (t.bytes() > 0) pieces.push_back({t.raw(), t.bytes()});
+    for (size_t i = 0; i < host.size(); ++i) {
+        const bool narrow = bf16 && tensors[i].tensor.dtype() != DType::I32;
+        const size_t bytes = narrow ? 2 * static_cast<size_t>(tensors[i].tensor.numel()) : host[i].bytes();
+        if (bytes > 0) pieces.push_back({host[i].raw(), bytes});
+    }
     write_file_atomic(path, pieces);
 }
 

@@ -33,8 +33,13 @@ struct NamedTensor {
 // Writes F32, F64 and I32 tensors in the given order (GPU tensors are copied
 // to the host first). Names must be unique, non-empty and not "__metadata__".
 // Written atomically (io/atomic_file.h).
+// With `bf16`, F32 and F64 tensors are stored as BF16, rounded to nearest even
+// as torch rounds (NaN stays NaN); I32 tensors stay I32.
 void save_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
-                      const std::map<std::string, std::string>& metadata = {});
+                      const std::map<std::string, std::string>& metadata = {}, bool bf16 = false);
+// float -> bfloat16 bits, round to nearest, ties to even (the top 16 bits of an
+// exactly representable value come back unchanged).
+uint16_t f32_to_bf16(float x);
 
 struct SafetensorsFile {
     std::vector<NamedTensor> tensors;  // in header order, CPU tensors

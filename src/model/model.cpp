@@ -92,29 +92,38 @@ int Model::fixed_target_tap() const {
     return static_cast<int>(it - cfg_.ttt_conv_offsets.begin());
 }
 
-void Model::init_random(uint64_t seed) {
+bool Model::init_ttt_parameter(Parameter& p, uint64_t seed, double p_std) {
     const int64_t d = cfg_.hidden_size, K = cfg_.conv_taps();
+    const bool learned = cfg_.ttt_target_mode == TttTargetMode::Learned;
+    const uint64_t s = name_seed(seed, p.name);
+    if (p.name.find("ttt_conv") != std::string::npos) {
+        std::vector<double> w(static_cast<size_t>(d * K), 0.0);
+        if (!learned)
+            for (int64_t c = 0; c < d; ++c) w[static_cast<size_t>(c * K + fixed_target_tap())] = 1.0;
+        fill_host(p.value, w);
+    } else if (p.name.find("ttt_proj") != std::string::npos) {
+        std::vector<double> w(static_cast<size_t>(d * d), 0.0);
+        for (int64_t c = 0; c < d; ++c) w[static_cast<size_t>(c * d + c)] = learned ? p_std * normal_at(s, static_cast<uint64_t>(c)) : 1.0;
+        fill_host(p.value, w);
+    } else {
+        return false;
+    }
+    p.grad.zero_();
+    return true;
+}
+
+void Model::init_random(uint64_t seed) {
     for (Parameter& p : params_) {
         const std::string& n = p.name;
-        uint64_t s = name_seed(seed, n);
-        bool is_norm = n.find("norm.weight") != std::string::npos;
-        if (is_norm) {
-            ops::fill(p.value, 1.0);
-        } else if (n.find("ttt_conv") != std::string::npos) {
-            std::vector<double> w(static_cast<size_t>(d * K), 0.0);
-            if (cfg_.ttt_target_mode != TttTargetMode::Learned)
-                for (int64_t c = 0; c < d; ++c) w[static_cast<size_t>(c * K + fixed_target_tap())] = 1.0;
-            fill_host(p.value, w);
-        } else if (n.find("ttt_proj") != std::string::npos) {
-            std::vector<double> w(static_cast<size_t>(d * d), 0.0);
-            bool learned = cfg_.ttt_target_mode == TttTargetMode::Learned;
-            for (int64_t c = 0; c < d; ++c) w[static_cast<size_t>(c * d + c)] = learned ? 0.02 * normal_at(s, static_cast<uint64_t>(c)) : 1.0;
-            fill_host(p.value, w);
-        } else {
-            fill_normal(p.value, s, cfg_.initializer_range);
-        }
+        if (init_ttt_parameter(p, seed, 0.02)) continue;
+        if (n.find("norm.weight") != std::string::npos) ops::fill(p.value, 1.0);
+        else fill_normal(p.value, name_seed(seed, n), cfg_.initializer_range);
         p.grad.zero_();
     }
+}
+
+void Model::init_ttt(uint64_t seed) {
+    for (Parameter& p : params_) init_ttt_parameter(p, seed, cfg_.initializer_range);
 }
 
 Parameter& Model::parameter(const std::string& name) {

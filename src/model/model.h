@@ -81,6 +81,10 @@ public:
     // release: conv zero (learned) and P = diag(N(0, 0.02^2)); fixed targets get
     // their fixed conv and P = I.
     void init_random(uint64_t seed);
+    // Only the TTT parameters, as the release initialises them when it adds TTT
+    // layers to a pretrained model (its _init_weights): conv zero (fixed targets:
+    // their fixed conv) and P = diag(N(0, initializer_range^2)) (fixed: P = I).
+    void init_ttt(uint64_t seed);
 
     // tokens (B, n) I32 -> logits (B*n, V). Keeps activations for backward().
     // Context parallel: every rank passes the same full tokens (B, n) and gets the
@@ -121,6 +125,8 @@ public:
 
 private:
     void build_parameters();
+    // Initialises p when it is a TTT parameter (P's diagonal with std p_std); false otherwise.
+    bool init_ttt_parameter(Parameter& p, uint64_t seed, double p_std);
     void layer_forward(int l, Tensor& x, const ForwardOptions& opt);
     // S_src of a TTT layer: the token embeddings or the MLP input (ttt_target).
     const Tensor& ttt_source(const LayerActivations& a) const;

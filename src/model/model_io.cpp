@@ -69,4 +69,27 @@ void save_model(const std::string& dir, const Model& model) {
     save_checkpoint(dir, model.config(), w, nullptr, nullptr);
 }
 
+Model with_config(const Model& src, const ModelConfig& cfg, uint64_t ttt_seed) {
+    ITTT_CHECK(src.device() == Device::CPU && src.dtype() == DType::F32, "with_config: expected an F32 model on the CPU");
+    Model out(cfg, DType::F32, Device::CPU);
+    out.init_ttt(ttt_seed);  // the TTT tensors src lacks keep this
+    std::vector<std::string> missing;
+    for (Parameter& p : out.parameters()) {
+        const Parameter* from = nullptr;
+        for (const Parameter& q : src.parameters())
+            if (q.name == p.name) from = &q;
+        if (!from) {
+            if (p.name.find(".mlp.ttt_") == std::string::npos) missing.push_back(p.name);
+            continue;
+        }
+        ITTT_CHECK(from->value.shape() == p.value.shape(), "tensor '", p.name, "' has shape ", shape_str(from->value.shape()),
+                   " in the source but ", shape_str(p.value.shape()), " in the new config");
+        p.value.copy_from(from->value);
+    }
+    // Only TTT tensors may appear: anything else (an lm_head after untying) has no value to take.
+    ITTT_CHECK(missing.empty(), "the new config needs tensor '", missing.empty() ? "" : missing.front(),
+               "', which the source model does not have (only TTT layers can be added)");
+    return out;
+}
+
 }  // namespace ittt

@@ -35,4 +35,13 @@ Model load_model(const std::string& dir, DType dtype = DType::F32, Device device
 // config.json + model.safetensors, published as one directory (io/checkpoint.h).
 void save_model(const std::string& dir, const Model& model);
 
+// `src`'s weights under another config of the same network (ittt convert):
+// every tensor both have is copied bit for bit; TTT tensors only `cfg` has are
+// initialised as the release does when it adds TTT layers to a pretrained model
+// (conv zero, P = diag(N(0, initializer_range^2)), seeded); tensors only `src`
+// has (the TTT layers being stripped) are dropped. With conv zero the target is
+// zero, so a model with TTT layers just added gives the original's logits bit
+// for bit. A tensor of a different shape in the two is an error naming it.
+Model with_config(const Model& src, const ModelConfig& cfg, uint64_t ttt_seed);
+
 }  // namespace ittt

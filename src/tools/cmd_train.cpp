@@ -7,6 +7,8 @@
 // flag given must agree with it, and a difference is refused, each one listed
 // (recorded vs given), unless --override names it. --steps may grow: the
 // schedule is then recomputed over the new length, and the note says so.
+#include <fnmatch.h>
+
 #include <cmath>
 #include <cstdio>
 #include <set>
@@ -52,6 +54,10 @@ std::string usage() {
                "  --config FILE            model config.json (random init with --init-seed)\n"
                "  --ckpt DIR               start from this checkpoint's weights instead\n"
                "  --out DIR                the run directory (created; must not hold checkpoints unless --resume)\n"
+               "  --train-only PATTERN     train only the tensors whose names match: globs, comma-separated, e.g.\n"
+               "                           '*.ttt_*' (the TTT parameters) or '*.ttt_*,model.layers.0.mlp.down_proj.weight';\n"
+               "                           the rest stay frozen, byte for byte, with no optimizer state (recorded;\n"
+               "                           --resume keeps it)\n"
                "  --resume                 continue the newest checkpoint in --out exactly; flags left out take the\n"
                "                           recorded values, flags given must match them (--steps may grow)\n"
                "  --override NAME,...      on --resume, change these recorded settings on purpose: task, batch,\n"
@@ -63,7 +69,7 @@ std::string usage() {
            "  --weight-decay X         AdamW decoupled decay of matrices (default 0.1, >= 0)\n"
            "  --grad-clip X            global gradient-norm clip (default 1.0; 0 = off; >= 0)\n" +
            help_line(kSeed) + help_line(kInitSeed) + help_line(kCheckpointEvery) + help_line(kKeep) + help_line(kLogEvery) +
-           "  --json                   JSON lines instead of progress lines\n" + kTaskFlagsUsage + kRuntimeFlagsUsage +
+           "  --json                   JSON lines instead of progress lines\n" + kWeightsFormatUsage + kTaskFlagsUsage + kRuntimeFlagsUsage +
            kContextParallelUsage;
 }
 
@@ -107,6 +113,29 @@ void check_writable(const std::string& out) {
     } catch (const Error& e) {
         fail(cat("--out ", out, " cannot take checkpoints (checked before training): ", e.what()));
     }
+}
+
+// Leaves trainable only the parameters whose names match one of the comma-separated
+// globs (fnmatch); returns their names. A glob matching no parameter is an error
+// naming it (a typo would otherwise freeze everything it meant to train).
+std::vector<std::string> freeze_all_but(Model& model, const std::string& patterns, int64_t* trained, int64_t* total) {
+    std::vector<std::string> globs = split_list(patterns, "--train-only");
+    std::vector<std::string> names;
+    std::vector<bool> used(globs.size(), false);
+    *trained = *total = 0;
+    for (Parameter& p : model.parameters()) {
+        bool match = false;
+        for (size_t g = 0; g < globs.size(); ++g)
+            if (::fnmatch(globs[g].c_str(), p.name.c_str(), 0) == 0) match = true, used[g] = true;
+        *total += p.value.numel();
+        if (match && p.trainable) names.push_back(p.name), *trained += p.value.numel();
+        p.trainable = p.trainable && match;
+    }
+    for (size_t g = 0; g < globs.size(); ++g)
+        ITTT_CHECK(used[g], "--train-only: '", globs[g], "' matches no tensor of the model (names look like ",
+                   "model.layers.0.mlp.down_proj.weight, model.layers.0.mlp.ttt_conv.weight, lm_head.weight)");
+    ITTT_CHECK(!names.empty(), "--train-only ", patterns, ": every tensor it matches is fixed (not trainable); nothing would train");
+    return names;
 }
 
 }  // namespace
@@ -171,6 +200,12 @@ int cmd_train(int argc, char** argv) {
     f["ckpt"] = {"ckpt", ckpt.empty() ? Json() : Json(ckpt), !ckpt.empty()};
     f["device"] = {"device", Json(a.str("--device", "cpu")), a.has("--device")};
     f["kernel"] = {"kernel", Json(a.str("--kernel", "")), a.has("--kernel")};
+    f["train-only"] = {"train-only", a.has("--train-only") ? Json(a.str("--train-only", "")) : Json(), a.has("--train-only")};
+    {
+        WeightsFormat wf = read_weights_format(a);  // how checkpoints are written: recorded like the rest
+        f["save-dtype"] = {"save-dtype", Json(wf.bf16 ? "bf16" : "f32"), a.has("--save-dtype")};
+        f["shard-size"] = {"shard-size", Json(wf.shard_size), a.has("--shard-size")};
+    }
 
     TrainConfig tc;
     tc.checkpoint_every = a.integer(kCheckpointEvery);
@@ -279,6 +314,10 @@ int cmd_train(int argc, char** argv) {
     const int seq_len = static_cast<int>(f["seq-len"].value.as_int64());
     const uint64_t seed = std::stoull(f["seed"].value.as_string());
     const uint64_t init_seed = std::stoull(f["init-seed"].value.as_string());
+    // Older runs recorded neither: F32, one file, everything trained.
+    tc.save_format.bf16 = !f["save-dtype"].value.is_null() && f["save-dtype"].value.as_string() == "bf16";
+    tc.save_format.shard_size = f["shard-size"].value.is_null() ? 0 : f["shard-size"].value.as_int64();
+    const std::string train_only = f["train-only"].value.is_null() ? "" : f["train-only"].value.as_string();
     for (const Setting& s : f.settings) tc.settings.set(s.name, s.value);
     tc.settings.set("task-name", task_name);
     tc.settings.set("task-opt", task_opt);
@@ -299,6 +338,13 @@ int cmd_train(int argc, char** argv) {
                                        return m;
                                    }();
     model.set_context_parallel(cp);
+    if (!train_only.empty()) {
+        int64_t trained = 0, total = 0;
+        std::vector<std::string> names = freeze_all_but(model, train_only, &trained, &total);
+        if (!tc.json)
+            std::printf("--train-only %s: training %lld of %lld parameters in %zu tensors; the rest are frozen\n", train_only.c_str(),
+                        static_cast<long long>(trained), static_cast<long long>(total), names.size());
+    }
     const int V = model.config().vocab_size;
     require_memory(forward_bytes(model.config(), batch, seq_len, true) + 3 * 4 * parameter_count(model.config()),
                    cat("training on batches of ", batch, " x ", seq_len, " tokens (activations, gradients, AdamW moments)"));

@@ -9,4 +9,5 @@ int cmd_eval(int argc, char** argv);
 int cmd_forward(int argc, char** argv);
 int cmd_generate(int argc, char** argv);
 int cmd_step(int argc, char** argv);
+int cmd_convert(int argc, char** argv);
 }  // namespace ittt

@@ -103,6 +103,30 @@ void check_logits(const CheckpointFlags& c, const Model* model, const Tensor& lo
                      describe_nonfinite(logits, i).c_str());
 }
 
+const char* const kWeightsFormatUsage =
+    "  --save-dtype f32|bf16    dtype of the saved weights (default f32; bf16 rounds to nearest even, as torch)\n"
+    "  --shard-size BYTES       shard the weights above this size, e.g. 500M or 2G (default 0: one file),\n"
+    "                           as transformers does (model-0000k-of-0000N.safetensors + index)\n";
+
+WeightsFormat read_weights_format(Args& a) {
+    WeightsFormat f;
+    const std::string dtype = a.str("--save-dtype", "f32");
+    if (dtype != "f32" && dtype != "bf16") a.error("--save-dtype: expected f32 or bf16, found '" + dtype + "'");
+    f.bf16 = dtype == "bf16";
+    std::string size = a.str("--shard-size", "0");
+    int64_t unit = 1;
+    if (!size.empty() && (size.back() == 'K' || size.back() == 'M' || size.back() == 'G')) {
+        unit = size.back() == 'K' ? 1000 : size.back() == 'M' ? 1000000 : 1000000000;
+        size.pop_back();
+    }
+    try {
+        f.shard_size = parse_integer(size, 0, (int64_t{1} << 50) / unit, "--shard-size") * unit;
+    } catch (const Error& e) {
+        a.error(e.what());
+    }
+    return f;
+}
+
 uint64_t train_batch_seed(uint64_t seed, int64_t step, int micro) {
     return Rng(seed).fork(1).fork(static_cast<uint64_t>(step) * 4096 + static_cast<uint64_t>(micro)).seed();
 }

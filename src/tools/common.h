@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 
+#include "io/checkpoint.h"
 #include "model/model.h"
 #include "model/model_io.h"
 #include "tasks/tasks.h"
@@ -34,6 +35,12 @@ Model load_checkpoint_model(const CheckpointFlags& c, const char* cmd, Device de
 // The logits of a forward are finite, or an Error naming where they are not;
 // with --allow-nonfinite a warning on stderr instead.
 void check_logits(const CheckpointFlags& c, const Model* model, const Tensor& logits, const std::string& what);
+
+// --save-dtype f32|bf16 --shard-size BYTES: how checkpoints store their weights
+// (io/checkpoint.h WeightsFormat). BYTES takes a K/M/G suffix (powers of 1000, as
+// transformers' max_shard_size); 0 = one file.
+WeightsFormat read_weights_format(Args& a);
+extern const char* const kWeightsFormatUsage;
 
 // Seeds of the two data streams. Training batches and evaluation batches come
 // from different forks of the user's seed, so an eval seed never replays a

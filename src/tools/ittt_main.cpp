@@ -17,6 +17,7 @@ const char* kUsage =
     "\n"
     "commands:\n"
     "  init       a seeded, randomly initialised checkpoint from a config.json\n"
+    "  convert    add or strip TTT layers, change dtype or sharding (Hugging Face checkpoints too)\n"
     "  train      train on a toy task (induction, mqar, theorem, needle, text)\n"
     "  eval       accuracy and loss of a checkpoint on held-out seeded batches\n"
     "  forward    logits at every position of a token sequence\n"
@@ -41,6 +42,7 @@ int main(int argc, char** argv) {
             return 0;
         }
         if (cmd == "init") return cmd_init(argc, argv);
+        if (cmd == "convert") return cmd_convert(argc, argv);
         if (cmd == "train") return parallel::finish_job(cmd_train(argc, argv));  // --context-parallel
         if (cmd == "eval") return parallel::finish_job(cmd_eval(argc, argv));  // --context-parallel
         if (cmd == "forward") return parallel::finish_job(cmd_forward(argc, argv));  // --context-parallel

@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -21,9 +22,9 @@ Trainer::Trainer(Model& model, const TrainConfig& cfg, BatchFn batches) : model_
     ITTT_CHECK(cfg_.grad_clip >= 0, "train: --grad-clip must be >= 0 (0 = off), found ", cfg_.grad_clip);
     ITTT_CHECK(cfg_.keep >= 1, "train: --keep must be >= 1, found ", cfg_.keep);
     ITTT_CHECK(cfg_.settings.is_object(), "train: TrainConfig::settings must be a JSON object");
-    for (const Parameter& p : model_.parameters()) {
-        m_.push_back(Tensor::zeros(p.value.shape(), p.value.dtype(), p.value.device()));
-        v_.push_back(Tensor::zeros(p.value.shape(), p.value.dtype(), p.value.device()));
+    for (const Parameter& p : model_.parameters()) {  // frozen ones get none (undefined tensors)
+        m_.push_back(p.trainable ? Tensor::zeros(p.value.shape(), p.value.dtype(), p.value.device()) : Tensor());
+        v_.push_back(p.trainable ? Tensor::zeros(p.value.shape(), p.value.dtype(), p.value.device()) : Tensor());
     }
 }
 
@@ -194,6 +195,7 @@ void Trainer::check_saveable() {
     // checkpoint is the one thing that must not hold one, so check again.
     std::string bad = first_nonfinite_parameter(model_);
     for (size_t i = 0; bad.empty() && i < m_.size(); ++i) {
+        if (!m_[i].defined()) continue;  // frozen
         const std::string& name = model_.parameters()[i].name;
         if (int64_t k = first_nonfinite(m_[i]); k >= 0) bad = cat("'", name, ".exp_avg' holds ", describe_nonfinite(m_[i], k));
         else if (int64_t j = first_nonfinite(v_[i]); j >= 0) bad = cat("'", name, ".exp_avg_sq' holds ", describe_nonfinite(v_[i], j));
@@ -223,6 +225,7 @@ std::string Trainer::save(const std::string& run_dir) {
     std::vector<NamedTensor> opt;
     const auto& params = model_.parameters();
     for (size_t i = 0; i < params.size(); ++i) {
+        if (!m_[i].defined()) continue;  // frozen: no state
         opt.push_back({params[i].name + ".exp_avg", m_[i]});
         opt.push_back({params[i].name + ".exp_avg_sq", v_[i]});
     }
@@ -230,7 +233,7 @@ std::string Trainer::save(const std::string& run_dir) {
     state.set("step", step_);
     state.set("settings", recorded_settings());
     try {
-        last_checkpoint_ = save_run_checkpoint(run_dir, step_, model_.config(), model_weights(model_), &opt, &state, cfg_.keep);
+        last_checkpoint_ = save_run_checkpoint(run_dir, step_, model_.config(), model_weights(model_), &opt, &state, cfg_.keep, cfg_.save_format);
     } catch (const Error& e) {
         fail(cat("cannot write the checkpoint of step ", step_, ": ", e.what(), "; ", kept_text()));
     }
@@ -245,6 +248,7 @@ Json Trainer::resume(const std::string& path) {
     auto& params = model_.parameters();
     for (size_t i = 0; i < params.size(); ++i) {
         weights.push_back({params[i].name, &params[i].value});
+        if (!m_[i].defined()) continue;
         moments.push_back({params[i].name + ".exp_avg", &m_[i]});
         moments.push_back({params[i].name + ".exp_avg_sq", &v_[i]});
     }
@@ -254,7 +258,19 @@ Json Trainer::resume(const std::string& path) {
     const int64_t step = state.at("step").as_int64();
     ITTT_CHECK(step >= 0 && step <= cfg_.steps, "--resume ", dir, ": checkpoint is at step ", step, ", but --steps is ", cfg_.steps);
     load_checkpoint_weights(dir, weights);
-    load_into(checkpoint_optimizer_path(dir), moments);
+    // Moments of a frozen tensor (older checkpoints kept zeros for the fixed targets)
+    // are not state of this run: dropped; every trained tensor's must be there.
+    SafetensorsFile opt_file = load_checkpoint_optimizer_state(dir);
+    std::vector<NamedTensor>& stored = opt_file.tensors;
+    stored.erase(std::remove_if(stored.begin(), stored.end(),
+                                [&](const NamedTensor& t) {
+                                    for (size_t i = 0; i < params.size(); ++i)
+                                        if (!m_[i].defined() && (t.name == params[i].name + ".exp_avg" || t.name == params[i].name + ".exp_avg_sq"))
+                                            return true;
+                                    return false;
+                                }),
+                 stored.end());
+    load_into(opt_file, checkpoint_optimizer_path(dir), moments, "the trained parameters");
     if (std::string bad = first_nonfinite_parameter(model_); !bad.empty())
         fail(cat("--resume ", dir, ": tensor ", bad, " in model.safetensors; refusing to continue from non-finite weights"));
     step_ = step;

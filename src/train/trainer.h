@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "io/checkpoint.h"
 #include "io/json.h"
 #include "model/model.h"
 
@@ -37,6 +38,7 @@ struct TrainConfig {
     std::string out_dir;            // the run directory (empty: no checkpoints)
     bool json = false;              // JSON lines instead of the progress line
     std::FILE* log = stdout;        // progress lines go here; nullptr: silent
+    WeightsFormat save_format;      // the weights' dtype and sharding in checkpoints
     // Recorded in trainer_state.json beside the trainer's own settings (the
     // CLI's task, batch, seed, ...), so --resume can compare them.
     Json settings = Json::object();
@@ -58,6 +60,10 @@ struct StepStats {
     int64_t scored = 0;
 };
 
+// Frozen parameters (Parameter::trainable false: the fixed targets, or those
+// --train-only leaves out) get no optimizer state, no update and no weight
+// decay: a checkpoint holds them byte for byte as they were loaded, and its
+// optimizer.safetensors has moments only for the trained ones.
 class Trainer {
 public:
     Trainer(Model& model, const TrainConfig& cfg, BatchFn batches);

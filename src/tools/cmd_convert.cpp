@@ -1,0 +1,144 @@
+// cmd_convert.cpp: ittt convert IN OUT: add or strip TTT layers, change the
+// weights' dtype or sharding. The drop-in step of the paper: a pretrained Qwen3
+// gets TTT MLPs whose zero conv makes them, at first, exactly the plain MLPs.
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "io/atomic_file.h"
+#include "io/checkpoint.h"
+#include "io/config_json.h"
+#include "io/json.h"
+#include "model/model_io.h"
+#include "tools/commands.h"
+#include "tools/common.h"
+
+namespace ittt {
+
+namespace {
+
+const IntFlag kConvertSeed{"--seed", "S", 0, 0, INT64_MAX, "seed of P's diagonal in new TTT layers"};
+const IntFlag kTttChunk{"--ttt-chunk", "C", 0, 1, 1 << 20, "TTT chunk size (default: the config's ttt_chunk, else the release's 8192)"};
+
+// Files of a Hugging Face checkpoint directory that travel with the weights.
+const char* const kCompanionFiles[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
+                                       "merges.txt", "generation_config.json", "chat_template.jinja"};
+
+std::string usage() {
+    return std::string(
+               "usage: ittt convert IN OUT [--add-ttt --ttt-layers L,... [TTT options] | --strip-ttt] [--dtype f32|bf16]\n"
+               "                           [--shard-size BYTES]\n"
+               "  Reads the checkpoint IN (ittt's, or transformers' save_pretrained: sharded or not, F32/BF16/F16)\n"
+               "  and writes OUT, a checkpoint transformers and the In-Place TTT release read (docs/checkpoints.md).\n"
+               "  Tokenizer and generation files in IN are copied. OUT is published whole.\n"
+               "  --add-ttt                turn the MLPs of --ttt-layers into TTT layers, initialised as the release\n"
+               "                           does: conv zero, P = diag(N(0, initializer_range^2)); the logits stay\n"
+               "                           those of IN bit for bit until training moves the conv\n"
+               "  --ttt-layers L,...       layer indices (required with --add-ttt)\n") +
+           help_line(kTttChunk) +
+           "  --ttt-lr X               TTT learning rate eta (default: the config's ttt_lr, else 0.3)\n"
+           "  --ttt-target T           hidden_states | input_embed (default: the config's, else hidden_states)\n"
+           "  --ttt-no-proj            no learned P (V = U)\n"
+           "  --ttt-conv-offsets O,... conv taps (default -2,-1,0,1,2; others are ittt-only: the release misreads them)\n" +
+           help_line(kConvertSeed) +
+           "  --strip-ttt              remove every TTT layer: the plain Qwen3 model (its MLPs keep down_proj)\n"
+           "  --dtype f32|bf16         dtype of OUT's weights (default f32; also spelt --save-dtype)\n"
+           "  --shard-size BYTES       shard OUT's weights above this size, e.g. 500M (default 0: one file)\n";
+}
+
+}  // namespace
+
+int cmd_convert(int argc, char** argv) {
+    const std::string use = usage();
+    for (int i = 2; i < argc; ++i)
+        if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") return std::printf("%s", use.c_str()), 0;
+    // IN and OUT are the two words after the subcommand; flags follow.
+    if (argc < 4 || argv[2][0] == '-' || argv[3][0] == '-')
+        throw UsageError{"ittt convert: expected IN and OUT, the source and destination checkpoint directories, before the flags", use};
+    const std::string in = argv[2], out = argv[3];
+    Args f("convert", use, argc, argv, 4);
+    const bool add = f.flag("--add-ttt"), strip = f.flag("--strip-ttt");
+    std::vector<int32_t> layers = f.int_list("--ttt-layers", 0, 1023);
+    const bool chunk_given = f.has("--ttt-chunk");
+    const int64_t chunk = chunk_given ? f.integer(kTttChunk) : 0;
+    const bool lr_given = f.has("--ttt-lr");
+    const double lr = f.number("--ttt-lr", 0.3);
+    const std::string target = f.str("--ttt-target", "");
+    const bool no_proj = f.flag("--ttt-no-proj");
+    std::vector<int32_t> offsets = f.int_list("--ttt-conv-offsets", -1024, 1024);
+    const uint64_t seed = static_cast<uint64_t>(f.integer(kConvertSeed));
+    if (f.has("--dtype") && f.has("--save-dtype")) f.error("give --dtype or --save-dtype, not both");
+    std::string dtype = f.str("--dtype", "");
+    WeightsFormat format = read_weights_format(f);
+    if (!dtype.empty()) {
+        if (dtype != "f32" && dtype != "bf16") f.error("--dtype: expected f32 or bf16, found '" + dtype + "'");
+        format.bf16 = dtype == "bf16";
+    }
+    f.finish();
+    if (add && strip) f.error("give --add-ttt or --strip-ttt, not both");
+    const bool ttt_options = !layers.empty() || chunk_given || lr_given || !target.empty() || no_proj || !offsets.empty() || f.has("--seed");
+    if (!add && ttt_options) f.error("--ttt-layers, --ttt-chunk, --ttt-lr, --ttt-target, --ttt-no-proj, --ttt-conv-offsets and --seed need --add-ttt");
+    if (add && layers.empty()) f.error("--add-ttt needs --ttt-layers (e.g. --ttt-layers 0,6)");
+    if (lr_given && !std::isfinite(lr)) f.error("--ttt-lr must be finite");
+    TttTargetSource target_source = TttTargetSource::HiddenStates;
+    if (!target.empty()) {
+        try {
+            target_source = parse_ttt_target_source(target);
+        } catch (const Error& e) {
+            f.error(cat("--ttt-target: ", e.what()));
+        }
+    }
+
+    const ResolvedCheckpoint r = resolve_checkpoint(in);
+    if (!r.note.empty()) std::fprintf(stderr, "ittt convert: %s\n", r.note.c_str());
+    std::vector<std::string> notes;
+    LoadOptions opt;
+    opt.notes = &notes;
+    Model src = load_model(r.dir, DType::F32, Device::CPU, opt);
+    for (const std::string& n : notes) std::fprintf(stderr, "ittt convert: %s\n", n.c_str());
+
+    ModelConfig cfg = src.config();
+    const bool has_ttt = cfg.ttt_mode && !cfg.ttt_layers.empty();
+    if (add) {
+        ITTT_CHECK(!has_ttt, in, " already has TTT layers (", cfg.ttt_layers.size(),
+                   "); strip them first (--strip-ttt) or train it as it is");
+        cfg.ttt_mode = true;
+        cfg.ttt_layers.assign(layers.begin(), layers.end());
+        if (chunk_given) cfg.ttt_chunk = static_cast<int>(chunk);
+        if (lr_given) cfg.ttt_lr = lr;
+        if (!target.empty()) cfg.ttt_target = target_source;
+        cfg.ttt_proj = !no_proj;
+        cfg.ttt_target_mode = TttTargetMode::Learned;
+        if (!offsets.empty()) cfg.ttt_conv_offsets.assign(offsets.begin(), offsets.end());
+        try {
+            cfg.validate();
+        } catch (const Error& e) {
+            fail(cat("--add-ttt: ", e.what()));
+        }
+    } else if (strip) {
+        ITTT_CHECK(has_ttt, in, " has no TTT layers to strip");
+        cfg.ttt_mode = false;
+        cfg.ttt_layers.clear();
+    }
+    Model dst = with_config(src, cfg, seed);
+
+    std::vector<std::pair<std::string, std::string>> extra;
+    for (const char* name : kCompanionFiles) {
+        std::string path = join_path(r.dir, name);
+        if (!is_regular_file(path) && r.dir != in) path = join_path(in, name);  // a run directory's top
+        if (is_regular_file(path)) extra.push_back({name, read_file(path)});
+    }
+    save_checkpoint(out, dst.config(), model_weights(dst), nullptr, nullptr, format, extra);
+    std::printf("wrote %s: %lld parameters%s%s, %s%s\n", out.c_str(), static_cast<long long>(dst.parameter_count()),
+                add ? cat(", TTT layers ", Json([&] {
+                              Json l = Json::array();
+                              for (int x : cfg.ttt_layers) l.push_back(x);
+                              return l;
+                          }()).dump(), " added").c_str() : "",
+                strip ? ", TTT layers stripped" : "", format.bf16 ? "bf16" : "f32",
+                format.shard_size > 0 ? cat(", shards of at most ", format.shard_size, " bytes").c_str() : "");
+    return 0;
+}
+
+}  // namespace ittt
