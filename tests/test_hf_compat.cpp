@@ -491,21 +491,25 @@ TEST_CASE("ittt convert: --add-ttt keeps the logits bit for bit, --strip-ttt giv
     r = test::run_ittt(tmp, cat("convert ", plain, " ", tmp / "offsets", " --add-ttt --ttt-layers 1 --ttt-conv-offsets -1,0,1"));
     CHECK(r.rc == 0);
     CHECK_THAT(r.err, Contains("warning: ttt_conv_offsets [-1,0,1] is not the release's -2..2") && Contains("misread"));
-    // Refusals.
-    r = test::run_ittt(tmp, cat("convert ", ttt, " ", tmp / "twice", " --add-ttt --ttt-layers 0"));
-    CHECK(r.rc == 1);
-    CHECK_THAT(r.err, Contains("already has TTT layers"));
-    r = test::run_ittt(tmp, cat("convert ", plain, " ", tmp / "none", " --strip-ttt"));
-    CHECK(r.rc == 1);
-    CHECK_THAT(r.err, Contains("has no TTT layers to strip"));
-    r = test::run_ittt(tmp, cat("convert ", plain, " ", tmp / "deep", " --add-ttt --ttt-layers 0,7"));
-    CHECK(r.rc == 1);
-    CHECK_THAT(r.err, Contains("--add-ttt: config: ttt_layers has layer 7, expected 0..1"));
-    r = test::run_ittt(tmp, cat("convert ", plain, " ", tmp / "nolayers", " --add-ttt"));
-    CHECK(r.rc == 2);
-    CHECK_THAT(r.err, Contains("--add-ttt needs --ttt-layers"));
-    CHECK_FALSE(fs::exists(tmp / "twice"));
-    CHECK_FALSE(fs::exists(tmp / "deep"));
+    // Refusals: exit code (1 run time, 2 usage) and message; nothing is written.
+    struct Refusal {
+        std::string in, out, args;
+        int rc;
+        const char* message;
+    };
+    const Refusal refusals[] = {
+        {ttt, "twice", "--add-ttt --ttt-layers 0", 1, "already has TTT layers"},
+        {plain, "none", "--strip-ttt", 1, "has no TTT layers to strip"},
+        {plain, "deep", "--add-ttt --ttt-layers 0,7", 1, "--add-ttt: config: ttt_layers has layer 7, expected 0..1"},
+        {plain, "nolayers", "--add-ttt", 2, "--add-ttt needs --ttt-layers"},
+    };
+    for (const Refusal& x : refusals) {
+        INFO(x.args);
+        r = test::run_ittt(tmp, cat("convert ", x.in, " ", tmp / x.out, " ", x.args));
+        CHECK(r.rc == x.rc);
+        CHECK_THAT(r.err, Contains(x.message));
+        CHECK_FALSE(fs::exists(tmp / x.out));
+    }
 }
 
 TEST_CASE("ittt train --train-only: frozen tensors byte-identical, optimizer state only for trained ones, recorded for --resume",
