@@ -1,5 +1,6 @@
 #include "io/config_json.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "io/atomic_file.h"
@@ -158,6 +159,9 @@ ModelConfig parse_config_json(const std::string& text, const std::string& source
         for (int l = 0; l < c.num_hidden_layers; ++l)
             c.layer_types.push_back(l >= first_sliding ? AttentionType::Sliding : AttentionType::Full);
     }
+    // A window no layer uses changes nothing; dropped, so that what config_to_json
+    // writes (null then, as transformers keeps it) reads back the same.
+    if (std::find(c.layer_types.begin(), c.layer_types.end(), AttentionType::Sliding) == c.layer_types.end()) c.sliding_window = 0;
 
     // ttt_mode: the release's inference class defaults it off and its training class on;
     // here an absent ttt_mode follows the weights when the caller knows them (TTT on iff
@@ -239,7 +243,7 @@ std::string config_to_json(const ModelConfig& c) {
     j.set("tie_word_embeddings", c.tie_word_embeddings);
     // transformers drops sliding_window unless use_sliding_window is true.
     j.set("use_sliding_window", any_sliding);
-    j.set("sliding_window", c.sliding_window > 0 ? Json(c.sliding_window) : Json());
+    j.set("sliding_window", any_sliding ? Json(c.sliding_window) : Json());
     if (!c.layer_types.empty()) {
         Json types = Json::array();
         for (AttentionType t : c.layer_types) types.push_back(attention_type_name(t));

@@ -70,6 +70,13 @@ def main():
         "max_window_layers": 1, "torch_dtype": "bfloat16", "bos_token_id": 151643, "rope_scaling": None,
     }, indent=2))
     write(cj, "minimal", '{"vocab_size": 8, "hidden_size": 4, "intermediate_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2}')
+    # The size keys only: the rest take transformers' defaults (kv heads 32, head_dim 128).
+    write(cj, "minimal_defaults", '{"vocab_size": 8, "hidden_size": 4, "intermediate_size": 8, "num_hidden_layers": 1, '
+                                  '"num_attention_heads": 32}')
+    # A fuzzer's find: a window no layer uses (max_window_layers 28 > 2 layers) must read back the same.
+    unused = json.loads((ROOT / "data" / "demo" / "config.json").read_text())
+    del unused["layer_types"]
+    write(cj, "regression_unused_window", json.dumps(unused, indent=2))
 
     cli = "cli"
     for i, words in enumerate([
