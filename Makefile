@@ -7,8 +7,12 @@
 #   make demo          the step-through driver on its default settings
 #   make experiments   the MQAR comparison behind docs/results.md
 #   make profile       Nsight Compute on one kernel version + Nsight Systems on training (docs/profiling.md)
+#   make fuzz          libFuzzer on the safetensors, config.json and CLI parsers (docs/reliability.md)
+#   make CUDA=emu      the CUDA side compiled by g++ against the CPU emulator, in build-emu/ (docs/cuda-emulator.md)
+#   make cuda-check    the emulated [cuda] tests under ASan, TSan and NaN-poisoned shared memory; make cuda-mutants
 #
-# Knobs: CUDA=0|1 (default: 1 when nvcc is found), GPU_ARCH=90, PLOTS=0 (build
+# Knobs: CUDA=0|1|emu (default: 1 when nvcc is found), MPI=0|1 and NCCL=0|1 (context
+# parallelism, see the MPI block below), GPU_ARCH=90, PLOTS=0 (build
 # without gnuplot-iostream), CATCH2_INC=<dir holding catch2/catch.hpp>,
 # BUILD=<dir>, ARCH=x86-64-v3 (the -march value; empty for the compiler's default).
 #
@@ -16,7 +20,7 @@
 # is enabled (a std::vector<double>{1,1,0,0} initialiser comes out as {1,1,1,1};
 # tests/test_runtime.cpp pins the case). x86-64-v3 is AVX2 + FMA: fast and safe.
 
-BUILD     ?= build
+BUILD     ?= $(if $(filter emu,$(CUDA)),build-emu,build)
 CXX       ?= g++
 NVCC      ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard /usr/local/cuda/bin/nvcc))
 GPU_ARCH  ?= 90
@@ -30,11 +34,11 @@ endif
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 
 # NVTX v3 is header-only: use it whenever the CUDA toolkit's copy is present.
-NVTX_INC := $(firstword $(wildcard $(CUDA_HOME)/include/nvtx3/nvToolsExt.h /usr/include/nvtx3/nvToolsExt.h))
+NVTX_INC := $(if $(filter emu,$(CUDA)),,$(firstword $(wildcard $(CUDA_HOME)/include/nvtx3/nvToolsExt.h /usr/include/nvtx3/nvToolsExt.h)))
 NVTX := $(if $(NVTX_INC),1,0)
 
 ARCH_FLAGS := $(if $(ARCH),-march=$(ARCH),)
-CPPFLAGS  += -Isrc -I. -DITTT_WITH_CUDA=$(CUDA) -DITTT_WITH_NVTX=$(NVTX) -DITTT_WITH_GNUPLOT=$(PLOTS)
+CPPFLAGS  += -Isrc -I. -DITTT_WITH_CUDA=$(if $(filter emu,$(CUDA)),1,$(CUDA)) -DITTT_WITH_NVTX=$(NVTX) -DITTT_WITH_GNUPLOT=$(PLOTS)
 CPPFLAGS  += $(if $(NVTX_INC),-I$(dir $(patsubst %/,%,$(dir $(NVTX_INC)))),)
 CXXFLAGS  ?= -O3 $(ARCH_FLAGS)
 # `override` keeps these when CXXFLAGS / LDFLAGS are given on the command line (make sanitize).
@@ -52,8 +56,8 @@ endif
 
 # ---- sources: every folder is picked up by wildcard, no list to keep in sync ----
 LIB_CPP   := $(wildcard src/runtime/*.cpp src/ops/*.cpp src/model/*.cpp src/io/*.cpp src/tasks/*.cpp \
-                        src/train/*.cpp src/driver/*.cpp kernels/*/*.cpp)
-LIB_CU    := $(if $(filter 1,$(CUDA)),$(wildcard src/*/*.cu kernels/*/*.cu),)
+                        src/train/*.cpp src/driver/*.cpp src/parallel/*.cpp kernels/*/*.cpp)
+LIB_CU    := $(if $(filter 1 emu,$(CUDA)),$(wildcard src/*/*.cu kernels/*/*.cu),)
 TOOL_CPP  := $(wildcard src/tools/*.cpp)
 BENCH_CPP := $(wildcard src/bench/*.cpp)
 TEST_CPP  := $(wildcard tests/*.cpp)
@@ -68,7 +72,7 @@ LIB       := $(BUILD)/libittt.a
 all: $(BUILD)/ittt info
 
 info:
-	@echo "ittt: built $(if $(filter 1,$(CUDA)),CPU + CUDA (sm_$(GPU_ARCH)),CPU only ($(if $(NVCC),CUDA=0 given,nvcc not found))), NVTX $(if $(filter 1,$(NVTX)),on,off), plots $(if $(filter 1,$(PLOTS)),on,off)"
+	@echo "ittt: built $(if $(filter emu,$(CUDA)),CPU + the CUDA emulator (the .cu files as host C++; not a GPU),$(if $(filter 1,$(CUDA)),CPU + CUDA (sm_$(GPU_ARCH)),CPU only ($(if $(NVCC),CUDA=0 given,nvcc not found)))), NVTX $(if $(filter 1,$(NVTX)),on,off), plots $(if $(filter 1,$(PLOTS)),on,off), MPI $(if $(filter 1,$(MPI)),on,off)$(if $(filter 1,$(NCCL)), + NCCL,)"
 
 # ---- Debian packages: installed when root, otherwise the exact command is printed ----
 DEB_PACKAGES := catch2 $(if $(filter 1,$(PLOTS)),libgnuplot-iostream-dev libboost-iostreams-dev libboost-filesystem-dev gnuplot-nox,)
@@ -110,6 +114,65 @@ $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# ==== CUDA emulator: make CUDA=emu (docs/cuda-emulator.md) ===================================== begin
+# Every .cu file is compiled by g++ as host C++, with src/runtime/cuda_emu/ first on the include
+# path (its cuda_runtime.h, mma.h, cub/) and cuda_runtime.h force-included, as nvcc does; the
+# emulator's engine joins the library. No CUDA toolkit is used.
+#   make cuda-check         the emulated [cuda] and [cuda_emu] tests three ways, each in its own BUILD:
+#     cuda-check-asan         AddressSanitizer + UndefinedBehaviorSanitizer   (build-emu-asan)
+#     cuda-check-tsan         ThreadSanitizer, small shapes, one OpenMP thread  (build-emu-tsan)
+#     cuda-check-poison       shared memory filled with NaN before every block   (build-emu)
+#   make cuda-mutants       planted bugs the emulated tests must catch (tests/cuda_emu_mutants.sh)
+EMU_DIR := src/runtime/cuda_emu
+ifeq ($(CUDA),emu)
+CPPFLAGS += -I$(EMU_DIR)
+$(LIB): $(call obj,$(wildcard $(EMU_DIR)/*.cpp))
+$(BUILD)/obj/%.cu.o: %.cu | $(BUILD)/deps.ok
+	@mkdir -p $(dir $@)
+	$(CXX) -x c++ -include cuda_runtime.h $(CPPFLAGS) $(CXXFLAGS) $(EMU_CU_WARNINGS) -c $< -o $@
+# nvcc's #pragma unroll, and int-vs-threadIdx comparisons that nvcc does not warn about
+EMU_CU_WARNINGS := -Wno-unknown-pragmas -Wno-sign-compare
+# The emulator's own unit tests: tiny kernels in tests/*.cu, linked into the test binary.
+$(BUILD)/obj/tests/%.cu.o: CPPFLAGS += -I$(CATCH2_INC)
+$(BUILD)/ittt_tests: $(call obj,$(wildcard tests/*.cu))
+# The TSan build compiles the scheduler and the fibers without TSan's instrumentation (their
+# bookkeeping is ordered by construction) and lets them call TSan's fiber and sync API.
+$(call obj,$(EMU_DIR)/emulator.cpp $(EMU_DIR)/fiber.cpp): override CXXFLAGS += $(EMU_ENGINE_FLAGS)
+# Mutation tests: one object rebuilt with a planted bug (tests/cuda_emu_mutants.sh).
+ifneq ($(EMU_MUTANT_OBJ),)
+$(EMU_MUTANT_OBJ): CPPFLAGS += $(EMU_MUTANT_FLAGS)
+endif
+endif
+
+EMU_TESTS ?= [cuda],[cuda_emu]
+.PHONY: cuda-check cuda-check-asan cuda-check-tsan cuda-check-poison cuda-mutants
+cuda-check: cuda-check-asan cuda-check-tsan cuda-check-poison
+
+cuda-check-asan:
+	$(MAKE) CUDA=emu BUILD=build-emu-asan ARCH= CXXFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	  LDFLAGS="-fsanitize=address,undefined" build-emu-asan/ittt_tests
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 OMP_NUM_THREADS=2 build-emu-asan/ittt_tests "$(EMU_TESTS)"
+
+# Small shapes (ITTT_TEST_SHAPES=small, tests/test_util.h) because TSan slows the emulator by ~10x;
+# one OpenMP thread because libgomp's own synchronisation is invisible to TSan.
+cuda-check-tsan:
+	$(MAKE) CUDA=emu BUILD=build-emu-tsan ARCH= CXXFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" \
+	  EMU_ENGINE_FLAGS="-fno-sanitize=thread -DITTT_EMU_TSAN=1" build-emu-tsan/ittt_tests
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 OMP_NUM_THREADS=1 ITTT_TEST_SHAPES=small build-emu-tsan/ittt_tests "$(EMU_TESTS)"
+
+cuda-check-poison:
+	$(MAKE) CUDA=emu BUILD=build-emu build-emu/ittt_tests
+	ITTT_EMU_POISON_SHARED=1 build-emu/ittt_tests "$(EMU_TESTS)"
+
+cuda-mutants:
+	tests/cuda_emu_mutants.sh
+
+clean: clean-cuda-emu
+.PHONY: clean-cuda-emu
+clean-cuda-emu:
+	rm -rf build-emu build-emu-asan build-emu-tsan build-emu-mutant-*
+# ==== CUDA emulator ================================================================================ end
+
 $(BUILD)/ittt: $(call obj,$(TOOL_CPP)) $(LIB)
 	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
@@ -126,7 +189,7 @@ test: $(BUILD)/ittt_tests $(BUILD)/ittt
 
 sanitize:
 	$(MAKE) BUILD=build-sanitize CUDA=0 ARCH= CXXFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-	  LDFLAGS="-fsanitize=address,undefined" build-sanitize/ittt_tests build-sanitize/ittt
+	  LDFLAGS="-fsanitize=address,undefined" build-sanitize/ittt_tests build-sanitize/ittt $(if $(filter 1,$(MPI)),build-sanitize/ittt_cp_check)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 OMP_NUM_THREADS=2 ITTT_BIN=build-sanitize/ittt \
 	  build-sanitize/ittt_tests $(TEST_ARGS)
 
@@ -207,8 +270,135 @@ else
 	@echo "profile: wrote out/profile/train.nsys-rep (open with nsys-ui, or: $(NSYS) stats out/profile/train.nsys-rep)"
 endif
 
+# ---- reliability (issue 9): fuzzing, the bad-inputs table (docs/reliability.md) ----
+#   make fuzz [FUZZ_TIME=60] [FUZZ_TARGETS="safetensors config_json cli"]   each target for FUZZ_TIME seconds
+#   make fuzz-smoke                                                          each target for FUZZ_SMOKE_TIME (20) s: CI
+#   make reliability-table                                                   rewrite the table in docs/reliability.md
+# The targets (tests/fuzz/fuzz_*.cpp) build with clang's libFuzzer + ASan + UBSan
+# from the few sources they need, into $(BUILD)/fuzz; clang and its runtime are
+# installed (as root) only when a fuzz target is asked for. Each run starts
+# from the seed corpus in tests/fuzz/corpus/<target> (python3 tests/fuzz/make_seeds.py
+# writes it) and keeps what it finds in $(BUILD)/fuzz/corpus/<target>; a crash
+# leaves its input in $(BUILD)/fuzz/<target>-crash-* and fails the run.
+FUZZ_CXX        ?= $(or $(shell command -v clang++ 2>/dev/null),$(shell command -v clang++-14 2>/dev/null),clang++)
+FUZZ_BUILD      := $(BUILD)/fuzz
+FUZZ_TARGETS    ?= safetensors config_json cli
+FUZZ_TIME       ?= 60
+FUZZ_SMOKE_TIME ?= 20
+FUZZ_DEB_PACKAGES := clang libclang-rt-14-dev
+FUZZ_SANITIZE   := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CXXFLAGS   := -std=c++17 -O1 -g -fno-omit-frame-pointer $(FUZZ_SANITIZE) -Isrc -I. -DITTT_WITH_CUDA=0 -DITTT_WITH_NVTX=0 -DITTT_WITH_GNUPLOT=0
+FUZZ_LIB_SRC    := src/io/json.cpp src/io/safetensors.cpp src/io/atomic_file.cpp src/io/fault_injection.cpp src/io/config_json.cpp \
+                   src/model/config.cpp src/model/memory_budget.cpp src/runtime/tensor.cpp src/runtime/device.cpp \
+                   src/tools/args.cpp src/tasks/tasks.cpp
+FUZZ_LIB_OBJ    := $(patsubst %.cpp,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_LIB_SRC))
+.SECONDARY: $(FUZZ_LIB_OBJ)
+
+.PHONY: fuzz fuzz-smoke fuzz-build reliability-table
+$(FUZZ_BUILD)/deps.ok:
+	@mkdir -p $(FUZZ_BUILD)
+	@probe='extern "C" int LLVMFuzzerTestOneInput(const unsigned char*, unsigned long) { return 0; }'; \
+	if ! echo "$$probe" | $(FUZZ_CXX) -x c++ -fsanitize=fuzzer,address - -o $(FUZZ_BUILD)/probe 2>/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing: $(FUZZ_DEB_PACKAGES)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(FUZZ_DEB_PACKAGES)) >$(FUZZ_BUILD)/apt.log 2>&1 \
+	      || { echo "apt-get failed, see $(FUZZ_BUILD)/apt.log"; exit 1; }; \
+	    echo "$$probe" | $(FUZZ_CXX) -x c++ -fsanitize=fuzzer,address - -o $(FUZZ_BUILD)/probe \
+	      || { echo "clang still cannot build a libFuzzer target"; exit 1; }; \
+	  else \
+	    echo "the fuzz targets need clang with libFuzzer: sudo apt-get install -y $(FUZZ_DEB_PACKAGES)"; exit 1; \
+	  fi; \
+	fi; rm -f $(FUZZ_BUILD)/probe; touch $@
+
+$(FUZZ_BUILD)/obj/%.o: %.cpp | $(FUZZ_BUILD)/deps.ok
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(FUZZ_CXXFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.cpp $(FUZZ_LIB_OBJ) | $(FUZZ_BUILD)/deps.ok
+	$(FUZZ_CXX) $(FUZZ_CXXFLAGS) -fsanitize=fuzzer $< $(FUZZ_LIB_OBJ) -o $@
+
+fuzz-build: $(addprefix $(FUZZ_BUILD)/fuzz_,$(FUZZ_TARGETS))
+
+# One target for $(1) seconds; prints its executions and fails on any finding.
+define fuzz_run
+	@mkdir -p $(FUZZ_BUILD)/corpus/$(1)
+	@echo "fuzz $(1): $(2) s"
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(FUZZ_BUILD)/fuzz_$(1) -max_total_time=$(2) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	  -artifact_prefix=$(FUZZ_BUILD)/$(1)- $(FUZZ_BUILD)/corpus/$(1) tests/fuzz/corpus/$(1) >$(FUZZ_BUILD)/$(1).log 2>&1 \
+	  || { tail -n 40 $(FUZZ_BUILD)/$(1).log; echo "fuzz $(1): FAILED (log: $(FUZZ_BUILD)/$(1).log)"; exit 1; }
+	@echo "fuzz $(1): $$(grep -h 'stat::number_of_executed_units' $(FUZZ_BUILD)/$(1).log | awk '{print $$2}') executions, no finding"
+
+endef
+
+fuzz: fuzz-build
+	$(foreach t,$(FUZZ_TARGETS),$(call fuzz_run,$(t),$(FUZZ_TIME)))
+
+fuzz-smoke: fuzz-build
+	$(foreach t,$(FUZZ_TARGETS),$(call fuzz_run,$(t),$(FUZZ_SMOKE_TIME)))
+
+reliability-table: $(BUILD)/ittt_tests $(BUILD)/ittt
+	ITTT_RELIABILITY_DOC=docs/reliability.md $(BUILD)/ittt_tests "[reliability-table]"
+
+-include $(shell find $(FUZZ_BUILD)/obj -name '*.d' 2>/dev/null)
+# ---- end of the reliability block ----
+
 clean:
 	rm -rf $(BUILD) build-sanitize
+
+# ---- MPI: context parallelism (docs/parallelism.md) -------------------------------------
+# MPI=0|1: default 1 when mpicxx or pkg-config's ompi is found. The library always has
+# src/parallel/; only context.cpp changes with MPI (without it, --context-parallel is an
+# error that says how to get MPI). NCCL=0|1: the transport for CUDA tensors, default 1
+# when CUDA=1, MPI=1 and nccl.h + libnccl are found (compiled; it needs GPUs to run).
+# MPI=1 adds the Debian packages to the deps list, builds build/ittt_cp_check (the MPI
+# tests, run by `make test` through tests/test_parallel.cpp) and build/ittt_cp_bench
+# (run by `make bench`). Flags are looked up when a recipe runs, after `deps`.
+MPIRUN ?= mpirun
+ifeq ($(origin MPI),undefined)
+  MPI := $(if $(or $(shell command -v mpicxx 2>/dev/null),$(shell pkg-config --exists ompi 2>/dev/null && echo y)),1,0)
+endif
+NCCL_INC := $(firstword $(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h /usr/local/include/nccl.h))
+NCCL_LIB := $(firstword $(wildcard $(CUDA_HOME)/lib64/libnccl.so /usr/lib/x86_64-linux-gnu/libnccl.so /usr/local/lib/libnccl.so))
+ifeq ($(origin NCCL),undefined)
+  NCCL := $(if $(and $(filter 1,$(CUDA)),$(filter 1,$(MPI)),$(NCCL_INC),$(NCCL_LIB)),1,0)
+endif
+ifeq ($(MPI),1)
+  MPI_CFLAGS = $(shell pkg-config --cflags ompi 2>/dev/null || mpicc --showme:compile)
+  MPI_LIBS   = $(shell pkg-config --libs ompi 2>/dev/null || mpicc --showme:link)
+  LDLIBS += $(MPI_LIBS)
+  DEB_PACKAGES += libopenmpi-dev openmpi-bin
+  DEP_FILES += $(if $(shell command -v mpirun 2>/dev/null),,/usr/bin/mpirun) $(if $(shell command -v mpicc 2>/dev/null),,/usr/bin/mpicc)
+  MPI_BINS := $(BUILD)/ittt_cp_check $(BUILD)/ittt_cp_bench
+endif
+ifeq ($(NCCL),1)
+  NCCL_FLAGS := -I$(dir $(NCCL_INC)) -I$(CUDA_HOME)/include
+  LDLIBS += -L$(dir $(NCCL_LIB)) -Wl,-rpath,$(dir $(NCCL_LIB)) -lnccl
+endif
+PARALLEL_OBJ := $(call obj,$(wildcard src/parallel/*.cpp))
+$(PARALLEL_OBJ): CPPFLAGS += -DITTT_WITH_MPI=$(MPI) -DITTT_WITH_NCCL=$(NCCL) $(if $(filter 1,$(MPI)),$(MPI_CFLAGS)) $(NCCL_FLAGS)
+# A stamp named after the setting: switching MPI or NCCL recompiles src/parallel.
+MPI_STAMP := $(BUILD)/mpi$(MPI)_nccl$(NCCL).stamp
+$(PARALLEL_OBJ): $(MPI_STAMP)
+$(MPI_STAMP):
+	@mkdir -p $(BUILD) && rm -f $(BUILD)/mpi*_nccl*.stamp && touch $@
+
+$(BUILD)/ittt_cp_check: $(call obj,tests/mpi/cp_check.cpp) $(LIB)
+	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
+$(BUILD)/ittt_cp_bench: $(call obj,src/bench/parallel/bench_context_parallel.cpp src/bench/bench_table.cpp) $(LIB)
+	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
+test: $(MPI_BINS)
+all: $(MPI_BINS)
+bench: bench-mpi
+.PHONY: bench-mpi
+bench-mpi: $(BUILD)/ittt_bench $(MPI_BINS)
+ifeq ($(MPI),1)
+	OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 \
+	  $(MPIRUN) --oversubscribe -np 2 $(BUILD)/ittt_cp_bench $(CP_BENCH_ARGS)
+else
+	@echo "bench: context-parallel benchmark skipped (built without MPI; MPI=1 needs libopenmpi-dev openmpi-bin)"
+endif
+# ---- end of the MPI block ------------------------------------------------------------
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 

@@ -5,26 +5,18 @@
 // flag, bad number, missing flag, bad --device or task option) exits 2 with a
 // one-line error, a blank line and the usage on stderr; a run-time failure (a
 // damaged checkpoint) exits 1 with one line naming the file or tensor. A crash
-// is never an answer: its exit code matches none of these.
-//
-// The binary: $ITTT_BIN, else `ittt` beside this test binary, else build/ittt.
-// Every child runs with OMP_NUM_THREADS=1: the models are tiny, and on a busy
-// 2-core machine idle OpenMP threads only wait for each other.
+// is never an answer: its exit code matches none of these. (Helpers: cli_util.h.)
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
-#include <sstream>
 
+#include "cli_util.h"
 #include "io/json.h"
 #include "model/model_io.h"
 #include "model/session.h"
 #include "tasks/tasks.h"
+#include "test_process.h"
 #include "test_util.h"
 #include "tiny_model.h"
 #include "tokenizer/tokenizer.h"
@@ -36,117 +28,6 @@ using Catch::StartsWith;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string self_dir() {
-    std::error_code ec;
-    fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-    return ec ? std::string(".") : exe.parent_path().string();
-}
-
-bool is_executable(const std::string& path) { return ::access(path.c_str(), X_OK) == 0 && fs::is_regular_file(path); }
-
-const std::string& ittt_binary() {
-    static const std::string bin = [] {
-        if (const char* env = std::getenv("ITTT_BIN")) return fs::absolute(env).string();
-        std::string beside = self_dir() + "/ittt";
-        if (is_executable(beside)) return beside;
-        return fs::absolute("build/ittt").string();
-    }();
-    return bin;
-}
-
-// A file of the repository (data/configs/...), from the working directory or the binary's.
-std::string repo_file(const std::string& rel) {
-    if (fs::exists(rel)) return fs::absolute(rel).string();
-    return fs::absolute(fs::path(self_dir()) / ".." / rel).lexically_normal().string();
-}
-
-std::string read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-void write_file(const std::string& path, const std::string& bytes) {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out << bytes;
-}
-
-// A fresh directory under /tmp, removed with everything in it at scope exit.
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/ittt_test_cli_XXXXXX";
-        REQUIRE(::mkdtemp(tmpl) != nullptr);
-        path = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    std::string operator/(const std::string& name) const { return path + "/" + name; }
-};
-
-struct Result {
-    int rc = -1;  // exit code; 128 + signal when the child was killed
-    std::string out, err;
-    std::vector<std::string> err_lines() const {
-        std::vector<std::string> lines;
-        std::stringstream ss(err);
-        for (std::string l; std::getline(ss, l);) lines.push_back(l);
-        return lines;
-    }
-};
-
-// Runs `ittt <args>` (args are shell words; the paths used here hold no spaces).
-Result run_ittt(const TempDir& scratch, const std::string& args) {
-    INFO("the ittt binary: " << ittt_binary() << " (build it with `make build/ittt`, or point ITTT_BIN at one)");
-    REQUIRE(is_executable(ittt_binary()));
-    const std::string out = scratch / ".stdout", err = scratch / ".stderr";
-    std::string cmd = "OMP_NUM_THREADS=1 '" + ittt_binary() + "' " + args + " >'" + out + "' 2>'" + err + "'";
-    int status = std::system(cmd.c_str());
-    Result r;
-    if (status != -1 && WIFEXITED(status)) r.rc = WEXITSTATUS(status);
-    else if (status != -1 && WIFSIGNALED(status)) r.rc = 128 + WTERMSIG(status);
-    r.out = read_file(out);
-    r.err = read_file(err);
-    return r;
-}
-
-// A usage error: exit 2, "ittt <cmd>: <message>" alone on the first line, then a blank line and the usage.
-void check_usage_error(const Result& r, const std::string& cmd, const std::string& message) {
-    INFO("stderr:\n" << r.err << "stdout:\n" << r.out);
-    CHECK(r.rc == 2);
-    std::vector<std::string> lines = r.err_lines();
-    REQUIRE(lines.size() >= 3);
-    CHECK_THAT(lines[0], StartsWith("ittt " + cmd + ": ") && Contains(message));
-    CHECK(lines[1].empty());
-    CHECK_THAT(r.err, Contains("usage: ittt " + cmd));
-    CHECK(r.out.empty());
-}
-
-// A run-time error: exit 1 and one line "ittt <cmd>: error: ..." naming what failed.
-void check_runtime_error(const Result& r, const std::string& cmd, const std::vector<std::string>& mentions) {
-    INFO("stderr:\n" << r.err << "stdout:\n" << r.out);
-    CHECK(r.rc == 1);
-    std::vector<std::string> lines = r.err_lines();
-    REQUIRE(lines.size() == 1);
-    CHECK_THAT(lines[0], StartsWith("ittt " + cmd + ": error: "));
-    for (const std::string& m : mentions) CHECK_THAT(lines[0], Contains(m));
-}
-
-Json parse_json(const std::string& text, const std::string& what) {
-    INFO(what << " printed:\n" << text);
-    Json j;
-    REQUIRE_NOTHROW(j = Json::parse(text, what));
-    return j;
-}
-
-std::vector<std::string> lines_of(const std::string& text) {
-    std::vector<std::string> lines;
-    std::stringstream ss(text);
-    for (std::string l; std::getline(ss, l);) lines.push_back(l);
-    return lines;
-}
 
 // "5,9,9" -> {5, 9, 9}
 std::vector<int32_t> parse_ids(const std::string& text) {
@@ -161,7 +42,7 @@ const char* const kTrainSmall = "--task induction --seq-len 40 --batch 4 --warmu
 }  // namespace
 
 TEST_CASE("cli: every subcommand's --help exits 0 and prints its usage", "[cli]") {
-    TempDir tmp;
+    TempDir tmp("ittt_test_cli");
     for (const char* cmd : {"init", "train", "eval", "forward", "generate", "step"}) {
         for (const char* flag : {"--help", "-h"}) {
             Result r = run_ittt(tmp, std::string(cmd) + " " + flag);
@@ -175,19 +56,24 @@ TEST_CASE("cli: every subcommand's --help exits 0 and prints its usage", "[cli]"
     Result r = run_ittt(tmp, "train --steps nope --help");
     CHECK(r.rc == 0);
     CHECK_THAT(r.out, StartsWith("usage: ittt train"));
-    for (const char* args : {"", "--help", "help"}) {
+    for (const char* args : {"--help", "help"}) {
         Result top = run_ittt(tmp, args);
         INFO("ittt " << args);
         CHECK(top.rc == 0);
         CHECK_THAT(top.out, StartsWith("usage: ittt <command>") && Contains("generate"));
     }
+    // No command at all is a usage error (issue 9, defect 7): exit 2, the usage on stderr.
+    Result none = run_ittt(tmp, "");
+    CHECK(none.rc == 2);
+    CHECK(none.out.empty());
+    CHECK_THAT(none.err, StartsWith("ittt: missing command") && Contains("usage: ittt <command>"));
     Result info = run_ittt(tmp, "info");
     CHECK(info.rc == 0);
     CHECK_THAT(info.out, StartsWith("cpu: "));
 }
 
 TEST_CASE("cli: bad command lines exit 2 with a one-line error and the usage", "[cli]") {
-    TempDir tmp;
+    TempDir tmp("ittt_test_cli");
     const std::string config = repo_file("data/configs/tiny.json"), ckpt = tmp / "m";
     REQUIRE(run_ittt(tmp, "init --config " + config + " --out " + ckpt).rc == 0);
     const std::string tr = " --config " + config + " --out " + (tmp / "run") + " ";
@@ -204,17 +90,17 @@ TEST_CASE("cli: bad command lines exit 2 with a one-line error and the usage", "
         {"train", "--task induction" + tr + "--step 3", "unknown flag --step"},
         {"generate", "--ckpt " + ckpt + " --tokens 1 --json=1", "--json takes no value"},
         // bad numbers
-        {"train", "--task induction" + tr + "--steps abc", "--steps expects an integer, found 'abc'"},
+        {"train", "--task induction" + tr + "--steps abc", "--steps expects an integer in [0, 1000000000], found 'abc'"},
         {"train", "--task induction" + tr + "--steps 3.5", "--steps expects an integer"},
-        {"train", "--task induction" + tr + "--lr 1e-3x", "--lr expects a number, found '1e-3x'"},
-        {"train", "--task induction" + tr + "--lr nan", "--lr expects a number"},
+        {"train", "--task induction" + tr + "--lr 1e-3x", "--lr expects a finite number, found '1e-3x'"},
+        {"train", "--task induction" + tr + "--lr nan", "--lr expects a finite number"},
         {"train", "--task induction" + tr + "--lr 0", "--lr must be > 0"},
         {"train", "--task induction" + tr + "--batch 0", "--batch must be in [1, "},
-        {"train", "--task induction" + tr + "--steps 99999999999999999999", "--steps expects an integer"},
+        {"train", "--task induction" + tr + "--steps 99999999999999999999", "--steps must be in [0, 1000000000]"},
         {"train", "--task induction" + tr + "--min-lr-ratio 2", "--min-lr-ratio must be in [0, 1]"},
         {"init", "--config " + config + " --out " + (tmp / "x") + " --seed -1", "--seed must be in [0, "},
         {"eval", ev + "--batches x", "--batches expects an integer"},
-        {"forward", "--ckpt " + ckpt + " --tokens 1,x,3", "--tokens expects comma-separated integers"},
+        {"forward", "--ckpt " + ckpt + " --tokens 1,x,3", "--tokens item expects an integer in [0, 2147483647], found 'x'"},
         {"forward", "--ckpt " + ckpt + " --tokens 1,999", "id 999 at index 1 is outside the vocabulary [0, 68)"},
         {"forward", "--ckpt " + ckpt + " --tokens 1 --top 0", "--top must be in [1, "},
         {"generate", "--ckpt " + ckpt + " --tokens 1 --temperature -1", "--temperature must be >= 0"},
@@ -235,7 +121,7 @@ TEST_CASE("cli: bad command lines exit 2 with a one-line error and the usage", "
         {"train", "--task induction" + tr + "--device gpu", "--device: expected cpu, cuda or auto"},
         {"forward", "--ckpt " + ckpt + " --tokens 1 --threads -2", "--threads must be in [0, 1024]"},
         {"eval", ev + "--kernel gemm", "--kernel: expected op=version"},
-        {"eval", ev + "--kernel gemm=99999999999", "--kernel: a version number is out of range"},
+        {"eval", ev + "--kernel gemm=99999999999", "--kernel: the version of gemm must be in [0, 1000]"},
         {"eval", ev + "--kernel frob=1", "unknown op 'frob'"},
         {"eval", ev + "--kernel gemm=7", "kernel version for gemm: expected 0 (best) to 5, found 7"},
         // tasks and their options
@@ -258,7 +144,7 @@ TEST_CASE("cli: bad command lines exit 2 with a one-line error and the usage", "
 }
 
 TEST_CASE("cli: init, train, eval --json, forward --json, generate, train --resume", "[cli]") {
-    TempDir tmp;
+    TempDir tmp("ittt_test_cli");
     const std::string config = repo_file("data/configs/tiny.json"), init = tmp / "init", run = tmp / "run";
 
     Result r = run_ittt(tmp, "init --config " + config + " --out " + init + " --seed 3");
@@ -281,10 +167,14 @@ TEST_CASE("cli: init, train, eval --json, forward --json, generate, train --resu
         CHECK(step.at("loss").as_number() > 0);
         CHECK(step.at("lr").as_number() > 0);
     }
-    for (const char* f : {"config.json", "model.safetensors", "optimizer.safetensors", "trainer_state.json"})
-        CHECK(fs::exists(run + "/" + f));
-    CHECK(parse_json(read_file(run + "/trainer_state.json"), "trainer_state.json").at("step").as_int() == 4);
-    CHECK(read_file(run + "/model.safetensors") != read_file(init + "/model.safetensors"));  // it trained
+    // A run directory: one complete checkpoint per saved step, the newest 2 kept.
+    const std::string step2 = run + "/step-00000002", step4 = run + "/step-00000004";
+    for (const char* f : {"config.json", "model.safetensors", "optimizer.safetensors", "trainer_state.json"}) {
+        CHECK(fs::exists(step2 + "/" + f));
+        CHECK(fs::exists(step4 + "/" + f));
+    }
+    CHECK(parse_json(read_text(step4 + "/trainer_state.json"), "trainer_state.json").at("step").as_int() == 4);
+    CHECK(read_text(step4 + "/model.safetensors") != read_text(init + "/model.safetensors"));  // it trained
 
     // the same run in text mode prints progress lines and where it wrote
     r = run_ittt(tmp, "train --ckpt " + init + " --out " + (tmp / "run_text") + " " + kTrainSmall + " --steps 4 --log-every 2");
@@ -292,7 +182,7 @@ TEST_CASE("cli: init, train, eval --json, forward --json, generate, train --resu
     CHECK_THAT(r.out, Contains("training ") && Contains("induction") && Contains("step 2/4") && Contains("step 4/4") &&
                           Contains("wrote " + (tmp / "run_text")));
     // same seeds, same data: the same weights as the JSON run
-    CHECK(read_file(tmp / "run_text/model.safetensors") == read_file(run + "/model.safetensors"));
+    CHECK(read_text(tmp / "run_text/step-00000004/model.safetensors") == read_text(step4 + "/model.safetensors"));
 
     // eval --json: one object, deterministic for a seed
     const std::string eval_args = "eval --ckpt " + run + " --task induction --seed 7 --seq-len 40 --batch 4 --batches 2 --json";
@@ -374,21 +264,23 @@ TEST_CASE("cli: init, train, eval --json, forward --json, generate, train --resu
     REQUIRE(lines.size() == 2);
     CHECK(parse_json(lines[0], "resumed step").at("step").as_int() == 5);
     CHECK(parse_json(lines[1], "resumed step").at("step").as_int() == 6);
-    CHECK(parse_json(read_file(run + "/trainer_state.json"), "trainer_state.json").at("step").as_int() == 6);
+    CHECK(parse_json(read_text(run + "/step-00000006/trainer_state.json"), "trainer_state.json").at("step").as_int() == 6);
+    CHECK(!fs::exists(step2));  // --keep 2: step 4 and step 6 remain
+    CHECK(fs::exists(step4));
     r = run_ittt(tmp, "train --resume --out " + run + " " + kTrainSmall + " --steps 6");
     REQUIRE(r.rc == 0);
-    CHECK_THAT(r.out, Contains("resuming " + run + " at step 6"));
+    CHECK_THAT(r.out, Contains("resuming " + run + "/step-00000006 at step 6") && Contains("nothing to do"));
 
     // --resume needs the optimizer state `ittt init` does not write
     check_runtime_error(run_ittt(tmp, "train --resume --out " + init + " " + kTrainSmall + " --steps 6"), "train",
-                        {"optimizer.safetensors"});
+                        {"trainer_state.json", "ittt init"});
 }
 
 TEST_CASE("cli: a damaged checkpoint is refused naming the file or the tensor", "[cli]") {
-    TempDir tmp;
+    TempDir tmp("ittt_test_cli");
     const std::string config = repo_file("data/configs/tiny.json"), good = tmp / "good";
     REQUIRE(run_ittt(tmp, "init --config " + config + " --out " + good).rc == 0);
-    const std::string weights = read_file(good + "/model.safetensors");
+    const std::string weights = read_text(good + "/model.safetensors");
     const std::string eval_args = " --task induction --seed 1 --seq-len 40 --batch 2 --batches 1";
 
     // A copy of the good checkpoint with one file replaced.
@@ -397,7 +289,7 @@ TEST_CASE("cli: a damaged checkpoint is refused naming the file or the tensor", 
         fs::create_directories(dir);
         fs::copy_file(good + "/config.json", dir + "/config.json");
         fs::copy_file(good + "/model.safetensors", dir + "/model.safetensors");
-        write_file(dir + "/" + file, bytes);
+        write_text(dir + "/" + file, bytes);
         return dir;
     };
 
@@ -420,7 +312,7 @@ TEST_CASE("cli: a damaged checkpoint is refused naming the file or the tensor", 
                         {"model.safetensors"});
 
     // config.json says d = 48, the weights were made with d = 32: the first tensor that disagrees is named
-    std::string cfg = read_file(good + "/config.json");
+    std::string cfg = read_text(good + "/config.json");
     size_t at = cfg.find("\"hidden_size\": 32");
     REQUIRE(at != std::string::npos);
     cfg.replace(at, 17, "\"hidden_size\": 48");

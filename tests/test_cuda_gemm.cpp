@@ -110,7 +110,7 @@ TEST_CASE("CUDA gemm versions 1-5 match the CPU on ragged shapes in all layouts,
     uint64_t seed = 1000;
     for (bool ta : {false, true})
         for (bool tb : {false, true})
-            for (const Mnk& s : kRaggedShapes) {
+            for (const Mnk& s : ittt::test::subset_if_small(kRaggedShapes, 2)) {
                 Tensor A = random_tensor(stored_shape(s.M, s.K, ta), seed++), B = random_tensor(stored_shape(s.K, s.N, tb), seed++);
                 Tensor C0 = random_tensor({s.M, s.N}, seed++);
                 Tensor ref = reference(A, ta, B, tb, C0, alpha, beta);
@@ -165,14 +165,15 @@ TEST_CASE("CUDA gemm version 5 runs the tensor cores on exact tiles and matches 
     uint64_t seed = 3000;
     for (bool ta : {false, true})
         for (bool tb : {false, true})
-            for (const Mnk& s : {Mnk{128, 128, 32}, Mnk{256, 384, 96}, Mnk{384, 128, 512}, Mnk{128, 256, 1024}}) {
+            for (const Mnk& s :
+                 ittt::test::subset_if_small(std::vector<Mnk>{{128, 128, 32}, {256, 384, 96}, {384, 128, 512}, {128, 256, 1024}}, 2)) {
                 Tensor A = random_tensor(stored_shape(s.M, s.K, ta), seed++), B = random_tensor(stored_shape(s.K, s.N, tb), seed++);
                 Tensor C0 = random_tensor({s.M, s.N}, seed++);
                 const int rv = resolved(kTensorCores, A, ta, B, tb, C0);
                 INFO(label(kTensorCores, rv, ta, tb, s.M, s.N, s.K));
                 // Every GPU this project targets (sm_80 and newer) has TF32 tensor cores.
                 CHECK(rv == kTensorCores);
-                CHECK(resolved(0, A, ta, B, tb, C0) == rv);  // "best" is version 5 here
+                CHECK(resolved(0, A, ta, B, tb, C0) == 4);  // "best" stays FP32 version 4 even here: TF32 is opt-in
                 Tensor ref = reference(A, ta, B, tb, C0, alpha, beta);
                 Tensor C = run_cuda(kTensorCores, A, ta, B, tb, C0, alpha, beta);
                 CHECK(check_close(C, ref, atol_for(rv, s.K, alpha), kRtol, label(kTensorCores, rv, ta, tb, s.M, s.N, s.K)));

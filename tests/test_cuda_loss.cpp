@@ -111,7 +111,7 @@ TEST_CASE("CUDA adamw_step matches the CPU kernel over several steps", "[cuda][a
 
 TEST_CASE("CUDA fill, add_inplace, scale_inplace match the CPU", "[cuda][elementwise]") {
     ITTT_SKIP_WITHOUT_CUDA();
-    for (int64_t n : {0, 1, 17, 1000, 3000001}) {
+    for (int64_t n : {int64_t(0), int64_t(1), int64_t(17), int64_t(1000), small_shapes() ? int64_t(30001) : int64_t(3000001)}) {
         INFO("n " << n);
         Tensor x = random_tensor({n}, 221), y = random_tensor({n}, 222);
         Tensor x_g = gpu(x), y_g = gpu(y);
@@ -135,7 +135,7 @@ TEST_CASE("CUDA fill, add_inplace, scale_inplace match the CPU", "[cuda][element
 
 TEST_CASE("CUDA sum_squares matches the CPU and is the same bits on every run", "[cuda][elementwise][clip]") {
     ITTT_SKIP_WITHOUT_CUDA();
-    for (int64_t n : {0, 1, 17, 255, 256, 257, 1000, (1 << 20) + 3}) {
+    for (int64_t n : {0, 1, 17, 255, 256, 257, 1000, small_shapes() ? 100003 : (1 << 20) + 3}) {
         INFO("n " << n);
         Tensor x = random_tensor({n}, 231, 2.0);
         Tensor x_g = gpu(x);
@@ -148,7 +148,7 @@ TEST_CASE("CUDA sum_squares matches the CPU and is the same bits on every run", 
 
 TEST_CASE("CUDA all_finite finds a single NaN or infinity anywhere", "[cuda][elementwise]") {
     ITTT_SKIP_WITHOUT_CUDA();
-    const int64_t n = 100003;
+    const int64_t n = small_shapes() ? 10003 : 100003;
     Tensor x = random_tensor({n}, 241);
     CHECK(ops::all_finite(gpu(x)));
     CHECK(ops::all_finite(Tensor::zeros({0}, DType::F32, Device::CUDA)));

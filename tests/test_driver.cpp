@@ -338,7 +338,7 @@ TEST_CASE("probe: updates clipped by ttt_clip_tau are reported with their norm b
     CHECK(summary.at("clipped_updates_layers").size() == 2);
 }
 
-TEST_CASE("pages: the chunk views mark keys, values and queries; frames keep the footer in place", "[driver]") {
+TEST_CASE("pages: the chunk views mark keys, values and queries; frames fit the screen, header pinned", "[driver]") {
     Model m(probe_config());
     m.init_random(8);
     randomise_ttt(m, 500);
@@ -360,39 +360,74 @@ TEST_CASE("pages: the chunk views mark keys, values and queries; frames keep the
     CHECK(summary.find("heuristic") != std::string::npos);
     CHECK(summary.find("Learned: E[dl(v*)]") != std::string::npos);
 
-    // Theory pages: k* and v* marked in the pair's chunk.
+    // The probe page's header (pinned by the pager) holds the title, the tokens and the update norms.
+    std::string header = probe::format_chunk_header(run.step, pair_chunk);
+    CHECK(header.find("chunk ") != std::string::npos);
+    CHECK(header.find(cat("[k0:", run.step.tokens[static_cast<size_t>(q.key_position)], "]")) != std::string::npos);
+    CHECK(header.find("||eta dW_") != std::string::npos);
+    CHECK(pair_page == header + probe::format_chunk_body(run.step, pair_chunk));
+
+    // Theory pages: k* and v* marked in the pair's chunk, the update norm in the header.
     theory::TheoryOptions t;
     t.trials = 2;
     theory::StepResult s = theory::run_step(t);
-    std::string page = terminal::theory_chunk_page(s, t.key_chunk);
-    CHECK(page.find(cat("[k*:", s.sequence.key, "]")) != std::string::npos);
-    CHECK(page.find(cat("[v*:", s.sequence.value, "]")) != std::string::npos);
-    CHECK(page.find("LM-aligned") != std::string::npos);
-    CHECK(page.find("Reconstruction") != std::string::npos);
+    terminal::Page page = terminal::theory_chunk_page(s, t.key_chunk);
+    CHECK(page.header.find(cat("[k*:", s.sequence.key, "]")) != std::string::npos);
+    CHECK(page.header.find(cat("[v*:", s.sequence.value, "]")) != std::string::npos);
+    CHECK(page.header.find("||lr dW_") != std::string::npos);
+    CHECK(page.text().find("LM-aligned") != std::string::npos);
+    CHECK(page.text().find("Reconstruction") != std::string::npos);
+    for (const std::string& text : {page.text(), pair_page, query_page})
+        for (const std::string& line : terminal::fold_lines(text, 1000)) {
+            INFO(line);
+            CHECK(terminal::display_width(line) <= 79);  // written for an 80-column terminal
+        }
 
-    // Frames: every page padded to the same height, the footer last.
-    terminal::Pages pages{3, [](int i) { return std::string(static_cast<size_t>(i + 1), 'x') + "\n" + (i == 2 ? "y\nz\n" : ""); },
+    // Folding: at a space, continuation lines under the text after "| ", nothing wider than asked.
+    std::vector<std::string> folded = terminal::fold_lines("   0 | 11 22 33 44 55 66 77\nshort\n", 14);
+    CHECK(folded == std::vector<std::string>{"   0 | 11 22", "       33 44", "       55 66", "       77", "short"});
+    CHECK(terminal::fold_lines("abcdefghijklmnopqrstuvwxyz", 10) ==
+          std::vector<std::string>{"abcdefghij", "  klmnopqr", "  stuvwxyz"});  // no space: hard breaks
+
+    // Frames: exactly `rows` lines, none wider than cols - 1, the header on top,
+    // the footer last, the body scrolled under the header.
+    terminal::Pages pages{3,
+                          [](int i) {
+                              std::string body;
+                              for (int r = 0; r < 10 * i; ++r) body += cat("body line ", r, "\n");
+                              return terminal::Page{cat("title of page ", i, "\n"), body};
+                          },
                           "chunk"};
+    const terminal::ScreenSize small{6, 30};
     for (int i = 0; i < 3; ++i) {
-        std::string f = terminal::frame(pages, i, 4);
-        CHECK(terminal::line_count(f) == 5);
-        CHECK(f.rfind(cat("chunk ", i, "  [", i + 1, "/3]"), std::string::npos) != std::string::npos);
+        std::string f = terminal::frame(pages, i, small);
+        std::vector<std::string> lines = terminal::fold_lines(f, 1000);
+        CHECK(terminal::line_count(f) == 6);
+        CHECK(f.back() != '\n');  // a newline on the last row would scroll the screen
+        CHECK(lines.front() == cat("title of page ", i));
+        CHECK_THAT(lines.back(), Catch::StartsWith(cat("chunk ", i, " [", i + 1, "/3]")));
+        for (const std::string& l : lines) CHECK(terminal::display_width(l) <= 29);
     }
-    CHECK(terminal::frame(pages, 2, 4).find("finish") != std::string::npos);
-    CHECK(terminal::frame(pages, 0, 4).find("next") != std::string::npos);
-    // Too tall for the window: cut with a note, never taller than asked.
-    std::string cut = terminal::frame(pages, 2, 2);
-    CHECK(terminal::line_count(cut) == 3);
-    CHECK(cut.find("more lines") != std::string::npos);
+    CHECK(terminal::max_scroll(pages, 0, small) == 0);
+    CHECK(terminal::max_scroll(pages, 2, small) == 20 - 4);  // 20 body lines, 6 - 2 rows for them
+    std::string scrolled = terminal::frame(pages, 2, small, 3);
+    CHECK(terminal::fold_lines(scrolled, 1000)[0] == "title of page 2");
+    CHECK(terminal::fold_lines(scrolled, 1000)[1] == "body line 3");
+    CHECK(terminal::frame(pages, 2, small, 99) == terminal::frame(pages, 2, small, 16));  // clamped
+    CHECK(terminal::footer(pages, 2, 1, 4, 20).find("finish") != std::string::npos);
+    CHECK(terminal::footer(pages, 0, 1, 4, 20).find("next") != std::string::npos);
     std::string all = terminal::all_pages(pages);
     CHECK(all.find("---- chunk 0 [1/3]") != std::string::npos);
     CHECK(all.find("---- chunk 2 [3/3]") != std::string::npos);
-    CHECK(all.find("xxx\ny\nz\n") != std::string::npos);
+    CHECK(all.find("title of page 2\nbody line 0\n") != std::string::npos);
 
     CHECK(terminal::key_action('\n') == terminal::Action::Next);
     CHECK(terminal::key_action('\r') == terminal::Action::Next);
     CHECK(terminal::key_action('n') == terminal::Action::Next);
     CHECK(terminal::key_action('p') == terminal::Action::Previous);
+    CHECK(terminal::key_action('j') == terminal::Action::ScrollDown);
+    CHECK(terminal::key_action('k') == terminal::Action::ScrollUp);
+    CHECK(terminal::key_action(' ') == terminal::Action::PageDown);
     CHECK(terminal::key_action('q') == terminal::Action::Quit);
     CHECK(terminal::key_action(0) == terminal::Action::Quit);  // end of input
     CHECK(terminal::key_action('x') == terminal::Action::None);

@@ -3,7 +3,7 @@
 //
 // Binaries come from $ITTT_LABS_DIR, else the BUILD's labs folder that the
 // Makefile compiles in (build/labs); `make test` builds them first (notebooks-cpp/labs.mk).
-// The expected labs are the folders notebooks-cpp/*/ with a lab.cpp, so a lab
+// The expected labs are the folders notebooks-cpp/*/ with a lab.cpp (or lab.cu), so a lab
 // that failed to build is a failure, not a silent skip. A lab's output goes to
 // <labs dir>/<name>.check.log; its tail is printed when it fails.
 #include <catch2/catch.hpp>
@@ -46,7 +46,7 @@ TEST_CASE("every lab passes its checks with the reference solutions", "[labs]") 
     std::set<std::string> names;
     if (fs::is_directory("notebooks-cpp"))  // run from the repository root, as `make test` does
         for (const auto& e : fs::directory_iterator("notebooks-cpp"))
-            if (fs::exists(e.path() / "lab.cpp")) names.insert(e.path().filename().string());
+            if (fs::exists(e.path() / "lab.cpp") || fs::exists(e.path() / "lab.cu")) names.insert(e.path().filename().string());
     if (fs::is_directory(dir))
         for (const auto& e : fs::directory_iterator(dir))
             if (e.is_regular_file() && e.path().extension().empty()) names.insert(e.path().filename().string());

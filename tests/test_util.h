@@ -4,8 +4,10 @@
 // - check_close(): element-wise |a - ref| <= atol + rtol*|ref|, printing the first
 //   mismatches and the max error, so a failure says where and by how much.
 // - finite_difference(): central differences of a scalar function, in double.
-// - ITTT_SKIP_WITHOUT_CUDA(): the first line of every [cuda] case.
+// - ITTT_SKIP_WITHOUT_CUDA(), ITTT_SKIP_WITHOUT_MPI(): the first line of every [cuda] / [mpi] case.
 // - fixture_path(): a file under tests/fixtures/.
+// - small_shapes(): ITTT_TEST_SHAPES=small, for runs where every kernel is many times
+//   slower (make cuda-check-tsan: ThreadSanitizer on the CUDA emulator).
 #pragma once
 #include <catch2/catch.hpp>
 
@@ -14,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <string>
@@ -24,6 +27,7 @@
 #endif
 
 #include "ops/ops.h"
+#include "parallel/context.h"
 #include "runtime/device.h"
 #include "runtime/rng.h"
 #include "runtime/tensor.h"
@@ -31,6 +35,26 @@
 namespace ittt::test {
 
 extern int skipped_in_current_case;
+extern int skipped_mpi_in_current_case;
+
+// True under ITTT_TEST_SHAPES=small: the big [cuda] sweeps then take a subset of their
+// shapes (every kind of case still runs, fewer of each).
+inline bool small_shapes() {
+    static const bool small = [] {
+        const char* e = std::getenv("ITTT_TEST_SHAPES");
+        return e != nullptr && std::strcmp(e, "small") == 0;
+    }();
+    return small;
+}
+
+// `all`, or under small shapes every k-th element of it (the first included).
+template <class T>
+std::vector<T> subset_if_small(const std::vector<T>& all, size_t k) {
+    if (!small_shapes()) return all;
+    std::vector<T> some;
+    for (size_t i = 0; i < all.size(); i += k) some.push_back(all[i]);
+    return some;
+}
 
 // Normal(0, scale^2) entries; the same numbers for F32 and F64 (F32 rounds them).
 inline Tensor random_tensor(const Shape& shape, uint64_t seed, double scale = 1.0, DType dtype = DType::F32) {
@@ -184,4 +208,13 @@ inline std::string fixture_path(const std::string& rel) {
             ++::ittt::test::skipped_in_current_case;      \
             return;                                       \
         }                                                 \
+    } while (0)
+
+// The first line of every [mpi] test case: counts the case as skipped in a build without MPI.
+#define ITTT_SKIP_WITHOUT_MPI()                                \
+    do {                                                       \
+        if (!::ittt::parallel::built_with_mpi()) {             \
+            ++::ittt::test::skipped_mpi_in_current_case;       \
+            return;                                            \
+        }                                                      \
     } while (0)

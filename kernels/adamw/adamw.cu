@@ -43,7 +43,8 @@ void adamw_step_cuda(float* param, const float* grad, float* m, float* v, int64_
                " and ", bias_correction2);
     if (n == 0) return;
     const int blocks = static_cast<int>(std::min<int64_t>((n + kThreads - 1) / kThreads, 1 << 16));
-    adamw_kernel<<<blocks, kThreads>>>(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, bias_correction1, bias_correction2);
+    ITTT_LAUNCH(adamw_kernel, blocks, kThreads, 0, 0)(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, bias_correction1,
+                                                      bias_correction2);
     CUDA_CHECK(cudaGetLastError());
 }
 

@@ -91,7 +91,7 @@ constexpr int kNaiveThreads = 128;
 // Block (i, h, b). Dynamic shared memory: score, one float per key query i sees.
 __global__ void attention_naive_forward_kernel(AttentionDims dims, float* out, float* lse, const float* q, const float* k,
                                                const float* v) {
-    extern __shared__ float score[];
+    ITTT_DYNAMIC_SHARED(float, score);
     __shared__ float scratch[kWarp];
     const int64_t nq = dims.nq, cap = dims.cap, Hq = dims.Hq, Hkv = dims.Hkv, hd = dims.hd;
     const int64_t i = blockIdx.x, h = blockIdx.y, b = blockIdx.z, g = h / (Hq / Hkv);
@@ -133,7 +133,7 @@ __global__ void attention_naive_forward_kernel(AttentionDims dims, float* out, f
 // Dynamic shared memory: prob and dprob, one float each per key query i sees.
 __global__ void attention_naive_backward_kernel(AttentionDims dims, float* dq, float* dk, float* dv, const float* dout,
                                                 const float* q, const float* k, const float* v) {
-    extern __shared__ float row[];
+    ITTT_DYNAMIC_SHARED(float, row);
     __shared__ float scratch[kWarp];
     const int64_t n = dims.nq, Hq = dims.Hq, Hkv = dims.Hkv, hd = dims.hd;
     const int64_t i = blockIdx.x, h = blockIdx.y, b = blockIdx.z, g = h / (Hq / Hkv);
@@ -408,7 +408,7 @@ __global__ void __launch_bounds__(kFlashThreads)
     attention_flash_dkdv_kernel(AttentionDims dims, float* dk, float* dv, const float* dout, const float* q, const float* k,
                                 const float* v, const float* lse, const float* D) {
     using Acc = AccumulatorLayout<HD>;
-    extern __shared__ __align__(16) unsigned char shared_bytes[];
+    ITTT_DYNAMIC_SHARED(__align__(16) unsigned char, shared_bytes);
     BackwardShared<HD>& sh = *reinterpret_cast<BackwardShared<HD>*>(shared_bytes);
     const int64_t n = dims.nq, Hq = dims.Hq, Hkv = dims.Hkv, hd = dims.hd, window = dims.window, group = Hq / Hkv;
     const int64_t g = blockIdx.y, b = blockIdx.z, j0 = int64_t(blockIdx.x) * kKeyTile;
@@ -469,7 +469,7 @@ __global__ void __launch_bounds__(kFlashThreads)
     attention_flash_dq_kernel(AttentionDims dims, float* dq, const float* dout, const float* q, const float* k, const float* v,
                               const float* lse, const float* D) {
     using Acc = AccumulatorLayout<HD>;
-    extern __shared__ __align__(16) unsigned char shared_bytes[];
+    ITTT_DYNAMIC_SHARED(__align__(16) unsigned char, shared_bytes);
     BackwardShared<HD>& sh = *reinterpret_cast<BackwardShared<HD>*>(shared_bytes);
     const int64_t n = dims.nq, Hq = dims.Hq, Hkv = dims.Hkv, hd = dims.hd;
     const int64_t h = blockIdx.y, b = blockIdx.z, g = h / (Hq / Hkv), i0 = int64_t(blockIdx.x) * kQueryTile;
@@ -550,8 +550,8 @@ int64_t longest_visible_row(const AttentionDims& d) {
 void naive_forward(const AttentionDims& d, float* out, float* lse, const float* q, const float* k, const float* v) {
     const size_t bytes = static_cast<size_t>(longest_visible_row(d)) * sizeof(float);
     allow_shared_memory(attention_naive_forward_kernel, bytes, "attention version 1 (naive) forward, one score row");
-    attention_naive_forward_kernel<<<dim3(static_cast<unsigned>(d.nq), static_cast<unsigned>(d.Hq), static_cast<unsigned>(d.B)),
-                                     kNaiveThreads, bytes>>>(d, out, lse, q, k, v);
+    const dim3 grid(static_cast<unsigned>(d.nq), static_cast<unsigned>(d.Hq), static_cast<unsigned>(d.B));
+    ITTT_LAUNCH(attention_naive_forward_kernel, grid, kNaiveThreads, bytes, 0)(d, out, lse, q, k, v);
     CUDA_CHECK(cudaGetLastError());
 }
 
@@ -563,15 +563,15 @@ void naive_backward(const AttentionDims& d, float* dq, float* dk, float* dv, con
     const size_t kv_bytes = static_cast<size_t>(d.B * d.nq * d.Hkv * d.hd) * sizeof(float);
     CUDA_CHECK(cudaMemsetAsync(dk, 0, kv_bytes, 0));
     CUDA_CHECK(cudaMemsetAsync(dv, 0, kv_bytes, 0));
-    attention_naive_backward_kernel<<<dim3(static_cast<unsigned>(d.nq), static_cast<unsigned>(d.Hq), static_cast<unsigned>(d.B)),
-                                      kNaiveThreads, bytes>>>(d, dq, dk, dv, dout, q, k, v);
+    const dim3 grid(static_cast<unsigned>(d.nq), static_cast<unsigned>(d.Hq), static_cast<unsigned>(d.B));
+    ITTT_LAUNCH(attention_naive_backward_kernel, grid, kNaiveThreads, bytes, 0)(d, dq, dk, dv, dout, q, k, v);
     CUDA_CHECK(cudaGetLastError());
 }
 
 template <int HD>
 void flash_forward(const AttentionDims& d, float* out, float* lse, const float* q, const float* k, const float* v) {
     const dim3 grid(static_cast<unsigned>(ceil_div(d.nq, kQueryTile)), static_cast<unsigned>(d.Hq), static_cast<unsigned>(d.B));
-    attention_flash_forward_kernel<HD><<<grid, kFlashThreads>>>(d, out, lse, q, k, v);
+    ITTT_LAUNCH((attention_flash_forward_kernel<HD>), grid, kFlashThreads, 0, 0)(d, out, lse, q, k, v);
     CUDA_CHECK(cudaGetLastError());
 }
 
@@ -583,11 +583,11 @@ void flash_backward(const AttentionDims& d, float* dq, float* dk, float* dv, con
     allow_shared_memory(attention_flash_dq_kernel<HD>, bytes, "attention version 2 (flash) backward, dq pass");
     const dim3 key_grid(static_cast<unsigned>(ceil_div(d.nq, kKeyTile)), static_cast<unsigned>(d.Hkv),
                         static_cast<unsigned>(d.B));
-    attention_flash_dkdv_kernel<HD><<<key_grid, kFlashThreads, bytes>>>(d, dk, dv, dout, q, k, v, lse, D);
+    ITTT_LAUNCH((attention_flash_dkdv_kernel<HD>), key_grid, kFlashThreads, bytes, 0)(d, dk, dv, dout, q, k, v, lse, D);
     CUDA_CHECK(cudaGetLastError());
     const dim3 query_grid(static_cast<unsigned>(ceil_div(d.nq, kQueryTile)), static_cast<unsigned>(d.Hq),
                           static_cast<unsigned>(d.B));
-    attention_flash_dq_kernel<HD><<<query_grid, kFlashThreads, bytes>>>(d, dq, dout, q, k, v, lse, D);
+    ITTT_LAUNCH((attention_flash_dq_kernel<HD>), query_grid, kFlashThreads, bytes, 0)(d, dq, dout, q, k, v, lse, D);
     CUDA_CHECK(cudaGetLastError());
 }
 
@@ -639,7 +639,7 @@ void attention_backward_cuda(const AttentionDims& dims, float* dq, float* dk, fl
     ITTT_CHECK(ceil_div(n_rows * kWarp, kFlashThreads) <= INT32_MAX, op, ": ", n_rows, " rows exceed the grid");
     float* D = nullptr;
     CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&D), static_cast<size_t>(n_rows) * sizeof(float), 0));
-    attention_row_dot_kernel<<<static_cast<unsigned>(ceil_div(n_rows * kWarp, kFlashThreads)), kFlashThreads>>>(
+    ITTT_LAUNCH(attention_row_dot_kernel, static_cast<unsigned>(ceil_div(n_rows * kWarp, kFlashThreads)), kFlashThreads, 0, 0)(
         D, dout, out, dims.B, dims.nq, dims.Hq, dims.hd);
     CUDA_CHECK(cudaGetLastError());
     if (dims.hd <= 32) flash_backward<32>(dims, dq, dk, dv, dout, q, k, v, lse, D);

@@ -119,7 +119,7 @@ void conv1d_chunked_forward_cuda(float* out, const float* x, const float* weight
     ITTT_CHECK(batch >= 0 && n >= 0 && d >= 0 && chunk >= 1, op, ": bad sizes B ", batch, ", n ", n, ", d ", d, ", chunk ", chunk);
     const int64_t total = batch * n * d;
     if (total == 0) return;
-    conv1d_forward_kernel<<<grid_for(total), kThreads>>>(out, x, weight, packed, static_cast<int>(taps), n, d, chunk, total);
+    ITTT_LAUNCH(conv1d_forward_kernel, grid_for(total), kThreads, 0, 0)(out, x, weight, packed, static_cast<int>(taps), n, d, chunk, total);
     CUDA_CHECK(cudaGetLastError());
 }
 
@@ -130,11 +130,12 @@ void conv1d_chunked_backward_cuda(float* dx, float* dweight, const float* dout, 
     ITTT_CHECK(batch >= 0 && n >= 0 && d >= 0 && chunk >= 1, op, ": bad sizes B ", batch, ", n ", n, ", d ", d, ", chunk ", chunk);
     const int64_t total = batch * n * d;
     if (total == 0) return;  // dx is empty and dweight gets + 0
-    conv1d_input_grad_kernel<<<grid_for(total), kThreads>>>(dx, dout, weight, packed, static_cast<int>(taps), n, d, chunk, total);
+    ITTT_LAUNCH(conv1d_input_grad_kernel, grid_for(total), kThreads, 0, 0)(dx, dout, weight, packed, static_cast<int>(taps), n, d, chunk,
+                                                                           total);
     CUDA_CHECK(cudaGetLastError());
     const dim3 grid(static_cast<unsigned>((d + kWeightGradChannels - 1) / kWeightGradChannels), static_cast<unsigned>(taps));
     const dim3 block(kWeightGradChannels, kWeightGradRows);
-    conv1d_weight_grad_kernel<<<grid, block>>>(dweight, dout, x, packed, static_cast<int>(taps), batch * n, n, d, chunk);
+    ITTT_LAUNCH(conv1d_weight_grad_kernel, grid, block, 0, 0)(dweight, dout, x, packed, static_cast<int>(taps), batch * n, n, d, chunk);
     CUDA_CHECK(cudaGetLastError());
 }
 

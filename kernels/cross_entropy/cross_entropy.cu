@@ -140,11 +140,12 @@ void cross_entropy_cuda(float* dlogits, double* row_loss, const float* logits, c
     const unsigned rows = static_cast<unsigned>(N);
     switch (version) {
         case 1:
-            cross_entropy_three_pass_kernel<<<rows, kThreads>>>(dlogits, row_loss, logits, targets, V, grad_scale, ignore_index);
+            ITTT_LAUNCH(cross_entropy_three_pass_kernel, rows, kThreads, 0, 0)(dlogits, row_loss, logits, targets, V, grad_scale,
+                                                                               ignore_index);
             break;
         case 0:
         case 2:
-            cross_entropy_online_kernel<<<rows, kThreads>>>(dlogits, row_loss, logits, targets, V, grad_scale, ignore_index);
+            ITTT_LAUNCH(cross_entropy_online_kernel, rows, kThreads, 0, 0)(dlogits, row_loss, logits, targets, V, grad_scale, ignore_index);
             break;
         default: fail(cat("cross_entropy: no CUDA version ", version, " (versions: 1 three passes, 2 online softmax)"));
     }

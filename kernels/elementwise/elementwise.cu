@@ -87,9 +87,9 @@ double reduce_to_host(const float* x, int64_t n, double* workspace, Term term) {
     if (n == 0) return 0.0;
     double* partial = workspace;                  // (kReduceBlocks)
     double* result = workspace + kReduceBlocks;   // (1)
-    reduce_blocks_kernel<<<kReduceBlocks, kThreads>>>(partial, x, n, term);
+    ITTT_LAUNCH((reduce_blocks_kernel<Term>), kReduceBlocks, kThreads, 0, 0)(partial, x, n, term);
     CUDA_CHECK(cudaGetLastError());
-    reduce_final_kernel<<<1, 1>>>(result, partial, static_cast<int>(kReduceBlocks));
+    ITTT_LAUNCH(reduce_final_kernel, 1, 1, 0, 0)(result, partial, static_cast<int>(kReduceBlocks));
     CUDA_CHECK(cudaGetLastError());
     double host = 0;
     CUDA_CHECK(cudaMemcpy(&host, result, sizeof(double), cudaMemcpyDeviceToHost));  // waits for the kernels
@@ -112,21 +112,21 @@ __global__ void sum_dim0_kernel(float* out, const float* in, int64_t k, int64_t 
 void fill_cuda(float* x, int64_t n, float value) {
     ITTT_CHECK(n >= 0, "fill_cuda: n = ", n);
     if (n == 0) return;
-    fill_kernel<<<grid_for(n), kThreads>>>(x, n, value);
+    ITTT_LAUNCH(fill_kernel, grid_for(n), kThreads, 0, 0)(x, n, value);
     CUDA_CHECK(cudaGetLastError());
 }
 
 void add_inplace_cuda(float* y, const float* x, int64_t n, float alpha) {
     ITTT_CHECK(n >= 0, "add_inplace_cuda: n = ", n);
     if (n == 0) return;
-    add_inplace_kernel<<<grid_for(n), kThreads>>>(y, x, n, alpha);
+    ITTT_LAUNCH(add_inplace_kernel, grid_for(n), kThreads, 0, 0)(y, x, n, alpha);
     CUDA_CHECK(cudaGetLastError());
 }
 
 void scale_inplace_cuda(float* x, int64_t n, float s) {
     ITTT_CHECK(n >= 0, "scale_inplace_cuda: n = ", n);
     if (n == 0) return;
-    scale_inplace_kernel<<<grid_for(n), kThreads>>>(x, n, s);
+    ITTT_LAUNCH(scale_inplace_kernel, grid_for(n), kThreads, 0, 0)(x, n, s);
     CUDA_CHECK(cudaGetLastError());
 }
 
@@ -137,7 +137,7 @@ bool all_finite_cuda(const float* x, int64_t n, double* workspace) { return redu
 void sum_dim0_cuda(float* out, const float* in, int64_t k, int64_t m, bool accumulate) {
     ITTT_CHECK(k >= 0 && m >= 0, "sum_dim0_cuda: k = ", k, ", m = ", m);
     if (m == 0) return;
-    sum_dim0_kernel<<<grid_for(m), kThreads>>>(out, in, k, m, accumulate);
+    ITTT_LAUNCH(sum_dim0_kernel, grid_for(m), kThreads, 0, 0)(out, in, k, m, accumulate);
     CUDA_CHECK(cudaGetLastError());
 }
 

@@ -115,7 +115,7 @@ void scatter_sorted(float* dtable, const float* dout, const int32_t* tokens, int
     CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&sorted_ids), sizeof(uint32_t) * n, 0));
     CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&position), sizeof(int32_t) * n, 0));
     CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&sorted_position), sizeof(int32_t) * n, 0));
-    iota_kernel<<<grid_for(n), kThreads>>>(position, n);
+    ITTT_LAUNCH(iota_kernel, grid_for(n), kThreads, 0, 0)(position, n);
     CUDA_CHECK(cudaGetLastError());
 
     // CUB's radix sort is stable: equal ids keep their positions in ascending order.
@@ -128,8 +128,8 @@ void scatter_sorted(float* dtable, const float* dout, const int32_t* tokens, int
     CUDA_CHECK(cudaMallocAsync(&temp, std::max<size_t>(temp_bytes, 1), 0));
     CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp, temp_bytes, ids, sorted_ids, position, sorted_position, n, 0, end_bit, 0));
 
-    embedding_scatter_sorted_kernel<<<static_cast<unsigned>(vocab), 128>>>(dtable, dout, sorted_ids, sorted_position, n_tokens,
-                                                                           dim);
+    ITTT_LAUNCH(embedding_scatter_sorted_kernel, static_cast<unsigned>(vocab), 128, 0, 0)(dtable, dout, sorted_ids, sorted_position,
+                                                                                          n_tokens, dim);
     CUDA_CHECK(cudaGetLastError());
 
     CUDA_CHECK(cudaFreeAsync(temp, 0));
@@ -142,7 +142,7 @@ void scatter_sorted(float* dtable, const float* dout, const int32_t* tokens, int
 
 void embedding_forward_cuda(float* out, const float* table, const int32_t* tokens, int64_t n_tokens, int64_t dim) {
     if (n_tokens == 0 || dim == 0) return;  // a zero-sized grid is a launch error
-    embedding_gather_kernel<<<grid_for(n_tokens * dim), kThreads>>>(out, table, tokens, n_tokens, dim);
+    ITTT_LAUNCH(embedding_gather_kernel, grid_for(n_tokens * dim), kThreads, 0, 0)(out, table, tokens, n_tokens, dim);
     CUDA_CHECK(cudaGetLastError());
 }
 
@@ -152,7 +152,7 @@ void embedding_backward_cuda(float* dtable, const float* dout, const int32_t* to
                " (versions: 1 atomics, 2 sorted, 0 best = 2)");
     if (n_tokens == 0 || dim == 0 || vocab == 0) return;
     if (version == 1) {
-        embedding_scatter_atomic_kernel<<<grid_for(n_tokens * dim), kThreads>>>(dtable, dout, tokens, n_tokens, dim);
+        ITTT_LAUNCH(embedding_scatter_atomic_kernel, grid_for(n_tokens * dim), kThreads, 0, 0)(dtable, dout, tokens, n_tokens, dim);
         CUDA_CHECK(cudaGetLastError());
     } else {
         scatter_sorted(dtable, dout, tokens, n_tokens, vocab, dim);

@@ -464,22 +464,23 @@ void launch(int version, const GemmArgs& p, unsigned batch, bool vec_loads, bool
     auto blocks = [](int n, int tile) { return static_cast<unsigned>((n + tile - 1) / tile); };
     switch (version) {
         case 1:
-            gemm_naive_kernel<TA, TB><<<dim3(blocks(p.M, kNaiveRows), blocks(p.N, kNaiveCols), batch), dim3(kNaiveCols, kNaiveRows)>>>(p);
+            ITTT_LAUNCH((gemm_naive_kernel<TA, TB>), dim3(blocks(p.M, kNaiveRows), blocks(p.N, kNaiveCols), batch),
+                        dim3(kNaiveCols, kNaiveRows), 0, 0)(p);
             break;
         case 2:
-            gemm_smem_kernel<TA, TB><<<dim3(blocks(p.M, kTile2), blocks(p.N, kTile2), batch), dim3(kTile2, kTile2)>>>(p);
+            ITTT_LAUNCH((gemm_smem_kernel<TA, TB>), dim3(blocks(p.M, kTile2), blocks(p.N, kTile2), batch), dim3(kTile2, kTile2), 0, 0)(p);
             break;
         case 3:
-            gemm_blocktile_kernel<TA, TB><<<dim3(blocks(p.M, kBM3), blocks(p.N, kBN3), batch), kThreads3>>>(p);
+            ITTT_LAUNCH((gemm_blocktile_kernel<TA, TB>), dim3(blocks(p.M, kBM3), blocks(p.N, kBN3), batch), kThreads3, 0, 0)(p);
             break;
         case 4: {
             const dim3 grid(blocks(p.M, kBM4), blocks(p.N, kBN4), batch);
-            if (vec_loads) gemm_warptile_kernel<TA, TB, true><<<grid, kThreads4>>>(p, vec_stores);
-            else gemm_warptile_kernel<TA, TB, false><<<grid, kThreads4>>>(p, vec_stores);
+            if (vec_loads) ITTT_LAUNCH((gemm_warptile_kernel<TA, TB, true>), grid, kThreads4, 0, 0)(p, vec_stores);
+            else ITTT_LAUNCH((gemm_warptile_kernel<TA, TB, false>), grid, kThreads4, 0, 0)(p, vec_stores);
             break;
         }
         case 5:
-            gemm_wmma_tf32_kernel<TA, TB><<<dim3(blocks(p.M, kBM5), blocks(p.N, kBN5), batch), kThreads5>>>(p);
+            ITTT_LAUNCH((gemm_wmma_tf32_kernel<TA, TB>), dim3(blocks(p.M, kBM5), blocks(p.N, kBN5), batch), kThreads5, 0, 0)(p);
             break;
         default: fail(cat("gemm_cuda: internal error, version ", version));
     }

@@ -127,12 +127,12 @@ void blelloch_scan(float* out, const float* in, int64_t n, float* workspace) {
     const int64_t tiles = tile_count(n);
     ITTT_CHECK(tiles <= 2147483647LL, "prefix_scan_1d_blelloch_cuda: n = ", n, " exceeds the grid limit");
     float* tile_totals = workspace;  // (tiles), then the deeper levels' workspace
-    blelloch_tile_kernel<<<static_cast<unsigned>(tiles), kScanThreads>>>(out, in, n, tile_totals);
+    ITTT_LAUNCH(blelloch_tile_kernel, static_cast<unsigned>(tiles), kScanThreads, 0, 0)(out, in, n, tile_totals);
     CUDA_CHECK(cudaGetLastError());
     if (tiles == 1) return;  // one tile: its offset is 0
     // Pass 2: the tile totals are a scan problem 512 times smaller; scan them in place.
     blelloch_scan(tile_totals, tile_totals, tiles, workspace + tiles);
-    add_tile_offsets_kernel<<<static_cast<unsigned>(tiles), kScanThreads>>>(out, n, tile_totals);
+    ITTT_LAUNCH(add_tile_offsets_kernel, static_cast<unsigned>(tiles), kScanThreads, 0, 0)(out, n, tile_totals);
     CUDA_CHECK(cudaGetLastError());
 }
 
@@ -195,7 +195,7 @@ void prefix_scan_exclusive_cuda(float* out, const float* in, int64_t batch, int6
     const int64_t total = batch * m;
     if (total == 0 || n_chunks == 0) return;
     const int blocks = static_cast<int>(std::min<int64_t>((total + kThreads - 1) / kThreads, 1 << 16));
-    chunk_scan_kernel<<<blocks, kThreads>>>(out, in, n_chunks, m, reverse, total);
+    ITTT_LAUNCH(chunk_scan_kernel, blocks, kThreads, 0, 0)(out, in, n_chunks, m, reverse, total);
     CUDA_CHECK(cudaGetLastError());
 }
 
@@ -226,7 +226,7 @@ void prefix_scan_1d_lookback_cuda(float* out, const float* in, int64_t n, void* 
     // Every status starts "not ready" and the counter at 0; the memset is queued on
     // the same (default) stream, so it completes before the kernel starts.
     CUDA_CHECK(cudaMemsetAsync(workspace, 0, static_cast<size_t>(prefix_scan_1d_lookback_workspace_bytes(n))));
-    lookback_scan_kernel<<<static_cast<unsigned>(tiles), kScanThreads>>>(out, in, n, status, tile_counter);
+    ITTT_LAUNCH(lookback_scan_kernel, static_cast<unsigned>(tiles), kScanThreads, 0, 0)(out, in, n, status, tile_counter);
     CUDA_CHECK(cudaGetLastError());
 }
 

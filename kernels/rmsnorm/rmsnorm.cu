@@ -122,7 +122,7 @@ int row_blocks(int64_t rows, const char* op) {
 void rmsnorm_forward_cuda(float* out, float* rstd, const float* x, const float* weight, int64_t rows, int64_t dim, double eps) {
     ITTT_CHECK(dim > 0, "rmsnorm_forward_cuda: dim must be > 0, found ", dim);
     if (rows == 0) return;  // a zero-sized grid is a launch error
-    rmsnorm_forward_kernel<<<row_blocks(rows, "rmsnorm_forward_cuda"), kThreads>>>(out, rstd, x, weight, rows, dim, eps);
+    ITTT_LAUNCH(rmsnorm_forward_kernel, row_blocks(rows, "rmsnorm_forward_cuda"), kThreads, 0, 0)(out, rstd, x, weight, rows, dim, eps);
     CUDA_CHECK(cudaGetLastError());
 }
 
@@ -142,13 +142,13 @@ void rmsnorm_backward_cuda(float* dx, float* dweight, const float* dout, const f
     CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&partial), static_cast<size_t>(n_groups * dim) * sizeof(double), 0));
     const dim3 partial_grid(static_cast<unsigned>((dim + kColumnsPerBlock - 1) / kColumnsPerBlock),
                             static_cast<unsigned>(n_groups));
-    rmsnorm_dweight_partial_kernel<<<partial_grid, dim3(kColumnsPerBlock, kRowLanes)>>>(partial, dout, x, rstd, rows, dim);
+    ITTT_LAUNCH(rmsnorm_dweight_partial_kernel, partial_grid, dim3(kColumnsPerBlock, kRowLanes), 0, 0)(partial, dout, x, rstd, rows, dim);
     CUDA_CHECK(cudaGetLastError());
-    rmsnorm_dweight_finish_kernel<<<static_cast<unsigned>((dim + 255) / 256), 256>>>(dweight, partial, n_groups, dim);
+    ITTT_LAUNCH(rmsnorm_dweight_finish_kernel, static_cast<unsigned>((dim + 255) / 256), 256, 0, 0)(dweight, partial, n_groups, dim);
     CUDA_CHECK(cudaGetLastError());
     CUDA_CHECK(cudaFreeAsync(partial, 0));
 
-    rmsnorm_input_grad_kernel<<<blocks, kThreads>>>(dx, dout, x, weight, rstd, rows, dim);
+    ITTT_LAUNCH(rmsnorm_input_grad_kernel, blocks, kThreads, 0, 0)(dx, dout, x, weight, rstd, rows, dim);
     CUDA_CHECK(cudaGetLastError());
 }
 

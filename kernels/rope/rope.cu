@@ -60,7 +60,7 @@ void rope_rotate_cuda(float* out, const float* x, const int32_t* positions, int6
     const int64_t n_pairs = n_tokens * (head_dim / 2);
     if (n_pairs == 0 || n_heads == 0) return;  // a zero-sized grid is a launch error
     const int blocks = static_cast<int>(std::min<int64_t>((n_pairs + kThreads - 1) / kThreads, 1 << 16));
-    rope_rotate_kernel<<<blocks, kThreads>>>(out, x, positions, n_tokens, n_heads, head_dim, theta, direction);
+    ITTT_LAUNCH(rope_rotate_kernel, blocks, kThreads, 0, 0)(out, x, positions, n_tokens, n_heads, head_dim, theta, direction);
     CUDA_CHECK(cudaGetLastError());
 }
 

@@ -57,14 +57,14 @@ __global__ void swiglu_backward_kernel(float* dg, float* du, const float* dz, co
 
 void swiglu_forward_cuda(float* z, const float* g, const float* u, int64_t n) {
     if (n == 0) return;  // a zero-sized grid is a launch error
-    swiglu_forward_kernel<<<grid_for(n), kThreads>>>(z, g, u, n);
+    ITTT_LAUNCH(swiglu_forward_kernel, grid_for(n), kThreads, 0, 0)(z, g, u, n);
     CUDA_CHECK(cudaGetLastError());
 }
 
 void swiglu_backward_cuda(float* dg, float* du, const float* dz, const float* g, const float* u, int64_t n) {
     if (n == 0) return;
     ITTT_CHECK(dg != du, "swiglu_backward_cuda: dg and du must be different buffers");
-    swiglu_backward_kernel<<<grid_for(n), kThreads>>>(dg, du, dz, g, u, n);
+    ITTT_LAUNCH(swiglu_backward_kernel, grid_for(n), kThreads, 0, 0)(dg, du, dz, g, u, n);
     CUDA_CHECK(cudaGetLastError());
 }
 

@@ -169,7 +169,7 @@ void check_sizes(const char* op, int64_t batch, int64_t n, int64_t d, int64_t f,
 
 void nonzero_flags(int* flags, const float* m, int64_t count, int64_t size) {
     ITTT_CHECK(count <= 2147483647LL, "ttt_apply: ", count, " matrices exceed the grid limit");
-    matrix_nonzero_kernel<<<static_cast<unsigned>(count), kThreads>>>(flags, m, size);
+    ITTT_LAUNCH(matrix_nonzero_kernel, static_cast<unsigned>(count), kThreads, 0, 0)(flags, m, size);
     CUDA_CHECK(cudaGetLastError());
 }
 
@@ -181,14 +181,14 @@ void launch_nt(int version, float* out, const float* x, const float* m, const in
     const int64_t n_chunks = (n + chunk - 1) / chunk;
     if (version == 1) {
         const int64_t total = batch * n * d;
-        correction_nt_naive_kernel<<<grid_for(total), kThreads>>>(out, x, m, flags, eta, n, n_chunks, d, f, chunk, accumulate,
-                                                                  total);
+        ITTT_LAUNCH(correction_nt_naive_kernel, grid_for(total), kThreads, 0, 0)(out, x, m, flags, eta, n, n_chunks, d, f, chunk,
+                                                                                 accumulate, total);
     } else {
         const int64_t row_tiles = row_tiles_per_chunk(n, chunk), col_tiles = (d + kTile - 1) / kTile;
         ITTT_CHECK(batch * n_chunks * row_tiles <= 2147483647LL && col_tiles <= 65535, "ttt_apply: shape exceeds the grid limits");
         const dim3 grid(static_cast<unsigned>(batch * n_chunks * row_tiles), static_cast<unsigned>(col_tiles));
-        correction_nt_tiled_kernel<<<grid, dim3(kTile, kTile)>>>(out, x, m, flags, eta, n, n_chunks, d, f, chunk, row_tiles,
-                                                                 accumulate);
+        ITTT_LAUNCH(correction_nt_tiled_kernel, grid, dim3(kTile, kTile), 0, 0)(out, x, m, flags, eta, n, n_chunks, d, f, chunk,
+                                                                                row_tiles, accumulate);
     }
     CUDA_CHECK(cudaGetLastError());
 }
@@ -198,14 +198,14 @@ void launch_nn(int version, float* out, const float* x1, const float* m1, const 
     const int64_t n_chunks = (n + chunk - 1) / chunk;
     if (version == 1) {
         const int64_t total = batch * n * f;
-        correction_nn_naive_kernel<<<grid_for(total), kThreads>>>(out, x1, m1, flags1, x2, m2, flags2, eta, n, n_chunks, d, f, chunk,
-                                                                  total);
+        ITTT_LAUNCH(correction_nn_naive_kernel, grid_for(total), kThreads, 0, 0)(out, x1, m1, flags1, x2, m2, flags2, eta, n, n_chunks,
+                                                                                 d, f, chunk, total);
     } else {
         const int64_t row_tiles = row_tiles_per_chunk(n, chunk), col_tiles = (f + kTile - 1) / kTile;
         ITTT_CHECK(batch * n_chunks * row_tiles <= 2147483647LL && col_tiles <= 65535, "ttt_apply: shape exceeds the grid limits");
         const dim3 grid(static_cast<unsigned>(batch * n_chunks * row_tiles), static_cast<unsigned>(col_tiles));
-        correction_nn_tiled_kernel<<<grid, dim3(kTile, kTile)>>>(out, x1, m1, flags1, x2, m2, flags2, eta, n, n_chunks, d, f, chunk,
-                                                                 row_tiles);
+        ITTT_LAUNCH(correction_nn_tiled_kernel, grid, dim3(kTile, kTile), 0, 0)(out, x1, m1, flags1, x2, m2, flags2, eta, n, n_chunks, d,
+                                                                                f, chunk, row_tiles);
     }
     CUDA_CHECK(cudaGetLastError());
 }

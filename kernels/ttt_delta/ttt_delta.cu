@@ -105,7 +105,7 @@ void ttt_chunk_delta_cuda(float* delta, const float* v, const float* z, int64_t 
     switch (version) {
         case 1: {
             const int blocks = static_cast<int>(std::min<int64_t>((total + kThreads - 1) / kThreads, 1 << 16));
-            chunk_delta_naive_kernel<<<blocks, kThreads>>>(delta, v, z, n, n_chunks, d, f, chunk, total);
+            ITTT_LAUNCH(chunk_delta_naive_kernel, blocks, kThreads, 0, 0)(delta, v, z, n, n_chunks, d, f, chunk, total);
             break;
         }
         case 0:
@@ -114,7 +114,7 @@ void ttt_chunk_delta_cuda(float* delta, const float* v, const float* z, int64_t 
             ITTT_CHECK(col_tiles <= 65535 && row_tiles <= 65535 && batch * n_chunks <= 2147483647LL, op, ": d ", d, ", f ", f,
                        " or B*T ", batch * n_chunks, " exceeds the grid limits");
             const dim3 grid(static_cast<unsigned>(batch * n_chunks), static_cast<unsigned>(col_tiles), static_cast<unsigned>(row_tiles));
-            chunk_delta_tiled_kernel<<<grid, dim3(kTile, kTile)>>>(delta, v, z, n, n_chunks, d, f, chunk);
+            ITTT_LAUNCH(chunk_delta_tiled_kernel, grid, dim3(kTile, kTile), 0, 0)(delta, v, z, n, n_chunks, d, f, chunk);
             break;
         }
         default: fail(cat("ttt_chunk_delta: no CUDA version ", version, " (versions: 1 naive, 2 shared-memory tiles)"));
@@ -126,7 +126,7 @@ void ttt_clip_deltas_cuda(float* delta, int64_t count, int64_t size, double eta,
     ITTT_CHECK(count >= 0 && size >= 0 && count <= 2147483647LL, "ttt_clip_deltas_cuda: bad sizes count ", count, ", size ", size);
     ITTT_CHECK(tau > 0, "ttt_clip_deltas_cuda: tau must be > 0, found ", tau);
     if (count == 0 || size == 0) return;
-    clip_deltas_kernel<<<static_cast<unsigned>(count), kThreads>>>(delta, size, std::fabs(eta), tau);
+    ITTT_LAUNCH(clip_deltas_kernel, static_cast<unsigned>(count), kThreads, 0, 0)(delta, size, std::fabs(eta), tau);
     CUDA_CHECK(cudaGetLastError());
 }
 

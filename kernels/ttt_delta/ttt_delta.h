@@ -6,7 +6,7 @@
 // may be short. The backward pass calls the same kernel with dO in place of V
 // (P_i = dO_[i]^T Z_[i], docs/ttt.md).
 //
-// Clipping (inference only, method.md section 4): if ||eta * delta_i||_F > tau,
+// Clipping (inference only, docs/method.md section 4): if ||eta * delta_i||_F > tau,
 // scale delta_i so that ||eta * delta_i||_F = tau. The norm is summed in double.
 //
 // Versions (ops::set_version("ttt_delta", v)):

@@ -158,7 +158,7 @@ int main(int argc, char** argv) {
         lab::section(8, "What the parallel form costs in memory");
         const double big_d = 2560, big_f = 9728, big_T = 65536 / 4096;  // Qwen3-4B, 64k tokens, C = 4096
         std::printf("  S holds T d f numbers per sequence and layer: here %d x %lld x %lld; for Qwen3-4B at 64k tokens\n"
-                    "  (C = 4096, T = 16): %.2f GB in F32. The token form of method.md section 3 avoids storing it.\n",
+                    "  (C = 4096, T = 16): %.2f GB in F32. The token form of docs/method.md section 3 avoids storing it.\n",
                     T, static_cast<long long>(d), static_cast<long long>(f), big_T * big_d * big_f * 4 / 1e9);
         return checks.finish();
     });

@@ -1,4 +1,4 @@
-// Lab 05: the induction-head theorem (Theorem 1, method.md section 5) measured.
+// Lab 05: the induction-head theorem (Theorem 1, docs/method.md section 5) measured.
 // The theory engine (src/driver/theory.h) builds the setting; you compute the
 // theorem's constants eps and c_norm^2 from the embedding matrix yourself (TODO),
 // compare the LM-aligned and the reconstruction target, and vary d.

@@ -23,11 +23,30 @@
 // Compiled only with CUDA (ITTT_WITH_CUDA) and the CUDA headers on the include path (the
 // Makefile's NVTX include dir is CUDA's); without a GPU each benchmark prints "no CUDA
 // device" and returns. Linked with -lcublas (the Makefile does it for build/ittt_bench only).
+// On the CUDA emulator (make CUDA=emu) the same three benchmarks exist and refuse to run:
+// an emulator's time is never reported as a GPU figure.
 #include "bench/bench.h"
 
-#if ITTT_WITH_CUDA && __has_include(<cuda_runtime.h>) && __has_include(<cublas_v2.h>)
+#if ITTT_WITH_CUDA && __has_include(<cuda_runtime.h>)
+#include <cuda_runtime.h>  // the emulator's shim in a CUDA=emu build, which defines ITTT_CUDA_EMULATED
+#endif
+
+#if ITTT_WITH_CUDA && defined(ITTT_CUDA_EMULATED)
+
+namespace {
+void refuse(const char* bench) {
+    std::printf("\n%s: refused: this build's CUDA device is the CPU emulator (make CUDA=emu), not a GPU; it checks the\n"
+                "  kernels' correctness, and no time it takes is a GPU figure. Build with nvcc (make CUDA=1) on a GPU machine.\n",
+                bench);
+}
+}  // namespace
+
+ITTT_BENCHMARK(gemm_cuda, 11) { refuse("gemm_cuda"); }
+ITTT_BENCHMARK(membw_cuda, 12) { refuse("membw_cuda"); }
+ITTT_BENCHMARK(train_cuda, 32) { refuse("train_cuda"); }
+
+#elif ITTT_WITH_CUDA && __has_include(<cublas_v2.h>)
 #include <cublas_v2.h>
-#include <cuda_runtime.h>
 
 #include <algorithm>
 #include <chrono>

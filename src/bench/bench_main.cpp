@@ -33,33 +33,6 @@ std::vector<Entry>& registry() {
 
 Registrar::Registrar(const char* name, int order, BenchFn fn) { registry().push_back({name, order, fn}); }
 
-std::string fmt(const char* format, double value) {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, format, value);
-    return buf;
-}
-
-void Table::print(const std::string& title) const {
-    std::vector<size_t> width;
-    for (const auto& r : rows_)
-        for (size_t i = 0; i < r.size(); ++i) {
-            if (width.size() <= i) width.push_back(0);
-            width[i] = std::max(width[i], r[i].size());
-        }
-    std::printf("\n%s\n", title.c_str());
-    for (size_t k = 0; k < rows_.size(); ++k) {
-        std::printf("|");
-        for (size_t i = 0; i < rows_[k].size(); ++i) std::printf(" %-*s |", static_cast<int>(width[i]), rows_[k][i].c_str());
-        std::printf("\n");
-        if (k == 0) {
-            std::printf("|");
-            for (size_t w : width) std::printf("%s|", std::string(w + 2, '-').c_str());
-            std::printf("\n");
-        }
-    }
-    std::fflush(stdout);
-}
-
 }  // namespace ittt::bench
 
 int main(int argc, char** argv) {

@@ -533,7 +533,7 @@ std::string format_tokens(const ProbeStep& s, int begin, int end) {
     for (int t = begin; t < end; ++t) {
         const int tok = s.tokens[static_cast<size_t>(t)];
         std::string word = mark.count(t) ? cat("[", mark[t], ":", tok, "]") : std::to_string(tok);
-        if (!line.empty() && line.size() + word.size() + 1 > 88) {
+        if (!line.empty() && line.size() + word.size() + 1 > 68) {  // "  1234 | " + 68 columns: 77 in all
             out += cat("  ", pad(std::to_string(line_start), 4, true), " | ", line, "\n");
             line.clear();
             line_start = t;
@@ -547,8 +547,8 @@ std::string format_tokens(const ProbeStep& s, int begin, int end) {
 namespace {
 
 std::string step_header(const ProbeStep& s) {
-    return cat("model step: ", s.task.describe(), ", n=", s.seq_len, " (", s.chunks.size(), " chunks of ", s.chunk,
-               "), sequence ", s.example);
+    return cat("model step, sequence ", s.example, ": n=", s.seq_len, " (", s.chunks.size(), " chunks of ", s.chunk, ")\ntask ",
+               s.task.describe());
 }
 
 std::string query_caption(const ProbeStep& s, const ProbeQuery& q) {
@@ -560,16 +560,20 @@ std::string query_caption(const ProbeStep& s, const ProbeQuery& q) {
 
 }  // namespace
 
-std::string format_chunk_text(const ProbeStep& s, int chunk) {
+namespace {
+const size_t kLabelWidth = 30, kColumnWidth = 24;  // 78 columns in all
+}  // namespace
+
+std::string format_chunk_header(const ProbeStep& s, int chunk) {
     ITTT_CHECK(chunk >= 0 && chunk < static_cast<int>(s.chunks.size()), "format_chunk_text: chunk ", chunk, " outside [0, ",
                s.chunks.size(), ")");
     const ChunkView& cv = s.chunks[static_cast<size_t>(chunk)];
     std::ostringstream o;
     o << step_header(s) << "\n";
     o << "chunk " << cv.chunk << " of " << s.chunks.size() << ": positions " << cv.begin << "-" << cv.end - 1
-      << "   ([k] key, [v] value, [?] query, [a] answer; index:token)\n";
-    o << format_tokens(s, cv.begin, cv.end) << "\n";
-    const size_t wl = 34, wc = 24;
+      << "   [k] key [v] value [?] query [a] answer\n";
+    o << format_tokens(s, cv.begin, cv.end);
+    const size_t wl = kLabelWidth, wc = kColumnWidth;
     o << pad("", wl) << pad(probe_target_title(ProbeTarget::Learned), wc, true)
       << pad(probe_target_title(ProbeTarget::Offset0), wc, true) << "\n";
     // With ttt_clip_tau on, say which updates it clipped and how large they were before.
@@ -584,6 +588,15 @@ std::string format_chunk_text(const ProbeStep& s, int chunk) {
         any_clipped |= cv.view[0].clipped[li] || cv.view[1].clipped[li];
     }
     if (any_clipped) o << "  (was X: ttt_clip_tau = " << fmt(s.clip_tau) << " clipped this update down from ||eta dW||_F = X)\n";
+    return o.str();
+}
+
+std::string format_chunk_body(const ProbeStep& s, int chunk) {
+    ITTT_CHECK(chunk >= 0 && chunk < static_cast<int>(s.chunks.size()), "format_chunk_text: chunk ", chunk, " outside [0, ",
+               s.chunks.size(), ")");
+    const ChunkView& cv = s.chunks[static_cast<size_t>(chunk)];
+    std::ostringstream o;
+    const size_t wl = kLabelWidth, wc = kColumnWidth;
     const std::vector<QueryChunkView>& q0 = cv.view[0].queries;
     if (q0.empty()) {
         o << "\nno query after this chunk: its update reaches only tokens past the sequence\n";
@@ -613,17 +626,20 @@ std::string format_chunk_text(const ProbeStep& s, int chunk) {
         row(cat("dl(v*) from chunks 0..", cv.chunk), p.first, p.second);
         for (size_t li = 0; li < s.ttt_layers.size(); ++li) {
             p = both([&](const QueryChunkView& x) { return fmt(x.readout_correct[li], "%+.4g"); });
-            row(cat("readout e_v*.(eta dW) z_q, layer ", s.ttt_layers[li]), p.first, p.second);
+            row(cat("readout(v*), layer ", s.ttt_layers[li]), p.first, p.second);
         }
         p = both([&](const QueryChunkView& x) {
             std::string t;
             for (size_t i = 0; i < x.top.size(); ++i) t += (i ? " " : "") + (x.top[i] == x.correct ? cat(x.top[i], "*") : std::to_string(x.top[i]));
             return t;
         });
-        row("top tokens after (* = v*)", p.first, p.second);
+        row("top tokens (* = v*)", p.first, p.second);
     }
+    if (!s.ttt_layers.empty()) o << "\n(readout(v*) = e_v*.(eta dW) z_q, the update's direct effect on v*'s logit)\n";
     return o.str();
 }
+
+std::string format_chunk_text(const ProbeStep& s, int chunk) { return format_chunk_header(s, chunk) + format_chunk_body(s, chunk); }
 
 std::string format_step_text(const ProbeStep& s) {
     std::string out;

@@ -205,8 +205,12 @@ ProbeRun run_probe(Model& model, const ProbeOptions& o);
 // ---- formatting ----
 
 std::string format_summary_text(const ProbeResult& r);
-// One chunk's page (tokens with markers, update norms, every query after it, both targets).
-std::string format_chunk_text(const ProbeStep& s, int chunk);
+// One chunk's page: the header (title, tokens with markers, update norms; what
+// the pager pins to the top) and the body (every query after it, both targets).
+// Lines are written to fit 80 columns.
+std::string format_chunk_header(const ProbeStep& s, int chunk);
+std::string format_chunk_body(const ProbeStep& s, int chunk);
+std::string format_chunk_text(const ProbeStep& s, int chunk);  // header + body
 // All chunks, one after the other.
 std::string format_step_text(const ProbeStep& s);
 // JSON lines: one "model_chunk" object per chunk, one "model_summary" object per target.

@@ -1,6 +1,6 @@
 // theory.h: the "theory mode" of the step-through driver (`ittt step --theory`).
 //
-// It builds the setting of the paper's Theorem 1 (docs/theory.md, method.md
+// It builds the setting of the paper's Theorem 1 (docs/theory.md, docs/method.md
 // section 5) with no attention and no trained model: one block whose fast
 // weight W (d x f) is updated chunk by chunk with dW_i = lr * V_[i]^T Z_[i],
 // a key-value pair (k*, v*) in an early chunk, and the key again at a query

@@ -1,12 +1,18 @@
 #include "io/atomic_file.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
 
+#include "io/fault_injection.h"
 #include "runtime/error.h"
 
 namespace ittt {
@@ -15,11 +21,15 @@ namespace {
 
 std::string errno_text(int e) { return std::strerror(e); }
 
-std::string parent_directory(const std::string& path) {
-    size_t slash = path.find_last_of('/');
-    if (slash == std::string::npos) return ".";
-    if (slash == 0) return "/";
-    return path.substr(0, slash);
+// Runs a system call behind a fault-injection point: an injected errno makes
+// it fail as the real call would (returning -1 with errno set) without running it.
+template <class Call>
+auto guarded(fault::Op op, const std::string& path, Call call) -> decltype(call()) {
+    if (int e = fault::before(op, path)) {
+        errno = e;
+        return -1;
+    }
+    return call();
 }
 
 // Closes the descriptor and removes the temporary file unless release() was
@@ -37,7 +47,7 @@ struct TempFile {
 void write_all(int fd, const void* data, size_t size, const std::string& path) {
     const char* p = static_cast<const char*>(data);
     while (size > 0) {
-        ssize_t n = ::write(fd, p, size);
+        ssize_t n = guarded(fault::Op::Write, path, [&] { return ::write(fd, p, size); });
         if (n < 0) {
             if (errno == EINTR) continue;
             fail(cat("cannot write '", path, "': ", errno_text(errno)));
@@ -47,35 +57,38 @@ void write_all(int fd, const void* data, size_t size, const std::string& path) {
     }
 }
 
+}  // namespace
+
 // The rename itself lives in the directory: without this a power cut after
-// rename() can still bring back the old name on some file systems. Best effort,
-// since some file systems refuse fsync on a directory.
+// rename() can still bring back the old name. Some file systems refuse fsync on
+// a directory (EINVAL); there is nothing more to do on those.
 void sync_directory(const std::string& dir) {
     int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return;
-    (void)::fsync(fd);
+    if (fd < 0) fail(cat("cannot sync directory '", dir, "': ", errno_text(errno)));
+    int rc = guarded(fault::Op::Fsync, dir, [&] { return ::fsync(fd); });
+    int e = errno;
     ::close(fd);
+    if (rc != 0 && e != EINVAL && e != ENOTSUP) fail(cat("cannot sync directory '", dir, "': fsync failed: ", errno_text(e)));
 }
-
-}  // namespace
 
 void write_file_atomic(const std::string& path, const std::vector<ByteSpan>& pieces) {
     ITTT_CHECK(!path.empty(), "write_file_atomic: empty path");
     ITTT_CHECK(!is_directory(path), "cannot write '", path, "': it is a directory");
     TempFile tmp;
     tmp.path = cat(path, ".tmp.", ::getpid());
-    tmp.fd = ::open(tmp.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    tmp.fd = guarded(fault::Op::Create, tmp.path,
+                     [&] { return ::open(tmp.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644); });
     if (tmp.fd < 0) {
         int e = errno;
         tmp.keep = true;  // never created: nothing of ours to remove
         fail(cat("cannot write '", path, "': cannot create '", tmp.path, "': ", errno_text(e)));
     }
     for (const ByteSpan& piece : pieces) write_all(tmp.fd, piece.data, piece.size, tmp.path);
-    if (::fsync(tmp.fd) != 0) fail(cat("cannot write '", path, "': fsync of '", tmp.path, "' failed: ", errno_text(errno)));
+    if (guarded(fault::Op::Fsync, tmp.path, [&] { return ::fsync(tmp.fd); }) != 0) fail(cat("cannot write '", path, "': fsync of '", tmp.path, "' failed: ", errno_text(errno)));
     int fd = tmp.fd;
     tmp.fd = -1;
     if (::close(fd) != 0) fail(cat("cannot write '", path, "': close of '", tmp.path, "' failed: ", errno_text(errno)));
-    if (::rename(tmp.path.c_str(), path.c_str()) != 0)
+    if (guarded(fault::Op::Rename, path, [&] { return ::rename(tmp.path.c_str(), path.c_str()); }) != 0)
         fail(cat("cannot write '", path, "': rename from '", tmp.path, "' failed: ", errno_text(errno)));
     tmp.keep = true;  // it is now `path`
     sync_directory(parent_directory(path));
@@ -124,7 +137,7 @@ void make_directories(const std::string& path) {
         if (pos < path.size() && path[pos] != '/') continue;
         std::string prefix = path.substr(0, pos);
         if (prefix.back() == '/') continue;  // "a//b"
-        if (::mkdir(prefix.c_str(), 0755) == 0) continue;
+        if (guarded(fault::Op::Mkdir, prefix, [&] { return ::mkdir(prefix.c_str(), 0755); }) == 0) continue;
         int e = errno;
         if (e == EEXIST) {
             ITTT_CHECK(is_directory(prefix), "cannot create directory '", path, "': '", prefix,
@@ -151,8 +164,69 @@ bool is_regular_file(const std::string& path) {
 }
 
 void remove_file_if_exists(const std::string& path) {
-    if (::unlink(path.c_str()) == 0 || errno == ENOENT) return;
+    if (guarded(fault::Op::Remove, path, [&] { return ::unlink(path.c_str()); }) == 0 || errno == ENOENT) return;
     fail(cat("cannot remove '", path, "': ", errno_text(errno)));
+}
+
+void make_directory(const std::string& path) {
+    if (guarded(fault::Op::Mkdir, path, [&] { return ::mkdir(path.c_str(), 0755); }) != 0)
+        fail(cat("cannot create directory '", path, "': ", errno_text(errno)));
+}
+
+void rename_path(const std::string& from, const std::string& to) {
+    if (guarded(fault::Op::Rename, to, [&] { return ::rename(from.c_str(), to.c_str()); }) != 0)
+        fail(cat("cannot rename '", from, "' to '", to, "': ", errno_text(errno)));
+}
+
+bool exchange_paths(const std::string& a, const std::string& b) {
+#if defined(SYS_renameat2)
+    constexpr unsigned kRenameExchange = 2;  // RENAME_EXCHANGE in <linux/fs.h>
+    long rc = guarded(fault::Op::Rename, b, [&] {
+        return ::syscall(SYS_renameat2, AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), kRenameExchange);
+    });
+    if (rc == 0) return true;
+    if (errno == EINVAL || errno == ENOSYS || errno == ENOTSUP) return false;  // this file system cannot swap
+    fail(cat("cannot exchange '", a, "' and '", b, "': ", errno_text(errno)));
+#else
+    (void)a, (void)b;
+    return false;
+#endif
+}
+
+std::string remove_tree(const std::string& path) {
+    if (int e = fault::before(fault::Op::Remove, path)) return errno_text(e);
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+    return ec ? ec.message() : std::string();
+}
+
+std::vector<std::string> list_directory(const std::string& dir) {
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) fail(cat("cannot list directory '", dir, "': ", errno_text(errno)));
+    std::vector<std::string> names;
+    while (struct dirent* e = ::readdir(d)) {
+        std::string name = e->d_name;
+        if (name != "." && name != "..") names.push_back(name);
+    }
+    ::closedir(d);
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+std::string parent_directory(const std::string& path) {
+    std::string p = path;
+    while (p.size() > 1 && p.back() == '/') p.pop_back();
+    size_t slash = p.find_last_of('/');
+    if (slash == std::string::npos) return ".";
+    if (slash == 0) return "/";
+    return p.substr(0, slash);
+}
+
+std::string base_name(const std::string& path) {
+    std::string p = path;
+    while (p.size() > 1 && p.back() == '/') p.pop_back();
+    size_t slash = p.find_last_of('/');
+    return slash == std::string::npos ? p : p.substr(slash + 1);
 }
 
 std::string join_path(const std::string& dir, const std::string& name) {

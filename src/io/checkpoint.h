@@ -1,26 +1,40 @@
-// checkpoint.h: a checkpoint is a directory a Hugging Face tool can also open.
+// checkpoint.h: a checkpoint is a directory a Hugging Face tool can also open,
+// and it appears on disk whole or not at all.
 //
 //   <dir>/config.json              the ModelConfig (io/config_json.h)
 //   <dir>/model.safetensors        the weights, metadata {"format": "pt"}
-//   <dir>/optimizer.safetensors    optional: optimizer moments, step counts
-//   <dir>/trainer_state.json       optional: whatever the trainer passes (step,
-//                                  seed, data position, losses so far)
+//   <dir>/optimizer.safetensors    optional: optimizer moments
+//   <dir>/trainer_state.json       optional: step and the run's settings
 //
-// Each file is written atomically; the set of files is not, so the order
-// carries the guarantee. config.json is the completion marker: a save first
-// removes any old config.json, then writes weights, optimizer state and trainer
-// state, and writes config.json last. load_checkpoint_config() reads it first,
-// so a save that dies midway (into a fresh directory or over an old
-// checkpoint) reads as "not a checkpoint" rather than as new weights beside an
-// old config. Overwriting in place does give up the old checkpoint for the
-// length of the save: save to a new directory to keep it.
-// An optional part not given is deleted if an earlier save left one, so a
-// resume can never pair new weights with stale optimizer moments.
+// The guarantee: at every instant, including kill -9, a full disk or an I/O
+// error in the middle of a save, the previous checkpoint is untouched and
+// loadable, and a new one is either complete or absent. How:
 //
-//   save_checkpoint("runs/a/step_1000", cfg, weights, &adam_state, &state);
-//   ModelConfig cfg = load_checkpoint_config("runs/a/step_1000");
-//   load_checkpoint_weights("runs/a/step_1000", {{"model.norm.weight", &norm}, ...});
+//   1. every file is written into a private staging directory next to the
+//      destination, "<parent>/.<name>.staging.<pid>", and fsynced;
+//   2. the staging directory is fsynced (its entries are durable);
+//   3. one rename(2) publishes it under its real name (or, replacing an older
+//      checkpoint of the same name, one renameat2(RENAME_EXCHANGE) swaps them);
+//   4. the parent directory is fsynced (the rename is durable).
+// A save that fails removes its staging directory; one that was killed leaves
+// it, and the next save or training run into the same place removes it (only
+// when the process that made it is gone).
+//
+// A training run writes a *run directory* of such checkpoints, one per saved
+// step, keeping the newest K:
+//
+//   run/step-00000004/   config.json model.safetensors optimizer.safetensors trainer_state.json
+//   run/step-00000006/   ...
+//
+// resolve_checkpoint("run") picks the newest complete one; a plain checkpoint
+// directory (config.json at its top, e.g. data/demo) resolves to itself.
+// Loading functions below take a resolved directory.
+//
+//   std::string dir = save_run_checkpoint("runs/a", 1000, cfg, weights, &adam, &state, 2);
+//   ResolvedCheckpoint r = resolve_checkpoint("runs/a");   // r.dir == "runs/a/step-00001000"
+//   ModelConfig cfg = load_checkpoint_config(r.dir);
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -35,10 +49,84 @@ std::string checkpoint_model_path(const std::string& dir);
 std::string checkpoint_optimizer_path(const std::string& dir);
 std::string checkpoint_trainer_state_path(const std::string& dir);
 
-// Creates `dir` (mkdir -p) if needed. optimizer_state and trainer_state may
-// be null: the files are then not written (and an old copy is removed).
+// ---------------------------------------------------------------- writing
+
+// A directory being built in private and published in one atomic step. The
+// one place that creates checkpoint directories: writers of other layouts
+// (sharded weights, extra files) write into dir() and call publish().
+//
+//   CheckpointStaging s("run/step-00000004");
+//   save_safetensors(s.file("model.safetensors"), weights);
+//   s.publish();   // "run/step-00000004" now exists, complete
+//
+// The destination's parent must exist. Destroyed unpublished (an exception),
+// it removes everything it wrote.
+class CheckpointStaging {
+public:
+    explicit CheckpointStaging(std::string final_dir);
+    ~CheckpointStaging();
+    CheckpointStaging(const CheckpointStaging&) = delete;
+    CheckpointStaging& operator=(const CheckpointStaging&) = delete;
+
+    const std::string& dir() const { return staging_; }
+    std::string file(const std::string& name) const;
+    // fsync the staging directory, rename it to the destination, fsync the
+    // parent. An existing destination is replaced only when it is an empty
+    // directory or a checkpoint (holds config.json); anything else is refused.
+    void publish();
+
+private:
+    std::string final_, staging_;
+    bool published_ = false;
+};
+
+// The standard files (config.json, model.safetensors, optionally
+// optimizer.safetensors and trainer_state.json) into an existing directory.
+void write_checkpoint_files(const std::string& dir, const ModelConfig& cfg, const std::vector<NamedTensor>& weights,
+                            const std::vector<NamedTensor>* optimizer_state, const Json* trainer_state);
+
+// A plain checkpoint directory at `dir`, published atomically (mkdir -p of its
+// parent first). Replacing an older checkpoint at `dir` swaps it whole, so an
+// optional part not given this time does not survive from the old one.
 void save_checkpoint(const std::string& dir, const ModelConfig& cfg, const std::vector<NamedTensor>& weights,
                      const std::vector<NamedTensor>* optimizer_state, const Json* trainer_state);
+
+// ---------------------------------------------------------------- run directories
+
+std::string run_checkpoint_name(int64_t step);  // "step-00000004"
+
+struct RunCheckpoint {
+    int64_t step = 0;
+    std::string dir;  // run_dir/step-...
+};
+// The complete checkpoints of a run directory, oldest first. A step-* entry
+// without config.json and model.safetensors is skipped (and named in
+// *skipped when given): it was not written by a save of this code.
+std::vector<RunCheckpoint> list_run_checkpoints(const std::string& run_dir, std::vector<std::string>* skipped = nullptr);
+
+// Writes run_dir/step-N (run_dir is created if needed) through a staging directory, then removes all but the
+// newest `keep` checkpoints (keep >= 1; removal failures are reported on
+// stderr, never fatal: the new checkpoint is already published). Returns the
+// published directory.
+std::string save_run_checkpoint(const std::string& run_dir, int64_t step, const ModelConfig& cfg,
+                                const std::vector<NamedTensor>& weights, const std::vector<NamedTensor>* optimizer_state,
+                                const Json* trainer_state, int64_t keep);
+
+// Removes what interrupted saves left in `dir` (".<name>.staging.<pid>" and
+// ".<name>.trash.<pid>" of processes no longer running; with `only_name`, only
+// those for that name). Returns the paths removed.
+std::vector<std::string> remove_stale_temporaries(const std::string& dir, const std::string& only_name = "");
+
+// ---------------------------------------------------------------- reading
+
+struct ResolvedCheckpoint {
+    std::string dir;   // the directory to load from
+    std::string note;  // for a run directory: which checkpoint was taken and why; else ""
+};
+// `path` is a plain checkpoint (config.json inside) or a run directory (the
+// newest complete step-N). Errors say what is missing, and mention an
+// interrupted save when one left its staging directory behind.
+ResolvedCheckpoint resolve_checkpoint(const std::string& path);
 
 // Errors say whether the directory or its config.json is missing.
 ModelConfig load_checkpoint_config(const std::string& dir);

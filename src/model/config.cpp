@@ -1,6 +1,7 @@
 #include "model/config.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "runtime/error.h"
 
@@ -36,30 +37,62 @@ TttTargetMode parse_ttt_target_mode(const std::string& s) {
     fail(cat("ttt_target_mode: expected \"learned\", \"next_token\" or \"reconstruction\", found \"", s, "\""));
 }
 
+// The valid range of every integer field: wide enough for any Qwen3 on the Hub,
+// narrow enough that no product of them overflows the int64 shapes and no
+// config asks for memory by the terabyte before memory_budget.h can say so.
+const std::vector<ConfigRange>& config_ranges() {
+    static const std::vector<ConfigRange> ranges = {
+        {"vocab_size", 1, 1 << 24},       {"hidden_size", 1, 1 << 16},        {"intermediate_size", 1, 1 << 18},
+        {"num_hidden_layers", 1, 1024},   {"num_attention_heads", 1, 1024},  {"num_key_value_heads", 1, 1024},
+        {"head_dim", 2, 1024},            {"sliding_window", 0, 1 << 30},    {"ttt_chunk", 1, 1 << 20},
+    };
+    return ranges;
+}
+
 void ModelConfig::validate() const {
-    auto positive = [](const char* field, long long v) { ITTT_CHECK(v > 0, "config: ", field, " must be > 0, found ", v); };
-    positive("vocab_size", vocab_size);
-    positive("hidden_size", hidden_size);
-    positive("intermediate_size", intermediate_size);
-    positive("num_hidden_layers", num_hidden_layers);
-    positive("num_attention_heads", num_attention_heads);
-    positive("num_key_value_heads", num_key_value_heads);
-    positive("head_dim", head_dim);
+    const std::pair<const char*, int> fields[] = {
+        {"vocab_size", vocab_size},       {"hidden_size", hidden_size},   {"intermediate_size", intermediate_size},
+        {"num_hidden_layers", num_hidden_layers}, {"num_attention_heads", num_attention_heads},
+        {"num_key_value_heads", num_key_value_heads}, {"head_dim", head_dim}, {"sliding_window", sliding_window},
+        {"ttt_chunk", ttt_chunk},
+    };
+    for (const auto& [field, v] : fields)
+        for (const ConfigRange& r : config_ranges())
+            if (r.field == std::string(field))
+                ITTT_CHECK(v >= r.min && v <= r.max, "config: ", field, " must be in [", r.min, ", ", r.max, "], found ", v);
     ITTT_CHECK(head_dim % 2 == 0, "config: head_dim must be even for RoPE, found ", head_dim);
     ITTT_CHECK(num_attention_heads % num_key_value_heads == 0, "config: num_attention_heads (", num_attention_heads,
                ") must be a multiple of num_key_value_heads (", num_key_value_heads, ")");
-    ITTT_CHECK(rope_theta > 0, "config: rope_theta must be > 0, found ", rope_theta);
-    ITTT_CHECK(rms_norm_eps > 0, "config: rms_norm_eps must be > 0, found ", rms_norm_eps);
+    auto finite = [](const char* field, double v, bool positive) {
+        ITTT_CHECK(std::isfinite(v) && (!positive || v > 0), "config: ", field, " must be ", positive ? "> 0 and " : "", "finite, found ", v);
+    };
+    finite("rope_theta", rope_theta, true);
+    finite("rms_norm_eps", rms_norm_eps, true);
+    ITTT_CHECK(rms_norm_eps < 1, "config: rms_norm_eps must be below 1, found ", rms_norm_eps);
+    finite("initializer_range", initializer_range, false);
+    ITTT_CHECK(initializer_range >= 0, "config: initializer_range must be >= 0, found ", initializer_range);
+    finite("ttt_lr", ttt_lr, false);
+    finite("ttt_clip_tau", ttt_clip_tau, false);
     ITTT_CHECK(layer_types.empty() || static_cast<int>(layer_types.size()) == num_hidden_layers, "config: layer_types has ",
                layer_types.size(), " entries, expected num_hidden_layers = ", num_hidden_layers);
     bool any_sliding = std::find(layer_types.begin(), layer_types.end(), AttentionType::Sliding) != layer_types.end();
     ITTT_CHECK(!any_sliding || sliding_window > 0, "config: layer_types has sliding_attention layers but sliding_window is ",
                sliding_window, " (expected > 0)");
-    ITTT_CHECK(sliding_window >= 0, "config: sliding_window must be >= 0, found ", sliding_window);
-    for (int l : ttt_layers)
+    for (size_t i = 0; i < ttt_layers.size(); ++i) {
+        const int l = ttt_layers[i];
         ITTT_CHECK(l >= 0 && l < num_hidden_layers, "config: ttt_layers has layer ", l, ", expected 0..", num_hidden_layers - 1);
+        ITTT_CHECK(std::find(ttt_layers.begin(), ttt_layers.begin() + static_cast<long>(i), l) == ttt_layers.begin() + static_cast<long>(i),
+                   "config: ttt_layers lists layer ", l, " twice");
+    }
+    ITTT_CHECK(ttt_conv_offsets.size() <= 64, "config: ttt_conv_offsets has ", ttt_conv_offsets.size(), " taps, expected at most 64");
+    for (size_t i = 0; i < ttt_conv_offsets.size(); ++i) {
+        const int o = ttt_conv_offsets[i];
+        ITTT_CHECK(o >= -1024 && o <= 1024, "config: ttt_conv_offsets[", i, "] = ", o, ", expected in [-1024, 1024]");
+        ITTT_CHECK(std::find(ttt_conv_offsets.begin(), ttt_conv_offsets.begin() + static_cast<long>(i), o) ==
+                       ttt_conv_offsets.begin() + static_cast<long>(i),
+                   "config: ttt_conv_offsets lists offset ", o, " twice");
+    }
     if (ttt_mode) {
-        positive("ttt_chunk", ttt_chunk);
         ITTT_CHECK(!ttt_conv_offsets.empty(), "config: ttt_conv_offsets must not be empty");
         // Taps that reach past a chunk only ever see zero padding; a conv with no
         // tap inside the chunk would make the target identically zero.

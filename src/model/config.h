@@ -50,6 +50,14 @@ struct ModelConfig {
     int conv_taps() const { return static_cast<int>(ttt_conv_offsets.size()); }
 };
 
+// The valid range of an integer field, enforced by validate() for every path
+// into a Model (config.json, the CLI, code) alike.
+struct ConfigRange {
+    const char* field;
+    long long min, max;
+};
+const std::vector<ConfigRange>& config_ranges();
+
 const char* attention_type_name(AttentionType t);
 const char* ttt_target_source_name(TttTargetSource s);
 const char* ttt_target_mode_name(TttTargetMode m);

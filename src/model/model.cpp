@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "model/memory_budget.h"
 #include "ops/ops.h"
 #include "runtime/nvtx.h"
 #include "runtime/rng.h"
@@ -38,6 +39,9 @@ Model::Model(const ModelConfig& cfg, DType dtype, Device device) : cfg_(cfg), dt
     cfg_.validate();
     ITTT_CHECK(dtype == DType::F32 || dtype == DType::F64, "Model: dtype must be F32 or F64, found ", dtype_name(dtype));
     ITTT_CHECK(device == Device::CPU || dtype == DType::F32, "Model: CUDA models are F32");
+    // Values and gradients: refused up front rather than std::bad_alloc half-way.
+    const double params = ittt::parameter_count(cfg_);
+    require_memory(2 * params * static_cast<double>(dtype_size(dtype)), cat("the ", params, " parameters of this config and their gradients"));
     build_parameters();
 }
 
@@ -135,6 +139,18 @@ void Model::zero_grad() {
     for (Parameter& p : params_) p.grad.zero_();
 }
 
+void Model::set_context_parallel(parallel::Context* ctx) {
+    cp_ = ctx;
+    plan_ = parallel::SlicePlan();
+    if (!ctx) return;
+    if (device_ == Device::CUDA)
+        for (int l = 0; l < cfg_.num_hidden_layers; ++l)
+            ITTT_CHECK(cfg_.window_for_layer(l) > 0, "context parallel: layer ", l, " has full attention, whose ring attention ",
+                       "has no CUDA kernel yet (kernels/attention_block is CPU only); on CUDA only sliding-window layers are supported");
+    ctx->prepare_device(device_);
+    parallel::require_same_model(*ctx, *this);
+}
+
 Model Model::converted(DType dtype, Device device) const {
     Model m(cfg_, dtype, device);
     for (size_t i = 0; i < params_.size(); ++i) {
@@ -152,14 +168,27 @@ const Tensor& Model::forward(const Tensor& tokens, const ForwardOptions& opt) {
     ITTT_CHECK(tokens.ndim() == 2 && tokens.dtype() == DType::I32, "forward: tokens must be I32 (B, n), found ", tokens.describe());
     B_ = static_cast<int>(tokens.dim(0));
     n_ = static_cast<int>(tokens.dim(1));
-    const int64_t N = static_cast<int64_t>(B_) * n_, d = cfg_.hidden_size, V = cfg_.vocab_size;
-    ITTT_CHECK(N > 0, "forward: empty batch ", tokens.describe());
+    const int64_t d = cfg_.hidden_size, V = cfg_.vocab_size;
+    ITTT_CHECK(static_cast<int64_t>(B_) * n_ > 0, "forward: empty batch ", tokens.describe());
     for (int32_t t : tokens.to_i32_vector())
         ITTT_CHECK(t >= 0 && t < V, "forward: token id ", t, " is outside the vocabulary [0, ", V, ")");
 
-    tokens_ = tokens.view({N}).to(device_);
+    int64_t pos0 = 0;  // absolute position of this process's first token of each sequence
+    Tensor local = tokens;
+    if (cp_) {
+        // Context parallel: this rank computes only its slice of every sequence.
+        ITTT_CHECK(!opt.ttt_reference_loop && opt.ttt_update_limit < 0,
+                   "forward: context parallelism runs the parallel TTT form only (no ttt_reference_loop, no ttt_update_limit)");
+        parallel::require_same_input(*cp_, tokens, cat("inference ", opt.inference));
+        plan_ = parallel::SlicePlan::make(n_, cfg_.ttt_chunk, cp_->size());
+        local = parallel::local_slice(tokens, plan_, cp_->rank());
+        n_ = static_cast<int>(plan_.length(cp_->rank()));
+        pos0 = plan_.begin(cp_->rank());
+    }
+    const int64_t N = static_cast<int64_t>(B_) * n_;
+    tokens_ = local.view({N}).to(device_);
     std::vector<int32_t> pos(static_cast<size_t>(N));
-    for (int64_t i = 0; i < N; ++i) pos[static_cast<size_t>(i)] = static_cast<int32_t>(i % n_);
+    for (int64_t i = 0; i < N; ++i) pos[static_cast<size_t>(i)] = static_cast<int32_t>(pos0 + i % n_);
     positions_ = Tensor::from_vector(pos, {N}).to(device_);
 
     x0_ = new_tensor({N, d});
@@ -194,28 +223,34 @@ void Model::layer_forward(int l, Tensor& x, const ForwardOptions& opt) {
         a.xn1 = new_tensor({N, d});
         a.rstd1 = new_tensor({N});
         ops::rmsnorm_forward(a.xn1, a.rstd1, a.x, w.input_norm, eps);
-        a.q = new_tensor({N, Hq * hd});
+        // keys and values first (q/k norms are per head: rmsnorm views (N, H*hd) as rows of hd)
         a.k = new_tensor({N, Hkv * hd});
         a.v = new_tensor({N, Hkv * hd});
-        ops::linear(a.q, a.xn1, w.q_proj);
         ops::linear(a.k, a.xn1, w.k_proj);
         ops::linear(a.v, a.xn1, w.v_proj);
-        // q/k norms are per head: rmsnorm views (N, H*hd) as rows of hd.
-        a.qn = new_tensor({N, Hq, hd});
         a.kn = new_tensor({N, Hkv, hd});
-        a.rstd_q = new_tensor({N * Hq});
         a.rstd_k = new_tensor({N * Hkv});
-        ops::rmsnorm_forward(a.qn, a.rstd_q, a.q.view({N, Hq, hd}), w.q_norm, eps);
         ops::rmsnorm_forward(a.kn, a.rstd_k, a.k.view({N, Hkv, hd}), w.k_norm, eps);
-        a.qr = new_tensor({N, Hq, hd});
         a.kr = new_tensor({N, Hkv, hd});
-        ops::rope_forward(a.qr, a.qn, positions_, cfg_.rope_theta);
         ops::rope_forward(a.kr, a.kn, positions_, cfg_.rope_theta);
+        const int window = cfg_.window_for_layer(l);
+        const Tensor k4 = a.kr.view({B_, n_, Hkv, hd}), v4 = a.v.view({B_, n_, Hkv, hd});
+        // Context parallel: post this slice's keys/values to the ranks that need them
+        // (halo or ring) now, so that the transfer overlaps the queries' projection.
+        if (cp_) parallel::attention_forward_start(*cp_, plan_, l, window, a.cp_attention, k4, v4);
+        a.q = new_tensor({N, Hq * hd});
+        ops::linear(a.q, a.xn1, w.q_proj);
+        a.qn = new_tensor({N, Hq, hd});
+        a.rstd_q = new_tensor({N * Hq});
+        ops::rmsnorm_forward(a.qn, a.rstd_q, a.q.view({N, Hq, hd}), w.q_norm, eps);
+        a.qr = new_tensor({N, Hq, hd});
+        ops::rope_forward(a.qr, a.qn, positions_, cfg_.rope_theta);
         a.att = new_tensor({N, Hq * hd});
         a.lse = new_tensor({B_, Hq, n_});
         Tensor att4 = a.att.view({B_, n_, Hq, hd});
-        ops::attention_forward(att4, a.lse, a.qr.view({B_, n_, Hq, hd}), a.kr.view({B_, n_, Hkv, hd}),
-                               a.v.view({B_, n_, Hkv, hd}), 0, cfg_.window_for_layer(l));
+        const Tensor q4 = a.qr.view({B_, n_, Hq, hd});
+        if (cp_) parallel::attention_forward_finish(*cp_, plan_, l, window, a.cp_attention, att4, a.lse, q4, k4, v4);
+        else ops::attention_forward(att4, a.lse, q4, k4, v4, 0, window);
         // h = x + o_proj(att): copy x, then accumulate the projection with beta = 1.
         a.h = a.x.clone();
         ops::linear(a.h, a.att, w.o_proj, 1.0);
@@ -295,16 +330,24 @@ void Model::layer_backward(int l, Tensor& dx) {
     ops::matmul(datt, dh, false, w.o_proj, false);
     ops::matmul(grad_of(w.o_proj), dh, true, a.att, false, 1.0, 1.0);
     Tensor dqr = new_tensor({B_, n_, Hq, hd}), dkr = new_tensor({B_, n_, Hkv, hd}), dv = new_tensor({B_, n_, Hkv, hd});
-    ops::attention_backward(dqr, dkr, dv, datt.view({B_, n_, Hq, hd}), a.qr.view({B_, n_, Hq, hd}), a.kr.view({B_, n_, Hkv, hd}),
-                            a.v.view({B_, n_, Hkv, hd}), a.att.view({B_, n_, Hq, hd}), a.lse, cfg_.window_for_layer(l));
-    Tensor dqn = dqr.view({N, Hq, hd}), dkn = dkr.view({N, Hkv, hd});
+    const int window = cfg_.window_for_layer(l);
+    const Tensor datt4 = datt.view({B_, n_, Hq, hd}), q4 = a.qr.view({B_, n_, Hq, hd}), k4 = a.kr.view({B_, n_, Hkv, hd});
+    const Tensor v4 = a.v.view({B_, n_, Hkv, hd}), att4 = a.att.view({B_, n_, Hq, hd});
+    if (cp_) parallel::attention_backward_start(*cp_, plan_, l, window, a.cp_attention, dqr, dkr, dv, datt4, q4, k4, v4, att4, a.lse);
+    else ops::attention_backward(dqr, dkr, dv, datt4, q4, k4, v4, att4, a.lse, window);
+    // queries first: under context parallelism, gradients of this slice's keys may still be arriving
+    Tensor dqn = dqr.view({N, Hq, hd});
     ops::rope_backward(dqn, dqn, positions_, cfg_.rope_theta);
-    ops::rope_backward(dkn, dkn, positions_, cfg_.rope_theta);
-    Tensor dq = new_tensor({N, Hq, hd}), dk = new_tensor({N, Hkv, hd});
+    Tensor dq = new_tensor({N, Hq, hd});
     ops::rmsnorm_backward(dq, grad_of(w.q_norm), dqn, a.q.view({N, Hq, hd}), w.q_norm, a.rstd_q);
-    ops::rmsnorm_backward(dk, grad_of(w.k_norm), dkn, a.k.view({N, Hkv, hd}), w.k_norm, a.rstd_k);
-    Tensor dq2 = dq.view({N, Hq * hd}), dk2 = dk.view({N, Hkv * hd}), dv2 = dv.view({N, Hkv * hd});
+    Tensor dq2 = dq.view({N, Hq * hd});
     ops::matmul(grad_of(w.q_proj), dq2, true, a.xn1, false, 1.0, 1.0);
+    if (cp_) parallel::attention_backward_finish(*cp_, plan_, l, window, a.cp_attention, dkr, dv);
+    Tensor dkn = dkr.view({N, Hkv, hd});
+    ops::rope_backward(dkn, dkn, positions_, cfg_.rope_theta);
+    Tensor dk = new_tensor({N, Hkv, hd});
+    ops::rmsnorm_backward(dk, grad_of(w.k_norm), dkn, a.k.view({N, Hkv, hd}), w.k_norm, a.rstd_k);
+    Tensor dk2 = dk.view({N, Hkv * hd}), dv2 = dv.view({N, Hkv * hd});
     ops::matmul(grad_of(w.k_proj), dk2, true, a.xn1, false, 1.0, 1.0);
     ops::matmul(grad_of(w.v_proj), dv2, true, a.xn1, false, 1.0, 1.0);
     Tensor dxn1 = new_tensor({N, d});

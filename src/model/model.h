@@ -6,13 +6,14 @@
 //
 // Forward stores what the backward needs (the model is small: clarity over
 // memory). Parameters carry Hugging Face Qwen3 names, so checkpoints load
-// straight into that ecosystem. Math: ../shared/brief/method.md, docs/ttt.md.
+// straight into that ecosystem. Math: docs/method.md, docs/ttt.md.
 #pragma once
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "model/config.h"
+#include "parallel/model_parallel.h"
 #include "runtime/tensor.h"
 
 namespace ittt {
@@ -49,7 +50,7 @@ const char* ttt_form_name(TttForm f);   // "auto", "parallel", "loop", "flat"
 TttForm parse_ttt_form(const std::string& s);
 
 struct ForwardOptions {
-    // Inference applies ttt_clip_tau (training never clips, method.md section 4).
+    // Inference applies ttt_clip_tau (training never clips, docs/method.md section 4).
     bool inference = false;
     // Use the plain chunk-by-chunk loop for TTT layers instead of delta/scan/apply.
     bool ttt_reference_loop = false;
@@ -90,6 +91,8 @@ struct LayerActivations {
     // The Loop / Flat forms leave NaN for a last chunk whose update nothing uses (no ttt_keep_state).
     std::vector<double> ttt_update_norm;
     std::vector<double> ttt_update_applied;  // Loop / Flat inference: the norm folded into W (tau when clipped)
+    // Context parallel only: the attention's exchanges with other ranks (halo or ring).
+    parallel::AttentionSlice cp_attention;
 };
 
 class Model {
@@ -106,10 +109,22 @@ public:
     void init_random(uint64_t seed);
 
     // tokens (B, n) I32 -> logits (B*n, V). Keeps activations for backward().
+    // Context parallel: every rank passes the same full tokens (B, n) and gets the
+    // logits of its own slice, (B*n_r, V) with n_r = slice_plan().length(rank).
     const Tensor& forward(const Tensor& tokens, const ForwardOptions& opt = {});
     // dlogits (B*n, V) -> accumulates into every trainable parameter's grad.
+    // Context parallel: dlogits of this rank's slice (B*n_r, V); the grads then hold
+    // this rank's share, which parallel::allreduce_gradients sums over the ranks.
     void backward(const Tensor& dlogits);
     void zero_grad();
+
+    // Context parallelism (docs/parallelism.md): from now on forward/backward split
+    // every sequence over the ranks of ctx, which must all hold this same model (checked).
+    // nullptr returns to the single-process path. The Session (decode) is single-rank.
+    void set_context_parallel(parallel::Context* ctx);
+    parallel::Context* context_parallel() const { return cp_; }
+    // The slices of the last context-parallel forward.
+    const parallel::SlicePlan& slice_plan() const { return plan_; }
 
     std::vector<Parameter>& parameters() { return params_; }
     const std::vector<Parameter>& parameters() const { return params_; }
@@ -169,6 +184,10 @@ private:
     std::vector<LayerActivations> acts_;
     Tensor x_final_, xf_, rstd_f_, logits_;   // (N, d), (N, d), (N), (N, V)
     Tensor dx0_ttt_;                          // (N, d) gradient into x0 from TTT targets
+
+    // context parallel (nullptr: single process)
+    parallel::Context* cp_ = nullptr;
+    parallel::SlicePlan plan_;                // of the last forward; n_ is this rank's slice
 };
 
 // Computes a TTT layer's target V (B*n, d) from its source S_src (B*n, d):

@@ -3,7 +3,7 @@
 // State per TTT layer: the current fast weight W (d x f) and the unfinished
 // chunk's rows of Z and S_src. A token's MLP output uses the current W; when
 // the buffer holds C rows, that chunk's delta (with the chunk-local conv) is
-// folded into W and the buffer empties (method.md section 4). So the TTT state
+// folded into W and the buffer empties (docs/method.md section 4). So the TTT state
 // is O(d*f + C*(d+f)) per layer whatever the sequence length.
 //
 // Tokens fed after the start (a prompt arriving mid-stream, or decode's one token)

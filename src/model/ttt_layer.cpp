@@ -1,4 +1,4 @@
-// ttt_layer.cpp: the In-Place TTT MLP (method.md sections 2-3, docs/ttt.md).
+// ttt_layer.cpp: the In-Place TTT MLP (docs/method.md sections 2-3, docs/ttt.md).
 //
 // Forward, parallel form:                      shapes (N = B*n rows, T chunks)
 //   U     = Conv1D_chunked(S_src)              (N, d)   S_src = x0 or the MLP input
@@ -69,6 +69,12 @@ TttForm Model::resolve_ttt_form(const ForwardOptions& opt, int n) const {
                    ": CPU only; a CUDA model runs the parallel form");
         return TttForm::Parallel;
     }
+    if (cp_) {
+        // Context parallelism adds the earlier ranks' deltas to S (a scan over ranks): parallel form only.
+        ITTT_CHECK(f == TttForm::Auto || f == TttForm::Parallel, "TTT form ", ttt_form_name(f),
+                   ": context parallelism runs the parallel form only");
+        return TttForm::Parallel;
+    }
     if (f != TttForm::Auto) return f;
     // Keep every W_i (B*T*d*f numbers) while that is no more than the layer's own MLP
     // activations g, u, z (3*B*n*f numbers); beyond, the flat form's extra GEMM is worth its memory.
@@ -114,6 +120,8 @@ void Model::ttt_forward(int l, LayerActivations& a, Tensor& mlp_out, const Forwa
     {
         ITTT_NVTX_RANGE("ttt_scan");
         ops::prefix_scan_exclusive(a.ttt_s, a.ttt_delta, false);
+        // Context parallel: S_i also sums every earlier rank's deltas (a scan over ranks).
+        if (cp_) parallel::ttt_add_earlier_ranks(*cp_, a.ttt_s, a.ttt_delta, l);
     }
     ITTT_NVTX_RANGE("ttt_apply");
     Tensor o3 = mlp_out.view({B_, n_, d});
@@ -209,6 +217,7 @@ void Model::ttt_backward(int l, const Tensor& dout, Tensor& dz, Tensor& dsrc) {
     Tensor P = new_tensor({B_, T, d, f}), G = new_tensor({B_, T, d, f});
     ops::ttt_chunk_delta(P, dout.view({B_, n_, d}), a.z.view({B_, n_, f}), C);
     ops::prefix_scan_exclusive(G, P, true);
+    if (cp_) parallel::ttt_add_later_ranks(*cp_, G, P, l);  // context parallel: and every later rank's P
     ops::sum_dim0(grad_of(w.down_proj), P.view({static_cast<int64_t>(B_) * T, d, f}), true);
 
     Tensor dv = new_tensor({N, d});

@@ -4,9 +4,13 @@
 // the file and the line, so the first failure is the one reported (not a later
 // "invalid argument" from a poisoned context). Kernel launches are checked with
 // CUDA_CHECK(cudaGetLastError()) right after the launch.
+//
+// Also brings in ITTT_LAUNCH and ITTT_DYNAMIC_SHARED (runtime/cuda_launch.h), the
+// launch syntax that builds with nvcc and with the CPU emulator alike.
 #pragma once
 #include <cuda_runtime.h>
 
+#include "runtime/cuda_launch.h"
 #include "runtime/error.h"
 
 #define CUDA_CHECK(call)                                                              \

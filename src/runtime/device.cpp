@@ -1,6 +1,7 @@
 // device.cpp: the host half of the device layer, and CUDA stubs for CPU-only builds.
 #include "runtime/device.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
@@ -17,22 +18,29 @@
 
 namespace ittt {
 
-const char* device_name(Device d) { return d == Device::CPU ? "cpu" : "cuda"; }
+const char* device_name(Device d) {
+    if (d == Device::CPU) return "cpu";
+    return cuda_emulated() ? "cuda-emu" : "cuda";  // an emulated device is never named as a GPU
+}
 
 Device resolve_device(const std::string& name) {
     if (name == "cpu") return Device::CPU;
     if (name == "cuda") {
         ITTT_CHECK(built_with_cuda(), "--device cuda: this binary was built without CUDA (nvcc was not found at build time)");
         ITTT_CHECK(cuda_available(), "--device cuda: no CUDA device is present");
+        if (cuda_emulated())
+            std::fprintf(stderr, "note: --device cuda is the CUDA emulator (this binary was built with make CUDA=emu): the CUDA kernels run "
+                                 "on the CPU to check them; its timings are not GPU figures\n");
         return Device::CUDA;
     }
-    if (name == "auto") return cuda_available() ? Device::CUDA : Device::CPU;
+    if (name == "auto") return cuda_available() && !cuda_emulated() ? Device::CUDA : Device::CPU;
     fail(cat("--device: expected cpu, cuda or auto, found '", name, "'"));
 }
 
 // The CUDA entry points, implemented in device_cuda.cu when built with nvcc.
 namespace cuda_backend {
 bool available();
+bool emulated();
 void* allocate(size_t bytes);
 void release(void* p);
 void copy(void* dst, bool dst_on_gpu, const void* src, bool src_on_gpu, size_t bytes);
@@ -46,6 +54,7 @@ bool built_with_cuda() { return false; }
 namespace cuda_backend {
 [[noreturn]] static void no_cuda() { fail("this binary was built without CUDA: rebuild on a machine with nvcc (make CUDA=1)"); }
 bool available() { return false; }
+bool emulated() { return false; }
 void* allocate(size_t) { no_cuda(); }
 void release(void*) {}
 void copy(void*, bool, const void*, bool, size_t) { no_cuda(); }
@@ -58,6 +67,7 @@ bool built_with_cuda() { return true; }
 #endif
 
 bool cuda_available() { return cuda_backend::available(); }
+bool cuda_emulated() { return cuda_backend::emulated(); }
 
 namespace device {
 

@@ -13,13 +13,18 @@ namespace ittt {
 
 enum class Device { CPU, CUDA };
 
+// "cpu", "cuda", or "cuda-emu" for the CUDA emulator's device (make CUDA=emu).
 const char* device_name(Device d);
 
 // True when this binary was compiled with the CUDA side.
 bool built_with_cuda();
 // True when built with CUDA and at least one GPU answers.
 bool cuda_available();
-// "cpu" -> CPU, "cuda" -> CUDA (error if unavailable), "auto" -> CUDA if available.
+// True when this binary's CUDA device is the CPU emulator (make CUDA=emu, docs/cuda-emulator.md):
+// the .cu kernels run on the CPU to be checked; nothing it times is a GPU figure.
+bool cuda_emulated();
+// "cpu" -> CPU, "cuda" -> CUDA (error if unavailable; a note on stderr when it is the
+// emulator), "auto" -> CUDA if a real GPU is available (never the emulator: it is slow).
 Device resolve_device(const std::string& name);
 
 namespace device {

@@ -1,4 +1,5 @@
-// device_cuda.cu: the CUDA half of the device layer (built only with nvcc).
+// device_cuda.cu: the CUDA half of the device layer (built with nvcc, or as host C++
+// against the CPU emulator with make CUDA=emu).
 #include <string>
 
 #include "runtime/cuda_check.h"
@@ -15,6 +16,14 @@ bool available() {
         return false;
     }
     return count > 0;
+}
+
+bool emulated() {
+#if defined(ITTT_CUDA_EMULATED)
+    return true;
+#else
+    return false;
+#endif
 }
 
 void* allocate(size_t bytes) {
@@ -41,6 +50,9 @@ std::string describe() {
     CUDA_CHECK(cudaGetDevice(&dev));
     cudaDeviceProp prop{};
     CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
+    if (emulated())  // prop.name says so too; this says what it is for
+        return cat("CUDA emulator on the CPU (EMULATED, not a GPU: emulates an sm_", prop.major, prop.minor,
+                   " device; checks the kernels, no GPU timings)");
     return cat(prop.name, " (sm_", prop.major, prop.minor, ", ", prop.multiProcessorCount, " SMs)");
 }
 

@@ -244,7 +244,9 @@ TaskConfig parse_task_config(const std::string& name, const std::map<std::string
     const char* t = task_kind_name(c.kind);
     const std::vector<TaskOptionInfo>& valid = task_options(c.kind);
 
-    for (const auto& [key, value] : options) {
+    for (const auto& option : options) {
+        const std::string& key = option.first;  // not a structured binding: lambdas below capture it (C++17, clang)
+        const std::string& value = option.second;
         bool is_valid = std::any_of(valid.begin(), valid.end(), [&](const TaskOptionInfo& o) { return key == o.name; });
         ITTT_CHECK(is_valid, "task ", t, ": unknown option '", key, "' (valid: ", join_names(valid), ")");
         auto integer = [&]() { return parse_int_option(t, key, value); };

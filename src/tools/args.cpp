@@ -3,9 +3,44 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
-#include <sstream>
+
+#include "runtime/error.h"
 
 namespace ittt {
+
+std::string range_text(int64_t min, int64_t max) { return cat("[", min, ", ", max, "]"); }
+
+std::string help_line(const IntFlag& f) {
+    std::string left = cat("  ", f.name, " ", f.meta);
+    if (left.size() < 27) left.append(27 - left.size(), ' ');
+    else left += "  ";
+    return cat(left, f.help, " (default ", f.fallback, ", in ", range_text(f.min, f.max), ")\n");
+}
+
+std::vector<std::string> split_list(const std::string& s, const std::string& what) {
+    std::vector<std::string> items;
+    size_t start = 0;
+    while (true) {
+        size_t comma = s.find(',', start);
+        std::string item = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        ITTT_CHECK(!item.empty(), what, ": empty item ", s.empty() ? "(the list is empty)" : cat("at position ", items.size() + 1, " in '", s, "'"),
+                   " (items are separated by single commas, without a trailing comma)");
+        items.push_back(item);
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+    }
+    return items;
+}
+
+int64_t parse_integer(const std::string& s, int64_t min, int64_t max, const std::string& what) {
+    errno = 0;
+    char* end = nullptr;
+    long long v = std::strtoll(s.c_str(), &end, 10);
+    const bool digits = !s.empty() && s.find_first_not_of("+-0123456789") == std::string::npos;
+    if (!digits || end == s.c_str() || *end != '\0') fail(cat(what, " expects an integer in ", range_text(min, max), ", found '", s, "'"));
+    if (errno == ERANGE || v < min || v > max) fail(cat(what, " must be in ", range_text(min, max), ", found ", s));
+    return v;
+}
 
 Args::Args(std::string command, std::string usage, int argc, char** argv, int first)
     : command_(std::move(command)), usage_(std::move(usage)) {
@@ -17,12 +52,15 @@ Args::Args(std::string command, std::string usage, int argc, char** argv, int fi
         }
         if (a.rfind("--", 0) != 0 || a.size() < 3) error("unexpected argument '" + a + "' (flags start with --)");
         size_t eq = a.find('=');
+        std::string name = eq == std::string::npos ? a : a.substr(0, eq);
+        if (values_.count(name) || switches_.count(name))
+            error(name + " is given twice (give each flag once; a repeated flag is refused rather than guessing which one counts)");
         if (eq != std::string::npos) {
-            values_[a.substr(0, eq)] = a.substr(eq + 1);
+            values_[name] = a.substr(eq + 1);
         } else if (i + 1 < argc && std::string(argv[i + 1]).rfind("--", 0) != 0) {
-            values_[a] = argv[++i];
+            values_[name] = argv[++i];
         } else {
-            switches_.insert(a);
+            switches_.insert(name);
         }
     }
 }
@@ -38,32 +76,36 @@ std::string Args::str(const std::string& flag, const std::string& fallback) {
 
 std::string Args::required(const std::string& flag) {
     used_.insert(flag);
+    if (switches_.count(flag)) error(flag + " expects a value");
     if (!values_.count(flag)) error("missing required flag " + flag);
     return values_[flag];
 }
 
+int64_t Args::integer(const IntFlag& f) { return integer(f.name, f.fallback, f.min, f.max); }
+
 int64_t Args::integer(const std::string& flag, int64_t fallback, int64_t min, int64_t max) {
-    std::string s = str(flag, "");
-    if (s.empty()) return fallback;
-    errno = 0;
-    char* end = nullptr;
-    long long v = std::strtoll(s.c_str(), &end, 10);
-    if (errno != 0 || end == s.c_str() || *end != '\0') error(flag + " expects an integer, found '" + s + "'");
-    if (v < min || v > max) {
-        std::ostringstream o;
-        o << flag << " must be in [" << min << ", " << max << "], found " << v;
-        error(o.str());
+    if (!has(flag)) {
+        used_.insert(flag);
+        return fallback;
     }
-    return v;
+    std::string s = str(flag, "");
+    try {
+        return parse_integer(s, min, max, flag);
+    } catch (const Error& e) {
+        error(e.what());
+    }
 }
 
 double Args::number(const std::string& flag, double fallback) {
+    if (!has(flag)) {
+        used_.insert(flag);
+        return fallback;
+    }
     std::string s = str(flag, "");
-    if (s.empty()) return fallback;
     errno = 0;
     char* end = nullptr;
     double v = std::strtod(s.c_str(), &end);
-    if (errno != 0 || end == s.c_str() || *end != '\0' || !std::isfinite(v)) error(flag + " expects a number, found '" + s + "'");
+    if (errno != 0 || end == s.c_str() || *end != '\0' || !std::isfinite(v)) error(flag + " expects a finite number, found '" + s + "'");
     return v;
 }
 
@@ -73,18 +115,17 @@ bool Args::flag(const std::string& flag) {
     return switches_.count(flag) > 0;
 }
 
-std::vector<int32_t> Args::int_list(const std::string& flag) {
+std::vector<int32_t> Args::int_list(const std::string& flag, int32_t min, int32_t max) {
+    if (!has(flag)) {
+        used_.insert(flag);
+        return {};
+    }
     std::string s = str(flag, "");
     std::vector<int32_t> out;
-    std::stringstream ss(s);
-    std::string item;
-    while (std::getline(ss, item, ',')) {
-        char* end = nullptr;
-        errno = 0;
-        long v = std::strtol(item.c_str(), &end, 10);
-        if (item.empty() || errno != 0 || *end != '\0' || v < INT32_MIN || v > INT32_MAX)
-            error(flag + " expects comma-separated integers, found '" + item + "' in '" + s + "'");
-        out.push_back(static_cast<int32_t>(v));
+    try {
+        for (const std::string& item : split_list(s, flag)) out.push_back(static_cast<int32_t>(parse_integer(item, min, max, flag + " item")));
+    } catch (const Error& e) {
+        error(cat(e.what(), " (expects comma-separated integers, found '", s, "')"));
     }
     return out;
 }

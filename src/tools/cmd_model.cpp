@@ -1,4 +1,4 @@
-// cmd_model.cpp: ittt init, train, eval, forward, generate.
+// cmd_model.cpp: ittt init, eval, forward, generate (train: cmd_train.cpp).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -8,6 +8,7 @@
 #include "io/checkpoint.h"
 #include "io/config_json.h"
 #include "io/json.h"
+#include "model/memory_budget.h"
 #include "model/model_io.h"
 #include "model/session.h"
 #include "ops/ops.h"
@@ -15,21 +16,34 @@
 #include "tokenizer/tokenizer.h"
 #include "tools/commands.h"
 #include "tools/common.h"
-#include "train/trainer.h"
+#include "tools/context_parallel.h"
 
 namespace ittt {
 
+namespace {
+constexpr int64_t kMaxSeed = INT64_MAX;
+const IntFlag kInitSeed{"--seed", "S", 0, 0, kMaxSeed, "initialisation seed"};
+const IntFlag kEvalSeed{"--seed", "S", 0, 0, kMaxSeed, "seed of the held-out batches (required)"};
+const IntFlag kEvalBatches{"--batches", "K", 4, 1, 1 << 20, "batches to score"};
+const IntFlag kEvalBatch{"--batch", "B", 16, 1, 1 << 30, "sequences per batch"};
+const IntFlag kEvalSeqLen{"--seq-len", "n", 128, 1, 1 << 24, "tokens per sequence"};
+const IntFlag kTop{"--top", "K", 5, 1, 1 << 20, "tokens listed per position (at most the vocabulary)"};
+const IntFlag kGenerateN{"--n", "N", 16, 0, 1 << 24, "tokens to generate"};
+const IntFlag kGenerateSeed{"--seed", "S", 0, 0, kMaxSeed, "sampling seed (with --temperature > 0)"};
+}  // namespace
+
 int cmd_init(int argc, char** argv) {
     Args a("init",
-           "usage: ittt init --config FILE --out DIR [--seed S]\n"
-           "  Writes a seeded, randomly initialised checkpoint (config.json + model.safetensors).\n"
-           "  --config FILE   a config.json with Hugging Face Qwen3 + In-Place TTT keys (see data/configs/)\n"
-           "  --out DIR       checkpoint directory to create\n"
-           "  --seed S        initialisation seed (default 0)\n",
+           std::string("usage: ittt init --config FILE --out DIR [--seed S]\n"
+                       "  Writes a seeded, randomly initialised checkpoint (config.json + model.safetensors),\n"
+                       "  published whole (an existing checkpoint at DIR is replaced atomically).\n"
+                       "  --config FILE            a config.json with Hugging Face Qwen3 + In-Place TTT keys (see data/configs/)\n"
+                       "  --out DIR                checkpoint directory to create\n") +
+               help_line(kInitSeed),
            argc, argv, 2);
     if (a.help()) return std::printf("%s", a.usage().c_str()), 0;
     std::string config = a.required("--config"), out = a.required("--out");
-    uint64_t seed = static_cast<uint64_t>(a.integer("--seed", 0, 0));
+    uint64_t seed = static_cast<uint64_t>(a.integer(kInitSeed));
     a.finish();
     Model m(load_config_json(config));
     m.init_random(seed);
@@ -39,95 +53,31 @@ int cmd_init(int argc, char** argv) {
     return 0;
 }
 
-int cmd_train(int argc, char** argv) {
-    std::string usage = std::string(
-                            "usage: ittt train --task NAME (--config FILE | --ckpt DIR) --out DIR [options]\n"
-                            "  Trains on a seeded toy task; checkpoints go to --out.\n"
-                            "  --config FILE            model config.json (random init with --init-seed)\n"
-                            "  --ckpt DIR               start from this checkpoint's weights instead\n"
-                            "  --out DIR                checkpoint directory (written every --checkpoint-every steps and at the end)\n"
-                            "  --resume                 continue the run in --out exactly where its checkpoint stopped\n"
-                            "  --steps N (200)  --batch B (8)  --seq-len n (128)  --grad-accum K (1)\n"
-                            "  --lr X (3e-3)  --warmup N (20)  --min-lr-ratio X (0.1)  --weight-decay X (0.1)  --grad-clip X (1.0)\n"
-                            "  --seed S (1)             data seed;  --init-seed S (0): weights seed with --config\n"
-                            "  --checkpoint-every N (0: only at the end)  --log-every N (10)  --json\n") +
-                        kTaskFlagsUsage + kRuntimeFlagsUsage;
-    Args a("train", usage, argc, argv, 2);
-    if (a.help()) return std::printf("%s", usage.c_str()), 0;
-    Device device = apply_runtime_flags(a);
-    TaskConfig task = read_task(a);
-    std::string config = a.str("--config", ""), ckpt = a.str("--ckpt", ""), out = a.required("--out");
-    bool resume = a.flag("--resume");
-    TrainConfig tc;
-    tc.steps = a.integer("--steps", 200, 0);
-    int batch = static_cast<int>(a.integer("--batch", 8, 1, 1 << 20));
-    int seq_len = static_cast<int>(a.integer("--seq-len", 128, 1, 1 << 24));
-    tc.grad_accum = static_cast<int>(a.integer("--grad-accum", 1, 1, 1 << 20));
-    tc.lr = a.number("--lr", 3e-3);
-    tc.warmup = a.integer("--warmup", 20, 0);
-    tc.min_lr_ratio = a.number("--min-lr-ratio", 0.1);
-    tc.weight_decay = a.number("--weight-decay", 0.1);
-    tc.grad_clip = a.number("--grad-clip", 1.0);
-    tc.checkpoint_every = a.integer("--checkpoint-every", 0, 0);
-    tc.log_every = a.integer("--log-every", 10, 0);
-    tc.json = a.flag("--json");
-    tc.out_dir = out;
-    uint64_t seed = static_cast<uint64_t>(a.integer("--seed", 1, 0));
-    uint64_t init_seed = static_cast<uint64_t>(a.integer("--init-seed", 0, 0));
-    a.finish();
-    if (!resume && config.empty() == ckpt.empty()) a.error("give exactly one of --config FILE or --ckpt DIR (or --resume)");
-    // The Trainer checks these too, but as run-time errors; here they are usage errors.
-    if (!(tc.lr > 0)) a.error(cat("--lr must be > 0, found ", tc.lr));
-    if (!(tc.min_lr_ratio >= 0 && tc.min_lr_ratio <= 1)) a.error(cat("--min-lr-ratio must be in [0, 1], found ", tc.min_lr_ratio));
-    if (!(tc.weight_decay >= 0)) a.error(cat("--weight-decay must be >= 0, found ", tc.weight_decay));
-
-    Model model = resume ? load_model(out, DType::F32, device)
-                 : !ckpt.empty() ? load_model(ckpt, DType::F32, device)
-                                 : [&] {
-                                       Model m(load_config_json(config), DType::F32, device);
-                                       m.init_random(init_seed);
-                                       return m;
-                                   }();
-    const int V = model.config().vocab_size;
-    make_batch(task, V, 1, seq_len, 0);  // fail now, not at step 1, if the task cannot fit
-    Trainer trainer(model, tc, [&](int64_t step, int micro, Tensor& tokens, Tensor& targets) {
-        Batch b = make_batch(task, V, batch, seq_len, train_batch_seed(seed, step, micro));
-        tokens = b.tokens_tensor();
-        targets = b.targets_tensor().view({static_cast<int64_t>(batch) * seq_len});
-    });
-    if (resume) {
-        trainer.resume(out);
-        if (!tc.json) std::printf("resuming %s at step %lld\n", out.c_str(), static_cast<long long>(trainer.steps_done()));
-    }
-    if (!tc.json)
-        std::printf("training %lld parameters on %s (%s), batch %d x %d tokens, %lld steps\n",
-                    static_cast<long long>(model.parameter_count()), task.describe().c_str(), device_name(device), batch, seq_len,
-                    static_cast<long long>(tc.steps));
-    trainer.run();
-    if (!tc.json) std::printf("wrote %s\n", out.c_str());
-    return 0;
-}
-
 int cmd_eval(int argc, char** argv) {
     std::string usage = std::string(
                             "usage: ittt eval --ckpt DIR --task NAME --seed S [options]\n"
-                            "  Accuracy (over scored positions) and mean loss on held-out seeded batches.\n"
-                            "  --batches K (4)  --batch B (16)  --seq-len n (128)  --json\n") +
-                        kTaskFlagsUsage + kRuntimeFlagsUsage;
+                            "  Accuracy (over scored positions) and mean loss on held-out seeded batches.\n") +
+                        kCheckpointFlagsUsage + help_line(kEvalSeed) + help_line(kEvalBatches) + help_line(kEvalBatch) +
+                        help_line(kEvalSeqLen) + "  --json                   one JSON object\n" + kTaskFlagsUsage + kRuntimeFlagsUsage +
+                        kContextParallelUsage;
     Args a("eval", usage, argc, argv, 2);
     if (a.help()) return std::printf("%s", usage.c_str()), 0;
     Device device = apply_runtime_flags(a);
     TaskConfig task = read_task(a);
-    std::string ckpt = a.required("--ckpt");
-    uint64_t seed = static_cast<uint64_t>(a.integer("--seed", 0, 0));
+    CheckpointFlags ckpt = read_checkpoint_flags(a);
     if (!a.has("--seed")) a.error("missing required flag --seed");
-    int batches = static_cast<int>(a.integer("--batches", 4, 1));
-    int batch = static_cast<int>(a.integer("--batch", 16, 1));
-    int seq_len = static_cast<int>(a.integer("--seq-len", 128, 1));
+    uint64_t seed = static_cast<uint64_t>(a.integer(kEvalSeed));
+    int batches = static_cast<int>(a.integer(kEvalBatches));
+    int batch = static_cast<int>(a.integer(kEvalBatch));
+    int seq_len = static_cast<int>(a.integer(kEvalSeqLen));
     bool json = a.flag("--json");
+    const bool context_parallel = read_context_parallel(a);
     a.finish();
-    Model model = load_model(ckpt, DType::F32, device);
-    EvalResult r = evaluate(model, task, batch, seq_len, batches, seed);
+    parallel::Context* cp = context_parallel ? start_context_parallel(device) : nullptr;
+    Model model = load_checkpoint_model(ckpt, "eval", device);
+    model.set_context_parallel(cp);
+    require_memory(forward_bytes(model.config(), batch, seq_len, false), cat("a forward of a batch of ", batch, " x ", seq_len, " tokens"));
+    EvalResult r = evaluate(model, task, batch, seq_len, batches, seed, &ckpt);
     if (json)
         std::printf("{\"task\": \"%s\", \"seed\": %llu, \"accuracy\": %.6f, \"correct\": %lld, \"scored\": %lld, "
                     "\"examples_all_correct\": %lld, \"examples\": %lld, \"loss\": %.6f}\n",
@@ -153,7 +103,7 @@ struct Prompt {
 };
 Prompt read_prompt(Args& a, const std::string& text_flag) {
     Prompt p;
-    p.ids = a.int_list("--tokens");
+    p.ids = a.int_list("--tokens", 0, INT32_MAX);
     if (a.has(text_flag)) p.text = a.str(text_flag, "");
     if (p.text && !p.ids.empty()) a.error(cat("give --tokens or ", text_flag, ", not both"));
     if (!p.text && p.ids.empty())
@@ -161,9 +111,12 @@ Prompt read_prompt(Args& a, const std::string& text_flag) {
     p.flag = p.text ? text_flag : "--tokens";
     return p;
 }
-// Loads DIR/tokenizer.json when present (text needs it) and encodes the text.
-void with_tokenizer(Prompt& p, const std::string& ckpt) {
-    const std::string path = (std::filesystem::path(ckpt) / "tokenizer.json").string();
+// Loads tokenizer.json when present (text needs it) and encodes the text: the
+// checkpoint's own, else the one at the top of a run directory given as --ckpt.
+void with_tokenizer(Prompt& p, const std::string& resolved, const std::string& given) {
+    std::string path = (std::filesystem::path(resolved) / "tokenizer.json").string();
+    if (!std::filesystem::exists(path) && std::filesystem::exists(std::filesystem::path(given) / "tokenizer.json"))
+        path = (std::filesystem::path(given) / "tokenizer.json").string();
     if (std::filesystem::exists(path)) p.tokenizer = Tokenizer::load(path);
     if (!p.text) return;
     ITTT_CHECK(p.tokenizer, path, ": not found: ", p.flag, " needs the checkpoint's tokenizer.json (or give --tokens ids)");
@@ -196,19 +149,24 @@ int cmd_forward(int argc, char** argv) {
                             "usage: ittt forward --ckpt DIR (--tokens 3,1,4,1,5 | --text TEXT) [--top K] [--json]\n"
                             "  Logits at every position (prefill, inference mode). Text output shows the top K\n"
                             "  tokens per position; --json prints every logit.\n"
-                            "  --text TEXT   encoded with DIR/tokenizer.json (Hugging Face format); tokens are then\n"
-                            "                shown as text too\n") +
-                        kRuntimeFlagsUsage;
+                            "  --tokens IDS             comma-separated token ids in [0, vocab_size)\n"
+                            "  --text TEXT              encoded with DIR/tokenizer.json (Hugging Face format); tokens are\n"
+                            "                           then shown as text too\n") +
+                        kCheckpointFlagsUsage + help_line(kTop) + kRuntimeFlagsUsage + kContextParallelUsage;
     Args a("forward", usage, argc, argv, 2);
     if (a.help()) return std::printf("%s", usage.c_str()), 0;
     Device device = apply_runtime_flags(a);
-    std::string ckpt = a.required("--ckpt");
-    int top = static_cast<int>(a.integer("--top", 5, 1));
+    CheckpointFlags ckpt = read_checkpoint_flags(a);
+    const int64_t top = a.integer(kTop);
     bool json = a.flag("--json");
     Prompt prompt = read_prompt(a, "--text");
+    const bool context_parallel = read_context_parallel(a);
     a.finish();  // every flag checked before the (slow, fallible) load
-    Model model = load_model(ckpt, DType::F32, device);
-    with_tokenizer(prompt, ckpt);
+    parallel::Context* cp = context_parallel ? start_context_parallel(device) : nullptr;
+    std::string dir;
+    Model model = load_checkpoint_model(ckpt, "forward", device, &dir);
+    model.set_context_parallel(cp);
+    with_tokenizer(prompt, dir, ckpt.dir);
     const int V = model.config().vocab_size;
     check_tokens(a, prompt, V);
     const std::vector<int32_t>& toks = prompt.ids;
@@ -220,7 +178,12 @@ int cmd_forward(int argc, char** argv) {
     ForwardOptions opt;
     opt.inference = true;
     const int64_t n = static_cast<int64_t>(toks.size());
-    std::vector<float> logits = model.forward(Tensor::from_vector(toks, {1, n}).to(device), opt).to_f32_vector();
+    require_memory(forward_bytes(model.config(), 1, n, false), cat("a forward of ", n, " tokens"));
+    Tensor logits_t = model.forward(Tensor::from_vector(toks, {1, n}).to(device), opt);
+    if (cp) logits_t = gather_logits(model, logits_t);  // rank 0 prints the whole sequence
+    if (!logits_t.defined()) return 0;
+    check_logits(ckpt, cp ? nullptr : &model, logits_t, "forward");
+    std::vector<float> logits = logits_t.to_f32_vector();
     if (json) {
         std::printf("{\"tokens\": [");
         for (int64_t t = 0; t < n; ++t) std::printf("%s%d", t ? ", " : "", toks[static_cast<size_t>(t)]);
@@ -239,7 +202,7 @@ int cmd_forward(int argc, char** argv) {
         std::vector<int> idx(static_cast<size_t>(V));
         for (int v = 0; v < V; ++v) idx[static_cast<size_t>(v)] = v;
         const float* row = logits.data() + t * V;
-        int k = std::min(top, V);
+        const int k = static_cast<int>(std::min<int64_t>(top, V));
         std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int x, int y) { return row[x] > row[y]; });
         std::printf("pos %3lld token %5d%s | top:", static_cast<long long>(t), toks[static_cast<size_t>(t)],
                     shown(toks[static_cast<size_t>(t)]).c_str());
@@ -258,27 +221,39 @@ int cmd_generate(int argc, char** argv) {
                             "  and the TTT fast weights updated chunk by chunk. Greedy unless --temperature > 0.\n"
                             "  --prompt TEXT  encoded with DIR/tokenizer.json (Hugging Face format); the output is then text\n"
                             "  --json         ids (and text with a tokenizer), the TTT state size, and every fast-weight\n"
-                            "                 update: layer, chunk, ||eta dW||_F before and after ttt_clip_tau, clipped\n") +
-                        kRuntimeFlagsUsage;
+                            "                 update: layer, chunk, ||eta dW||_F before and after ttt_clip_tau, clipped\n"
+                            "  --tokens IDS             the prompt: comma-separated token ids in [0, vocab_size)\n"
+                            "  --temperature T          sampling temperature (default 0: greedy, >= 0)\n") +
+                        kCheckpointFlagsUsage + help_line(kGenerateN) + help_line(kGenerateSeed) + kRuntimeFlagsUsage;
     Args a("generate", usage, argc, argv, 2);
     if (a.help()) return std::printf("%s", usage.c_str()), 0;
     Device device = apply_runtime_flags(a);
-    std::string ckpt = a.required("--ckpt");
-    int64_t n = a.integer("--n", 16, 0, 1 << 24);
+    CheckpointFlags ckpt = read_checkpoint_flags(a);
+    int64_t n = a.integer(kGenerateN);
     double temperature = a.number("--temperature", 0.0);
     if (temperature < 0) a.error(cat("--temperature must be >= 0, found ", temperature));
-    uint64_t seed = static_cast<uint64_t>(a.integer("--seed", 0, 0));
+    uint64_t seed = static_cast<uint64_t>(a.integer(kGenerateSeed));
     bool json = a.flag("--json");
     Prompt prompt = read_prompt(a, "--prompt");
     a.finish();
-    Model model = load_model(ckpt, DType::F32, device);
-    with_tokenizer(prompt, ckpt);
+    std::string dir;
+    Model model = load_checkpoint_model(ckpt, "generate", device, &dir);
+    with_tokenizer(prompt, dir, ckpt.dir);
     check_tokens(a, prompt, model.config().vocab_size);
     const std::vector<int32_t>& toks = prompt.ids;
+    {
+        // The KV caches grow to prompt + n positions; the prompt runs as one forward.
+        const ModelConfig& c = model.config();
+        const double positions = static_cast<double>(toks.size()) + static_cast<double>(n);
+        require_memory(forward_bytes(c, 1, static_cast<int64_t>(toks.size()), false) +
+                           2.0 * 4 * positions * c.num_hidden_layers * c.num_key_value_heads * c.head_dim,
+                       cat("the KV caches of ", toks.size(), " + ", n, " positions"));
+    }
     Session session(model);
     Rng rng(seed);
-    std::vector<float> last = session.prefill(toks).rows(static_cast<int64_t>(toks.size()) - 1, static_cast<int64_t>(toks.size()))
-                                  .to_f32_vector();
+    Tensor prefill = session.prefill(toks);
+    check_logits(ckpt, nullptr, prefill, "generate, prefill");
+    std::vector<float> last = prefill.rows(static_cast<int64_t>(toks.size()) - 1, static_cast<int64_t>(toks.size())).to_f32_vector();
     std::vector<int32_t> out;
     for (int64_t i = 0; i < n; ++i) {
         int next = 0;
@@ -292,7 +267,11 @@ int cmd_generate(int argc, char** argv) {
             while (next + 1 < static_cast<int>(p.size()) && (r -= p[static_cast<size_t>(next)]) > 0) ++next;
         }
         out.push_back(next);
-        if (i + 1 < n) last = session.decode(next).to_f32_vector();
+        if (i + 1 < n) {
+            Tensor logits = session.decode(next);
+            check_logits(ckpt, nullptr, logits.view({1, logits.numel()}), cat("generate, token ", i + 1));
+            last = logits.to_f32_vector();
+        }
     }
     if (json) {
         std::printf("{\"prompt\": [");

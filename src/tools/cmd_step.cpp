@@ -13,6 +13,7 @@
 #include "driver/plots.h"
 #include "driver/terminal.h"
 #include "driver/theory.h"
+#include "model/memory_budget.h"
 #include "model/model_io.h"
 #include "tools/commands.h"
 #include "tools/common.h"
@@ -21,43 +22,90 @@ namespace ittt {
 
 namespace {
 
-// Flags the theory engine parses itself (theory::set_option).
-const char* const kTheoryFlags[] = {"--seed", "--trials",    "--d",         "--vocab",     "--f",
-                                    "--chunk", "--chunks",   "--key-chunk", "--lr",        "--embed",
-                                    "--features", "--mlp-input", "--step-trial", "--sweep"};
+using theory::TheoryOptions;
+
+constexpr int64_t kMaxSeed = INT64_MAX;
+// The theory engine's integer flags, with the ranges this command enforces
+// (theory::validate_options adds the cross-checks, e.g. key-chunk < chunks - 1).
+const TheoryOptions kTheoryDefaults;
+const IntFlag kTheoryInts[] = {
+    {"--seed", "N", static_cast<int64_t>(kTheoryDefaults.seed), 0, kMaxSeed, "seed of the model and of every trial"},
+    {"--trials", "N", kTheoryDefaults.trials, 1, 1000000, "sequences averaged over"},
+    {"--d", "N", kTheoryDefaults.d, 1, 1 << 20, "embedding width"},
+    {"--vocab", "N", kTheoryDefaults.vocab, 3, 1 << 16, "ordinary tokens"},
+    {"--f", "N", kTheoryDefaults.f, 0, 1 << 22, "SwiGLU width, 0 = 3*d (identity features use f = d)"},
+    {"--chunk", "N", kTheoryDefaults.chunk, 2, 1 << 16, "positions per chunk"},
+    {"--chunks", "N", kTheoryDefaults.n_chunks, 2, 1 << 12, "chunks per sequence; the query is in the last"},
+    {"--key-chunk", "N", kTheoryDefaults.key_chunk, 0, (1 << 12) - 2, "chunk holding the pair (k*, v*)"},
+    {"--step-trial", "N", kTheoryDefaults.step_trial, 0, 999999, "trial shown chunk by chunk"},
+};
+const int64_t kSweepMax = 1 << 20;
+// The theory engine's other flags, parsed by theory::set_option.
+const char* const kTheoryOther[] = {"--lr", "--embed", "--features", "--mlp-input", "--sweep"};
+
+std::string theory_help() {
+    std::string h;
+    for (const IntFlag& f : kTheoryInts) h += help_line(f);
+    std::string sweep;
+    for (size_t i = 0; i < kTheoryDefaults.sweep.size(); ++i) sweep += (i ? "," : "") + std::to_string(kTheoryDefaults.sweep[i]);
+    return h + cat("  --lr X                   fast-weight learning rate eta (default ", kTheoryDefaults.lr, ", > 0)\n",
+                   "  --embed K                gaussian (N(0,1/d)) or orthogonal (+-unit vectors, vocab <= d)\n",
+                   "  --features K             swiglu (silu(Wg h) * (Wu h)) or identity (z = e)\n",
+                   "  --mlp-input K            raw (h = e, the theorem's setting) or rmsnorm (h = RMSNorm(e))\n",
+                   "  --sweep LIST             widths d for the sweep (default ", sweep, ", each in ", range_text(1, kSweepMax), ")\n");
+}
+
+const IntFlag kModelSeqLen{"--seq-len", "n", 0, 0, 1 << 20, "tokens per sequence (0: 4 * ttt_chunk)"};
+const IntFlag kModelSeed{"--seed", "S", 1, 0, kMaxSeed, "seed of the sequences"};
+const IntFlag kModelExamples{"--examples", "K", 16, 1, 1 << 16, "sequences averaged in the summary"};
+const IntFlag kModelStepExample{"--step-example", "i", 0, 0, (1 << 16) - 1, "the sequence shown chunk by chunk"};
+const IntFlag kModelTop{"--top", "K", 5, 1, 1000, "top tokens listed per query"};
 
 std::string usage() {
     return std::string(
                "usage: ittt step --theory [theory options] [output options]\n"
                "       ittt step --ckpt DIR [--task theorem|mqar] [model options] [output options]\n"
                "  Steps through a sequence chunk by chunk, watching the fast weights learn, and checks\n"
-               "  the induction-head theorem (docs/theory.md). Keys: Enter/n next chunk, p previous, q quit.\n"
+               "  the induction-head theorem (docs/theory.md). Keys: n/Enter next chunk, p previous,\n"
+               "  j/k or arrows scroll, q quit. The pager fits the terminal (and follows resizes).\n"
                "\n"
                "output options:\n"
-               "  --auto            print every chunk without waiting for keys (implied when stdin or stdout\n"
-               "                    is not a terminal, and by --json)\n"
-               "  --json            JSON lines: one object per chunk, a summary object per target, then the\n"
-               "                    sweep (theory) and {\"type\": \"plots\", \"paths\": [...]}\n"
-               "  --no-steps        the summary only, no chunk-by-chunk view\n"
-               "  --plots DIR       where figures go: PNG + SVG + gnuplot script (default out/step)\n"
-               "  --no-plots        write no figures\n"
+               "  --auto                   print every chunk without waiting for keys (implied when stdin\n"
+               "                           or stdout is not a terminal, and by --json)\n"
+               "  --json                   JSON lines: one object per chunk, a summary object per target,\n"
+               "                           then the sweep (theory) and {\"type\": \"plots\", \"paths\": [...]}\n"
+               "  --no-steps               the summary only, no chunk-by-chunk view\n"
+               "  --plots DIR              where figures go: PNG + SVG + gnuplot script (default out/step)\n"
+               "  --no-plots               write no figures\n"
                "\n"
                "theory mode (--theory): the setting of Theorem 1, many seeded trials\n") +
-           theory::options_help() +
+           theory_help() +
            "  (the sweep over d runs only when --sweep is given)\n"
            "\n"
            "model mode (--ckpt DIR): the same measurements at a checkpoint's real logits, for the\n"
-           "learned target and for the same weights with only the offset-0 conv tap\n"
-           "  --ckpt DIR        checkpoint directory (config.json + model.safetensors), with TTT layers\n"
-           "  --task NAME       theorem (default) or mqar; the markers give keys, values and queries\n"
-           "  --task-opt K=V,.. task options; theorem's chunk and window default to the model's\n"
-           "                    ttt_chunk and sliding_window\n"
-           "  --seq-len n       tokens per sequence (default 4 * ttt_chunk)\n"
-           "  --seed S          seed of the sequences (default 1)\n"
-           "  --examples K      sequences averaged in the summary (default 16)\n"
-           "  --step-example i  the sequence shown chunk by chunk (default 0)\n"
-           "  --top K           top tokens listed per query (default 5)\n" +
-           kRuntimeFlagsUsage;
+           "learned target and for the same weights with only the offset-0 conv tap\n" +
+           kCheckpointFlagsUsage +
+           "  --task NAME              theorem (default) or mqar; the markers give keys, values and queries\n"
+           "  --task-opt K=V,..        task options; theorem's chunk and window default to the model's\n"
+           "                           ttt_chunk and sliding_window (docs/tasks.md)\n" +
+           help_line(kModelSeqLen) + help_line(kModelSeed) + help_line(kModelExamples) + help_line(kModelStepExample) +
+           help_line(kModelTop) + kRuntimeFlagsUsage;
+}
+
+// About what the theory engine holds at once, in doubles: the embeddings, Wg
+// and Wu, every token's features, one sequence's features and targets, and the
+// per-position contributions of the step view. For the widest d of a sweep too.
+double theory_bytes(const TheoryOptions& o, bool sweep) {
+    double worst = 0;
+    std::vector<int> widths = {o.d};
+    if (sweep) widths.insert(widths.end(), o.sweep.begin(), o.sweep.end());
+    for (int d : widths) {
+        TheoryOptions x = o;
+        x.d = d;
+        const double V = x.vocab, D = d, F = x.feature_width(), L = x.seq_len();
+        worst = std::max(worst, 8 * (V * D + 2 * F * D + V * F + L * (2 * D + 2 * F) + 2 * L * V + 2 * D * F));
+    }
+    return worst;
 }
 
 struct Output {
@@ -123,12 +171,24 @@ void write_plots(const Output& out, F draw) {
 
 int run_theory(Args& a) {
     theory::TheoryOptions o;
-    for (const char* flag : kTheoryFlags)
+    for (const IntFlag& f : kTheoryInts)
+        if (a.has(f.name)) theory::set_option(o, f.name, std::to_string(a.integer(f)));
+    if (a.has("--sweep")) {
+        std::string list = a.str("--sweep", "");
+        try {
+            for (const std::string& item : split_list(list, "--sweep")) parse_integer(item, 1, kSweepMax, "--sweep: a width");
+        } catch (const Error& e) {
+            a.error(e.what());
+        }
+    }
+    for (const char* flag : kTheoryOther)
         if (a.has(flag)) theory::set_option(o, flag, a.str(flag, ""));
     const bool sweep = a.has("--sweep");
     Output out = read_output(a);
     a.finish();
     theory::validate_options(o);
+    require_memory(theory_bytes(o, sweep), cat("the theory setting (d=", o.d, ", vocab=", o.vocab, ", f=", o.feature_width(),
+                                               ", ", o.seq_len(), " positions)"));
 
     theory::TheoryResult result = theory::run_trials(o);
     theory::StepResult step = theory::run_step(o);
@@ -160,22 +220,31 @@ int run_theory(Args& a) {
 
 int run_model(Args& a) {
     Device device = apply_runtime_flags(a);
-    const std::string ckpt = a.required("--ckpt");
+    const CheckpointFlags ckpt = read_checkpoint_flags(a);
     const std::string task_name = a.str("--task", "theorem");
-    std::map<std::string, std::string> task_opts = parse_option_list(a.str("--task-opt", ""));
+    std::map<std::string, std::string> task_opts;
+    try {
+        if (a.has("--task-opt")) split_list(a.str("--task-opt", ""), "--task-opt");
+        task_opts = parse_option_list(a.str("--task-opt", ""));
+    } catch (const Error& e) {
+        a.error(e.what());
+    }
     probe::ProbeOptions o;
-    const int64_t seq_len = a.integer("--seq-len", 0, 0, 1 << 20);
-    o.seed = static_cast<uint64_t>(a.integer("--seed", 1, 0));
-    o.examples = static_cast<int>(a.integer("--examples", 16, 1, 1 << 16));
-    o.step_example = static_cast<int>(a.integer("--step-example", 0, 0, 1 << 16));
-    o.top = static_cast<int>(a.integer("--top", 5, 1, 1000));
+    const int64_t seq_len = a.integer(kModelSeqLen);
+    o.seed = static_cast<uint64_t>(a.integer(kModelSeed));
+    o.examples = static_cast<int>(a.integer(kModelExamples));
+    o.step_example = static_cast<int>(a.integer(kModelStepExample));
+    o.top = static_cast<int>(a.integer(kModelTop));
     Output out = read_output(a);
-    for (const char* flag : kTheoryFlags)
-        if (std::string(flag) != "--seed" && a.has(flag))
-            a.error(std::string(flag) + " is a theory-mode option (with --theory); the model mode takes the checkpoint's values");
+    auto theory_only = [&](const std::string& flag) {
+        if (flag != "--seed" && a.has(flag))
+            a.error(flag + " is a theory-mode option (with --theory); the model mode takes the checkpoint's values");
+    };
+    for (const IntFlag& f : kTheoryInts) theory_only(f.name);
+    for (const char* flag : kTheoryOther) theory_only(flag);
     a.finish();
 
-    Model model = load_model(ckpt, DType::F32, device);
+    Model model = load_checkpoint_model(ckpt, "step", device);
     const ModelConfig& cfg = model.config();
     if (task_name == "theorem") {
         // The probe is only a probe when the pair sits in an earlier chunk than
@@ -186,9 +255,20 @@ int run_model(Args& a) {
     o.task = parse_task_config(task_name, task_opts);
     o.seq_len = seq_len > 0 ? static_cast<int>(seq_len) : 4 * cfg.ttt_chunk;
     if (o.step_example >= o.examples) a.error(cat("--step-example ", o.step_example, " must be below --examples ", o.examples));
+    {
+        // One forward of every sequence at a time, and both targets' logits at every update limit.
+        const double T = (o.seq_len + cfg.ttt_chunk - 1) / cfg.ttt_chunk;
+        require_memory(forward_bytes(cfg, o.examples, o.seq_len, false) + 16.0 * (T + 2) * o.examples * o.seq_len * cfg.vocab_size,
+                       cat("probing ", o.examples, " sequences of ", o.seq_len, " tokens"));
+        // Non-finite logits would make every measurement below a confident-looking NaN.
+        Batch b = make_batch(o.task, cfg.vocab_size, 1, o.seq_len, o.seed);
+        ForwardOptions inference;
+        inference.inference = true;
+        check_logits(ckpt, &model, model.forward(b.tokens_tensor().to(model.device()), inference), "step");
+    }
 
     probe::ProbeRun run = probe::run_probe(model, o);
-    run.summary.checkpoint = ckpt;
+    run.summary.checkpoint = ckpt.dir;
     if (out.json) {
         if (out.steps) std::fputs(probe::format_step_json(run.step).c_str(), stdout);
         std::fputs(probe::format_summary_json(run.summary).c_str(), stdout);
@@ -196,7 +276,10 @@ int run_model(Args& a) {
         std::fputs(probe::format_summary_text(run.summary).c_str(), stdout);
         std::printf("\n");
         terminal::Pages pages{static_cast<int>(run.step.chunks.size()),
-                              [&](int i) { return probe::format_chunk_text(run.step, i); }, "chunk"};
+                              [&](int i) {
+                                  return terminal::Page{probe::format_chunk_header(run.step, i), probe::format_chunk_body(run.step, i)};
+                              },
+                              "chunk"};
         show_pages(pages, out);
     }
     write_plots(out, [&](const std::string& dir) { return probe::plot_probe_step(run.step, dir); });

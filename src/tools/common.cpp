@@ -1,9 +1,14 @@
 #include "tools/common.h"
 
+#include <cstdio>
+#include <set>
 #include <stdexcept>
 
+#include "io/checkpoint.h"
+#include "model/finite.h"
 #include "ops/ops.h"
 #include "runtime/rng.h"
+#include "tools/context_parallel.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -11,14 +16,22 @@
 
 namespace ittt {
 
-const char* const kRuntimeFlagsUsage =
-    "  --device cpu|cuda|auto   where to run (default cpu)\n"
-    "  --threads N              OpenMP threads for the CPU kernels (default: all cores)\n"
-    "  --kernel OP=V,...        kernel versions, e.g. gemm=1,attention=1 (default: the best)\n";
+namespace {
+const IntFlag kThreads{"--threads", "N", 0, 0, 1024, "OpenMP threads for the CPU kernels (0: all cores)"};
+}
+
+const std::string kRuntimeFlagsUsage = std::string("  --device cpu|cuda|auto   where to run (default cpu)\n") + help_line(kThreads) +
+                                       "  --kernel OP=V,...        kernel versions, e.g. gemm=1,attention=1 (default: the best)\n";
 
 const char* const kTaskFlagsUsage =
     "  --task NAME              induction | mqar | theorem | needle | text\n"
     "  --task-opt K=V,...       task options, e.g. pairs=8,gap=256 (see docs/tasks.md)\n";
+
+const char* const kCheckpointFlagsUsage =
+    "  --ckpt DIR               a checkpoint (config.json + model.safetensors) or a training run's --out\n"
+    "                           directory (then its newest complete step-N checkpoint, named on stderr)\n"
+    "  --allow-nonfinite        load weights holding NaN/Inf and print non-finite logits (forensics;\n"
+    "                           by default both are refused with the tensor and index named)\n";
 
 // A bad flag value is a usage error (exit 2, with the usage); a valid request the
 // machine cannot serve (--device cuda without a GPU) stays a run-time error (exit 1).
@@ -26,19 +39,30 @@ Device apply_runtime_flags(Args& a) {
     std::string device = a.str("--device", "cpu");
     if (device != "cpu" && device != "cuda" && device != "auto") a.error("--device: expected cpu, cuda or auto, found '" + device + "'");
     Device d = resolve_device(device);
-    int64_t threads = a.integer("--threads", 0, 0, 1024);
+    int64_t threads = a.integer(kThreads);
 #ifdef _OPENMP
     if (threads > 0) omp_set_num_threads(static_cast<int>(threads));
 #else
     (void)threads;
 #endif
-    std::string kernels = a.str("--kernel", "");
-    try {
-        ops::set_versions_from_string(kernels);
-    } catch (const Error& e) {
-        a.error(e.what());
-    } catch (const std::out_of_range&) {  // std::stoi on a version too large for an int
-        a.error("--kernel: a version number is out of range in '" + kernels + "'");
+    if (a.has("--kernel")) {
+        std::string kernels = a.str("--kernel", "");
+        try {
+            std::set<std::string> ops_seen;
+            for (const std::string& item : split_list(kernels, "--kernel")) {
+                size_t eq = item.find('=');
+                ITTT_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < item.size(), "--kernel: expected op=version (e.g. gemm=1), found '",
+                           item, "'");
+                ITTT_CHECK(ops_seen.insert(item.substr(0, eq)).second, "--kernel: '", item.substr(0, eq), "' is given twice in '",
+                           kernels, "'");
+                parse_integer(item.substr(eq + 1), 0, 1000, cat("--kernel: the version of ", item.substr(0, eq)));
+            }
+            ops::set_versions_from_string(kernels);
+        } catch (const Error& e) {
+            a.error(e.what());
+        } catch (const std::out_of_range&) {  // std::stoi on a version too large for an int
+            a.error("--kernel: a version number is out of range in '" + kernels + "'");
+        }
     }
     return d;
 }
@@ -46,10 +70,32 @@ Device apply_runtime_flags(Args& a) {
 TaskConfig read_task(Args& a) {
     std::string name = a.required("--task"), options = a.str("--task-opt", "");
     try {
+        if (a.has("--task-opt")) split_list(options, "--task-opt");  // refuses "a=1," and ",,"
         return parse_task_config(name, parse_option_list(options));
     } catch (const Error& e) {
         a.error(e.what());
     }
+}
+
+CheckpointFlags read_checkpoint_flags(Args& a) {
+    CheckpointFlags c;
+    c.dir = a.required("--ckpt");
+    c.load.allow_nonfinite = a.flag("--allow-nonfinite");
+    return c;
+}
+
+Model load_checkpoint_model(const CheckpointFlags& c, const char* cmd, Device device, std::string* resolved) {
+    ResolvedCheckpoint r = resolve_checkpoint(c.dir);
+    if (!r.note.empty()) std::fprintf(stderr, "ittt %s: %s\n", cmd, r.note.c_str());
+    if (resolved) *resolved = r.dir;
+    return load_model(r.dir, DType::F32, device, c.load);
+}
+
+void check_logits(const CheckpointFlags& c, const Model* model, const Tensor& logits, const std::string& what) {
+    if (!c.load.allow_nonfinite) return require_finite_logits(model, logits, what);
+    if (int64_t i = first_nonfinite(logits); i >= 0)
+        std::fprintf(stderr, "ittt %s: warning: the logits hold %s (printed anyway: --allow-nonfinite)\n", what.c_str(),
+                     describe_nonfinite(logits, i).c_str());
 }
 
 uint64_t train_batch_seed(uint64_t seed, int64_t step, int micro) {
@@ -58,7 +104,8 @@ uint64_t train_batch_seed(uint64_t seed, int64_t step, int micro) {
 
 uint64_t eval_batch_seed(uint64_t seed, int64_t batch) { return Rng(seed).fork(2).fork(static_cast<uint64_t>(batch)).seed(); }
 
-EvalResult evaluate(Model& model, const TaskConfig& task, int batch, int seq_len, int batches, uint64_t seed) {
+EvalResult evaluate(Model& model, const TaskConfig& task, int batch, int seq_len, int batches, uint64_t seed,
+                    const CheckpointFlags* ckpt) {
     EvalResult r;
     double loss_sum = 0;
     int64_t scored = 0;
@@ -66,7 +113,13 @@ EvalResult evaluate(Model& model, const TaskConfig& task, int batch, int seq_len
     opt.inference = true;
     for (int i = 0; i < batches; ++i) {
         Batch b = make_batch(task, model.config().vocab_size, batch, seq_len, eval_batch_seed(seed, i));
-        const Tensor& logits = model.forward(b.tokens_tensor().to(model.device()), opt);
+        Tensor logits = model.forward(b.tokens_tensor().to(model.device()), opt);
+        if (model.context_parallel()) logits = gather_logits(model, logits);  // rank 0 scores the whole batch
+        if (!logits.defined()) continue;
+        // (activations are this rank's slice under context parallelism: name them only without it)
+        const Model* m = model.context_parallel() ? nullptr : &model;
+        if (ckpt) check_logits(*ckpt, m, logits, cat("eval, batch ", i));
+        else require_finite_logits(m, logits, cat("eval, batch ", i));
         ops::CrossEntropyResult ce = ops::cross_entropy(nullptr, logits, b.targets_tensor().view({b.B * static_cast<int64_t>(b.n)}).to(model.device()), 1.0);
         loss_sum += ce.loss_sum;
         scored += ce.n_scored;

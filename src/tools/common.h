@@ -5,6 +5,7 @@
 #include <string>
 
 #include "model/model.h"
+#include "model/model_io.h"
 #include "tasks/tasks.h"
 #include "tools/args.h"
 
@@ -12,11 +13,27 @@ namespace ittt {
 
 // --device cpu|cuda|auto, --threads N, --kernel op=v,...: read and applied.
 Device apply_runtime_flags(Args& a);
-extern const char* const kRuntimeFlagsUsage;
+extern const std::string kRuntimeFlagsUsage;
 
 // --task NAME --task-opt k=v,...
 TaskConfig read_task(Args& a);
 extern const char* const kTaskFlagsUsage;
+
+// --ckpt DIR [--allow-nonfinite]: the checkpoint to read (a plain checkpoint
+// or a run directory: its newest complete step, named on stderr).
+struct CheckpointFlags {
+    std::string dir;  // as given
+    LoadOptions load;
+};
+CheckpointFlags read_checkpoint_flags(Args& a);
+extern const char* const kCheckpointFlagsUsage;
+// Resolves the flags' directory (printing which step of a run directory is
+// used) and loads it; `cmd` names the subcommand in that note. *resolved, when
+// given, receives the directory read.
+Model load_checkpoint_model(const CheckpointFlags& c, const char* cmd, Device device, std::string* resolved = nullptr);
+// The logits of a forward are finite, or an Error naming where they are not;
+// with --allow-nonfinite a warning on stderr instead.
+void check_logits(const CheckpointFlags& c, const Model* model, const Tensor& logits, const std::string& what);
 
 // Seeds of the two data streams. Training batches and evaluation batches come
 // from different forks of the user's seed, so an eval seed never replays a
@@ -29,6 +46,7 @@ struct EvalResult {
     double loss = 0;
     Accuracy accuracy;
 };
-EvalResult evaluate(Model& model, const TaskConfig& task, int batch, int seq_len, int batches, uint64_t seed);
+EvalResult evaluate(Model& model, const TaskConfig& task, int batch, int seq_len, int batches, uint64_t seed,
+                    const CheckpointFlags* ckpt = nullptr);
 
 }  // namespace ittt

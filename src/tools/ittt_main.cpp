@@ -1,8 +1,11 @@
 // ittt_main.cpp: the command-line tool. Subcommands live in src/tools/cmd_*.cpp.
 #include <cstdio>
 #include <cstring>
+#include <new>
 #include <string>
 
+#include "io/fault_injection.h"
+#include "parallel/context.h"
 #include "runtime/device.h"
 #include "runtime/error.h"
 #include "tools/args.h"
@@ -24,8 +27,13 @@ const char* kUsage =
 
 int main(int argc, char** argv) {
     using namespace ittt;
-    std::string cmd = argc > 1 ? argv[1] : "--help";
+    if (argc < 2) {  // no command is a usage error, not a request for help
+        std::fprintf(stderr, "ittt: missing command\n\n%s", kUsage);
+        return 2;
+    }
+    std::string cmd = argv[1];
     try {
+        fault::load_environment();  // a malformed ITTT_FAULT (tests only) is refused up front
         if (cmd == "--help" || cmd == "-h" || cmd == "help") return std::printf("%s", kUsage), 0;
         if (cmd == "info") {
             std::printf("cpu: %s\ncuda: %s\n", device::describe(Device::CPU).c_str(),
@@ -33,21 +41,30 @@ int main(int argc, char** argv) {
             return 0;
         }
         if (cmd == "init") return cmd_init(argc, argv);
-        if (cmd == "train") return cmd_train(argc, argv);
-        if (cmd == "eval") return cmd_eval(argc, argv);
-        if (cmd == "forward") return cmd_forward(argc, argv);
+        if (cmd == "train") return parallel::finish_job(cmd_train(argc, argv));  // --context-parallel
+        if (cmd == "eval") return parallel::finish_job(cmd_eval(argc, argv));  // --context-parallel
+        if (cmd == "forward") return parallel::finish_job(cmd_forward(argc, argv));  // --context-parallel
         if (cmd == "generate") return cmd_generate(argc, argv);
         if (cmd == "step") return cmd_step(argc, argv);
         std::fprintf(stderr, "ittt: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
         return 2;
     } catch (const UsageError& e) {
         std::fprintf(stderr, "%s\n\n%s", e.message.c_str(), e.usage.c_str());
+        parallel::abort_job_after_error(2);
         return 2;
     } catch (const Error& e) {
         std::fprintf(stderr, "ittt %s: error: %s\n", cmd.c_str(), e.what());
+        parallel::abort_job_after_error(1);  // under mpirun: stop the other ranks too
+        return 1;
+    } catch (const std::bad_alloc&) {
+        // The size checks (model/memory_budget.h) should have refused this first.
+        std::fprintf(stderr, "ittt %s: error: out of memory (std::bad_alloc): the request is larger than this machine can hold\n",
+                     cmd.c_str());
+        parallel::abort_job_after_error(1);
         return 1;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "ittt %s: unexpected error: %s\n", cmd.c_str(), e.what());
+        parallel::abort_job_after_error(1);
         return 1;
     }
 }

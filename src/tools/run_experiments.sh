@@ -25,6 +25,7 @@ for m in $models; do
   cfg=data/configs/$m.json
   [ -f "$cfg" ] || { echo "missing $cfg"; exit 1; }
   echo "== $m"
+  rm -rf "${out:?}/$m"  # a fresh run: ittt train refuses an --out that already holds checkpoints
   start=$(date +%s.%N)
   build/ittt train --task mqar --task-opt "$task_opt" --config "$cfg" --out "$out/$m" --steps "$steps" \
     --batch "$batch" --seq-len "$seq" --lr 3e-3 --warmup 30 --seed "$seed" --json > "$out/$m.train.jsonl"

@@ -5,6 +5,9 @@
 #include <cstdio>
 #include <unistd.h>
 
+#include "io/checkpoint.h"
+#include "model/finite.h"
+#include "model/model_io.h"
 #include "ops/ops.h"
 #include "runtime/nvtx.h"
 
@@ -13,21 +16,38 @@ namespace ittt {
 Trainer::Trainer(Model& model, const TrainConfig& cfg, BatchFn batches) : model_(model), cfg_(cfg), batches_(std::move(batches)) {
     ITTT_CHECK(cfg_.steps >= 0, "train: --steps must be >= 0, found ", cfg_.steps);
     ITTT_CHECK(cfg_.grad_accum >= 1, "train: --grad-accum must be >= 1, found ", cfg_.grad_accum);
-    ITTT_CHECK(cfg_.lr > 0, "train: --lr must be > 0, found ", cfg_.lr);
+    ITTT_CHECK(std::isfinite(cfg_.lr) && cfg_.lr > 0, "train: --lr must be > 0 and finite, found ", cfg_.lr);
     ITTT_CHECK(cfg_.warmup >= 0, "train: --warmup must be >= 0, found ", cfg_.warmup);
+    ITTT_CHECK(cfg_.grad_clip >= 0, "train: --grad-clip must be >= 0 (0 = off), found ", cfg_.grad_clip);
+    ITTT_CHECK(cfg_.keep >= 1, "train: --keep must be >= 1, found ", cfg_.keep);
+    ITTT_CHECK(cfg_.settings.is_object(), "train: TrainConfig::settings must be a JSON object");
     for (const Parameter& p : model_.parameters()) {
         m_.push_back(Tensor::zeros(p.value.shape(), p.value.dtype(), p.value.device()));
         v_.push_back(Tensor::zeros(p.value.shape(), p.value.dtype(), p.value.device()));
     }
 }
 
-double Trainer::lr_at(int64_t step) const {
-    if (cfg_.warmup > 0 && step <= cfg_.warmup) return cfg_.lr * static_cast<double>(step) / static_cast<double>(cfg_.warmup);
-    int64_t decay_steps = cfg_.steps - cfg_.warmup;
-    if (decay_steps <= 0) return cfg_.lr;
-    double progress = std::min(1.0, static_cast<double>(step - cfg_.warmup) / static_cast<double>(decay_steps));
+double scheduled_lr(const TrainConfig& cfg, int64_t step) {
+    if (cfg.warmup > 0 && step <= cfg.warmup) return cfg.lr * static_cast<double>(step) / static_cast<double>(cfg.warmup);
+    int64_t decay_steps = cfg.steps - cfg.warmup;
+    if (decay_steps <= 0) return cfg.lr;
+    double progress = std::min(1.0, static_cast<double>(step - cfg.warmup) / static_cast<double>(decay_steps));
     double cosine = 0.5 * (1.0 + std::cos(3.14159265358979323846 * progress));
-    return cfg_.lr * (cfg_.min_lr_ratio + (1.0 - cfg_.min_lr_ratio) * cosine);
+    return cfg.lr * (cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * cosine);
+}
+
+double Trainer::lr_at(int64_t step) const { return scheduled_lr(cfg_, step); }
+
+std::string Trainer::kept_text() const {
+    if (last_checkpoint_step_ >= 0)
+        return cat("the last checkpoint, ", last_checkpoint_, " (step ", last_checkpoint_step_, "), is kept");
+    if (cfg_.out_dir.empty()) return "this run writes no checkpoints (no output directory)";
+    return cat("no checkpoint of this run exists yet in ", cfg_.out_dir,
+               cfg_.checkpoint_every > 0 ? "" : " (without --checkpoint-every one is written only at the end)");
+}
+
+void Trainer::stop(int64_t step, const std::string& why) const {
+    fail(cat("training stopped at step ", step, ": ", why, "; nothing was saved for this step; ", kept_text()));
 }
 
 StepStats Trainer::step() {
@@ -47,34 +67,41 @@ StepStats Trainer::step() {
 
     model_.zero_grad();
     double loss_sum = 0;
+    parallel::Context* cp = model_.context_parallel();
     for (int mb = 0; mb < cfg_.grad_accum; ++mb) {
         const Tensor& logits = model_.forward(tokens[static_cast<size_t>(mb)].to(model_.device()));
+        Tensor mb_targets = targets[static_cast<size_t>(mb)];
+        if (cp) {  // context parallel: the logits are this rank's slice; so are the targets it scores
+            const Tensor& t = tokens[static_cast<size_t>(mb)];
+            mb_targets = parallel::local_slice(mb_targets.view({t.dim(0), t.dim(1)}), model_.slice_plan(), cp->rank()).view({logits.dim(0)});
+        }
         Tensor dlogits = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
         ops::CrossEntropyResult r =
-            ops::cross_entropy(&dlogits, logits, targets[static_cast<size_t>(mb)].to(model_.device()), 1.0 / static_cast<double>(scored));
+            ops::cross_entropy(&dlogits, logits, mb_targets.to(model_.device()), 1.0 / static_cast<double>(scored));
+        if (cp) r.loss_sum = cp->allreduce_sum(r.loss_sum);  // the whole sequences' loss, on every rank
         if (!std::isfinite(r.loss_sum)) {
-            // Name the culprit: a weight already holding NaN/Inf, else the activations overflowed.
-            std::string cause = "every parameter is finite, so an activation overflowed";
-            for (const Parameter& p : model_.parameters())
-                if (!ops::all_finite(p.value)) {
-                    cause = "the weight '" + p.name + "' contains NaN or Inf";
-                    break;
-                }
-            fail(cat("training stopped at step ", next, ": the loss is ", r.loss_sum, " (NaN or Inf); ", cause,
-                     "; the last checkpoint written before this step is kept"));
+            // Name the culprit: a weight already holding NaN/Inf, else the first
+            // activation of the forward that overflowed.
+            std::string cause = first_nonfinite_parameter(model_);
+            cause = !cause.empty() ? "the weight " + cause
+                                   : cat("every weight is finite (the largest is ", largest_parameter(model_),
+                                         "); the first non-finite activation: ", first_nonfinite_activation(model_, logits));
+            stop(next, cat("the loss is ", std::isnan(r.loss_sum) ? "NaN" : r.loss_sum > 0 ? "+Inf" : "-Inf", " (micro-batch ", mb, "); ", cause));
         }
         loss_sum += r.loss_sum;
         model_.backward(dlogits);
     }
+    if (cp) parallel::allreduce_gradients(*cp, model_);  // each rank holds its slices' share
     std::vector<Tensor*> grads;
-    std::string bad;  // every parameter whose gradient is not finite: one may be the cause, the rest its reach
-    for (Parameter& p : model_.parameters()) {
-        if (!p.trainable) continue;
-        if (!ops::all_finite(p.grad)) bad += (bad.empty() ? "'" : ", '") + p.name + "'";
-        grads.push_back(&p.grad);
+    for (Parameter& p : model_.parameters())
+        if (p.trainable) grads.push_back(&p.grad);
+    if (std::string bad = first_nonfinite_gradient(model_); !bad.empty()) {
+        // Every gradient that is not finite: one may be the cause, the rest its reach.
+        std::string all;
+        for (const Parameter& p : model_.parameters())
+            if (p.trainable && !ops::all_finite(p.grad)) all += (all.empty() ? "'" : ", '") + p.name + "'";
+        stop(next, cat("the loss is finite but ", bad, " (non-finite gradients: ", all, ")"));
     }
-    ITTT_CHECK(bad.empty(), "training stopped at step ", next, ": the gradient of ", bad,
-               " contains NaN or Inf; the last checkpoint written before this step is kept");
     StepStats s;
     s.grad_norm = cfg_.grad_clip > 0 ? ops::clip_grad_norm(grads, cfg_.grad_clip) : std::sqrt([&] {
         double t = 0;
@@ -93,7 +120,12 @@ StepStats Trainer::step() {
         ac.weight_decay = params[i].weight_decay ? cfg_.weight_decay : 0.0;
         ops::adamw_step(params[i].value, params[i].grad, m_[i], v_[i], ac, next);
     }
+    // A finite gradient can still overflow the update (a huge --lr): these
+    // weights must never reach a checkpoint, nor the next step.
+    if (std::string bad = first_nonfinite_parameter(model_); !bad.empty())
+        stop(next, cat("after the AdamW update (lr ", s.lr, ") the weight ", bad, "; the update overflowed"));
     step_ = next;
+    check_tokens_ = tokens[0];
     s.step = next;
     s.loss = loss_sum / static_cast<double>(scored);
     s.scored = scored;
@@ -114,7 +146,8 @@ std::string format_duration(double s) {
 
 std::vector<StepStats> Trainer::run() {
     std::vector<StepStats> all;
-    const bool tty = isatty(fileno(stdout));
+    std::FILE* log = cfg_.log;
+    const bool tty = log && isatty(fileno(log));
     auto start = std::chrono::steady_clock::now();
     int64_t first = step_;
     while (step_ < cfg_.steps) {
@@ -123,31 +156,70 @@ std::vector<StepStats> Trainer::run() {
         double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         double eta = elapsed / static_cast<double>(step_ - first) * static_cast<double>(cfg_.steps - step_);
         bool last = step_ == cfg_.steps;
-        if (cfg_.json) {
-            std::printf("{\"step\": %lld, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.6g, \"tokens_per_s\": %.1f, \"elapsed_s\": %.3f}\n",
-                        static_cast<long long>(s.step), s.loss, s.lr, s.grad_norm, s.tokens_per_s, elapsed);
+        if (!log) {
+        } else if (cfg_.json) {
+            std::fprintf(log, "{\"step\": %lld, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.6g, \"tokens_per_s\": %.1f, \"elapsed_s\": %.3f}\n",
+                         static_cast<long long>(s.step), s.loss, s.lr, s.grad_norm, s.tokens_per_s, elapsed);
         } else if (tty || cfg_.log_every <= 0 || s.step % cfg_.log_every == 0 || last || s.step == first + 1) {
-            std::printf("%sstep %lld/%lld  loss %.4f  lr %.2e  gnorm %.3f  %.1fk tok/s  ETA %s%s", tty ? "\r" : "",
-                        static_cast<long long>(s.step), static_cast<long long>(cfg_.steps), s.loss, s.lr, s.grad_norm,
-                        s.tokens_per_s / 1000.0, format_duration(eta).c_str(), tty ? (last ? "\n" : "   ") : "\n");
+            std::fprintf(log, "%sstep %lld/%lld  loss %.4f  lr %.2e  gnorm %.3f  %.1fk tok/s  ETA %s%s", tty ? "\r" : "",
+                         static_cast<long long>(s.step), static_cast<long long>(cfg_.steps), s.loss, s.lr, s.grad_norm,
+                         s.tokens_per_s / 1000.0, format_duration(eta).c_str(), tty ? (last ? "\n" : "   ") : "\n");
         }
-        std::fflush(stdout);
-        if (!cfg_.out_dir.empty() && ((cfg_.checkpoint_every > 0 && step_ % cfg_.checkpoint_every == 0) || last)) save(cfg_.out_dir);
+        if (log) std::fflush(log);
+        // Every rank of a context-parallel job calls save(): its checks are collective, rank 0 writes.
+        if (!cfg_.out_dir.empty() && ((cfg_.checkpoint_every > 0 && step_ % cfg_.checkpoint_every == 0) || last)) save();
     }
     return all;
 }
 
-}  // namespace ittt
-
 // ---------------------------------------------------------------- checkpoints
 
-#include "io/checkpoint.h"
-#include "model/model_io.h"
+Json Trainer::recorded_settings() const {
+    Json s = cfg_.settings;
+    s.set("steps", cfg_.steps);
+    s.set("grad-accum", cfg_.grad_accum);
+    s.set("lr", cfg_.lr);
+    s.set("min-lr-ratio", cfg_.min_lr_ratio);
+    s.set("warmup", cfg_.warmup);
+    s.set("weight-decay", cfg_.weight_decay);
+    s.set("grad-clip", cfg_.grad_clip);
+    s.set("adam-beta1", cfg_.beta1);
+    s.set("adam-beta2", cfg_.beta2);
+    s.set("adam-eps", cfg_.adam_eps);
+    return s;
+}
 
-namespace ittt {
+void Trainer::check_saveable() {
+    // Finite or refuse: step() never leaves non-finite weights behind, but a
+    // checkpoint is the one thing that must not hold one, so check again.
+    std::string bad = first_nonfinite_parameter(model_);
+    for (size_t i = 0; bad.empty() && i < m_.size(); ++i) {
+        const std::string& name = model_.parameters()[i].name;
+        if (int64_t k = first_nonfinite(m_[i]); k >= 0) bad = cat("'", name, ".exp_avg' holds ", describe_nonfinite(m_[i], k));
+        else if (int64_t j = first_nonfinite(v_[i]); j >= 0) bad = cat("'", name, ".exp_avg_sq' holds ", describe_nonfinite(v_[i], j));
+    }
+    ITTT_CHECK(bad.empty(), "refusing to write a checkpoint at step ", step_, ": ", bad, "; ", kept_text());
+    // Finite but huge weights (an update of lr 1e38) are as broken as Inf ones:
+    // the checkpoint must also give finite logits on the last batch it trained on.
+    // Under context parallelism the forward is collective and each rank sees its
+    // slice's logits: the verdict is summed over the ranks, so all stop together.
+    if (check_tokens_.defined()) {
+        const Tensor& logits = model_.forward(check_tokens_.to(model_.device()));
+        double non_finite = first_nonfinite(logits) >= 0 ? 1 : 0;
+        if (parallel::Context* cp = model_.context_parallel()) non_finite = cp->allreduce_sum(non_finite);
+        if (non_finite > 0)
+            fail(cat("refusing to write a checkpoint at step ", step_, ": every weight is finite (the largest is ", largest_parameter(model_),
+                     "), but they give non-finite logits on the step's own batch; the first non-finite activation: ",
+                     first_nonfinite_activation(model_, logits), "; ", kept_text()));
+    }
+}
 
-void Trainer::save(const std::string& dir) const {
+std::string Trainer::save(const std::string& run_dir) {
     ITTT_NVTX_RANGE("checkpoint_save");
+    ITTT_CHECK(!run_dir.empty(), "Trainer::save: no run directory");
+    check_saveable();
+    // Every rank holds the same weights and optimizer state: rank 0 writes them.
+    if (parallel::Context* cp = model_.context_parallel(); cp && cp->rank() != 0) return "";
     std::vector<NamedTensor> opt;
     const auto& params = model_.parameters();
     for (size_t i = 0; i < params.size(); ++i) {
@@ -156,15 +228,19 @@ void Trainer::save(const std::string& dir) const {
     }
     Json state = Json::object();
     state.set("step", step_);
-    state.set("total_steps", cfg_.steps);
-    state.set("lr", cfg_.lr);
-    state.set("warmup", cfg_.warmup);
-    state.set("grad_accum", cfg_.grad_accum);
-    save_checkpoint(dir, model_.config(), model_weights(model_), &opt, &state);
+    state.set("settings", recorded_settings());
+    try {
+        last_checkpoint_ = save_run_checkpoint(run_dir, step_, model_.config(), model_weights(model_), &opt, &state, cfg_.keep);
+    } catch (const Error& e) {
+        fail(cat("cannot write the checkpoint of step ", step_, ": ", e.what(), "; ", kept_text()));
+    }
+    last_checkpoint_step_ = step_;
+    return last_checkpoint_;
 }
 
-void Trainer::resume(const std::string& dir) {
+Json Trainer::resume(const std::string& path) {
     ITTT_NVTX_RANGE("checkpoint_resume");
+    const std::string dir = resolve_checkpoint(path).dir;
     std::vector<std::pair<std::string, Tensor*>> weights, moments;
     auto& params = model_.parameters();
     for (size_t i = 0; i < params.size(); ++i) {
@@ -174,11 +250,17 @@ void Trainer::resume(const std::string& dir) {
     }
     ITTT_CHECK(checkpoint_has_optimizer_state(dir) && checkpoint_has_trainer_state(dir), "--resume ", dir,
                ": the checkpoint has no optimizer.safetensors or trainer_state.json (written by `ittt init`, not `ittt train`?)");
+    Json state = load_checkpoint_trainer_state(dir);
+    const int64_t step = state.at("step").as_int64();
+    ITTT_CHECK(step >= 0 && step <= cfg_.steps, "--resume ", dir, ": checkpoint is at step ", step, ", but --steps is ", cfg_.steps);
     load_checkpoint_weights(dir, weights);
     load_into(checkpoint_optimizer_path(dir), moments);
-    Json state = load_checkpoint_trainer_state(dir);
-    step_ = state.at("step").as_int64();
-    ITTT_CHECK(step_ >= 0 && step_ <= cfg_.steps, "--resume ", dir, ": checkpoint is at step ", step_, ", but --steps is ", cfg_.steps);
+    if (std::string bad = first_nonfinite_parameter(model_); !bad.empty())
+        fail(cat("--resume ", dir, ": tensor ", bad, " in model.safetensors; refusing to continue from non-finite weights"));
+    step_ = step;
+    last_checkpoint_ = dir;
+    last_checkpoint_step_ = step;
+    return state;
 }
 
 }  // namespace ittt

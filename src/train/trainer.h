@@ -4,12 +4,20 @@
 // Data comes from a callback that must be a pure function of (step, micro):
 // that, plus the optimizer state in the checkpoint, is what makes --resume
 // reproduce an uninterrupted run exactly.
+//
+// Checkpoints go to a run directory (io/checkpoint.h): out_dir/step-N, each
+// published whole, the newest `keep` kept. Finite or refuse: a step whose
+// loss, gradient or updated weights hold a NaN or Inf stops training with an
+// Error naming the step, the first such tensor and index, and the checkpoint
+// that is kept (or that none exists); no checkpoint ever holds a non-finite value.
 #pragma once
 #include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "io/json.h"
 #include "model/model.h"
 
 namespace ittt {
@@ -22,12 +30,21 @@ struct TrainConfig {
     int64_t warmup = 20;            // linear warm-up steps
     double weight_decay = 0.1;      // decoupled, matrices only
     double beta1 = 0.9, beta2 = 0.95, adam_eps = 1e-8;
-    double grad_clip = 1.0;         // global L2 norm; <= 0 off
+    double grad_clip = 1.0;         // global L2 norm; 0 off
     int64_t checkpoint_every = 0;   // 0: only at the end
+    int64_t keep = 2;               // checkpoints kept in out_dir (the newest)
     int64_t log_every = 10;
-    std::string out_dir;            // checkpoints go here (empty: none)
+    std::string out_dir;            // the run directory (empty: no checkpoints)
     bool json = false;              // JSON lines instead of the progress line
+    std::FILE* log = stdout;        // progress lines go here; nullptr: silent
+    // Recorded in trainer_state.json beside the trainer's own settings (the
+    // CLI's task, batch, seed, ...), so --resume can compare them.
+    Json settings = Json::object();
 };
+
+// Learning rate of optimizer step `step` (1-based): linear warm-up to cfg.lr,
+// then cosine down to cfg.lr * cfg.min_lr_ratio at step cfg.steps.
+double scheduled_lr(const TrainConfig& cfg, int64_t step);
 
 // Fills tokens (B, n) I32 and targets (B*n) I32 (-1 = unscored) for one micro-batch.
 using BatchFn = std::function<void(int64_t step, int micro, Tensor& tokens, Tensor& targets)>;
@@ -52,18 +69,39 @@ public:
     // Takes one optimizer step (grad_accum micro-batches).
     StepStats step();
 
-    // Restores weights, optimizer state and step count from a checkpoint directory.
-    void resume(const std::string& dir);
-    // Writes a checkpoint (weights, optimizer state, trainer state) to dir.
-    void save(const std::string& dir) const;
+    // Restores weights, optimizer state and step count from a checkpoint: a
+    // run directory (its newest complete checkpoint) or one checkpoint
+    // directory. Returns the trainer_state.json it read.
+    Json resume(const std::string& path);
+    // Writes run_dir/step-N (weights, optimizer state, trainer state) and
+    // prunes to cfg.keep; returns the directory. Refuses non-finite values.
+    // Under context parallelism every rank calls it (its checks are
+    // collective); rank 0 writes, the others return "".
+    std::string save(const std::string& run_dir);
+    std::string save() { return save(cfg_.out_dir); }
     int64_t steps_done() const { return step_; }
+    // The checkpoint this run last wrote or resumed from ("" if none).
+    const std::string& last_checkpoint() const { return last_checkpoint_; }
+    // Every setting recorded in trainer_state.json: cfg.settings plus the trainer's.
+    Json recorded_settings() const;
 
 private:
+    // "the last checkpoint, D/step-4 (step 4), is kept" or why there is none.
+    std::string kept_text() const;
+    // Every weight and moment finite, and finite logits on the last step's batch.
+    void check_saveable();
+    [[noreturn]] void stop(int64_t step, const std::string& why) const;
+
     Model& model_;
     TrainConfig cfg_;
     BatchFn batches_;
     std::vector<Tensor> m_, v_;  // AdamW moments, one per parameter
     int64_t step_ = 0;
+    std::string last_checkpoint_;
+    int64_t last_checkpoint_step_ = -1;
+    Tensor check_tokens_;  // the last step's first micro-batch: save() runs it once more
+
 };
+
 
 }  // namespace ittt

@@ -1,0 +1,2 @@
+// cooperative_groups.h (CUDA emulator): not emulated.
+#error "the CUDA emulator does not provide <cooperative_groups.h>: add what you need to src/runtime/cuda_emu/ (with a unit test), or do without it (docs/cuda-emulator.md)"

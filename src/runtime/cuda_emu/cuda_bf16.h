@@ -1,0 +1,2 @@
+// cuda_bf16.h (CUDA emulator): not emulated.
+#error "the CUDA emulator does not provide <cuda_bf16.h>: add what you need to src/runtime/cuda_emu/ (with a unit test), or do without it (docs/cuda-emulator.md)"

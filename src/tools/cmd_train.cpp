@@ -1,0 +1,342 @@
+// cmd_train.cpp: ittt train, including the strict --resume.
+//
+// A run directory (--out) holds step-N checkpoints (io/checkpoint.h). A fresh
+// run refuses an --out that already holds checkpoints; --resume continues the
+// newest one. Every setting that shapes the run is recorded in its
+// trainer_state.json; on --resume a flag left out takes the recorded value, a
+// flag given must agree with it, and a difference is refused, each one listed
+// (recorded vs given), unless --override names it. --steps may grow: the
+// schedule is then recomputed over the new length, and the note says so.
+#include <cmath>
+#include <cstdio>
+#include <set>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+#include "io/atomic_file.h"
+#include "io/checkpoint.h"
+#include "io/config_json.h"
+#include "model/memory_budget.h"
+#include "model/model_io.h"
+#include "ops/ops.h"
+#include "tools/commands.h"
+#include "tools/common.h"
+#include "tools/context_parallel.h"
+#include "train/trainer.h"
+
+namespace ittt {
+
+namespace {
+
+constexpr int64_t kMaxSteps = 1000000000;
+constexpr int64_t kMaxSeed = INT64_MAX;
+const IntFlag kSteps{"--steps", "N", 200, 0, kMaxSteps, "optimizer steps in all (0: write the initial checkpoint only)"};
+const IntFlag kBatch{"--batch", "B", 8, 1, 1 << 30, "sequences per micro-batch"};
+const IntFlag kSeqLen{"--seq-len", "n", 128, 1, 1 << 24, "tokens per sequence"};
+const IntFlag kGradAccum{"--grad-accum", "K", 1, 1, 1 << 16, "micro-batches per optimizer step"};
+const IntFlag kWarmup{"--warmup", "N", 20, 0, kMaxSteps, "linear warm-up steps"};
+const IntFlag kCheckpointEvery{"--checkpoint-every", "N", 0, 0, kMaxSteps, "a checkpoint every N steps (0: only at the end)"};
+const IntFlag kKeep{"--keep", "K", 2, 1, 1000000, "checkpoints kept in --out, the newest"};
+const IntFlag kLogEvery{"--log-every", "N", 10, 0, kMaxSteps, "a progress line every N steps"};
+const IntFlag kSeed{"--seed", "S", 1, 0, kMaxSeed, "data seed"};
+const IntFlag kInitSeed{"--init-seed", "S", 0, 0, kMaxSeed, "weights seed with --config"};
+
+std::string usage() {
+    return std::string(
+               "usage: ittt train --task NAME (--config FILE | --ckpt DIR) --out DIR [options]\n"
+               "       ittt train --resume --out DIR [flags to check against the run's recorded settings]\n"
+               "  Trains on a seeded toy task. --out is a run directory: each checkpoint is a complete\n"
+               "  DIR/step-N (config.json, model.safetensors, optimizer.safetensors, trainer_state.json),\n"
+               "  published atomically (docs/reliability.md).\n"
+               "  --config FILE            model config.json (random init with --init-seed)\n"
+               "  --ckpt DIR               start from this checkpoint's weights instead\n"
+               "  --out DIR                the run directory (created; must not hold checkpoints unless --resume)\n"
+               "  --resume                 continue the newest checkpoint in --out exactly; flags left out take the\n"
+               "                           recorded values, flags given must match them (--steps may grow)\n"
+               "  --override NAME,...      on --resume, change these recorded settings on purpose: task, batch,\n"
+               "                           seq-len, grad-accum, lr, warmup, min-lr-ratio, weight-decay, grad-clip,\n"
+               "                           seed, device, kernel\n") +
+           help_line(kSteps) + help_line(kBatch) + help_line(kSeqLen) + help_line(kGradAccum) +
+           "  --lr X                   peak learning rate (default 3e-3, > 0)\n" + help_line(kWarmup) +
+           "  --min-lr-ratio X         the cosine decays to lr * X (default 0.1, in [0, 1])\n"
+           "  --weight-decay X         AdamW decoupled decay of matrices (default 0.1, >= 0)\n"
+           "  --grad-clip X            global gradient-norm clip (default 1.0; 0 = off; >= 0)\n" +
+           help_line(kSeed) + help_line(kInitSeed) + help_line(kCheckpointEvery) + help_line(kKeep) + help_line(kLogEvery) +
+           "  --json                   JSON lines instead of progress lines\n" + kTaskFlagsUsage + kRuntimeFlagsUsage +
+           kContextParallelUsage;
+}
+
+const char* const kOverridable[] = {"task", "batch", "seq-len", "grad-accum", "lr", "warmup", "min-lr-ratio",
+                                    "weight-decay", "grad-clip", "seed", "device", "kernel"};
+
+bool overridable(const std::string& name) {
+    for (const char* n : kOverridable)
+        if (name == n) return true;
+    return false;
+}
+
+// One recorded setting: its value now, and whether a flag gave it.
+struct Setting {
+    std::string name;  // the flag without "--", the key in trainer_state.json
+    Json value;
+    bool given = false;
+};
+
+// Everything that shapes a run, as flags give it (or their defaults).
+struct RunFlags {
+    std::vector<Setting> settings;
+    Setting& operator[](const std::string& name) {
+        for (Setting& s : settings)
+            if (s.name == name) return s;
+        settings.push_back({name, Json(), false});
+        return settings.back();
+    }
+};
+
+std::string json_text(const Json& v) { return v.is_null() ? "(none)" : v.dump(); }
+
+// Writes and removes a probe file: an --out that cannot take a checkpoint is
+// found before the first step, not after the last.
+void check_writable(const std::string& out) {
+    try {
+        make_directories(out);
+        const std::string probe = join_path(out, cat(".write-test.", ::getpid()));
+        write_file_atomic(probe, "ittt checks that --out is writable\n");
+        remove_file_if_exists(probe);
+    } catch (const Error& e) {
+        fail(cat("--out ", out, " cannot take checkpoints (checked before training): ", e.what()));
+    }
+}
+
+}  // namespace
+
+int cmd_train(int argc, char** argv) {
+    const std::string use = usage();
+    Args a("train", use, argc, argv, 2);
+    if (a.help()) return std::printf("%s", use.c_str()), 0;
+    Device device = apply_runtime_flags(a);
+    const bool resume = a.flag("--resume");
+    const std::string out = a.required("--out");
+    std::string config = a.str("--config", ""), ckpt = a.str("--ckpt", "");
+    const bool task_given = a.has("--task") || a.has("--task-opt");
+    TaskConfig task;
+    std::string task_name, task_opt;
+    if (task_given || !resume) {
+        task = read_task(a);
+        task_name = a.str("--task", "");
+        task_opt = a.str("--task-opt", "");
+    }
+    std::set<std::string> overrides;
+    if (a.has("--override")) {
+        if (!resume) a.error("--override changes recorded settings of a run: it needs --resume");
+        try {
+            for (const std::string& n : split_list(a.str("--override", ""), "--override")) {
+                if (!overridable(n)) a.error(cat("--override: '", n, "' is not a setting that can be overridden (valid: task, batch, seq-len, "
+                                                   "grad-accum, lr, warmup, min-lr-ratio, weight-decay, grad-clip, seed, device, kernel)"));
+                overrides.insert(n);
+            }
+        } catch (const Error& e) {
+            a.error(e.what());
+        }
+    }
+
+    RunFlags f;
+    auto int_setting = [&](const IntFlag& fl) {
+        Setting& s = f[std::string(fl.name).substr(2)];
+        s.given = a.has(fl.name);
+        s.value = Json(a.integer(fl));
+    };
+    auto num_setting = [&](const char* name, double fallback) {
+        Setting& s = f[std::string(name).substr(2)];
+        s.given = a.has(name);
+        s.value = Json(a.number(name, fallback));
+    };
+    int_setting(kSteps);
+    int_setting(kBatch);
+    int_setting(kSeqLen);
+    int_setting(kGradAccum);
+    int_setting(kWarmup);
+    num_setting("--lr", 3e-3);
+    num_setting("--min-lr-ratio", 0.1);
+    num_setting("--weight-decay", 0.1);
+    num_setting("--grad-clip", 1.0);
+    for (const IntFlag* fl : {&kSeed, &kInitSeed}) {  // seeds are 64-bit: recorded as text, exactly
+        Setting& s = f[std::string(fl->name).substr(2)];
+        s.given = a.has(fl->name);
+        s.value = Json(std::to_string(a.integer(*fl)));
+    }
+    f["task"] = {"task", task_given || !resume ? Json(task.describe()) : Json(), task_given};
+    f["config"] = {"config", config.empty() ? Json() : Json(config), !config.empty()};
+    f["ckpt"] = {"ckpt", ckpt.empty() ? Json() : Json(ckpt), !ckpt.empty()};
+    f["device"] = {"device", Json(a.str("--device", "cpu")), a.has("--device")};
+    f["kernel"] = {"kernel", Json(a.str("--kernel", "")), a.has("--kernel")};
+
+    TrainConfig tc;
+    tc.checkpoint_every = a.integer(kCheckpointEvery);
+    tc.keep = a.integer(kKeep);
+    tc.log_every = a.integer(kLogEvery);
+    tc.json = a.flag("--json");
+    tc.out_dir = out;
+    const bool context_parallel = read_context_parallel(a);
+    a.finish();
+    if (!resume && config.empty() == ckpt.empty()) a.error("give exactly one of --config FILE or --ckpt DIR (or --resume)");
+    // The Trainer checks these too, but as run-time errors; here they are usage errors.
+    if (!(f["lr"].value.as_number() > 0)) a.error(cat("--lr must be > 0, found ", f["lr"].value.as_number()));
+    const double mlr = f["min-lr-ratio"].value.as_number();
+    if (!(mlr >= 0 && mlr <= 1)) a.error(cat("--min-lr-ratio must be in [0, 1], found ", mlr));
+    if (!(f["weight-decay"].value.as_number() >= 0)) a.error(cat("--weight-decay must be >= 0, found ", f["weight-decay"].value.as_number()));
+    if (!(f["grad-clip"].value.as_number() >= 0))
+        a.error(cat("--grad-clip must be >= 0 (0 turns clipping off), found ", f["grad-clip"].value.as_number()));
+
+    std::string resume_dir;
+    if (resume) resume_dir = resolve_checkpoint(out).dir;  // before anything is created: a mistyped --out stays absent
+    check_writable(out);
+    for (const std::string& p : remove_stale_temporaries(out))
+        std::fprintf(stderr, "ittt train: removed %s, left by an interrupted save\n", p.c_str());
+
+    TrainConfig recorded_schedule;  // the schedule as the checkpoint recorded it
+    int64_t recorded_steps = -1;
+    if (resume) {
+        ITTT_CHECK(checkpoint_has_trainer_state(resume_dir), "--resume ", resume_dir,
+                   ": no trainer_state.json (written by `ittt init`, not `ittt train`?)");
+        Json state = load_checkpoint_trainer_state(resume_dir);
+        const Json* recorded = state.find("settings");
+        ITTT_CHECK(recorded && recorded->is_object(), "--resume ", resume_dir,
+                   ": trainer_state.json records no settings (written by an older ittt); it cannot be resumed strictly");
+        std::vector<std::string> differences, notes;
+        for (Setting& s : f.settings) {
+            const Json* rec = recorded->find(s.name);
+            Json recorded_value = rec ? *rec : Json();
+            if (s.name == "steps") {
+                recorded_steps = recorded_value.is_null() ? -1 : recorded_value.as_int64();
+                if (!s.given) s.value = recorded_value;
+                continue;
+            }
+            if (!s.given) {
+                s.value = recorded_value;
+                continue;
+            }
+            if (s.value == recorded_value) continue;
+            if (overridable(s.name) && overrides.count(s.name)) {
+                notes.push_back(cat("--", s.name, " overridden: recorded ", json_text(recorded_value), ", now ", json_text(s.value)));
+                continue;
+            }
+            differences.push_back(cat("--", s.name, " ", json_text(recorded_value), " vs ", json_text(s.value)));
+        }
+        for (const std::string& name : overrides)
+            if (f[name].value == (recorded->find(name) ? *recorded->find(name) : Json()))
+                notes.push_back(cat("--override ", name, ": the value given equals the recorded one; nothing is overridden"));
+        if (!differences.empty()) {
+            std::string list;
+            for (size_t i = 0; i < differences.size(); ++i) list += (i ? "; " : "") + differences[i];
+            bool any_fixed = false;
+            for (const std::string& d : differences)
+                any_fixed = any_fixed || d.rfind("--config ", 0) == 0 || d.rfind("--ckpt ", 0) == 0 || d.rfind("--init-seed ", 0) == 0;
+            fail(cat("--resume ", resume_dir, ": the flags given differ from the run's recorded settings (recorded vs given): ", list,
+                     ". Leave a flag out to use the recorded value", any_fixed ? " (--config, --ckpt and --init-seed only shape the start of a run and cannot change)" : "",
+                     ", or name it in --override to change it on purpose"));
+        }
+        auto recorded_number = [&](const char* key, double fallback) {
+            const Json* v = recorded->find(key);
+            return v && v->is_number() ? v->as_number() : fallback;
+        };
+        recorded_schedule.steps = recorded_steps;
+        recorded_schedule.lr = recorded_number("lr", tc.lr);
+        recorded_schedule.warmup = static_cast<int64_t>(recorded_number("warmup", 0));
+        recorded_schedule.min_lr_ratio = recorded_number("min-lr-ratio", 0.1);
+        for (const std::string& n : notes)
+            if (!tc.json) std::fprintf(stderr, "ittt train: %s\n", n.c_str());
+        // Recorded settings are the truth from here on.
+        if (!task_given) {
+            const Json* tn = recorded->find("task-name");
+            const Json* to = recorded->find("task-opt");
+            ITTT_CHECK(tn && to, "--resume ", resume_dir, ": trainer_state.json records no task-name / task-opt");
+            task_name = tn->as_string();
+            task_opt = to->as_string();
+            task = parse_task_config(task_name, parse_option_list(task_opt));
+        }
+        config = f["config"].value.is_null() ? "" : f["config"].value.as_string();
+        ckpt = f["ckpt"].value.is_null() ? "" : f["ckpt"].value.as_string();
+        if (f["kernel"].given || !f["kernel"].value.as_string().empty()) ops::set_versions_from_string(f["kernel"].value.as_string());
+        if (f["device"].value.as_string() != "cpu") device = resolve_device(f["device"].value.as_string());
+    } else {
+        std::vector<RunCheckpoint> existing = list_run_checkpoints(out);
+        ITTT_CHECK(existing.empty(), "--out ", out, " already holds checkpoints (newest: ", existing.empty() ? "" : existing.back().dir,
+                   "); continue that run with --resume, or choose another --out");
+        ITTT_CHECK(!is_regular_file(checkpoint_config_path(out)), "--out ", out,
+                   " is a checkpoint directory (it has config.json); a run directory holds step-N checkpoints: choose another --out");
+    }
+
+    tc.steps = f["steps"].value.as_int64();
+    tc.grad_accum = static_cast<int>(f["grad-accum"].value.as_int64());
+    tc.lr = f["lr"].value.as_number();
+    tc.warmup = f["warmup"].value.as_int64();
+    tc.min_lr_ratio = f["min-lr-ratio"].value.as_number();
+    tc.weight_decay = f["weight-decay"].value.as_number();
+    tc.grad_clip = f["grad-clip"].value.as_number();
+    const int batch = static_cast<int>(f["batch"].value.as_int64());
+    const int seq_len = static_cast<int>(f["seq-len"].value.as_int64());
+    const uint64_t seed = std::stoull(f["seed"].value.as_string());
+    const uint64_t init_seed = std::stoull(f["init-seed"].value.as_string());
+    for (const Setting& s : f.settings) tc.settings.set(s.name, s.value);
+    tc.settings.set("task-name", task_name);
+    tc.settings.set("task-opt", task_opt);
+
+    // Every rank of a context-parallel job runs this command; rank 0 writes the checkpoints.
+    parallel::Context* cp = context_parallel ? start_context_parallel(device) : nullptr;
+    Model model = resume ? load_model(resume_dir, DType::F32, device)
+                 : !ckpt.empty() ? [&] {
+                       ResolvedCheckpoint r = resolve_checkpoint(ckpt);
+                       if (!r.note.empty()) std::fprintf(stderr, "ittt train: %s\n", r.note.c_str());
+                       return load_model(r.dir, DType::F32, device);
+                   }()
+                                 : [&] {
+                                       Model m(load_config_json(config), DType::F32, device);
+                                       m.init_random(init_seed);
+                                       return m;
+                                   }();
+    model.set_context_parallel(cp);
+    const int V = model.config().vocab_size;
+    require_memory(forward_bytes(model.config(), batch, seq_len, true) + 3 * 4 * parameter_count(model.config()),
+                   cat("training on batches of ", batch, " x ", seq_len, " tokens (activations, gradients, AdamW moments)"));
+    make_batch(task, V, 1, seq_len, 0);  // fail now, not at step 1, if the task cannot fit
+    Trainer trainer(model, tc, [&](int64_t step, int micro, Tensor& tokens, Tensor& targets) {
+        Batch b = make_batch(task, V, batch, seq_len, train_batch_seed(seed, step, micro));
+        tokens = b.tokens_tensor();
+        targets = b.targets_tensor().view({static_cast<int64_t>(batch) * seq_len});
+    });
+    if (resume) {
+        trainer.resume(resume_dir);
+        const int64_t done = trainer.steps_done();
+        if (!tc.json) std::printf("resuming %s at step %lld\n", resume_dir.c_str(), static_cast<long long>(done));
+        if (recorded_steps >= 0 && recorded_steps != tc.steps && !tc.json) {
+            const TrainConfig& old = recorded_schedule;
+            std::printf("--steps %lld (recorded %lld): the warm-up + cosine schedule is recomputed over %lld steps; step %lld "
+                        "trains at lr %.4g (the recorded schedule: %.4g) and the decay reaches lr %.4g at step %lld\n",
+                        static_cast<long long>(tc.steps), static_cast<long long>(recorded_steps), static_cast<long long>(tc.steps),
+                        static_cast<long long>(done + 1), trainer.lr_at(done + 1), scheduled_lr(old, done + 1), trainer.lr_at(tc.steps),
+                        static_cast<long long>(tc.steps));
+        }
+        if (done == tc.steps) {
+            if (!tc.json) std::printf("nothing to do: %s is already at step %lld of %lld\n", resume_dir.c_str(),
+                                      static_cast<long long>(done), static_cast<long long>(tc.steps));
+            return 0;
+        }
+    }
+    if (!tc.json)
+        std::printf("training %lld parameters on %s (%s), batch %d x %d tokens, %lld steps\n",
+                    static_cast<long long>(model.parameter_count()), task.describe().c_str(), device_name(device), batch, seq_len,
+                    static_cast<long long>(tc.steps));
+    if (cp && !tc.json) std::printf("context parallel: every sequence split over %d ranks\n", cp->size());
+    if (tc.steps == 0) {
+        std::string dir = trainer.save();
+        if (!tc.json) std::printf("--steps 0: no training; wrote the initial checkpoint %s\n", dir.c_str());
+        return 0;
+    }
+    trainer.run();
+    if (!tc.json) std::printf("wrote %s\n", trainer.last_checkpoint().c_str());
+    return 0;
+}
+
+}  // namespace ittt

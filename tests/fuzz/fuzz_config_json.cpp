@@ -1,0 +1,29 @@
+// libFuzzer target: config.json parsing and validation (io/config_json.h,
+// model/config.h) on arbitrary text. Every input must parse into a config
+// that passes ModelConfig::validate() or be refused with ittt::Error; a
+// config that parses must round-trip: written out and parsed again, it gives
+// the same text.
+#include <cstdint>
+#include <string>
+
+#include "io/config_json.h"
+#include "model/memory_budget.h"
+#include "runtime/error.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    const std::string text(reinterpret_cast<const char*>(data), size);
+    ittt::ModelConfig cfg;
+    try {
+        cfg = ittt::parse_config_json(text, "fuzz input");
+    } catch (const ittt::Error&) {
+        return 0;
+    }
+    cfg.validate();  // must not throw: parse_config_json validated it
+    const std::string once = ittt::config_to_json(cfg);
+    const std::string twice = ittt::config_to_json(ittt::parse_config_json(once, "round trip"));
+    if (once != twice) __builtin_trap();
+    // The size estimates must be finite and non-negative for every valid config.
+    const double params = ittt::parameter_count(cfg), bytes = ittt::forward_bytes(cfg, 3, 17, true);
+    if (!(params > 0) || !(bytes > 0) || params > 1e300 || bytes > 1e300) __builtin_trap();
+    return 0;
+}
