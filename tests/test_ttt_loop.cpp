@@ -294,3 +294,43 @@ TEST_CASE("model: a backward after an inference forward of the Loop form says wh
     Tensor dl = Tensor::zeros(logits.shape());
     CHECK_THROWS_WITH(m.backward(dl), Catch::Contains("inference forward") && Catch::Contains("keeps no fast weights"));
 }
+
+TEST_CASE("model: the Flat form's training heap above a plain model's does not grow with n; Loop's and Parallel's do", "[model][ttt][ttt_loop]") {
+    // What `make bench` measures at the bench shape, here on the tiny model: the tensor heap
+    // a forward keeps for the backward, and the most held during forward + backward.
+    struct Heap {
+        int64_t kept, peak;
+    };
+    auto step = [](bool ttt, TttForm form, int n) {
+        ModelConfig c = tiny_config();  // d = 8, f = 12, C = 4
+        c.ttt_mode = ttt;
+        if (!ttt) c.ttt_layers.clear();
+        Model m(c);
+        m.init_random(3);
+        if (ttt) randomise_ttt(m, 9);
+        m.set_ttt_form(form);
+        Tensor tok = random_ints({1, n}, 1, 0, c.vocab_size);
+        Tensor dlogits = random_tensor({n, c.vocab_size}, 2, 1e-3);
+        const int64_t before = static_cast<int64_t>(Tensor::host_bytes_in_use());
+        Tensor::reset_host_peak();
+        m.forward(tok);
+        const int64_t kept = static_cast<int64_t>(Tensor::host_bytes_in_use()) - before;
+        m.backward(dlogits);
+        return Heap{kept, static_cast<int64_t>(Tensor::host_bytes_peak()) - before};
+    };
+    auto extra = [&](TttForm form, int n) {
+        Heap t = step(true, form, n), p = step(false, form, n);
+        return Heap{t.kept - p.kept, t.peak - p.peak};
+    };
+    const int64_t w = 8 * 12 * 4;  // one fast weight d x f, F32
+    for (int n : {40, 160}) {
+        INFO("n = " << n);
+        Heap flat = extra(TttForm::Flat, n);
+        CHECK(flat.kept == w);  // W_{T-1}, and nothing of size n
+        // The backward's scratch (recomputed U, V, dV; G, rebuilt W, delta) stays under the plain
+        // model's own peak (its MLP backward's (n, f) buffers are larger): no more than W at any time.
+        CHECK(flat.peak == w);
+    }
+    CHECK(extra(TttForm::Loop, 160).kept > 3 * extra(TttForm::Loop, 40).kept);          // every W_i: T d f
+    CHECK(extra(TttForm::Parallel, 160).kept > 3 * extra(TttForm::Parallel, 40).kept);  // S and the deltas: 2 T d f
+}

@@ -38,6 +38,12 @@ Registrar::Registrar(const char* name, int order, BenchFn fn) { registry().push_
 int main(int argc, char** argv) {
     using namespace ittt;
     bench::Context ctx;
+    {
+        // The PyTorch comparator records its results beside this binary (build/torch_compare.txt).
+        std::string self = argv[0];
+        size_t slash = self.find_last_of('/');
+        ctx.torch_record = (slash == std::string::npos ? std::string(".") : self.substr(0, slash)) + "/torch_compare.txt";
+    }
     try {
         std::string serve_dir, save_dir;
         int chunk = 64;
@@ -70,8 +76,10 @@ int main(int argc, char** argv) {
         std::stable_sort(reg.begin(), reg.end(), [](const auto& a, const auto& b) { return a.order < b.order; });
         std::printf("ittt_bench on %s%s\n", device::describe(Device::CPU).c_str(),
                     cuda_available() ? (", " + device::describe(Device::CUDA)).c_str() : "");
+        std::printf("load average before (1, 5, 15 min): %s\n", bench::load_average().c_str());
         for (const auto& e : reg)
             if (ctx.filter.empty() || e.name.find(ctx.filter) != std::string::npos) e.fn(ctx);
+        std::printf("\nload average after (1, 5, 15 min): %s\n", bench::load_average().c_str());
     } catch (const Error& e) {
         std::fprintf(stderr, "error: %s\n", e.what());
         return 1;

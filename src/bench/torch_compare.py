@@ -3,6 +3,7 @@
 
     /tmp/venv/bin/python src/bench/torch_compare.py [--threads 1,2] [--chunk 64] [--rounds 7] [--steps 3]
                                                     [--variants eager,sdpa,compile] [--no-ttt] [--bin build/ittt_bench]
+                                                    [--record build/torch_compare.txt]
 
 Needs torch and transformers (an optional peer: `make test` never runs this). It
  1. writes the bench model of `make bench` as an ittt checkpoint (ittt_bench --save-model),
@@ -18,6 +19,8 @@ Needs torch and transformers (an optional peer: `make test` never runs this). It
  5. prints, per thread count, median and min of every variant and the ratios PyTorch / ittt
     (> 1: ittt is faster), with the load average before and after.
 ittt runs as a server process (ittt_bench --serve) so that no process start is timed.
+With --record FILE the goal lines are also written to FILE (build/torch_compare.txt is where
+the summary of `make bench` looks for them), headed by the date, the machine and the load.
 """
 import argparse
 import json
@@ -183,6 +186,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=7, help="timed rounds per variant (after one warm-up round)")
     ap.add_argument("--steps", type=int, default=3, help="timed calls per variant and round")
     ap.add_argument("--variants", default="eager,sdpa,compile")
+    ap.add_argument("--record", default="", help="also write the goal lines to this file (for make bench's summary)")
     args = ap.parse_args()
     variants = [v for v in args.variants.split(",") if v]
     B, n = args.batch, args.seq_len
@@ -202,7 +206,8 @@ def main():
 
     print(f"torch {torch.__version__}, model: {'TTT on layers ' + str(cfg['ttt_layers']) + ', C = ' + str(args.chunk) if cfg.get('ttt_mode') else 'no TTT'},"
           f" B = {B}, n = {n}, d = {cfg['hidden_size']}, f = {cfg['intermediate_size']}, {cfg['num_hidden_layers']} layers")
-    print(f"load average before: {load()}")
+    before = load()
+    print(f"load average before: {before}")
     summary = []
     for threads in [int(t) for t in args.threads.split(",")]:
         torch.set_num_threads(threads)
@@ -242,11 +247,21 @@ def main():
                 print(f"| {what} | {name} | {statistics.median(t):.1f} | {min(t):.1f} | "
                       f"{'-' if name == 'ittt' else f'{rm:.2f}x'} | {'-' if name == 'ittt' else f'{rn:.2f}x'} |")
                 if name in ("sdpa", "compile"):
-                    summary.append((threads, what, name, rm))
-    print(f"\nload average after: {load()}")
+                    summary.append((threads, what, name, rm, rn))
+    after = load()
+    print(f"\nload average after: {after}")
+    lines = [f"{threads} thread(s) {what:7s} vs {name:7s}: {r:.2f}x (min {rn:.2f}x)  {'met' if r >= 1.5 else 'NOT met'}"
+             for threads, what, name, r, rn in summary]
     print("\ngoal: ittt >= 1.5x PyTorch sdpa and torch.compile (ratio of medians)")
-    for threads, what, name, r in summary:
-        print(f"  {threads} thread(s) {what:7s} vs {name:7s}: {r:.2f}x  {'met' if r >= 1.5 else 'NOT met'}")
+    for line in lines:
+        print("  " + line)
+    if args.record:
+        cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+        with open(args.record, "w") as fh:
+            fh.write(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs ({cpu}), torch {torch.__version__}, "
+                     f"C = {args.chunk}, load average before {before}, after {after}\n")
+            for line in lines:
+                fh.write(line + "\n")
 
 
 if __name__ == "__main__":
