@@ -7,6 +7,7 @@
 #include <omp.h>
 #endif
 
+#include "model/memory_budget.h"
 #include "model/model.h"
 #include "ops/ops.h"
 #include "test_util.h"
@@ -333,4 +334,19 @@ TEST_CASE("model: the Flat form's training heap above a plain model's does not g
     }
     CHECK(extra(TttForm::Loop, 160).kept > 3 * extra(TttForm::Loop, 40).kept);          // every W_i: T d f
     CHECK(extra(TttForm::Parallel, 160).kept > 3 * extra(TttForm::Parallel, 40).kept);  // S and the deltas: 2 T d f
+}
+
+TEST_CASE("model: the training memory estimate counts what the TTT form at n keeps", "[model][ttt][ttt_loop]") {
+    // ittt train refuses a run that cannot fit (memory_budget.h); the flat form must not be
+    // refused for the parallel form's B*T*d*f buffers it never allocates.
+    ModelConfig c = tiny_config();  // d = 8, f = 12, C = 4, one TTT layer
+    Model m(c);
+    const int64_t B = 2, n = 4000;  // T = 1000 chunks
+    const double df = 8 * 12;
+    m.set_ttt_form(TttForm::Parallel);
+    CHECK(forward_bytes(m, B, n, true) == forward_bytes(c, B, n, true));
+    m.set_ttt_form(TttForm::Loop);
+    CHECK(forward_bytes(c, B, n, true) - forward_bytes(m, B, n, true) == Approx(2 * 4 * B * df * 1000));  // T d f instead of 2 T d f
+    m.set_ttt_form(TttForm::Flat);
+    CHECK(forward_bytes(c, B, n, true) - forward_bytes(m, B, n, true) == Approx(2 * 4 * B * df * (2 * 1000 - 1)));  // d f
 }
