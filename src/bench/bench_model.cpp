@@ -13,6 +13,8 @@
 // C >= 64 and <= 2% for C >= 256; a form whose training memory does not grow with n; the
 // PyTorch comparator's ratios when src/bench/torch_compare.py has recorded them).
 //   build/ittt_bench --filter model [--quick]
+#include <time.h>
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -30,6 +32,9 @@
 
 #if defined(__GLIBC__)
 #include <malloc.h>
+#endif
+#ifdef _OPENMP
+#include <omp.h>
 #endif
 
 using namespace ittt;
@@ -212,6 +217,31 @@ StepMemory step_memory(bool ttt, TttForm form, int chunk, int n) {
     return r;
 }
 
+// How much of the machine this process had: its CPU time over wall time x threads between
+// two points. Close to 1 on a quiet machine (OpenMP's idle threads spin, and count); well
+// below when another process took cores, which makes timings and their ratios unreliable.
+int threads() {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+constexpr double kQuietShare = 0.9;
+struct CpuShare {
+    double cpu = 0, wall = 0;
+    static CpuShare now() {
+        timespec c{}, w{};
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c);
+        clock_gettime(CLOCK_MONOTONIC, &w);
+        return {c.tv_sec + 1e-9 * c.tv_nsec, w.tv_sec + 1e-9 * w.tv_nsec};
+    }
+    double since() const {
+        CpuShare t = now();
+        return (t.cpu - cpu) / std::max(1e-9, (t.wall - wall) * threads());
+    }
+};
+
 double mib(double bytes) { return bytes / (1024.0 * 1024.0); }
 
 // The PyTorch comparator's last results (src/bench/torch_compare.py --record FILE): lines of
@@ -289,6 +319,7 @@ ITTT_BENCHMARK(model, 30) {
     ForwardOptions inference;
     inference.inference = true;
     std::vector<std::vector<double>> step_t(variants.size()), prefill_t(variants.size());
+    const CpuShare share_start = CpuShare::now();
     for (int round = 0; round <= rounds; ++round) {  // round 0 is the warm-up
         for (size_t i = 0; i < variants.size(); ++i) {
             double st = bench::time_best([&] { trainers[i]->step(); }, 0, 1);
@@ -299,6 +330,7 @@ ITTT_BENCHMARK(model, 30) {
             if (round > 0) prefill_t[i].push_back(pf);
         }
     }
+    const double share = share_start.since();
     std::vector<std::string> forms;
     for (size_t i = 0; i < variants.size(); ++i)
         forms.push_back(variants[i].ttt ? ttt_form_name(models[i].resolve_ttt_form(ForwardOptions{}, n)) : "-");
@@ -325,6 +357,8 @@ ITTT_BENCHMARK(model, 30) {
                    bench::fmt("%.1f", prefill_s[i].min * 1e3), i == 0 ? "(comparator)" : pct(ratio(prefill_s[i].median, prefill_s[0].median)),
                    i == 0 ? "" : pct(ratio(prefill_s[i].min, prefill_s[0].min)), floor_cell});
     }
+    std::printf("\nCPU share of this process over the timed rounds: %.0f%% of %d thread(s) x wall time%s\n", 100 * share, threads(),
+                share < kQuietShare ? " (another process took CPU time: the ratios below are unreliable)" : "");
     train.print(cat("training step (forward + backward + AdamW) and prefill (inference forward), CPU F32, B=", B, " n=", n,
                     ", d=128 f=384, 4 SWA layers (w=64), vocab 260, ", rounds, " interleaved rounds (", tokens,
                     " tokens per call); goal: TTT overhead <= 5% for C >= 64, <= 2% for C >= 256. The floor: the TTT layers' extra ",
@@ -436,6 +470,9 @@ ITTT_BENCHMARK(model, 30) {
 
     // ---- 6: the goals, met or not, from the numbers above ----
     std::printf("\nsummary of the goals (ratios of this run; overhead from medians, (min) from minima):\n");
+    if (share < kQuietShare)
+        std::printf("  WARNING: the machine was busy (CPU share %.0f%%): the overhead verdicts below are unreliable; rerun on a quiet machine\n",
+                    100 * share);
     for (size_t i = 1; i < variants.size(); ++i) {
         const int C = variants[i].chunk;
         const double goal = C >= 256 ? 0.02 : 0.05;
@@ -446,7 +483,8 @@ ITTT_BENCHMARK(model, 30) {
             const std::vector<bench::Stats>& st = what == 0 ? step_s : prefill_s;
             const double r = ratio(st[i].median, st[0].median), rmin = ratio(st[i].min, st[0].min);
             std::printf("  TTT overhead, %-8s C=%-3d: %s (min %s), goal <= %.0f%%: %s  (multiply-add floor %s)\n", what == 0 ? "train" : "prefill", C,
-                        pct(r).c_str(), pct(rmin).c_str(), 100 * goal, r <= goal ? "met" : "NOT met",
+                        pct(r).c_str(), pct(rmin).c_str(), 100 * goal,
+                        share < kQuietShare ? "unreliable (busy machine)" : r <= goal ? "met" : "NOT met",
                         pct(what == 0 ? floor_train : floor_prefill).c_str());
         }
     }
