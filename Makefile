@@ -385,7 +385,7 @@ $(MPI_STAMP):
 
 $(BUILD)/ittt_cp_check: $(call obj,tests/mpi/cp_check.cpp) $(LIB)
 	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
-$(BUILD)/ittt_cp_bench: $(call obj,src/bench/parallel/bench_context_parallel.cpp src/bench/bench_table.cpp) $(LIB)
+$(BUILD)/ittt_cp_bench: $(call obj,src/bench/parallel/bench_context_parallel.cpp src/bench/bench_table.cpp src/bench/bench_models.cpp) $(LIB)
 	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
 test: $(MPI_BINS)
 all: $(MPI_BINS)

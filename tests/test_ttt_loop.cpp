@@ -240,11 +240,7 @@ TEST_CASE("model: Loop and Flat equal the chunk-by-chunk reference loop within 1
 }
 
 TEST_CASE("model: drop-in holds bit for bit in the Loop and Flat forms, training and inference", "[model][ttt][ttt_loop]") {
-    ModelConfig with = tiny_config();
-    with.ttt_layers = {0, 1};
-    ModelConfig without = with;
-    without.ttt_mode = false;
-    without.ttt_layers.clear();
+    const auto [with, without] = drop_in_configs();
     Model a(with), b(without);
     a.init_random(11);  // release init: conv = 0
     b.init_random(11);
