@@ -148,6 +148,25 @@ TEST_CASE("gemm: blocked result does not depend on the thread count", "[gemm]") 
             }
 }
 
+TEST_CASE("gemm: a block of rows computed alone gives the rows of the whole product bit for bit", "[gemm]") {
+    // What the TTT loop form's drop-in property rests on (kernels/ttt_loop/ttt_loop.h): each
+    // element is summed over K in the same order whatever M, the row offset or the tiling,
+    // so Z_[i] Wd^T chunk by chunk equals the plain MLP's Z Wd^T over all rows.
+    const int64_t M = 2048, N = 128, K = 384;
+    Tensor A = random_tensor({M, K}, 13), B = random_tensor({N, K}, 14);
+    for (int v : {1, 2}) {
+        ScopedVersion guard("gemm", v);
+        Tensor whole = Tensor::empty({M, N});
+        ops::matmul(whole, A, false, B, true);
+        for (auto [r0, rows] : {std::pair<int64_t, int64_t>{0, 64}, {448, 64}, {1000, 13}, {2047, 1}}) {
+            Tensor part = Tensor::empty({rows, N});
+            ops::matmul(part, A.rows(r0, r0 + rows), false, B, true);
+            INFO("version " << v << ", rows " << r0 << " + " << rows);
+            CHECK(test::bitwise_equal(part, whole.rows(r0, r0 + rows)));
+        }
+    }
+}
+
 TEST_CASE("gemm: version 0 is the blocked version; versions can be switched", "[gemm]") {
     Tensor A = random_tensor({19, 23}, 11), B = random_tensor({23, 41}, 12), C0 = Tensor::zeros({19, 41});
     Tensor best = run_matmul(0, A, false, B, false, C0, 1.0, 0.0);

@@ -90,11 +90,7 @@ TEST_CASE("strict causality: a token changes no logit before it", "[model][ttt]"
 }
 
 TEST_CASE("drop-in: zero conv weights give the plain model bit for bit", "[model][ttt]") {
-    ModelConfig with = tiny_config();
-    with.ttt_layers = {0, 1};
-    ModelConfig without = with;
-    without.ttt_mode = false;
-    without.ttt_layers.clear();
+    const auto [with, without] = drop_in_configs();
     Model a(with), b(without);
     a.init_random(11);  // release init: conv = 0, P = diag(N(0, 0.02^2))
     b.init_random(11);  // same names, same seeds: identical shared weights

@@ -75,3 +75,20 @@ TEST_CASE("compiler sanity: a small vector initialiser survives (GCC 12 AVX-512 
     std::vector<double> v{1, 1, 0, 0};
     CHECK(vector_through_call(v, {1, 1, 4}) == std::vector<double>{1, 1, 0, 0, 4});
 }
+
+TEST_CASE("the host tensor heap counts live bytes and its peak since a reset", "[runtime]") {
+    const size_t base = Tensor::host_bytes_in_use();
+    Tensor::reset_host_peak();
+    CHECK(Tensor::host_bytes_peak() == base);
+    {
+        Tensor a = Tensor::empty({1000});  // 4000 bytes
+        Tensor view = a.view({10, 100});   // a view allocates nothing
+        CHECK(Tensor::host_bytes_in_use() == base + 4000);
+        Tensor b = Tensor::zeros({250}, DType::F64);  // 2000 bytes
+        CHECK(Tensor::host_bytes_in_use() == base + 6000);
+    }
+    CHECK(Tensor::host_bytes_in_use() == base);
+    CHECK(Tensor::host_bytes_peak() == base + 6000);
+    Tensor::reset_host_peak();
+    CHECK(Tensor::host_bytes_peak() == base);
+}

@@ -2,6 +2,7 @@
 // tests/test_cuda_model.cpp): small enough for finite differences over every
 // weight, with a sliding-window TTT layer and a full-attention layer.
 #pragma once
+#include <utility>
 #include "model/model.h"
 #include "test_util.h"
 
@@ -24,6 +25,17 @@ inline ModelConfig tiny_config() {
     c.ttt_chunk = 4;
     c.ttt_lr = 0.5;
     return c;
+}
+
+// The drop-in pair: tiny_config() with TTT on both layers, and the same model without TTT
+// (same parameter names and seeds for every shared weight).
+inline std::pair<ModelConfig, ModelConfig> drop_in_configs() {
+    ModelConfig with = tiny_config();
+    with.ttt_layers = {0, 1};
+    ModelConfig without = with;
+    without.ttt_mode = false;
+    without.ttt_layers.clear();
+    return {with, without};
 }
 
 // Gives the TTT conv and projection sizeable random values (N(0, 0.4^2)): the

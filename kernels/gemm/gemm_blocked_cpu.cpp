@@ -231,7 +231,9 @@ void gemm_blocked_cpu(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
     // (microseconds, far more when another process holds a core); 2^20
     // multiply-adds is about 20 us on one core.
 #ifdef _OPENMP
-    const int threads = M * N * K >= (int64_t(1) << 20) ? omp_get_max_threads() : 1;
+    // Inside a parallel region (the TTT loop runs one sequence per thread) the call is
+    // serial from the start instead of opening a nested team of one.
+    const int threads = M * N * K >= (int64_t(1) << 20) && !omp_in_parallel() ? omp_get_max_threads() : 1;
 #else
     const int threads = 1;
 #endif

@@ -178,7 +178,11 @@ int main(int argc, char** argv) {
         checks.expect(t_fwd > 0 && t_bwd > 0, "every phase was timed");
 
         lab::section(2, "The forward, op by op: each op re-run on the activations the forward saved");
-        m.forward(tokens);  // fresh activations to replay
+        // Fresh activations to replay. The ops below are the parallel TTT form's (deltas, scan,
+        // apply), so that is the form this forward runs (the CPU default is the chunk loop, docs/ttt.md).
+        ForwardOptions parallel;
+        parallel.ttt_form = TttForm::Parallel;
+        m.forward(tokens, parallel);
         Profile fwd;
         profile_forward(fwd, m, tokens, s);
         fwd.print(t_fwd, "forward", "(the rest: allocation, copies, residual adds, noise)");

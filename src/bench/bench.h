@@ -2,8 +2,9 @@
 //
 // Each src/bench/bench_<topic>.cpp registers one or more benchmarks with
 // ITTT_BENCHMARK(name, order) { ... }. They are timed with a steady clock over
-// repeats after a warm-up (time_best), and print rows through Table, always with
-// a ratio to a comparator measured in the same run (never a number from memory).
+// repeats after a warm-up (time_best, or the interleaved rounds and Stats of the model
+// benchmark), and print rows through Table, always with a ratio to a comparator
+// measured in the same run (never a number from memory).
 #pragma once
 #include <chrono>
 #include <cstdio>
@@ -16,6 +17,7 @@ namespace ittt::bench {
 struct Context {
     bool quick = false;     // --quick: fewer sizes and repeats (a smoke run)
     std::string filter;     // run only benchmarks whose name contains this
+    std::string torch_record = "build/torch_compare.txt";  // the PyTorch comparator's last results (bench_model.cpp)
 };
 
 using BenchFn = void (*)(const Context&);
@@ -51,6 +53,19 @@ private:
 };
 
 std::string fmt(const char* format, double value);  // fmt("%.1f", x)
+
+// Median and minimum of repeated timings. The model benchmarks report both: the median is
+// what a run typically costs, the minimum what the code costs when nothing else interferes;
+// a ratio that holds for both is not an artefact of load.
+struct Stats {
+    double median = 0, min = 0;
+    size_t count = 0;
+};
+Stats stats(std::vector<double> samples);
+
+// The first three fields of /proc/loadavg ("0.12 0.30 0.41"), or "n/a": printed before and
+// after the timed parts, so a reader can tell a quiet run from a loaded one.
+std::string load_average();
 
 }  // namespace ittt::bench
 

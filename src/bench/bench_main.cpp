@@ -1,11 +1,15 @@
 // bench_main.cpp: runs every registered benchmark in order.
 //   build/ittt_bench [--quick] [--filter NAME] [--threads N]
+//   build/ittt_bench --save-model DIR [--chunk C] [--no-ttt]   the bench model as a checkpoint
+//   build/ittt_bench --serve DIR [--threads N]                 timing server (bench_serve.cpp)
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
 
 #include "bench/bench.h"
+#include "bench/bench_models.h"
+#include "model/model_io.h"
 #include "runtime/device.h"
 #include "runtime/error.h"
 
@@ -34,25 +38,48 @@ Registrar::Registrar(const char* name, int order, BenchFn fn) { registry().push_
 int main(int argc, char** argv) {
     using namespace ittt;
     bench::Context ctx;
+    {
+        // The PyTorch comparator records its results beside this binary (build/torch_compare.txt).
+        std::string self = argv[0];
+        size_t slash = self.find_last_of('/');
+        ctx.torch_record = (slash == std::string::npos ? std::string(".") : self.substr(0, slash)) + "/torch_compare.txt";
+    }
     try {
+        std::string serve_dir, save_dir;
+        int chunk = 64;
+        bool ttt = true;
         for (int i = 1; i < argc; ++i) {
             std::string a = argv[i];
             if (a == "--quick") ctx.quick = true;
             else if (a == "--filter" && i + 1 < argc) ctx.filter = argv[++i];
+            else if (a == "--serve" && i + 1 < argc) serve_dir = argv[++i];
+            else if (a == "--save-model" && i + 1 < argc) save_dir = argv[++i];
+            else if (a == "--chunk" && i + 1 < argc) chunk = std::stoi(argv[++i]);
+            else if (a == "--no-ttt") ttt = false;
 #ifdef _OPENMP
             else if (a == "--threads" && i + 1 < argc) omp_set_num_threads(std::stoi(argv[++i]));
 #endif
             else if (a == "--help" || a == "-h") {
-                std::printf("usage: ittt_bench [--quick] [--filter NAME] [--threads N]\n");
+                std::printf("usage: ittt_bench [--quick] [--filter NAME] [--threads N]\n"
+                            "       ittt_bench --save-model DIR [--chunk C] [--no-ttt]\n"
+                            "       ittt_bench --serve DIR [--threads N]\n");
                 return 0;
             } else fail(cat("ittt_bench: unknown argument '", a, "'"));
         }
+        if (!save_dir.empty()) {
+            save_model(save_dir, bench::bench_model(ttt, chunk));
+            std::printf("wrote %s (bench model, %s)\n", save_dir.c_str(), ttt ? cat("TTT, chunk ", chunk).c_str() : "no TTT");
+            return 0;
+        }
+        if (!serve_dir.empty()) return bench::serve(serve_dir);
         auto& reg = bench::registry();
         std::stable_sort(reg.begin(), reg.end(), [](const auto& a, const auto& b) { return a.order < b.order; });
         std::printf("ittt_bench on %s%s\n", device::describe(Device::CPU).c_str(),
                     cuda_available() ? (", " + device::describe(Device::CUDA)).c_str() : "");
+        std::printf("load average before (1, 5, 15 min): %s\n", bench::load_average().c_str());
         for (const auto& e : reg)
             if (ctx.filter.empty() || e.name.find(ctx.filter) != std::string::npos) e.fn(ctx);
+        std::printf("\nload average after (1, 5, 15 min): %s\n", bench::load_average().c_str());
     } catch (const Error& e) {
         std::fprintf(stderr, "error: %s\n", e.what());
         return 1;

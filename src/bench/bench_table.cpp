@@ -2,6 +2,7 @@
 // and build/ittt_cp_bench.
 #include <algorithm>
 #include <cstdio>
+#include <fstream>
 
 #include "bench/bench.h"
 
@@ -11,6 +12,24 @@ std::string fmt(const char* format, double value) {
     char buf[64];
     std::snprintf(buf, sizeof buf, format, value);
     return buf;
+}
+
+Stats stats(std::vector<double> x) {
+    Stats s;
+    s.count = x.size();
+    if (x.empty()) return s;
+    std::sort(x.begin(), x.end());
+    const size_t m = x.size() / 2;
+    s.median = x.size() % 2 ? x[m] : 0.5 * (x[m - 1] + x[m]);
+    s.min = x.front();
+    return s;
+}
+
+std::string load_average() {
+    std::ifstream in("/proc/loadavg");
+    std::string a, b, c;
+    if (!(in >> a >> b >> c)) return "n/a";
+    return a + " " + b + " " + c;
 }
 
 void Table::print(const std::string& title) const {

@@ -55,6 +55,7 @@ std::vector<double> logits_with_limit(Model& model, const Tensor& tokens, int li
     ForwardOptions opt;
     opt.inference = true;
     opt.ttt_update_limit = limit;
+    opt.ttt_form = TttForm::Parallel;  // snapshot_layer reads the per-chunk deltas only this form keeps
     return model.forward(tokens.to(model.device()), opt).to(Device::CPU).to_f64_vector();
 }
 

@@ -3,10 +3,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <string>
 
+#include "model/model.h"
 #include "runtime/error.h"
 
 namespace ittt {
@@ -46,20 +48,44 @@ double parameter_count(const ModelConfig& c) {
     return total;
 }
 
-double forward_bytes(const ModelConfig& c, int64_t B, int64_t n, bool training) {
+namespace {
+// fast_weight_floats(C, n): what one TTT layer keeps per sequence for its chunks' weights.
+template <class FastWeightFloats>
+double forward_bytes_with(const ModelConfig& c, int64_t B, int64_t n, bool training, FastWeightFloats fast_weight_floats) {
     const double d = c.hidden_size, f = c.intermediate_size, V = c.vocab_size, hd = c.head_dim;
     const double q = c.num_attention_heads * hd, kv = c.num_key_value_heads * hd;
     const double N = static_cast<double>(B) * static_cast<double>(n);
     // Per row and layer: x, xn1, h, xn2 (d); q, qn, qr, att (q); k, v, kn, kr (kv); g, u, z (f).
     double per_row = d;  // x0
+    double per_sequence = 0;
     for (int l = 0; l < c.num_hidden_layers; ++l) {
         per_row += 4 * d + 4 * q + 4 * kv + 3 * f + c.num_attention_heads;
-        // U, V (d) and the per-chunk deltas and prefix sums: 2 (d x f) per chunk of C rows.
-        if (c.is_ttt_layer(l)) per_row += 2 * d + 2 * d * f / std::max(1, c.ttt_chunk);
+        if (c.is_ttt_layer(l)) {
+            per_row += 2 * d;  // U, V
+            per_sequence += fast_weight_floats(std::max(1, c.ttt_chunk), static_cast<double>(n));
+        }
     }
     per_row += 2 * d + 2 * V;  // final norm; logits and dlogits (training) or their host copy (inference)
-    double bytes = 4 * N * per_row + 8 * N;      // + token ids and targets
-    return training ? 2 * bytes : bytes;         // the backward's gradient buffers are about as large again
+    double bytes = 4 * N * per_row + 4 * static_cast<double>(B) * per_sequence + 8 * N;  // + token ids and targets
+    return training ? 2 * bytes : bytes;  // the backward's gradient buffers are about as large again
+}
+}  // namespace
+
+double forward_bytes(const ModelConfig& c, int64_t B, int64_t n, bool training) {
+    // The parallel form: the per-chunk deltas and prefix sums, 2 (d x f) per chunk of C rows.
+    const double df = static_cast<double>(c.hidden_size) * c.intermediate_size;
+    return forward_bytes_with(c, B, n, training, [&](int C, double len) { return 2 * df * len / C; });
+}
+
+double forward_bytes(const Model& m, int64_t B, int64_t n, bool training) {
+    const ModelConfig& c = m.config();
+    const double df = static_cast<double>(c.hidden_size) * c.intermediate_size;
+    const TttForm form = c.ttt_mode ? m.resolve_ttt_form(ForwardOptions{}, static_cast<int>(std::min<int64_t>(n, 1 << 30))) : TttForm::Parallel;
+    return forward_bytes_with(c, B, n, training, [&](int C, double len) {
+        if (form == TttForm::Loop) return df * std::ceil(len / C);  // every W_i
+        if (form == TttForm::Flat) return df;                       // the last W only
+        return 2 * df * len / C;                                    // S and the deltas
+    });
 }
 
 }  // namespace ittt

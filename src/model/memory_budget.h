@@ -28,5 +28,9 @@ double parameter_count(const ModelConfig& cfg);
 // Bytes of what Model::forward keeps for B sequences of n tokens in F32 (the
 // backward's buffers too when training).
 double forward_bytes(const ModelConfig& cfg, int64_t B, int64_t n, bool training);
+// The same for this model's TTT form at n (Model::resolve_ttt_form): a TTT layer keeps S and
+// the deltas (parallel, what the config-only estimate assumes), every W_i (loop) or one W (flat).
+class Model;
+double forward_bytes(const Model& model, int64_t B, int64_t n, bool training);
 
 }  // namespace ittt

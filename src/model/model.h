@@ -37,6 +37,18 @@ struct LayerWeights {
     Tensor ttt_proj;                            // (d, d) TTT layers with ttt_proj; V = U @ ttt_proj
 };
 
+// How a TTT layer computes its chunks (docs/ttt.md):
+//   Parallel  deltas, prefix scan and apply over (B, T, d, f) tensors (the reference; the CUDA path)
+//   Loop      the chunk loop with a running fast weight, keeping every chunk's W_i for the
+//             backward: half the multiply-adds of Parallel, B*T*d*f numbers kept (CPU)
+//   Flat      the chunk loop keeping only the last W; the backward rebuilds each W_i in reverse
+//             and recomputes the targets: memory B*d*f per layer whatever n (CPU)
+//   Auto      CUDA: Parallel. CPU: Loop while its stored W_i take no more memory than the layer's
+//             own MLP activations (T*d <= 3n, i.e. about d <= 3C), Flat beyond; see Model::set_ttt_form.
+enum class TttForm { Auto, Parallel, Loop, Flat };
+const char* ttt_form_name(TttForm f);   // "auto", "parallel", "loop", "flat"
+TttForm parse_ttt_form(const std::string& s);
+
 struct ForwardOptions {
     // Inference applies ttt_clip_tau (training never clips, docs/method.md section 4).
     bool inference = false;
@@ -45,6 +57,12 @@ struct ForwardOptions {
     // Use only the updates of chunks 0 .. limit-1 (-1: all). 0 turns TTT updates off;
     // the step-through driver compares logits at limit i and i+1.
     int ttt_update_limit = -1;
+    // Auto: the model's form (Model::set_ttt_form). The step-through driver asks for Parallel:
+    // it reads the per-chunk deltas that only that form keeps.
+    TttForm ttt_form = TttForm::Auto;
+    // Loop / Flat inference: also fold the last chunk's update when it is complete and keep W per
+    // sequence (LayerActivations::ttt_w_state), the state a streaming Session continues from.
+    bool ttt_keep_state = false;
 };
 
 // Everything one layer's forward keeps for the backward (rows N = B*n).
@@ -62,9 +80,17 @@ struct LayerActivations {
     Tensor ttt_u, ttt_v;      // (N, d) conv output U and target V = U P
     Tensor ttt_s;             // (B, T, d, f) exclusive prefix sum of the deltas
     Tensor ttt_delta;         // (B, T, d, f) per-chunk deltas (as used: after limit / clipping)
+    // Loop / Flat forms instead of ttt_s and ttt_delta (Parallel leaves them undefined):
+    TttForm ttt_form = TttForm::Parallel;  // the form this forward ran
+    Tensor ttt_w;             // training: (B, T, d, f) every W_i (Loop) or (B, d, f) W_{T-1} (Flat)
+    Tensor ttt_w_state;       // (B, d, f) if ForwardOptions::ttt_keep_state: W after every complete chunk
+    int ttt_update_limit = -1;
+    bool ttt_clipped = false; // an inference forward with ttt_clip_tau > 0 (clipping has no backward)
     // Inference forwards only: ||eta dW_i||_F of every (b, i), B*T values, before clipping
     // and the update limit: what ttt_clip_tau compares with tau (clipped iff norm > tau).
+    // The Loop / Flat forms leave NaN for a last chunk whose update nothing uses (no ttt_keep_state).
     std::vector<double> ttt_update_norm;
+    std::vector<double> ttt_update_applied;  // Loop / Flat inference: the norm folded into W (tau when clipped)
     // Context parallel only: the attention's exchanges with other ranks (halo or ring).
     parallel::AttentionSlice cp_attention;
 };
@@ -116,6 +142,12 @@ public:
     const Tensor& embedded() const { return x0_; }  // (N, d) token embeddings of the last forward
     int64_t parameter_count() const;
 
+    // The TTT form a forward uses when its options say Auto (default Auto: the rule in TttForm).
+    void set_ttt_form(TttForm form) { ttt_form_ = form; }
+    TttForm ttt_form() const { return ttt_form_; }
+    // The form a forward with these options runs for a batch of B sequences of n tokens.
+    TttForm resolve_ttt_form(const ForwardOptions& opt, int n) const;
+
     // Copy of the model with its parameters in another dtype (CPU) or on another device.
     Model converted(DType dtype, Device device) const;
 
@@ -134,6 +166,9 @@ private:
     void ttt_compute_targets(int l, LayerActivations& a);
     void ttt_forward(int l, LayerActivations& a, Tensor& mlp_out, const ForwardOptions& opt);
     void ttt_forward_reference_loop(int l, LayerActivations& a, Tensor& mlp_out, const ForwardOptions& opt);
+    void ttt_forward_loop(int l, LayerActivations& a, Tensor& mlp_out, const ForwardOptions& opt, TttForm form);
+    // dV (N, d) of a TTT layer -> dP, dconv accumulated; dS_src added into dsrc.
+    void ttt_targets_backward(int l, const Tensor& dv, Tensor& dsrc);
     void layer_backward(int l, Tensor& dx);
     // dO (N, d) of a TTT MLP -> dz (N, f), accumulating weight grads; adds dS_src into dsrc.
     void ttt_backward(int l, const Tensor& dout, Tensor& dz, Tensor& dsrc);
@@ -141,6 +176,7 @@ private:
     Tensor& grad_of(const Tensor& value);
 
     ModelConfig cfg_;
+    TttForm ttt_form_ = TttForm::Auto;
     DType dtype_;
     Device device_;
     Tensor embed_, final_norm_, lm_head_;

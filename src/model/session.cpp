@@ -76,6 +76,7 @@ Tensor Session::prefill(const std::vector<int32_t>& tokens) {
     if (pos_ > 0) return extend(tokens);  // mid-stream: the cache and the chunk buffers carry the past
     ForwardOptions opt;
     opt.inference = true;
+    opt.ttt_keep_state = true;  // the Loop / Flat forms then hand over W directly
     Tensor logits = model_.forward(Tensor::from_vector(tokens, {1, n}), opt).clone();
 
     ensure_capacity(static_cast<int>(n));
@@ -90,12 +91,19 @@ Tensor Session::prefill(const std::vector<int32_t>& tokens) {
         // W = Wd + eta * (sum of the complete chunks' deltas); the partial chunk goes to the buffer.
         int T = static_cast<int>((n + C - 1) / C);
         int complete = static_cast<int>(n / C);
-        Tensor deltas = a.ttt_delta.view({T, d * f});
-        s.W.copy_from(model_.layer(l).down_proj);
-        for (int i = 0; i < complete; ++i) {
-            Tensor delta = deltas.rows(i, i + 1);
-            ops::add_inplace(s.W, delta.view({d, f}), c.ttt_lr);
-            record_update(l, i, a.ttt_update_norm[static_cast<size_t>(i)], std::fabs(c.ttt_lr) * std::sqrt(ops::sum_squares(delta)));
+        if (a.ttt_w_state.defined()) {  // Loop / Flat: the running weight the forward ended with
+            s.W.copy_from(a.ttt_w_state.view({d, f}));
+            for (int i = 0; i < complete; ++i)
+                record_update(l, i, a.ttt_update_norm[static_cast<size_t>(i)], a.ttt_update_applied[static_cast<size_t>(i)]);
+        } else {  // Parallel: W = Wd + eta * (the complete chunks' deltas)
+            Tensor deltas = a.ttt_delta.view({T, d * f});
+            s.W.copy_from(model_.layer(l).down_proj);
+            for (int i = 0; i < complete; ++i) {
+                Tensor delta = deltas.rows(i, i + 1);
+                ops::add_inplace(s.W, delta.view({d, f}), c.ttt_lr);
+                record_update(l, i, a.ttt_update_norm[static_cast<size_t>(i)],
+                              std::fabs(c.ttt_lr) * std::sqrt(ops::sum_squares(delta)));
+            }
         }
         s.buffered = static_cast<int>(n - static_cast<int64_t>(complete) * C);
         if (s.buffered > 0) {

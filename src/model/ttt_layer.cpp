@@ -8,6 +8,11 @@
 //   O_[i] = Z_[i] (Wd + eta S_i)^T             (N, d)         ttt_apply_forward
 // Backward: P_i = dO_[i]^T Z_[i], G = exclusive reverse scan of P, dWd = sum_i P_i,
 // then ttt_apply_backward gives dZ and dV; dV flows back through P and the conv.
+//
+// That is the Parallel form (TttForm): the reference, and the CUDA path. On the CPU the
+// model runs the same math as a chunk loop with a running weight (ops::ttt_loop_forward /
+// backward): Loop keeps every W_i for the backward, Flat keeps only the last and rebuilds
+// the others in reverse, so that its memory does not grow with the number of chunks.
 #include <algorithm>
 #include <cmath>
 
@@ -41,8 +46,49 @@ void Model::ttt_compute_targets(int l, LayerActivations& a) {
     ttt_targets(a.ttt_u, a.ttt_v, ttt_source(a), layers_[static_cast<size_t>(l)], cfg_, B_, n_);
 }
 
+const char* ttt_form_name(TttForm f) {
+    switch (f) {
+        case TttForm::Auto: return "auto";
+        case TttForm::Parallel: return "parallel";
+        case TttForm::Loop: return "loop";
+        case TttForm::Flat: return "flat";
+    }
+    return "?";
+}
+
+TttForm parse_ttt_form(const std::string& s) {
+    for (TttForm f : {TttForm::Auto, TttForm::Parallel, TttForm::Loop, TttForm::Flat})
+        if (s == ttt_form_name(f)) return f;
+    fail(cat("TTT form: expected auto, parallel, loop or flat, found '", s, "'"));
+}
+
+TttForm Model::resolve_ttt_form(const ForwardOptions& opt, int n) const {
+    TttForm f = opt.ttt_form != TttForm::Auto ? opt.ttt_form : ttt_form_;
+    if (device_ == Device::CUDA) {
+        ITTT_CHECK(f == TttForm::Auto || f == TttForm::Parallel, "TTT form ", ttt_form_name(f),
+                   ": CPU only; a CUDA model runs the parallel form");
+        return TttForm::Parallel;
+    }
+    if (cp_) {
+        // Context parallelism adds the earlier ranks' deltas to S (a scan over ranks): parallel form only.
+        ITTT_CHECK(f == TttForm::Auto || f == TttForm::Parallel, "TTT form ", ttt_form_name(f),
+                   ": context parallelism runs the parallel form only");
+        return TttForm::Parallel;
+    }
+    if (f != TttForm::Auto) return f;
+    // Keep every W_i (B*T*d*f numbers) while that is no more than the layer's own MLP
+    // activations g, u, z (3*B*n*f numbers); beyond, the flat form's extra GEMM is worth its memory.
+    const int64_t T = num_chunks(n, cfg_.ttt_chunk);
+    return T * cfg_.hidden_size <= 3 * static_cast<int64_t>(n) ? TttForm::Loop : TttForm::Flat;
+}
+
 void Model::ttt_forward(int l, LayerActivations& a, Tensor& mlp_out, const ForwardOptions& opt) {
     ITTT_NVTX_RANGE("ttt_mlp");
+    a.ttt_update_limit = opt.ttt_update_limit;
+    a.ttt_clipped = opt.inference && cfg_.ttt_clip_tau > 0;
+    const TttForm form = resolve_ttt_form(opt, n_);
+    if (form != TttForm::Parallel) return ttt_forward_loop(l, a, mlp_out, opt, form);
+    a.ttt_form = TttForm::Parallel;
     const LayerWeights& w = layers_[static_cast<size_t>(l)];
     const int64_t d = cfg_.hidden_size, f = cfg_.intermediate_size;
     const int C = cfg_.ttt_chunk, T = num_chunks(n_, C);
@@ -82,6 +128,40 @@ void Model::ttt_forward(int l, LayerActivations& a, Tensor& mlp_out, const Forwa
     ops::ttt_apply_forward(o3, a.z.view({B_, n_, f}), w.down_proj, a.ttt_s, cfg_.ttt_lr, C);
 }
 
+// Loop / Flat: the chunk loop as one op (kernels/ttt_loop). Training keeps what the backward
+// needs: every W_i (Loop), or only W_{T-1} and not even U and V, which the backward
+// recomputes from S_src (Flat). Inference keeps nothing but the optional streaming state.
+void Model::ttt_forward_loop(int l, LayerActivations& a, Tensor& mlp_out, const ForwardOptions& opt, TttForm form) {
+    const LayerWeights& w = layers_[static_cast<size_t>(l)];
+    const int64_t d = cfg_.hidden_size, f = cfg_.intermediate_size;
+    a.ttt_form = form;
+    ttt_compute_targets(l, a);
+    ops::TttLoopOptions lo;
+    lo.update_limit = opt.ttt_update_limit;
+    if (opt.inference) {
+        lo.clip_tau = std::max(0.0, cfg_.ttt_clip_tau);
+        lo.norms = true;  // for the clipping reports (Session::updates, the step-through driver)
+        lo.keep_state = opt.ttt_keep_state;
+    } else {
+        lo.keep_all = form == TttForm::Loop;
+        lo.keep_last = form == TttForm::Flat;
+    }
+    Tensor o3 = mlp_out.view({B_, n_, d});
+    ops::TttLoopResult r;
+    {
+        ITTT_NVTX_RANGE("ttt_loop");
+        r = ops::ttt_loop_forward(o3, a.z.view({B_, n_, f}), a.ttt_v.view({B_, n_, d}), w.down_proj, cfg_.ttt_lr, cfg_.ttt_chunk, lo);
+    }
+    a.ttt_w = form == TttForm::Loop ? r.w_all : r.w_last;
+    a.ttt_w_state = r.w_state;
+    a.ttt_update_norm = std::move(r.norm);
+    a.ttt_update_applied = std::move(r.applied);
+    if (form == TttForm::Flat && !opt.inference) {
+        a.ttt_u = Tensor();  // recomputed by the backward: nothing of size n is kept beyond the plain MLP's
+        a.ttt_v = Tensor();
+    }
+}
+
 // The same layer written as the plain loop it abbreviates: apply W to a chunk,
 // then fold that chunk into W. Kept as the oracle for the parallel form.
 void Model::ttt_forward_reference_loop(int l, LayerActivations& a, Tensor& mlp_out, const ForwardOptions& opt) {
@@ -116,10 +196,22 @@ void Model::ttt_backward(int l, const Tensor& dout, Tensor& dz, Tensor& dsrc) {
     ITTT_NVTX_RANGE("ttt_mlp_backward");
     const LayerWeights& w = layers_[static_cast<size_t>(l)];
     LayerActivations& a = acts_[static_cast<size_t>(l)];
-    ITTT_CHECK(a.ttt_s.defined(), "backward: layer ", l, " ran the reference-loop TTT forward, which has no backward");
-    const int64_t N = static_cast<int64_t>(B_) * n_, d = cfg_.hidden_size, f = cfg_.intermediate_size, K = cfg_.conv_taps();
+    const int64_t N = static_cast<int64_t>(B_) * n_, d = cfg_.hidden_size, f = cfg_.intermediate_size;
     const int C = cfg_.ttt_chunk, T = num_chunks(n_, C);
-    const Tensor& src = ttt_source(a);
+    if (a.ttt_form != TttForm::Parallel) {
+        ITTT_CHECK(a.ttt_w.defined(), "backward: layer ", l, "'s last forward was an inference forward (", ttt_form_name(a.ttt_form),
+                   " form), which keeps no fast weights for a backward");
+        ITTT_CHECK(!a.ttt_clipped, "backward: layer ", l, "'s forward clipped its TTT updates (ttt_clip_tau); clipping has no backward");
+        if (!a.ttt_v.defined()) ttt_compute_targets(l, a);  // Flat: U and V recomputed, not kept
+        Tensor dv = new_tensor({N, d});
+        Tensor dz3 = dz.view({B_, n_, f}), dv3 = dv.view({B_, n_, d});
+        ops::ttt_loop_backward(dz3, dv3, grad_of(w.down_proj), dout.view({B_, n_, d}), a.z.view({B_, n_, f}), a.ttt_v.view({B_, n_, d}),
+                               cfg_.ttt_lr, C, a.ttt_w, a.ttt_update_limit);
+        ttt_targets_backward(l, dv, dsrc);
+        if (a.ttt_form == TttForm::Flat) a.ttt_u = a.ttt_v = Tensor();
+        return;
+    }
+    ITTT_CHECK(a.ttt_s.defined(), "backward: layer ", l, " ran the reference-loop TTT forward, which has no backward");
 
     // P_i = dO_[i]^T Z_[i]: the slow weight's gradient per chunk, and what later chunks send back.
     Tensor P = new_tensor({B_, T, d, f}), G = new_tensor({B_, T, d, f});
@@ -132,7 +224,15 @@ void Model::ttt_backward(int l, const Tensor& dout, Tensor& dz, Tensor& dsrc) {
     Tensor dz3 = dz.view({B_, n_, f}), dv3 = dv.view({B_, n_, d});
     ops::ttt_apply_backward(dz3, dv3, dout.view({B_, n_, d}), a.z.view({B_, n_, f}), a.ttt_v.view({B_, n_, d}), w.down_proj, a.ttt_s,
                             G, cfg_.ttt_lr, C);
+    ttt_targets_backward(l, dv, dsrc);
+}
 
+void Model::ttt_targets_backward(int l, const Tensor& dv, Tensor& dsrc) {
+    const LayerWeights& w = layers_[static_cast<size_t>(l)];
+    const LayerActivations& a = acts_[static_cast<size_t>(l)];
+    const int64_t N = static_cast<int64_t>(B_) * n_, d = cfg_.hidden_size, K = cfg_.conv_taps();
+    const int C = cfg_.ttt_chunk;
+    const Tensor& src = ttt_source(a);
     // V = U @ P  =>  dP += U^T dV, dU = dV P^T
     Tensor du = new_tensor({N, d});
     if (w.ttt_proj.defined()) {

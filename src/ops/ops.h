@@ -118,6 +118,34 @@ void ttt_apply_forward(Tensor& o, const Tensor& z, const Tensor& wd, const Tenso
 void ttt_apply_backward(Tensor& dz, Tensor& dv, const Tensor& dout, const Tensor& z, const Tensor& v, const Tensor& wd,
                         const Tensor& s, const Tensor& g, double eta, int chunk);
 
+// ---- TTT chunk loop with a running fast weight (src/ops/ttt_loop.cpp, kernels/ttt_loop/), CPU ----
+// o (B, n, d): o_[i] = z_[i] W_i^T with W_0 = wd, W_{i+1} = W_i + eta c_i v_[i]^T z_[i] (c_i the
+// clipping factor): the outputs of ttt_chunk_delta + prefix_scan_exclusive + ttt_apply_forward
+// without their (B, T, d, f) tensors, in about half the multiply-adds (kernels/ttt_loop/ttt_loop.h).
+struct TttLoopOptions {
+    int update_limit = -1;     // chunks >= limit fold no update (-1: all do)
+    double clip_tau = 0;       // > 0: clip each eta dW_i to Frobenius norm tau (inference)
+    bool keep_all = false;     // keep every W_i (for ttt_loop_backward: the loop form)
+    bool keep_last = false;    // keep W_{T-1} (for ttt_loop_backward: the flat form)
+    bool keep_state = false;   // keep W after every complete chunk's update (streaming state)
+    bool norms = false;        // report ||eta dW_i||_F per chunk
+};
+struct TttLoopResult {
+    Tensor w_all;    // (B, T, d, f) if keep_all
+    Tensor w_last;   // (B, d, f) if keep_last
+    Tensor w_state;  // (B, d, f) if keep_state
+    // (B*T) if norms: ||eta dW_i||_F before clipping (NaN for the last chunk's update when no
+    // state is kept: nothing uses it, so it is not computed), and the norm folded into W.
+    std::vector<double> norm, applied;
+};
+TttLoopResult ttt_loop_forward(Tensor& o, const Tensor& z, const Tensor& v, const Tensor& wd, double eta, int chunk,
+                               const TttLoopOptions& opt = {});
+// dz (B, n, f), dv (B, n, d) overwritten, dwd (d, f) accumulated, from dout (B, n, d). w: the
+// forward's w_all (B, T, d, f), or its w_last (B, d, f), in which case every W_i is rebuilt in
+// reverse (W_i = W_{i+1} - eta dW_i): memory flat in T. update_limit as in the forward.
+void ttt_loop_backward(Tensor& dz, Tensor& dv, Tensor& dwd, const Tensor& dout, const Tensor& z, const Tensor& v, double eta,
+                       int chunk, const Tensor& w, int update_limit = -1);
+
 // ---- cross-entropy (src/ops/cross_entropy.cpp, kernels/cross_entropy/) ----
 struct CrossEntropyResult {
     double loss_sum = 0;    // sum of -log softmax(logits)[target] over scored rows

@@ -1,6 +1,7 @@
 #include "runtime/tensor.h"
 
 #include <algorithm>
+#include <atomic>
 #include <sstream>
 
 namespace ittt {
@@ -40,12 +41,32 @@ int64_t shape_numel(const Shape& s) {
     return n;
 }
 
+namespace {
+std::atomic<size_t> g_host_in_use{0}, g_host_peak{0};
+
+void count_host_alloc(size_t bytes) {
+    const size_t now = g_host_in_use.fetch_add(bytes) + bytes;
+    size_t peak = g_host_peak.load();
+    while (now > peak && !g_host_peak.compare_exchange_weak(peak, now)) {
+    }
+}
+}  // namespace
+
+size_t Tensor::host_bytes_in_use() { return g_host_in_use.load(); }
+size_t Tensor::host_bytes_peak() { return g_host_peak.load(); }
+void Tensor::reset_host_peak() { g_host_peak.store(g_host_in_use.load()); }
+
 struct Tensor::Storage {
     void* ptr = nullptr;
     size_t bytes = 0;
     Device device = Device::CPU;
-    Storage(size_t b, Device d) : ptr(device::allocate(b, d)), bytes(b), device(d) {}
-    ~Storage() { device::release(ptr, device); }
+    Storage(size_t b, Device d) : ptr(device::allocate(b, d)), bytes(b), device(d) {
+        if (d == Device::CPU) count_host_alloc(b);
+    }
+    ~Storage() {
+        device::release(ptr, device);
+        if (device == Device::CPU) g_host_in_use.fetch_sub(bytes);
+    }
     Storage(const Storage&) = delete;
     Storage& operator=(const Storage&) = delete;
 };

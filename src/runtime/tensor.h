@@ -77,6 +77,12 @@ public:
     std::vector<double> to_f64_vector() const;
     std::vector<int32_t> to_i32_vector() const;
 
+    // The host tensor heap: bytes held by live CPU tensors now, and the most held since the
+    // last reset_host_peak() (what `make bench` reports as a TTT layer's training memory).
+    static size_t host_bytes_in_use();
+    static size_t host_bytes_peak();
+    static void reset_host_peak();  // peak := bytes in use now
+
 private:
     struct Storage;
     std::shared_ptr<Storage> storage_;

@@ -346,7 +346,7 @@ int cmd_train(int argc, char** argv) {
                         static_cast<long long>(trained), static_cast<long long>(total), names.size());
     }
     const int V = model.config().vocab_size;
-    require_memory(forward_bytes(model.config(), batch, seq_len, true) + 3 * 4 * parameter_count(model.config()),
+    require_memory(forward_bytes(model, batch, seq_len, true) + 3 * 4 * parameter_count(model.config()),
                    cat("training on batches of ", batch, " x ", seq_len, " tokens (activations, gradients, AdamW moments)"));
     make_batch(task, V, 1, seq_len, 0);  // fail now, not at step 1, if the task cannot fit
     Trainer trainer(model, tc, [&](int64_t step, int micro, Tensor& tokens, Tensor& targets) {

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "bench/bench.h"
+#include "bench/bench_models.h"
 #include "model/model.h"
 #include "parallel/model_parallel.h"
 #include "parallel/traffic_model.h"
@@ -42,34 +43,12 @@ using bench::fmt;
 
 namespace {
 
+// The model of bench_models.h with layer 2 full attention: the ring attention is timed too.
 ModelConfig bench_config() {
-    ModelConfig c;
-    c.vocab_size = 260;
-    c.hidden_size = 128;
-    c.intermediate_size = 384;
-    c.num_hidden_layers = 4;
-    c.num_attention_heads = 4;
-    c.num_key_value_heads = 2;
-    c.head_dim = 32;
-    c.rope_theta = 1e4;
-    c.sliding_window = 64;
-    c.layer_types = {AttentionType::Sliding, AttentionType::Sliding, AttentionType::Full, AttentionType::Sliding};
-    c.ttt_mode = true;
-    c.ttt_layers = {1, 3};
-    c.ttt_chunk = 64;
+    ModelConfig c = bench::bench_config(true, 64);
+    c.layer_types[2] = AttentionType::Full;
     c.validate();
     return c;
-}
-
-void init(Model& m) {
-    m.init_random(1);
-    uint64_t seed = 100;  // small nonzero conv: the release's zero init would make every delta 0
-    for (Parameter& p : m.parameters())
-        if (p.name.find("ttt_conv") != std::string::npos) {
-            float* w = p.value.data<float>();
-            for (int64_t i = 0; i < p.value.numel(); ++i) w[i] = static_cast<float>(0.02 * normal_at(seed, static_cast<uint64_t>(i)));
-            ++seed;
-        }
 }
 
 void set_threads(int t) {
@@ -188,9 +167,9 @@ int main(int argc, char** argv) {
         const ModelConfig cfg = bench_config();
         const int B = 1, n = quick ? 512 : 2048, rounds = quick ? 2 : 5;
         Model plain(cfg), cp1(cfg), cp2(cfg);
-        init(plain);
-        init(cp1);
-        init(cp2);
+        bench::init_bench_weights(plain);
+        bench::init_bench_weights(cp1);
+        bench::init_bench_weights(cp2);
         if (solo) cp1.set_context_parallel(solo.get());
         cp2.set_context_parallel(&world);
         std::vector<int32_t> ids(static_cast<size_t>(B * n));

@@ -1,0 +1,79 @@
+// ttt_loop.h: the chunk loop of In-Place TTT as a kernel: a running fast weight.
+//
+// For each sequence b, chunks i = 0 .. T-1 in order (chunk i: rows i*C .. min(i*C+C, n)-1):
+//
+//     O_[i]   = Z_[i] W_i^T                          (rows x d)    W_0 = Wd
+//     W_{i+1} = W_i + eta * c_i * V_[i]^T Z_[i]      (d x f)       c_i = clipping factor (1 unclipped)
+//
+// This is the parallel form O_[i] = Z_[i] (Wd + eta S_i)^T of docs/ttt.md with the prefix
+// sum S_i kept as a running weight instead of materialised (B, T, d, f) tensors. Each chunk
+// costs two GEMMs of rows x d x f and one pass over W: the apply is ONE product with W_i
+// (the parallel form does Z Wd^T for all rows plus a correction Z_[i] S_i^T per chunk, twice
+// the multiply-adds), and the scan is the running sum. The last chunk's update is never used
+// by an output, so it is computed only when the streaming state asks for it.
+//
+// Backward, chunks in reverse with a running G = sum_{j>i} P_j, P_j = dO_[j]^T Z_[j]:
+//
+//     dZ_[i] = dO_[i] W_i + eta V_[i] G       dV_[i] = eta Z_[i] G^T       G += P_i
+//
+// and dWd = sum_i P_i is G after chunk 0. W_i comes either from the forward's store of every
+// W_i (B*T*d*f numbers: the "loop" form) or is rebuilt from the last one, W_i = W_{i+1} - eta
+// V_[i]^T Z_[i], with the delta recomputed by the same GEMM as in the forward (B*d*f numbers,
+// flat in T: the "flat" form; one more GEMM per chunk, and W_i carries the rounding of the
+// subtractions since the last chunk; docs/ttt.md measures it).
+//
+// A chunk folds no update when eta == 0, when it is at or past update_limit, or when its V
+// rows are all exactly zero: then V^T Z is exactly zero and skipping it keeps W bitwise equal
+// to Wd, so zero conv weights give the plain MLP's outputs bit for bit (the drop-in property),
+// provided the GEMM's result for a row does not depend on the other rows it is computed with
+// (true of both CPU GEMM versions; tests/test_gemm.cpp pins it).
+//
+// Sequences run in parallel over the OpenMP threads (each GEMM then runs on its thread); with
+// fewer sequences than threads they run one after the other with threaded GEMMs. Either way the
+// result is the same bits: the GEMM's result does not depend on its thread count, and dWd adds
+// the per-sequence G in sequence order.
+//
+// Versions: CPU only, one version (the GEMMs inside follow ops::set_version("gemm")); on CUDA
+// the model runs the parallel form (kernels/ttt_delta, prefix_scan, ttt_apply).
+#pragma once
+#include <cstdint>
+
+namespace ittt::kernels {
+
+struct TttLoopShape {
+    int64_t batch = 1, n = 0, d = 0, f = 0, chunk = 1;
+    int64_t chunks() const { return (n + chunk - 1) / chunk; }
+};
+
+// What a forward keeps or reports besides O; every pointer may be null.
+template <class T>
+struct TttLoopForwardOut {
+    T* w_all = nullptr;          // (B, T, d, f): W_i of every chunk (the loop form's store for the backward)
+    T* w_last = nullptr;         // (B, d, f): W_{T-1}, the last chunk's weight (where the flat backward starts)
+    T* w_state = nullptr;        // (B, d, f): W after the update of every complete chunk (the streaming state);
+                                 // not together with w_all
+    double* norm = nullptr;      // (B*T): ||eta V_[i]^T Z_[i]||_F before clipping; NaN for an update not computed
+    double* applied = nullptr;   // (B*T): the norm of the step folded into W (0 when none is)
+};
+
+struct TttLoopUpdates {
+    int64_t limit = -1;     // chunks >= limit fold no update (-1: every chunk does)
+    double clip_tau = 0;    // > 0: scale each eta dW_i down to Frobenius norm tau (inference only)
+};
+
+// o: (B, n, d) overwritten; z: (B, n, f); v: (B, n, d); wd: (d, f).
+// workspace: (B, 2, d, f) scratch (the running W and one delta per sequence).
+// gemm_version: the CPU GEMM version (1 naive, 2 blocked; 0 = 2) every product uses.
+template <class T>
+void ttt_loop_forward_cpu(const TttLoopShape& s, T* o, const T* z, const T* v, const T* wd, T eta, const TttLoopUpdates& updates,
+                          const TttLoopForwardOut<T>& out, T* workspace, int gemm_version);
+
+// dz: (B, n, f), dv: (B, n, d) overwritten; dwd: (d, f) accumulated; dout: (B, n, d);
+// z, v, wd as in the forward. Exactly one of w_all (B, T, d, f) and w_last (B, d, f), as the
+// forward stored them. updates.limit as in the forward; clipping has no backward (clip_tau must be 0).
+// workspace: (B, 3, d, f) scratch (per sequence G, the rebuilt W and one delta).
+template <class T>
+void ttt_loop_backward_cpu(const TttLoopShape& s, T* dz, T* dv, T* dwd, const T* dout, const T* z, const T* v, T eta,
+                           const TttLoopUpdates& updates, const T* w_all, const T* w_last, T* workspace, int gemm_version);
+
+}  // namespace ittt::kernels
