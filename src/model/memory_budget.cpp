@@ -8,7 +8,6 @@
 #include <fstream>
 #include <string>
 
-#include "model/model.h"
 #include "runtime/error.h"
 
 namespace ittt {
@@ -48,10 +47,7 @@ double parameter_count(const ModelConfig& c) {
     return total;
 }
 
-namespace {
-// fast_weight_floats(C, n): what one TTT layer keeps per sequence for its chunks' weights.
-template <class FastWeightFloats>
-double forward_bytes_with(const ModelConfig& c, int64_t B, int64_t n, bool training, FastWeightFloats fast_weight_floats) {
+double forward_bytes(const ModelConfig& c, int64_t B, int64_t n, bool training, double ttt_floats_per_sequence) {
     const double d = c.hidden_size, f = c.intermediate_size, V = c.vocab_size, hd = c.head_dim;
     const double q = c.num_attention_heads * hd, kv = c.num_key_value_heads * hd;
     const double N = static_cast<double>(B) * static_cast<double>(n);
@@ -62,30 +58,18 @@ double forward_bytes_with(const ModelConfig& c, int64_t B, int64_t n, bool train
         per_row += 4 * d + 4 * q + 4 * kv + 3 * f + c.num_attention_heads;
         if (c.is_ttt_layer(l)) {
             per_row += 2 * d;  // U, V
-            per_sequence += fast_weight_floats(std::max(1, c.ttt_chunk), static_cast<double>(n));
+            per_sequence += ttt_floats_per_sequence;
         }
     }
     per_row += 2 * d + 2 * V;  // final norm; logits and dlogits (training) or their host copy (inference)
     double bytes = 4 * N * per_row + 4 * static_cast<double>(B) * per_sequence + 8 * N;  // + token ids and targets
     return training ? 2 * bytes : bytes;  // the backward's gradient buffers are about as large again
 }
-}  // namespace
 
 double forward_bytes(const ModelConfig& c, int64_t B, int64_t n, bool training) {
     // The parallel form: the per-chunk deltas and prefix sums, 2 (d x f) per chunk of C rows.
     const double df = static_cast<double>(c.hidden_size) * c.intermediate_size;
-    return forward_bytes_with(c, B, n, training, [&](int C, double len) { return 2 * df * len / C; });
-}
-
-double forward_bytes(const Model& m, int64_t B, int64_t n, bool training) {
-    const ModelConfig& c = m.config();
-    const double df = static_cast<double>(c.hidden_size) * c.intermediate_size;
-    const TttForm form = c.ttt_mode ? m.resolve_ttt_form(ForwardOptions{}, static_cast<int>(std::min<int64_t>(n, 1 << 30))) : TttForm::Parallel;
-    return forward_bytes_with(c, B, n, training, [&](int C, double len) {
-        if (form == TttForm::Loop) return df * std::ceil(len / C);  // every W_i
-        if (form == TttForm::Flat) return df;                       // the last W only
-        return 2 * df * len / C;                                    // S and the deltas
-    });
+    return forward_bytes(c, B, n, training, 2 * df * static_cast<double>(n) / std::max(1, c.ttt_chunk));
 }
 
 }  // namespace ittt

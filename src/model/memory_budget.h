@@ -27,9 +27,13 @@ void require_memory(double bytes, const std::string& what);
 double parameter_count(const ModelConfig& cfg);
 // Bytes of what Model::forward keeps for B sequences of n tokens in F32 (the
 // backward's buffers too when training).
+// A TTT layer is counted in its parallel form: it keeps S and the deltas, 2 (d x f) per chunk.
 double forward_bytes(const ModelConfig& cfg, int64_t B, int64_t n, bool training);
-// The same for this model's TTT form at n (Model::resolve_ttt_form): a TTT layer keeps S and
-// the deltas (parallel, what the config-only estimate assumes), every W_i (loop) or one W (flat).
+// The same with each TTT layer keeping ttt_floats_per_sequence floats for its fast weights.
+double forward_bytes(const ModelConfig& cfg, int64_t B, int64_t n, bool training, double ttt_floats_per_sequence);
+// The same for this model's TTT form at n (Model::resolve_ttt_form): S and the deltas
+// (parallel), every W_i (loop) or one W (flat). Defined beside resolve_ttt_form in
+// model/ttt_layer.cpp, so that this file's estimates link without the model (the fuzz targets).
 class Model;
 double forward_bytes(const Model& model, int64_t B, int64_t n, bool training);
 

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "model/memory_budget.h"
 #include "model/model.h"
 #include "ops/ops.h"
 #include "runtime/nvtx.h"
@@ -80,6 +81,17 @@ TttForm Model::resolve_ttt_form(const ForwardOptions& opt, int n) const {
     // activations g, u, z (3*B*n*f numbers); beyond, the flat form's extra GEMM is worth its memory.
     const int64_t T = num_chunks(n, cfg_.ttt_chunk);
     return T * cfg_.hidden_size <= 3 * static_cast<int64_t>(n) ? TttForm::Loop : TttForm::Flat;
+}
+
+double forward_bytes(const Model& m, int64_t B, int64_t n, bool training) {
+    const ModelConfig& c = m.config();
+    const double df = static_cast<double>(c.hidden_size) * c.intermediate_size;
+    const TttForm form = c.ttt_mode ? m.resolve_ttt_form(ForwardOptions{}, static_cast<int>(std::min<int64_t>(n, 1 << 30))) : TttForm::Parallel;
+    const double chunks = std::ceil(static_cast<double>(n) / std::max(1, c.ttt_chunk));
+    const double kept = form == TttForm::Loop ? df * chunks                                        // every W_i
+                        : form == TttForm::Flat ? df                                               // the last W only
+                                                : 2 * df * static_cast<double>(n) / std::max(1, c.ttt_chunk);  // S and the deltas
+    return forward_bytes(c, B, n, training, kept);
 }
 
 void Model::ttt_forward(int l, LayerActivations& a, Tensor& mlp_out, const ForwardOptions& opt) {
