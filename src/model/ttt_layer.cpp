@@ -85,13 +85,11 @@ TttForm Model::resolve_ttt_form(const ForwardOptions& opt, int n) const {
 
 double forward_bytes(const Model& m, int64_t B, int64_t n, bool training) {
     const ModelConfig& c = m.config();
-    const double df = static_cast<double>(c.hidden_size) * c.intermediate_size;
     const TttForm form = c.ttt_mode ? m.resolve_ttt_form(ForwardOptions{}, static_cast<int>(std::min<int64_t>(n, 1 << 30))) : TttForm::Parallel;
+    if (form == TttForm::Parallel) return forward_bytes(c, B, n, training);  // S and the deltas
+    const double df = static_cast<double>(c.hidden_size) * c.intermediate_size;
     const double chunks = std::ceil(static_cast<double>(n) / std::max(1, c.ttt_chunk));
-    const double kept = form == TttForm::Loop ? df * chunks                                        // every W_i
-                        : form == TttForm::Flat ? df                                               // the last W only
-                                                : 2 * df * static_cast<double>(n) / std::max(1, c.ttt_chunk);  // S and the deltas
-    return forward_bytes(c, B, n, training, kept);
+    return forward_bytes(c, B, n, training, form == TttForm::Loop ? df * chunks : df);  // every W_i, or the last W only
 }
 
 void Model::ttt_forward(int l, LayerActivations& a, Tensor& mlp_out, const ForwardOptions& opt) {
