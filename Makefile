@@ -6,6 +6,8 @@
 #   make bench         benchmark tables (not tests)
 #   make demo          the step-through driver on its default settings
 #   make experiments   the MQAR comparison behind docs/results.md
+#   make exp-learned   docs/results.md sections 1-5, one target each (exp-text, exp-ablate, exp-needle,
+#                      exp-continual; exp-all runs the five): resumable, results under out/exp-<name>/
 #   make profile       Nsight Compute on one kernel version + Nsight Systems on training (docs/profiling.md)
 #   make fuzz          libFuzzer on the safetensors, config.json and CLI parsers (docs/reliability.md)
 #   make CUDA=emu      the CUDA side compiled by g++ against the CPU emulator, in build-emu/ (docs/cuda-emulator.md)
@@ -199,6 +201,16 @@ bench: $(BUILD)/ittt_bench
 # MQAR with a gap wider than the window: full vs SWA vs SWA + TTT (docs/results.md).
 experiments: $(BUILD)/ittt
 	src/tools/run_experiments.sh $(EXPERIMENTS_OUT)
+
+# docs/results.md sections 1-5 (src/tools/exp/*.sh): each prints a progress line with an ETA
+# per run, skips finished runs when started again, writes JSON, tables and PNGs under
+# $(EXP_OUT)/exp-<name>/ and ends with its wall time. EXP_SMOKE=1: tiny sizes (the tests' smoke run).
+EXP_OUT ?= out
+EXP_SECTIONS := learned text ablate needle continual
+.PHONY: exp-all $(addprefix exp-,$(EXP_SECTIONS))
+$(addprefix exp-,$(EXP_SECTIONS)): exp-%: $(BUILD)/ittt
+	EXP_BIN=$(BUILD)/ittt src/tools/exp/$*.sh $(EXP_OUT)/exp-$*
+exp-all: $(addprefix exp-,$(EXP_SECTIONS))
 
 # ---- demo: the step-through driver, non-interactive (docs/theory.md) ----
 # Theory mode (Theorem 1 in its constructed setting, with a short sweep over d),

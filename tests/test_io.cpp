@@ -88,6 +88,8 @@ ModelConfig every_field_changed() {
     c.ttt_clip_tau = 0.25;
     c.ttt_target_mode = TttTargetMode::NextToken;
     c.ttt_conv_offsets = {-1, 0, 1, 2};
+    c.ttt_conv_init_std = 0.05;
+    c.ttt_proj_init_identity = true;
     return c;
 }
 
@@ -114,6 +116,8 @@ void check_same_config(const ModelConfig& a, const ModelConfig& b) {
     CHECK(a.ttt_clip_tau == b.ttt_clip_tau);
     CHECK(a.ttt_target_mode == b.ttt_target_mode);
     CHECK(a.ttt_conv_offsets == b.ttt_conv_offsets);
+    CHECK(a.ttt_conv_init_std == b.ttt_conv_init_std);
+    CHECK(a.ttt_proj_init_identity == b.ttt_proj_init_identity);
 }
 
 const char* kMinimalConfig = R"({"vocab_size": 260, "hidden_size": 64, "intermediate_size": 192,
@@ -280,6 +284,10 @@ TEST_CASE("config.json: every field round-trips, through text and through a file
     std::string dt = config_to_json(d);
     CHECK(Json::parse(dt, "d").at("sliding_window").is_null());
     CHECK_FALSE(Json::parse(dt, "d").contains("layer_types"));
+    // The init-only keys are written only when they differ from the release's init.
+    CHECK_FALSE(Json::parse(dt, "d").contains("ttt_conv_init_std"));
+    CHECK_FALSE(Json::parse(dt, "d").contains("ttt_proj_init"));
+    CHECK(j.at("ttt_proj_init").as_string() == "identity");
     check_same_config(parse_config_json(dt, "d"), d);
 }
 

@@ -306,3 +306,70 @@ TEST_CASE("NaN/Inf: the step that meets one stops with the step and the tensor, 
         CHECK(t.steps_done() == 0);
     }
 }
+
+TEST_CASE("--ttt-lr-scale: the TTT parameters' first step is X times larger, every other parameter's unchanged", "[train]") {
+    // Adam's first step is lr * g / (|g| + eps) per element: with the same gradients,
+    // a scale X on the TTT parameters' lr makes exactly their step X times larger.
+    Model base = make_model(5);
+    auto step_once = [&](double scale) {
+        Model m = base.converted(DType::F32, Device::CPU);
+        TrainConfig tc = quick_train_config(1);
+        tc.warmup = 0;
+        tc.ttt_lr_scale = scale;
+        Trainer t(m, tc, counting_batches(2, 8));
+        t.step();
+        return m;
+    };
+    Model one = step_once(1.0), ten = step_once(10.0);
+    int ttt_checked = 0;
+    for (size_t i = 0; i < base.parameters().size(); ++i) {
+        const std::string& name = base.parameters()[i].name;
+        std::vector<double> w0 = base.parameters()[i].value.to_f64_vector();
+        std::vector<double> w1 = one.parameters()[i].value.to_f64_vector();
+        std::vector<double> w10 = ten.parameters()[i].value.to_f64_vector();
+        INFO(name);
+        if (name.find(".ttt_") == std::string::npos) {
+            CHECK(bitwise_equal(one.parameters()[i].value, ten.parameters()[i].value));
+            continue;
+        }
+        for (size_t k = 0; k < w0.size(); ++k) {
+            const double d1 = w1[k] - w0[k], d10 = w10[k] - w0[k];
+            if (std::fabs(d1) < 1e-6) continue;  // too small to compare in F32
+            CHECK(d10 / d1 == Approx(10.0).epsilon(2e-3));
+            ++ttt_checked;
+        }
+    }
+    CHECK(ttt_checked > 0);
+}
+
+TEST_CASE("TTT init options: ttt_conv_init_std draws every tap, ttt_proj_init identity sets P = I; the release's init otherwise", "[train]") {
+    ModelConfig c = train_config();
+    Model release(c);
+    release.init_random(3);
+    for (const Parameter& p : release.parameters())
+        if (p.name.find("ttt_conv") != std::string::npos) CHECK(ops::sum_squares(p.value) == 0.0);  // the drop-in
+    c.ttt_conv_init_std = 0.05;
+    c.ttt_proj_init_identity = true;
+    Model m(c);
+    m.init_random(3);
+    int seen = 0;
+    for (const Parameter& p : m.parameters()) {
+        std::vector<double> w = p.value.to_f64_vector();
+        if (p.name.find("ttt_conv") != std::string::npos) {
+            double ss = 0;
+            int nonzero = 0;
+            for (double x : w) ss += x * x, nonzero += x != 0;
+            CHECK(nonzero == static_cast<int>(w.size()));
+            CHECK(std::sqrt(ss / static_cast<double>(w.size())) == Approx(0.05).epsilon(0.3));
+            ++seen;
+        } else if (p.name.find("ttt_proj") != std::string::npos) {
+            const int64_t d = c.hidden_size;
+            for (int64_t r = 0; r < d; ++r)
+                for (int64_t k = 0; k < d; ++k) CHECK(w[static_cast<size_t>(r * d + k)] == (r == k ? 1.0 : 0.0));
+            ++seen;
+        }
+    }
+    CHECK(seen == 2);
+    c.ttt_conv_init_std = -1;
+    CHECK_THROWS_WITH(c.validate(), Contains("ttt_conv_init_std must be >= 0"));
+}

@@ -175,6 +175,21 @@ std::vector<double> conv_tap_mean_abs(const Model& model, int layer) {
     return out;
 }
 
+std::vector<double> conv_tap_mean_signed(const Model& model, int layer, bool through_proj) {
+    const ModelConfig& c = model.config();
+    ITTT_CHECK(c.is_ttt_layer(layer), "conv_tap_mean_signed: layer ", layer, " is not a TTT layer");
+    const int64_t K = c.conv_taps(), d = c.hidden_size;
+    std::vector<double> w = model.layer(layer).ttt_conv.to(Device::CPU).to_f64_vector();  // (d, 1, K)
+    std::vector<double> p;  // (d, d), row-major; only the diagonal is read
+    if (through_proj && c.ttt_proj) p = model.layer(layer).ttt_proj.to(Device::CPU).to_f64_vector();
+    std::vector<double> out(static_cast<size_t>(K), 0.0);
+    for (int64_t ch = 0; ch < d; ++ch)
+        for (int64_t k = 0; k < K; ++k)
+            out[static_cast<size_t>(k)] += w[static_cast<size_t>(ch * K + k)] * (p.empty() ? 1.0 : p[static_cast<size_t>(ch * d + ch)]);
+    for (double& x : out) x /= static_cast<double>(d);
+    return out;
+}
+
 // ---------------------------------------------------------------- the run
 
 namespace {
@@ -306,7 +321,11 @@ ProbeRun run_probe(Model& model, const ProbeOptions& o) {
         r.c_norm_sq = theory::min_squared_norm(ordinary);
     }
     r.conv_offsets = cfg.ttt_conv_offsets;
-    for (int l : r.ttt_layers) r.conv_taps.push_back(conv_tap_mean_abs(model, l));
+    for (int l : r.ttt_layers) {
+        r.conv_taps.push_back(conv_tap_mean_abs(model, l));
+        r.conv_taps_signed.push_back(conv_tap_mean_signed(model, l, false));
+        r.conv_taps_effective.push_back(conv_tap_mean_signed(model, l, true));
+    }
 
     ProbeStep& st = run.step;
     const int se = o.step_example;
@@ -671,6 +690,10 @@ std::string format_summary_text(const ProbeResult& r) {
             for (size_t k = 0; k < r.conv_taps[i].size(); ++k)
                 s << "  " << (r.conv_offsets[k] > 0 ? "+" : "") << r.conv_offsets[k] << ": " << fmt(r.conv_taps[i][k], "%.3g");
             s << "\n";
+            s << "              mean signed w" << (r.learned_proj ? " x P[c,c]" : "") << " per tap:";
+            for (size_t k = 0; k < r.conv_taps_effective[i].size(); ++k)
+                s << "  " << (r.conv_offsets[k] > 0 ? "+" : "") << r.conv_offsets[k] << ": " << fmt(r.conv_taps_effective[i][k], "%+.3g");
+            s << "\n";
         }
     }
     s << "  bounds      eta*c_norm^2*c_align = " << fmt(r.bound_lower) << ", eta*eps*c_align = " << fmt(r.bound_cross) << "\n";
@@ -839,6 +862,15 @@ std::string format_summary_json(const ProbeResult& r) {
         j.set("c_align", number(r.c_align));
         j.set("c_align_layers", number_array(r.c_align_layer));
         j.set("c_align_other_layers", number_array(r.c_align_other_layer));
+        j.set("conv_offsets", int_array(r.conv_offsets));
+        auto per_layer = [&](const std::vector<std::vector<double>>& rows) {
+            Json a = Json::array();
+            for (const std::vector<double>& row : rows) a.push_back(number_array(row));
+            return a;
+        };
+        j.set("conv_taps_mean_abs", per_layer(r.conv_taps));
+        j.set("conv_taps_signed", per_layer(r.conv_taps_signed));
+        j.set("conv_taps_effective", per_layer(r.conv_taps_effective));
         j.set("dlogit_correct_mean", number(s.dlogit_correct_mean));
         j.set("dlogit_correct_se", number(s.dlogit_correct_se));
         j.set("bound_correct", number(s.correct.bound));

@@ -111,6 +111,12 @@ std::vector<double> direct_readout(const LayerSnapshot& s, const theory::Matrix&
 double feature_dot(const LayerSnapshot& s, int64_t row_a, int64_t row_b);
 // Mean absolute weight of each conv tap of layer l, in the order of ttt_conv_offsets.
 std::vector<double> conv_tap_mean_abs(const Model& model, int layer);
+// Mean signed weight of each conv tap of layer l: (1/d) sum_c w[c, k]. With
+// `through_proj` and a learned P, each channel's weight is multiplied by P[c, c]
+// first, the part of V = Conv(S) P that keeps the channel: a tap whose channels
+// have random signs but agree with P's diagonal still reads as positive. The
+// fixed next-token target gives 1 at offset +1 and 0 elsewhere.
+std::vector<double> conv_tap_mean_signed(const Model& model, int layer, bool through_proj);
 
 // ---- the chunk-by-chunk view of one sequence ----
 
@@ -189,6 +195,8 @@ struct ProbeResult {
     std::vector<double> c_align_other_layer;  // mean Z_t.z_q over the other prior positions
     std::vector<int> conv_offsets;               // the taps' offsets (ttt_conv_offsets)
     std::vector<std::vector<double>> conv_taps;  // per TTT layer: mean |w| per tap (learned model)
+    std::vector<std::vector<double>> conv_taps_signed;     // per TTT layer: mean signed w per tap
+    std::vector<std::vector<double>> conv_taps_effective;  // the same with each channel times P[c, c]
     double c_align = 0;                   // summed over TTT layers
     double bound_lower = 0, bound_cross = 0;  // eta c_norm^2 c_align, eta eps c_align
     ProbeTargetSummary targets[2];

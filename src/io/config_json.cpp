@@ -191,6 +191,13 @@ ModelConfig parse_config_json(const std::string& text, const std::string& source
     else c.ttt_target_mode = TttTargetMode::Learned, ttt_used("ttt_target_mode", "\"learned\"", kAsRelease);
     if ((v = optional_field(root, "ttt_conv_offsets"))) c.ttt_conv_offsets = int_list(*v);
     else c.ttt_conv_offsets = {-2, -1, 0, 1, 2}, ttt_used("ttt_conv_offsets", "[-2,-1,0,1,2]", kAsRelease);
+    // Init-only keys (the forward never reads them): absent means the release's init, silently.
+    if ((v = optional_field(root, "ttt_conv_init_std"))) c.ttt_conv_init_std = v->as_number();
+    if ((v = optional_field(root, "ttt_proj_init"))) {
+        const std::string s = v->as_string();
+        ITTT_CHECK(s == "release" || s == "identity", v->where(), ": ttt_proj_init: expected \"release\" or \"identity\", found \"", s, "\"");
+        c.ttt_proj_init_identity = s == "identity";
+    }
 
     try {
         c.validate();
@@ -260,6 +267,9 @@ std::string config_to_json(const ModelConfig& c) {
     j.set("ttt_clip_tau", c.ttt_clip_tau);
     j.set("ttt_target_mode", ttt_target_mode_name(c.ttt_target_mode));
     j.set("ttt_conv_offsets", int_array(c.ttt_conv_offsets));
+    // Written only when not the release's init, so existing config.json files read back unchanged.
+    if (c.ttt_conv_init_std > 0) j.set("ttt_conv_init_std", c.ttt_conv_init_std);
+    if (c.ttt_proj_init_identity) j.set("ttt_proj_init", "identity");
     return j.dump(2) + "\n";
 }
 

@@ -73,6 +73,8 @@ void ModelConfig::validate() const {
     ITTT_CHECK(initializer_range >= 0, "config: initializer_range must be >= 0, found ", initializer_range);
     finite("ttt_lr", ttt_lr, false);
     finite("ttt_clip_tau", ttt_clip_tau, false);
+    finite("ttt_conv_init_std", ttt_conv_init_std, false);
+    ITTT_CHECK(ttt_conv_init_std >= 0, "config: ttt_conv_init_std must be >= 0, found ", ttt_conv_init_std);
     ITTT_CHECK(layer_types.empty() || static_cast<int>(layer_types.size()) == num_hidden_layers, "config: layer_types has ",
                layer_types.size(), " entries, expected num_hidden_layers = ", num_hidden_layers);
     bool any_sliding = std::find(layer_types.begin(), layer_types.end(), AttentionType::Sliding) != layer_types.end();

@@ -40,6 +40,11 @@ struct ModelConfig {
     // ---- project keys ----
     TttTargetMode ttt_target_mode = TttTargetMode::Learned;
     std::vector<int> ttt_conv_offsets = {-2, -1, 0, 1, 2};  // K = size; release: centred 5 taps
+    // How a random init (--config, `ittt convert --add-ttt`) sets a learned target's
+    // parameters; the forward never reads these. Release: conv = 0 (the drop-in: the
+    // TTT MLP starts as the plain MLP) and P = diag(N(0, std^2)).
+    double ttt_conv_init_std = 0;                // > 0: every tap N(0, std^2) (no longer a drop-in at init)
+    bool ttt_proj_init_identity = false;         // P = I instead of the release's small random diagonal
 
     // Throws an Error naming the field when a value is out of range or inconsistent.
     void validate() const;

@@ -100,10 +100,13 @@ bool Model::init_ttt_parameter(Parameter& p, uint64_t seed, double p_std) {
         std::vector<double> w(static_cast<size_t>(d * K), 0.0);
         if (!learned)
             for (int64_t c = 0; c < d; ++c) w[static_cast<size_t>(c * K + fixed_target_tap())] = 1.0;
+        else if (cfg_.ttt_conv_init_std > 0)  // every tap equally likely: the look-ahead must be found, not given
+            for (size_t i = 0; i < w.size(); ++i) w[i] = cfg_.ttt_conv_init_std * normal_at(s, static_cast<uint64_t>(i));
         fill_host(p.value, w);
     } else if (p.name.find("ttt_proj") != std::string::npos) {
         std::vector<double> w(static_cast<size_t>(d * d), 0.0);
-        for (int64_t c = 0; c < d; ++c) w[static_cast<size_t>(c * d + c)] = learned ? p_std * normal_at(s, static_cast<uint64_t>(c)) : 1.0;
+        for (int64_t c = 0; c < d; ++c) w[static_cast<size_t>(c * d + c)] =
+            learned && !cfg_.ttt_proj_init_identity ? p_std * normal_at(s, static_cast<uint64_t>(c)) : 1.0;
         fill_host(p.value, w);
     } else {
         return false;

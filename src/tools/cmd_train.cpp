@@ -67,14 +67,16 @@ std::string usage() {
            "  --lr X                   peak learning rate (default 3e-3, > 0)\n" + help_line(kWarmup) +
            "  --min-lr-ratio X         the cosine decays to lr * X (default 0.1, in [0, 1])\n"
            "  --weight-decay X         AdamW decoupled decay of matrices (default 0.1, >= 0)\n"
-           "  --grad-clip X            global gradient-norm clip (default 1.0; 0 = off; >= 0)\n" +
+           "  --grad-clip X            global gradient-norm clip (default 1.0; 0 = off; >= 0)\n"
+           "  --ttt-lr-scale X         the TTT target's parameters (ttt_conv, ttt_proj) train at lr * X (default 1, > 0);\n"
+           "                           they never get weight decay\n" +
            help_line(kSeed) + help_line(kInitSeed) + help_line(kCheckpointEvery) + help_line(kKeep) + help_line(kLogEvery) +
            "  --json                   JSON lines instead of progress lines\n" + kWeightsFormatUsage + kTaskFlagsUsage + kRuntimeFlagsUsage +
            kContextParallelUsage;
 }
 
 const char* const kOverridable[] = {"task", "batch", "seq-len", "grad-accum", "lr", "warmup", "min-lr-ratio",
-                                    "weight-decay", "grad-clip", "seed", "device", "kernel"};
+                                    "weight-decay", "grad-clip", "ttt-lr-scale", "seed", "device", "kernel"};
 
 bool overridable(const std::string& name) {
     for (const char* n : kOverridable)
@@ -162,7 +164,7 @@ int cmd_train(int argc, char** argv) {
         try {
             for (const std::string& n : split_list(a.str("--override", ""), "--override")) {
                 if (!overridable(n)) a.error(cat("--override: '", n, "' is not a setting that can be overridden (valid: task, batch, seq-len, "
-                                                   "grad-accum, lr, warmup, min-lr-ratio, weight-decay, grad-clip, seed, device, kernel)"));
+                                                   "grad-accum, lr, warmup, min-lr-ratio, weight-decay, grad-clip, ttt-lr-scale, seed, device, kernel)"));
                 overrides.insert(n);
             }
         } catch (const Error& e) {
@@ -190,6 +192,7 @@ int cmd_train(int argc, char** argv) {
     num_setting("--min-lr-ratio", 0.1);
     num_setting("--weight-decay", 0.1);
     num_setting("--grad-clip", 1.0);
+    num_setting("--ttt-lr-scale", 1.0);
     for (const IntFlag* fl : {&kSeed, &kInitSeed}) {  // seeds are 64-bit: recorded as text, exactly
         Setting& s = f[std::string(fl->name).substr(2)];
         s.given = a.has(fl->name);
@@ -221,6 +224,7 @@ int cmd_train(int argc, char** argv) {
     const double mlr = f["min-lr-ratio"].value.as_number();
     if (!(mlr >= 0 && mlr <= 1)) a.error(cat("--min-lr-ratio must be in [0, 1], found ", mlr));
     if (!(f["weight-decay"].value.as_number() >= 0)) a.error(cat("--weight-decay must be >= 0, found ", f["weight-decay"].value.as_number()));
+    if (!(f["ttt-lr-scale"].value.as_number() > 0)) a.error(cat("--ttt-lr-scale must be > 0, found ", f["ttt-lr-scale"].value.as_number()));
     if (!(f["grad-clip"].value.as_number() >= 0))
         a.error(cat("--grad-clip must be >= 0 (0 turns clipping off), found ", f["grad-clip"].value.as_number()));
 
@@ -310,6 +314,7 @@ int cmd_train(int argc, char** argv) {
     tc.min_lr_ratio = f["min-lr-ratio"].value.as_number();
     tc.weight_decay = f["weight-decay"].value.as_number();
     tc.grad_clip = f["grad-clip"].value.as_number();
+    tc.ttt_lr_scale = f["ttt-lr-scale"].value.is_null() ? 1.0 : f["ttt-lr-scale"].value.as_number();  // older runs: 1
     const int batch = static_cast<int>(f["batch"].value.as_int64());
     const int seq_len = static_cast<int>(f["seq-len"].value.as_int64());
     const uint64_t seed = std::stoull(f["seed"].value.as_string());

@@ -32,6 +32,7 @@ struct TrainConfig {
     double weight_decay = 0.1;      // decoupled, matrices only
     double beta1 = 0.9, beta2 = 0.95, adam_eps = 1e-8;
     double grad_clip = 1.0;         // global L2 norm; 0 off
+    double ttt_lr_scale = 1.0;      // the TTT target's parameters (names with ".ttt_") train at lr * this
     int64_t checkpoint_every = 0;   // 0: only at the end
     int64_t keep = 2;               // checkpoints kept in out_dir (the newest)
     int64_t log_every = 10;

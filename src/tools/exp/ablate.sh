@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# ablate.sh [DIR]: section 3 of docs/results.md (`make exp-ablate`), the paper's Figure 3 in miniature.
+#
+# Section 1's task (MQAR, gap 96 > window 32) and recipe (learned target, the
+# model at lr 1e-3, the TTT parameters at 30x that), one thing changed per row:
+#   chunk size C        8, 16, 32 (base), 64
+#   TTT layers          layer 0 only, layer 1 only, both (base)
+#   target parts        conv only (no P), P only (no conv: one learned offset-0 tap), both (base)
+#   state size f        96, 192 (base), 384  (the fast weight is d x f)
+# Held-out accuracy and loss (--seed 1000). Results: DIR/results.json, DIR/table.md,
+# DIR/ablate_<group>.png (one plot per group).
+#   env: STEPS (default 1000)
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+source src/tools/exp/lib.sh
+dir=${1:-out/exp-ablate}
+steps=${STEPS:-$(exp_size 1000 4)}
+batch=$(exp_size 16 2)
+seq=$(exp_size 256 128)
+eval_batches=$(exp_size 8 1)
+task_opt=pairs=8,gap=96
+base=data/configs/exp/mqar_swa_ttt.json
+
+# group | name | label | config edits
+rows=(
+    "chunk|c8|8|ttt_chunk=8"
+    "chunk|c16|16|ttt_chunk=16"
+    "chunk|base|32|"
+    "chunk|c64|64|ttt_chunk=64"
+    "layers|l0|layer 0|ttt_layers=[0]"
+    "layers|l1|layer 1|ttt_layers=[1]"
+    "layers|base|both|"
+    "target|conv_only|conv only|ttt_proj=false"
+    "target|proj_only|P only|ttt_conv_offsets=[0]"
+    "target|base|conv + P|"
+    "state|f96|96|intermediate_size=96"
+    "state|base|192|"
+    "state|f384|384|intermediate_size=384"
+)
+names=$(for r in "${rows[@]}"; do IFS='|' read -r _ n _ _ <<< "$r"; echo "$n"; done | sort -u)
+exp_begin ablate "$dir" $(($(echo "$names" | wc -l) * (steps + 5)))
+mkdir -p "$dir/configs"
+for name in $names; do
+    edits=""
+    for r in "${rows[@]}"; do
+        IFS='|' read -r _ n _ e <<< "$r"
+        if [ "$n" = "$name" ]; then edits=$e; fi
+    done
+    # shellcheck disable=SC2086
+    exp_config "$base" "$dir/configs/$name.json" $edits
+    exp_train "$name" "$steps" --task mqar --task-opt "$task_opt" --config "$dir/configs/$name.json" --steps "$steps" \
+        --batch "$batch" --seq-len "$seq" --lr 1e-3 --warmup 30 --ttt-lr-scale 30 --seed 1
+    exp_eval "$name" "$dir/runs/$name.eval.json" 5 --task mqar --task-opt "$task_opt" --seed 1000 --batches "$eval_batches" \
+        --batch 16 --seq-len "$seq"
+done
+
+json_rows=""
+{
+    echo "| group | value | run | config edits | held-out accuracy | held-out loss | final train loss | train wall (s) |"
+    echo "|---|---|---|---|---|---|---|---|"
+    for r in "${rows[@]}"; do
+        IFS='|' read -r group name label edits <<< "$r"
+        e=$dir/runs/$name.eval.json
+        acc=$(exp_field "$e" accuracy)
+        echo "| $group | $label | \`$name\` | ${edits:--} | $(awk -v a="$acc" 'BEGIN { printf "%.1f%%", 100 * a }') | $(exp_field "$e" loss) | $(exp_final_loss "$name") | $(exp_wall "$name") |"
+        json_rows+="${json_rows:+,}
+  {\"group\": \"$group\", \"value\": \"$label\", \"name\": \"$name\", \"edits\": \"$edits\", \"eval\": $(cat "$e"), \"final_train_loss\": $(exp_final_loss "$name")}"
+    done
+} > "$dir/table.md"
+for group in chunk layers target state; do
+    {
+        echo "# index label accuracy loss"
+        i=0
+        for r in "${rows[@]}"; do
+            IFS='|' read -r g name label _ <<< "$r"
+            if [ "$g" != "$group" ]; then continue; fi
+            printf '%d "%s" %s %s\n' "$i" "$label" "$(exp_field "$dir/runs/$name.eval.json" accuracy)" "$(exp_field "$dir/runs/$name.eval.json" loss)"
+            i=$((i + 1))
+        done
+    } > "$dir/ablate_$group.dat"
+    case $group in
+        chunk) title="chunk size C" ;; layers) title="which layers have TTT" ;; target) title="parts of the learned target" ;; state) title="state size f (fast weight d x f)" ;;
+    esac
+    cat > "$dir/ablate_$group.gp" << EOF
+set terminal pngcairo size 640,400 font ",10"
+set output "$dir/ablate_$group.png"
+set title "MQAR gap 96 > window 32, $steps steps: $title"
+set ylabel "held-out accuracy"
+set y2label "held-out loss"
+set yrange [0:1.05]
+set y2range [0:*]
+set ytics nomirror
+set y2tics
+set boxwidth 0.5
+set style fill solid 0.7
+set grid ytics
+set key top left
+plot "$dir/ablate_$group.dat" using 1:3:xtic(2) with boxes title "accuracy", \
+     "" using 1:4 axes x1y2 with linespoints lw 2 title "loss"
+EOF
+    exp_plot "$dir/ablate_$group.gp"
+done
+printf '{"section": "ablate", "run": %s, "task": "mqar %s", "steps": %s, "lr": 1e-3, "ttt_lr_scale": 30, "rows": [%s\n]}\n' "$(exp_machine_json)" \
+    "$task_opt" "$steps" "$json_rows" > "$dir/results.json"
+cat "$dir/table.md"
+exp_end

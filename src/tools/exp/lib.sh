@@ -1,0 +1,173 @@
+# lib.sh: what every experiment section (src/tools/exp/*.sh, `make exp-*`) shares.
+#
+# A section is a list of runs (train, eval, probe). Each run writes its result
+# file last, through a temporary name, so a result that exists is complete:
+# an interrupted section started again skips every finished run, and a training
+# run cut off mid-way continues from its newest checkpoint (`ittt train --resume`).
+# Progress goes to stderr, one line per run, with the elapsed time and an ETA
+# from the runs' declared costs; results are JSON under the section's folder.
+#
+#   source src/tools/exp/lib.sh
+#   exp_begin learned out/exp-learned 14      # section name, folder, cost units planned
+#   exp_train NAME COST --task .. --config ..   # ittt train flags, less --out/--json
+#   exp_eval NAME OUT.json COST --task ..       # ittt eval flags, less --ckpt/--json
+#   exp_end                                     # wall time, the summary line
+#
+# EXP_SMOKE=1 makes every section tiny (a few steps, one small batch): the smoke
+# test of `make test` runs each section that way, to check the plumbing, not the
+# numbers. Sections read their sizes through exp_size FULL SMOKE.
+
+set -euo pipefail
+
+EXP_BIN=${EXP_BIN:-build/ittt}
+EXP_SMOKE=${EXP_SMOKE:-0}
+
+# exp_size FULL SMOKE: FULL normally, SMOKE under EXP_SMOKE=1.
+exp_size() { if [ "$EXP_SMOKE" = 1 ]; then echo "$2"; else echo "$1"; fi; }
+
+exp_now() { date +%s; }
+
+exp_clock() {  # seconds -> h:mm:ss
+    local s=$1
+    printf '%d:%02d:%02d' $((s / 3600)) $((s % 3600 / 60)) $((s % 60))
+}
+
+# exp_begin SECTION DIR UNITS: UNITS is the section's planned cost (the sum of
+# the COST arguments of its runs), so the ETA counts the skipped runs as done.
+exp_begin() {
+    EXP_SECTION=$1
+    EXP_DIR=$2
+    EXP_UNITS=$3
+    EXP_DONE=0       # cost units finished or skipped
+    EXP_RUN_UNITS=0  # cost units actually run by this invocation
+    EXP_RUN_SECS=0   # and their seconds
+    EXP_START=$(exp_now)
+    EXP_SKIPPED=0
+    EXP_RAN=0
+    mkdir -p "$EXP_DIR/runs"
+    [ -x "$EXP_BIN" ] || { echo "exp-$EXP_SECTION: $EXP_BIN not found; run make first" >&2; exit 1; }
+    echo "exp-$EXP_SECTION: results under $EXP_DIR$([ "$EXP_SMOKE" = 1 ] && echo ' (smoke size)')" >&2
+}
+
+# exp_progress NAME WHAT: one line on stderr, with the ETA of what is left.
+exp_progress() {
+    local elapsed=$(($(exp_now) - EXP_START)) eta="?"
+    if [ "$EXP_RUN_UNITS" -gt 0 ]; then
+        eta=$(exp_clock $(((EXP_UNITS - EXP_DONE) * EXP_RUN_SECS / EXP_RUN_UNITS)))
+    fi
+    printf 'exp-%s [%3d%%] %s: %s  (elapsed %s, ETA %s)\n' "$EXP_SECTION" $((100 * EXP_DONE / (EXP_UNITS > 0 ? EXP_UNITS : 1))) \
+        "$1" "$2" "$(exp_clock "$elapsed")" "$eta" >&2
+}
+
+# exp_account COST SECONDS RAN: books a finished (RAN=1) or skipped (RAN=0) run.
+exp_account() {
+    EXP_DONE=$((EXP_DONE + $1))
+    if [ "$3" = 1 ]; then
+        EXP_RUN_UNITS=$((EXP_RUN_UNITS + $1))
+        EXP_RUN_SECS=$((EXP_RUN_SECS + $2))
+        EXP_RAN=$((EXP_RAN + 1))
+    else
+        EXP_SKIPPED=$((EXP_SKIPPED + 1))
+    fi
+}
+
+# exp_train NAME COST FLAGS...: `ittt train FLAGS --out runs/NAME --json`, its
+# step log in runs/NAME.train.jsonl, and runs/NAME.done (the wall time) once the
+# final checkpoint is published. A run directory without .done is resumed.
+exp_train() {
+    local name=$1 cost=$2
+    shift 2
+    local dir=$EXP_DIR/runs/$name
+    if [ -f "$dir.done" ]; then
+        exp_account "$cost" 0 0
+        exp_progress "$name" "trained already, skipped"
+        return
+    fi
+    local t0
+    t0=$(exp_now)
+    if ls -d "$dir"/step-* > /dev/null 2>&1; then
+        exp_progress "$name" "resuming the interrupted training"
+        "$EXP_BIN" train --resume --out "$dir" --json --checkpoint-every "$(exp_size 500 0)" "$@" >> "$dir.train.jsonl"
+    else
+        exp_progress "$name" "training"
+        rm -rf "$dir"
+        "$EXP_BIN" train --out "$dir" --json --checkpoint-every "$(exp_size 500 0)" "$@" > "$dir.train.jsonl"
+    fi
+    local secs=$(($(exp_now) - t0))
+    echo "$secs" > "$dir.done.tmp" && mv "$dir.done.tmp" "$dir.done"
+    exp_account "$cost" "$secs" 1
+    exp_progress "$name" "trained in ${secs} s"
+}
+
+# exp_eval NAME OUT COST FLAGS...: `ittt eval --ckpt runs/NAME FLAGS --json` into OUT.
+exp_eval() {
+    local name=$1 out=$2 cost=$3
+    shift 3
+    if [ -f "$out" ]; then
+        exp_account "$cost" 0 0
+        return
+    fi
+    local t0
+    t0=$(exp_now)
+    "$EXP_BIN" eval --ckpt "$EXP_DIR/runs/$name" --json "$@" 2> /dev/null > "$out.tmp"
+    mv "$out.tmp" "$out"
+    exp_account "$cost" $(($(exp_now) - t0)) 1
+}
+
+# exp_field FILE KEY: a number or string field of a one-line JSON object (no jq needed).
+exp_field() {
+    sed -E -n "s/.*\"$2\": \"?([^\",}]*)\"?[,}].*/\1/p" "$1" | head -n 1
+}
+
+# exp_final_loss NAME: the loss of the last training step of runs/NAME.
+exp_final_loss() {
+    tail -n 1 "$EXP_DIR/runs/$1.train.jsonl" | sed -E 's/.*"loss": ([0-9.eE+-]+).*/\1/'
+}
+
+# exp_wall NAME: the training wall time recorded in runs/NAME.done (0 when skipped before .done existed).
+exp_wall() { cat "$EXP_DIR/runs/$1.done" 2> /dev/null || echo 0; }
+
+# exp_machine_json: where and when, for the results' header.
+exp_machine_json() {
+    local cpu commit
+    cpu=$(sed -n -E 's/^model name\s*: (.*)/\1/p' /proc/cpuinfo | head -n 1)
+    commit=$(git rev-parse --short HEAD 2> /dev/null || echo unknown)
+    printf '{"date": "%s", "machine": "%s, %s cores", "commit": "%s", "smoke": %s}' "$(date -u +%Y-%m-%dT%H:%MZ)" \
+        "$cpu" "$(nproc)" "$commit" "$([ "$EXP_SMOKE" = 1 ] && echo true || echo false)"
+}
+
+# exp_plot SCRIPT: runs a gnuplot script (PNG output) when gnuplot is installed.
+exp_plot() {
+    if command -v gnuplot > /dev/null; then
+        gnuplot "$1" || echo "exp-$EXP_SECTION: gnuplot failed on $1" >&2
+    else
+        echo "exp-$EXP_SECTION: gnuplot not installed, plot script left at $1" >&2
+    fi
+}
+
+# exp_end: the wall time of this invocation and what it skipped.
+exp_end() {
+    local wall=$(($(exp_now) - EXP_START))
+    echo "$wall" > "$EXP_DIR/wall_s.last"
+    echo "exp-$EXP_SECTION: done in $(exp_clock "$wall") ($wall s; $EXP_RAN runs run, $EXP_SKIPPED finished before and skipped); results in $EXP_DIR" >&2
+}
+
+# exp_config BASE OUT KEY=VALUE...: BASE (a config.json with one key per line) with
+# each KEY set to the JSON VALUE, written to OUT; a KEY that BASE lacks is added.
+#   exp_config data/configs/exp/mqar_swa_ttt.json "$dir/c16.json" ttt_chunk=16 'ttt_layers=[0]'
+exp_config() {
+    local base=$1 out=$2
+    shift 2
+    cp "$base" "$out.tmp"
+    local kv key value
+    for kv in "$@"; do
+        key=${kv%%=*}
+        value=${kv#*=}
+        if grep -q "^  \"$key\": " "$out.tmp"; then
+            sed -i -E "s|^(  \"$key\": ).*[^,](,?)$|\1$value\2|" "$out.tmp"
+        else
+            sed -i "1a\\  \"$key\": $value," "$out.tmp"
+        fi
+    done
+    mv "$out.tmp" "$out"
+}

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# needle.sh [DIR]: section 4 of docs/results.md (`make exp-needle`), RULER-style needles in miniature.
+#
+# The needle task of docs/tasks.md: [MAGIC] key [IS] value(s) hidden in a repeated-
+# pattern haystack, queried at the end. Three variants: single (one needle), multi-key
+# (4 needles, one queried), multi-value (one needle with 4 values, all to recall).
+# Three models of equal parameter count and training (the MQAR model of section 1,
+# window 32): full attention, sliding window, sliding window + In-Place TTT with the
+# learned target. The baselines train at lr 3e-3, as every earlier run; the TTT
+# model with section 1's recipe (lr 1e-3, TTT parameters at 30x). Each is trained per variant at n = 256 with
+# the needle at a uniform random depth, then scored on held-out seeds at depths
+# 0, 25, 50, 75, 100% and lengths from below the window (24) to 8x it (256).
+# Results: DIR/results.json, DIR/table.md, DIR/heatmaps.png.
+#   env: STEPS (default 1000)
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+source src/tools/exp/lib.sh
+dir=${1:-out/exp-needle}
+steps=${STEPS:-$(exp_size 1000 4)}
+batch=$(exp_size 16 2)
+eval_batches=$(exp_size 2 1)
+eval_batch=$(exp_size 16 2)
+depths=$(exp_size "0 25 50 75 100" "0 100")
+lengths=$(exp_size "24 64 128 256" "24 64")
+models="full swa swa_ttt"
+variants="single multikey multivalue"
+opts_of() {
+    case $1 in
+        single) echo "keys=1,values=1,queries=1" ;;
+        multikey) echo "keys=4,values=1,queries=1" ;;
+        multivalue) echo "keys=1,values=4,queries=1" ;;
+    esac
+}
+cells=$(($(echo "$depths" | wc -w) * $(echo "$lengths" | wc -w)))
+exp_begin needle "$dir" $((9 * (steps + cells)))
+
+for v in $variants; do
+    for m in $models; do
+        name=${v}_$m
+        lr=3e-3 scale=1  # the baselines: the learning rate of every earlier run
+        if [ "$m" = swa_ttt ]; then lr=1e-3 scale=30; fi  # section 1's recipe
+        exp_train "$name" "$steps" --task needle --task-opt "$(opts_of "$v"),depth=-1" --config "data/configs/exp/needle_$m.json" \
+            --steps "$steps" --batch "$batch" --seq-len 256 --lr "$lr" --warmup 30 --ttt-lr-scale "$scale" --seed 1
+        for n in $lengths; do
+            for dp in $depths; do
+                exp_eval "$name" "$dir/runs/$name.n$n.d$dp.eval.json" 1 --task needle --task-opt "$(opts_of "$v"),depth=$dp" \
+                    --seed 1000 --batches "$eval_batches" --batch "$eval_batch" --seq-len "$n"
+            done
+        done
+    done
+done
+
+# ---- tables (accuracy, %), heat map data, plot, results.json
+{
+    for v in $variants; do
+        echo "**$v** ($(opts_of "$v")): held-out accuracy (%), rows = depth, columns = context length"
+        echo
+        for m in $models; do
+            printf '| %s | ' "$m"
+            for n in $lengths; do printf 'n = %s | ' "$n"; done
+            printf '\n|---|'
+            for _ in $lengths; do printf -- '---|'; done
+            echo
+            for dp in $depths; do
+                printf '| depth %s%% |' "$dp"
+                for n in $lengths; do
+                    printf ' %s |' "$(awk -v a="$(exp_field "$dir/runs/${v}_$m.n$n.d$dp.eval.json" accuracy)" 'BEGIN { printf "%.0f", 100 * a }')"
+                done
+                echo
+            done
+            echo
+        done
+    done
+} > "$dir/table.md"
+for v in $variants; do
+    for m in $models; do
+        {
+            for dp in $depths; do
+                i=0
+                for n in $lengths; do
+                    printf '%d %d %s\n' "$i" "$dp" "$(exp_field "$dir/runs/${v}_$m.n$n.d$dp.eval.json" accuracy)"
+                    i=$((i + 1))
+                done
+                echo
+            done
+        } > "$dir/${v}_$m.dat"
+    done
+done
+xtics=$(i=0; for n in $lengths; do printf '%s"%s" %d' "$([ $i -gt 0 ] && echo ', ')" "$n" "$i"; i=$((i + 1)); done)
+{
+    echo 'set terminal pngcairo size 1200,1000 font ",9"'
+    echo "set output \"$dir/heatmaps.png\""
+    echo 'set multiplot layout 3,3 title "Needle accuracy (held out): depth (y, %) x context length (x, tokens); window 32"'
+    echo 'set cbrange [0:1]'
+    echo 'set palette defined (0 "#f7fbff", 0.5 "#6baed6", 1 "#08306b")'
+    echo "set xtics ($xtics)"
+    echo 'set ytics ("0" 0, "25" 25, "50" 50, "75" 75, "100" 100)'
+    echo 'set yrange [-12.5:112.5] reverse'
+    echo "set xrange [-0.5:$(($(echo "$lengths" | wc -w) - 1)).5]"
+    echo 'unset key'
+    for v in $variants; do
+        for m in $models; do
+            echo "set title \"$v, $m\""
+            echo "plot \"$dir/${v}_$m.dat\" using 1:2:(0.5):(12.5):3 with boxxyerror lc palette fs solid 1.0 notitle, \\"
+            echo "     \"\" using 1:2:(sprintf(\"%.0f\", 100*\$3)) with labels tc rgb \"#d62728\" notitle"
+        done
+    done
+    echo 'unset multiplot'
+} > "$dir/heatmaps.gp"
+exp_plot "$dir/heatmaps.gp"
+json_rows=""
+for v in $variants; do
+    for m in $models; do
+        cells_json=""
+        for n in $lengths; do
+            for dp in $depths; do cells_json+="${cells_json:+, }{\"n\": $n, \"depth\": $dp, \"eval\": $(cat "$dir/runs/${v}_$m.n$n.d$dp.eval.json")}"; done
+        done
+        json_rows+="${json_rows:+,}
+  {\"variant\": \"$v\", \"task_opt\": \"$(opts_of "$v")\", \"model\": \"$m\", \"final_train_loss\": $(exp_final_loss "${v}_$m"), \"train_wall_s\": $(exp_wall "${v}_$m"), \"cells\": [$cells_json]}"
+    done
+done
+printf '{"section": "needle", "run": %s, "steps": %s, "train_seq_len": 256, "rows": [%s\n]}\n' "$(exp_machine_json)" "$steps" "$json_rows" \
+    > "$dir/results.json"
+cat "$dir/table.md"
+exp_end

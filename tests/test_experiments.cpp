@@ -1,0 +1,86 @@
+// The experiment sections of docs/results.md (src/tools/exp/*.sh, `make exp-<name>`)
+// at smoke size (EXP_SMOKE=1: a few steps, tiny batches). Experiments are not tests:
+// this checks the plumbing each section needs to run end to end on a fresh clone
+// (configs, corpus, ittt's flags, the JSON it writes, the plots), not the numbers.
+// Each section must: exit 0; print progress lines with an ETA and its wall time;
+// write results.json marked "smoke": true; and, started again, skip every finished
+// run (the resumability `make exp-*` promises).
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <string>
+
+#include "test_process.h"
+
+namespace {
+
+using ittt::test::read_file;
+using ittt::test::repo_file;
+using ittt::test::Result;
+using ittt::test::run_shell;
+using ittt::test::self_dir;
+using ittt::test::TempDir;
+
+Result run_section(const TempDir& scratch, const std::string& section) {
+    const std::string script = repo_file("src/tools/exp/" + section + ".sh");
+    return run_shell(scratch, "EXP_SMOKE=1 EXP_BIN='" + self_dir() + "/ittt' '" + script + "' '" + scratch.path + "/out'");
+}
+
+void check_section(const std::string& section) {
+    TempDir scratch("ittt_exp_" + section);
+    Result first = run_section(scratch, section);
+    INFO("stderr:\n" << first.err.substr(first.err.size() > 4000 ? first.err.size() - 4000 : 0));
+    REQUIRE(first.rc == 0);
+    CHECK(first.err.find("ETA") != std::string::npos);
+    CHECK(first.err.find("exp-" + section + ": done in") != std::string::npos);
+    const std::string results = read_file(scratch.path + "/out/results.json");
+    CHECK(results.find("\"section\": \"" + section + "\"") != std::string::npos);
+    CHECK(results.find("\"smoke\": true") != std::string::npos);
+    CHECK(std::filesystem::exists(scratch.path + "/out/table.md"));
+
+    const std::string table = read_file(scratch.path + "/out/table.md");
+    Result again = run_section(scratch, section);
+    INFO("second run, stderr:\n" << again.err);
+    REQUIRE(again.rc == 0);
+    CHECK(again.err.find("; 0 runs run,") != std::string::npos);
+    CHECK(again.err.find("skipped") != std::string::npos);
+    CHECK(read_file(scratch.path + "/out/table.md") == table);  // the same results, read back
+}
+
+}  // namespace
+
+TEST_CASE("experiments: section 1 (learned target) runs end to end at smoke size and resumes", "[experiments]") {
+    check_section("learned");
+}
+
+TEST_CASE("experiments: section 2 (text perplexity vs context) runs end to end at smoke size and resumes", "[experiments]") {
+    check_section("text");
+}
+
+TEST_CASE("experiments: section 3 (ablations) runs end to end at smoke size and resumes", "[experiments]") {
+    check_section("ablate");
+}
+
+TEST_CASE("experiments: section 4 (needles) runs end to end at smoke size and resumes", "[experiments]") {
+    check_section("needle");
+}
+
+TEST_CASE("experiments: section 5 (continual drop-in) runs end to end at smoke size and resumes", "[experiments]") {
+    check_section("continual");
+}
+
+TEST_CASE("experiments: exp_config sets, adds and keeps config keys", "[experiments]") {
+    TempDir scratch("ittt_exp_config");
+    const std::string lib = repo_file("src/tools/exp/lib.sh");
+    const std::string base = repo_file("data/configs/exp/mqar_swa_ttt.json");
+    Result r = run_shell(scratch, "bash -c \"source '" + lib + "' && exp_config '" + base + "' '" + scratch.path +
+                                      "/c.json' ttt_chunk=16 'ttt_layers=[1]' 'ttt_proj_init=\\\"identity\\\"'\"");
+    REQUIRE(r.rc == 0);
+    Result init = run_shell(scratch, "'" + self_dir() + "/ittt' init --config '" + scratch.path + "/c.json' --out '" + scratch.path + "/ck'");
+    INFO(init.err);
+    REQUIRE(init.rc == 0);
+    const std::string written = read_file(scratch.path + "/ck/config.json");
+    CHECK(written.find("\"ttt_chunk\": 16") != std::string::npos);
+    CHECK(written.find("\"ttt_proj_init\": \"identity\"") != std::string::npos);
+    CHECK(written.find("\"sliding_window\": 32") != std::string::npos);  // untouched keys stay
+}
