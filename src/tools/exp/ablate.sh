@@ -7,19 +7,14 @@
 #   TTT layers          layer 0 only, layer 1 only, both (base)
 #   target parts        conv only (no P), P only (no conv: one learned offset-0 tap), both (base)
 #   state size f        96, 192 (base), 384  (the fast weight is d x f)
-# Held-out accuracy and loss (--seed 1000). Results: DIR/results.json, DIR/table.md,
-# DIR/ablate_<group>.png (one plot per group).
+# Held-out accuracy and loss (--seed 1000). Results: $DIR/results.json, $DIR/table.md,
+# $DIR/ablate_<group>.png (one plot per group).
 #   env: STEPS (default 1000)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source src/tools/exp/lib.sh
 dir=${1:-out/exp-ablate}
-steps=${STEPS:-$(exp_size 1000 4)}
-batch=$(exp_size 16 2)
-seq=$(exp_size 256 128)
-eval_batches=$(exp_size 8 1)
-task_opt=pairs=8,gap=96
-base=data/configs/exp/mqar_swa_ttt.json
+exp_mqar_setup
 
 # group | name | label | config edits
 rows=(

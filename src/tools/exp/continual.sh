@@ -13,7 +13,7 @@
 #    bytes of context). Needle accuracy: the format never occurs in text, so each
 #    continued model is then trained the same short while on the multi-key needle
 #    task (every parameter; lrs as section 4) and scored on held-out needles at depths 0, 50, 100%, n = 256.
-# Results: DIR/results.json, DIR/table.md, DIR/context.png.
+# Results: $DIR/results.json, $DIR/table.md, $DIR/context.png.
 #   env: STEPS (pretraining, default 1500), CONT (continued, default 750), NEEDLE (default 400)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
@@ -22,19 +22,12 @@ dir=${1:-out/exp-continual}
 steps=${STEPS:-$(exp_size 1500 4)}
 cont=${CONT:-$(exp_size 750 4)}
 needle=${NEEDLE:-$(exp_size 400 4)}
-batch=$(exp_size 4 1)
-seq=$(exp_size 1024 128)
-eval_batches=$(exp_size 4 1)
-eval_batch=$(exp_size 16 2)
-lengths=$(exp_size "64 128 256 512 1024" "64 128")
-max_len=$(exp_size 1024 128)
 depths=$(exp_size "0 50 100" "0")
 needle_opt="keys=4,values=1,queries=1"
-n_len=$(echo "$lengths" | wc -w)
 n_dep=$(echo "$depths" | wc -w)
-exp_begin continual "$dir" $((steps + 3 * (cont + needle + 5 * n_len + 5 * n_dep) + 10))
-src/tools/exp/corpus.sh "$dir/corpus"
-train_opt="path=$dir/corpus/train.txt"
+exp_begin continual "$dir" 0
+exp_text_setup
+EXP_UNITS=$((steps + 3 * (cont + needle + 5 * n_dep) + 20 * n_len + 10))
 text_flags=(--task text --task-opt "$train_opt" --batch "$batch" --seq-len "$seq" --lr 3e-3 --warmup 50 --seed 1)
 
 # 1. pretraining
@@ -68,13 +61,7 @@ exp_train ttt_only "$cont" "${cont_flags[@]}" --ckpt "$ttt_start" --steps "$cont
 
 # 4. long-context loss, then the needle phase
 models="pretrain_swa swa_cont ttt_cont ttt_only"
-for m in $models; do
-    for n in $lengths; do
-        exp_eval "$m" "$dir/runs/$m.n$n.eval.json" 5 --task text \
-            --task-opt "path=$dir/corpus/heldout.txt,score_last=64,max_length=$max_len" --seed 1000 \
-            --batches "$eval_batches" --batch "$eval_batch" --seq-len "$n"
-    done
-done
+for m in $models; do exp_text_evals "$m"; done
 for m in swa_cont ttt_cont ttt_only; do
     lr=3e-3 scale=1  # as section 4: the plain model at 3e-3, the TTT models with section 1's recipe
     if [ "$m" != swa_cont ]; then lr=1e-3 scale=30; fi
@@ -102,7 +89,7 @@ done
             ttt_only) what="+ TTT (release init), $cont steps, TTT parameters only" ;;
         esac
         printf '| `%s` | %s |' "$m" "$what"
-        for n in $lengths; do printf ' %s |' "$(exp_field "$dir/runs/$m.n$n.eval.json" loss | cut -c1-5)"; done
+        exp_text_losses "$m"
         for dp in $depths; do
             if [ "$m" = pretrain_swa ]; then printf ' - |'; else
                 printf ' %s |' "$(awk -v a="$(exp_field "$dir/runs/${m}_needle.d$dp.eval.json" accuracy)" 'BEGIN { printf "%.1f%%", 100 * a }')"
@@ -111,38 +98,17 @@ done
         echo
     done
 } > "$dir/table.md"
-{
-    echo "# context_bytes $models"
-    for n in $lengths; do
-        printf '%d' $((n - 64))
-        for m in $models; do printf ' %s' "$(exp_field "$dir/runs/$m.n$n.eval.json" loss)"; done
-        echo
-    done
-} > "$dir/context.dat"
-cat > "$dir/context.gp" << EOF
-set terminal pngcairo size 800,480 font ",10"
-set output "$dir/context.png"
-set title "Continual training: held-out loss on the final 64 bytes vs context (window 64)"
-set xlabel "bytes of context before the final block"
-set ylabel "loss (nats per byte)"
-set key top right
-set grid
-plot "$dir/context.dat" using 1:2 with linespoints title "pretrained SWA", \
-     "" using 1:3 with linespoints title "continued, plain SWA", \
-     "" using 1:4 with linespoints title "continued with TTT (all parameters)", \
-     "" using 1:5 with linespoints title "continued with TTT (TTT parameters only)"
-EOF
-exp_plot "$dir/context.gp"
+exp_context_plot "Continual training: held-out loss on the final 64 bytes vs context (window 64)" \
+    pretrain_swa="pretrained SWA" swa_cont="continued, plain SWA" ttt_cont="continued with TTT (all parameters)" \
+    ttt_only="continued with TTT (TTT parameters only)"
 json_rows=""
 for m in $models; do
-    evals=""
-    for n in $lengths; do evals+="${evals:+, }$(cat "$dir/runs/$m.n$n.eval.json")"; done
     needles=""
     if [ "$m" != pretrain_swa ]; then
         for dp in $depths; do needles+="${needles:+, }{\"depth\": $dp, \"eval\": $(cat "$dir/runs/${m}_needle.d$dp.eval.json")}"; done
     fi
     json_rows+="${json_rows:+,}
-  {\"model\": \"$m\", \"text_evals\": [$evals], \"needle_after_${needle}_steps\": [$needles]}"
+  {\"model\": \"$m\", \"text_evals\": [$(exp_text_evals_json "$m")], \"needle_after_${needle}_steps\": [$needles]}"
 done
 printf '{"section": "continual", "run": %s, "drop_in_bit_identical": %s, "pretrain_steps": %s, "continued_steps": %s, "needle_steps": %s, "needle_task": "%s", "models": [%s\n]}\n' \
     "$(exp_machine_json)" "$drop_in" "$steps" "$cont" "$needle" "$needle_opt" "$json_rows" > "$dir/results.json"

@@ -9,7 +9,7 @@
 # held-out accuracy. Evaluation: held-out batches (--seed 1000, a stream the
 # training never sees). The recipe runs with three seeds (weights and data);
 # `ittt step --ckpt` measures the theorem's quantities and the trained taps on
-# every row. Results: DIR/results.json, DIR/table.md, DIR/taps.png (the best
+# every row. Results: $DIR/results.json, $DIR/table.md, $DIR/taps.png (the best
 # learned row's taps and the release init's).
 # The recipe that works: the model at lr 1e-3 and the TTT parameters at 30x that.
 #   env: STEPS (per row, default 1000), LONG (the longer rows, default 3000)
@@ -17,13 +17,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source src/tools/exp/lib.sh
 dir=${1:-out/exp-learned}
-steps=${STEPS:-$(exp_size 1000 4)}
+exp_mqar_setup
 long=${LONG:-$(exp_size 3000 6)}
-batch=$(exp_size 16 2)
-seq=$(exp_size 256 128)
-eval_batches=$(exp_size 8 1)
-task_opt=pairs=8,gap=96
-base=data/configs/exp/mqar_swa_ttt.json
 
 # name | steps | --lr | --ttt-lr-scale | config edits | what the row tests
 rows=(

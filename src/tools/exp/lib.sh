@@ -171,3 +171,86 @@ exp_config() {
     done
     mv "$out.tmp" "$out"
 }
+
+# ---- what sections share
+
+# exp_mqar_setup: section 1's task and model, which section 3 ablates: MQAR with 8
+# pairs queried at least 96 tokens later, past the window of 32.
+exp_mqar_setup() {
+    steps=${STEPS:-$(exp_size 1000 4)}
+    batch=$(exp_size 16 2)
+    seq=$(exp_size 256 128)
+    eval_batches=$(exp_size 8 1)
+    task_opt=pairs=8,gap=96
+    base=data/configs/exp/mqar_swa_ttt.json
+}
+
+# exp_text_setup: sections 2 and 5's training shape and metric, and their corpus in
+# $EXP_DIR/corpus: the loss on the final 64 held-out bytes (score_last=64) of windows of
+# n bytes ending at the same offsets for every n (max_length), n in $lengths.
+exp_text_setup() {
+    batch=$(exp_size 4 1)
+    seq=$(exp_size 1024 128)
+    eval_batches=$(exp_size 4 1)
+    eval_batch=$(exp_size 16 2)
+    lengths=$(exp_size "64 128 256 512 1024" "64 128")
+    max_len=$(exp_size 1024 128)
+    n_len=$(echo "$lengths" | wc -w)
+    src/tools/exp/corpus.sh "$EXP_DIR/corpus"
+    train_opt="path=$EXP_DIR/corpus/train.txt"
+}
+
+# exp_text_evals MODEL: the metric at every n in $lengths, runs/MODEL.nN.eval.json.
+exp_text_evals() {
+    local n
+    for n in $lengths; do
+        exp_eval "$1" "$EXP_DIR/runs/$1.n$n.eval.json" 5 --task text \
+            --task-opt "path=$EXP_DIR/corpus/heldout.txt,score_last=64,max_length=$max_len" --seed 1000 \
+            --batches "$eval_batches" --batch "$eval_batch" --seq-len "$n"
+    done
+}
+
+# exp_text_losses MODEL: " loss" per n (the table's cells, 3 decimals).
+exp_text_losses() {
+    local n
+    for n in $lengths; do printf ' %s |' "$(exp_field "$EXP_DIR/runs/$1.n$n.eval.json" loss | cut -c1-5)"; done
+}
+
+# exp_text_evals_json MODEL: the evals of exp_text_evals as a JSON array's items.
+exp_text_evals_json() {
+    local n out=""
+    for n in $lengths; do out+="${out:+, }$(cat "$EXP_DIR/runs/$1.n$n.eval.json")"; done
+    echo "$out"
+}
+
+# exp_context_plot TITLE MODEL=LABEL...: context.dat (loss per context length, one
+# column per model) and context.png, the curve per model.
+exp_context_plot() {
+    local title=$1 n m i=2 plot=""
+    shift
+    {
+        echo "# context_bytes(before the final 64) ${*%%=*}  (held-out loss, nats per byte)"
+        for n in $lengths; do
+            printf '%d' $((n - 64))
+            for m in "$@"; do printf ' %s' "$(exp_field "$EXP_DIR/runs/${m%%=*}.n$n.eval.json" loss)"; done
+            echo
+        done
+    } > "$EXP_DIR/context.dat"
+    for m in "$@"; do
+        plot+="${plot:+, }\"$EXP_DIR/context.dat\" using 1:$i with linespoints title \"${m#*=}\""
+        i=$((i + 1))
+    done
+    cat > "$EXP_DIR/context.gp" << EOF
+set terminal pngcairo size 800,480 font ",10"
+set output "$EXP_DIR/context.png"
+set title "$title"
+set xlabel "bytes of context before the final block"
+set ylabel "loss (nats per byte)"
+set key top right
+set grid
+set arrow from 64, graph 0 to 64, graph 1 nohead dashtype 2
+set label "window" at 64, graph 0.95 offset 1,0
+plot $plot
+EOF
+    exp_plot "$EXP_DIR/context.gp"
+}

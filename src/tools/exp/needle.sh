@@ -10,7 +10,7 @@
 # model with section 1's recipe (lr 1e-3, TTT parameters at 30x). Each is trained per variant at n = 256 with
 # the needle at a uniform random depth, then scored on held-out seeds at depths
 # 0, 25, 50, 75, 100% and lengths from below the window (24) to 8x it (256).
-# Results: DIR/results.json, DIR/table.md, DIR/heatmaps.png.
+# Results: $DIR/results.json, $DIR/table.md, $DIR/heatmaps.png.
 #   env: STEPS (default 1000)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."

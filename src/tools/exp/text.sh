@@ -8,36 +8,25 @@
 # TTT with the learned target. Every model at lr 3e-3; the TTT parameters at 10x
 # (3e-2, the absolute rate of section 1's recipe). Metric: the mean loss on the same final 64 bytes of held-out
 # windows as the context before them grows from 0 to 960 bytes (tasks.md's text
-# metric: score_last=64, max_length=1024). Results: DIR/results.json, DIR/table.md,
-# DIR/context.png. Section 5 (continual.sh) starts from this section's SWA model.
+# metric: score_last=64, max_length=1024). Results: $DIR/results.json, $DIR/table.md,
+# $DIR/context.png. Section 5 (continual.sh) starts from this section's SWA model.
 #   env: STEPS (default 1500)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source src/tools/exp/lib.sh
 dir=${1:-out/exp-text}
 steps=${STEPS:-$(exp_size 1500 4)}
-batch=$(exp_size 4 1)
-seq=$(exp_size 1024 128)
-eval_batches=$(exp_size 4 1)
-eval_batch=$(exp_size 16 2)
-lengths=$(exp_size "64 128 256 512 1024" "64 128")
-max_len=$(exp_size 1024 128)
 models="full swa swa_ttt"
-n_len=$(echo "$lengths" | wc -w)
-exp_begin text "$dir" $((3 * (steps + 5 * n_len)))
-src/tools/exp/corpus.sh "$dir/corpus"
-train_opt="path=$dir/corpus/train.txt"
+exp_begin text "$dir" 0
+exp_text_setup
+EXP_UNITS=$((3 * (steps + 5 * n_len)))
 
 for m in $models; do
     scale=1
     [ "$m" = swa_ttt ] && scale=10
     exp_train "$m" "$steps" --task text --task-opt "$train_opt" --config "data/configs/exp/text_$m.json" --steps "$steps" \
         --batch "$batch" --seq-len "$seq" --lr 3e-3 --warmup 50 --ttt-lr-scale "$scale" --seed 1
-    for n in $lengths; do
-        exp_eval "$m" "$dir/runs/$m.n$n.eval.json" 5 --task text \
-            --task-opt "path=$dir/corpus/heldout.txt,score_last=64,max_length=$max_len" --seed 1000 \
-            --batches "$eval_batches" --batch "$eval_batch" --seq-len "$n"
-    done
+    exp_text_evals "$m"
 done
 
 # ---- table, data, plot, results.json
@@ -51,39 +40,16 @@ done
         params=$("$EXP_BIN" init --config "data/configs/exp/text_$m.json" --out "$dir/params.tmp" | sed -E 's/.*: ([0-9]+) parameters.*/\1/')
         rm -rf "$dir/params.tmp"
         printf '| %s | `data/configs/exp/text_%s.json` | %s |' "$m" "$m" "$params"
-        for n in $lengths; do printf ' %s |' "$(exp_field "$dir/runs/$m.n$n.eval.json" loss | cut -c1-5)"; done
+        exp_text_losses "$m"
         printf ' %s | %s |\n' "$(exp_final_loss "$m")" "$(exp_wall "$m")"
     done
 } > "$dir/table.md"
-{
-    echo "# context_bytes(before the final 64) full swa swa_ttt  (held-out loss, nats per byte)"
-    for n in $lengths; do
-        printf '%d' $((n - 64))
-        for m in $models; do printf ' %s' "$(exp_field "$dir/runs/$m.n$n.eval.json" loss)"; done
-        echo
-    done
-} > "$dir/context.dat"
-cat > "$dir/context.gp" << EOF
-set terminal pngcairo size 800,480 font ",10"
-set output "$dir/context.png"
-set title "Held-out loss on the final 64 bytes vs the context before them (window 64)"
-set xlabel "bytes of context before the final block"
-set ylabel "loss (nats per byte)"
-set key top right
-set grid
-set arrow from 64, graph 0 to 64, graph 1 nohead dashtype 2
-set label "window" at 64, graph 0.95 offset 1,0
-plot "$dir/context.dat" using 1:2 with linespoints title "full attention", \
-     "" using 1:3 with linespoints title "sliding window", \
-     "" using 1:4 with linespoints title "SWA + TTT (learned target)"
-EOF
-exp_plot "$dir/context.gp"
+exp_context_plot "Held-out loss on the final 64 bytes vs the context before them (window 64)" \
+    full="full attention" swa="sliding window" swa_ttt="SWA + TTT (learned target)"
 json_rows=""
 for m in $models; do
-    evals=""
-    for n in $lengths; do evals+="${evals:+, }$(cat "$dir/runs/$m.n$n.eval.json")"; done
     json_rows+="${json_rows:+,}
-  {\"model\": \"$m\", \"config\": \"data/configs/exp/text_$m.json\", \"final_train_loss\": $(exp_final_loss "$m"), \"train_wall_s\": $(exp_wall "$m"), \"evals\": [$evals]}"
+  {\"model\": \"$m\", \"config\": \"data/configs/exp/text_$m.json\", \"final_train_loss\": $(exp_final_loss "$m"), \"train_wall_s\": $(exp_wall "$m"), \"evals\": [$(exp_text_evals_json "$m")]}"
 done
 printf '{"section": "text", "run": %s, "corpus": %s, "steps": %s, "batch": %s, "seq_len": %s, "models": [%s\n]}\n' \
     "$(exp_machine_json)" "$(cat "$dir/corpus/corpus.json")" "$steps" "$batch" "$seq" "$json_rows" > "$dir/results.json"
