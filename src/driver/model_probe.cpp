@@ -190,6 +190,30 @@ std::vector<double> conv_tap_mean_signed(const Model& model, int layer, bool thr
     return out;
 }
 
+std::vector<double> conv_tap_gain(const Model& model, int layer) {
+    const ModelConfig& c = model.config();
+    ITTT_CHECK(c.is_ttt_layer(layer), "conv_tap_gain: layer ", layer, " is not a TTT layer");
+    const int64_t K = c.conv_taps(), d = c.hidden_size;
+    std::vector<double> w = model.layer(layer).ttt_conv.to(Device::CPU).to_f64_vector();  // (d, 1, K)
+    std::vector<double> row_sq(static_cast<size_t>(d), 1.0);  // ||P[c, :]||^2 (1 for P = I)
+    if (c.ttt_proj) {
+        std::vector<double> p = model.layer(layer).ttt_proj.to(Device::CPU).to_f64_vector();  // (d, d): V = U P
+        for (int64_t ch = 0; ch < d; ++ch) {
+            double s = 0;
+            for (int64_t j = 0; j < d; ++j) s += p[static_cast<size_t>(ch * d + j)] * p[static_cast<size_t>(ch * d + j)];
+            row_sq[static_cast<size_t>(ch)] = s;
+        }
+    }
+    std::vector<double> out(static_cast<size_t>(K), 0.0);
+    for (int64_t ch = 0; ch < d; ++ch)
+        for (int64_t k = 0; k < K; ++k) {
+            const double x = w[static_cast<size_t>(ch * K + k)];
+            out[static_cast<size_t>(k)] += x * x * row_sq[static_cast<size_t>(ch)];
+        }
+    for (double& x : out) x = std::sqrt(x / static_cast<double>(d));
+    return out;
+}
+
 // ---------------------------------------------------------------- the run
 
 namespace {
@@ -325,6 +349,7 @@ ProbeRun run_probe(Model& model, const ProbeOptions& o) {
         r.conv_taps.push_back(conv_tap_mean_abs(model, l));
         r.conv_taps_signed.push_back(conv_tap_mean_signed(model, l, false));
         r.conv_taps_effective.push_back(conv_tap_mean_signed(model, l, true));
+        r.conv_taps_gain.push_back(conv_tap_gain(model, l));
     }
 
     ProbeStep& st = run.step;
@@ -694,6 +719,10 @@ std::string format_summary_text(const ProbeResult& r) {
             for (size_t k = 0; k < r.conv_taps_effective[i].size(); ++k)
                 s << "  " << (r.conv_offsets[k] > 0 ? "+" : "") << r.conv_offsets[k] << ": " << fmt(r.conv_taps_effective[i][k], "%+.3g");
             s << "\n";
+            s << "              gain ||diag(w_k)" << (r.learned_proj ? " P" : "") << "||_F/sqrt(d) per tap:";
+            for (size_t k = 0; k < r.conv_taps_gain[i].size(); ++k)
+                s << "  " << (r.conv_offsets[k] > 0 ? "+" : "") << r.conv_offsets[k] << ": " << fmt(r.conv_taps_gain[i][k], "%.3g");
+            s << "\n";
         }
     }
     s << "  bounds      eta*c_norm^2*c_align = " << fmt(r.bound_lower) << ", eta*eps*c_align = " << fmt(r.bound_cross) << "\n";
@@ -871,6 +900,7 @@ std::string format_summary_json(const ProbeResult& r) {
         j.set("conv_taps_mean_abs", per_layer(r.conv_taps));
         j.set("conv_taps_signed", per_layer(r.conv_taps_signed));
         j.set("conv_taps_effective", per_layer(r.conv_taps_effective));
+        j.set("conv_taps_gain", per_layer(r.conv_taps_gain));
         j.set("dlogit_correct_mean", number(s.dlogit_correct_mean));
         j.set("dlogit_correct_se", number(s.dlogit_correct_se));
         j.set("bound_correct", number(s.correct.bound));

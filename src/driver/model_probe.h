@@ -117,6 +117,11 @@ std::vector<double> conv_tap_mean_abs(const Model& model, int layer);
 // have random signs but agree with P's diagonal still reads as positive. The
 // fixed next-token target gives 1 at offset +1 and 0 elsewhere.
 std::vector<double> conv_tap_mean_signed(const Model& model, int layer, bool through_proj);
+// The gain of each tap's map: ||diag(w_k) P||_F / sqrt(d), tap k's part of the target
+// V = Conv(S) P as a d x d matrix (P = I without a learned P: the rms of w_k). Sign-free
+// and blind to how P mixes the channels, so a look-ahead routed through an
+// off-diagonal P shows here and not in the signed mean.
+std::vector<double> conv_tap_gain(const Model& model, int layer);
 
 // ---- the chunk-by-chunk view of one sequence ----
 
@@ -197,6 +202,7 @@ struct ProbeResult {
     std::vector<std::vector<double>> conv_taps;  // per TTT layer: mean |w| per tap (learned model)
     std::vector<std::vector<double>> conv_taps_signed;     // per TTT layer: mean signed w per tap
     std::vector<std::vector<double>> conv_taps_effective;  // the same with each channel times P[c, c]
+    std::vector<std::vector<double>> conv_taps_gain;       // per TTT layer: ||diag(w_k) P||_F / sqrt(d)
     double c_align = 0;                   // summed over TTT layers
     double bound_lower = 0, bound_cross = 0;  // eta c_norm^2 c_align, eta eps c_align
     ProbeTargetSummary targets[2];

@@ -70,8 +70,8 @@ ref=$(exp_field "$dir/runs/fixed_next.eval.json" accuracy)
 bar=$(awk -v r="$ref" 'BEGIN { printf "%.4f", 0.9 * r }')
 json_rows=""
 {
-    echo "| row | steps | lr | TTT lr scale | config edits | held-out accuracy | of fixed | held-out loss | final train loss | train wall (s) | what it tests |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| row | steps | lr | TTT lr scale | config edits | held-out accuracy | of fixed | held-out loss | final train loss | first step with train loss < 0.5 | train wall (s) | what it tests |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
     for r in "${rows[@]}"; do
         IFS='|' read -r name s lr scale edits what <<< "$r"
         e=$dir/runs/$name.eval.json
@@ -79,10 +79,13 @@ json_rows=""
         loss=$(exp_field "$e" loss)
         fl=$(exp_final_loss "$name")
         rel=$(awk -v a="$acc" -v r="$ref" 'BEGIN { printf "%.0f%%", (r > 0 ? 100 * a / r : 0) }')
-        echo "| \`$name\` | $s | $lr | $scale | ${edits:--} | $(awk -v a="$acc" 'BEGIN { printf "%.1f%%", 100 * a }') | $rel | $loss | $fl | $(exp_wall "$name") | $what |"
+        solved=$(sed -E -n 's/^\{"step": ([0-9]+), "loss": ([0-9.eE+-]+).*/\1 \2/p' "$dir/runs/$name.train.jsonl" |
+            awk '$2 < 0.5 && !found { print $1; found = 1 } END { if (!found) print "-" }')
+        echo "| \`$name\` | $s | $lr | $scale | ${edits:--} | $(awk -v a="$acc" 'BEGIN { printf "%.1f%%", 100 * a }') | $rel | $loss | $fl | $solved | $(exp_wall "$name") | $what |"
         taps=$(sed -E 's/.*"conv_taps_effective":(\[\[[^]]*\](,\[[^]]*\])*\]).*/\1/' "$dir/runs/$name.probe.json")
+        gain=$(sed -E 's/.*"conv_taps_gain":(\[\[[^]]*\](,\[[^]]*\])*\]).*/\1/' "$dir/runs/$name.probe.json")
         json_rows+="${json_rows:+,}
-  {\"name\": \"$name\", \"steps\": $s, \"lr\": $lr, \"ttt_lr_scale\": $scale, \"edits\": \"${edits//\"/\\\"}\", \"eval\": $(cat "$e"), \"final_train_loss\": $fl, \"train_wall_s\": $(exp_wall "$name"), \"conv_taps_effective\": $taps}"
+  {\"name\": \"$name\", \"steps\": $s, \"lr\": $lr, \"ttt_lr_scale\": $scale, \"edits\": \"${edits//\"/\\\"}\", \"eval\": $(cat "$e"), \"final_train_loss\": $fl, \"first_step_loss_below_0.5\": \"$solved\", \"train_wall_s\": $(exp_wall "$name"), \"conv_taps_effective\": $taps, \"conv_taps_gain\": $gain}"
     done
 } > "$dir/table.md"
 # The best learned row, and the recipe over three seeds, against the bar.
@@ -99,30 +102,45 @@ all_met=$(echo "$seeds" | awk -v b="$bar" '{ ok = "true"; for (i = 1; i <= NF; +
 printf '{"section": "learned", "run": %s, "task": "mqar %s", "seq_len": %s, "fixed_next_accuracy": %s, "bar": %s, "best_row": "%s", "best_accuracy": %s, "bar_met": %s, "recipe_seed_accuracies": [%s], "recipe_seed_mean": %s, "recipe_seeds_all_above_bar": %s, "rows": [%s\n]}\n' \
     "$(exp_machine_json)" "$task_opt" "$seq" "$ref" "$bar" "$best" "$best_acc" "$met" "$(echo $seeds | tr ' ' ',')" "$seeds_mean" "$all_met" "$json_rows" > "$dir/results.json"
 
-# ---- taps per layer: the recipe's mean signed weight x P[c,c] per offset, and the release init's
-{
-    echo "# offset  recipe_L0 recipe_L1 release_long_L0 release_long_L1"
-    w=$(sed -E 's/.*"conv_taps_effective":\[\[([^]]*)\],\[([^]]*)\]\].*/\1;\2/' "$dir/runs/recipe.probe.json")
-    l=$(sed -E 's/.*"conv_taps_effective":\[\[([^]]*)\],\[([^]]*)\]\].*/\1;\2/' "$dir/runs/release_long.probe.json")
-    paste -d' ' <(echo -2 -1 0 1 2 | tr ' ' '\n') <(echo "${w%;*}" | tr ',' '\n') <(echo "${w#*;}" | tr ',' '\n') \
-        <(echo "${l%;*}" | tr ',' '\n') <(echo "${l#*;}" | tr ',' '\n')
-} > "$dir/taps.dat"
+# ---- taps per layer, the recipe's and the release init's: the mean signed weight x P[c,c]
+# per offset (top) and the gain ||diag(w_k) P||_F / sqrt(d) (bottom; it also sees a
+# look-ahead that P routes through other channels)
+layer_values() {  # FILE KEY LAYER: one value per offset, one per line
+    sed -E "s/.*\"$2\":\[\[([^]]*)\],\[([^]]*)\]\].*/\1;\2/" "$1" | { IFS=';' read -r a b; if [ "$3" = 0 ]; then echo "$a"; else echo "$b"; fi; } | tr ',' '\n'
+}
+for key in conv_taps_effective conv_taps_gain; do
+    {
+        echo "# offset  recipe_L0 recipe_L1 release_long_L0 release_long_L1  ($key)"
+        paste -d' ' <(echo -2 -1 0 1 2 | tr ' ' '\n') \
+            <(layer_values "$dir/runs/recipe.probe.json" $key 0) <(layer_values "$dir/runs/recipe.probe.json" $key 1) \
+            <(layer_values "$dir/runs/release_long.probe.json" $key 0) <(layer_values "$dir/runs/release_long.probe.json" $key 1)
+    } > "$dir/$key.dat"
+done
 cat > "$dir/taps.gp" << EOF
-set terminal pngcairo size 900,420 font ",10"
+set terminal pngcairo size 900,760 font ",10"
 set output "$dir/taps.png"
-set title "Learned target: mean signed conv weight x P[c,c] per offset (MQAR gap 96 > window 32)"
-set xlabel "conv tap offset (+1 = the next token)"
-set ylabel "mean_c w[c,k] P[c,c]"
+set multiplot layout 2,1 title "Learned target after training: conv taps per offset (MQAR gap 96 > window 32)"
 set style data histogram
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set key top left
 set grid ytics
 set xtics nomirror
-plot "$dir/taps.dat" using 2:xtic(1) title "recipe (lr 1e-3, TTT x30), layer 0", \
-     "" using 3 title "recipe, layer 1", \
-     "" using 4 title "release init, one lr ($long steps), layer 0", \
+set ylabel "mean_c w[c,k] P[c,c]"
+set title "mean signed weight, each channel times P's diagonal"
+plot "$dir/conv_taps_effective.dat" using 2:xtic(1) title "recipe (lr 1e-3, TTT x30, $steps steps), layer 0", \\
+     "" using 3 title "recipe, layer 1", \\
+     "" using 4 title "release init, one lr ($long steps), layer 0", \\
      "" using 5 title "release init, one lr, layer 1"
+set ylabel "||diag(w_k) P||_F / sqrt(d)"
+set xlabel "conv tap offset (+1 = the next token)"
+set title "gain of each tap's map, whatever P does with the channels (log scale)"
+set logscale y
+plot "$dir/conv_taps_gain.dat" using 2:xtic(1) title "recipe, layer 0", \\
+     "" using 3 title "recipe, layer 1", \\
+     "" using 4 title "release init, one lr, layer 0", \\
+     "" using 5 title "release init, one lr, layer 1"
+unset multiplot
 EOF
 exp_plot "$dir/taps.gp"
 echo "fixed next-token target: $ref; bar (90%): $bar; best learned row: $best at $best_acc (bar met: $met); the recipe on seeds 1-3: $seeds(mean $seeds_mean, all above the bar: $all_met)" >&2

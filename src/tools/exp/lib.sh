@@ -148,7 +148,9 @@ exp_plot() {
 # exp_end: the wall time of this invocation and what it skipped.
 exp_end() {
     local wall=$(($(exp_now) - EXP_START))
-    echo "$wall" > "$EXP_DIR/wall_s.last"
+    # The wall time of the last invocation that ran something (a re-run that only
+    # skips and rewrites the tables keeps the figure docs/results.md quotes).
+    if [ "$EXP_RAN" -gt 0 ]; then echo "$wall" > "$EXP_DIR/wall_s.last"; fi
     echo "exp-$EXP_SECTION: done in $(exp_clock "$wall") ($wall s; $EXP_RAN runs run, $EXP_SKIPPED finished before and skipped); results in $EXP_DIR" >&2
 }
 
