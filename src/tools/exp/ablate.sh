@@ -51,25 +51,27 @@ done
 
 json_rows=""
 {
-    echo "| group | value | run | config edits | held-out accuracy | held-out loss | final train loss | train wall (s) |"
-    echo "|---|---|---|---|---|---|---|---|"
+    echo "| group | value | run | config edits | held-out accuracy | held-out loss | final train loss | first step with train loss < 0.5 | train wall (s) |"
+    echo "|---|---|---|---|---|---|---|---|---|"
     for r in "${rows[@]}"; do
         IFS='|' read -r group name label edits <<< "$r"
         e=$dir/runs/$name.eval.json
         acc=$(exp_field "$e" accuracy)
-        echo "| $group | $label | \`$name\` | ${edits:--} | $(awk -v a="$acc" 'BEGIN { printf "%.1f%%", 100 * a }') | $(exp_field "$e" loss) | $(exp_final_loss "$name") | $(exp_wall "$name") |"
+        echo "| $group | $label | \`$name\` | ${edits:--} | $(awk -v a="$acc" 'BEGIN { printf "%.1f%%", 100 * a }') | $(exp_field "$e" loss) | $(exp_final_loss "$name") | $(exp_first_step_below "$name" 0.5) | $(exp_wall "$name") |"
         json_rows+="${json_rows:+,}
-  {\"group\": \"$group\", \"value\": \"$label\", \"name\": \"$name\", \"edits\": \"$edits\", \"eval\": $(cat "$e"), \"final_train_loss\": $(exp_final_loss "$name")}"
+  {\"group\": \"$group\", \"value\": \"$label\", \"name\": \"$name\", \"edits\": \"$edits\", \"eval\": $(cat "$e"), \"final_train_loss\": $(exp_final_loss "$name"), \"first_step_loss_below_0.5\": \"$(exp_first_step_below "$name" 0.5)\"}"
     done
 } > "$dir/table.md"
 for group in chunk layers target state; do
     {
-        echo "# index label accuracy loss"
+        echo "# index label accuracy loss first_step_loss_below_0.5 (steps+1 when never)"
         i=0
         for r in "${rows[@]}"; do
             IFS='|' read -r g name label _ <<< "$r"
             if [ "$g" != "$group" ]; then continue; fi
-            printf '%d "%s" %s %s\n' "$i" "$label" "$(exp_field "$dir/runs/$name.eval.json" accuracy)" "$(exp_field "$dir/runs/$name.eval.json" loss)"
+            solved=$(exp_first_step_below "$name" 0.5)
+            [ "$solved" = - ] && solved=$((steps + 1))
+            printf '%d "%s" %s %s %s\n' "$i" "$label" "$(exp_field "$dir/runs/$name.eval.json" accuracy)" "$(exp_field "$dir/runs/$name.eval.json" loss)" "$solved"
             i=$((i + 1))
         done
     } > "$dir/ablate_$group.dat"
@@ -81,9 +83,9 @@ set terminal pngcairo size 640,400 font ",10"
 set output "$dir/ablate_$group.png"
 set title "MQAR gap 96 > window 32, $steps steps: $title"
 set ylabel "held-out accuracy"
-set y2label "held-out loss"
+set y2label "first step with train loss < 0.5"
 set yrange [0:1.05]
-set y2range [0:*]
+set y2range [0:$((steps + 1))]
 set ytics nomirror
 set y2tics
 set boxwidth 0.5
@@ -91,7 +93,7 @@ set style fill solid 0.7
 set grid ytics
 set key top left
 plot "$dir/ablate_$group.dat" using 1:3:xtic(2) with boxes title "accuracy", \
-     "" using 1:4 axes x1y2 with linespoints lw 2 title "loss"
+     "" using 1:5 axes x1y2 with linespoints lw 2 pt 7 title "steps to train loss < 0.5"
 EOF
     exp_plot "$dir/ablate_$group.gp"
 done

@@ -79,8 +79,7 @@ json_rows=""
         loss=$(exp_field "$e" loss)
         fl=$(exp_final_loss "$name")
         rel=$(awk -v a="$acc" -v r="$ref" 'BEGIN { printf "%.0f%%", (r > 0 ? 100 * a / r : 0) }')
-        solved=$(sed -E -n 's/^\{"step": ([0-9]+), "loss": ([0-9.eE+-]+).*/\1 \2/p' "$dir/runs/$name.train.jsonl" |
-            awk '$2 < 0.5 && !found { print $1; found = 1 } END { if (!found) print "-" }')
+        solved=$(exp_first_step_below "$name" 0.5)
         echo "| \`$name\` | $s | $lr | $scale | ${edits:--} | $(awk -v a="$acc" 'BEGIN { printf "%.1f%%", 100 * a }') | $rel | $loss | $fl | $solved | $(exp_wall "$name") | $what |"
         taps=$(sed -E 's/.*"conv_taps_effective":(\[\[[^]]*\](,\[[^]]*\])*\]).*/\1/' "$dir/runs/$name.probe.json")
         gain=$(sed -E 's/.*"conv_taps_gain":(\[\[[^]]*\](,\[[^]]*\])*\]).*/\1/' "$dir/runs/$name.probe.json")

@@ -124,6 +124,13 @@ exp_final_loss() {
     tail -n 1 "$EXP_DIR/runs/$1.train.jsonl" | sed -E 's/.*"loss": ([0-9.eE+-]+).*/\1/'
 }
 
+# exp_first_step_below NAME X: the first optimizer step of runs/NAME whose training
+# loss is below X ("-" if none): how fast a run learned, when several end at 100%.
+exp_first_step_below() {
+    sed -E -n 's/^\{"step": ([0-9]+), "loss": ([0-9.eE+-]+).*/\1 \2/p' "$EXP_DIR/runs/$1.train.jsonl" |
+        awk -v x="$2" '$2 < x && !found { print $1; found = 1 } END { if (!found) print "-" }'
+}
+
 # exp_wall NAME: the training wall time recorded in runs/NAME.done (0 when skipped before .done existed).
 exp_wall() { cat "$EXP_DIR/runs/$1.done" 2> /dev/null || echo 0; }
 
