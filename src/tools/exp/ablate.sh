@@ -9,12 +9,13 @@
 #   state size f        96, 192 (base), 384  (the fast weight is d x f)
 # Held-out accuracy and loss (--seed 1000). Results: $DIR/results.json, $DIR/table.md,
 # $DIR/ablate_<group>.png (one plot per group).
-#   env: STEPS (default 1000)
+#   env: STEPS (default 600)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source src/tools/exp/lib.sh
 dir=${1:-out/exp-ablate}
 exp_mqar_setup
+steps=${STEPS:-$(exp_size 600 4)}  # the recipe is past a loss of 0.5 by about step 160 (section 1)
 
 # group | name | label | config edits
 rows=(

@@ -11,19 +11,21 @@
 #    (ttt_only, --train-only '*.ttt_*'); lr 3e-3, the TTT parameters at 10x (as section 2).
 # 4. Long-context loss: section 2's metric (the final 64 held-out bytes after 0..960
 #    bytes of context). Needle accuracy: the format never occurs in text, so each
-#    continued model is then trained the same short while on the multi-key needle
-#    task (every parameter; lrs as section 4) and scored on held-out needles at depths 0, 50, 100%, n = 256.
+#    continued model is then trained the same while on section 4's needle training
+#    task (every parameter; lrs as section 4) and scored on held-out multi-key needles
+#    (4 needles, one queried) at depths 0, 50, 100%, n = 256.
 # Results: $DIR/results.json, $DIR/table.md, $DIR/context.png.
-#   env: STEPS (pretraining, default 1500), CONT (continued, default 750), NEEDLE (default 400)
+#   env: STEPS (pretraining, default 1500), CONT (continued, default 750), NEEDLE (default 1500)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source src/tools/exp/lib.sh
 dir=${1:-out/exp-continual}
 steps=${STEPS:-$(exp_size 1500 4)}
 cont=${CONT:-$(exp_size 750 4)}
-needle=${NEEDLE:-$(exp_size 400 4)}
+needle=${NEEDLE:-$(exp_size 1500 4)}
 depths=$(exp_size "0 50 100" "0")
-needle_opt="keys=4,values=1,queries=1"
+needle_opt="keys=4,values=1,queries=1"  # scored: multi-key, one queried
+needle_train="keys=4,values=4,queries=4"  # trained on: section 4's training task
 n_dep=$(echo "$depths" | wc -w)
 exp_begin continual "$dir" 0
 exp_text_setup
@@ -65,7 +67,7 @@ for m in $models; do exp_text_evals "$m"; done
 for m in swa_cont ttt_cont ttt_only; do
     lr=3e-3 scale=1  # as section 4: the plain model at 3e-3, the TTT models with section 1's recipe
     if [ "$m" != swa_cont ]; then lr=1e-3 scale=30; fi
-    exp_train "${m}_needle" "$needle" --task needle --task-opt "$needle_opt,depth=-1" --ckpt "$(ls -d "$dir/runs/$m"/step-* | tail -n 1)" \
+    exp_train "${m}_needle" "$needle" --task needle --task-opt "$needle_train,depth=-1" --ckpt "$(ls -d "$dir/runs/$m"/step-* | tail -n 1)" \
         --steps "$needle" --batch "$(exp_size 16 2)" --seq-len 256 --lr "$lr" --warmup 30 --ttt-lr-scale "$scale" --seed 1
     for dp in $depths; do
         exp_eval "${m}_needle" "$dir/runs/${m}_needle.d$dp.eval.json" 5 --task needle --task-opt "$needle_opt,depth=$dp" --seed 1000 \
@@ -110,7 +112,7 @@ for m in $models; do
     json_rows+="${json_rows:+,}
   {\"model\": \"$m\", \"text_evals\": [$(exp_text_evals_json "$m")], \"needle_after_${needle}_steps\": [$needles]}"
 done
-printf '{"section": "continual", "run": %s, "drop_in_bit_identical": %s, "pretrain_steps": %s, "continued_steps": %s, "needle_steps": %s, "needle_task": "%s", "models": [%s\n]}\n' \
-    "$(exp_machine_json)" "$drop_in" "$steps" "$cont" "$needle" "$needle_opt" "$json_rows" > "$dir/results.json"
+printf '{"section": "continual", "run": %s, "drop_in_bit_identical": %s, "pretrain_steps": %s, "continued_steps": %s, "needle_steps": %s, "needle_train_task": "%s", "needle_task": "%s", "models": [%s\n]}\n' \
+    "$(exp_machine_json)" "$drop_in" "$steps" "$cont" "$needle" "$needle_train" "$needle_opt" "$json_rows" > "$dir/results.json"
 cat "$dir/table.md"
 exp_end
