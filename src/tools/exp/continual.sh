@@ -12,8 +12,8 @@
 # 4. Long-context loss: section 2's metric (the final 64 held-out bytes after 0..960
 #    bytes of context). Needle accuracy: the format never occurs in text, so each
 #    continued model is then trained the same while on section 4's needle training
-#    task (every parameter; lrs as section 4) and scored on held-out multi-key needles
-#    (4 needles, one queried) at depths 0, 50, 100%, n = 256.
+#    task with a random-token haystack (every parameter; lrs as section 4) and scored on
+#    held-out multi-key needles (4 needles, one queried) at depths 0, 50, 100%, n = 256.
 # Results: $DIR/results.json, $DIR/table.md, $DIR/context.png.
 #   env: STEPS (pretraining, default 1500), CONT (continued, default 750), NEEDLE (default 1500)
 set -euo pipefail
@@ -24,8 +24,8 @@ steps=${STEPS:-$(exp_size 1500 4)}
 cont=${CONT:-$(exp_size 750 4)}
 needle=${NEEDLE:-$(exp_size 1500 4)}
 depths=$(exp_size "0 50 100" "0")
-needle_opt="keys=4,values=1,queries=1"  # scored: multi-key, one queried
-needle_train="keys=4,values=4,queries=4"  # trained on: section 4's training task
+needle_opt="keys=4,values=1,queries=1,filler=random"  # scored: multi-key, one queried
+needle_train="keys=4,values=4,queries=4,filler=random"  # trained on: section 4's training task, random haystack
 n_dep=$(echo "$depths" | wc -w)
 exp_begin continual "$dir" 0
 exp_text_setup

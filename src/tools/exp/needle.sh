@@ -13,7 +13,10 @@
 # one queried), multi-value (one needle with 4 values, all to recall), at depths
 # 0, 25, 50, 75, 100% and lengths from below the window (24) to 8x it (256).
 # Results: $DIR/results.json, $DIR/table.md, $DIR/heatmaps.png.
-#   env: STEPS (default 1500)
+# FILLER=random: the haystack is random tokens (never a key or a value) instead of
+# a repeated pattern (docs/results.md reports both: `FILLER=random src/tools/exp/needle.sh
+# out/exp-needle-random`).
+#   env: STEPS (default 1500), FILLER (pattern | random, default pattern)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source src/tools/exp/lib.sh
@@ -34,7 +37,8 @@ opts_of() {
     esac
 }
 cells=$(($(echo "$depths" | wc -w) * $(echo "$lengths" | wc -w)))
-train_opt="keys=4,values=4,queries=4,depth=-1"
+filler=${FILLER:-pattern}
+train_opt="keys=4,values=4,queries=4,depth=-1,filler=$filler"
 exp_begin needle "$dir" $((3 * steps + 9 * cells))
 
 for m in $models; do
@@ -45,7 +49,7 @@ for m in $models; do
     for v in $variants; do
         for n in $lengths; do
             for dp in $depths; do
-                exp_eval "$m" "$dir/runs/${v}_$m.n$n.d$dp.eval.json" 1 --task needle --task-opt "$(opts_of "$v"),depth=$dp" \
+                exp_eval "$m" "$dir/runs/${v}_$m.n$n.d$dp.eval.json" 1 --task needle --task-opt "$(opts_of "$v"),depth=$dp,filler=$filler" \
                     --seed 1000 --batches "$eval_batches" --batch "$eval_batch" --seq-len "$n"
             done
         done
@@ -92,7 +96,7 @@ xtics=$(i=0; for n in $lengths; do printf '%s"%s" %d' "$([ $i -gt 0 ] && echo ',
 {
     echo 'set terminal pngcairo size 1200,1000 font ",9"'
     echo "set output \"$dir/heatmaps.png\""
-    echo 'set multiplot layout 3,3 title "Needle accuracy (held out): depth (y, %) x context length (x, tokens); window 32"'
+    echo "set multiplot layout 3,3 title \"Needle accuracy (held out), $filler haystack: depth (y, %) x context length (x, tokens); window 32\""
     echo 'set cbrange [0:1]'
     echo 'set palette defined (0 "#f7fbff", 0.5 "#6baed6", 1 "#08306b")'
     echo "set xtics ($xtics)"
