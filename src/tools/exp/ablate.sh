@@ -84,7 +84,7 @@ set terminal pngcairo size 640,400 font ",10"
 set output "$dir/ablate_$group.png"
 set title "MQAR gap 96 > window 32, $steps steps: $title"
 set ylabel "held-out accuracy"
-set y2label "first step with train loss < 0.5"
+set y2label "first step with train loss < 0.5 (top: never)"
 set yrange [0:1.05]
 set y2range [0:$((steps + 1))]
 set ytics nomirror
@@ -92,7 +92,7 @@ set y2tics
 set boxwidth 0.5
 set style fill solid 0.7
 set grid ytics
-set key top left
+set key below
 plot "$dir/ablate_$group.dat" using 1:3:xtic(2) with boxes title "accuracy", \
      "" using 1:5 axes x1y2 with linespoints lw 2 pt 7 title "steps to train loss < 0.5"
 EOF
