@@ -94,7 +94,7 @@ for v in $variants; do
 done
 xtics=$(i=0; for n in $lengths; do printf '%s"%s" %d' "$([ $i -gt 0 ] && echo ', ')" "$n" "$i"; i=$((i + 1)); done)
 {
-    echo 'set terminal pngcairo size 1200,1000 font ",9"'
+    echo 'set terminal pngcairo size 1200,1000 font ",9" noenhanced'
     echo "set output \"$dir/heatmaps.png\""
     echo "set multiplot layout 3,3 title \"Needle accuracy (held out), $filler haystack: depth (y, %) x context length (x, tokens); window 32\""
     echo 'set cbrange [0:1]'
