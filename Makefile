@@ -208,8 +208,12 @@ experiments: $(BUILD)/ittt
 EXP_OUT ?= out
 EXP_SECTIONS := learned text ablate needle continual
 .PHONY: exp-all $(addprefix exp-,$(EXP_SECTIONS))
-$(addprefix exp-,$(EXP_SECTIONS)): exp-%: $(BUILD)/ittt
+$(addprefix exp-,$(filter-out needle,$(EXP_SECTIONS))): exp-%: $(BUILD)/ittt
 	EXP_BIN=$(BUILD)/ittt src/tools/exp/$*.sh $(EXP_OUT)/exp-$*
+# Section 4 twice: the repeated-pattern haystack, then a random one (docs/results.md says why).
+exp-needle: $(BUILD)/ittt
+	EXP_BIN=$(BUILD)/ittt src/tools/exp/needle.sh $(EXP_OUT)/exp-needle
+	FILLER=random EXP_BIN=$(BUILD)/ittt src/tools/exp/needle.sh $(EXP_OUT)/exp-needle-random
 exp-all: $(addprefix exp-,$(EXP_SECTIONS))
 
 # ---- demo: the step-through driver, non-interactive (docs/theory.md) ----

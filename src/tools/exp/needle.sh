@@ -14,8 +14,7 @@
 # 0, 25, 50, 75, 100% and lengths from below the window (24) to 8x it (256).
 # Results: $DIR/results.json, $DIR/table.md, $DIR/heatmaps.png.
 # FILLER=random: the haystack is random tokens (never a key or a value) instead of
-# a repeated pattern (docs/results.md reports both: `FILLER=random src/tools/exp/needle.sh
-# out/exp-needle-random`).
+# a repeated pattern; `make exp-needle` runs both (out/exp-needle, out/exp-needle-random).
 #   env: STEPS (default 1500), FILLER (pattern | random, default pattern)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
