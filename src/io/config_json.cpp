@@ -195,7 +195,7 @@ ModelConfig parse_config_json(const std::string& text, const std::string& source
     if ((v = optional_field(root, "ttt_conv_init_std"))) c.ttt_conv_init_std = v->as_number();
     if ((v = optional_field(root, "ttt_proj_init"))) {
         const std::string s = v->as_string();
-        ITTT_CHECK(s == "release" || s == "identity", v->where(), ": ttt_proj_init: expected \"release\" or \"identity\", found \"", s, "\"");
+        ITTT_CHECK(s == "release" || s == "identity", v->where(), ": expected \"release\" or \"identity\", found \"", s, "\"");
         c.ttt_proj_init_identity = s == "identity";
     }
 
