@@ -30,10 +30,10 @@ n_dep=$(echo "$depths" | wc -w)
 exp_begin continual "$dir" 0
 exp_text_setup
 EXP_UNITS=$((steps + 3 * (cont + needle + 5 * n_dep) + 20 * n_len + 10))
-text_flags=(--task text --task-opt "$train_opt" --batch "$batch" --seq-len "$seq" --lr 3e-3 --warmup 50 --seed 1)
+text_flags=(--task text --task-opt "$train_opt" --batch "$batch" --seq-len "$seq" --lr 3e-3 --warmup 50)
 
 # 1. pretraining
-exp_train pretrain_swa "$steps" "${text_flags[@]}" --config data/configs/exp/text_swa.json --steps "$steps"
+exp_train pretrain_swa "$steps" "${text_flags[@]}" --seed 1 --config data/configs/exp/text_swa.json --steps "$steps"
 pre=$(ls -d "$dir/runs/pretrain_swa"/step-* | tail -n 1)
 
 # 2. the drop-in, checked bit for bit
@@ -44,8 +44,8 @@ if [ ! -f "$ttt_start/model.safetensors" ]; then
 fi
 # 300 held-out bytes as tokens (byte b is token b + 4)
 probe_tokens=$(head -c 300 "$dir/corpus/heldout.txt" | od -An -v -tu1 | tr -s ' \n' '\n\n' | sed '/^$/d' | awk '{ printf "%s%d", (NR > 1 ? "," : ""), $1 + 4 }')
-"$EXP_BIN" forward --ckpt "$pre" --tokens "$probe_tokens" --json > "$dir/forward_plain.json" 2> /dev/null
-"$EXP_BIN" forward --ckpt "$ttt_start" --tokens "$probe_tokens" --json > "$dir/forward_ttt.json" 2> /dev/null
+exp_ittt forward --ckpt "$pre" --tokens "$probe_tokens" --json > "$dir/forward_plain.json"
+exp_ittt forward --ckpt "$ttt_start" --tokens "$probe_tokens" --json > "$dir/forward_ttt.json"
 if cmp -s "$dir/forward_plain.json" "$dir/forward_ttt.json"; then
     drop_in=true
     echo "exp-continual: drop-in check: the TTT model's logits equal the plain model's bit for bit (300 tokens)" >&2
@@ -54,12 +54,10 @@ else
     exit 1
 fi
 
-# 3. continued training, same tokens (the data seed differs from pretraining's)
-cont_flags=("${text_flags[@]}")
-cont_flags[${#cont_flags[@]} - 1]=2  # --seed 2: new text windows
-exp_train swa_cont "$cont" "${cont_flags[@]}" --ckpt "$pre" --steps "$cont"
-exp_train ttt_cont "$cont" "${cont_flags[@]}" --ckpt "$ttt_start" --steps "$cont" --ttt-lr-scale 10
-exp_train ttt_only "$cont" "${cont_flags[@]}" --ckpt "$ttt_start" --steps "$cont" --ttt-lr-scale 10 --train-only '*.ttt_*'
+# 3. continued training, same tokens (--seed 2: another stream of text windows than pretraining's)
+exp_train swa_cont "$cont" "${text_flags[@]}" --seed 2 --ckpt "$pre" --steps "$cont"
+exp_train ttt_cont "$cont" "${text_flags[@]}" --seed 2 --ckpt "$ttt_start" --steps "$cont" --ttt-lr-scale 10
+exp_train ttt_only "$cont" "${text_flags[@]}" --seed 2 --ckpt "$ttt_start" --steps "$cont" --ttt-lr-scale 10 --train-only '*.ttt_*'
 
 # 4. long-context loss, then the needle phase
 models="pretrain_swa swa_cont ttt_cont ttt_only"

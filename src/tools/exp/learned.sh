@@ -56,10 +56,12 @@ for r in "${rows[@]}"; do
         --lr "$lr" --warmup 30 --ttt-lr-scale "$scale" --seed "$seed" --init-seed "$seed"
     exp_eval "$name" "$dir/runs/$name.eval.json" 5 --task mqar --task-opt "$task_opt" --seed 1000 --batches "$eval_batches" \
         --batch 16 --seq-len "$seq"
-    # The theorem's quantities and the trained taps (mean |w|, signed, signed x P[c,c]).
+    # The theorem's quantities and the trained taps (mean |w|, signed, signed x P[c,c], gain).
     if [ ! -f "$dir/runs/$name.probe.json" ]; then
-        "$EXP_BIN" step --ckpt "$dir/runs/$name" --task mqar --task-opt "$task_opt" --seq-len "$seq" --json --no-steps --no-plots \
-            2> /dev/null | grep '"type":"model_summary","target":"learned"' > "$dir/runs/$name.probe.json.tmp"
+        exp_ittt step --ckpt "$dir/runs/$name" --task mqar --task-opt "$task_opt" --seq-len "$seq" --json --no-steps --no-plots \
+            > "$dir/runs/$name.probe.jsonl.tmp"
+        grep '"type":"model_summary","target":"learned"' "$dir/runs/$name.probe.jsonl.tmp" > "$dir/runs/$name.probe.json.tmp"
+        rm "$dir/runs/$name.probe.jsonl.tmp"
         mv "$dir/runs/$name.probe.json.tmp" "$dir/runs/$name.probe.json"
     fi
     EXP_DONE=$((EXP_DONE + 5))

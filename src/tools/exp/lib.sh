@@ -71,6 +71,17 @@ exp_account() {
     fi
 }
 
+# exp_ittt ARGS...: `ittt ARGS` with its stderr (the "using checkpoint ..." notes) kept
+# out of the progress lines, and shown when it fails.
+exp_ittt() {
+    local err=$EXP_DIR/runs/.ittt.stderr
+    if ! "$EXP_BIN" "$@" 2> "$err"; then
+        echo "exp-$EXP_SECTION: ittt $1 failed:" >&2
+        tail -n 20 "$err" >&2
+        exit 1
+    fi
+}
+
 # exp_train NAME COST FLAGS...: `ittt train FLAGS --out runs/NAME --json`, its
 # step log in runs/NAME.train.jsonl, and runs/NAME.done (the wall time) once the
 # final checkpoint is published. A run directory without .done is resumed.
@@ -109,7 +120,7 @@ exp_eval() {
     fi
     local t0
     t0=$(exp_now)
-    "$EXP_BIN" eval --ckpt "$EXP_DIR/runs/$name" --json "$@" 2> /dev/null > "$out.tmp"
+    exp_ittt eval --ckpt "$EXP_DIR/runs/$name" --json "$@" > "$out.tmp"
     mv "$out.tmp" "$out"
     exp_account "$cost" $(($(exp_now) - t0)) 1
 }

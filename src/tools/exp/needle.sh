@@ -43,7 +43,7 @@ exp_begin needle "$dir" $((3 * steps + 9 * cells))
 for m in $models; do
     lr=3e-3 scale=1  # the baselines: the learning rate of every earlier run
     if [ "$m" = swa_ttt ]; then lr=1e-3 scale=30; fi  # section 1's recipe
-    exp_train "$m" "$steps" --task needle --task-opt "$train_opt" --config "data/configs/exp/needle_$m.json" \
+    exp_train "$m" "$steps" --task needle --task-opt "$train_opt" --config "data/configs/exp/mqar_$m.json" \
         --steps "$steps" --batch "$batch" --seq-len 256 --lr "$lr" --warmup 30 --ttt-lr-scale "$scale" --seed 1
     for v in $variants; do
         for n in $lengths; do
