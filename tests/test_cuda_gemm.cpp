@@ -73,8 +73,12 @@ int resolved(int v, const Tensor& A, bool ta, const Tensor& B, bool tb, const Te
     (void)tb;
     // Alignment matters, so ask about the real device buffers of this call.
     Tensor A_g = gpu(A), B_g = gpu(B), C_g = gpu(C);
-    return kernels::gemm_cuda_resolved_version(v, M, N, K, A_g.data<float>(), A.dim(-1), A.numel() / batch, B_g.data<float>(),
-                                               B.dim(-1), B.numel() / batch, C_g.data<float>(), C.dim(-1), C.numel() / batch, batch);
+    if (v == 0) return ops::op_spec("gemm").cuda.best;
+    if (v != kTensorCores) return v;
+    return kernels::gemm_cuda_tf32_applicable(M, N, K, A_g.data<float>(), A.dim(-1), A.numel() / batch, B_g.data<float>(), B.dim(-1),
+                                              B.numel() / batch, C_g.data<float>(), C.dim(-1), C.numel() / batch, batch)
+               ? kTensorCores
+               : ops::op_spec("gemm").cuda.best;
 #else
     (void)A, (void)ta, (void)B, (void)tb, (void)C;
     return v;
@@ -215,8 +219,8 @@ TEST_CASE("CUDA gemm on misaligned views: scalar loads in version 4, version 5 f
             };
             Tensor A_g = offset_copy(A), B_g = offset_copy(B), C_g = offset_copy(C0);
 #if ITTT_WITH_CUDA
-            CHECK(kernels::gemm_cuda_resolved_version(5, M, N, K, A_g.data<float>(), A.dim(1), 0, B_g.data<float>(), B.dim(1), 0,
-                                                      C_g.data<float>(), N, 0, 1) == 4);
+            CHECK(!kernels::gemm_cuda_tf32_applicable(M, N, K, A_g.data<float>(), A.dim(1), 0, B_g.data<float>(), B.dim(1), 0,
+                                                      C_g.data<float>(), N, 0, 1));
 #endif
             for (int v : kCudaVersions) {
                 INFO(label(v, v == kTensorCores ? 4 : v, ta, tb, M, N, K));

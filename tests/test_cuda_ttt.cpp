@@ -286,12 +286,13 @@ TEST_CASE("CUDA ttt_apply correction kernels (naive and tiled) match the CPU ker
                 Tensor o_g = gpu(in.o), dz_g = gpu(in.dz), dv_g = gpu(in.dv);
                 Tensor z_g = gpu(in.z), s_g = gpu(in.s), g_g = gpu(in.g), dout_g = gpu(in.dout), v_g = gpu(in.v);
                 Tensor flags = Tensor::empty({2 * B * T}, DType::I32, Device::CUDA);
-                kernels::ttt_apply_forward_correction_cuda(o_g.data<float>(), z_g.data<float>(), s_g.data<float>(), eta, B, r.n, d, f,
-                                                           r.chunk, flags.data<int32_t>(), version);
-                kernels::ttt_apply_backward_correction_cuda(dz_g.data<float>(), dv_g.data<float>(), dout_g.data<float>(),
-                                                            z_g.data<float>(), v_g.data<float>(), s_g.data<float>(),
-                                                            g_g.data<float>(), eta, B, r.n, d, f, r.chunk, flags.data<int32_t>(),
-                                                            version);
+                auto* forward = version == 1 ? kernels::ttt_apply_forward_correction_naive_cuda
+                                             : kernels::ttt_apply_forward_correction_tiled_cuda;
+                auto* backward = version == 1 ? kernels::ttt_apply_backward_correction_naive_cuda
+                                              : kernels::ttt_apply_backward_correction_tiled_cuda;
+                forward(o_g.data<float>(), z_g.data<float>(), s_g.data<float>(), eta, B, r.n, d, f, r.chunk, flags.data<int32_t>());
+                backward(dz_g.data<float>(), dv_g.data<float>(), dout_g.data<float>(), z_g.data<float>(), v_g.data<float>(),
+                         s_g.data<float>(), g_g.data<float>(), eta, B, r.n, d, f, r.chunk, flags.data<int32_t>());
                 Tensor o = in.o.clone(), dz = in.dz.clone(), dv = in.dv.clone();
                 kernels::ttt_apply_forward_correction_cpu<float>(o.data<float>(), in.z.data<float>(), in.s.data<float>(), eta, B,
                                                                  r.n, d, f, r.chunk);

@@ -1,13 +1,13 @@
 // attention.cu: causal grouped-query attention with a sliding window on the GPU, F32.
 //
-// Versions (ops::set_version("attention", v), --kernel attention=v; the numbers match the CPU's):
-//   1  naive  attention_naive_forward_kernel: one block per (batch, head, query) scores every
+// Two versions, as on the CPU (their rows: src/ops/attention.cpp, `build/ittt info --kernels`):
+//   naive  attention_naive_forward_kernel: one block per (batch, head, query) scores every
 //             key the query sees into a row in shared memory, then max, sum and P V by
 //             block reductions.
 //             attention_naive_backward_kernel: the same row plus dP, the textbook softmax
 //             backward; dq is written directly, dk and dv are added with float atomicAdd,
 //             whose arrival order varies: dk, dv are NOT bitwise reproducible.
-//   2  flash  attention_flash_forward_kernel<HD>: one block per (batch, head, 32-query tile);
+//   flash  attention_flash_forward_kernel<HD>: one block per (batch, head, 32-query tile);
 //             32-key tiles stream through shared memory under an online softmax, and key
 //             tiles outside the causal window are never loaded.
 //             attention_row_dot_kernel (D_i = <dO_i, O_i>), then attention_flash_dkdv_kernel<HD>
@@ -15,7 +15,6 @@
 //             and attention_flash_dq_kernel<HD> (one block per query tile): no atomics, the
 //             same bits every run. head_dim <= 128 (HD = 32, 64 or 128 is the compile-time
 //             ceiling the shared tiles and register accumulators are sized for).
-//   0  the best: 2
 //
 // Run: ops::attention_forward / attention_backward on CUDA tensors with --kernel attention=v;
 // tests: build/ittt_tests "[cuda][attention]";
@@ -82,7 +81,7 @@ __device__ float block_max(float x, float* scratch) {
     return warp_max(lane < n_warps ? scratch[lane] : -INFINITY);
 }
 
-// ---- version 1: naive ----
+// ---- naive ----
 
 constexpr int kNaiveThreads = 128;
 
@@ -192,7 +191,7 @@ __global__ void attention_naive_backward_kernel(AttentionDims dims, float* dq, f
     }
 }
 
-// ---- version 2: flash ----
+// ---- flash ----
 
 constexpr int kFlashThreads = 128;                       // 4 warps
 constexpr int kFlashWarps = kFlashThreads / kWarp;
@@ -549,7 +548,7 @@ int64_t longest_visible_row(const AttentionDims& d) {
 
 void naive_forward(const AttentionDims& d, float* out, float* lse, const float* q, const float* k, const float* v) {
     const size_t bytes = static_cast<size_t>(longest_visible_row(d)) * sizeof(float);
-    allow_shared_memory(attention_naive_forward_kernel, bytes, "attention version 1 (naive) forward, one score row");
+    allow_shared_memory(attention_naive_forward_kernel, bytes, "attention naive forward, one score row");
     const dim3 grid(static_cast<unsigned>(d.nq), static_cast<unsigned>(d.Hq), static_cast<unsigned>(d.B));
     ITTT_LAUNCH(attention_naive_forward_kernel, grid, kNaiveThreads, bytes, 0)(d, out, lse, q, k, v);
     CUDA_CHECK(cudaGetLastError());
@@ -558,7 +557,7 @@ void naive_forward(const AttentionDims& d, float* out, float* lse, const float* 
 void naive_backward(const AttentionDims& d, float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                     const float* v) {
     const size_t bytes = 2 * static_cast<size_t>(longest_visible_row(d)) * sizeof(float);
-    allow_shared_memory(attention_naive_backward_kernel, bytes, "attention version 1 (naive) backward, two score rows");
+    allow_shared_memory(attention_naive_backward_kernel, bytes, "attention naive backward, two score rows");
     // the kernel adds into dk and dv
     const size_t kv_bytes = static_cast<size_t>(d.B * d.nq * d.Hkv * d.hd) * sizeof(float);
     CUDA_CHECK(cudaMemsetAsync(dk, 0, kv_bytes, 0));
@@ -579,8 +578,8 @@ template <int HD>
 void flash_backward(const AttentionDims& d, float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                     const float* v, const float* lse, const float* D) {
     const size_t bytes = sizeof(BackwardShared<HD>);
-    allow_shared_memory(attention_flash_dkdv_kernel<HD>, bytes, "attention version 2 (flash) backward, dk/dv pass");
-    allow_shared_memory(attention_flash_dq_kernel<HD>, bytes, "attention version 2 (flash) backward, dq pass");
+    allow_shared_memory(attention_flash_dkdv_kernel<HD>, bytes, "attention flash backward, dk/dv pass");
+    allow_shared_memory(attention_flash_dq_kernel<HD>, bytes, "attention flash backward, dq pass");
     const dim3 key_grid(static_cast<unsigned>(ceil_div(d.nq, kKeyTile)), static_cast<unsigned>(d.Hkv),
                         static_cast<unsigned>(d.B));
     ITTT_LAUNCH((attention_flash_dkdv_kernel<HD>), key_grid, kFlashThreads, bytes, 0)(d, dk, dv, dout, q, k, v, lse, D);
@@ -593,25 +592,37 @@ void flash_backward(const AttentionDims& d, float* dq, float* dk, float* dv, con
 
 void check_flash_head_dim(const AttentionDims& d, const char* op) {
     ITTT_CHECK(d.hd <= kAttentionCudaMaxHeadDim, op, ": head_dim ", d.hd, " exceeds the flash kernels' ceiling of ",
-               kAttentionCudaMaxHeadDim, " (use version 1, naive)");
+               kAttentionCudaMaxHeadDim, " (use the naive version)");
 }
 
-void check_version(int version, const char* op) {
-    ITTT_CHECK(version >= 0 && version <= 2, op, ": no CUDA version ", version, " (versions: 1 naive, 2 flash, 0 best = 2)");
+void check_backward_dims(const AttentionDims& dims, const char* op) {
+    check_dims(dims, op);
+    ITTT_CHECK(dims.q_pos0 == 0 && dims.cap == dims.nq, op,
+               ": the backward is the training form (q_pos0 = 0, cap = nq), found q_pos0 ", dims.q_pos0, ", cap ", dims.cap,
+               ", nq ", dims.nq);
 }
 
 }  // namespace
 
-void attention_forward_cuda(const AttentionDims& dims, float* out, float* lse, const float* q, const float* k, const float* v,
-                            int version) {
-    const char* op = "attention_forward_cuda";
-    check_version(version, op);
-    check_dims(dims, op);
+void attention_naive_forward_cuda(const AttentionDims& dims, float* out, float* lse, const float* q, const float* k,
+                                  const float* v) {
+    check_dims(dims, "attention_naive_forward_cuda");
     if (dims.nq == 0 || dims.B == 0) return;  // a zero-sized grid is a launch error
-    if (version == 1) {
-        naive_forward(dims, out, lse, q, k, v);
-        return;
-    }
+    naive_forward(dims, out, lse, q, k, v);
+}
+
+void attention_naive_backward_cuda(const AttentionDims& dims, float* dq, float* dk, float* dv, const float* dout, const float* q,
+                                   const float* k, const float* v, const float* /*out*/, const float* /*lse*/) {
+    check_backward_dims(dims, "attention_naive_backward_cuda");
+    if (dims.nq == 0 || dims.B == 0) return;
+    naive_backward(dims, dq, dk, dv, dout, q, k, v);
+}
+
+void attention_flash_forward_cuda(const AttentionDims& dims, float* out, float* lse, const float* q, const float* k,
+                                  const float* v) {
+    const char* op = "attention_flash_forward_cuda";
+    check_dims(dims, op);
+    if (dims.nq == 0 || dims.B == 0) return;
     check_flash_head_dim(dims, op);
     // the smallest tile width that holds hd: smaller tiles waste fewer idle columns
     if (dims.hd <= 32) flash_forward<32>(dims, out, lse, q, k, v);
@@ -619,19 +630,11 @@ void attention_forward_cuda(const AttentionDims& dims, float* out, float* lse, c
     else flash_forward<128>(dims, out, lse, q, k, v);
 }
 
-void attention_backward_cuda(const AttentionDims& dims, float* dq, float* dk, float* dv, const float* dout, const float* q,
-                             const float* k, const float* v, const float* out, const float* lse, int version) {
-    const char* op = "attention_backward_cuda";
-    check_version(version, op);
-    check_dims(dims, op);
-    ITTT_CHECK(dims.q_pos0 == 0 && dims.cap == dims.nq, op,
-               ": the backward is the training form (q_pos0 = 0, cap = nq), found q_pos0 ", dims.q_pos0, ", cap ", dims.cap,
-               ", nq ", dims.nq);
+void attention_flash_backward_cuda(const AttentionDims& dims, float* dq, float* dk, float* dv, const float* dout, const float* q,
+                                   const float* k, const float* v, const float* out, const float* lse) {
+    const char* op = "attention_flash_backward_cuda";
+    check_backward_dims(dims, op);
     if (dims.nq == 0 || dims.B == 0) return;
-    if (version == 1) {
-        naive_backward(dims, dq, dk, dv, dout, q, k, v);
-        return;
-    }
     check_flash_head_dim(dims, op);
 
     // D_i = <dO_i, O_i> for every row, one pass before the tiles; freed in stream order

@@ -1,20 +1,8 @@
 // attention.h: causal grouped-query attention with an optional sliding window, on the CPU and GPU.
 //
-// Versions (ops::set_version("attention", v), or --kernel attention=v):
-//   CPU   1  attention_naive_*_cpu  materialises each score row (forward) or the n x n
-//                                   probability matrix (backward) and applies the textbook
-//                                   formulas; the reference every other version is tested against
-//         2  attention_flash_*_cpu  tiled online softmax that never builds the score matrix and
-//                                   skips key tiles outside the causal window (cost ~ n*w, not n^2);
-//                                   the backward recomputes probabilities tile by tile from lse
-//         0  the best CPU version: 2
-//   CUDA  1  naive: one thread block per (batch, head, query) with its score row in shared
-//            memory; the backward adds into dk, dv with float atomics (not bitwise reproducible)
-//         2  flash: 32-query tiles in shared memory, 32-key tiles streamed through it, online
-//            softmax, window tiles skipped; backward in two passes (dk/dv per key tile over the
-//            group's heads, dq per query tile) without atomics; head_dim <= 128
-//         0  the best CUDA version: 2
-//   The CUDA kernels and how to profile them are described in attention.cu.
+// Versions: a naive one (the reference) and a flash one on each device, one function each;
+// their numbers, ideas and test tolerances are the attention op's rows in src/ops/attention.cpp
+// (`build/ittt info --kernels`). The CUDA kernels and how to profile them: attention.cu.
 //
 // Layout (row-major, contiguous):
 //   q, out, dout, dq: (B, nq, Hq, hd)    element ((b*nq + i)*Hq + h)*hd + c
@@ -56,26 +44,27 @@ ITTT_HOST_DEVICE inline bool attention_key_visible(int64_t s, int64_t p, int64_t
     return s <= p && (window <= 0 || s > p - window);
 }
 
-// Tile sizes of version 2. Any values give the same result; these keep one K and
+// Tile sizes of the flash version. Any values give the same result; these keep one K and
 // one V tile (64 x hd) in L1/L2 while the rows of a query tile stream over them.
 constexpr int64_t kAttentionQueryTile = 32;
 constexpr int64_t kAttentionKeyTile = 64;
 
-// ---- version 1: naive ----
+// ---- naive ----
 
 // out: (B, nq, Hq, hd); lse: (B, Hq, nq); q: (B, nq, Hq, hd); k, v: (B, cap, Hkv, hd)
 template <class T>
 void attention_naive_forward_cpu(const AttentionDims& dims, T* out, T* lse, const T* q, const T* k, const T* v);
 
 // Training form (q_pos0 = 0, cap = nq). Recomputes the probabilities from q and k with
-// its own max and sum, so it needs neither out nor lse and checks them independently.
+// its own max and sum, so it needs neither out nor lse and checks them independently: it
+// takes them only to share the flash version's signature, and ignores them.
 // dq: (B, nq, Hq, hd); dk, dv: (B, nq, Hkv, hd) overwritten; dout, q: (B, nq, Hq, hd);
 // k, v: (B, nq, Hkv, hd)
 template <class T>
 void attention_naive_backward_cpu(const AttentionDims& dims, T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k,
-                                  const T* v);
+                                  const T* v, const T* out, const T* lse);
 
-// ---- version 2: flash (tiled online softmax) ----
+// ---- flash (tiled online softmax) ----
 
 // out: (B, nq, Hq, hd); lse: (B, Hq, nq); q: (B, nq, Hq, hd); k, v: (B, cap, Hkv, hd)
 template <class T>
@@ -89,20 +78,23 @@ void attention_flash_backward_cpu(const AttentionDims& dims, T* dq, T* dk, T* dv
                                   const T* v, const T* out, const T* lse);
 
 // ---- CUDA (attention.cu), F32; every pointer is device memory ----
-// The same layouts and masking rule as above. version: 1 naive, 2 flash, 0 = 2.
+// The same layouts, masking rule and signatures as the CPU versions above.
 
-// Version 2 keeps a (32, head_dim) tile of each operand in shared memory and its
+// The flash version keeps a (32, head_dim) tile of each operand in shared memory and its
 // accumulators in registers, so head_dim has a compile-time ceiling.
 constexpr int64_t kAttentionCudaMaxHeadDim = 128;
 
-// out: (B, nq, Hq, hd); lse: (B, Hq, nq); q: (B, nq, Hq, hd); k, v: (B, cap, Hkv, hd)
-void attention_forward_cuda(const AttentionDims& dims, float* out, float* lse, const float* q, const float* k, const float* v,
-                            int version);
-
-// Training form (q_pos0 = 0, cap = nq). dq: (B, nq, Hq, hd); dk, dv: (B, nq, Hkv, hd) overwritten;
-// dout, q, out: (B, nq, Hq, hd); k, v: (B, nq, Hkv, hd); lse: (B, Hq, nq) as saved by the forward.
-// Version 1 ignores out and lse (it recomputes its own softmax, as the CPU naive version does).
-void attention_backward_cuda(const AttentionDims& dims, float* dq, float* dk, float* dv, const float* dout, const float* q,
-                             const float* k, const float* v, const float* out, const float* lse, int version);
+using AttentionForwardCuda = void(const AttentionDims& dims, float* out, float* lse, const float* q, const float* k,
+                                  const float* v);
+using AttentionBackwardCuda = void(const AttentionDims& dims, float* dq, float* dk, float* dv, const float* dout, const float* q,
+                                   const float* k, const float* v, const float* out, const float* lse);
+// One block per (batch, head, query) with its score row in shared memory; the backward adds
+// into dk, dv with float atomics (not bitwise reproducible) and ignores out and lse.
+AttentionForwardCuda attention_naive_forward_cuda;
+AttentionBackwardCuda attention_naive_backward_cuda;
+// 32-query tiles in shared memory, 32-key tiles streamed through it under an online softmax,
+// window tiles skipped; backward in two passes without atomics; head_dim <= 128.
+AttentionForwardCuda attention_flash_forward_cuda;
+AttentionBackwardCuda attention_flash_backward_cuda;
 
 }  // namespace ittt::kernels

@@ -1,4 +1,4 @@
-// attention_flash_cpu.cpp: version 2, flash attention on the CPU.
+// attention_flash_cpu.cpp: flash attention on the CPU.
 //
 // Forward: one task per (batch, query head, query tile). It walks the key tiles that its
 // queries can see, keeping per row a running max m, a running sum l and an unnormalised
@@ -39,7 +39,7 @@ namespace {
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // The keys [first, last] that some query of positions [p_first, p_last] sees, and the
-// queries in [0, n) that see some key of [s_first, s_last] (as in version 2).
+// queries in [0, n) that see some key of [s_first, s_last] (as in the forward).
 int64_t first_key_seen(int64_t p_first, int64_t window) { return window > 0 ? std::max<int64_t>(0, p_first - window + 1) : 0; }
 int64_t last_query_seeing(int64_t s_last, int64_t window, int64_t n) { return window > 0 ? std::min(n - 1, s_last + window - 1) : n - 1; }
 

@@ -1,4 +1,4 @@
-// attention_naive_cpu.cpp: version 1, the reference. Scores are computed for every
+// attention_naive_cpu.cpp: the reference. Scores are computed for every
 // filled key and then masked, exactly as S = Q K^T; S[masked] = -inf; P = softmax(S)
 // reads on paper, so its cost is n^2 whatever the window. Simple enough to trust by reading.
 #include <algorithm>
@@ -51,7 +51,7 @@ void attention_naive_forward_cpu(const AttentionDims& dims, T* out, T* lse, cons
 
 template <class T>
 void attention_naive_backward_cpu(const AttentionDims& dims, T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k,
-                                  const T* v) {
+                                  const T* v, const T* /*out*/, const T* /*lse*/) {
     const int64_t B = dims.B, n = dims.nq, Hq = dims.Hq, Hkv = dims.Hkv, hd = dims.hd;
     const int64_t group = Hq / Hkv;
     const T scale = T(1) / std::sqrt(T(hd));
@@ -111,8 +111,8 @@ template void attention_naive_forward_cpu<float>(const AttentionDims&, float*, f
 template void attention_naive_forward_cpu<double>(const AttentionDims&, double*, double*, const double*, const double*,
                                                   const double*);
 template void attention_naive_backward_cpu<float>(const AttentionDims&, float*, float*, float*, const float*, const float*,
-                                                  const float*, const float*);
+                                                  const float*, const float*, const float*, const float*);
 template void attention_naive_backward_cpu<double>(const AttentionDims&, double*, double*, double*, const double*, const double*,
-                                                   const double*, const double*);
+                                                   const double*, const double*, const double*, const double*);
 
 }  // namespace ittt::kernels

@@ -1,8 +1,8 @@
 // cross_entropy.cu: fused softmax + negative log-likelihood (+ its gradient) on the GPU, F32.
 //
-// Versions (ops::set_version("cross_entropy", v), 0 = best = 2):
-//   1  cross_entropy_three_pass_kernel   one block per row: max, then sum of exp, then gradient
-//   2  cross_entropy_online_kernel       one block per row: max and sum of exp in one pass, then gradient
+// Two versions (their rows: src/ops/cross_entropy.cpp, `build/ittt info --kernels`):
+//   three pass  cross_entropy_three_pass_kernel  one block per row: max, then sum of exp, then gradient
+//   online      cross_entropy_online_kernel      one block per row: max and sum of exp in one pass, then gradient
 //
 // Run: ops::cross_entropy on CUDA tensors, or --kernel cross_entropy=1;
 // tests: build/ittt_tests "[cuda][cross_entropy]".
@@ -133,22 +133,26 @@ __global__ void cross_entropy_online_kernel(float* dlogits, double* row_loss, co
 }
 }  // namespace
 
-void cross_entropy_cuda(float* dlogits, double* row_loss, const float* logits, const int32_t* targets, int64_t N, int64_t V,
-                        float grad_scale, int32_t ignore_index, int version) {
+namespace {
+unsigned rows_of(int64_t N, int64_t V) {
     ITTT_CHECK(N >= 0 && V >= 1 && N <= 2147483647LL, "cross_entropy_cuda: bad sizes N ", N, ", V ", V);
-    if (N == 0) return;
-    const unsigned rows = static_cast<unsigned>(N);
-    switch (version) {
-        case 1:
-            ITTT_LAUNCH(cross_entropy_three_pass_kernel, rows, kThreads, 0, 0)(dlogits, row_loss, logits, targets, V, grad_scale,
-                                                                               ignore_index);
-            break;
-        case 0:
-        case 2:
-            ITTT_LAUNCH(cross_entropy_online_kernel, rows, kThreads, 0, 0)(dlogits, row_loss, logits, targets, V, grad_scale, ignore_index);
-            break;
-        default: fail(cat("cross_entropy: no CUDA version ", version, " (versions: 1 three passes, 2 online softmax)"));
-    }
+    return static_cast<unsigned>(N);
+}
+}  // namespace
+
+void cross_entropy_three_pass_cuda(float* dlogits, double* row_loss, const float* logits, const int32_t* targets, int64_t N,
+                                   int64_t V, float grad_scale, int32_t ignore_index) {
+    const unsigned rows = rows_of(N, V);
+    if (rows == 0) return;
+    ITTT_LAUNCH(cross_entropy_three_pass_kernel, rows, kThreads, 0, 0)(dlogits, row_loss, logits, targets, V, grad_scale, ignore_index);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+void cross_entropy_online_cuda(float* dlogits, double* row_loss, const float* logits, const int32_t* targets, int64_t N, int64_t V,
+                               float grad_scale, int32_t ignore_index) {
+    const unsigned rows = rows_of(N, V);
+    if (rows == 0) return;
+    ITTT_LAUNCH(cross_entropy_online_kernel, rows, kThreads, 0, 0)(dlogits, row_loss, logits, targets, V, grad_scale, ignore_index);
     CUDA_CHECK(cudaGetLastError());
 }
 

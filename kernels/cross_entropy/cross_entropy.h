@@ -6,12 +6,7 @@
 // One kernel computes both, so no (N, V) softmax buffer is ever stored: the
 // gradient is written straight into dlogits, scaled by grad_scale.
 //
-// Versions (ops::set_version("cross_entropy", v)):
-//   CPU   1  cross_entropy_cpu    three passes per row (max, sum of exp, gradient), all in double
-//         0  the best CPU version (currently 1)
-//   CUDA  1  cross_entropy_cuda   one block per row, three passes (max, sum of exp, gradient) in float
-//         2  cross_entropy_cuda   one block per row, online softmax: max and sum in one pass
-//         0  the best CUDA version (currently 2); see cross_entropy.cu
+// One version on the CPU, two on CUDA (their rows: src/ops/cross_entropy.cpp, `build/ittt info --kernels`).
 #pragma once
 #include <cstdint>
 
@@ -28,8 +23,12 @@ double cross_entropy_cpu(T* dlogits, const T* logits, const int32_t* targets, in
 // ---- CUDA (cross_entropy.cu), F32, device pointers ----
 // row_loss: (N) doubles, each row's -log softmax[target] (0 for ignored rows):
 // the caller adds them up in row order, so the total is the same bits every run.
-// dlogits: (N, V) or nullptr; logits: (N, V); targets: (N), valid as above; version 0, 1 or 2.
-void cross_entropy_cuda(float* dlogits, double* row_loss, const float* logits, const int32_t* targets, int64_t N, int64_t V,
-                        float grad_scale, int32_t ignore_index, int version);
+// dlogits: (N, V) or nullptr; logits: (N, V); targets: (N), valid as above.
+using CrossEntropyCuda = void(float* dlogits, double* row_loss, const float* logits, const int32_t* targets, int64_t N, int64_t V,
+                              float grad_scale, int32_t ignore_index);
+// One block per row, three passes: max, sum of exp, gradient.
+CrossEntropyCuda cross_entropy_three_pass_cuda;
+// One block per row, online softmax: max and sum of exp in one pass, then the gradient.
+CrossEntropyCuda cross_entropy_online_cuda;
 
 }  // namespace ittt::kernels

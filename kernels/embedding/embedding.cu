@@ -1,26 +1,25 @@
 // embedding.cu: token embedding lookup and its scatter-add gradient on the GPU, F32.
 //
-// Versions (ops::set_version("embedding", v)):
-//   1  forward: embedding_gather_kernel, one thread per output element
-//      backward: embedding_scatter_atomic_kernel, one thread per dout element, atomicAdd
-//   2  forward: the same gather
-//      backward: sort the ids (stable), then embedding_scatter_sorted_kernel, one block
-//      per vocab row adding its tokens' rows in token order
-//   0  the best: 2
+// Two versions (their rows: src/ops/embedding.cpp, `build/ittt info --kernels`):
+//   atomic  forward: embedding_gather_kernel, one thread per output element
+//           backward: embedding_scatter_atomic_kernel, one thread per dout element, atomicAdd
+//   sorted  forward: the same gather
+//           backward: sort the ids (stable), then embedding_scatter_sorted_kernel, one block
+//           per vocab row adding its tokens' rows in token order
 //
 // Run: ops::embedding_forward / embedding_backward on CUDA tensors with --kernel embedding=v;
 // tests: build/ittt_tests "[cuda][embedding]";
 // profile: ncu --kernel-name regex:embedding --set full build/ittt_tests "[cuda][embedding]"
 //
 // The backward's problem: tokens with the same id add into the same dtable row.
-// Version 1 lets the hardware sort it out with atomics. The sum is right, but float
+// The atomic version lets the hardware sort it out with atomics. The sum is right, but float
 // addition is not associative and the order in which the atomics land changes
 // from run to run, so dtable is NOT bitwise reproducible (the last bits move),
 // which breaks exact --resume and bit-for-bit comparisons with the CPU.
-// Version 2 removes the race instead: after a stable sort of (id, position) pairs,
+// The sorted version removes the race instead: after a stable sort of (id, position) pairs,
 // each id's tokens sit next to each other in position order, and the block that
 // owns the id adds them in that order. That is the CPU's order (embedding_cpu.cpp),
-// so version 2 gives the same bits as the CPU, every run.
+// so the sorted version gives the same bits as the CPU, every run.
 #include <cub/device/device_radix_sort.cuh>
 
 #include <algorithm>
@@ -146,17 +145,17 @@ void embedding_forward_cuda(float* out, const float* table, const int32_t* token
     CUDA_CHECK(cudaGetLastError());
 }
 
-void embedding_backward_cuda(float* dtable, const float* dout, const int32_t* tokens, int64_t n_tokens, int64_t vocab,
-                             int64_t dim, int version) {
-    ITTT_CHECK(version >= 0 && version <= 2, "embedding_backward_cuda: no CUDA version ", version,
-               " (versions: 1 atomics, 2 sorted, 0 best = 2)");
+void embedding_backward_atomic_cuda(float* dtable, const float* dout, const int32_t* tokens, int64_t n_tokens, int64_t vocab,
+                                    int64_t dim) {
     if (n_tokens == 0 || dim == 0 || vocab == 0) return;
-    if (version == 1) {
-        ITTT_LAUNCH(embedding_scatter_atomic_kernel, grid_for(n_tokens * dim), kThreads, 0, 0)(dtable, dout, tokens, n_tokens, dim);
-        CUDA_CHECK(cudaGetLastError());
-    } else {
-        scatter_sorted(dtable, dout, tokens, n_tokens, vocab, dim);
-    }
+    ITTT_LAUNCH(embedding_scatter_atomic_kernel, grid_for(n_tokens * dim), kThreads, 0, 0)(dtable, dout, tokens, n_tokens, dim);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+void embedding_backward_sorted_cuda(float* dtable, const float* dout, const int32_t* tokens, int64_t n_tokens, int64_t vocab,
+                                    int64_t dim) {
+    if (n_tokens == 0 || dim == 0 || vocab == 0) return;
+    scatter_sorted(dtable, dout, tokens, n_tokens, vocab, dim);
 }
 
 }  // namespace ittt::kernels

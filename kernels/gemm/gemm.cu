@@ -1,24 +1,14 @@
 // gemm.cu: C = alpha * op(A) @ op(B) + beta * C on the GPU, F32, row-major, strided batched.
 //
-// Versions (ops::set_version("gemm", v), or --kernel gemm=v; 0 = best = 5 where it applies, else 4).
-// Each adds one idea to the one before; the sentence above each kernel says which.
-//   1  gemm_naive_kernel       one thread per element of C, the threads of a warp along a row of C
-//   2  gemm_smem_kernel        32 x 32 tiles of op(A) and op(B) staged in shared memory
-//   3  gemm_blocktile_kernel   128 x 128 block tile, BK = 8; each thread keeps an 8 x 8 block of C in registers
-//   4  gemm_warptile_kernel    float4 loads (global and shared); each warp owns a compact 64 x 32 piece
-//   5  gemm_wmma_tf32_kernel   tensor cores: WMMA m16n16k8, TF32 inputs, F32 accumulators; runs only on
-//                              shapes that tile exactly (gemm_cuda_tf32_applicable), every other call runs 4
+// One launcher per version (gemm_naive_cuda .. gemm_wmma_tf32_cuda, declared in gemm.h); each
+// kernel adds one idea to the one before, and the sentence above each kernel says which. The
+// versions' numbers, names and test tolerances are their rows in src/ops/gemm.cpp (the op
+// table: `build/ittt info --kernels` lists it).
 //
 // Run:     ops::matmul / ops::linear on CUDA tensors; build/ittt --kernel gemm=v ... --device cuda
 // Test:    build/ittt_tests "[cuda][gemm]"
 // Bench:   build/ittt_bench --filter gemm_cuda        (each version at 1024^3 .. 4096^3 against cuBLAS)
-// Profile: make profile KERNEL=gemm VERSION=v         (Nsight Compute, docs/profiling.md), or by hand, one version:
-//   ITTT_KERNEL=gemm=1 ITTT_GEMM_SIZE=4096 ncu --set full --nvtx -k regex:gemm_naive_kernel        -s 1 -c 1 -f -o out/profile/gemm_v1 build/ittt_bench --filter gemm_cuda
-//   ITTT_KERNEL=gemm=2 ITTT_GEMM_SIZE=4096 ncu --set full --nvtx -k regex:gemm_smem_kernel         -s 1 -c 1 -f -o out/profile/gemm_v2 build/ittt_bench --filter gemm_cuda
-//   ITTT_KERNEL=gemm=3 ITTT_GEMM_SIZE=4096 ncu --set full --nvtx -k regex:gemm_blocktile_kernel    -s 1 -c 1 -f -o out/profile/gemm_v3 build/ittt_bench --filter gemm_cuda
-//   ITTT_KERNEL=gemm=4 ITTT_GEMM_SIZE=4096 ncu --set full --nvtx -k regex:gemm_warptile_kernel     -s 1 -c 1 -f -o out/profile/gemm_v4 build/ittt_bench --filter gemm_cuda
-//   ITTT_KERNEL=gemm=5 ITTT_GEMM_SIZE=4096 ncu --set full --nvtx -k regex:gemm_wmma_tf32_kernel    -s 1 -c 1 -f -o out/profile/gemm_v5 build/ittt_bench --filter gemm_cuda
-// (-s 1 skips the warm-up launch; the NVTX range "gemm" of src/ops/gemm.cpp wraps every call.)
+// Profile: make profile KERNEL=gemm VERSION=v         (Nsight Compute on the version's kernels, docs/profiling.md)
 //
 // Layouts. op(A) is M x K, op(B) is K x N. Versions 2 to 4 stage, per step of the K loop,
 // a tile of op(A)^T and a tile of op(B), both as tile[k][j]. Whether k or j is the
@@ -459,35 +449,94 @@ bool float4_stores_ok(const GemmArgs& p, int64_t batch) {
     return aligned(p.C, 16) && p.ldc % 4 == 0 && (batch == 1 || p.stride_c % 4 == 0);
 }
 
-template <bool TA, bool TB>
-void launch(int version, const GemmArgs& p, unsigned batch, bool vec_loads, bool vec_stores) {
-    auto blocks = [](int n, int tile) { return static_cast<unsigned>((n + tile - 1) / tile); };
-    switch (version) {
-        case 1:
-            ITTT_LAUNCH((gemm_naive_kernel<TA, TB>), dim3(blocks(p.M, kNaiveRows), blocks(p.N, kNaiveCols), batch),
-                        dim3(kNaiveCols, kNaiveRows), 0, 0)(p);
-            break;
-        case 2:
-            ITTT_LAUNCH((gemm_smem_kernel<TA, TB>), dim3(blocks(p.M, kTile2), blocks(p.N, kTile2), batch), dim3(kTile2, kTile2), 0, 0)(p);
-            break;
-        case 3:
-            ITTT_LAUNCH((gemm_blocktile_kernel<TA, TB>), dim3(blocks(p.M, kBM3), blocks(p.N, kBN3), batch), kThreads3, 0, 0)(p);
-            break;
-        case 4: {
-            const dim3 grid(blocks(p.M, kBM4), blocks(p.N, kBN4), batch);
-            if (vec_loads) ITTT_LAUNCH((gemm_warptile_kernel<TA, TB, true>), grid, kThreads4, 0, 0)(p, vec_stores);
-            else ITTT_LAUNCH((gemm_warptile_kernel<TA, TB, false>), grid, kThreads4, 0, 0)(p, vec_stores);
-            break;
+// The checks and the batch slicing every version shares; `launch(ta, tb, args, count)` starts
+// one version's kernel for `count` matrices, with ta and tb as std::bool_constant so that the
+// layout is a template argument. col_tile: the version's block width (grid y holds 65535).
+template <class Launch>
+void run_batched(const char* op, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                 int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b, float beta, float* C, int64_t ldc,
+                 int64_t stride_c, int64_t batch, int64_t col_tile, Launch launch) {
+    ITTT_CHECK(M >= 0 && N >= 0 && K >= 0 && batch >= 0, op, ": bad sizes M ", M, ", N ", N, ", K ", K, ", batch ", batch);
+    ITTT_CHECK(M <= INT_MAX && N <= INT_MAX && K <= INT_MAX, op, ": M ", M, ", N ", N, ", K ", K, " must each fit in an int");
+    ITTT_CHECK(lda >= (trans_a ? M : K) && ldb >= (trans_b ? K : N) && ldc >= N,
+               op, ": leading dimensions lda ", lda, ", ldb ", ldb, ", ldc ", ldc, " are shorter than the rows they hold");
+    if (M == 0 || N == 0 || batch == 0) return;
+    if (batch == 1) stride_a = stride_b = stride_c = 0;
+    // Block rows go on grid x (up to 2^31 - 1), block columns on grid y (up to 65535).
+    ITTT_CHECK((N + col_tile - 1) / col_tile <= 65535, op, ": N = ", N, " needs more than 65535 column blocks");
+    GemmArgs p{static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), alpha, beta, A, lda, stride_a, B, ldb, stride_b, C,
+               ldc, stride_c};
+    // Grid z holds at most 65535 matrices: larger batches go in slices.
+    constexpr int64_t kMaxGridZ = 65535;
+    for (int64_t b0 = 0; b0 < batch; b0 += kMaxGridZ) {
+        GemmArgs slice = p;
+        slice.A = A + b0 * stride_a;
+        slice.B = B + b0 * stride_b;
+        slice.C = C + b0 * stride_c;
+        const unsigned count = static_cast<unsigned>(std::min(kMaxGridZ, batch - b0));
+        using T = std::true_type;
+        using F = std::false_type;
+        if (trans_a) {
+            if (trans_b) launch(T{}, T{}, slice, count);
+            else launch(T{}, F{}, slice, count);
+        } else {
+            if (trans_b) launch(F{}, T{}, slice, count);
+            else launch(F{}, F{}, slice, count);
         }
-        case 5:
-            ITTT_LAUNCH((gemm_wmma_tf32_kernel<TA, TB>), dim3(blocks(p.M, kBM5), blocks(p.N, kBN5), batch), kThreads5, 0, 0)(p);
-            break;
-        default: fail(cat("gemm_cuda: internal error, version ", version));
+        CUDA_CHECK(cudaGetLastError());
     }
-    CUDA_CHECK(cudaGetLastError());
 }
 
+unsigned blocks(int n, int tile) { return static_cast<unsigned>((n + tile - 1) / tile); }
+
 }  // namespace
+
+// The arguments of every version's launcher, in gemm.h's order, and run_batched's.
+#define ITTT_GEMM_PARAMS                                                                                                        \
+    bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, int64_t stride_a,   \
+        const float *B, int64_t ldb, int64_t stride_b, float beta, float *C, int64_t ldc, int64_t stride_c, int64_t batch
+#define ITTT_GEMM_ARGS trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c, batch
+
+void gemm_naive_cuda(ITTT_GEMM_PARAMS) {
+    run_batched("gemm_naive_cuda", ITTT_GEMM_ARGS, kNaiveCols, [](auto ta, auto tb, const GemmArgs& p, unsigned count) {
+        ITTT_LAUNCH((gemm_naive_kernel<ta.value, tb.value>), dim3(blocks(p.M, kNaiveRows), blocks(p.N, kNaiveCols), count),
+                    dim3(kNaiveCols, kNaiveRows), 0, 0)(p);
+    });
+}
+
+void gemm_smem_cuda(ITTT_GEMM_PARAMS) {
+    run_batched("gemm_smem_cuda", ITTT_GEMM_ARGS, kTile2, [](auto ta, auto tb, const GemmArgs& p, unsigned count) {
+        ITTT_LAUNCH((gemm_smem_kernel<ta.value, tb.value>), dim3(blocks(p.M, kTile2), blocks(p.N, kTile2), count),
+                    dim3(kTile2, kTile2), 0, 0)(p);
+    });
+}
+
+void gemm_blocktile_cuda(ITTT_GEMM_PARAMS) {
+    run_batched("gemm_blocktile_cuda", ITTT_GEMM_ARGS, kBN3, [](auto ta, auto tb, const GemmArgs& p, unsigned count) {
+        ITTT_LAUNCH((gemm_blocktile_kernel<ta.value, tb.value>), dim3(blocks(p.M, kBM3), blocks(p.N, kBN3), count), kThreads3, 0,
+                    0)(p);
+    });
+}
+
+void gemm_warptile_cuda(ITTT_GEMM_PARAMS) {
+    run_batched("gemm_warptile_cuda", ITTT_GEMM_ARGS, kBN4, [batch](auto ta, auto tb, const GemmArgs& p, unsigned count) {
+        const dim3 grid(blocks(p.M, kBM4), blocks(p.N, kBN4), count);
+        const bool vec_stores = float4_stores_ok(p, batch);
+        if (float4_loads_ok(p, batch)) ITTT_LAUNCH((gemm_warptile_kernel<ta.value, tb.value, true>), grid, kThreads4, 0, 0)(p, vec_stores);
+        else ITTT_LAUNCH((gemm_warptile_kernel<ta.value, tb.value, false>), grid, kThreads4, 0, 0)(p, vec_stores);
+    });
+}
+
+void gemm_wmma_tf32_cuda(ITTT_GEMM_PARAMS) {
+    // Tensor cores only where the tiles fit exactly; any other call is version 4's.
+    if (!gemm_cuda_tf32_applicable(M, N, K, A, lda, batch == 1 ? 0 : stride_a, B, ldb, batch == 1 ? 0 : stride_b, C, ldc,
+                                   batch == 1 ? 0 : stride_c, batch))
+        return gemm_warptile_cuda(ITTT_GEMM_ARGS);
+    run_batched("gemm_wmma_tf32_cuda", ITTT_GEMM_ARGS, kBN5, [](auto ta, auto tb, const GemmArgs& p, unsigned count) {
+        ITTT_LAUNCH((gemm_wmma_tf32_kernel<ta.value, tb.value>), dim3(blocks(p.M, kBM5), blocks(p.N, kBN5), count), kThreads5, 0,
+                    0)(p);
+    });
+}
 
 bool gemm_cuda_tf32_applicable(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, int64_t stride_a, const float* B,
                                int64_t ldb, int64_t stride_b, const float* C, int64_t ldc, int64_t stride_c, int64_t batch) {
@@ -497,59 +546,6 @@ bool gemm_cuda_tf32_applicable(int64_t M, int64_t N, int64_t K, const float* A, 
     const bool layout = aligned(A, 16) && aligned(B, 16) && aligned(C, 32) && lda % 4 == 0 && ldb % 4 == 0 && ldc % 4 == 0 &&
                         (batch <= 1 || (stride_a % 4 == 0 && stride_b % 4 == 0 && stride_c % 8 == 0)) && ldc <= UINT_MAX;
     return shape && layout && device_has_tf32();
-}
-
-int gemm_cuda_resolved_version(int version, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, int64_t stride_a,
-                               const float* B, int64_t ldb, int64_t stride_b, const float* C, int64_t ldc, int64_t stride_c,
-                               int64_t batch) {
-    // 0 ("best") stays in full FP32 (version 4), so --device cuda matches the CPU
-    // reference closely by default; TF32 tensor cores are asked for with 5.
-    if (version == 0) return 4;
-    if (version != 5) return version;
-    return gemm_cuda_tf32_applicable(M, N, K, A, lda, stride_a, B, ldb, stride_b, C, ldc, stride_c, batch) ? 5 : 4;
-}
-
-void gemm_strided_batched_cuda(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-                               int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b, float beta, float* C,
-                               int64_t ldc, int64_t stride_c, int64_t batch, int version) {
-    const char* op = "gemm_cuda";
-    ITTT_CHECK(version >= 0 && version <= 5, op, ": no CUDA version ", version,
-               " (versions: 1 naive, 2 shared memory, 3 register tiles, 4 float4 + warp tiles, 5 tensor cores TF32; 0 = best)");
-    ITTT_CHECK(M >= 0 && N >= 0 && K >= 0 && batch >= 0, op, ": bad sizes M ", M, ", N ", N, ", K ", K, ", batch ", batch);
-    ITTT_CHECK(M <= INT_MAX && N <= INT_MAX && K <= INT_MAX, op, ": M ", M, ", N ", N, ", K ", K, " must each fit in an int");
-    ITTT_CHECK(lda >= (trans_a ? M : K) && ldb >= (trans_b ? K : N) && ldc >= N,
-               op, ": leading dimensions lda ", lda, ", ldb ", ldb, ", ldc ", ldc, " are shorter than the rows they hold");
-    if (M == 0 || N == 0 || batch == 0) return;
-    if (batch == 1) stride_a = stride_b = stride_c = 0;
-    const int v = gemm_cuda_resolved_version(version, M, N, K, A, lda, stride_a, B, ldb, stride_b, C, ldc, stride_c, batch);
-    // Block rows go on grid x (up to 2^31 - 1), block columns on grid y (up to 65535).
-    const int64_t col_tile = v == 1 ? kNaiveCols : v == 2 ? kTile2 : 128;
-    ITTT_CHECK((N + col_tile - 1) / col_tile <= 65535, op, ": N = ", N, " needs more than 65535 column blocks");
-
-    GemmArgs p{static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), alpha, beta, A, lda, stride_a, B, ldb, stride_b, C,
-               ldc, stride_c};
-    const bool vec_loads = float4_loads_ok(p, batch), vec_stores = float4_stores_ok(p, batch);
-    // Grid z holds at most 65535 matrices: larger batches go in slices.
-    constexpr int64_t kMaxGridZ = 65535;
-    for (int64_t b0 = 0; b0 < batch; b0 += kMaxGridZ) {
-        GemmArgs slice = p;
-        slice.A = A + b0 * stride_a;
-        slice.B = B + b0 * stride_b;
-        slice.C = C + b0 * stride_c;
-        const unsigned count = static_cast<unsigned>(std::min(kMaxGridZ, batch - b0));
-        if (trans_a) {
-            if (trans_b) launch<true, true>(v, slice, count, vec_loads, vec_stores);
-            else launch<true, false>(v, slice, count, vec_loads, vec_stores);
-        } else {
-            if (trans_b) launch<false, true>(v, slice, count, vec_loads, vec_stores);
-            else launch<false, false>(v, slice, count, vec_loads, vec_stores);
-        }
-    }
-}
-
-void gemm_cuda(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-               const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int version) {
-    gemm_strided_batched_cuda(trans_a, trans_b, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1, version);
 }
 
 }  // namespace ittt::kernels

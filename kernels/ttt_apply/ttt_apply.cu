@@ -7,10 +7,10 @@
 // The big shared products (z @ wd^T, dout @ wd) stay in ops::matmul; these
 // kernels add only what TTT changes (kernels/ttt_apply/ttt_apply.h, docs/ttt.md).
 //
-// Versions (ops::set_version("ttt_apply", v), 0 = best = 2):
-//   1  correction_nt_naive_kernel, correction_nn_naive_kernel   one thread per output element
-//   2  correction_nt_tiled_kernel, correction_nn_tiled_kernel   16 x 16 shared-memory tiles, each
-//      tile inside one chunk, so every loaded value serves 16 outputs
+// Two versions (their rows: src/ops/ttt.cpp, `build/ittt info --kernels`):
+//   naive  correction_nt_naive_kernel, correction_nn_naive_kernel   one thread per output element
+//   tiled  correction_nt_tiled_kernel, correction_nn_tiled_kernel   16 x 16 shared-memory tiles, each
+//          tile inside one chunk, so every loaded value serves 16 outputs
 // Both use matrix_nonzero_kernel first: a chunk whose s_i (g_i) is exactly zero
 // is skipped, as on the CPU, so s == 0 leaves o bit-identical to the gemm's output.
 //
@@ -42,7 +42,7 @@ __global__ void matrix_nonzero_kernel(int* flags, const float* m, int64_t size) 
     if (threadIdx.x == 0) flags[blockIdx.x] = any;
 }
 
-// ---- version 1: one thread per output ----
+// ---- naive: one thread per output ----
 
 // out: (B, n, d); x: (B, n, f); m: (B, T, d, f); flags: (B*T).
 // out[t, a] (+)= eta * sum_c x[t, c] m_i[a, c]; a zero m_i leaves out (accumulate) or writes 0.
@@ -55,7 +55,7 @@ __global__ void correction_nt_naive_kernel(float* out, const float* x, const flo
             continue;
         }
         const float* x_t = x + row * f;
-        const float* m_a = m + (k * d + a) * f;  // row a of m_i: adjacent threads stride by f (what version 2 fixes)
+        const float* m_a = m + (k * d + a) * f;  // row a of m_i: adjacent threads stride by f (what the tiled version fixes)
         float acc = 0.0f;
         for (int64_t c = 0; c < f; ++c) acc += x_t[c] * m_a[c];
         if (accumulate) out[e] += eta * acc;
@@ -81,7 +81,7 @@ __global__ void correction_nn_naive_kernel(float* out, const float* x1, const fl
     }
 }
 
-// ---- version 2: shared-memory tiles inside one chunk ----
+// ---- tiled: shared-memory tiles inside one chunk ----
 
 // Which rows a tiled block owns: blockIdx.x = (b * T + i) * row_tiles + tile.
 struct RowTile {
@@ -176,10 +176,10 @@ void nonzero_flags(int* flags, const float* m, int64_t count, int64_t size) {
 // Tiles per chunk: a chunk longer than the sequence still has only n rows.
 int64_t row_tiles_per_chunk(int64_t n, int64_t chunk) { return (std::min(chunk, n) + kTile - 1) / kTile; }
 
-void launch_nt(int version, float* out, const float* x, const float* m, const int* flags, float eta, int64_t batch, int64_t n,
+void launch_nt(bool tiled, float* out, const float* x, const float* m, const int* flags, float eta, int64_t batch, int64_t n,
                int64_t d, int64_t f, int64_t chunk, bool accumulate) {
     const int64_t n_chunks = (n + chunk - 1) / chunk;
-    if (version == 1) {
+    if (!tiled) {
         const int64_t total = batch * n * d;
         ITTT_LAUNCH(correction_nt_naive_kernel, grid_for(total), kThreads, 0, 0)(out, x, m, flags, eta, n, n_chunks, d, f, chunk,
                                                                                  accumulate, total);
@@ -193,10 +193,10 @@ void launch_nt(int version, float* out, const float* x, const float* m, const in
     CUDA_CHECK(cudaGetLastError());
 }
 
-void launch_nn(int version, float* out, const float* x1, const float* m1, const int* flags1, const float* x2, const float* m2,
+void launch_nn(bool tiled, float* out, const float* x1, const float* m1, const int* flags1, const float* x2, const float* m2,
                const int* flags2, float eta, int64_t batch, int64_t n, int64_t d, int64_t f, int64_t chunk) {
     const int64_t n_chunks = (n + chunk - 1) / chunk;
-    if (version == 1) {
+    if (!tiled) {
         const int64_t total = batch * n * f;
         ITTT_LAUNCH(correction_nn_naive_kernel, grid_for(total), kThreads, 0, 0)(out, x1, m1, flags1, x2, m2, flags2, eta, n, n_chunks,
                                                                                  d, f, chunk, total);
@@ -210,35 +210,49 @@ void launch_nn(int version, float* out, const float* x1, const float* m1, const 
     CUDA_CHECK(cudaGetLastError());
 }
 
-int resolve_version(int version) {
-    ITTT_CHECK(version >= 0 && version <= 2, "ttt_apply: no CUDA version ", version, " (versions: 1 naive, 2 shared-memory tiles)");
-    return version == 0 ? 2 : version;
-}
 }  // namespace
 
-void ttt_apply_forward_correction_cuda(float* o, const float* z, const float* s, float eta, int64_t batch, int64_t n, int64_t d,
-                                       int64_t f, int64_t chunk, int* flags, int version) {
+namespace {
+void forward_correction(bool tiled, float* o, const float* z, const float* s, float eta, int64_t batch, int64_t n, int64_t d,
+                        int64_t f, int64_t chunk, int* flags) {
     check_sizes("ttt_apply_forward_correction_cuda", batch, n, d, f, chunk);
-    version = resolve_version(version);
     const int64_t n_chunks = (n + chunk - 1) / chunk;
     if (batch * n * d == 0) return;
     nonzero_flags(flags, s, batch * n_chunks, d * f);
-    launch_nt(version, o, z, s, flags, eta, batch, n, d, f, chunk, /*accumulate=*/true);
+    launch_nt(tiled, o, z, s, flags, eta, batch, n, d, f, chunk, /*accumulate=*/true);
 }
 
-void ttt_apply_backward_correction_cuda(float* dz, float* dv, const float* dout, const float* z, const float* v, const float* s,
-                                        const float* g, float eta, int64_t batch, int64_t n, int64_t d, int64_t f, int64_t chunk,
-                                        int* flags, int version) {
+void backward_correction(bool tiled, float* dz, float* dv, const float* dout, const float* z, const float* v, const float* s,
+                         const float* g, float eta, int64_t batch, int64_t n, int64_t d, int64_t f, int64_t chunk, int* flags) {
     check_sizes("ttt_apply_backward_correction_cuda", batch, n, d, f, chunk);
-    version = resolve_version(version);
     const int64_t n_chunks = (n + chunk - 1) / chunk, count = batch * n_chunks;
     if (batch * n == 0) return;
     int* s_flags = flags;
     int* g_flags = flags + count;
     nonzero_flags(s_flags, s, count, d * f);
     nonzero_flags(g_flags, g, count, d * f);
-    if (d > 0) launch_nt(version, dv, z, g, g_flags, eta, batch, n, d, f, chunk, /*accumulate=*/false);
-    if (f > 0) launch_nn(version, dz, dout, s, s_flags, v, g, g_flags, eta, batch, n, d, f, chunk);
+    if (d > 0) launch_nt(tiled, dv, z, g, g_flags, eta, batch, n, d, f, chunk, /*accumulate=*/false);
+    if (f > 0) launch_nn(tiled, dz, dout, s, s_flags, v, g, g_flags, eta, batch, n, d, f, chunk);
+}
+}  // namespace
+
+void ttt_apply_forward_correction_naive_cuda(float* o, const float* z, const float* s, float eta, int64_t batch, int64_t n, int64_t d,
+                                             int64_t f, int64_t chunk, int* flags) {
+    forward_correction(false, o, z, s, eta, batch, n, d, f, chunk, flags);
+}
+void ttt_apply_forward_correction_tiled_cuda(float* o, const float* z, const float* s, float eta, int64_t batch, int64_t n, int64_t d,
+                                             int64_t f, int64_t chunk, int* flags) {
+    forward_correction(true, o, z, s, eta, batch, n, d, f, chunk, flags);
+}
+void ttt_apply_backward_correction_naive_cuda(float* dz, float* dv, const float* dout, const float* z, const float* v, const float* s,
+                                              const float* g, float eta, int64_t batch, int64_t n, int64_t d, int64_t f, int64_t chunk,
+                                              int* flags) {
+    backward_correction(false, dz, dv, dout, z, v, s, g, eta, batch, n, d, f, chunk, flags);
+}
+void ttt_apply_backward_correction_tiled_cuda(float* dz, float* dv, const float* dout, const float* z, const float* v, const float* s,
+                                              const float* g, float eta, int64_t batch, int64_t n, int64_t d, int64_t f, int64_t chunk,
+                                              int* flags) {
+    backward_correction(true, dz, dv, dout, z, v, s, g, eta, batch, n, d, f, chunk, flags);
 }
 
 }  // namespace ittt::kernels

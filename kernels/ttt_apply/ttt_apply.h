@@ -13,18 +13,14 @@
 // turn a -0 into +0, and 0 * inf is NaN), and it skips chunk 0, whose s_0 is
 // always zero, for free.
 //
-// Versions (ops::set_version("ttt_apply", v)):
-//   CPU   1  ttt_apply_*_correction_cpu        one token row per task, dot products / row updates against s_i, g_i
-//         2  ttt_apply_*_correction_gemm_cpu   each chunk's correction as one call of the blocked GEMM
-//         0  the best CPU version (currently 2)
-//   CUDA  1  ttt_apply_*_correction_cuda   naive: one thread per output element
-//         2  ttt_apply_*_correction_cuda   16 x 16 shared-memory tiles that never straddle a chunk
-//         0  the best CUDA version (currently 2); see ttt_apply.cu
+// Versions: two per device, one function each (direct loops / a naive kernel, then GEMM
+// calls / shared-memory tiles); their rows are in src/ops/ttt.cpp (`build/ittt info --kernels`).
 #pragma once
 #include <cstdint>
 
 namespace ittt::kernels {
 
+// One token row per task: dot products / row updates against s_i, g_i.
 // o: (B, n, d) holds z @ wd^T on entry, accumulated; z: (B, n, f); s: (B, T, d, f).
 template <class T>
 void ttt_apply_forward_correction_cpu(T* o, const T* z, const T* s, T eta, int64_t batch, int64_t n, int64_t d, int64_t f,
@@ -36,7 +32,7 @@ template <class T>
 void ttt_apply_backward_correction_cpu(T* dz, T* dv, const T* dout, const T* z, const T* v, const T* s, const T* g, T eta,
                                        int64_t batch, int64_t n, int64_t d, int64_t f, int64_t chunk);
 
-// Version 2: same contracts as above.
+// Each chunk's correction as one call of the blocked GEMM; the same contracts as above.
 template <class T>
 void ttt_apply_forward_correction_gemm_cpu(T* o, const T* z, const T* s, T eta, int64_t batch, int64_t n, int64_t d, int64_t f,
                                            int64_t chunk);
@@ -48,15 +44,19 @@ void ttt_apply_backward_correction_gemm_cpu(T* dz, T* dv, const T* dout, const T
 // The zero-chunk skip needs one flag per matrix; the caller passes that scratch
 // (an I32 CUDA tensor in the ops layer) so the allocation is visible.
 
-// o: (B, n, d) holds z @ wd^T on entry, accumulated; z: (B, n, f); s: (B, T, d, f);
-// flags: (B*T) int scratch; version 0, 1 or 2.
-void ttt_apply_forward_correction_cuda(float* o, const float* z, const float* s, float eta, int64_t batch, int64_t n, int64_t d,
-                                       int64_t f, int64_t chunk, int* flags, int version);
-
+// o: (B, n, d) holds z @ wd^T on entry, accumulated; z: (B, n, f); s: (B, T, d, f); flags: (B*T) int scratch.
+using TttApplyForwardCuda = void(float* o, const float* z, const float* s, float eta, int64_t batch, int64_t n, int64_t d,
+                                 int64_t f, int64_t chunk, int* flags);
 // dz: (B, n, f) holds dout @ wd on entry, accumulated; dv: (B, n, d) overwritten;
 // dout: (B, n, d); z: (B, n, f); v: (B, n, d); s, g: (B, T, d, f); flags: (2*B*T) int scratch.
-void ttt_apply_backward_correction_cuda(float* dz, float* dv, const float* dout, const float* z, const float* v, const float* s,
-                                        const float* g, float eta, int64_t batch, int64_t n, int64_t d, int64_t f, int64_t chunk,
-                                        int* flags, int version);
+using TttApplyBackwardCuda = void(float* dz, float* dv, const float* dout, const float* z, const float* v, const float* s,
+                                  const float* g, float eta, int64_t batch, int64_t n, int64_t d, int64_t f, int64_t chunk,
+                                  int* flags);
+// One thread per output element.
+TttApplyForwardCuda ttt_apply_forward_correction_naive_cuda;
+TttApplyBackwardCuda ttt_apply_backward_correction_naive_cuda;
+// 16 x 16 shared-memory tiles that never straddle a chunk: each loaded value serves 16 outputs.
+TttApplyForwardCuda ttt_apply_forward_correction_tiled_cuda;
+TttApplyBackwardCuda ttt_apply_backward_correction_tiled_cuda;
 
 }  // namespace ittt::kernels

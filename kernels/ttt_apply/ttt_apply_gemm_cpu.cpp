@@ -1,8 +1,8 @@
-// ttt_apply_gemm_cpu.cpp: version 2 of the TTT apply corrections.
+// ttt_apply_gemm_cpu.cpp: the TTT apply corrections as per-chunk calls of the blocked GEMM.
 //
 // One new idea: each chunk's correction is a small matrix product, so hand it to
 // the blocked GEMM (packing, register tiles, OpenMP) instead of looping over
-// token rows. Same math and the same zero-chunk skips as version 1.
+// token rows. Same math and the same zero-chunk skips as the direct loops.
 #include <algorithm>
 
 #include "kernels/gemm/gemm.h"

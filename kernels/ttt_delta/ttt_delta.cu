@@ -1,9 +1,9 @@
 // ttt_delta.cu: the per-chunk update delta_i = V_[i]^T Z_[i] and its clipping, on the GPU, F32.
 //
-// Versions of ttt_chunk_delta (ops::set_version("ttt_delta", v), 0 = best = 2):
-//   1  chunk_delta_naive_kernel   one thread per output element, a dot product down the chunk
-//   2  chunk_delta_tiled_kernel   16 x 16 shared-memory tiles over (d, f), stepping 16 tokens at a time
-// ttt_clip_deltas: clip_deltas_kernel, one block per matrix (one version).
+// Two versions of ttt_chunk_delta (their rows: src/ops/ttt.cpp, `build/ittt info --kernels`):
+//   naive  chunk_delta_naive_kernel   one thread per output element, a dot product down the chunk
+//   tiled  chunk_delta_tiled_kernel   16 x 16 shared-memory tiles over (d, f), stepping 16 tokens at a time
+// ttt_clip_deltas: clip_deltas_kernel, one block per matrix.
 //
 // Run: ops::ttt_chunk_delta / ttt_clip_deltas on CUDA tensors, or
 // build/ittt --kernel ttt_delta=1 ...; tests: build/ittt_tests "[cuda][ttt_delta]".
@@ -24,7 +24,7 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kTile = 16;
 
-// Version 1: the definition, one output per thread.
+// The naive version: the definition, one output per thread.
 // delta: (B, T, d, f); v: (B, n, d); z: (B, n, f). Adjacent threads take adjacent c, so
 // the z loads are coalesced and the v load is one broadcast per warp.
 __global__ void chunk_delta_naive_kernel(float* delta, const float* v, const float* z, int64_t n, int64_t n_chunks, int64_t d,
@@ -95,30 +95,33 @@ __global__ void clip_deltas_kernel(float* delta, int64_t size, double eta_abs, d
 }
 }  // namespace
 
-void ttt_chunk_delta_cuda(float* delta, const float* v, const float* z, int64_t batch, int64_t n, int64_t d, int64_t f,
-                          int64_t chunk, int version) {
-    const char* op = "ttt_chunk_delta_cuda";
+namespace {
+// Checks the sizes; returns T*d*f*B, the number of outputs (0: nothing to launch).
+int64_t delta_outputs(const char* op, int64_t batch, int64_t n, int64_t d, int64_t f, int64_t chunk) {
     ITTT_CHECK(batch >= 0 && n >= 0 && d >= 0 && f >= 0 && chunk >= 1, op, ": bad sizes B ", batch, ", n ", n, ", d ", d, ", f ", f,
                ", chunk ", chunk);
-    const int64_t n_chunks = (n + chunk - 1) / chunk, total = batch * n_chunks * d * f;
+    return batch * ((n + chunk - 1) / chunk) * d * f;
+}
+}  // namespace
+
+void ttt_chunk_delta_naive_cuda(float* delta, const float* v, const float* z, int64_t batch, int64_t n, int64_t d, int64_t f,
+                                int64_t chunk) {
+    const int64_t total = delta_outputs("ttt_chunk_delta_naive_cuda", batch, n, d, f, chunk);
     if (total == 0) return;
-    switch (version) {
-        case 1: {
-            const int blocks = static_cast<int>(std::min<int64_t>((total + kThreads - 1) / kThreads, 1 << 16));
-            ITTT_LAUNCH(chunk_delta_naive_kernel, blocks, kThreads, 0, 0)(delta, v, z, n, n_chunks, d, f, chunk, total);
-            break;
-        }
-        case 0:
-        case 2: {
-            const int64_t col_tiles = (f + kTile - 1) / kTile, row_tiles = (d + kTile - 1) / kTile;
-            ITTT_CHECK(col_tiles <= 65535 && row_tiles <= 65535 && batch * n_chunks <= 2147483647LL, op, ": d ", d, ", f ", f,
-                       " or B*T ", batch * n_chunks, " exceeds the grid limits");
-            const dim3 grid(static_cast<unsigned>(batch * n_chunks), static_cast<unsigned>(col_tiles), static_cast<unsigned>(row_tiles));
-            ITTT_LAUNCH(chunk_delta_tiled_kernel, grid, dim3(kTile, kTile), 0, 0)(delta, v, z, n, n_chunks, d, f, chunk);
-            break;
-        }
-        default: fail(cat("ttt_chunk_delta: no CUDA version ", version, " (versions: 1 naive, 2 shared-memory tiles)"));
-    }
+    const int blocks = static_cast<int>(std::min<int64_t>((total + kThreads - 1) / kThreads, 1 << 16));
+    ITTT_LAUNCH(chunk_delta_naive_kernel, blocks, kThreads, 0, 0)(delta, v, z, n, (n + chunk - 1) / chunk, d, f, chunk, total);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+void ttt_chunk_delta_tiled_cuda(float* delta, const float* v, const float* z, int64_t batch, int64_t n, int64_t d, int64_t f,
+                                int64_t chunk) {
+    const char* op = "ttt_chunk_delta_tiled_cuda";
+    if (delta_outputs(op, batch, n, d, f, chunk) == 0) return;
+    const int64_t n_chunks = (n + chunk - 1) / chunk, col_tiles = (f + kTile - 1) / kTile, row_tiles = (d + kTile - 1) / kTile;
+    ITTT_CHECK(col_tiles <= 65535 && row_tiles <= 65535 && batch * n_chunks <= 2147483647LL, op, ": d ", d, ", f ", f, " or B*T ",
+               batch * n_chunks, " exceeds the grid limits");
+    const dim3 grid(static_cast<unsigned>(batch * n_chunks), static_cast<unsigned>(col_tiles), static_cast<unsigned>(row_tiles));
+    ITTT_LAUNCH(chunk_delta_tiled_kernel, grid, dim3(kTile, kTile), 0, 0)(delta, v, z, n, n_chunks, d, f, chunk);
     CUDA_CHECK(cudaGetLastError());
 }
 

@@ -1,4 +1,4 @@
-// ttt_delta_gemm_cpu.cpp: version 2 of the chunk delta.
+// ttt_delta_gemm_cpu.cpp: the chunk delta as per-chunk calls of the blocked GEMM.
 //
 // One new idea: delta_i = V_[i]^T Z_[i] is a (d x rows) @ (rows x f) product, so
 // each chunk is one call of the blocked GEMM (TN) instead of rank-1 row updates.

@@ -33,10 +33,13 @@
 // result is the same bits: the GEMM's result does not depend on its thread count, and dWd adds
 // the per-sequence G in sequence order.
 //
-// Versions: CPU only, one version (the GEMMs inside follow ops::set_version("gemm")); on CUDA
-// the model runs the parallel form (kernels/ttt_delta, prefix_scan, ttt_apply).
+// CPU only, one version (its row: src/ops/ttt_loop.cpp); the GEMMs inside are whichever CPU
+// GEMM the gemm op selects. On CUDA the model runs the parallel form (kernels/ttt_delta,
+// prefix_scan, ttt_apply).
 #pragma once
 #include <cstdint>
+
+#include "kernels/gemm/gemm.h"
 
 namespace ittt::kernels {
 
@@ -63,10 +66,10 @@ struct TttLoopUpdates {
 
 // o: (B, n, d) overwritten; z: (B, n, f); v: (B, n, d); wd: (d, f).
 // workspace: (B, 2, d, f) scratch (the running W and one delta per sequence).
-// gemm_version: the CPU GEMM version (1 naive, 2 blocked; 0 = 2) every product uses.
+// gemm: the CPU GEMM every product uses (the gemm op's selected version).
 template <class T>
 void ttt_loop_forward_cpu(const TttLoopShape& s, T* o, const T* z, const T* v, const T* wd, T eta, const TttLoopUpdates& updates,
-                          const TttLoopForwardOut<T>& out, T* workspace, int gemm_version);
+                          const TttLoopForwardOut<T>& out, T* workspace, GemmCpuFn<T>* gemm);
 
 // dz: (B, n, f), dv: (B, n, d) overwritten; dwd: (d, f) accumulated; dout: (B, n, d);
 // z, v, wd as in the forward. Exactly one of w_all (B, T, d, f) and w_last (B, d, f), as the
@@ -74,6 +77,6 @@ void ttt_loop_forward_cpu(const TttLoopShape& s, T* o, const T* z, const T* v, c
 // workspace: (B, 3, d, f) scratch (per sequence G, the rebuilt W and one delta).
 template <class T>
 void ttt_loop_backward_cpu(const TttLoopShape& s, T* dz, T* dv, T* dwd, const T* dout, const T* z, const T* v, T eta,
-                           const TttLoopUpdates& updates, const T* w_all, const T* w_last, T* workspace, int gemm_version);
+                           const TttLoopUpdates& updates, const T* w_all, const T* w_last, T* workspace, GemmCpuFn<T>* gemm);
 
 }  // namespace ittt::kernels

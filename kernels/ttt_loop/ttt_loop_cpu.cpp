@@ -18,13 +18,12 @@ namespace ittt::kernels {
 
 namespace {
 
-// The GEMM version the rest of the model uses (ops::set_version("gemm")), so that a
+// gv: the GEMM the rest of the model uses (the gemm op's selected CPU version), so that a
 // chunk whose weight is still Wd computes its rows exactly as the plain MLP's product does.
 template <class T>
-void gemm(int version, bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B, int64_t ldb,
-          T beta, T* C, int64_t ldc) {
-    if (version == 1) gemm_naive_cpu<T>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    else gemm_blocked_cpu<T>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+void gemm(GemmCpuFn<T>* gv, bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
+          int64_t ldb, T beta, T* C, int64_t ldc) {
+    gv(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 template <class T>
@@ -75,7 +74,7 @@ bool parallel_over_sequences(int64_t batch) {
 
 template <class T>
 void forward_sequence(const TttLoopShape& s, int64_t b, T* o, const T* z, const T* v, const T* wd, T eta, const TttLoopUpdates& u,
-                      const TttLoopForwardOut<T>& out, T* workspace, int gv) {
+                      const TttLoopForwardOut<T>& out, T* workspace, GemmCpuFn<T>* gv) {
     const int64_t n = s.n, d = s.d, f = s.f, C = s.chunk, n_chunks = s.chunks(), df = d * f;
     T* W = out.w_all ? out.w_all + b * n_chunks * df : workspace + (2 * b) * df;  // W_i, advanced chunk by chunk
     T* delta = workspace + (2 * b + 1) * df;
@@ -139,7 +138,7 @@ void forward_sequence(const TttLoopShape& s, int64_t b, T* o, const T* z, const 
 
 template <class T>
 void backward_sequence(const TttLoopShape& s, int64_t b, T* dz, T* dv, const T* dout, const T* z, const T* v, T eta,
-                       const TttLoopUpdates& u, const T* w_all, const T* w_last, T* workspace, int gv) {
+                       const TttLoopUpdates& u, const T* w_all, const T* w_last, T* workspace, GemmCpuFn<T>* gv) {
     const int64_t n = s.n, d = s.d, f = s.f, C = s.chunk, n_chunks = s.chunks(), df = d * f;
     T* G = workspace + (3 * b) * df;  // sum of P_j over the chunks after i; after chunk 0, this sequence's dWd
     T* W_rebuilt = workspace + (3 * b + 1) * df;
@@ -186,7 +185,7 @@ void backward_sequence(const TttLoopShape& s, int64_t b, T* dz, T* dv, const T* 
 
 template <class T>
 void ttt_loop_forward_cpu(const TttLoopShape& s, T* o, const T* z, const T* v, const T* wd, T eta, const TttLoopUpdates& updates,
-                          const TttLoopForwardOut<T>& out, T* workspace, int gemm_version) {
+                          const TttLoopForwardOut<T>& out, T* workspace, GemmCpuFn<T>* gemm_version) {
     if (s.batch * s.n == 0) return;
     if (out.norm) std::fill(out.norm, out.norm + s.batch * s.chunks(), std::numeric_limits<double>::quiet_NaN());
     if (out.applied) std::fill(out.applied, out.applied + s.batch * s.chunks(), 0.0);
@@ -196,7 +195,7 @@ void ttt_loop_forward_cpu(const TttLoopShape& s, T* o, const T* z, const T* v, c
 
 template <class T>
 void ttt_loop_backward_cpu(const TttLoopShape& s, T* dz, T* dv, T* dwd, const T* dout, const T* z, const T* v, T eta,
-                           const TttLoopUpdates& updates, const T* w_all, const T* w_last, T* workspace, int gemm_version) {
+                           const TttLoopUpdates& updates, const T* w_all, const T* w_last, T* workspace, GemmCpuFn<T>* gemm_version) {
     if (s.batch * s.n == 0) return;
 #pragma omp parallel for schedule(dynamic) if (parallel_over_sequences(s.batch))
     for (int64_t b = 0; b < s.batch; ++b) backward_sequence(s, b, dz, dv, dout, z, v, eta, updates, w_all, w_last, workspace, gemm_version);
@@ -211,13 +210,13 @@ void ttt_loop_backward_cpu(const TttLoopShape& s, T* dz, T* dv, T* dwd, const T*
 }
 
 template void ttt_loop_forward_cpu<float>(const TttLoopShape&, float*, const float*, const float*, const float*, float,
-                                          const TttLoopUpdates&, const TttLoopForwardOut<float>&, float*, int);
+                                          const TttLoopUpdates&, const TttLoopForwardOut<float>&, float*, GemmCpuFn<float>*);
 template void ttt_loop_forward_cpu<double>(const TttLoopShape&, double*, const double*, const double*, const double*, double,
-                                           const TttLoopUpdates&, const TttLoopForwardOut<double>&, double*, int);
+                                           const TttLoopUpdates&, const TttLoopForwardOut<double>&, double*, GemmCpuFn<double>*);
 template void ttt_loop_backward_cpu<float>(const TttLoopShape&, float*, float*, float*, const float*, const float*, const float*,
-                                           float, const TttLoopUpdates&, const float*, const float*, float*, int);
+                                           float, const TttLoopUpdates&, const float*, const float*, float*, GemmCpuFn<float>*);
 template void ttt_loop_backward_cpu<double>(const TttLoopShape&, double*, double*, double*, const double*, const double*,
                                             const double*, double, const TttLoopUpdates&, const double*, const double*, double*,
-                                            int);
+                                            GemmCpuFn<double>*);
 
 }  // namespace ittt::kernels

@@ -130,35 +130,13 @@ double max_rel_diff(const Tensor& x, const Tensor& y) {
     return scale > 0 ? err / scale : err;
 }
 
-// ITTT_KERNEL's gemm version, e.g. "gemm=3" or "attention=2,gemm=3"; -1 when it names none.
+// ITTT_KERNEL's gemm version ("gemm=3" or "attention=2,gemm=3", parsed as --kernel is);
+// -1 when it names none.
 int gemm_version_from_env() {
     const char* env = std::getenv("ITTT_KERNEL");
     if (!env) return -1;
-    const std::string spec = env;
-    size_t pos = 0;
-    while (pos <= spec.size()) {
-        size_t end = spec.find(',', pos);
-        if (end == std::string::npos) end = spec.size();
-        const std::string item = spec.substr(pos, end - pos);
-        if (item.rfind("gemm=", 0) == 0) {
-            const std::string v = item.substr(5);
-            ITTT_CHECK(v.size() == 1 && v[0] >= '0' && v[0] <= '5', "ITTT_KERNEL: gemm version must be 0 to 5, found '", v, "'");
-            return v[0] - '0';
-        }
-        pos = end + 1;
-    }
-    return -1;
-}
-
-const char* gemm_kernel_name(int v) {
-    switch (v) {
-        case 1: return "gemm_naive_kernel";
-        case 2: return "gemm_smem_kernel";
-        case 3: return "gemm_blocktile_kernel";
-        case 4: return "gemm_warptile_kernel";
-        case 5: return "gemm_wmma_tf32_kernel";
-        default: return "?";
-    }
+    ops::set_versions_from_string(env);
+    return std::string(env).find("gemm=") != std::string::npos ? ops::version("gemm") : -1;
 }
 
 }  // namespace
@@ -178,7 +156,12 @@ ITTT_BENCHMARK(gemm_cuda, 11) {
 
     cublasHandle_t handle = nullptr;
     if (with_cublas) CUBLAS_CHECK(cublasCreate(&handle));
-    std::vector<int> versions = only >= 0 ? std::vector<int>{only} : std::vector<int>{1, 2, 3, 4, 5};
+    // Every CUDA version of the op table (or the one ITTT_KERNEL names; 0 is the best).
+    const ops::DeviceVersions& table_versions = ops::op_spec("gemm").cuda;
+    std::vector<int> versions;
+    if (only >= 0) versions.push_back(only == 0 ? table_versions.best : only);
+    else
+        for (const ops::VersionInfo& v : table_versions.versions) versions.push_back(v.number);
     bench::Table table({"version", "kernel", "M=N=K", "ms", "GFLOP/s", "% of cuBLAS SGEMM", "% of cuBLAS TF32", "max rel diff vs cuBLAS"});
     bench::Table comparators({"comparator", "M=N=K", "ms", "GFLOP/s"});
     for (int64_t n : sizes) {
@@ -213,9 +196,9 @@ ITTT_BENCHMARK(gemm_cuda, 11) {
         for (int v : versions) {
             ops::set_version("gemm", v);
             const double s = time_adaptive([&] { ops::matmul(C, A, false, B, false); }, budget);
-            const int ran = kernels::gemm_cuda_resolved_version(v, n, n, n, A.data<float>(), n, 0, B.data<float>(), n, 0, C.data<float>(), n,
-                                                                0, 1);
-            table.row({ran == v ? std::to_string(v) : cat(v, " (ran ", ran, ")"), gemm_kernel_name(ran),
+            const ops::VersionInfo* info = table_versions.find(v);
+            ITTT_CHECK(info != nullptr, "ITTT_KERNEL: no CUDA version ", v, " of gemm (", table_versions.describe(), ")");
+            table.row({cat(v, " ", info->name), info->kernels,
                        std::to_string(n), bench::fmt("%.3f", s * 1e3), bench::fmt("%.0f", flops / s / 1e9),
                        with_cublas ? bench::fmt("%.1f%%", 100.0 * sgemm_s / s) : "-", with_cublas ? bench::fmt("%.1f%%", 100.0 * tf32_s / s) : "-",
                        with_cublas ? bench::fmt("%.1e", max_rel_diff(C, C_ref)) : "-"});

@@ -3,8 +3,8 @@
 #include <string>
 
 #include "kernels/adamw/adamw.h"
-#include "ops/dispatch.h"
 #include "ops/ops.h"
+#include "ops/versions.h"
 #include "runtime/nvtx.h"
 
 namespace ittt::ops {
@@ -21,12 +21,20 @@ void check_config(const AdamWConfig& cfg) {
 }
 
 template <class T>
-void adamw_cpu(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWConfig& cfg, double bias_correction1,
-               double bias_correction2) {
-    kernels::adamw_step_cpu<T>(param.data<T>(), grad.data<T>(), m.data<T>(), v.data<T>(), param.numel(), T(cfg.lr), T(cfg.beta1),
-                               T(cfg.beta2), T(cfg.eps), T(cfg.weight_decay), T(bias_correction1), T(bias_correction2));
-}
+using AdamWCpu = decltype(kernels::adamw_step_cpu<T>);
+
+// A handful of F32 operations per element, with sqrt and a division.
+const Tolerance kAdamWF32 = {1e-6, 1e-5, "a few F32 roundings per element (sqrt, division)"};
+const KernelOp<CpuKernel<AdamWCpu>, decltype(&kernels::adamw_step_cuda)> kAdamW = {
+    "adamw", "one AdamW step with bias correction and decoupled weight decay", "kernels/adamw",
+    1, {{{1, "elementwise", "one elementwise loop, arithmetic in the parameter's type", "adamw_step_cpu", kAdamWF32},
+         ITTT_CPU_KERNEL(kernels::adamw_step_cpu)}},
+    1, {{{1, "elementwise", "one thread per element, the same arithmetic in float", "adamw_kernel", kAdamWF32},
+         ITTT_CUDA_KERNEL(kernels::adamw_step_cuda)}},
+};
 }  // namespace
+
+OpSpec adamw_op_spec() { return kAdamW.spec(); }
 
 void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWConfig& cfg, int64_t step) {
     ITTT_NVTX_RANGE("adamw_step");
@@ -35,25 +43,22 @@ void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const A
     require_same(param, v, "adamw_step", "param", "v");
     ITTT_CHECK(step >= 1, "adamw_step: step counts from 1, found ", step);
     check_config(cfg);
-    const int v_kernel = version("adamw");
-    ITTT_CHECK(v_kernel == 0 || v_kernel == 1, "adamw_step: no ", device_name(param.device()), " version ", v_kernel,
-               " (versions: 1 elementwise loop)");
     // Per-step scalars, so double costs nothing; in F32, 1 - 0.999f is already 1e-5 off.
     const double bias_correction1 = 1.0 - std::pow(cfg.beta1, static_cast<double>(step));
     const double bias_correction2 = 1.0 - std::pow(cfg.beta2, static_cast<double>(step));
     if (param.device() == Device::CUDA) {
-#if ITTT_WITH_CUDA
-        ITTT_CHECK(param.dtype() == DType::F32, "adamw_step: CUDA kernels are F32 only, found param ", param.describe());
-        kernels::adamw_step_cuda(param.data<float>(), grad.data<float>(), m.data<float>(), v.data<float>(), param.numel(),
-                                 float(cfg.lr), float(cfg.beta1), float(cfg.beta2), float(cfg.eps), float(cfg.weight_decay),
-                                 float(bias_correction1), float(bias_correction2));
+        require_cuda_f32(param, "adamw_step");
+        kAdamW.cuda_entry("adamw_step")(param.data<float>(), grad.data<float>(), m.data<float>(), v.data<float>(), param.numel(),
+                                        float(cfg.lr), float(cfg.beta1), float(cfg.beta2), float(cfg.eps), float(cfg.weight_decay),
+                                        float(bias_correction1), float(bias_correction2));
         return;
-#else
-        no_cuda_kernel("adamw_step");
-#endif
     }
-    if (param.dtype() == DType::F32) adamw_cpu<float>(param, grad, m, v, cfg, bias_correction1, bias_correction2);
-    else adamw_cpu<double>(param, grad, m, v, cfg, bias_correction1, bias_correction2);
+    with_float_type(param.dtype(), [&](auto t) {
+        using T = decltype(t);
+        kAdamW.cpu_entry("adamw_step").get<T>()(param.data<T>(), grad.data<T>(), m.data<T>(), v.data<T>(), param.numel(), T(cfg.lr),
+                                                T(cfg.beta1), T(cfg.beta2), T(cfg.eps), T(cfg.weight_decay), T(bias_correction1),
+                                                T(bias_correction2));
+    });
 }
 
 // Device-agnostic: on CUDA, sum_squares runs the fixed-order GPU reduction (one

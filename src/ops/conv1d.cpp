@@ -1,12 +1,37 @@
-// conv1d.cpp: ops::conv1d_chunked_forward / backward on top of kernels/conv1d.
+// conv1d.cpp: ops::conv1d_chunked_forward / backward on top of kernels/conv1d, and the op's versions.
 #include "kernels/conv1d/conv1d.h"
-#include "ops/dispatch.h"
 #include "ops/ops.h"
+#include "ops/versions.h"
 #include "runtime/nvtx.h"
 
 namespace ittt::ops {
 
 namespace {
+template <class T>
+using Conv1dForwardCpu = decltype(kernels::conv1d_chunked_forward_cpu<T>);
+template <class T>
+using Conv1dBackwardCpu = decltype(kernels::conv1d_chunked_backward_cpu<T>);
+struct CpuEntry {
+    CpuKernel<Conv1dForwardCpu> forward;
+    CpuKernel<Conv1dBackwardCpu> backward;
+};
+struct CudaEntry {
+    decltype(&kernels::conv1d_chunked_forward_cuda) forward;
+    decltype(&kernels::conv1d_chunked_backward_cuda) backward;
+};
+
+// K <= 5 products per output; the weight gradient sums B*n products per tap in F32.
+const Tolerance kConv1dF32 = {1e-5, 1e-5, "sums of K taps; dweight sums B*n products per tap in F32"};
+const KernelOp<CpuEntry, CudaEntry> kConv1d = {
+    "conv1d", "depthwise conv1d inside chunks (the TTT target's taps), zero at chunk edges", "kernels/conv1d",
+    1, {{{1, "direct", "direct loops over (token, channel, tap)", "conv1d_chunked_forward_cpu|conv1d_chunked_backward_cpu",
+          kConv1dF32},
+         {ITTT_CPU_KERNEL(kernels::conv1d_chunked_forward_cpu), ITTT_CPU_KERNEL(kernels::conv1d_chunked_backward_cpu)}}},
+    1, {{{1, "output per thread", "one thread per output; the weight gradient one block per (channel, tap)",
+          "conv1d_forward_kernel|conv1d_input_grad_kernel|conv1d_weight_grad_kernel", kConv1dF32},
+         {ITTT_CUDA_KERNEL(kernels::conv1d_chunked_forward_cuda), ITTT_CUDA_KERNEL(kernels::conv1d_chunked_backward_cuda)}}},
+};
+
 // Shapes shared by forward and backward: x (B, n, d), weight (d, K), K = offsets.size().
 void check_conv_args(const char* op, const Tensor& x, const Tensor& weight, const std::vector<int>& offsets, int chunk) {
     require_float(x, op, "x");
@@ -15,12 +40,11 @@ void check_conv_args(const char* op, const Tensor& x, const Tensor& weight, cons
     ITTT_CHECK(chunk >= 1, op, ": chunk must be >= 1, found ", chunk);
     require_same_dtype_device(x, weight, op, "x", "weight");
     require_shape(weight, {x.dim(2), static_cast<int64_t>(offsets.size())}, op, "weight");
-    int v = version("conv1d");
-    ITTT_CHECK(v == 0 || v == 1, op, ": no ", device_name(x.device()), " version ", v,
-               " (versions: 1 direct loops on the CPU, one thread per output on CUDA)");
-    ITTT_CHECK(x.device() == Device::CPU || x.dtype() == DType::F32, op, ": CUDA kernels are F32 only, found x ", x.describe());
+    if (x.device() == Device::CUDA) require_cuda_f32(x, op);
 }
 }  // namespace
+
+OpSpec conv1d_op_spec() { return kConv1d.spec(); }
 
 void conv1d_chunked_forward(Tensor& out, const Tensor& x, const Tensor& weight, const std::vector<int>& offsets, int chunk) {
     ITTT_NVTX_RANGE("conv1d_chunked_forward");
@@ -29,20 +53,14 @@ void conv1d_chunked_forward(Tensor& out, const Tensor& x, const Tensor& weight, 
     require_same(out, x, op, "out", "x");
     const int64_t B = x.dim(0), n = x.dim(1), d = x.dim(2), K = weight.dim(1);
     if (x.device() == Device::CUDA) {
-#if ITTT_WITH_CUDA
-        kernels::conv1d_chunked_forward_cuda(out.data<float>(), x.data<float>(), weight.data<float>(), offsets.data(), B, n, d, K,
-                                             chunk);
+        built(kConv1d.cuda_entry(op).forward, op)(out.data<float>(), x.data<float>(), weight.data<float>(), offsets.data(), B, n, d,
+                                                  K, chunk);
         return;
-#else
-        no_cuda_kernel(op);
-#endif
     }
-    if (x.dtype() == DType::F32)
-        kernels::conv1d_chunked_forward_cpu<float>(out.data<float>(), x.data<float>(), weight.data<float>(), offsets.data(), B, n, d,
-                                                   K, chunk);
-    else
-        kernels::conv1d_chunked_forward_cpu<double>(out.data<double>(), x.data<double>(), weight.data<double>(), offsets.data(), B,
-                                                    n, d, K, chunk);
+    with_float_type(x.dtype(), [&](auto t) {
+        using T = decltype(t);
+        kConv1d.cpu_entry(op).forward.get<T>()(out.data<T>(), x.data<T>(), weight.data<T>(), offsets.data(), B, n, d, K, chunk);
+    });
 }
 
 void conv1d_chunked_backward(Tensor& dx, Tensor& dweight, const Tensor& dout, const Tensor& x, const Tensor& weight,
@@ -55,20 +73,15 @@ void conv1d_chunked_backward(Tensor& dx, Tensor& dweight, const Tensor& dout, co
     require_same(dweight, weight, op, "dweight", "weight");
     const int64_t B = x.dim(0), n = x.dim(1), d = x.dim(2), K = weight.dim(1);
     if (x.device() == Device::CUDA) {
-#if ITTT_WITH_CUDA
-        kernels::conv1d_chunked_backward_cuda(dx.data<float>(), dweight.data<float>(), dout.data<float>(), x.data<float>(),
-                                              weight.data<float>(), offsets.data(), B, n, d, K, chunk);
+        built(kConv1d.cuda_entry(op).backward, op)(dx.data<float>(), dweight.data<float>(), dout.data<float>(), x.data<float>(),
+                                                   weight.data<float>(), offsets.data(), B, n, d, K, chunk);
         return;
-#else
-        no_cuda_kernel(op);
-#endif
     }
-    if (x.dtype() == DType::F32)
-        kernels::conv1d_chunked_backward_cpu<float>(dx.data<float>(), dweight.data<float>(), dout.data<float>(), x.data<float>(),
-                                                    weight.data<float>(), offsets.data(), B, n, d, K, chunk);
-    else
-        kernels::conv1d_chunked_backward_cpu<double>(dx.data<double>(), dweight.data<double>(), dout.data<double>(),
-                                                     x.data<double>(), weight.data<double>(), offsets.data(), B, n, d, K, chunk);
+    with_float_type(x.dtype(), [&](auto t) {
+        using T = decltype(t);
+        kConv1d.cpu_entry(op).backward.get<T>()(dx.data<T>(), dweight.data<T>(), dout.data<T>(), x.data<T>(), weight.data<T>(),
+                                                offsets.data(), B, n, d, K, chunk);
+    });
 }
 
 }  // namespace ittt::ops

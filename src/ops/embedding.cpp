@@ -1,21 +1,43 @@
 // embedding.cpp: ops::embedding_forward / embedding_backward on top of kernels/embedding.
 //
 // tokens may be (N) or (B, n): out and dout have tokens' shape plus a last dim d.
-// CUDA tensors (F32 only) go to embedding.cu, whose backward has two versions
-// (1 atomics, 2 sorted and deterministic; 0 = 2).
 #include "kernels/embedding/embedding.h"
-#include "ops/dispatch.h"
 #include "ops/ops.h"
+#include "ops/versions.h"
 #include "runtime/nvtx.h"
 
 namespace ittt::ops {
 
 namespace {
 
-void require_cpu_version(const char* op) {
-    int v = version("embedding");
-    ITTT_CHECK(v == 0 || v == 1, op, ": no CPU version ", v, " of embedding (versions: 1 reference)");
-}
+template <class T>
+using EmbeddingForwardCpu = decltype(kernels::embedding_forward_cpu<T>);
+template <class T>
+using EmbeddingBackwardCpu = decltype(kernels::embedding_backward_cpu<T>);
+struct CpuEntry {
+    CpuKernel<EmbeddingForwardCpu> forward;
+    CpuKernel<EmbeddingBackwardCpu> backward;
+};
+struct CudaEntry {
+    decltype(&kernels::embedding_forward_cuda) forward;
+    kernels::EmbeddingBackwardCuda* backward;
+};
+
+// The forward copies; the backward adds a token's rows (up to a few hundred per id) in F32.
+const Tolerance kEmbeddingF32 = {1e-5, 1e-6, "a copy; the backward's F32 sums of one id's rows"};
+const KernelOp<CpuEntry, CudaEntry> kEmbedding = {
+    "embedding", "out = table[tokens], and the scatter-add of the gradient into the table", "kernels/embedding",
+    1, {{{1, "reference", "row copies; the backward adds each token's row in token order, blocked over columns",
+          "embedding_forward_cpu|embedding_backward_cpu", kEmbeddingF32},
+         {ITTT_CPU_KERNEL(kernels::embedding_forward_cpu), ITTT_CPU_KERNEL(kernels::embedding_backward_cpu)}}},
+    // 2: exact --resume needs gradients with the same bits every run.
+    2, {{{1, "atomics", "one thread per element; the backward adds with float atomics (bits vary from run to run)",
+          "embedding_gather_kernel|embedding_scatter_atomic_kernel", kEmbeddingF32},
+         {ITTT_CUDA_KERNEL(kernels::embedding_forward_cuda), ITTT_CUDA_KERNEL(kernels::embedding_backward_atomic_cuda)}},
+        {{2, "sorted", "the backward sorts the ids and adds each id's rows in token order: the CPU's bits, every run",
+          "embedding_gather_kernel|embedding_scatter_sorted_kernel", kEmbeddingF32},
+         {ITTT_CUDA_KERNEL(kernels::embedding_forward_cuda), ITTT_CUDA_KERNEL(kernels::embedding_backward_sorted_cuda)}}},
+};
 
 // The kernels index the table with these ids unchecked, so one bad id would read
 // or write outside it; find the first one and say where it is. On CUDA the ids are
@@ -29,31 +51,14 @@ void require_ids_in_range(const Tensor& tokens, int64_t vocab, const char* op) {
                    " is out of range: ids must be in [0, V) with V = ", vocab);
 }
 
-template <class T>
-void forward_cpu(Tensor& out, const Tensor& table, const Tensor& tokens) {
-    kernels::embedding_forward_cpu<T>(out.data<T>(), table.data<T>(), tokens.data<int32_t>(), tokens.numel(), table.dim(1));
-}
-
-template <class T>
-void backward_cpu(Tensor& dtable, const Tensor& dout, const Tensor& tokens) {
-    kernels::embedding_backward_cpu<T>(dtable.data<T>(), dout.data<T>(), tokens.data<int32_t>(), tokens.numel(), dtable.dim(1));
-}
-
-#if ITTT_WITH_CUDA
-int cuda_version(const char* op, const Tensor& table) {
-    ITTT_CHECK(table.dtype() == DType::F32, op, ": CUDA kernels are F32 only, found ", table.describe());
-    int v = version("embedding");
-    ITTT_CHECK(v >= 0 && v <= 2, op, ": no CUDA version ", v, " of embedding (versions: 1 atomics, 2 sorted, 0 best = 2)");
-    return v;
-}
-#endif
-
 Shape with_last_dim(Shape shape, int64_t last) {
     shape.push_back(last);
     return shape;
 }
 
 }  // namespace
+
+OpSpec embedding_op_spec() { return kEmbedding.spec(); }
 
 void embedding_forward(Tensor& out, const Tensor& table, const Tensor& tokens) {
     ITTT_NVTX_RANGE("embedding_forward");
@@ -63,21 +68,17 @@ void embedding_forward(Tensor& out, const Tensor& table, const Tensor& tokens) {
     require_same_dtype_device(table, out, op, "table", "out");
     require_i32(tokens, table, op, "tokens");
     require_shape(out, with_last_dim(tokens.shape(), table.dim(1)), op, "out");
-    if (out.device() == Device::CUDA) {
-#if ITTT_WITH_CUDA
-        cuda_version(op, table);  // both versions share the forward; this checks the number and dtype
-        require_ids_in_range(tokens, table.dim(0), op);
-        kernels::embedding_forward_cuda(out.data<float>(), table.data<float>(), tokens.data<int32_t>(), tokens.numel(),
-                                        table.dim(1));
-        return;
-#else
-        no_cuda_kernel(op);
-#endif
-    }
-    require_cpu_version(op);
     require_ids_in_range(tokens, table.dim(0), op);
-    if (table.dtype() == DType::F32) forward_cpu<float>(out, table, tokens);
-    else forward_cpu<double>(out, table, tokens);
+    if (out.device() == Device::CUDA) {
+        require_cuda_f32(table, op);
+        built(kEmbedding.cuda_entry(op).forward, op)(out.data<float>(), table.data<float>(), tokens.data<int32_t>(), tokens.numel(),
+                                                     table.dim(1));
+        return;
+    }
+    with_float_type(table.dtype(), [&](auto t) {
+        using T = decltype(t);
+        kEmbedding.cpu_entry(op).forward.get<T>()(out.data<T>(), table.data<T>(), tokens.data<int32_t>(), tokens.numel(), table.dim(1));
+    });
 }
 
 void embedding_backward(Tensor& dtable, const Tensor& dout, const Tensor& tokens) {
@@ -88,21 +89,18 @@ void embedding_backward(Tensor& dtable, const Tensor& dout, const Tensor& tokens
     require_same_dtype_device(dtable, dout, op, "dtable", "dout");
     require_i32(tokens, dtable, op, "tokens");
     require_shape(dout, with_last_dim(tokens.shape(), dtable.dim(1)), op, "dout");
-    if (dtable.device() == Device::CUDA) {
-#if ITTT_WITH_CUDA
-        const int v = cuda_version(op, dtable);
-        require_ids_in_range(tokens, dtable.dim(0), op);
-        kernels::embedding_backward_cuda(dtable.data<float>(), dout.data<float>(), tokens.data<int32_t>(), tokens.numel(),
-                                         dtable.dim(0), dtable.dim(1), v);
-        return;
-#else
-        no_cuda_kernel(op);
-#endif
-    }
-    require_cpu_version(op);
     require_ids_in_range(tokens, dtable.dim(0), op);
-    if (dtable.dtype() == DType::F32) backward_cpu<float>(dtable, dout, tokens);
-    else backward_cpu<double>(dtable, dout, tokens);
+    if (dtable.device() == Device::CUDA) {
+        require_cuda_f32(dtable, op);
+        built(kEmbedding.cuda_entry(op).backward, op)(dtable.data<float>(), dout.data<float>(), tokens.data<int32_t>(), tokens.numel(),
+                                                      dtable.dim(0), dtable.dim(1));
+        return;
+    }
+    with_float_type(dtable.dtype(), [&](auto t) {
+        using T = decltype(t);
+        kEmbedding.cpu_entry(op).backward.get<T>()(dtable.data<T>(), dout.data<T>(), tokens.data<int32_t>(), tokens.numel(),
+                                                   dtable.dim(1));
+    });
 }
 
 }  // namespace ittt::ops

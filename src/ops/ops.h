@@ -18,17 +18,10 @@
 #include <string>
 #include <vector>
 
+#include "ops/op_table.h"  // kernel versions: set_version, --kernel
 #include "runtime/tensor.h"
 
 namespace ittt::ops {
-
-// ---- kernel versions (for labs and profiling) ----
-// Each op family has numbered versions per device (see the header comment of
-// kernels/<op>/*). 0 means "the best one". Names: "gemm", "attention", ...
-void set_version(const std::string& op, int version);
-int version(const std::string& op);
-// Parses "gemm=1,attention=2" (the --kernel flag).
-void set_versions_from_string(const std::string& spec);
 
 // ---- elementwise helpers (src/ops/elementwise.cpp) ----
 void fill(Tensor& x, double value);

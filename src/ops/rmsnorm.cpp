@@ -4,30 +4,45 @@
 // weight.numel(). So (N, d) with a (d) weight is the block norm and (N, H, hd)
 // with an (hd) weight is Qwen3's per-head q/k norm. rstd holds one value per row
 // and may be shaped (rows) or like x without its last dimension. The backward
-// may write dx into dout's storage. CUDA tensors (F32 only) go to rmsnorm.cu.
+// may write dx into dout's storage.
 #include <cmath>
 
 #include "kernels/rmsnorm/rmsnorm.h"
-#include "ops/dispatch.h"
 #include "ops/ops.h"
+#include "ops/versions.h"
 #include "runtime/nvtx.h"
 
 namespace ittt::ops {
 
 namespace {
 
-void require_cpu_version(const char* op) {
-    int v = version("rmsnorm");
-    ITTT_CHECK(v == 0 || v == 1, op, ": no CPU version ", v, " of rmsnorm (versions: 1 reference)");
-}
+template <class T>
+using RmsnormForwardCpu = decltype(kernels::rmsnorm_forward_cpu<T>);
+template <class T>
+using RmsnormBackwardCpu = decltype(kernels::rmsnorm_backward_cpu<T>);
+struct CpuEntry {
+    CpuKernel<RmsnormForwardCpu> forward;
+    CpuKernel<RmsnormBackwardCpu> backward;
+};
+struct CudaEntry {
+    decltype(&kernels::rmsnorm_forward_cuda) forward;
+    decltype(&kernels::rmsnorm_backward_cuda) backward;
+};
 
-#if ITTT_WITH_CUDA
-void require_cuda_version(const char* op, const Tensor& x) {
-    ITTT_CHECK(x.dtype() == DType::F32, op, ": CUDA kernels are F32 only, found x ", x.describe());
-    int v = version("rmsnorm");
-    ITTT_CHECK(v == 0 || v == 1, op, ": no CUDA version ", v, " of rmsnorm (versions: 1 warp per row)");
-}
-#endif
+// Both devices sum squares in double and round once; dweight adds up to ~1000 rows of O(1)
+// terms in F32 on the CUDA side (atol).
+const Tolerance kRmsnormF32 = {1e-5, 1e-5, "one F32 rounding of a double row sum; dweight sums ~1000 rows in F32"};
+const KernelOp<CpuEntry, CudaEntry> kRmsnorm = {
+    "rmsnorm", "x * rstd * weight per row, rstd = 1/sqrt(mean(x^2) + eps); rows of any width (per-head q/k norms)",
+    "kernels/rmsnorm",
+    1, {{{1, "reference", "one pass per row, the sum of squares in double", "rmsnorm_forward_cpu|rmsnorm_backward_cpu",
+          kRmsnormF32},
+         {ITTT_CPU_KERNEL(kernels::rmsnorm_forward_cpu), ITTT_CPU_KERNEL(kernels::rmsnorm_backward_cpu)}}},
+    1, {{{1, "warp per row", "one warp per row with shuffle reductions; dweight in row groups, then a fixed-order sum",
+          "rmsnorm_forward_kernel|rmsnorm_input_grad_kernel|rmsnorm_dweight_partial_kernel|rmsnorm_dweight_finish_kernel",
+          kRmsnormF32},
+         {ITTT_CUDA_KERNEL(kernels::rmsnorm_forward_cuda), ITTT_CUDA_KERNEL(kernels::rmsnorm_backward_cuda)}}},
+};
 
 // Checks weight against x and rstd against the row count; returns the row count.
 int64_t require_rows(const Tensor& x, const Tensor& weight, const Tensor& rstd, const char* op) {
@@ -44,19 +59,9 @@ int64_t require_rows(const Tensor& x, const Tensor& weight, const Tensor& rstd, 
     return rows;
 }
 
-template <class T>
-void forward_cpu(Tensor& out, Tensor& rstd, const Tensor& x, const Tensor& weight, int64_t rows, double eps) {
-    kernels::rmsnorm_forward_cpu<T>(out.data<T>(), rstd.data<T>(), x.data<T>(), weight.data<T>(), rows, weight.numel(), eps);
-}
-
-template <class T>
-void backward_cpu(Tensor& dx, Tensor& dweight, const Tensor& dout, const Tensor& x, const Tensor& weight, const Tensor& rstd,
-                  int64_t rows) {
-    kernels::rmsnorm_backward_cpu<T>(dx.data<T>(), dweight.data<T>(), dout.data<T>(), x.data<T>(), weight.data<T>(),
-                                     rstd.data<T>(), rows, weight.numel());
-}
-
 }  // namespace
+
+OpSpec rmsnorm_op_spec() { return kRmsnorm.spec(); }
 
 void rmsnorm_forward(Tensor& out, Tensor& rstd, const Tensor& x, const Tensor& weight, double eps) {
     ITTT_NVTX_RANGE("rmsnorm_forward");
@@ -65,18 +70,15 @@ void rmsnorm_forward(Tensor& out, Tensor& rstd, const Tensor& x, const Tensor& w
     require_same(out, x, op, "out", "x");
     ITTT_CHECK(eps >= 0 && std::isfinite(eps), op, ": eps must be finite and >= 0, found ", eps);
     if (x.device() == Device::CUDA) {
-#if ITTT_WITH_CUDA
-        require_cuda_version(op, x);
-        kernels::rmsnorm_forward_cuda(out.data<float>(), rstd.data<float>(), x.data<float>(), weight.data<float>(), rows,
-                                      weight.numel(), eps);
+        require_cuda_f32(x, op);
+        built(kRmsnorm.cuda_entry(op).forward, op)(out.data<float>(), rstd.data<float>(), x.data<float>(), weight.data<float>(), rows,
+                                                   weight.numel(), eps);
         return;
-#else
-        no_cuda_kernel(op);
-#endif
     }
-    require_cpu_version(op);
-    if (x.dtype() == DType::F32) forward_cpu<float>(out, rstd, x, weight, rows, eps);
-    else forward_cpu<double>(out, rstd, x, weight, rows, eps);
+    with_float_type(x.dtype(), [&](auto t) {
+        using T = decltype(t);
+        kRmsnorm.cpu_entry(op).forward.get<T>()(out.data<T>(), rstd.data<T>(), x.data<T>(), weight.data<T>(), rows, weight.numel(), eps);
+    });
 }
 
 void rmsnorm_backward(Tensor& dx, Tensor& dweight, const Tensor& dout, const Tensor& x, const Tensor& weight,
@@ -88,18 +90,16 @@ void rmsnorm_backward(Tensor& dx, Tensor& dweight, const Tensor& dout, const Ten
     require_same(dout, x, op, "dout", "x");
     require_same(dweight, weight, op, "dweight", "weight");
     if (x.device() == Device::CUDA) {
-#if ITTT_WITH_CUDA
-        require_cuda_version(op, x);
-        kernels::rmsnorm_backward_cuda(dx.data<float>(), dweight.data<float>(), dout.data<float>(), x.data<float>(),
-                                       weight.data<float>(), rstd.data<float>(), rows, weight.numel());
+        require_cuda_f32(x, op);
+        built(kRmsnorm.cuda_entry(op).backward, op)(dx.data<float>(), dweight.data<float>(), dout.data<float>(), x.data<float>(),
+                                                    weight.data<float>(), rstd.data<float>(), rows, weight.numel());
         return;
-#else
-        no_cuda_kernel(op);
-#endif
     }
-    require_cpu_version(op);
-    if (x.dtype() == DType::F32) backward_cpu<float>(dx, dweight, dout, x, weight, rstd, rows);
-    else backward_cpu<double>(dx, dweight, dout, x, weight, rstd, rows);
+    with_float_type(x.dtype(), [&](auto t) {
+        using T = decltype(t);
+        kRmsnorm.cpu_entry(op).backward.get<T>()(dx.data<T>(), dweight.data<T>(), dout.data<T>(), x.data<T>(), weight.data<T>(),
+                                                 rstd.data<T>(), rows, weight.numel());
+    });
 }
 
 }  // namespace ittt::ops

@@ -2,22 +2,38 @@
 //
 // x is (N, H, hd) with positions (N); more leading dimensions work the same way,
 // e.g. x (B, n, H, hd) with positions (B, n): positions has x's shape without its
-// last two dimensions. CUDA tensors (F32 only) go to rope.cu.
+// last two dimensions.
 #include <cmath>
 
 #include "kernels/rope/rope.h"
-#include "ops/dispatch.h"
 #include "ops/ops.h"
+#include "ops/versions.h"
 #include "runtime/nvtx.h"
 
 namespace ittt::ops {
 
 namespace {
 
-void require_cpu_version(const char* op) {
-    int v = version("rope");
-    ITTT_CHECK(v == 0 || v == 1, op, ": no CPU version ", v, " of rope (versions: 1 reference)");
-}
+template <class T>
+using RopeCpu = decltype(kernels::rope_forward_cpu<T>);
+struct CpuEntry {
+    CpuKernel<RopeCpu> forward, backward;
+};
+struct CudaEntry {
+    decltype(&kernels::rope_forward_cuda) forward, backward;
+};
+
+// Both devices compute the angle in double and round to float once (<= 1 ulp apart); CUDA's
+// pow and sincos differ from glibc's by a few 1e-16, which matters only near zero (atol).
+const Tolerance kRopeF32 = {1e-7, 2.5e-7, "one F32 rounding of a rotation computed in double"};
+const KernelOp<CpuEntry, CudaEntry> kRope = {
+    "rope", "rotary position embedding (Hugging Face rotate-half), and its inverse for the backward", "kernels/rope",
+    1, {{{1, "reference", "each (x[i], x[i + hd/2]) pair rotated by position * theta^(-2i/hd), angles in double",
+          "rope_forward_cpu|rope_backward_cpu", kRopeF32},
+         {ITTT_CPU_KERNEL(kernels::rope_forward_cpu), ITTT_CPU_KERNEL(kernels::rope_backward_cpu)}}},
+    1, {{{1, "pair per thread", "one thread per rotated pair", "rope_rotate_kernel", kRopeF32},
+         {ITTT_CUDA_KERNEL(kernels::rope_forward_cuda), ITTT_CUDA_KERNEL(kernels::rope_backward_cuda)}}},
+};
 
 struct RopeShape {
     int64_t n_tokens, n_heads, head_dim;
@@ -48,46 +64,30 @@ void require_positions_non_negative(const Tensor& positions, const char* op) {
         ITTT_CHECK(p[t] >= 0, op, ": positions[", t, "] = ", p[t], ", expected an absolute position >= 0");
 }
 
-#if ITTT_WITH_CUDA
-void require_cuda_version(const char* op, const Tensor& x) {
-    ITTT_CHECK(x.dtype() == DType::F32, op, ": CUDA kernels are F32 only, found ", x.describe());
-    int v = version("rope");
-    ITTT_CHECK(v == 0 || v == 1, op, ": no CUDA version ", v, " of rope (versions: 1 one thread per pair)");
-}
-#endif
-
-template <class T>
-void rotate_cpu(Tensor& out, const Tensor& in, const Tensor& positions, const RopeShape& s, double theta, bool inverse) {
-    auto kernel = inverse ? kernels::rope_backward_cpu<T> : kernels::rope_forward_cpu<T>;
-    kernel(out.data<T>(), in.data<T>(), positions.data<int32_t>(), s.n_tokens, s.n_heads, s.head_dim, theta);
-}
-
-}  // namespace
-
-namespace {
 // Forward and backward are the same rotation with the angle's sign flipped
 // (R^T = R(-angle)), so one dispatcher serves both.
 void rotate(Tensor& out, const Tensor& in, const Tensor& positions, double theta, bool inverse) {
     const char* op = inverse ? "rope_backward" : "rope_forward";
     const RopeShape s = inverse ? require_rope_args(out, in, positions, theta, op, "dx", "dout")
                                 : require_rope_args(out, in, positions, theta, op, "out", "x");
-    if (in.device() == Device::CUDA) {
-#if ITTT_WITH_CUDA
-        require_cuda_version(op, in);
-        require_positions_non_negative(positions, op);
-        auto kernel = inverse ? kernels::rope_backward_cuda : kernels::rope_forward_cuda;
-        kernel(out.data<float>(), in.data<float>(), positions.data<int32_t>(), s.n_tokens, s.n_heads, s.head_dim, theta);
-        return;
-#else
-        no_cuda_kernel(op);
-#endif
-    }
-    require_cpu_version(op);
     require_positions_non_negative(positions, op);
-    if (in.dtype() == DType::F32) rotate_cpu<float>(out, in, positions, s, theta, inverse);
-    else rotate_cpu<double>(out, in, positions, s, theta, inverse);
+    if (in.device() == Device::CUDA) {
+        require_cuda_f32(in, op);
+        const CudaEntry& e = kRope.cuda_entry(op);
+        built(inverse ? e.backward : e.forward, op)(out.data<float>(), in.data<float>(), positions.data<int32_t>(), s.n_tokens,
+                                                    s.n_heads, s.head_dim, theta);
+        return;
+    }
+    with_float_type(in.dtype(), [&](auto t) {
+        using T = decltype(t);
+        const CpuEntry& e = kRope.cpu_entry(op);
+        (inverse ? e.backward : e.forward).get<T>()(out.data<T>(), in.data<T>(), positions.data<int32_t>(), s.n_tokens, s.n_heads,
+                                                    s.head_dim, theta);
+    });
 }
 }  // namespace
+
+OpSpec rope_op_spec() { return kRope.spec(); }
 
 void rope_forward(Tensor& out, const Tensor& x, const Tensor& positions, double theta) {
     ITTT_NVTX_RANGE("rope_forward");

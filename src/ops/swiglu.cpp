@@ -1,37 +1,40 @@
-// swiglu.cpp: ops::swiglu_forward / swiglu_backward on top of kernels/swiglu.
-// g, u, z (and their gradients) share one shape, e.g. (N, f). CUDA tensors (F32 only)
-// go to swiglu.cu.
+// swiglu.cpp: ops::swiglu_forward / swiglu_backward on top of kernels/swiglu, and the op's versions.
+// g, u, z (and their gradients) share one shape, e.g. (N, f).
 #include "kernels/swiglu/swiglu.h"
-#include "ops/dispatch.h"
 #include "ops/ops.h"
+#include "ops/versions.h"
 #include "runtime/nvtx.h"
 
 namespace ittt::ops {
 
 namespace {
-void require_cpu_version(const char* op) {
-    int v = version("swiglu");
-    ITTT_CHECK(v == 0 || v == 1, op, ": no CPU version ", v, " of swiglu (versions: 1 reference)");
-}
-
-#if ITTT_WITH_CUDA
-void require_cuda_version(const char* op, const Tensor& g) {
-    ITTT_CHECK(g.dtype() == DType::F32, op, ": CUDA kernels are F32 only, found g ", g.describe());
-    int v = version("swiglu");
-    ITTT_CHECK(v == 0 || v == 1, op, ": no CUDA version ", v, " of swiglu (versions: 1 one thread per element)");
-}
-#endif
-
 template <class T>
-void forward_cpu(Tensor& z, const Tensor& g, const Tensor& u) {
-    kernels::swiglu_forward_cpu<T>(z.data<T>(), g.data<T>(), u.data<T>(), g.numel());
-}
-
+using SwigluForwardCpu = decltype(kernels::swiglu_forward_cpu<T>);
 template <class T>
-void backward_cpu(Tensor& dg, Tensor& du, const Tensor& dz, const Tensor& g, const Tensor& u) {
-    kernels::swiglu_backward_cpu<T>(dg.data<T>(), du.data<T>(), dz.data<T>(), g.data<T>(), u.data<T>(), g.numel());
-}
+using SwigluBackwardCpu = decltype(kernels::swiglu_backward_cpu<T>);
+struct CpuEntry {
+    CpuKernel<SwigluForwardCpu> forward;
+    CpuKernel<SwigluBackwardCpu> backward;
+};
+struct CudaEntry {
+    decltype(&kernels::swiglu_forward_cuda) forward;
+    decltype(&kernels::swiglu_backward_cuda) backward;
+};
+
+// expf is within 2 ulp of the exact value and a few float roundings follow it; atol covers the
+// zero of silu'(g) near g = -1.28, where the relative error of dg is unbounded.
+const Tolerance kSwigluF32 = {1e-6, 1e-6, "F32 expf (2 ulp) and a few roundings; atol for the zero of silu' near -1.28"};
+const KernelOp<CpuEntry, CudaEntry> kSwiglu = {
+    "swiglu", "z = silu(g) * u elementwise, and its backward", "kernels/swiglu",
+    1, {{{1, "elementwise", "one pass over the elements (vectorised exp on the CPU)", "swiglu_forward_cpu|swiglu_backward_cpu",
+          kSwigluF32},
+         {ITTT_CPU_KERNEL(kernels::swiglu_forward_cpu), ITTT_CPU_KERNEL(kernels::swiglu_backward_cpu)}}},
+    1, {{{1, "elementwise", "one thread per element", "swiglu_forward_kernel|swiglu_backward_kernel", kSwigluF32},
+         {ITTT_CUDA_KERNEL(kernels::swiglu_forward_cuda), ITTT_CUDA_KERNEL(kernels::swiglu_backward_cuda)}}},
+};
 }  // namespace
+
+OpSpec swiglu_op_spec() { return kSwiglu.spec(); }
 
 void swiglu_forward(Tensor& z, const Tensor& g, const Tensor& u) {
     ITTT_NVTX_RANGE("swiglu_forward");
@@ -39,17 +42,14 @@ void swiglu_forward(Tensor& z, const Tensor& g, const Tensor& u) {
     require_same(g, u, op, "g", "u");
     require_same(z, g, op, "z", "g");
     if (g.device() == Device::CUDA) {
-#if ITTT_WITH_CUDA
-        require_cuda_version(op, g);
-        kernels::swiglu_forward_cuda(z.data<float>(), g.data<float>(), u.data<float>(), g.numel());
+        require_cuda_f32(g, op);
+        built(kSwiglu.cuda_entry(op).forward, op)(z.data<float>(), g.data<float>(), u.data<float>(), g.numel());
         return;
-#else
-        no_cuda_kernel(op);
-#endif
     }
-    require_cpu_version(op);
-    if (g.dtype() == DType::F32) forward_cpu<float>(z, g, u);
-    else forward_cpu<double>(z, g, u);
+    with_float_type(g.dtype(), [&](auto t) {
+        using T = decltype(t);
+        kSwiglu.cpu_entry(op).forward.get<T>()(z.data<T>(), g.data<T>(), u.data<T>(), g.numel());
+    });
 }
 
 void swiglu_backward(Tensor& dg, Tensor& du, const Tensor& dz, const Tensor& g, const Tensor& u) {
@@ -60,18 +60,15 @@ void swiglu_backward(Tensor& dg, Tensor& du, const Tensor& dz, const Tensor& g, 
     require_same(dg, g, op, "dg", "g");
     require_same(du, g, op, "du", "g");
     if (g.device() == Device::CUDA) {
-#if ITTT_WITH_CUDA
-        require_cuda_version(op, g);
-        kernels::swiglu_backward_cuda(dg.data<float>(), du.data<float>(), dz.data<float>(), g.data<float>(), u.data<float>(),
-                                      g.numel());
+        require_cuda_f32(g, op);
+        built(kSwiglu.cuda_entry(op).backward, op)(dg.data<float>(), du.data<float>(), dz.data<float>(), g.data<float>(),
+                                                   u.data<float>(), g.numel());
         return;
-#else
-        no_cuda_kernel(op);
-#endif
     }
-    require_cpu_version(op);
-    if (g.dtype() == DType::F32) backward_cpu<float>(dg, du, dz, g, u);
-    else backward_cpu<double>(dg, du, dz, g, u);
+    with_float_type(g.dtype(), [&](auto t) {
+        using T = decltype(t);
+        kSwiglu.cpu_entry(op).backward.get<T>()(dg.data<T>(), du.data<T>(), dz.data<T>(), g.data<T>(), u.data<T>(), g.numel());
+    });
 }
 
 }  // namespace ittt::ops

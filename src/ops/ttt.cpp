@@ -5,8 +5,8 @@
 
 #include "kernels/ttt_apply/ttt_apply.h"
 #include "kernels/ttt_delta/ttt_delta.h"
-#include "ops/dispatch.h"
 #include "ops/ops.h"
+#include "ops/versions.h"
 #include "runtime/nvtx.h"
 
 namespace ittt::ops {
@@ -20,22 +20,79 @@ void require_tokens(const Tensor& x, const Tensor& like, int64_t width, const ch
     require_shape(x, {like.dim(0), like.dim(1), width}, op, name);
 }
 
-// CPU: 1 direct loops, 2 one blocked GEMM per chunk. CUDA: 1 .. max_cuda
-// (ttt_delta / ttt_apply: 1 naive, 2 shared-memory tiles; ttt_clip_deltas has
-// only 1). 0 is the best of either; the CPU's 0 is returned as 2.
-// Also: CUDA kernels are F32 only.
-int require_version(const char* family, const char* op, const Tensor& x, int max_cuda) {
-    const int v = version(family);
-    if (x.device() == Device::CPU) {
-        ITTT_CHECK(v >= 0 && v <= 2, op, ": no CPU version ", v, " of ", family, " (versions: 1 direct loops, 2 per-chunk GEMM)");
-        return v == 0 ? 2 : v;
-    }
-    ITTT_CHECK(v >= 0 && v <= max_cuda, op, ": no CUDA version ", v, " of ", family, " (versions: 1 naive",
-               max_cuda >= 2 ? ", 2 shared-memory tiles)" : ")");
-    ITTT_CHECK(x.dtype() == DType::F32, op, ": CUDA kernels are F32 only, found ", x.describe());
-    return v;
-}
+template <class T>
+using DeltaCpu = decltype(kernels::ttt_chunk_delta_cpu<T>);
+template <class T>
+using ClipCpu = decltype(kernels::ttt_clip_deltas_cpu<T>);
+struct DeltaCpuEntry {
+    CpuKernel<DeltaCpu> delta;
+    CpuKernel<ClipCpu> clip;
+};
+struct DeltaCudaEntry {
+    kernels::TttChunkDeltaCuda* delta;
+    decltype(&kernels::ttt_clip_deltas_cuda) clip;
+};
+
+// Each delta element sums one chunk's C <= 64 products (the harness's chunks) in F32.
+const Tolerance kDeltaF32 = {1e-4, 1e-5, "F32 sums of a chunk's products (C <= 64)"};
+const KernelOp<DeltaCpuEntry, DeltaCudaEntry> kTttDelta = {
+    "ttt_delta", "per-chunk fast-weight update delta_i = V_[i]^T Z_[i], and its inference-time clipping", "kernels/ttt_delta",
+    2,
+    {{{1, "direct loops", "one output row (b, i, a) per task, rank-1 updates over the chunk's rows",
+       "ttt_chunk_delta_cpu|ttt_clip_deltas_cpu", kDeltaF32},
+      {ITTT_CPU_KERNEL(kernels::ttt_chunk_delta_cpu), ITTT_CPU_KERNEL(kernels::ttt_clip_deltas_cpu)}},
+     {{2, "per-chunk GEMM", "each chunk as one call of the blocked GEMM (V_[i]^T Z_[i], TN)",
+       "ttt_chunk_delta_gemm_cpu|ttt_clip_deltas_cpu", kDeltaF32},
+      {ITTT_CPU_KERNEL(kernels::ttt_chunk_delta_gemm_cpu), ITTT_CPU_KERNEL(kernels::ttt_clip_deltas_cpu)}}},
+    2,
+    {{{1, "naive", "one thread per output element, a dot product down the chunk", "chunk_delta_naive_kernel|clip_deltas_kernel",
+       kDeltaF32},
+      {ITTT_CUDA_KERNEL(kernels::ttt_chunk_delta_naive_cuda), ITTT_CUDA_KERNEL(kernels::ttt_clip_deltas_cuda)}},
+     {{2, "shared-memory tiles", "16 x 16 tiles over (d, f), 16 tokens a step: each loaded value serves 16 outputs",
+       "chunk_delta_tiled_kernel|clip_deltas_kernel", kDeltaF32},
+      {ITTT_CUDA_KERNEL(kernels::ttt_chunk_delta_tiled_cuda), ITTT_CUDA_KERNEL(kernels::ttt_clip_deltas_cuda)}}},
+};
+
+template <class T>
+using ApplyForwardCpu = decltype(kernels::ttt_apply_forward_correction_cpu<T>);
+template <class T>
+using ApplyBackwardCpu = decltype(kernels::ttt_apply_backward_correction_cpu<T>);
+struct ApplyCpuEntry {
+    CpuKernel<ApplyForwardCpu> forward;
+    CpuKernel<ApplyBackwardCpu> backward;
+};
+struct ApplyCudaEntry {
+    kernels::TttApplyForwardCuda* forward;
+    kernels::TttApplyBackwardCuda* backward;
+};
+
+// Each correction sums f (forward, dv) or d (dz) products of O(1) terms, then scales by eta.
+const Tolerance kApplyF32 = {1e-4, 1e-5, "F32 sums of f or d products per output"};
+const KernelOp<ApplyCpuEntry, ApplyCudaEntry> kTttApply = {
+    "ttt_apply", "o_[i] = z_[i] (wd + eta s_i)^T as z wd^T plus the per-chunk TTT correction, and its backward",
+    "kernels/ttt_apply",
+    2,
+    {{{1, "direct loops", "one token row per task: dot products and row updates against s_i, g_i",
+       "ttt_apply_forward_correction_cpu|ttt_apply_backward_correction_cpu", kApplyF32},
+      {ITTT_CPU_KERNEL(kernels::ttt_apply_forward_correction_cpu), ITTT_CPU_KERNEL(kernels::ttt_apply_backward_correction_cpu)}},
+     {{2, "per-chunk GEMM", "each chunk's correction as one call of the blocked GEMM",
+       "ttt_apply_forward_correction_gemm_cpu|ttt_apply_backward_correction_gemm_cpu", kApplyF32},
+      {ITTT_CPU_KERNEL(kernels::ttt_apply_forward_correction_gemm_cpu),
+       ITTT_CPU_KERNEL(kernels::ttt_apply_backward_correction_gemm_cpu)}}},
+    2,
+    {{{1, "naive", "one thread per output element", "matrix_nonzero_kernel|correction_nt_naive_kernel|correction_nn_naive_kernel",
+       kApplyF32},
+      {ITTT_CUDA_KERNEL(kernels::ttt_apply_forward_correction_naive_cuda),
+       ITTT_CUDA_KERNEL(kernels::ttt_apply_backward_correction_naive_cuda)}},
+     {{2, "shared-memory tiles", "16 x 16 tiles that never straddle a chunk: each loaded value serves 16 outputs",
+       "matrix_nonzero_kernel|correction_nt_tiled_kernel|correction_nn_tiled_kernel", kApplyF32},
+      {ITTT_CUDA_KERNEL(kernels::ttt_apply_forward_correction_tiled_cuda),
+       ITTT_CUDA_KERNEL(kernels::ttt_apply_backward_correction_tiled_cuda)}}},
+};
 }  // namespace
+
+OpSpec ttt_delta_op_spec() { return kTttDelta.spec(); }
+OpSpec ttt_apply_op_spec() { return kTttApply.spec(); }
 
 namespace {
 struct ApplyShape {
@@ -69,21 +126,15 @@ void ttt_chunk_delta(Tensor& delta, const Tensor& v, const Tensor& z, int chunk)
     const int64_t B = z.dim(0), n = z.dim(1), d = v.dim(2), f = z.dim(2), T = chunk_count(n, chunk);
     require_same_dtype_device(delta, z, op, "delta", "z");
     require_shape(delta, {B, T, d, f}, op, "delta");
-    const int v_kernel = require_version("ttt_delta", op, z, 2);
     if (z.device() == Device::CUDA) {
-#if ITTT_WITH_CUDA
-        kernels::ttt_chunk_delta_cuda(delta.data<float>(), v.data<float>(), z.data<float>(), B, n, d, f, chunk, v_kernel);
+        require_cuda_f32(z, op);
+        built(kTttDelta.cuda_entry(op).delta, op)(delta.data<float>(), v.data<float>(), z.data<float>(), B, n, d, f, chunk);
         return;
-#else
-        no_cuda_kernel(op);
-#endif
     }
-    auto run = [&](auto* out, const auto* vv, const auto* zz) {
-        if (v_kernel == 1) kernels::ttt_chunk_delta_cpu(out, vv, zz, B, n, d, f, static_cast<int64_t>(chunk));
-        else kernels::ttt_chunk_delta_gemm_cpu(out, vv, zz, B, n, d, f, static_cast<int64_t>(chunk));
-    };
-    if (z.dtype() == DType::F32) run(delta.data<float>(), v.data<float>(), z.data<float>());
-    else run(delta.data<double>(), v.data<double>(), z.data<double>());
+    with_float_type(z.dtype(), [&](auto t) {
+        using T = decltype(t);
+        kTttDelta.cpu_entry(op).delta.get<T>()(delta.data<T>(), v.data<T>(), z.data<T>(), B, n, d, f, chunk);
+    });
 }
 
 void ttt_clip_deltas(Tensor& delta, double eta, double tau) {
@@ -96,18 +147,16 @@ void ttt_clip_deltas(Tensor& delta, double eta, double tau) {
     ITTT_CHECK(std::isfinite(tau) && tau > 0, op, ": tau must be a finite number > 0, found ", tau,
                " (to disable clipping, do not call ttt_clip_deltas)");
     ITTT_CHECK(std::isfinite(eta), op, ": eta must be finite, found ", eta);
-    require_version("ttt_delta", op, delta, 2);  // the family's version picks the delta kernel; clipping has one
     const int64_t size = delta.dim(-2) * delta.dim(-1), count = size ? delta.numel() / size : 0;
     if (delta.device() == Device::CUDA) {
-#if ITTT_WITH_CUDA
-        kernels::ttt_clip_deltas_cuda(delta.data<float>(), count, size, eta, tau);
+        require_cuda_f32(delta, op);
+        built(kTttDelta.cuda_entry(op).clip, op)(delta.data<float>(), count, size, eta, tau);
         return;
-#else
-        no_cuda_kernel(op);
-#endif
     }
-    if (delta.dtype() == DType::F32) kernels::ttt_clip_deltas_cpu<float>(delta.data<float>(), count, size, eta, tau);
-    else kernels::ttt_clip_deltas_cpu<double>(delta.data<double>(), count, size, eta, tau);
+    with_float_type(delta.dtype(), [&](auto t) {
+        using T = decltype(t);
+        kTttDelta.cpu_entry(op).clip.get<T>()(delta.data<T>(), count, size, eta, tau);
+    });
 }
 
 void ttt_apply_forward(Tensor& o, const Tensor& z, const Tensor& wd, const Tensor& s, double eta, int chunk) {
@@ -116,30 +165,22 @@ void ttt_apply_forward(Tensor& o, const Tensor& z, const Tensor& wd, const Tenso
     const ApplyShape sh = require_apply_args(z, wd, s, eta, chunk, op);
     const int64_t B = sh.B, n = sh.n, d = sh.d, f = sh.f;
     require_tokens(o, z, d, op, "o");
-    const int v_kernel = require_version("ttt_apply", op, z, 2);
-
     // The plain MLP's down projection, the very same call: the drop-in guarantee rests on it.
     linear(o, z, wd);
     if (eta == 0) return;
     if (z.device() == Device::CUDA) {
-#if ITTT_WITH_CUDA
+        require_cuda_f32(z, op);
         // Which s_i are nonzero. Freed on return while the kernel may still run:
         // safe, because cudaFree waits for the device's queued work first.
         Tensor flags = Tensor::empty({B * sh.T}, DType::I32, Device::CUDA);
-        kernels::ttt_apply_forward_correction_cuda(o.data<float>(), z.data<float>(), s.data<float>(), static_cast<float>(eta), B, n,
-                                                   d, f, chunk, flags.data<int32_t>(), v_kernel);
+        built(kTttApply.cuda_entry(op).forward, op)(o.data<float>(), z.data<float>(), s.data<float>(), static_cast<float>(eta), B, n, d,
+                                                    f, chunk, flags.data<int32_t>());
         return;
-#else
-        no_cuda_kernel(op);
-#endif
     }
-    auto run = [&](auto* out, const auto* zz, const auto* ss) {
-        using T = std::remove_const_t<std::remove_pointer_t<decltype(zz)>>;
-        if (v_kernel == 1) kernels::ttt_apply_forward_correction_cpu<T>(out, zz, ss, static_cast<T>(eta), B, n, d, f, chunk);
-        else kernels::ttt_apply_forward_correction_gemm_cpu<T>(out, zz, ss, static_cast<T>(eta), B, n, d, f, chunk);
-    };
-    if (z.dtype() == DType::F32) run(o.data<float>(), z.data<float>(), s.data<float>());
-    else run(o.data<double>(), z.data<double>(), s.data<double>());
+    with_float_type(z.dtype(), [&](auto t) {
+        using T = decltype(t);
+        kTttApply.cpu_entry(op).forward.get<T>()(o.data<T>(), z.data<T>(), s.data<T>(), static_cast<T>(eta), B, n, d, f, chunk);
+    });
 }
 
 void ttt_apply_backward(Tensor& dz, Tensor& dv, const Tensor& dout, const Tensor& z, const Tensor& v, const Tensor& wd,
@@ -154,8 +195,6 @@ void ttt_apply_backward(Tensor& dz, Tensor& dv, const Tensor& dout, const Tensor
     require_tokens(dv, z, d, op, "dv");
     require_same_dtype_device(g, z, op, "g", "z");
     require_shape(g, {B, T, d, f}, op, "g");
-    const int v_kernel = require_version("ttt_apply", op, z, 2);
-
     // dz = dout @ wd for every token at once; only the per-chunk terms are TTT's.
     Tensor dz_rows = dz.view({B * n, f});
     matmul(dz_rows, dout.view({B * n, d}), false, wd, false);
@@ -164,26 +203,18 @@ void ttt_apply_backward(Tensor& dz, Tensor& dv, const Tensor& dout, const Tensor
         return;
     }
     if (z.device() == Device::CUDA) {
-#if ITTT_WITH_CUDA
+        require_cuda_f32(z, op);
         Tensor flags = Tensor::empty({2 * B * T}, DType::I32, Device::CUDA);  // which s_i, then which g_i, are nonzero
-        kernels::ttt_apply_backward_correction_cuda(dz.data<float>(), dv.data<float>(), dout.data<float>(), z.data<float>(),
-                                                    v.data<float>(), s.data<float>(), g.data<float>(), static_cast<float>(eta), B,
-                                                    n, d, f, chunk, flags.data<int32_t>(), v_kernel);
+        built(kTttApply.cuda_entry(op).backward, op)(dz.data<float>(), dv.data<float>(), dout.data<float>(), z.data<float>(),
+                                                     v.data<float>(), s.data<float>(), g.data<float>(), static_cast<float>(eta), B, n,
+                                                     d, f, chunk, flags.data<int32_t>());
         return;
-#else
-        no_cuda_kernel(op);
-#endif
     }
-    auto run = [&](auto* dzp, auto* dvp, const auto* dop, const auto* zp, const auto* vp, const auto* sp, const auto* gp) {
-        using T = std::remove_const_t<std::remove_pointer_t<decltype(zp)>>;
-        if (v_kernel == 1) kernels::ttt_apply_backward_correction_cpu<T>(dzp, dvp, dop, zp, vp, sp, gp, static_cast<T>(eta), B, n, d, f, chunk);
-        else kernels::ttt_apply_backward_correction_gemm_cpu<T>(dzp, dvp, dop, zp, vp, sp, gp, static_cast<T>(eta), B, n, d, f, chunk);
-    };
-    if (z.dtype() == DType::F32)
-        run(dz.data<float>(), dv.data<float>(), dout.data<float>(), z.data<float>(), v.data<float>(), s.data<float>(), g.data<float>());
-    else
-        run(dz.data<double>(), dv.data<double>(), dout.data<double>(), z.data<double>(), v.data<double>(), s.data<double>(),
-            g.data<double>());
+    with_float_type(z.dtype(), [&](auto t) {
+        using E = decltype(t);
+        kTttApply.cpu_entry(op).backward.get<E>()(dz.data<E>(), dv.data<E>(), dout.data<E>(), z.data<E>(), v.data<E>(), s.data<E>(),
+                                                  g.data<E>(), static_cast<E>(eta), B, n, d, f, chunk);
+    });
 }
 
 }  // namespace ittt::ops

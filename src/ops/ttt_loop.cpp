@@ -2,16 +2,40 @@
 // on top of kernels/ttt_loop (CPU). The math is in docs/ttt.md, "The chunk loop as a kernel".
 #include <cmath>
 #include <tuple>
-#include <type_traits>
 
 #include "kernels/ttt_loop/ttt_loop.h"
-#include "ops/dispatch.h"
 #include "ops/ops.h"
+#include "ops/versions.h"
 #include "runtime/nvtx.h"
 
 namespace ittt::ops {
 
+// The gemm op's selected CPU version (src/ops/gemm.cpp): every product of the loop uses it.
+template <class T>
+kernels::GemmCpuFn<T>* selected_cpu_gemm(const char* caller);
+
 namespace {
+template <class T>
+using LoopForwardCpu = decltype(kernels::ttt_loop_forward_cpu<T>);
+template <class T>
+using LoopBackwardCpu = decltype(kernels::ttt_loop_backward_cpu<T>);
+struct CpuEntry {
+    CpuKernel<LoopForwardCpu> forward;
+    CpuKernel<LoopBackwardCpu> backward;
+};
+
+// The loop reorders the parallel form's sums (W_i built by running addition, half the
+// multiply-adds): F32 rounding of sums over chunks and over d, f.
+const KernelOp<CpuEntry, int> kTttLoop = {
+    "ttt_loop", "the TTT MLP as a chunk loop with a running fast weight (apply, then update), forward and backward",
+    "kernels/ttt_loop",
+    1, {{{1, "chunk loop", "per chunk: apply W_i with one GEMM, then fold eta V_[i]^T Z_[i] into it with another",
+          "ttt_loop_forward_cpu|ttt_loop_backward_cpu", {1e-4, 1e-4, "F32 running sums over chunks and over d, f"}},
+         {ITTT_CPU_KERNEL(kernels::ttt_loop_forward_cpu), ITTT_CPU_KERNEL(kernels::ttt_loop_backward_cpu)}}},
+    // On CUDA a model runs the parallel form (ttt_delta, prefix_scan, ttt_apply).
+    0, {},
+};
+
 // z (B, n, f), v (B, n, d) with the B and n of z, a positive chunk, a finite eta; CPU only.
 kernels::TttLoopShape require_loop_args(const Tensor& z, const Tensor& v, double eta, int chunk, const char* op) {
     require_float(z, op, "z");
@@ -22,8 +46,6 @@ kernels::TttLoopShape require_loop_args(const Tensor& z, const Tensor& v, double
     ITTT_CHECK(chunk >= 1, op, ": chunk must be >= 1, found ", chunk);
     ITTT_CHECK(std::isfinite(eta), op, ": eta must be finite, found ", eta);
     ITTT_CHECK(z.device() == Device::CPU, op, ": CPU only (on CUDA the model runs the parallel form), found z ", z.describe());
-    const int v_gemm = version("gemm");
-    ITTT_CHECK(v_gemm <= 2, op, ": its GEMMs run on the CPU, which has gemm versions 1 and 2, found ", v_gemm);
     kernels::TttLoopShape s;
     s.batch = z.dim(0);
     s.n = z.dim(1);
@@ -33,6 +55,8 @@ kernels::TttLoopShape require_loop_args(const Tensor& z, const Tensor& v, double
     return s;
 }
 }  // namespace
+
+OpSpec ttt_loop_op_spec() { return kTttLoop.spec(); }
 
 TttLoopResult ttt_loop_forward(Tensor& o, const Tensor& z, const Tensor& v, const Tensor& wd, double eta, int chunk,
                                const TttLoopOptions& opt) {
@@ -61,18 +85,16 @@ TttLoopResult ttt_loop_forward(Tensor& o, const Tensor& z, const Tensor& v, cons
     kernels::TttLoopUpdates u;
     u.limit = opt.update_limit;
     u.clip_tau = opt.clip_tau;
-    auto run = [&](auto* typed) {
-        using T_ = std::remove_pointer_t<decltype(typed)>;
+    with_float_type(dt, [&](auto t) {
+        using T_ = decltype(t);
         kernels::TttLoopForwardOut<T_> out;
         if (r.w_all.defined()) out.w_all = r.w_all.data<T_>();
         if (r.w_last.defined()) out.w_last = r.w_last.data<T_>();
         if (r.w_state.defined()) out.w_state = r.w_state.data<T_>();
         if (opt.norms) out.norm = r.norm.data(), out.applied = r.applied.data();
-        kernels::ttt_loop_forward_cpu<T_>(s, o.data<T_>(), z.data<T_>(), v.data<T_>(), wd.data<T_>(), static_cast<T_>(eta), u, out,
-                                          workspace.data<T_>(), version("gemm"));
-    };
-    if (dt == DType::F32) run(static_cast<float*>(nullptr));
-    else run(static_cast<double*>(nullptr));
+        kTttLoop.cpu_entry(op).forward.get<T_>()(s, o.data<T_>(), z.data<T_>(), v.data<T_>(), wd.data<T_>(), static_cast<T_>(eta), u,
+                                                 out, workspace.data<T_>(), selected_cpu_gemm<T_>(op));
+    });
     return r;
 }
 
@@ -96,15 +118,13 @@ void ttt_loop_backward(Tensor& dz, Tensor& dv, Tensor& dwd, const Tensor& dout, 
     Tensor workspace = Tensor::empty({B, 3, d, f}, z.dtype());
     kernels::TttLoopUpdates u;
     u.limit = update_limit;
-    auto run = [&](auto* typed) {
-        using T_ = std::remove_pointer_t<decltype(typed)>;
+    with_float_type(z.dtype(), [&](auto t) {
+        using T_ = decltype(t);
         const T_* wp = w.data<T_>();
-        kernels::ttt_loop_backward_cpu<T_>(s, dz.data<T_>(), dv.data<T_>(), dwd.data<T_>(), dout.data<T_>(), z.data<T_>(), v.data<T_>(),
-                                           static_cast<T_>(eta), u, all ? wp : nullptr, all ? nullptr : wp, workspace.data<T_>(),
-                                           version("gemm"));
-    };
-    if (z.dtype() == DType::F32) run(static_cast<float*>(nullptr));
-    else run(static_cast<double*>(nullptr));
+        kTttLoop.cpu_entry(op).backward.get<T_>()(s, dz.data<T_>(), dv.data<T_>(), dwd.data<T_>(), dout.data<T_>(), z.data<T_>(),
+                                                  v.data<T_>(), static_cast<T_>(eta), u, all ? wp : nullptr, all ? nullptr : wp,
+                                                  workspace.data<T_>(), selected_cpu_gemm<T_>(op));
+    });
 }
 
 }  // namespace ittt::ops

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "io/fault_injection.h"
+#include "ops/op_table.h"
 #include "parallel/context.h"
 #include "runtime/device.h"
 #include "runtime/error.h"
@@ -23,7 +24,7 @@ const char* kUsage =
     "  forward    logits at every position of a token sequence\n"
     "  generate   streaming decode with the KV cache and TTT fast weights\n"
     "  step       step through a sequence chunk by chunk; check the induction-head theorem\n"
-    "  info       build and device information\n";
+    "  info       build and device information; --kernels: every op's kernel versions per device\n";
 }
 
 int main(int argc, char** argv) {
@@ -37,6 +38,9 @@ int main(int argc, char** argv) {
         fault::load_environment();  // a malformed ITTT_FAULT (tests only) is refused up front
         if (cmd == "--help" || cmd == "-h" || cmd == "help") return std::printf("%s", kUsage), 0;
         if (cmd == "info") {
+            // `ittt info --kernels`: every op's versions per device, from the op table.
+            if (argc == 3 && std::strcmp(argv[2], "--kernels") == 0) return std::printf("%s", ops::describe_op_table().c_str()), 0;
+            if (argc > 2) throw UsageError{cat("info: unknown option '", argv[2], "'"), "usage: ittt info [--kernels]\n"};
             std::printf("cpu: %s\ncuda: %s\n", device::describe(Device::CPU).c_str(),
                         built_with_cuda() ? device::describe(Device::CUDA).c_str() : "not built");
             return 0;

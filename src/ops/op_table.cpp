@@ -1,0 +1,143 @@
+// op_table.cpp: the op table (op_table.h), collected from the ops' own descriptions.
+//
+// Each op describes its versions once, in its own file (the KernelOp at the top of
+// src/ops/<op>.cpp, versions.h); this file lists the ops and answers every question
+// about versions from those rows: which exist, which one runs, what the errors say.
+#include <map>
+#include <sstream>
+
+#include "ops/op_table.h"
+#include "runtime/error.h"
+
+namespace ittt::ops {
+
+// Each defined beside its op, in src/ops/<op>.cpp.
+OpSpec gemm_op_spec();
+OpSpec embedding_op_spec();
+OpSpec rmsnorm_op_spec();
+OpSpec rope_op_spec();
+OpSpec attention_op_spec();
+OpSpec swiglu_op_spec();
+OpSpec conv1d_op_spec();
+OpSpec ttt_delta_op_spec();
+OpSpec prefix_scan_op_spec();
+OpSpec ttt_apply_op_spec();
+OpSpec ttt_loop_op_spec();
+OpSpec cross_entropy_op_spec();
+OpSpec adamw_op_spec();
+OpSpec elementwise_op_spec();
+
+namespace {
+// Rows must be numbered 1, 2, ... (KernelOp finds a row by its number) and best must be one of them.
+void check_numbering(const OpSpec& op, const char* device, const DeviceVersions& dv) {
+    for (size_t i = 0; i < dv.versions.size(); ++i)
+        ITTT_CHECK(dv.versions[i].number == static_cast<int>(i) + 1, "op table: ", op.name, "'s ", device, " row ", i,
+                   " is numbered ", dv.versions[i].number, ", expected ", i + 1);
+    ITTT_CHECK(dv.versions.empty() ? dv.best == 0 : dv.find(dv.best) != nullptr, "op table: ", op.name, "'s best ", device,
+               " version ", dv.best, " is not one of its rows");
+}
+
+std::map<std::string, int>& selected() {
+    static std::map<std::string, int> versions;
+    return versions;
+}
+
+std::string op_names() {
+    std::string names;
+    for (const OpSpec& op : op_table()) names += (names.empty() ? "" : ", ") + op.name;
+    return names;
+}
+}  // namespace
+
+const VersionInfo* DeviceVersions::find(int number) const {
+    for (const VersionInfo& v : versions)
+        if (v.number == number) return &v;
+    return nullptr;
+}
+
+std::string DeviceVersions::describe() const {
+    if (versions.empty()) return "none";
+    std::string s;
+    for (const VersionInfo& v : versions) s += cat(s.empty() ? "" : ", ", v.number, " ", v.name);
+    return cat(s, "; 0 = best = ", best);
+}
+
+const std::vector<OpSpec>& op_table() {
+    static const std::vector<OpSpec> table = [] {
+        std::vector<OpSpec> ops = {gemm_op_spec(),     embedding_op_spec(), rmsnorm_op_spec(),     rope_op_spec(),
+                                   attention_op_spec(), swiglu_op_spec(), conv1d_op_spec(),
+                                   ttt_delta_op_spec(), prefix_scan_op_spec(), ttt_apply_op_spec(), ttt_loop_op_spec(),
+                                   cross_entropy_op_spec(), adamw_op_spec(), elementwise_op_spec()};
+        for (const OpSpec& op : ops) {
+            check_numbering(op, "CPU", op.cpu);
+            check_numbering(op, "CUDA", op.cuda);
+        }
+        return ops;
+    }();
+    return table;
+}
+
+const OpSpec& op_spec(const std::string& name) {
+    for (const OpSpec& op : op_table())
+        if (op.name == name) return op;
+    fail(cat("kernel versions: unknown op '", name, "' (ops: ", op_names(), ")"));
+}
+
+void set_version(const std::string& op, int v) {
+    const OpSpec& spec = op_spec(op);
+    const int highest = static_cast<int>(std::max(spec.cpu.versions.size(), spec.cuda.versions.size()));
+    ITTT_CHECK(v >= 0 && v <= highest, "kernel version for ", op, ": expected 0 (best) to ", highest, ", found ", v,
+               " (CPU: ", spec.cpu.describe(), "; CUDA: ", spec.cuda.describe(), ")");
+    selected()[op] = v;
+}
+
+int version(const std::string& op) {
+    auto it = selected().find(op);
+    return it == selected().end() ? 0 : it->second;
+}
+
+int selected_version(const std::string& op, Device d, const char* caller) {
+    const DeviceVersions& dv = op_spec(op).on(d);
+    const char* device = d == Device::CUDA ? "CUDA" : "CPU";
+    ITTT_CHECK(!dv.versions.empty(), caller, ": ", op, " has no ", device, " kernel", d == Device::CUDA ? "; run with --device cpu" : "");
+    const int v = version(op);
+    if (v == 0) return dv.best;
+    ITTT_CHECK(dv.find(v) != nullptr, caller, ": ", op, ": no ", device, " version ", v, " (", device, " versions: ", dv.describe(), ")");
+    return v;
+}
+
+void set_versions_from_string(const std::string& spec) {
+    std::stringstream ss(spec);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+        if (item.empty()) continue;
+        size_t eq = item.find('=');
+        ITTT_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < item.size(), "--kernel: expected op=version (e.g. gemm=1), found '",
+                   item, "'");
+        std::string value = item.substr(eq + 1);
+        ITTT_CHECK(value.size() <= 3 && value.find_first_not_of("0123456789") == std::string::npos, "--kernel: version for '",
+                   item.substr(0, eq), "' must be a small number, found '", value, "'");
+        set_version(item.substr(0, eq), std::stoi(value));
+    }
+}
+
+std::string describe_op_table() {
+    std::ostringstream s;
+    for (const OpSpec& op : op_table()) {
+        s << op.name << "  (" << op.folder << "): " << op.summary << "\n";
+        for (Device d : {Device::CPU, Device::CUDA}) {
+            const DeviceVersions& dv = op.on(d);
+            if (dv.versions.empty()) {
+                s << "  " << device_name(d) << "   none\n";
+                continue;
+            }
+            for (const VersionInfo& v : dv.versions)
+                s << "  " << device_name(d) << (d == Device::CPU ? "   " : "  ") << v.number << (v.number == dv.best ? "*" : " ") << " "
+                  << v.name << ": " << v.idea << "  [" << v.kernels << "]\n";
+        }
+    }
+    s << "(* = version 0, the best of its device; choose one with --kernel op=N)\n";
+    return s.str();
+}
+
+}  // namespace ittt::ops
