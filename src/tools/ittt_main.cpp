@@ -24,7 +24,8 @@ const char* kUsage =
     "  forward    logits at every position of a token sequence\n"
     "  generate   streaming decode with the KV cache and TTT fast weights\n"
     "  step       step through a sequence chunk by chunk; check the induction-head theorem\n"
-    "  info       build and device information; --kernels: every op's kernel versions per device\n";
+    "  info       build and device information; --kernels: every op's kernel versions per device\n"
+    "             (--cuda-kernels OP=V: the CUDA kernels that version runs, as a regex for Nsight Compute)\n";
 }
 
 int main(int argc, char** argv) {
@@ -39,8 +40,19 @@ int main(int argc, char** argv) {
         if (cmd == "--help" || cmd == "-h" || cmd == "help") return std::printf("%s", kUsage), 0;
         if (cmd == "info") {
             // `ittt info --kernels`: every op's versions per device, from the op table.
+            // `ittt info --cuda-kernels gemm=3`: the CUDA kernels version 3 runs, as a regex (make profile's ncu -k).
+            const char* info_usage = "usage: ittt info [--kernels | --cuda-kernels OP=VERSION]\n";
             if (argc == 3 && std::strcmp(argv[2], "--kernels") == 0) return std::printf("%s", ops::describe_op_table().c_str()), 0;
-            if (argc > 2) throw UsageError{cat("info: unknown option '", argv[2], "'"), "usage: ittt info [--kernels]\n"};
+            if (argc == 4 && std::strcmp(argv[2], "--cuda-kernels") == 0) {
+                ops::set_versions_from_string(argv[3]);
+                const std::string spec = argv[3], op = spec.substr(0, spec.find('='));
+                const int v = ops::version(op);
+                const ops::DeviceVersions& cuda = ops::op_spec(op).cuda;
+                const ops::VersionInfo* info = cuda.find(v == 0 ? cuda.best : v);
+                ITTT_CHECK(info != nullptr, "info: ", op, " has no CUDA version ", v, " (CUDA versions: ", cuda.describe(), ")");
+                return std::printf("%s\n", info->kernels), 0;
+            }
+            if (argc > 2) throw UsageError{cat("info: unknown option '", argv[2], "'"), info_usage};
             std::printf("cpu: %s\ncuda: %s\n", device::describe(Device::CPU).c_str(),
                         built_with_cuda() ? device::describe(Device::CUDA).c_str() : "not built");
             return 0;
