@@ -1,18 +1,32 @@
-// elementwise.h: whole-tensor helpers on the GPU (fill, axpy, scale, norms,
-// finiteness, a sum over the leading dimension), F32 only.
+// elementwise.h: whole-tensor helpers (fill, axpy, scale, norms, finiteness, a sum over
+// the leading dimension), on the CPU (float, double) and the GPU (F32).
 //
-// On the CPU these are a few loops in src/ops/elementwise.cpp; on the GPU each
-// needs a launch, and the reductions need a plan that gives the same bits on
+// On the CPU these are a few loops (elementwise_cpu.cpp); on the GPU each needs a launch, and the reductions need a plan that gives the same bits on
 // every run: sum_squares and all_finite use a FIXED number of blocks, each
 // summing a fixed slice in a fixed tree order, then one block adds the block
 // results in block order. Nothing depends on the GPU model, the SM count or
 // timing, so exact --resume (which compares gradient norms) stays exact.
 //
-// All pointers are device pointers. One version of each; see elementwise.cu.
+// One version of each per device (their rows: elementwise_versions.h).
 #pragma once
 #include <cstdint>
 
 namespace ittt::kernels {
+
+// ---- CPU (elementwise_cpu.cpp) ----
+template <class T>
+void fill_cpu(T* x, int64_t n, double value);                   // x: (n) = value
+template <class T>
+void axpy_cpu(T* y, const T* x, int64_t n, double alpha);      // y: (n) += alpha * x: (n)
+template <class T>
+void scale_cpu(T* x, int64_t n, double s);                      // x: (n) *= s
+// sum x^2 in double, in 64 fixed blocks: the same bits whatever the thread count.
+template <class T>
+double sum_squares_cpu(const T* x, int64_t n);
+template <class T>
+bool all_finite_cpu(const T* x, int64_t n);
+
+// ---- CUDA (elementwise.cu), F32; all pointers are device pointers ----
 
 // Workspace, in doubles, that sum_squares_cuda and all_finite_cuda need
 // (the ops layer allocates it as a CUDA tensor so every allocation is visible).

@@ -2,7 +2,7 @@
 #include <cmath>
 #include <string>
 
-#include "kernels/adamw/adamw.h"
+#include "kernels/adamw/adamw_versions.h"
 #include "ops/ops.h"
 #include "ops/versions.h"
 #include "runtime/nvtx.h"
@@ -20,21 +20,8 @@ void check_config(const AdamWConfig& cfg) {
                cfg.weight_decay);
 }
 
-template <class T>
-using AdamWCpu = decltype(kernels::adamw_step_cpu<T>);
-
-// A handful of F32 operations per element, with sqrt and a division.
-const Tolerance kAdamWF32 = {1e-6, 1e-5, "a few F32 roundings per element (sqrt, division)"};
-const KernelOp<CpuKernel<AdamWCpu>, decltype(&kernels::adamw_step_cuda)> kAdamW = {
-    "adamw", "one AdamW step with bias correction and decoupled weight decay", "kernels/adamw",
-    1, {{{1, "elementwise", "one elementwise loop, arithmetic in the parameter's type", "adamw_step_cpu", kAdamWF32},
-         ITTT_CPU_KERNEL(kernels::adamw_step_cpu)}},
-    1, {{{1, "elementwise", "one thread per element, the same arithmetic in float", "adamw_kernel", kAdamWF32},
-         ITTT_CUDA_KERNEL(kernels::adamw_step_cuda)}},
-};
 }  // namespace
 
-OpSpec adamw_op_spec() { return kAdamW.spec(); }
 
 void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWConfig& cfg, int64_t step) {
     ITTT_NVTX_RANGE("adamw_step");
@@ -48,14 +35,14 @@ void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const A
     const double bias_correction2 = 1.0 - std::pow(cfg.beta2, static_cast<double>(step));
     if (param.device() == Device::CUDA) {
         require_cuda_f32(param, "adamw_step");
-        kAdamW.cuda_entry("adamw_step")(param.data<float>(), grad.data<float>(), m.data<float>(), v.data<float>(), param.numel(),
+        cuda_entry(kernels::adamw_versions, "adamw_step")(param.data<float>(), grad.data<float>(), m.data<float>(), v.data<float>(), param.numel(),
                                         float(cfg.lr), float(cfg.beta1), float(cfg.beta2), float(cfg.eps), float(cfg.weight_decay),
                                         float(bias_correction1), float(bias_correction2));
         return;
     }
     with_float_type(param.dtype(), [&](auto t) {
         using T = decltype(t);
-        kAdamW.cpu_entry("adamw_step").get<T>()(param.data<T>(), grad.data<T>(), m.data<T>(), v.data<T>(), param.numel(), T(cfg.lr),
+        cpu_entry(kernels::adamw_versions, "adamw_step").get<T>()(param.data<T>(), grad.data<T>(), m.data<T>(), v.data<T>(), param.numel(), T(cfg.lr),
                                                 T(cfg.beta1), T(cfg.beta2), T(cfg.eps), T(cfg.weight_decay), T(bias_correction1),
                                                 T(bias_correction2));
     });

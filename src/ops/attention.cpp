@@ -1,6 +1,6 @@
 // attention.cpp: ops::attention_forward and ops::attention_backward on top of kernels/attention,
 // and the attention op's versions (a naive reference and a flash version on each device).
-#include "kernels/attention/attention.h"
+#include "kernels/attention/attention_versions.h"
 #include "ops/ops.h"
 #include "ops/versions.h"
 #include "runtime/nvtx.h"
@@ -32,49 +32,9 @@ kernels::AttentionDims attention_dims(const char* op, const Tensor& q, const Ten
     return d;
 }
 
-template <class T>
-using AttentionForwardCpu = decltype(kernels::attention_flash_forward_cpu<T>);
-template <class T>
-using AttentionBackwardCpu = decltype(kernels::attention_flash_backward_cpu<T>);
-struct CpuEntry {
-    CpuKernel<AttentionForwardCpu> forward;
-    CpuKernel<AttentionBackwardCpu> backward;
-};
-struct CudaEntry {
-    kernels::AttentionForwardCuda* forward;
-    kernels::AttentionBackwardCuda* backward;
-};
-
-// Out is a convex combination of O(1) values and lse a log of sums of O(1) terms; dk, dv
-// sum up to 4 heads x 300 queries of O(1) terms. The F32 CPU versions stay within 1.2e-6
-// (forward) and 6e-6 (backward) of F64 at hd = 16; hd = 128 sums 8x as many products.
-const Tolerance kAttentionF32 = {1e-4, 1e-4, "F32 score sums over hd <= 128 and gradient sums over 4 heads x 300 queries"};
-const KernelOp<CpuEntry, CudaEntry> kAttention = {
-    "attention", "causal grouped-query attention with an optional sliding window, scale 1/sqrt(hd)", "kernels/attention",
-    /*cpu best*/ 2,
-    {
-        {{1, "naive", "materialises each score row (backward: the n x n probabilities) and applies the textbook formulas",
-          "attention_naive_forward_cpu|attention_naive_backward_cpu", kAttentionF32},
-         {ITTT_CPU_KERNEL(kernels::attention_naive_forward_cpu), ITTT_CPU_KERNEL(kernels::attention_naive_backward_cpu)}},
-        {{2, "flash", "tiled online softmax that never builds the score matrix and skips key tiles outside the window",
-          "attention_flash_forward_cpu|attention_flash_backward_cpu", kAttentionF32},
-         {ITTT_CPU_KERNEL(kernels::attention_flash_forward_cpu), ITTT_CPU_KERNEL(kernels::attention_flash_backward_cpu)}},
-    },
-    /*cuda best*/ 2,
-    {
-        {{1, "naive", "one block per (batch, head, query), its score row in shared memory; float atomics into dk, dv",
-          "attention_naive_forward_kernel|attention_naive_backward_kernel", kAttentionF32},
-         {ITTT_CUDA_KERNEL(kernels::attention_naive_forward_cuda), ITTT_CUDA_KERNEL(kernels::attention_naive_backward_cuda)}},
-        {{2, "flash", "32-query tiles in shared memory with 32-key tiles streamed under an online softmax; no atomics",
-          "attention_flash_forward_kernel|attention_row_dot_kernel|attention_flash_dkdv_kernel|attention_flash_dq_kernel",
-          kAttentionF32},
-         {ITTT_CUDA_KERNEL(kernels::attention_flash_forward_cuda), ITTT_CUDA_KERNEL(kernels::attention_flash_backward_cuda)}},
-    },
-};
 
 }  // namespace
 
-OpSpec attention_op_spec() { return kAttention.spec(); }
 
 void attention_forward(Tensor& out, Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v, int q_pos0, int window) {
     ITTT_NVTX_RANGE("attention_forward");
@@ -85,13 +45,13 @@ void attention_forward(Tensor& out, Tensor& lse, const Tensor& q, const Tensor& 
     require_shape(lse, {d.B, d.Hq, d.nq}, op, "lse");
     if (q.device() == Device::CUDA) {
         require_cuda_f32(q, op);
-        built(kAttention.cuda_entry(op).forward, op)(d, out.data<float>(), lse.data<float>(), q.data<float>(), k.data<float>(),
+        built(cuda_entry(kernels::attention_versions, op).forward, op)(d, out.data<float>(), lse.data<float>(), q.data<float>(), k.data<float>(),
                                                       v.data<float>());
         return;
     }
     with_float_type(q.dtype(), [&](auto t) {
         using T = decltype(t);
-        kAttention.cpu_entry(op).forward.get<T>()(d, out.data<T>(), lse.data<T>(), q.data<T>(), k.data<T>(), v.data<T>());
+        cpu_entry(kernels::attention_versions, op).forward.get<T>()(d, out.data<T>(), lse.data<T>(), q.data<T>(), k.data<T>(), v.data<T>());
     });
 }
 
@@ -111,14 +71,14 @@ void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, 
     require_shape(lse, {d.B, d.Hq, d.nq}, op, "lse");
     if (q.device() == Device::CUDA) {
         require_cuda_f32(q, op);
-        built(kAttention.cuda_entry(op).backward, op)(d, dq.data<float>(), dk.data<float>(), dv.data<float>(), dout.data<float>(),
+        built(cuda_entry(kernels::attention_versions, op).backward, op)(d, dq.data<float>(), dk.data<float>(), dv.data<float>(), dout.data<float>(),
                                                        q.data<float>(), k.data<float>(), v.data<float>(), out.data<float>(),
                                                        lse.data<float>());
         return;
     }
     with_float_type(q.dtype(), [&](auto t) {
         using T = decltype(t);
-        kAttention.cpu_entry(op).backward.get<T>()(d, dq.data<T>(), dk.data<T>(), dv.data<T>(), dout.data<T>(), q.data<T>(), k.data<T>(),
+        cpu_entry(kernels::attention_versions, op).backward.get<T>()(d, dq.data<T>(), dk.data<T>(), dv.data<T>(), dout.data<T>(), q.data<T>(), k.data<T>(),
                                                   v.data<T>(), out.data<T>(), lse.data<T>());
     });
 }

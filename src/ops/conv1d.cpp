@@ -1,5 +1,5 @@
 // conv1d.cpp: ops::conv1d_chunked_forward / backward on top of kernels/conv1d, and the op's versions.
-#include "kernels/conv1d/conv1d.h"
+#include "kernels/conv1d/conv1d_versions.h"
 #include "ops/ops.h"
 #include "ops/versions.h"
 #include "runtime/nvtx.h"
@@ -7,30 +7,6 @@
 namespace ittt::ops {
 
 namespace {
-template <class T>
-using Conv1dForwardCpu = decltype(kernels::conv1d_chunked_forward_cpu<T>);
-template <class T>
-using Conv1dBackwardCpu = decltype(kernels::conv1d_chunked_backward_cpu<T>);
-struct CpuEntry {
-    CpuKernel<Conv1dForwardCpu> forward;
-    CpuKernel<Conv1dBackwardCpu> backward;
-};
-struct CudaEntry {
-    decltype(&kernels::conv1d_chunked_forward_cuda) forward;
-    decltype(&kernels::conv1d_chunked_backward_cuda) backward;
-};
-
-// K <= 5 products per output; the weight gradient sums B*n products per tap in F32.
-const Tolerance kConv1dF32 = {1e-5, 1e-5, "sums of K taps; dweight sums B*n products per tap in F32"};
-const KernelOp<CpuEntry, CudaEntry> kConv1d = {
-    "conv1d", "depthwise conv1d inside chunks (the TTT target's taps), zero at chunk edges", "kernels/conv1d",
-    1, {{{1, "direct", "direct loops over (token, channel, tap)", "conv1d_chunked_forward_cpu|conv1d_chunked_backward_cpu",
-          kConv1dF32},
-         {ITTT_CPU_KERNEL(kernels::conv1d_chunked_forward_cpu), ITTT_CPU_KERNEL(kernels::conv1d_chunked_backward_cpu)}}},
-    1, {{{1, "output per thread", "one thread per output; the weight gradient one block per (channel, tap)",
-          "conv1d_forward_kernel|conv1d_input_grad_kernel|conv1d_weight_grad_kernel", kConv1dF32},
-         {ITTT_CUDA_KERNEL(kernels::conv1d_chunked_forward_cuda), ITTT_CUDA_KERNEL(kernels::conv1d_chunked_backward_cuda)}}},
-};
 
 // Shapes shared by forward and backward: x (B, n, d), weight (d, K), K = offsets.size().
 void check_conv_args(const char* op, const Tensor& x, const Tensor& weight, const std::vector<int>& offsets, int chunk) {
@@ -44,7 +20,6 @@ void check_conv_args(const char* op, const Tensor& x, const Tensor& weight, cons
 }
 }  // namespace
 
-OpSpec conv1d_op_spec() { return kConv1d.spec(); }
 
 void conv1d_chunked_forward(Tensor& out, const Tensor& x, const Tensor& weight, const std::vector<int>& offsets, int chunk) {
     ITTT_NVTX_RANGE("conv1d_chunked_forward");
@@ -53,13 +28,13 @@ void conv1d_chunked_forward(Tensor& out, const Tensor& x, const Tensor& weight, 
     require_same(out, x, op, "out", "x");
     const int64_t B = x.dim(0), n = x.dim(1), d = x.dim(2), K = weight.dim(1);
     if (x.device() == Device::CUDA) {
-        built(kConv1d.cuda_entry(op).forward, op)(out.data<float>(), x.data<float>(), weight.data<float>(), offsets.data(), B, n, d,
+        built(cuda_entry(kernels::conv1d_versions, op).forward, op)(out.data<float>(), x.data<float>(), weight.data<float>(), offsets.data(), B, n, d,
                                                   K, chunk);
         return;
     }
     with_float_type(x.dtype(), [&](auto t) {
         using T = decltype(t);
-        kConv1d.cpu_entry(op).forward.get<T>()(out.data<T>(), x.data<T>(), weight.data<T>(), offsets.data(), B, n, d, K, chunk);
+        cpu_entry(kernels::conv1d_versions, op).forward.get<T>()(out.data<T>(), x.data<T>(), weight.data<T>(), offsets.data(), B, n, d, K, chunk);
     });
 }
 
@@ -73,13 +48,13 @@ void conv1d_chunked_backward(Tensor& dx, Tensor& dweight, const Tensor& dout, co
     require_same(dweight, weight, op, "dweight", "weight");
     const int64_t B = x.dim(0), n = x.dim(1), d = x.dim(2), K = weight.dim(1);
     if (x.device() == Device::CUDA) {
-        built(kConv1d.cuda_entry(op).backward, op)(dx.data<float>(), dweight.data<float>(), dout.data<float>(), x.data<float>(),
+        built(cuda_entry(kernels::conv1d_versions, op).backward, op)(dx.data<float>(), dweight.data<float>(), dout.data<float>(), x.data<float>(),
                                                    weight.data<float>(), offsets.data(), B, n, d, K, chunk);
         return;
     }
     with_float_type(x.dtype(), [&](auto t) {
         using T = decltype(t);
-        kConv1d.cpu_entry(op).backward.get<T>()(dx.data<T>(), dweight.data<T>(), dout.data<T>(), x.data<T>(), weight.data<T>(),
+        cpu_entry(kernels::conv1d_versions, op).backward.get<T>()(dx.data<T>(), dweight.data<T>(), dout.data<T>(), x.data<T>(), weight.data<T>(),
                                                 offsets.data(), B, n, d, K, chunk);
     });
 }

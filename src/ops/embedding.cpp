@@ -1,7 +1,7 @@
 // embedding.cpp: ops::embedding_forward / embedding_backward on top of kernels/embedding.
 //
 // tokens may be (N) or (B, n): out and dout have tokens' shape plus a last dim d.
-#include "kernels/embedding/embedding.h"
+#include "kernels/embedding/embedding_versions.h"
 #include "ops/ops.h"
 #include "ops/versions.h"
 #include "runtime/nvtx.h"
@@ -10,34 +10,6 @@ namespace ittt::ops {
 
 namespace {
 
-template <class T>
-using EmbeddingForwardCpu = decltype(kernels::embedding_forward_cpu<T>);
-template <class T>
-using EmbeddingBackwardCpu = decltype(kernels::embedding_backward_cpu<T>);
-struct CpuEntry {
-    CpuKernel<EmbeddingForwardCpu> forward;
-    CpuKernel<EmbeddingBackwardCpu> backward;
-};
-struct CudaEntry {
-    decltype(&kernels::embedding_forward_cuda) forward;
-    kernels::EmbeddingBackwardCuda* backward;
-};
-
-// The forward copies; the backward adds a token's rows (up to a few hundred per id) in F32.
-const Tolerance kEmbeddingF32 = {1e-5, 1e-6, "a copy; the backward's F32 sums of one id's rows"};
-const KernelOp<CpuEntry, CudaEntry> kEmbedding = {
-    "embedding", "out = table[tokens], and the scatter-add of the gradient into the table", "kernels/embedding",
-    1, {{{1, "reference", "row copies; the backward adds each token's row in token order, blocked over columns",
-          "embedding_forward_cpu|embedding_backward_cpu", kEmbeddingF32},
-         {ITTT_CPU_KERNEL(kernels::embedding_forward_cpu), ITTT_CPU_KERNEL(kernels::embedding_backward_cpu)}}},
-    // 2: exact --resume needs gradients with the same bits every run.
-    2, {{{1, "atomics", "one thread per element; the backward adds with float atomics (bits vary from run to run)",
-          "embedding_gather_kernel|embedding_scatter_atomic_kernel", kEmbeddingF32},
-         {ITTT_CUDA_KERNEL(kernels::embedding_forward_cuda), ITTT_CUDA_KERNEL(kernels::embedding_backward_atomic_cuda)}},
-        {{2, "sorted", "the backward sorts the ids and adds each id's rows in token order: the CPU's bits, every run",
-          "embedding_gather_kernel|embedding_scatter_sorted_kernel", kEmbeddingF32},
-         {ITTT_CUDA_KERNEL(kernels::embedding_forward_cuda), ITTT_CUDA_KERNEL(kernels::embedding_backward_sorted_cuda)}}},
-};
 
 // The kernels index the table with these ids unchecked, so one bad id would read
 // or write outside it; find the first one and say where it is. On CUDA the ids are
@@ -58,7 +30,6 @@ Shape with_last_dim(Shape shape, int64_t last) {
 
 }  // namespace
 
-OpSpec embedding_op_spec() { return kEmbedding.spec(); }
 
 void embedding_forward(Tensor& out, const Tensor& table, const Tensor& tokens) {
     ITTT_NVTX_RANGE("embedding_forward");
@@ -71,13 +42,13 @@ void embedding_forward(Tensor& out, const Tensor& table, const Tensor& tokens) {
     require_ids_in_range(tokens, table.dim(0), op);
     if (out.device() == Device::CUDA) {
         require_cuda_f32(table, op);
-        built(kEmbedding.cuda_entry(op).forward, op)(out.data<float>(), table.data<float>(), tokens.data<int32_t>(), tokens.numel(),
+        built(cuda_entry(kernels::embedding_versions, op).forward, op)(out.data<float>(), table.data<float>(), tokens.data<int32_t>(), tokens.numel(),
                                                      table.dim(1));
         return;
     }
     with_float_type(table.dtype(), [&](auto t) {
         using T = decltype(t);
-        kEmbedding.cpu_entry(op).forward.get<T>()(out.data<T>(), table.data<T>(), tokens.data<int32_t>(), tokens.numel(), table.dim(1));
+        cpu_entry(kernels::embedding_versions, op).forward.get<T>()(out.data<T>(), table.data<T>(), tokens.data<int32_t>(), tokens.numel(), table.dim(1));
     });
 }
 
@@ -92,13 +63,13 @@ void embedding_backward(Tensor& dtable, const Tensor& dout, const Tensor& tokens
     require_ids_in_range(tokens, dtable.dim(0), op);
     if (dtable.device() == Device::CUDA) {
         require_cuda_f32(dtable, op);
-        built(kEmbedding.cuda_entry(op).backward, op)(dtable.data<float>(), dout.data<float>(), tokens.data<int32_t>(), tokens.numel(),
+        built(cuda_entry(kernels::embedding_versions, op).backward, op)(dtable.data<float>(), dout.data<float>(), tokens.data<int32_t>(), tokens.numel(),
                                                       dtable.dim(0), dtable.dim(1));
         return;
     }
     with_float_type(dtable.dtype(), [&](auto t) {
         using T = decltype(t);
-        kEmbedding.cpu_entry(op).backward.get<T>()(dtable.data<T>(), dout.data<T>(), tokens.data<int32_t>(), tokens.numel(),
+        cpu_entry(kernels::embedding_versions, op).backward.get<T>()(dtable.data<T>(), dout.data<T>(), tokens.data<int32_t>(), tokens.numel(),
                                                    dtable.dim(1));
     });
 }

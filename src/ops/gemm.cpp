@@ -1,59 +1,17 @@
 // gemm.cpp: ops::matmul and ops::linear on top of kernels/gemm, and the gemm op's versions.
 //
 // A 3-D matmul is one strided-batched call on the GPU and a loop of 2-D calls on the CPU.
-#include "kernels/gemm/gemm.h"
+#include "kernels/gemm/gemm_versions.h"
 #include "ops/ops.h"
 #include "ops/versions.h"
 #include "runtime/nvtx.h"
 
 namespace ittt::ops {
 
-namespace {
-template <class T>
-using GemmCpu = kernels::GemmCpuFn<T>;
-
-// Tolerances hold at the harness's shapes (K <= 300, inputs ~N(0, 1)): F32 sums of K
-// products drift like a random walk of ~1e-7 relative steps.
-const KernelOp<CpuKernel<GemmCpu>, kernels::GemmCudaLauncher*> kGemm = {
-    "gemm", "C = alpha * op(A) @ op(B) + beta * C, op(X) = X or X^T, row-major, strided batched", "kernels/gemm",
-    /*cpu best*/ 2,
-    {
-        {{1, "naive", "triple loop; the reference every other version is tested against", "gemm_naive_cpu",
-          {3e-4, 1e-5, "F32 sums of up to 300 products"}},
-         ITTT_CPU_KERNEL(kernels::gemm_naive_cpu)},
-        {{2, "blocked", "packed panels, a register-tiled micro-kernel and OpenMP slabs (docs/gemm.md)", "gemm_blocked_cpu",
-          {3e-4, 1e-5, "F32 sums of up to 300 products, in another order"}},
-         ITTT_CPU_KERNEL(kernels::gemm_blocked_cpu)},
-    },
-    // 0 stays in full FP32 (version 4), so --device cuda matches the CPU closely by default;
-    // TF32 tensor cores are asked for with 5.
-    /*cuda best*/ 4,
-    {
-        {{1, "naive", "one thread per element of C, the threads of a warp along a row of C", "gemm_naive_kernel",
-          {3e-4, 1e-5, "F32 sums of up to 300 products"}},
-         ITTT_CUDA_KERNEL(kernels::gemm_naive_cuda)},
-        {{2, "shared memory", "32 x 32 tiles of op(A) and op(B) staged in shared memory", "gemm_smem_kernel",
-          {3e-4, 1e-5, "F32 sums of up to 300 products"}},
-         ITTT_CUDA_KERNEL(kernels::gemm_smem_cuda)},
-        {{3, "register tiles", "128 x 128 block tile; each thread keeps an 8 x 8 block of C in registers", "gemm_blocktile_kernel",
-          {3e-4, 1e-5, "F32 sums of up to 300 products"}},
-         ITTT_CUDA_KERNEL(kernels::gemm_blocktile_cuda)},
-        {{4, "float4 + warp tiles", "float4 loads; each warp owns a compact 64 x 32 piece of the block tile",
-          "gemm_warptile_kernel", {3e-4, 1e-5, "F32 sums of up to 300 products"}},
-         ITTT_CUDA_KERNEL(kernels::gemm_warptile_cuda)},
-        {{5, "tensor cores (TF32)",
-          "WMMA m16n16k8 with TF32 inputs and F32 sums on shapes that tile exactly; other calls run version 4",
-          "gemm_wmma_tf32_kernel|gemm_warptile_kernel", {0.1, 1e-5, "TF32 keeps 10 mantissa bits: ~5e-4 per product, sqrt(300) of them"}},
-         ITTT_CUDA_KERNEL(kernels::gemm_wmma_tf32_cuda)},
-    },
-};
-}  // namespace
-
-OpSpec gemm_op_spec() { return kGemm.spec(); }
 
 template <class T>
 kernels::GemmCpuFn<T>* selected_cpu_gemm(const char* caller) {
-    return kGemm.cpu_entry(caller).get<T>();
+    return cpu_entry(kernels::gemm_versions, caller).get<T>();
 }
 template kernels::GemmCpuFn<float>* selected_cpu_gemm<float>(const char*);
 template kernels::GemmCpuFn<double>* selected_cpu_gemm<double>(const char*);
@@ -78,13 +36,13 @@ void matmul(Tensor& C, const Tensor& A, bool trans_a, const Tensor& B, bool tran
     int64_t sa = A.numel() / batch, sb = B.numel() / batch, sc = C.numel() / batch;
     if (C.device() == Device::CUDA) {
         require_cuda_f32(A, "matmul");
-        kGemm.cuda_entry("matmul")(trans_a, trans_b, M, N, K, static_cast<float>(alpha), A.data<float>(), lda, sa, B.data<float>(), ldb,
+        cuda_entry(kernels::gemm_versions, "matmul")(trans_a, trans_b, M, N, K, static_cast<float>(alpha), A.data<float>(), lda, sa, B.data<float>(), ldb,
                                    sb, static_cast<float>(beta), C.data<float>(), ldc, sc, batch);
         return;
     }
     with_float_type(A.dtype(), [&](auto t) {
         using T = decltype(t);
-        auto* gemm = kGemm.cpu_entry("matmul").get<T>();
+        auto* gemm = cpu_entry(kernels::gemm_versions, "matmul").get<T>();
         for (int64_t b = 0; b < batch; ++b)
             gemm(trans_a, trans_b, M, N, K, T(alpha), A.data<T>() + b * sa, lda, B.data<T>() + b * sb, ldb, T(beta), C.data<T>() + b * sc,
                  ldc);

@@ -1,31 +1,29 @@
-// op_table.cpp: the op table (op_table.h), collected from the ops' own descriptions.
+// op_table.cpp: the op table (op_table.h), collected from the ops' own version lists.
 //
-// Each op describes its versions once, in its own file (the KernelOp at the top of
-// src/ops/<op>.cpp, versions.h); this file lists the ops and answers every question
-// about versions from those rows: which exist, which one runs, what the errors say.
+// Each op lists its versions once, beside its kernels (kernels/<op>/<op>_versions.h); this
+// file lists the ops and answers every question about versions from those rows: which
+// exist, which one runs, what the errors say.
 #include <map>
 #include <sstream>
 
-#include "ops/op_table.h"
+#include "kernels/adamw/adamw_versions.h"
+#include "kernels/attention/attention_versions.h"
+#include "kernels/conv1d/conv1d_versions.h"
+#include "kernels/cross_entropy/cross_entropy_versions.h"
+#include "kernels/elementwise/elementwise_versions.h"
+#include "kernels/embedding/embedding_versions.h"
+#include "kernels/gemm/gemm_versions.h"
+#include "kernels/prefix_scan/prefix_scan_versions.h"
+#include "kernels/rmsnorm/rmsnorm_versions.h"
+#include "kernels/rope/rope_versions.h"
+#include "kernels/swiglu/swiglu_versions.h"
+#include "kernels/ttt_apply/ttt_apply_versions.h"
+#include "kernels/ttt_delta/ttt_delta_versions.h"
+#include "kernels/ttt_loop/ttt_loop_versions.h"
+#include "ops/versions.h"
 #include "runtime/error.h"
 
 namespace ittt::ops {
-
-// Each defined beside its op, in src/ops/<op>.cpp.
-OpSpec gemm_op_spec();
-OpSpec embedding_op_spec();
-OpSpec rmsnorm_op_spec();
-OpSpec rope_op_spec();
-OpSpec attention_op_spec();
-OpSpec swiglu_op_spec();
-OpSpec conv1d_op_spec();
-OpSpec ttt_delta_op_spec();
-OpSpec prefix_scan_op_spec();
-OpSpec ttt_apply_op_spec();
-OpSpec ttt_loop_op_spec();
-OpSpec cross_entropy_op_spec();
-OpSpec adamw_op_spec();
-OpSpec elementwise_op_spec();
 
 namespace {
 // Rows must be numbered 1, 2, ... (KernelOp finds a row by its number) and best must be one of them.
@@ -64,10 +62,12 @@ std::string DeviceVersions::describe() const {
 
 const std::vector<OpSpec>& op_table() {
     static const std::vector<OpSpec> table = [] {
-        std::vector<OpSpec> ops = {gemm_op_spec(),     embedding_op_spec(), rmsnorm_op_spec(),     rope_op_spec(),
-                                   attention_op_spec(), swiglu_op_spec(), conv1d_op_spec(),
-                                   ttt_delta_op_spec(), prefix_scan_op_spec(), ttt_apply_op_spec(), ttt_loop_op_spec(),
-                                   cross_entropy_op_spec(), adamw_op_spec(), elementwise_op_spec()};
+        using namespace kernels;
+        std::vector<OpSpec> ops = {spec_of(gemm_versions),        spec_of(embedding_versions),   spec_of(rmsnorm_versions),
+                                   spec_of(rope_versions),        spec_of(attention_versions),   spec_of(swiglu_versions),
+                                   spec_of(conv1d_versions),      spec_of(ttt_delta_versions),   spec_of(prefix_scan_versions),
+                                   spec_of(ttt_apply_versions),   spec_of(ttt_loop_versions),    spec_of(cross_entropy_versions),
+                                   spec_of(adamw_versions),       spec_of(elementwise_versions)};
         for (const OpSpec& op : ops) {
             check_numbering(op, "CPU", op.cpu);
             check_numbering(op, "CUDA", op.cuda);

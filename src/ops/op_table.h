@@ -1,35 +1,21 @@
-// op_table.h: every op's kernel versions, per device, in one table (src/ops/op_table.cpp).
+// op_table.h: every op's kernel versions, per device, in one table.
 //
-// The table is the only list of versions. Version selection and its error messages
-// (ops::set_version, --kernel op=v), `ittt info --kernels`, the benchmarks, `make profile`
-// and the test harness (tests/test_ops_harness.cpp) all read it, so adding a kernel version
-// is: the kernel, one row in op_table.cpp, and its one-sentence idea above the kernel.
-//
-// Numbers: versions count from 1 on each device; 0 means "the best version of the
-// tensor's device" (the `best` of that device's list). CPU version 1 of every op is
-// the reference the others are tested against (in double, see tests/test_ops_harness.cpp).
+// Each op lists its versions once, beside its kernels (kernels/<op>/<op>_versions.cpp,
+// kernels/versions.h says how); op_table() collects those rows. Version selection and its
+// error messages (ops::set_version, --kernel op=v), `ittt info --kernels`, the benchmarks,
+// `make profile` and the test harness all read it, so adding a kernel version is the kernel
+// and one row.
 #pragma once
 #include <string>
 #include <vector>
 
+#include "kernels/versions.h"
 #include "runtime/device.h"
 
 namespace ittt::ops {
 
-// Element-wise test tolerance |x - ref| <= atol + rtol*|ref| against the F64 CPU reference,
-// with the reason it is that large (the harness prints it beside a failure).
-struct Tolerance {
-    double atol = 0, rtol = 0;
-    const char* why = "";
-};
-
-struct VersionInfo {
-    int number = 0;           // 1, 2, ... on its device: --kernel op=number
-    const char* name = "";    // a word or two: "blocked"
-    const char* idea = "";    // the one idea this version adds, in one sentence
-    const char* kernels = ""; // what it runs: CPU functions, or CUDA __global__ kernels (an ncu -k regex)
-    Tolerance f32;            // its F32 results against the F64 CPU reference
-};
+using kernels::Tolerance;
+using kernels::VersionInfo;
 
 struct DeviceVersions {
     int best = 0;                       // the version number 0 stands for

@@ -7,7 +7,7 @@
 // may write dx into dout's storage.
 #include <cmath>
 
-#include "kernels/rmsnorm/rmsnorm.h"
+#include "kernels/rmsnorm/rmsnorm_versions.h"
 #include "ops/ops.h"
 #include "ops/versions.h"
 #include "runtime/nvtx.h"
@@ -16,33 +16,6 @@ namespace ittt::ops {
 
 namespace {
 
-template <class T>
-using RmsnormForwardCpu = decltype(kernels::rmsnorm_forward_cpu<T>);
-template <class T>
-using RmsnormBackwardCpu = decltype(kernels::rmsnorm_backward_cpu<T>);
-struct CpuEntry {
-    CpuKernel<RmsnormForwardCpu> forward;
-    CpuKernel<RmsnormBackwardCpu> backward;
-};
-struct CudaEntry {
-    decltype(&kernels::rmsnorm_forward_cuda) forward;
-    decltype(&kernels::rmsnorm_backward_cuda) backward;
-};
-
-// Both devices sum squares in double and round once; dweight adds up to ~1000 rows of O(1)
-// terms in F32 on the CUDA side (atol).
-const Tolerance kRmsnormF32 = {1e-5, 1e-5, "one F32 rounding of a double row sum; dweight sums ~1000 rows in F32"};
-const KernelOp<CpuEntry, CudaEntry> kRmsnorm = {
-    "rmsnorm", "x * rstd * weight per row, rstd = 1/sqrt(mean(x^2) + eps); rows of any width (per-head q/k norms)",
-    "kernels/rmsnorm",
-    1, {{{1, "reference", "one pass per row, the sum of squares in double", "rmsnorm_forward_cpu|rmsnorm_backward_cpu",
-          kRmsnormF32},
-         {ITTT_CPU_KERNEL(kernels::rmsnorm_forward_cpu), ITTT_CPU_KERNEL(kernels::rmsnorm_backward_cpu)}}},
-    1, {{{1, "warp per row", "one warp per row with shuffle reductions; dweight in row groups, then a fixed-order sum",
-          "rmsnorm_forward_kernel|rmsnorm_input_grad_kernel|rmsnorm_dweight_partial_kernel|rmsnorm_dweight_finish_kernel",
-          kRmsnormF32},
-         {ITTT_CUDA_KERNEL(kernels::rmsnorm_forward_cuda), ITTT_CUDA_KERNEL(kernels::rmsnorm_backward_cuda)}}},
-};
 
 // Checks weight against x and rstd against the row count; returns the row count.
 int64_t require_rows(const Tensor& x, const Tensor& weight, const Tensor& rstd, const char* op) {
@@ -61,7 +34,6 @@ int64_t require_rows(const Tensor& x, const Tensor& weight, const Tensor& rstd, 
 
 }  // namespace
 
-OpSpec rmsnorm_op_spec() { return kRmsnorm.spec(); }
 
 void rmsnorm_forward(Tensor& out, Tensor& rstd, const Tensor& x, const Tensor& weight, double eps) {
     ITTT_NVTX_RANGE("rmsnorm_forward");
@@ -71,13 +43,13 @@ void rmsnorm_forward(Tensor& out, Tensor& rstd, const Tensor& x, const Tensor& w
     ITTT_CHECK(eps >= 0 && std::isfinite(eps), op, ": eps must be finite and >= 0, found ", eps);
     if (x.device() == Device::CUDA) {
         require_cuda_f32(x, op);
-        built(kRmsnorm.cuda_entry(op).forward, op)(out.data<float>(), rstd.data<float>(), x.data<float>(), weight.data<float>(), rows,
+        built(cuda_entry(kernels::rmsnorm_versions, op).forward, op)(out.data<float>(), rstd.data<float>(), x.data<float>(), weight.data<float>(), rows,
                                                    weight.numel(), eps);
         return;
     }
     with_float_type(x.dtype(), [&](auto t) {
         using T = decltype(t);
-        kRmsnorm.cpu_entry(op).forward.get<T>()(out.data<T>(), rstd.data<T>(), x.data<T>(), weight.data<T>(), rows, weight.numel(), eps);
+        cpu_entry(kernels::rmsnorm_versions, op).forward.get<T>()(out.data<T>(), rstd.data<T>(), x.data<T>(), weight.data<T>(), rows, weight.numel(), eps);
     });
 }
 
@@ -91,13 +63,13 @@ void rmsnorm_backward(Tensor& dx, Tensor& dweight, const Tensor& dout, const Ten
     require_same(dweight, weight, op, "dweight", "weight");
     if (x.device() == Device::CUDA) {
         require_cuda_f32(x, op);
-        built(kRmsnorm.cuda_entry(op).backward, op)(dx.data<float>(), dweight.data<float>(), dout.data<float>(), x.data<float>(),
+        built(cuda_entry(kernels::rmsnorm_versions, op).backward, op)(dx.data<float>(), dweight.data<float>(), dout.data<float>(), x.data<float>(),
                                                     weight.data<float>(), rstd.data<float>(), rows, weight.numel());
         return;
     }
     with_float_type(x.dtype(), [&](auto t) {
         using T = decltype(t);
-        kRmsnorm.cpu_entry(op).backward.get<T>()(dx.data<T>(), dweight.data<T>(), dout.data<T>(), x.data<T>(), weight.data<T>(),
+        cpu_entry(kernels::rmsnorm_versions, op).backward.get<T>()(dx.data<T>(), dweight.data<T>(), dout.data<T>(), x.data<T>(), weight.data<T>(),
                                                  rstd.data<T>(), rows, weight.numel());
     });
 }

@@ -5,7 +5,7 @@
 // last two dimensions.
 #include <cmath>
 
-#include "kernels/rope/rope.h"
+#include "kernels/rope/rope_versions.h"
 #include "ops/ops.h"
 #include "ops/versions.h"
 #include "runtime/nvtx.h"
@@ -14,26 +14,6 @@ namespace ittt::ops {
 
 namespace {
 
-template <class T>
-using RopeCpu = decltype(kernels::rope_forward_cpu<T>);
-struct CpuEntry {
-    CpuKernel<RopeCpu> forward, backward;
-};
-struct CudaEntry {
-    decltype(&kernels::rope_forward_cuda) forward, backward;
-};
-
-// Both devices compute the angle in double and round to float once (<= 1 ulp apart); CUDA's
-// pow and sincos differ from glibc's by a few 1e-16, which matters only near zero (atol).
-const Tolerance kRopeF32 = {1e-7, 2.5e-7, "one F32 rounding of a rotation computed in double"};
-const KernelOp<CpuEntry, CudaEntry> kRope = {
-    "rope", "rotary position embedding (Hugging Face rotate-half), and its inverse for the backward", "kernels/rope",
-    1, {{{1, "reference", "each (x[i], x[i + hd/2]) pair rotated by position * theta^(-2i/hd), angles in double",
-          "rope_forward_cpu|rope_backward_cpu", kRopeF32},
-         {ITTT_CPU_KERNEL(kernels::rope_forward_cpu), ITTT_CPU_KERNEL(kernels::rope_backward_cpu)}}},
-    1, {{{1, "pair per thread", "one thread per rotated pair", "rope_rotate_kernel", kRopeF32},
-         {ITTT_CUDA_KERNEL(kernels::rope_forward_cuda), ITTT_CUDA_KERNEL(kernels::rope_backward_cuda)}}},
-};
 
 struct RopeShape {
     int64_t n_tokens, n_heads, head_dim;
@@ -73,21 +53,20 @@ void rotate(Tensor& out, const Tensor& in, const Tensor& positions, double theta
     require_positions_non_negative(positions, op);
     if (in.device() == Device::CUDA) {
         require_cuda_f32(in, op);
-        const CudaEntry& e = kRope.cuda_entry(op);
+        const kernels::RopeCudaEntry& e = cuda_entry(kernels::rope_versions, op);
         built(inverse ? e.backward : e.forward, op)(out.data<float>(), in.data<float>(), positions.data<int32_t>(), s.n_tokens,
                                                     s.n_heads, s.head_dim, theta);
         return;
     }
     with_float_type(in.dtype(), [&](auto t) {
         using T = decltype(t);
-        const CpuEntry& e = kRope.cpu_entry(op);
+        const kernels::RopeCpuEntry& e = cpu_entry(kernels::rope_versions, op);
         (inverse ? e.backward : e.forward).get<T>()(out.data<T>(), in.data<T>(), positions.data<int32_t>(), s.n_tokens, s.n_heads,
                                                     s.head_dim, theta);
     });
 }
 }  // namespace
 
-OpSpec rope_op_spec() { return kRope.spec(); }
 
 void rope_forward(Tensor& out, const Tensor& x, const Tensor& positions, double theta) {
     ITTT_NVTX_RANGE("rope_forward");

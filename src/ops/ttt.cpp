@@ -3,8 +3,8 @@
 #include <cmath>
 #include <type_traits>
 
-#include "kernels/ttt_apply/ttt_apply.h"
-#include "kernels/ttt_delta/ttt_delta.h"
+#include "kernels/ttt_apply/ttt_apply_versions.h"
+#include "kernels/ttt_delta/ttt_delta_versions.h"
 #include "ops/ops.h"
 #include "ops/versions.h"
 #include "runtime/nvtx.h"
@@ -19,82 +19,6 @@ void require_tokens(const Tensor& x, const Tensor& like, int64_t width, const ch
     require_same_dtype_device(x, like, op, name, "z");
     require_shape(x, {like.dim(0), like.dim(1), width}, op, name);
 }
-
-template <class T>
-using DeltaCpu = decltype(kernels::ttt_chunk_delta_cpu<T>);
-template <class T>
-using ClipCpu = decltype(kernels::ttt_clip_deltas_cpu<T>);
-struct DeltaCpuEntry {
-    CpuKernel<DeltaCpu> delta;
-    CpuKernel<ClipCpu> clip;
-};
-struct DeltaCudaEntry {
-    kernels::TttChunkDeltaCuda* delta;
-    decltype(&kernels::ttt_clip_deltas_cuda) clip;
-};
-
-// Each delta element sums one chunk's C <= 64 products (the harness's chunks) in F32.
-const Tolerance kDeltaF32 = {1e-4, 1e-5, "F32 sums of a chunk's products (C <= 64)"};
-const KernelOp<DeltaCpuEntry, DeltaCudaEntry> kTttDelta = {
-    "ttt_delta", "per-chunk fast-weight update delta_i = V_[i]^T Z_[i], and its inference-time clipping", "kernels/ttt_delta",
-    2,
-    {{{1, "direct loops", "one output row (b, i, a) per task, rank-1 updates over the chunk's rows",
-       "ttt_chunk_delta_cpu|ttt_clip_deltas_cpu", kDeltaF32},
-      {ITTT_CPU_KERNEL(kernels::ttt_chunk_delta_cpu), ITTT_CPU_KERNEL(kernels::ttt_clip_deltas_cpu)}},
-     {{2, "per-chunk GEMM", "each chunk as one call of the blocked GEMM (V_[i]^T Z_[i], TN)",
-       "ttt_chunk_delta_gemm_cpu|ttt_clip_deltas_cpu", kDeltaF32},
-      {ITTT_CPU_KERNEL(kernels::ttt_chunk_delta_gemm_cpu), ITTT_CPU_KERNEL(kernels::ttt_clip_deltas_cpu)}}},
-    2,
-    {{{1, "naive", "one thread per output element, a dot product down the chunk", "chunk_delta_naive_kernel|clip_deltas_kernel",
-       kDeltaF32},
-      {ITTT_CUDA_KERNEL(kernels::ttt_chunk_delta_naive_cuda), ITTT_CUDA_KERNEL(kernels::ttt_clip_deltas_cuda)}},
-     {{2, "shared-memory tiles", "16 x 16 tiles over (d, f), 16 tokens a step: each loaded value serves 16 outputs",
-       "chunk_delta_tiled_kernel|clip_deltas_kernel", kDeltaF32},
-      {ITTT_CUDA_KERNEL(kernels::ttt_chunk_delta_tiled_cuda), ITTT_CUDA_KERNEL(kernels::ttt_clip_deltas_cuda)}}},
-};
-
-template <class T>
-using ApplyForwardCpu = decltype(kernels::ttt_apply_forward_correction_cpu<T>);
-template <class T>
-using ApplyBackwardCpu = decltype(kernels::ttt_apply_backward_correction_cpu<T>);
-struct ApplyCpuEntry {
-    CpuKernel<ApplyForwardCpu> forward;
-    CpuKernel<ApplyBackwardCpu> backward;
-};
-struct ApplyCudaEntry {
-    kernels::TttApplyForwardCuda* forward;
-    kernels::TttApplyBackwardCuda* backward;
-};
-
-// Each correction sums f (forward, dv) or d (dz) products of O(1) terms, then scales by eta.
-const Tolerance kApplyF32 = {1e-4, 1e-5, "F32 sums of f or d products per output"};
-const KernelOp<ApplyCpuEntry, ApplyCudaEntry> kTttApply = {
-    "ttt_apply", "o_[i] = z_[i] (wd + eta s_i)^T as z wd^T plus the per-chunk TTT correction, and its backward",
-    "kernels/ttt_apply",
-    2,
-    {{{1, "direct loops", "one token row per task: dot products and row updates against s_i, g_i",
-       "ttt_apply_forward_correction_cpu|ttt_apply_backward_correction_cpu", kApplyF32},
-      {ITTT_CPU_KERNEL(kernels::ttt_apply_forward_correction_cpu), ITTT_CPU_KERNEL(kernels::ttt_apply_backward_correction_cpu)}},
-     {{2, "per-chunk GEMM", "each chunk's correction as one call of the blocked GEMM",
-       "ttt_apply_forward_correction_gemm_cpu|ttt_apply_backward_correction_gemm_cpu", kApplyF32},
-      {ITTT_CPU_KERNEL(kernels::ttt_apply_forward_correction_gemm_cpu),
-       ITTT_CPU_KERNEL(kernels::ttt_apply_backward_correction_gemm_cpu)}}},
-    2,
-    {{{1, "naive", "one thread per output element", "matrix_nonzero_kernel|correction_nt_naive_kernel|correction_nn_naive_kernel",
-       kApplyF32},
-      {ITTT_CUDA_KERNEL(kernels::ttt_apply_forward_correction_naive_cuda),
-       ITTT_CUDA_KERNEL(kernels::ttt_apply_backward_correction_naive_cuda)}},
-     {{2, "shared-memory tiles", "16 x 16 tiles that never straddle a chunk: each loaded value serves 16 outputs",
-       "matrix_nonzero_kernel|correction_nt_tiled_kernel|correction_nn_tiled_kernel", kApplyF32},
-      {ITTT_CUDA_KERNEL(kernels::ttt_apply_forward_correction_tiled_cuda),
-       ITTT_CUDA_KERNEL(kernels::ttt_apply_backward_correction_tiled_cuda)}}},
-};
-}  // namespace
-
-OpSpec ttt_delta_op_spec() { return kTttDelta.spec(); }
-OpSpec ttt_apply_op_spec() { return kTttApply.spec(); }
-
-namespace {
 struct ApplyShape {
     int64_t B, n, d, f, T;
 };
@@ -128,12 +52,12 @@ void ttt_chunk_delta(Tensor& delta, const Tensor& v, const Tensor& z, int chunk)
     require_shape(delta, {B, T, d, f}, op, "delta");
     if (z.device() == Device::CUDA) {
         require_cuda_f32(z, op);
-        built(kTttDelta.cuda_entry(op).delta, op)(delta.data<float>(), v.data<float>(), z.data<float>(), B, n, d, f, chunk);
+        built(cuda_entry(kernels::ttt_delta_versions, op).delta, op)(delta.data<float>(), v.data<float>(), z.data<float>(), B, n, d, f, chunk);
         return;
     }
     with_float_type(z.dtype(), [&](auto t) {
         using T = decltype(t);
-        kTttDelta.cpu_entry(op).delta.get<T>()(delta.data<T>(), v.data<T>(), z.data<T>(), B, n, d, f, chunk);
+        cpu_entry(kernels::ttt_delta_versions, op).delta.get<T>()(delta.data<T>(), v.data<T>(), z.data<T>(), B, n, d, f, chunk);
     });
 }
 
@@ -150,12 +74,12 @@ void ttt_clip_deltas(Tensor& delta, double eta, double tau) {
     const int64_t size = delta.dim(-2) * delta.dim(-1), count = size ? delta.numel() / size : 0;
     if (delta.device() == Device::CUDA) {
         require_cuda_f32(delta, op);
-        built(kTttDelta.cuda_entry(op).clip, op)(delta.data<float>(), count, size, eta, tau);
+        built(cuda_entry(kernels::ttt_delta_versions, op).clip, op)(delta.data<float>(), count, size, eta, tau);
         return;
     }
     with_float_type(delta.dtype(), [&](auto t) {
         using T = decltype(t);
-        kTttDelta.cpu_entry(op).clip.get<T>()(delta.data<T>(), count, size, eta, tau);
+        cpu_entry(kernels::ttt_delta_versions, op).clip.get<T>()(delta.data<T>(), count, size, eta, tau);
     });
 }
 
@@ -173,13 +97,13 @@ void ttt_apply_forward(Tensor& o, const Tensor& z, const Tensor& wd, const Tenso
         // Which s_i are nonzero. Freed on return while the kernel may still run:
         // safe, because cudaFree waits for the device's queued work first.
         Tensor flags = Tensor::empty({B * sh.T}, DType::I32, Device::CUDA);
-        built(kTttApply.cuda_entry(op).forward, op)(o.data<float>(), z.data<float>(), s.data<float>(), static_cast<float>(eta), B, n, d,
+        built(cuda_entry(kernels::ttt_apply_versions, op).forward, op)(o.data<float>(), z.data<float>(), s.data<float>(), static_cast<float>(eta), B, n, d,
                                                     f, chunk, flags.data<int32_t>());
         return;
     }
     with_float_type(z.dtype(), [&](auto t) {
         using T = decltype(t);
-        kTttApply.cpu_entry(op).forward.get<T>()(o.data<T>(), z.data<T>(), s.data<T>(), static_cast<T>(eta), B, n, d, f, chunk);
+        cpu_entry(kernels::ttt_apply_versions, op).forward.get<T>()(o.data<T>(), z.data<T>(), s.data<T>(), static_cast<T>(eta), B, n, d, f, chunk);
     });
 }
 
@@ -205,14 +129,14 @@ void ttt_apply_backward(Tensor& dz, Tensor& dv, const Tensor& dout, const Tensor
     if (z.device() == Device::CUDA) {
         require_cuda_f32(z, op);
         Tensor flags = Tensor::empty({2 * B * T}, DType::I32, Device::CUDA);  // which s_i, then which g_i, are nonzero
-        built(kTttApply.cuda_entry(op).backward, op)(dz.data<float>(), dv.data<float>(), dout.data<float>(), z.data<float>(),
+        built(cuda_entry(kernels::ttt_apply_versions, op).backward, op)(dz.data<float>(), dv.data<float>(), dout.data<float>(), z.data<float>(),
                                                      v.data<float>(), s.data<float>(), g.data<float>(), static_cast<float>(eta), B, n,
                                                      d, f, chunk, flags.data<int32_t>());
         return;
     }
     with_float_type(z.dtype(), [&](auto t) {
         using E = decltype(t);
-        kTttApply.cpu_entry(op).backward.get<E>()(dz.data<E>(), dv.data<E>(), dout.data<E>(), z.data<E>(), v.data<E>(), s.data<E>(),
+        cpu_entry(kernels::ttt_apply_versions, op).backward.get<E>()(dz.data<E>(), dv.data<E>(), dout.data<E>(), z.data<E>(), v.data<E>(), s.data<E>(),
                                                   g.data<E>(), static_cast<E>(eta), B, n, d, f, chunk);
     });
 }

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <tuple>
 
-#include "kernels/ttt_loop/ttt_loop.h"
+#include "kernels/ttt_loop/ttt_loop_versions.h"
 #include "ops/ops.h"
 #include "ops/versions.h"
 #include "runtime/nvtx.h"
@@ -15,26 +15,6 @@ template <class T>
 kernels::GemmCpuFn<T>* selected_cpu_gemm(const char* caller);
 
 namespace {
-template <class T>
-using LoopForwardCpu = decltype(kernels::ttt_loop_forward_cpu<T>);
-template <class T>
-using LoopBackwardCpu = decltype(kernels::ttt_loop_backward_cpu<T>);
-struct CpuEntry {
-    CpuKernel<LoopForwardCpu> forward;
-    CpuKernel<LoopBackwardCpu> backward;
-};
-
-// The loop reorders the parallel form's sums (W_i built by running addition, half the
-// multiply-adds): F32 rounding of sums over chunks and over d, f.
-const KernelOp<CpuEntry, int> kTttLoop = {
-    "ttt_loop", "the TTT MLP as a chunk loop with a running fast weight (apply, then update), forward and backward",
-    "kernels/ttt_loop",
-    1, {{{1, "chunk loop", "per chunk: apply W_i with one GEMM, then fold eta V_[i]^T Z_[i] into it with another",
-          "ttt_loop_forward_cpu|ttt_loop_backward_cpu", {1e-4, 1e-4, "F32 running sums over chunks and over d, f"}},
-         {ITTT_CPU_KERNEL(kernels::ttt_loop_forward_cpu), ITTT_CPU_KERNEL(kernels::ttt_loop_backward_cpu)}}},
-    // On CUDA a model runs the parallel form (ttt_delta, prefix_scan, ttt_apply).
-    0, {},
-};
 
 // z (B, n, f), v (B, n, d) with the B and n of z, a positive chunk, a finite eta; CPU only.
 kernels::TttLoopShape require_loop_args(const Tensor& z, const Tensor& v, double eta, int chunk, const char* op) {
@@ -56,7 +36,6 @@ kernels::TttLoopShape require_loop_args(const Tensor& z, const Tensor& v, double
 }
 }  // namespace
 
-OpSpec ttt_loop_op_spec() { return kTttLoop.spec(); }
 
 TttLoopResult ttt_loop_forward(Tensor& o, const Tensor& z, const Tensor& v, const Tensor& wd, double eta, int chunk,
                                const TttLoopOptions& opt) {
@@ -92,7 +71,7 @@ TttLoopResult ttt_loop_forward(Tensor& o, const Tensor& z, const Tensor& v, cons
         if (r.w_last.defined()) out.w_last = r.w_last.data<T_>();
         if (r.w_state.defined()) out.w_state = r.w_state.data<T_>();
         if (opt.norms) out.norm = r.norm.data(), out.applied = r.applied.data();
-        kTttLoop.cpu_entry(op).forward.get<T_>()(s, o.data<T_>(), z.data<T_>(), v.data<T_>(), wd.data<T_>(), static_cast<T_>(eta), u,
+        cpu_entry(kernels::ttt_loop_versions, op).forward.get<T_>()(s, o.data<T_>(), z.data<T_>(), v.data<T_>(), wd.data<T_>(), static_cast<T_>(eta), u,
                                                  out, workspace.data<T_>(), selected_cpu_gemm<T_>(op));
     });
     return r;
@@ -121,7 +100,7 @@ void ttt_loop_backward(Tensor& dz, Tensor& dv, Tensor& dwd, const Tensor& dout, 
     with_float_type(z.dtype(), [&](auto t) {
         using T_ = decltype(t);
         const T_* wp = w.data<T_>();
-        kTttLoop.cpu_entry(op).backward.get<T_>()(s, dz.data<T_>(), dv.data<T_>(), dwd.data<T_>(), dout.data<T_>(), z.data<T_>(),
+        cpu_entry(kernels::ttt_loop_versions, op).backward.get<T_>()(s, dz.data<T_>(), dv.data<T_>(), dwd.data<T_>(), dout.data<T_>(), z.data<T_>(),
                                                   v.data<T_>(), static_cast<T_>(eta), u, all ? wp : nullptr, all ? nullptr : wp,
                                                   workspace.data<T_>(), selected_cpu_gemm<T_>(op));
     });

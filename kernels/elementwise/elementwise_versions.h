@@ -1,0 +1,48 @@
+// elementwise_versions.h: the elementwise op's versions, one row each (kernels/versions.h says how).
+// src/ops/elementwise.cpp runs the row that --kernel elementwise=v selects; `build/ittt info --kernels` lists them.
+#pragma once
+#include "kernels/elementwise/elementwise.h"
+#include "kernels/versions.h"
+
+namespace ittt::kernels {
+
+template <class T>
+using FillCpu = void(T*, int64_t, double);
+template <class T>
+using AxpyCpu = void(T*, const T*, int64_t, double);
+template <class T>
+using SumSquaresCpu = double(const T*, int64_t);
+template <class T>
+using AllFiniteCpu = bool(const T*, int64_t);
+struct ElementwiseCpuEntry {
+    CpuKernel<FillCpu> fill, scale;
+    CpuKernel<AxpyCpu> axpy;
+    CpuKernel<SumSquaresCpu> sum_squares;
+    CpuKernel<AllFiniteCpu> all_finite;
+};
+struct ElementwiseCudaEntry {
+    decltype(&fill_cuda) fill;
+    decltype(&scale_inplace_cuda) scale;
+    decltype(&add_inplace_cuda) axpy;
+    decltype(&sum_squares_cuda) sum_squares;
+    decltype(&all_finite_cuda) all_finite;
+    decltype(&sum_dim0_cuda) sum_dim0;
+};
+
+// One F32 rounding per element (fill, scale, axpy); the reductions sum in double.
+inline const Tolerance kElementwiseF32 = {1e-6, 1e-6, "one F32 rounding per element; reductions in double"};
+inline const OpVersions<ElementwiseCpuEntry, ElementwiseCudaEntry> elementwise_versions = {
+    "elementwise", "fill, y += alpha x, x *= s, sum of squares, all finite, sum over dim 0", "kernels/elementwise",
+    1, {{{1, "loops", "plain loops; the sum of squares in 64 fixed blocks so its bits do not depend on the thread count",
+          "fill_cpu|axpy_cpu|scale_cpu|sum_squares_cpu|all_finite_cpu", kElementwiseF32},
+         {ITTT_CPU_KERNEL(fill_cpu), ITTT_CPU_KERNEL(scale_cpu), ITTT_CPU_KERNEL(axpy_cpu), ITTT_CPU_KERNEL(sum_squares_cpu),
+          ITTT_CPU_KERNEL(all_finite_cpu)}}},
+    1, {{{1, "fixed-order reductions", "one thread per element; reductions over a fixed number of blocks, then in block order",
+          "fill_kernel|add_inplace_kernel|scale_inplace_kernel|reduce_blocks_kernel|reduce_final_kernel|sum_dim0_kernel",
+          kElementwiseF32},
+         {ITTT_CUDA_KERNEL(fill_cuda), ITTT_CUDA_KERNEL(scale_inplace_cuda), ITTT_CUDA_KERNEL(add_inplace_cuda),
+          ITTT_CUDA_KERNEL(sum_squares_cuda), ITTT_CUDA_KERNEL(all_finite_cuda),
+          ITTT_CUDA_KERNEL(sum_dim0_cuda)}}},
+};
+
+}  // namespace ittt::kernels

@@ -1,0 +1,30 @@
+// rope_versions.h: the rope op's versions, one row each (kernels/versions.h says how).
+// src/ops/rope.cpp runs the row that --kernel rope=v selects; `build/ittt info --kernels` lists them.
+#pragma once
+#include "kernels/rope/rope.h"
+#include "kernels/versions.h"
+
+namespace ittt::kernels {
+
+template <class T>
+using RopeCpu = decltype(rope_forward_cpu<T>);
+struct RopeCpuEntry {
+    CpuKernel<RopeCpu> forward, backward;
+};
+struct RopeCudaEntry {
+    decltype(&rope_forward_cuda) forward, backward;
+};
+
+// Both devices compute the angle in double and round to float once (<= 1 ulp apart); CUDA's
+// pow and sincos differ from glibc's by a few 1e-16, which matters only near zero (atol).
+inline const Tolerance kRopeF32 = {1e-7, 2.5e-7, "one F32 rounding of a rotation computed in double"};
+inline const OpVersions<RopeCpuEntry, RopeCudaEntry> rope_versions = {
+    "rope", "rotary position embedding (Hugging Face rotate-half), and its inverse for the backward", "kernels/rope",
+    1, {{{1, "reference", "each (x[i], x[i + hd/2]) pair rotated by position * theta^(-2i/hd), angles in double",
+          "rope_forward_cpu|rope_backward_cpu", kRopeF32},
+         {ITTT_CPU_KERNEL(rope_forward_cpu), ITTT_CPU_KERNEL(rope_backward_cpu)}}},
+    1, {{{1, "pair per thread", "one thread per rotated pair", "rope_rotate_kernel", kRopeF32},
+         {ITTT_CUDA_KERNEL(rope_forward_cuda), ITTT_CUDA_KERNEL(rope_backward_cuda)}}},
+};
+
+}  // namespace ittt::kernels

@@ -1,0 +1,46 @@
+// ttt_apply_versions.h: the ttt_apply op's versions, one row each (kernels/versions.h says how).
+// src/ops/ttt.cpp runs the row that --kernel ttt_apply=v selects; `build/ittt info --kernels` lists them.
+#pragma once
+#include "kernels/ttt_apply/ttt_apply.h"
+#include "kernels/versions.h"
+
+namespace ittt::kernels {
+
+template <class T>
+using TttApplyForwardCpu = decltype(ttt_apply_forward_correction_cpu<T>);
+template <class T>
+using TttApplyBackwardCpu = decltype(ttt_apply_backward_correction_cpu<T>);
+struct TttApplyCpuEntry {
+    CpuKernel<TttApplyForwardCpu> forward;
+    CpuKernel<TttApplyBackwardCpu> backward;
+};
+struct TttApplyCudaEntry {
+    TttApplyForwardCuda* forward;
+    TttApplyBackwardCuda* backward;
+};
+
+// Each correction sums f (forward, dv) or d (dz) products of O(1) terms, then scales by eta.
+inline const Tolerance kApplyF32 = {1e-4, 1e-5, "F32 sums of f or d products per output"};
+inline const OpVersions<TttApplyCpuEntry, TttApplyCudaEntry> ttt_apply_versions = {
+    "ttt_apply", "o_[i] = z_[i] (wd + eta s_i)^T as z wd^T plus the per-chunk TTT correction, and its backward",
+    "kernels/ttt_apply",
+    2,
+    {{{1, "direct loops", "one token row per task: dot products and row updates against s_i, g_i",
+       "ttt_apply_forward_correction_cpu|ttt_apply_backward_correction_cpu", kApplyF32},
+      {ITTT_CPU_KERNEL(ttt_apply_forward_correction_cpu), ITTT_CPU_KERNEL(ttt_apply_backward_correction_cpu)}},
+     {{2, "per-chunk GEMM", "each chunk's correction as one call of the blocked GEMM",
+       "ttt_apply_forward_correction_gemm_cpu|ttt_apply_backward_correction_gemm_cpu", kApplyF32},
+      {ITTT_CPU_KERNEL(ttt_apply_forward_correction_gemm_cpu),
+       ITTT_CPU_KERNEL(ttt_apply_backward_correction_gemm_cpu)}}},
+    2,
+    {{{1, "naive", "one thread per output element", "matrix_nonzero_kernel|correction_nt_naive_kernel|correction_nn_naive_kernel",
+       kApplyF32},
+      {ITTT_CUDA_KERNEL(ttt_apply_forward_correction_naive_cuda),
+       ITTT_CUDA_KERNEL(ttt_apply_backward_correction_naive_cuda)}},
+     {{2, "shared-memory tiles", "16 x 16 tiles that never straddle a chunk: each loaded value serves 16 outputs",
+       "matrix_nonzero_kernel|correction_nt_tiled_kernel|correction_nn_tiled_kernel", kApplyF32},
+      {ITTT_CUDA_KERNEL(ttt_apply_forward_correction_tiled_cuda),
+       ITTT_CUDA_KERNEL(ttt_apply_backward_correction_tiled_cuda)}}},
+};
+
+}  // namespace ittt::kernels

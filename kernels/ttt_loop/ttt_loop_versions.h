@@ -1,0 +1,30 @@
+// ttt_loop_versions.h: the ttt_loop op's versions, one row each (kernels/versions.h says how).
+// src/ops/ttt_loop.cpp runs the row that --kernel ttt_loop=v selects; `build/ittt info --kernels` lists them.
+#pragma once
+#include "kernels/ttt_loop/ttt_loop.h"
+#include "kernels/versions.h"
+
+namespace ittt::kernels {
+
+template <class T>
+using LoopForwardCpu = decltype(ttt_loop_forward_cpu<T>);
+template <class T>
+using LoopBackwardCpu = decltype(ttt_loop_backward_cpu<T>);
+struct TttLoopCpuEntry {
+    CpuKernel<LoopForwardCpu> forward;
+    CpuKernel<LoopBackwardCpu> backward;
+};
+
+// The loop reorders the parallel form's sums (W_i built by running addition, half the
+// multiply-adds): F32 rounding of sums over chunks and over d, f.
+inline const OpVersions<TttLoopCpuEntry, int> ttt_loop_versions = {
+    "ttt_loop", "the TTT MLP as a chunk loop with a running fast weight (apply, then update), forward and backward",
+    "kernels/ttt_loop",
+    1, {{{1, "chunk loop", "per chunk: apply W_i with one GEMM, then fold eta V_[i]^T Z_[i] into it with another",
+          "ttt_loop_forward_cpu|ttt_loop_backward_cpu", {1e-4, 1e-4, "F32 running sums over chunks and over d, f"}},
+         {ITTT_CPU_KERNEL(ttt_loop_forward_cpu), ITTT_CPU_KERNEL(ttt_loop_backward_cpu)}}},
+    // On CUDA a model runs the parallel form (ttt_delta, prefix_scan, ttt_apply).
+    0, {},
+};
+
+}  // namespace ittt::kernels
