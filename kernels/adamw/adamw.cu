@@ -1,6 +1,6 @@
 // adamw.cu: one AdamW step on the GPU, F32.
 //
-// One version (ops::set_version("adamw", 0 or 1)):
+// One version (its row: adamw_versions.h):
 //   1  adamw_kernel   one thread per element (grid-stride), the CPU's arithmetic in float
 //
 // Run: ops::adamw_step on CUDA tensors; tests: build/ittt_tests "[cuda][adamw]".

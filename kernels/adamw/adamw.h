@@ -8,11 +8,7 @@
 // The decay acts on param directly instead of being added to g, so the
 // adaptive denominator does not rescale it: that is the "decoupled" in AdamW.
 //
-// Versions (ops::set_version("adamw", v)):
-//   CPU   1  adamw_step_cpu    one elementwise loop, arithmetic in T
-//         0  the best CPU version (currently 1)
-//   CUDA  1  adamw_step_cuda   one thread per element, the same arithmetic in float
-//         0  the best CUDA version (currently 1); see adamw.cu
+// One version per device; their rows (idea, kernels, test tolerance): adamw_versions.h.
 // Gradient clipping (ops::clip_grad_norm) needs no kernel of its own: it is
 // ops::sum_squares per tensor, then ops::scale_inplace (kernels/elementwise/).
 #pragma once

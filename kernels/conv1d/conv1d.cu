@@ -1,6 +1,6 @@
 // conv1d.cu: the chunk-local depthwise conv on the GPU, F32.
 //
-// One CUDA version (ops::set_version("conv1d", 0 or 1)):
+// One CUDA version (its row: conv1d_versions.h):
 //   1  conv1d_forward_kernel      one thread per output (b, t, c)
 //      conv1d_input_grad_kernel   one thread per input (b, s, c): the transposed conv
 //      conv1d_weight_grad_kernel  one block per (32 channels, tap): rows split over

@@ -8,11 +8,7 @@
 // value target (docs/ttt.md): keeping it inside the chunk is what keeps the
 // layer causal even with look-ahead taps.
 //
-// Versions (ops::set_version("conv1d", v)):
-//   CPU   1  conv1d_chunked_*_cpu    direct loops, rows in parallel; the reference
-//         0  the best CPU version (currently 1)
-//   CUDA  1  conv1d_chunked_*_cuda   one thread per output; dweight by a fixed-order block reduction
-//         0  the best CUDA version (currently 1); see conv1d.cu
+// One version per device; their rows (idea, kernels, test tolerance): conv1d_versions.h.
 #pragma once
 #include <cstdint>
 

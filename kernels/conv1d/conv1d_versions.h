@@ -23,10 +23,10 @@ struct Conv1dCudaEntry {
 inline const Tolerance kConv1dF32 = {1e-5, 1e-5, "sums of K taps; dweight sums B*n products per tap in F32"};
 inline const OpVersions<Conv1dCpuEntry, Conv1dCudaEntry> conv1d_versions = {
     "conv1d", "depthwise conv1d inside chunks (the TTT target's taps), zero at chunk edges", "kernels/conv1d",
-    1, {{{1, "direct", "direct loops over (token, channel, tap)", "conv1d_chunked_forward_cpu|conv1d_chunked_backward_cpu",
+    1, {{{1, "direct", "direct loops, rows in parallel", "conv1d_chunked_forward_cpu|conv1d_chunked_backward_cpu",
           kConv1dF32},
          {ITTT_CPU_KERNEL(conv1d_chunked_forward_cpu), ITTT_CPU_KERNEL(conv1d_chunked_backward_cpu)}}},
-    1, {{{1, "output per thread", "one thread per output; the weight gradient one block per (channel, tap)",
+    1, {{{1, "output per thread", "one thread per output; dweight by a fixed-order block reduction",
           "conv1d_forward_kernel|conv1d_input_grad_kernel|conv1d_weight_grad_kernel", kConv1dF32},
          {ITTT_CUDA_KERNEL(conv1d_chunked_forward_cuda), ITTT_CUDA_KERNEL(conv1d_chunked_backward_cuda)}}},
 };

@@ -9,11 +9,7 @@
 // plus one input, in chunk order, so the result is bit-identical to a plain
 // sequential loop.
 //
-// Versions (ops::set_version("prefix_scan", v)):
-//   CPU   1  prefix_scan_exclusive_cpu    column blocks in parallel, sequential along T
-//         0  the best CPU version (currently 1)
-//   CUDA  1  prefix_scan_exclusive_cuda   one thread per column walking T (bit-identical to the CPU)
-//         0  the best CUDA version (currently 1); see prefix_scan.cu
+// One version per device; their rows (idea, kernels, test tolerance): prefix_scan_versions.h.
 //
 // For the labs, the other kind of scan: ONE long 1-D array (n up to ~1e9), where
 // the parallelism must come from the scan direction itself. Two GPU versions with

@@ -1,6 +1,6 @@
 // rmsnorm.cu: Qwen3's RMSNorm over the last dimension on the GPU, F32.
 //
-// One CUDA version (ops::set_version("rmsnorm", 0 or 1)):
+// One CUDA version (its row: rmsnorm_versions.h):
 //   1  rmsnorm_forward_kernel       one warp per row: sum of squares by warp shuffles
 //      rmsnorm_dweight_partial_kernel + rmsnorm_dweight_finish_kernel
 //                                   dweight in two fixed-order passes, no atomics

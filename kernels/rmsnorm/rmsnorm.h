@@ -9,12 +9,7 @@
 // with h: rstd * h from the direct term, minus x * rstd^3 * mean(x*h) because
 // d rstd / d x_j = -rstd^3 * x_j / dim.
 //
-// Versions (ops::set_version("rmsnorm", v)):
-//   CPU   1  rmsnorm_*_cpu    one row at a time, sums in double
-//         0  the best CPU version (currently 1)
-//   CUDA  1  rmsnorm_*_cuda   one warp per row, sums in double; dweight by per-block partial
-//                             sums and a second fixed-order pass (no atomics: same bits every run)
-//         0  the best CUDA version (currently 1); see rmsnorm.cu
+// One version per device; their rows (idea, kernels, test tolerance): rmsnorm_versions.h.
 #pragma once
 #include <cstdint>
 

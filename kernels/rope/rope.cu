@@ -1,6 +1,6 @@
 // rope.cu: rotary position embedding (rotate-half layout) on the GPU, F32.
 //
-// One CUDA version (ops::set_version("rope", 0 or 1)):
+// One CUDA version (its row: rope_versions.h):
 //   1  rope_rotate_kernel: one thread per (token, pair i); it computes cos and sin of
 //      its angle once, in double, and rotates pair i of every head of its token
 //

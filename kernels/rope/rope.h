@@ -11,11 +11,7 @@
 // Angles and their cos/sin are computed in double: at position 1e5 an angle in
 // float is off by ~0.004 rad, which is the whole error budget of an F32 op.
 //
-// Versions (ops::set_version("rope", v)):
-//   CPU   1  rope_*_cpu    cos/sin once per token, shared by all heads
-//         0  the best CPU version (currently 1)
-//   CUDA  1  rope_*_cuda   one thread per (token, pair): cos/sin in double once, then every head
-//         0  the best CUDA version (currently 1); see rope.cu
+// One version per device; their rows (idea, kernels, test tolerance): rope_versions.h.
 #pragma once
 #include <cstdint>
 

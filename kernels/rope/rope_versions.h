@@ -20,10 +20,10 @@ struct RopeCudaEntry {
 inline const Tolerance kRopeF32 = {1e-7, 2.5e-7, "one F32 rounding of a rotation computed in double"};
 inline const OpVersions<RopeCpuEntry, RopeCudaEntry> rope_versions = {
     "rope", "rotary position embedding (Hugging Face rotate-half), and its inverse for the backward", "kernels/rope",
-    1, {{{1, "reference", "each (x[i], x[i + hd/2]) pair rotated by position * theta^(-2i/hd), angles in double",
+    1, {{{1, "reference", "cos/sin computed once per token (in double) and shared by all heads",
           "rope_forward_cpu|rope_backward_cpu", kRopeF32},
          {ITTT_CPU_KERNEL(rope_forward_cpu), ITTT_CPU_KERNEL(rope_backward_cpu)}}},
-    1, {{{1, "pair per thread", "one thread per rotated pair", "rope_rotate_kernel", kRopeF32},
+    1, {{{1, "pair per thread", "one thread per (token, pair): cos/sin in double once, then every head", "rope_rotate_kernel", kRopeF32},
          {ITTT_CUDA_KERNEL(rope_forward_cuda), ITTT_CUDA_KERNEL(rope_backward_cuda)}}},
 };
 

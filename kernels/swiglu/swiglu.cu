@@ -1,6 +1,6 @@
 // swiglu.cu: the SwiGLU gate z = silu(g) * u on the GPU, F32.
 //
-// One CUDA version (ops::set_version("swiglu", 0 or 1)):
+// One CUDA version (its row: swiglu_versions.h):
 //   1  swiglu_forward_kernel, swiglu_backward_kernel: one thread per element in a
 //      grid-stride loop; the formulas and the stable sigmoid are the CPU's (swiglu_cpu.cpp)
 //

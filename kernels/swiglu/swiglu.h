@@ -4,11 +4,7 @@
 //   backward: dg = dz * u * sigmoid(g) * (1 + g * (1 - sigmoid(g)))   (silu'(g))
 //             du = dz * silu(g)
 //
-// Versions (ops::set_version("swiglu", v)):
-//   CPU   1  swiglu_*_cpu    one pass over the elements
-//         0  the best CPU version (currently 1)
-//   CUDA  1  swiglu_*_cuda   one thread per element (grid-stride loop)
-//         0  the best CUDA version (currently 1); see swiglu.cu
+// One version per device; their rows (idea, kernels, test tolerance): swiglu_versions.h.
 #pragma once
 #include <cstdint>
 

@@ -27,7 +27,7 @@ inline const OpVersions<SwigluCpuEntry, SwigluCudaEntry> swiglu_versions = {
     1, {{{1, "elementwise", "one pass over the elements (vectorised exp on the CPU)", "swiglu_forward_cpu|swiglu_backward_cpu",
           kSwigluF32},
          {ITTT_CPU_KERNEL(swiglu_forward_cpu), ITTT_CPU_KERNEL(swiglu_backward_cpu)}}},
-    1, {{{1, "elementwise", "one thread per element", "swiglu_forward_kernel|swiglu_backward_kernel", kSwigluF32},
+    1, {{{1, "elementwise", "one thread per element (grid-stride loop)", "swiglu_forward_kernel|swiglu_backward_kernel", kSwigluF32},
          {ITTT_CUDA_KERNEL(swiglu_forward_cuda), ITTT_CUDA_KERNEL(swiglu_backward_cuda)}}},
 };
 
