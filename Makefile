@@ -1,11 +1,11 @@
 # ittt: In-Place Test-Time Training in C++/CUDA.
 #
-#   make demo          build, then step through the fast-weight updates   (src/driver/driver.mk)
-#   make test          the Catch2 tests; last line "N passed, M failed"   (tests/tests.mk)
-#   make               the core library, build/ittt, and the MPI binaries with MPI=1
+#   make demo          build, then step through the fast-weight updates (src/driver/driver.mk)
+#   make test          build and run the Catch2 tests; last line "N passed, M failed"
+#   make               the core library build/libittt.a, build/ittt, the MPI binaries with MPI=1
 #
 # The rest lives beside what it builds, one fragment per concern (included below):
-#   tests/tests.mk                  sanitize (the tests under ASan + UBSan)
+#   tests/tests.mk                  the test binary, sanitize (the tests under ASan + UBSan)
 #   notebooks-cpp/labs.mk           labs
 #   src/bench/bench.mk              bench, profile (Nsight Compute / Systems)
 #   src/tools/exp/exp.mk            experiments, exp-learned, exp-text, ... exp-all (docs/results.md)

@@ -26,6 +26,9 @@ bench-tables: $(BUILD)/ittt_bench
 # names the kernels (their tests run every version). A missing ncu or nsys is reported and skipped.
 NCU  ?= $(or $(shell command -v ncu 2>/dev/null),$(wildcard $(CUDA_HOME)/bin/ncu))
 NSYS ?= $(or $(shell command -v nsys 2>/dev/null),$(wildcard $(CUDA_HOME)/bin/nsys))
+KERNEL ?=
+KERNEL_REGEX ?=
+TEST ?=
 VERSION ?= 0
 SIZE ?= 4096
 PROFILE_COUNT ?= 10
