@@ -24,18 +24,27 @@ asan_flags=(ARCH= CXXFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,un
             LDFLAGS="-fsanitize=address,undefined")
 tsan_flags=(ARCH= CXXFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" EMU_ENGINE_FLAGS="-fno-sanitize=thread -DITTT_EMU_TSAN=1")
 
-# build_mutant NAME BASE OBJECT FLAGS [make args...]: BASE's build with OBJECT rebuilt with FLAGS.
+# build_mutant NAME BASE OBJECT FLAGS [make args...]: BASE's build with OBJECT rebuilt with FLAGS,
+# in build-emu-mutant-NAME/, which also holds the logs: base.log (BASE's build), build.log
+# (the mutant's) and test.log (the run that must catch it).
 build_mutant() {
     local name=$1 base=$2 object=$3 flags=$4
     shift 4
     local dir=build-emu-mutant-$name
-    "$MAKE" -j2 CUDA=emu BUILD="$base" "$@" "$base/ittt_tests" > "$dir.base.log" 2>&1 || { tail -20 "$dir.base.log"; return 1; }
     rm -rf "$dir"
+    local base_log
+    base_log=$(mktemp)
+    if ! "$MAKE" -j2 CUDA=emu BUILD="$base" "$@" "$base/ittt_tests" > "$base_log" 2>&1; then
+        tail -20 "$base_log"
+        mkdir -p "$dir" && mv "$base_log" "$dir/base.log"
+        return 1
+    fi
     cp -al "$base" "$dir"
+    mv "$base_log" "$dir/base.log"
     # new files, never writes through the links into $base
     rm -f "$dir/obj/$object.o" "$dir/obj/$object.d" "$dir/libittt.a" "$dir/ittt_tests" "$dir/ittt" "$dir"/labs/*
     "$MAKE" -j2 CUDA=emu BUILD="$dir" EMU_MUTANT_OBJ="$dir/obj/$object.o" EMU_MUTANT_FLAGS="$flags" "$@" "$dir/ittt_tests" \
-        > "$dir.build.log" 2>&1 || { tail -20 "$dir.build.log"; return 1; }
+        > "$dir/build.log" 2>&1 || { tail -20 "$dir/build.log"; return 1; }
 }
 
 # verdict NAME CAUGHT EVIDENCE
@@ -56,7 +65,7 @@ if [ -z "$barrier_line" ]; then
 else
     echo "== mutant barrier: kernels/gemm/gemm.cu:$barrier_line compiled out"
     if build_mutant barrier build-emu kernels/gemm/gemm.cu "-DITTT_EMU_MUTANT_DROP_BARRIER_LINE=$barrier_line"; then
-        log=build-emu-mutant-barrier.log
+        log=build-emu-mutant-barrier/test.log
         build-emu-mutant-barrier/ittt_tests "[cuda][gemm]" > "$log" 2>&1
         rc=$?
         reached=$(grep -o "kernels/gemm/gemm.cu:$barrier_line was dropped [0-9]* times" "$log")
@@ -70,7 +79,7 @@ fi
 
 echo "== mutant shared: dynamic shared memory 4 bytes short"
 if build_mutant shared build-emu src/runtime/cuda_emu/emulator.cpp -DITTT_EMU_MUTANT_SHORT_DYNAMIC_SHARED=4; then
-    log=build-emu-mutant-shared.log
+    log=build-emu-mutant-shared/test.log
     build-emu-mutant-shared/ittt_tests "attention CUDA worked example (docs/attention.md)" > "$log" 2>&1
     rc=$?
     report=$(grep -o "attention_naive_forward_kernel (launched at [^)]*), block ([0-9, ]*)[^:]*wrote past the end of its [0-9]* bytes" "$log" | head -n 1)
@@ -82,7 +91,7 @@ fi
 
 echo "== mutant shared-asan: the same under AddressSanitizer"
 if build_mutant shared-asan build-emu-asan src/runtime/cuda_emu/emulator.cpp -DITTT_EMU_MUTANT_SHORT_DYNAMIC_SHARED=4 "${asan_flags[@]}"; then
-    log=build-emu-mutant-shared-asan.log
+    log=build-emu-mutant-shared-asan/test.log
     ASAN_OPTIONS=detect_leaks=0 build-emu-mutant-shared-asan/ittt_tests "attention CUDA worked example (docs/attention.md)" > "$log" 2>&1
     rc=$?
     kind=$(grep -oE "AddressSanitizer: [a-z-]+" "$log" | head -n 1)
@@ -96,7 +105,7 @@ fi
 if [ "${MUTANTS_TSAN:-0}" = 1 ] && [ -n "$barrier_line" ]; then
     echo "== mutant barrier-tsan: the barrier mutant under ThreadSanitizer"
     if build_mutant barrier-tsan build-emu-tsan kernels/gemm/gemm.cu "-DITTT_EMU_MUTANT_DROP_BARRIER_LINE=$barrier_line" "${tsan_flags[@]}"; then
-        log=build-emu-mutant-barrier-tsan.log
+        log=build-emu-mutant-barrier-tsan/test.log
         TSAN_OPTIONS=halt_on_error=1 OMP_NUM_THREADS=1 build-emu-mutant-barrier-tsan/ittt_tests \
             "CUDA gemm versions 1-5 match the CPU on ragged shapes in all layouts*" > "$log" 2>&1  # (a comma would split the filter)
         rc=$?

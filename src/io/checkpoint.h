@@ -43,7 +43,7 @@
 #include "io/config_json.h"
 #include "io/json.h"
 #include "io/safetensors.h"
-#include "model/config.h"
+#include "io/model_config.h"
 
 namespace ittt {
 

@@ -17,7 +17,7 @@ const Json* optional_field(const Json& root, const char* key) {
     return v && !v->is_null() ? v : nullptr;
 }
 
-// Runs an enum parser from model/config.h and re-words its error to name the
+// Runs an enum parser from io/model_config.h and re-words its error to name the
 // file and the exact element ("layer_types[3]"); its own prefix names only the key.
 template <class Parse>
 auto parse_enum(const Json& v, Parse parse) -> decltype(parse(std::string())) {

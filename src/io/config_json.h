@@ -30,7 +30,7 @@
 #include <string>
 #include <vector>
 
-#include "model/config.h"
+#include "io/model_config.h"
 
 namespace ittt {
 

@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <string>
 
-#include "model/config.h"
+#include "io/model_config.h"
 
 namespace ittt {
 

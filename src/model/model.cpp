@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "model/memory_budget.h"
+#include "model/model_ranks.h"
 #include "ops/ops.h"
 #include "runtime/nvtx.h"
 #include "runtime/rng.h"

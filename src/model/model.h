@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "model/config.h"
+#include "io/model_config.h"
 #include "parallel/model_parallel.h"
 #include "runtime/tensor.h"
 

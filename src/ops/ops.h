@@ -161,3 +161,24 @@ void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const A
 double clip_grad_norm(const std::vector<Tensor*>& grads, double max_norm);
 
 }  // namespace ittt::ops
+
+// ---- attention against one block of keys (src/ops/attention_block.cpp, kernels/attention_block/), CPU ----
+// The pieces ring attention is made of (src/parallel/attention_parallel.cpp, docs/parallelism.md):
+// the keys arrive one rank's block at a time, anywhere in the sequence.
+// q, out, dout, dq (B, nq, Hq, hd): query i at absolute position q_pos0 + i.
+// k, v, dk, dv (B, nk, Hkv, hd): key c of the block at absolute position k_pos0 + c.
+// lse (B, Hq, nq). Visibility as in attention_forward (causal, window <= 0: none).
+namespace ittt::ops {
+
+// out, lse overwritten: the softmax over this block's visible keys alone. A query that
+// sees none of them gets out = 0 and lse = -inf ("nothing to add" for the merge).
+void attention_block_forward(Tensor& out, Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v, int64_t q_pos0,
+                             int64_t k_pos0, int window);
+// (out, lse) <- (out, lse) merged with one block's (out_b, lse_b): the online-softmax step.
+void attention_block_merge(Tensor& out, Tensor& lse, const Tensor& out_b, const Tensor& lse_b);
+// out, lse: the FINAL output and log-sum-exp over all blocks. dq accumulated (+=);
+// dk, dv overwritten with this block's gradients.
+void attention_block_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q, const Tensor& k,
+                              const Tensor& v, const Tensor& out, const Tensor& lse, int64_t q_pos0, int64_t k_pos0, int window);
+
+}  // namespace ittt::ops

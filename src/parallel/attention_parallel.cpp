@@ -13,7 +13,6 @@
 // would mask it entirely, so the wrap-around half of a classic ring is left out.
 #include <algorithm>
 
-#include "kernels/attention_block/attention_block.h"
 #include "ops/ops.h"
 #include "parallel/model_parallel.h"
 #include "parallel/sequence_rows.h"
@@ -36,49 +35,6 @@ Tensor zero_rows_in_front(const Tensor& x, int64_t h) {
     Tensor out = Tensor::zeros(s, x.dtype(), x.device());
     put_rows(out, h, x, false);
     return out;
-}
-
-// ---- the ring's block attention on tensors (kernels/attention_block) ----
-
-kernels::AttentionBlockDims block_dims(const Tensor& q, const Tensor& k, int64_t q_pos0, int64_t k_pos0, int window) {
-    ITTT_CHECK(q.device() == Device::CPU, "ring attention: runs on CPU tensors only (kernels/attention_block has no CUDA "
-               "version yet); on GPUs, context parallelism supports sliding-window layers");
-    kernels::AttentionBlockDims d;
-    d.B = q.dim(0), d.nq = q.dim(1), d.Hq = q.dim(2), d.hd = q.dim(3);
-    d.nk = k.dim(1), d.Hkv = k.dim(2);
-    d.q_pos0 = q_pos0, d.k_pos0 = k_pos0, d.window = window;
-    return d;
-}
-
-void block_forward(Tensor& out, Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v, int64_t q_pos0, int64_t k_pos0,
-                   int window) {
-    kernels::AttentionBlockDims d = block_dims(q, k, q_pos0, k_pos0, window);
-    if (q.dtype() == DType::F32)
-        kernels::attention_block_forward_cpu<float>(d, out.data<float>(), lse.data<float>(), q.data<float>(), k.data<float>(), v.data<float>());
-    else
-        kernels::attention_block_forward_cpu<double>(d, out.data<double>(), lse.data<double>(), q.data<double>(), k.data<double>(),
-                                                     v.data<double>());
-}
-
-void block_merge(Tensor& out, Tensor& lse, const Tensor& out_b, const Tensor& lse_b) {
-    const int64_t B = out.dim(0), nq = out.dim(1), Hq = out.dim(2), hd = out.dim(3);
-    if (out.dtype() == DType::F32)
-        kernels::attention_block_merge_cpu<float>(B, nq, Hq, hd, out.data<float>(), lse.data<float>(), out_b.data<float>(), lse_b.data<float>());
-    else
-        kernels::attention_block_merge_cpu<double>(B, nq, Hq, hd, out.data<double>(), lse.data<double>(), out_b.data<double>(),
-                                                   lse_b.data<double>());
-}
-
-void block_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
-                    const Tensor& out, const Tensor& lse, int64_t q_pos0, int64_t k_pos0, int window) {
-    kernels::AttentionBlockDims d = block_dims(q, k, q_pos0, k_pos0, window);
-    if (q.dtype() == DType::F32)
-        kernels::attention_block_backward_cpu<float>(d, dq.data<float>(), dk.data<float>(), dv.data<float>(), dout.data<float>(),
-                                                     q.data<float>(), k.data<float>(), v.data<float>(), out.data<float>(), lse.data<float>());
-    else
-        kernels::attention_block_backward_cpu<double>(d, dq.data<double>(), dk.data<double>(), dv.data<double>(), dout.data<double>(),
-                                                      q.data<double>(), k.data<double>(), v.data<double>(), out.data<double>(),
-                                                      lse.data<double>());
 }
 
 // The diagonal block's share of dq, dk, dv (overwritten), through the ordinary op. Its
@@ -238,8 +194,8 @@ void ring_forward_finish(Context& ctx, const SlicePlan& plan, int layer, int win
         a.pending->wait();
         Tensor kb = a.received_k[0], vb = a.received_v[0];  // block r - t
         a.pending = ring_step(ctx, plan, layer, t, a, kb, vb, "ring keys/values");
-        block_forward(out_b, lse_b, q, kb, vb, q0, plan.begin(r - t), window);
-        block_merge(out, lse, out_b, lse_b);
+        ops::attention_block_forward(out_b, lse_b, q, kb, vb, q0, plan.begin(r - t), window);
+        ops::attention_block_merge(out, lse, out_b, lse_b);
     }
     a.pending->wait();
     a.pending.reset();
@@ -284,7 +240,7 @@ void ring_backward(Context& ctx, const SlicePlan& plan, int layer, int window, T
             diagonal_backward(dq, dk, dv, dout, q, k, v, out, lse, window);  // dq, dk, dv start here
         } else if (t <= r) {
             Tensor sk = empty_like_rows(k, cur_k.dim(1)), sv = empty_like_rows(v, cur_v.dim(1));
-            block_backward(dq, sk, sv, dout, q, cur_k, cur_v, out, lse, q0, plan.begin(r - t), window);
+            ops::attention_block_backward(dq, sk, sv, dout, q, cur_k, cur_v, out, lse, q0, plan.begin(r - t), window);
             share_k = sk, share_v = sv;  // sent at step t + 1 (the exchange holds the old ones until then)
         }
         ex->wait();

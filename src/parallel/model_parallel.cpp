@@ -1,10 +1,7 @@
 // model_parallel.cpp: the TTT scan across ranks, slicing and gathering sequences, and
-// the checks that every rank runs the same model on the same input (model_parallel.h).
+// the check that every rank runs on the same input (model_parallel.h).
 #include <cstdio>
 
-#include "io/config_json.h"
-#include "io/json.h"
-#include "model/model.h"
 #include "ops/ops.h"
 #include "parallel/model_parallel.h"
 #include "parallel/sequence_rows.h"
@@ -28,19 +25,19 @@ Tensor chunk_sum(const Tensor& a, const Tensor& b, int64_t i) {
     return total;
 }
 
-uint64_t fnv1a(const void* data, size_t bytes, uint64_t h = 1469598103934665603ull) {
+}  // namespace
+
+uint64_t fnv1a_hash(const void* data, size_t bytes, uint64_t h) {
     const unsigned char* p = static_cast<const unsigned char*>(data);
     for (size_t i = 0; i < bytes; ++i) h = (h ^ p[i]) * 1099511628211ull;
     return h;
 }
 
-std::string hex(uint64_t h) {
+std::string hash_hex(uint64_t h) {
     char buf[24];
     std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
     return buf;
 }
-
-}  // namespace
 
 void ttt_add_earlier_ranks(Context& ctx, Tensor& s, const Tensor& delta, int layer) {
     ITTT_NVTX_RANGE("cp_ttt_scan");
@@ -94,34 +91,10 @@ Tensor gather_slices(Context& ctx, const SlicePlan& plan, const Tensor& local) {
     return full;
 }
 
-void allreduce_gradients(Context& ctx, Model& model) {
-    ITTT_NVTX_RANGE("cp_allreduce_gradients");
-    std::vector<Tensor*> grads;
-    for (Parameter& p : model.parameters())
-        if (p.trainable) grads.push_back(&p.grad);
-    ctx.allreduce_sum(grads, Traffic::Gradients);
-}
-
-void require_same_model(Context& ctx, const Model& model) {
-    std::vector<std::pair<std::string, std::string>> fields;
-    Json cfg = Json::parse(config_to_json(model.config()), "config");
-    for (const Json::Member& m : cfg.as_object()) fields.push_back({m.first, m.second.dump()});
-    fields.push_back({"dtype", dtype_name(model.dtype())});
-    fields.push_back({"device", device_name(model.device())});
-    uint64_t h = 1469598103934665603ull;
-    for (const Parameter& p : model.parameters()) {
-        Tensor host = p.value.to(Device::CPU);
-        h = fnv1a(p.name.data(), p.name.size(), h);
-        h = fnv1a(host.raw(), host.bytes(), h);
-    }
-    fields.push_back({"the hash of every weight", hex(h)});
-    ctx.require_same("the model", fields);
-}
-
 void require_same_input(Context& ctx, const Tensor& tokens, const std::string& options) {
     Tensor host = tokens.to(Device::CPU);
     ctx.require_same("the input", {{"shape", shape_str(tokens.shape())},
-                                   {"the hash of the token ids", hex(fnv1a(host.raw(), host.bytes()))},
+                                   {"the hash of the token ids", hash_hex(fnv1a_hash(host.raw(), host.bytes()))},
                                    {"forward options", options}});
 }
 

@@ -16,15 +16,14 @@
 // Shapes: B sequences, n_r = plan.length(rank) rows each; q (B, n_r, Hq, hd),
 // k, v (B, n_r, Hkv, hd), out (B, n_r, Hq, hd), lse (B, Hq, n_r).
 #pragma once
+#include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "parallel/context.h"
 #include "parallel/slice_plan.h"
-
-namespace ittt {
-class Model;
-}
 
 namespace ittt::parallel {
 
@@ -65,14 +64,14 @@ Tensor local_slice(const Tensor& x, const SlicePlan& plan, int rank);
 // the others). Counted as Traffic::Gather.
 Tensor gather_slices(Context& ctx, const SlicePlan& plan, const Tensor& local);
 
-// Sums every trainable parameter's grad over the ranks (Traffic::Gradients); after it
-// every rank holds the single-process gradient, bit for bit the same on every rank.
-void allreduce_gradients(Context& ctx, Model& model);
-
-// Throws the same Error on every rank unless all ranks hold the same model: config,
-// dtype, device and a hash of every parameter's bytes.
-void require_same_model(Context& ctx, const Model& model);
 // Throws unless all ranks got the same input: shape, a hash of the token ids, options.
+// (The same check for the model, and the gradient sum, take a Model: model/model_ranks.h.)
 void require_same_input(Context& ctx, const Tensor& tokens, const std::string& options);
+
+// FNV-1a over `bytes` bytes, continuing from h (start: kFnv1aStart): the hashes the
+// consistency checks compare between ranks. hash_hex: its 16 hex digits.
+constexpr uint64_t kFnv1aStart = 1469598103934665603ull;
+uint64_t fnv1a_hash(const void* data, size_t bytes, uint64_t h = kFnv1aStart);
+std::string hash_hex(uint64_t h);
 
 }  // namespace ittt::parallel

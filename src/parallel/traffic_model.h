@@ -17,7 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "model/config.h"
+#include "io/model_config.h"
 #include "parallel/slice_plan.h"
 
 namespace ittt::parallel {

@@ -9,6 +9,7 @@
 #include "io/checkpoint.h"
 #include "model/finite.h"
 #include "model/model_io.h"
+#include "model/model_ranks.h"
 #include "ops/ops.h"
 #include "runtime/nvtx.h"
 

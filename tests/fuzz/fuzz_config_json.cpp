@@ -1,5 +1,5 @@
 // libFuzzer target: config.json parsing and validation (io/config_json.h,
-// model/config.h) on arbitrary text. Every input must parse into a config
+// io/model_config.h) on arbitrary text. Every input must parse into a config
 // that passes ModelConfig::validate() or be refused with ittt::Error; a
 // config that parses must round-trip: written out and parsed again, it gives
 // the same text.

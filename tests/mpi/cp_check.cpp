@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "model/model.h"
+#include "model/model_ranks.h"
 #include "parallel/model_parallel.h"
 #include "parallel/traffic_model.h"
 #include "runtime/rng.h"

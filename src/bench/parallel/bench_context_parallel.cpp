@@ -29,6 +29,7 @@
 #include "bench/bench.h"
 #include "bench/bench_models.h"
 #include "model/model.h"
+#include "model/model_ranks.h"
 #include "parallel/model_parallel.h"
 #include "parallel/traffic_model.h"
 #include "runtime/device.h"

@@ -1,5 +1,7 @@
-// config.h: the model's configuration, named as Hugging Face Qwen3 and the
-// In-Place TTT release name things in config.json (see src/io/config_json.cpp).
+// model_config.h: the model's configuration, named as Hugging Face Qwen3 and the
+// In-Place TTT release name things in config.json (read and written by config_json.h).
+// It lives in io, below model and parallel, because it is what the files on disk
+// describe: checkpoints and config.json need it without needing a Model.
 #pragma once
 #include <string>
 #include <vector>

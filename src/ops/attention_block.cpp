@@ -1,0 +1,105 @@
+// attention_block.cpp: ops::attention_block_forward, _merge and _backward on top of
+// kernels/attention_block: ring attention's pieces (src/parallel/attention_parallel.cpp).
+//
+// One version, on the CPU, for F32 and F64 tensors. CUDA tensors are refused with an
+// error: the kernel has no CUDA version yet, so on GPUs context parallelism supports
+// sliding-window layers only (docs/parallelism.md).
+#include "kernels/attention_block/attention_block.h"
+#include "ops/dispatch.h"
+#include "ops/ops.h"
+#include "runtime/nvtx.h"
+
+namespace ittt::ops {
+
+namespace {
+
+void require_cpu(const Tensor& t, const char* op, const char* name) {
+    ITTT_CHECK(t.device() == Device::CPU, op, ": ", name, " is ", t.describe(),
+               ", expected a CPU tensor (kernels/attention_block has no CUDA version yet; on GPUs, context parallelism "
+               "supports sliding-window layers)");
+}
+
+// Reads the sizes off q (B, nq, Hq, hd) and k, v (B, nk, Hkv, hd) and checks that they fit together.
+kernels::AttentionBlockDims block_dims(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, int64_t q_pos0,
+                                       int64_t k_pos0, int window) {
+    require_float(q, op, "q");
+    require_cpu(q, op, "q");
+    require_same_dtype_device(q, k, op, "q", "k");
+    require_same_dtype_device(q, v, op, "q", "v");
+    ITTT_CHECK(q.ndim() == 4, op, ": q is ", q.describe(), ", expected 4-D (B, nq, Hq, hd)");
+    ITTT_CHECK(k.ndim() == 4, op, ": k is ", k.describe(), ", expected 4-D (B, nk, Hkv, hd)");
+    require_shape(v, k.shape(), op, "v");
+    kernels::AttentionBlockDims d;
+    d.B = q.dim(0), d.nq = q.dim(1), d.Hq = q.dim(2), d.hd = q.dim(3);
+    d.nk = k.dim(1), d.Hkv = k.dim(2);
+    d.q_pos0 = q_pos0, d.k_pos0 = k_pos0, d.window = window;
+    ITTT_CHECK(k.dim(0) == d.B, op, ": k is ", k.describe(), " but q is ", q.describe(), " (batch sizes differ)");
+    ITTT_CHECK(k.dim(3) == d.hd, op, ": k is ", k.describe(), " but q is ", q.describe(), " (head dims differ)");
+    ITTT_CHECK(d.hd > 0, op, ": q is ", q.describe(), ", head dim must be positive");
+    ITTT_CHECK(d.Hkv > 0 && d.Hq % d.Hkv == 0, op, ": ", d.Hq, " query heads (q ", q.describe(), ") is not a multiple of ", d.Hkv,
+               " KV heads (k ", k.describe(), ")");
+    ITTT_CHECK(q_pos0 >= 0, op, ": q_pos0 must be >= 0, found ", q_pos0);
+    ITTT_CHECK(k_pos0 >= 0, op, ": k_pos0 must be >= 0, found ", k_pos0);
+    return d;
+}
+
+}  // namespace
+
+void attention_block_forward(Tensor& out, Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v, int64_t q_pos0,
+                             int64_t k_pos0, int window) {
+    ITTT_NVTX_RANGE("attention_block_forward");
+    const char* op = "attention_block_forward";
+    const kernels::AttentionBlockDims d = block_dims(op, q, k, v, q_pos0, k_pos0, window);
+    require_same(out, q, op, "out", "q");
+    require_same_dtype_device(lse, q, op, "lse", "q");
+    require_shape(lse, {d.B, d.Hq, d.nq}, op, "lse");
+    if (q.dtype() == DType::F32)
+        kernels::attention_block_forward_cpu<float>(d, out.data<float>(), lse.data<float>(), q.data<float>(), k.data<float>(),
+                                                    v.data<float>());
+    else
+        kernels::attention_block_forward_cpu<double>(d, out.data<double>(), lse.data<double>(), q.data<double>(), k.data<double>(),
+                                                     v.data<double>());
+}
+
+void attention_block_merge(Tensor& out, Tensor& lse, const Tensor& out_b, const Tensor& lse_b) {
+    ITTT_NVTX_RANGE("attention_block_merge");
+    const char* op = "attention_block_merge";
+    require_float(out, op, "out");
+    require_cpu(out, op, "out");
+    ITTT_CHECK(out.ndim() == 4, op, ": out is ", out.describe(), ", expected 4-D (B, nq, Hq, hd)");
+    const int64_t B = out.dim(0), nq = out.dim(1), Hq = out.dim(2), hd = out.dim(3);
+    require_same_dtype_device(lse, out, op, "lse", "out");
+    require_shape(lse, {B, Hq, nq}, op, "lse");
+    require_same(out_b, out, op, "out_b", "out");
+    require_same(lse_b, lse, op, "lse_b", "lse");
+    if (out.dtype() == DType::F32)
+        kernels::attention_block_merge_cpu<float>(B, nq, Hq, hd, out.data<float>(), lse.data<float>(), out_b.data<float>(),
+                                                  lse_b.data<float>());
+    else
+        kernels::attention_block_merge_cpu<double>(B, nq, Hq, hd, out.data<double>(), lse.data<double>(), out_b.data<double>(),
+                                                   lse_b.data<double>());
+}
+
+void attention_block_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q, const Tensor& k,
+                              const Tensor& v, const Tensor& out, const Tensor& lse, int64_t q_pos0, int64_t k_pos0, int window) {
+    ITTT_NVTX_RANGE("attention_block_backward");
+    const char* op = "attention_block_backward";
+    const kernels::AttentionBlockDims d = block_dims(op, q, k, v, q_pos0, k_pos0, window);
+    require_same(dq, q, op, "dq", "q");
+    require_same(dout, q, op, "dout", "q");
+    require_same(out, q, op, "out", "q");
+    require_same(dk, k, op, "dk", "k");
+    require_same(dv, k, op, "dv", "k");
+    require_same_dtype_device(lse, q, op, "lse", "q");
+    require_shape(lse, {d.B, d.Hq, d.nq}, op, "lse");
+    if (q.dtype() == DType::F32)
+        kernels::attention_block_backward_cpu<float>(d, dq.data<float>(), dk.data<float>(), dv.data<float>(), dout.data<float>(),
+                                                     q.data<float>(), k.data<float>(), v.data<float>(), out.data<float>(),
+                                                     lse.data<float>());
+    else
+        kernels::attention_block_backward_cpu<double>(d, dq.data<double>(), dk.data<double>(), dv.data<double>(), dout.data<double>(),
+                                                      q.data<double>(), k.data<double>(), v.data<double>(), out.data<double>(),
+                                                      lse.data<double>());
+}
+
+}  // namespace ittt::ops

@@ -1,0 +1,25 @@
+# src/tools/exp/exp.mk: the experiments behind docs/results.md, included by the Makefile.
+#
+#   make experiments    the MQAR comparison: full vs SWA vs SWA + TTT (src/tools/run_experiments.sh)
+#   make exp-learned    docs/results.md sections 1-5, one target each (exp-learned, exp-text,
+#                       exp-ablate, exp-needle, exp-continual; exp-all runs the five)
+#
+# Each section (src/tools/exp/*.sh) prints a progress line with an ETA per run, skips
+# finished runs when started again, writes JSON, tables and PNGs under
+# $(EXP_OUT)/exp-<name>/ and ends with its wall time. EXP_SMOKE=1: tiny sizes (the tests' smoke run).
+
+EXP_OUT ?= out
+EXP_SECTIONS := learned text ablate needle continual
+.PHONY: experiments exp-all $(addprefix exp-,$(EXP_SECTIONS))
+
+# MQAR with a gap wider than the window.
+experiments: $(BUILD)/ittt
+	src/tools/run_experiments.sh $(EXPERIMENTS_OUT)
+
+$(addprefix exp-,$(filter-out needle,$(EXP_SECTIONS))): exp-%: $(BUILD)/ittt
+	EXP_BIN=$(BUILD)/ittt src/tools/exp/$*.sh $(EXP_OUT)/exp-$*
+# Section 4 twice: the repeated-pattern haystack, then a random one (docs/results.md says why).
+exp-needle: $(BUILD)/ittt
+	EXP_BIN=$(BUILD)/ittt src/tools/exp/needle.sh $(EXP_OUT)/exp-needle
+	FILLER=random EXP_BIN=$(BUILD)/ittt src/tools/exp/needle.sh $(EXP_OUT)/exp-needle-random
+exp-all: $(addprefix exp-,$(EXP_SECTIONS))
