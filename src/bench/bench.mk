@@ -22,8 +22,8 @@ bench-tables: $(BUILD)/ittt_bench
 #   make profile KERNEL=attention [KERNEL_REGEX=attention_flash]   ncu on the [cuda][attention] tests
 #   make profile                                             (no KERNEL) only the nsys timeline
 # Reports go to out/profile/<kernel>_v<version>.ncu-rep and out/profile/train.nsys-rep.
-# VERSION picks the kernel by name (gemm: the table below); for other ops KERNEL_REGEX
-# names the kernels (their tests run every version). A missing ncu or nsys is reported and skipped.
+# VERSION picks the kernels by name from the op table (build/ittt info --cuda-kernels OP=V),
+# unless KERNEL_REGEX names them. A missing ncu or nsys is reported and skipped.
 NCU  ?= $(or $(shell command -v ncu 2>/dev/null),$(wildcard $(CUDA_HOME)/bin/ncu))
 NSYS ?= $(or $(shell command -v nsys 2>/dev/null),$(wildcard $(CUDA_HOME)/bin/nsys))
 KERNEL ?=
@@ -34,13 +34,6 @@ SIZE ?= 4096
 PROFILE_COUNT ?= 10
 PROFILE_STEPS ?= 20
 PROFILE_TRAIN_ARGS ?= --task mqar --task-opt pairs=8,gap=96 --config data/configs/mqar_swa_ttt.json --batch 16 --seq-len 256
-GEMM_KERNEL_0 := gemm_
-GEMM_KERNEL_1 := gemm_naive_kernel
-GEMM_KERNEL_2 := gemm_smem_kernel
-GEMM_KERNEL_3 := gemm_blocktile_kernel
-GEMM_KERNEL_4 := gemm_warptile_kernel
-GEMM_KERNEL_5 := gemm_wmma_tf32_kernel
-PROFILE_REGEX := $(or $(KERNEL_REGEX),$(if $(filter gemm,$(KERNEL)),$(GEMM_KERNEL_$(VERSION)),$(KERNEL)))
 PROFILE_OUT := out/profile/$(KERNEL)_v$(VERSION)
 
 profile: $(BUILD)/ittt $(BUILD)/ittt_tests $(BUILD)/ittt_bench
@@ -48,15 +41,15 @@ profile: $(BUILD)/ittt $(BUILD)/ittt_tests $(BUILD)/ittt_bench
 ifneq ($(KERNEL),)
   ifeq ($(NCU),)
 	@echo "profile: ncu (Nsight Compute) not found: install it or put it on PATH; skipping the kernel profile"
-  else ifeq ($(PROFILE_REGEX),)
-	@echo "profile: no kernel name pattern for KERNEL=$(KERNEL) VERSION=$(VERSION); give KERNEL_REGEX=..."; exit 1
-  else ifeq ($(and $(filter gemm,$(KERNEL)),$(if $(TEST),,1)),1)
-	ITTT_KERNEL=gemm=$(VERSION) ITTT_GEMM_SIZE=$(SIZE) $(NCU) --set full --nvtx -k regex:$(PROFILE_REGEX) -s 1 -c 1 \
-	  -f -o $(PROFILE_OUT) $(BUILD)/ittt_bench --filter gemm_cuda
-	@echo "profile: wrote $(PROFILE_OUT).ncu-rep (open with ncu-ui, or: $(NCU) --import $(PROFILE_OUT).ncu-rep --page details)"
   else
-	$(NCU) --set full --nvtx -k regex:$(PROFILE_REGEX) -c $(PROFILE_COUNT) -f -o $(PROFILE_OUT) \
-	  $(BUILD)/ittt_tests "$(or $(TEST),[cuda][$(KERNEL)])"
+	@regex='$(KERNEL_REGEX)'; [ -n "$$regex" ] || regex=$$($(BUILD)/ittt info --cuda-kernels $(KERNEL)=$(VERSION)) || exit 1; \
+	if [ "$(KERNEL)" = gemm ] && [ -z "$(TEST)" ]; then \
+	  set -x; ITTT_KERNEL=gemm=$(VERSION) ITTT_GEMM_SIZE=$(SIZE) $(NCU) --set full --nvtx -k "regex:$$regex" -s 1 -c 1 \
+	    -f -o $(PROFILE_OUT) $(BUILD)/ittt_bench --filter gemm_cuda; \
+	else \
+	  set -x; $(NCU) --set full --nvtx -k "regex:$$regex" -c $(PROFILE_COUNT) -f -o $(PROFILE_OUT) \
+	    $(BUILD)/ittt_tests "$(or $(TEST),[cuda][$(KERNEL)])"; \
+	fi
 	@echo "profile: wrote $(PROFILE_OUT).ncu-rep (open with ncu-ui, or: $(NCU) --import $(PROFILE_OUT).ncu-rep --page details)"
   endif
 else

@@ -4,9 +4,9 @@
 // One version, on the CPU, for F32 and F64 tensors. CUDA tensors are refused with an
 // error: the kernel has no CUDA version yet, so on GPUs context parallelism supports
 // sliding-window layers only (docs/parallelism.md).
-#include "kernels/attention_block/attention_block.h"
-#include "ops/dispatch.h"
+#include "kernels/attention_block/attention_block_versions.h"
 #include "ops/ops.h"
+#include "ops/versions.h"
 #include "runtime/nvtx.h"
 
 namespace ittt::ops {
@@ -53,12 +53,11 @@ void attention_block_forward(Tensor& out, Tensor& lse, const Tensor& q, const Te
     require_same(out, q, op, "out", "q");
     require_same_dtype_device(lse, q, op, "lse", "q");
     require_shape(lse, {d.B, d.Hq, d.nq}, op, "lse");
-    if (q.dtype() == DType::F32)
-        kernels::attention_block_forward_cpu<float>(d, out.data<float>(), lse.data<float>(), q.data<float>(), k.data<float>(),
-                                                    v.data<float>());
-    else
-        kernels::attention_block_forward_cpu<double>(d, out.data<double>(), lse.data<double>(), q.data<double>(), k.data<double>(),
-                                                     v.data<double>());
+    with_float_type(q.dtype(), [&](auto t) {
+        using T = decltype(t);
+        cpu_entry(kernels::attention_block_versions, op).forward.get<T>()(d, out.data<T>(), lse.data<T>(), q.data<T>(), k.data<T>(),
+                                                                          v.data<T>());
+    });
 }
 
 void attention_block_merge(Tensor& out, Tensor& lse, const Tensor& out_b, const Tensor& lse_b) {
@@ -72,12 +71,11 @@ void attention_block_merge(Tensor& out, Tensor& lse, const Tensor& out_b, const 
     require_shape(lse, {B, Hq, nq}, op, "lse");
     require_same(out_b, out, op, "out_b", "out");
     require_same(lse_b, lse, op, "lse_b", "lse");
-    if (out.dtype() == DType::F32)
-        kernels::attention_block_merge_cpu<float>(B, nq, Hq, hd, out.data<float>(), lse.data<float>(), out_b.data<float>(),
-                                                  lse_b.data<float>());
-    else
-        kernels::attention_block_merge_cpu<double>(B, nq, Hq, hd, out.data<double>(), lse.data<double>(), out_b.data<double>(),
-                                                   lse_b.data<double>());
+    with_float_type(out.dtype(), [&](auto t) {
+        using T = decltype(t);
+        cpu_entry(kernels::attention_block_versions, op).merge.get<T>()(B, nq, Hq, hd, out.data<T>(), lse.data<T>(), out_b.data<T>(),
+                                                                        lse_b.data<T>());
+    });
 }
 
 void attention_block_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q, const Tensor& k,
@@ -92,14 +90,12 @@ void attention_block_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& 
     require_same(dv, k, op, "dv", "k");
     require_same_dtype_device(lse, q, op, "lse", "q");
     require_shape(lse, {d.B, d.Hq, d.nq}, op, "lse");
-    if (q.dtype() == DType::F32)
-        kernels::attention_block_backward_cpu<float>(d, dq.data<float>(), dk.data<float>(), dv.data<float>(), dout.data<float>(),
-                                                     q.data<float>(), k.data<float>(), v.data<float>(), out.data<float>(),
-                                                     lse.data<float>());
-    else
-        kernels::attention_block_backward_cpu<double>(d, dq.data<double>(), dk.data<double>(), dv.data<double>(), dout.data<double>(),
-                                                      q.data<double>(), k.data<double>(), v.data<double>(), out.data<double>(),
-                                                      lse.data<double>());
+    with_float_type(q.dtype(), [&](auto t) {
+        using T = decltype(t);
+        cpu_entry(kernels::attention_block_versions, op).backward.get<T>()(d, dq.data<T>(), dk.data<T>(), dv.data<T>(), dout.data<T>(),
+                                                                           q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(),
+                                                                           lse.data<T>());
+    });
 }
 
 }  // namespace ittt::ops

@@ -8,6 +8,7 @@
 
 #include "kernels/adamw/adamw_versions.h"
 #include "kernels/attention/attention_versions.h"
+#include "kernels/attention_block/attention_block_versions.h"
 #include "kernels/conv1d/conv1d_versions.h"
 #include "kernels/cross_entropy/cross_entropy_versions.h"
 #include "kernels/elementwise/elementwise_versions.h"
@@ -64,7 +65,8 @@ const std::vector<OpSpec>& op_table() {
     static const std::vector<OpSpec> table = [] {
         using namespace kernels;
         std::vector<OpSpec> ops = {spec_of(gemm_versions),        spec_of(embedding_versions),   spec_of(rmsnorm_versions),
-                                   spec_of(rope_versions),        spec_of(attention_versions),   spec_of(swiglu_versions),
+                                   spec_of(rope_versions),        spec_of(attention_versions),   spec_of(attention_block_versions),
+                                   spec_of(swiglu_versions),
                                    spec_of(conv1d_versions),      spec_of(ttt_delta_versions),   spec_of(prefix_scan_versions),
                                    spec_of(ttt_apply_versions),   spec_of(ttt_loop_versions),    spec_of(cross_entropy_versions),
                                    spec_of(adamw_versions),       spec_of(elementwise_versions)};
