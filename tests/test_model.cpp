@@ -190,8 +190,8 @@ TEST_CASE("streaming: prefill(k) then decodes or a mid-stream prompt equals pref
 }
 
 TEST_CASE("streaming: without a chunk update, a mid-stream prompt is the full prefill bit for bit", "[model][session]") {
-    // No TTT update happens (no TTT layer, or the sequence stays inside chunk 0): then the
-    // parallel form and the streamed form do the same products on the same rows.
+    // No TTT update happens (no TTT layer, or the sequence stays inside chunk 0): then every
+    // form, the stateless forward's and the stream's, does the same products on the same rows.
     for (bool ttt : {false, true}) {
         ModelConfig c = tiny_config();
         if (!ttt) {
@@ -206,6 +206,13 @@ TEST_CASE("streaming: without a chunk update, a mid-stream prompt is the full pr
         std::vector<int32_t> ids = tokens_tensor(1, n, c.vocab_size, 9).to_i32_vector();
         Session full(m);
         Tensor ref = full.prefill(ids);
+        ForwardOptions opt;
+        opt.inference = true;
+        for (TttForm form : {TttForm::Parallel, TttForm::Loop}) {
+            opt.ttt_form = form;
+            INFO("stateless forward, " << ttt_form_name(form) << " form");
+            CHECK(bitwise_equal(m.forward(Tensor::from_vector(ids, {1, n}), opt), ref));
+        }
         for (std::vector<int> sizes : std::vector<std::vector<int>>{{1, 10}, {4, 7}, {3, 5, 3}}) {
             INFO((ttt ? "TTT layer, one chunk" : "no TTT layer") << ", first piece " << sizes[0]);
             CHECK(bitwise_equal(stream_in_pieces(m, ids, sizes), ref));
