@@ -100,7 +100,7 @@ TEST_CASE("CUDA model forward matches the CPU with clipping, update limits and t
             ForwardOptions opt;
             opt.inference = true;
             opt.ttt_update_limit = limit;
-            opt.ttt_reference_loop = loop;
+            opt.ttt_form = loop ? TttForm::Loop : TttForm::Parallel;  // the chunk loop: kernels/ttt_loop on either device
             Tensor ref = m.f64.forward(tok, opt).clone();
             CHECK(close_to_reference(m.cuda.forward(tok, opt), ref, cat("inference logits, limit ", limit, loop ? ", loop" : "")));
         }

@@ -131,6 +131,47 @@ TEST_CASE("CUDA ttt_clip_deltas matches the CPU kernel", "[cuda][ttt_delta]") {
     }
 }
 
+// ---- ttt_loop (forward only on CUDA) ----
+
+TEST_CASE("CUDA ttt_loop_forward matches the CPU kernel: clipping, update limits, a state continued", "[cuda][ttt_loop]") {
+    ITTT_SKIP_WITHOUT_CUDA();
+    const int64_t B = 2, d = 13, f = 29;
+    for (const Ragged& r : kRagged)
+        for (double tau : {0.0, 0.5})
+            for (int limit : {-1, 1}) {
+                INFO("n " << r.n << ", chunk " << r.chunk << ", tau " << tau << ", limit " << limit);
+                Tensor z = random_tensor({B, r.n, f}, 141, 0.5), v = random_tensor({B, r.n, d}, 142, 0.5), wd = random_tensor({d, f}, 143);
+                ops::TttLoopOptions opt;
+                opt.clip_tau = tau;
+                opt.update_limit = limit;
+                opt.norms = true;
+                Tensor o = Tensor::empty({B, r.n, d}), o_g = gpu(Tensor::empty({B, r.n, d}));
+                ops::TttLoopResult cpu = ops::ttt_loop_forward(o, z, v, wd, 0.7, r.chunk, opt);
+                ops::TttLoopResult dev = ops::ttt_loop_forward(o_g, gpu(z), gpu(v), gpu(wd), 0.7, r.chunk, opt);
+                // Sums of up to f (apply) or chunk (delta) products in another order, carried through the chunks.
+                CHECK(check_close(o_g, o, 1e-5, 1e-5, "O"));
+                REQUIRE(dev.norm.size() == cpu.norm.size());
+                for (size_t k = 0; k < cpu.norm.size(); ++k) {
+                    CHECK(std::isnan(dev.norm[k]) == std::isnan(cpu.norm[k]));
+                    if (!std::isnan(cpu.norm[k])) CHECK(std::fabs(dev.norm[k] - cpu.norm[k]) <= 1e-5 * cpu.norm[k]);
+                    CHECK(std::fabs(dev.applied[k] - cpu.applied[k]) <= 1e-5 * cpu.applied[k]);
+                }
+                // A stream: the same rows after `start` rows of the first chunk, from a state.
+                if (limit >= 0 || r.n < 2) continue;
+                const int start = static_cast<int>(std::min<int64_t>(r.chunk - 1, r.n - 1));
+                ops::TttLoopOptions stream;
+                stream.clip_tau = tau;
+                stream.start = start;
+                Tensor s_cpu = Tensor::empty({B, r.n - start, d}), s_dev = gpu(s_cpu), w_cpu = random_tensor({B, d, f}, 144);
+                stream.w_state = w_cpu;
+                ops::ttt_loop_forward(s_cpu, z, v, wd, 0.7, r.chunk, stream);
+                stream.w_state = gpu(random_tensor({B, d, f}, 144));
+                ops::ttt_loop_forward(s_dev, gpu(z), gpu(v), gpu(wd), 0.7, r.chunk, stream);
+                CHECK(check_close(s_dev, s_cpu, 1e-5, 1e-5, "O of a stream"));
+                CHECK(check_close(stream.w_state, w_cpu, 1e-5, 1e-5, "W after the stream"));
+            }
+}
+
 // ---- prefix scans ----
 
 TEST_CASE("CUDA prefix_scan_exclusive is bit-identical to the CPU kernel", "[cuda][prefix_scan]") {

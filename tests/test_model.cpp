@@ -10,6 +10,7 @@
 #include "ops/ops.h"
 #include "test_util.h"
 #include "tiny_model.h"
+#include "ttt_reference.h"
 
 using namespace ittt;
 using namespace ittt::test;
@@ -26,7 +27,7 @@ double mean_loss(Model& m, const Tensor& tokens, const Tensor& targets) {
 
 }  // namespace
 
-TEST_CASE("TTT parallel form equals the chunk-by-chunk loop", "[model][ttt]") {
+TEST_CASE("TTT parallel, loop and flat forms equal the chunk-by-chunk reference loop", "[model][ttt]") {
     for (int n : {1, 5, 8, 13}) {
         for (int C : {1, 3, 4, 16}) {
             ModelConfig c = tiny_config();
@@ -36,34 +37,35 @@ TEST_CASE("TTT parallel form equals the chunk-by-chunk loop", "[model][ttt]") {
             m.init_random(7);
             randomise_ttt(m, 100);
             Tensor tok = tokens_tensor(2, n, c.vocab_size, 3);
-            Tensor par = m.forward(tok).clone();
-            ForwardOptions ref;
-            ref.ttt_reference_loop = true;
-            Tensor loop = m.forward(tok, ref).clone();
-            INFO("n = " << n << ", C = " << C);
-            // Same sums in a different order in fp32: 1e-5 absolute, as the issue asks.
-            CHECK(check_close(par, loop, 1e-5, 0, "parallel vs loop logits"));
+            Tensor loop = reference_forward(m, tok);
+            for (TttForm form : {TttForm::Parallel, TttForm::Loop, TttForm::Flat}) {
+                ForwardOptions opt;
+                opt.ttt_form = form;
+                INFO("n = " << n << ", C = " << C << ", " << ttt_form_name(form));
+                // Same sums in a different order in fp32: 1e-5 absolute, as the issue asks.
+                CHECK(check_close(m.forward(tok, opt), loop, 1e-5, 0, "form vs reference loop logits"));
+            }
         }
     }
 }
 
-TEST_CASE("TTT parallel form equals the loop with clipping and update limits", "[model][ttt]") {
+TEST_CASE("TTT parallel, loop and flat forms equal the reference loop with clipping and update limits", "[model][ttt]") {
     ModelConfig c = tiny_config();
     c.ttt_clip_tau = 0.05;
     Model m(c);
     m.init_random(8);
     randomise_ttt(m, 200);
     Tensor tok = tokens_tensor(1, 15, c.vocab_size, 4);
-    for (int limit : {-1, 0, 1, 2}) {
-        ForwardOptions a, b;
-        a.inference = b.inference = true;
-        a.ttt_update_limit = b.ttt_update_limit = limit;
-        b.ttt_reference_loop = true;
-        Tensor par = m.forward(tok, a).clone();
-        Tensor loop = m.forward(tok, b).clone();
-        INFO("limit = " << limit);
-        CHECK(check_close(par, loop, 1e-5, 0, "clipped parallel vs loop"));  // fp32 reordering only
-    }
+    for (int limit : {-1, 0, 1, 2})
+        for (TttForm form : {TttForm::Parallel, TttForm::Loop, TttForm::Flat}) {
+            ForwardOptions opt;
+            opt.inference = true;
+            opt.ttt_update_limit = limit;
+            Tensor loop = reference_forward(m, tok, opt);
+            opt.ttt_form = form;
+            INFO("limit = " << limit << ", " << ttt_form_name(form));
+            CHECK(check_close(m.forward(tok, opt), loop, 1e-5, 0, "clipped form vs reference loop"));  // fp32 reordering only
+        }
 }
 
 TEST_CASE("strict causality: a token changes no logit before it", "[model][ttt]") {
@@ -101,6 +103,12 @@ TEST_CASE("drop-in: zero conv weights give the plain model bit for bit", "[model
         INFO("n = " << n);
         CHECK(bitwise_equal(la, lb));
     }
+    // Streaming too: a prompt, then decodes across chunk boundaries.
+    Session sa(a), sb(b);
+    const std::vector<int32_t> prompt = tokens_tensor(1, 6, with.vocab_size, 7).to_i32_vector();
+    CHECK(bitwise_equal(sa.prefill(prompt), sb.prefill(prompt)));
+    for (int32_t t = 0; t < 9; ++t) CHECK(bitwise_equal(sa.decode(t % with.vocab_size), sb.decode(t % with.vocab_size)));
+    CHECK(bitwise_equal(sa.fast_weight(0), a.layer(0).down_proj));
 }
 
 // Feeds ids to a fresh session in pieces of the given sizes (each piece one prefill call).
@@ -134,6 +142,21 @@ TEST_CASE("streaming: prefill(k) then decodes or a mid-stream prompt equals pref
         std::vector<int32_t> ids = tokens_tensor(1, n, c.vocab_size, 8).to_i32_vector();
         Session full(m);
         Tensor ref = full.prefill(ids);
+        // Streaming against the stateless forms: the parallel form and the reference loop, and its
+        // fast weight against Wd + eta * (the parallel form's clipped deltas of the complete chunks).
+        ForwardOptions inference;
+        inference.inference = true;
+        Tensor tok = Tensor::from_vector(ids, {1, n});
+        const double form_tol = dt == DType::F64 ? 1e-10 : 2e-5;  // reordered sums, as below
+        CHECK(check_close(ref, reference_forward(m, tok, inference), form_tol, form_tol, "prefill(n) vs the reference loop"));
+        inference.ttt_form = TttForm::Parallel;
+        CHECK(check_close(ref, m.forward(tok, inference), form_tol, form_tol, "prefill(n) vs the parallel form"));
+        for (int l : c.ttt_layers) {
+            const int64_t d = c.hidden_size, f = c.intermediate_size;
+            Tensor w = m.layer(l).down_proj.clone(), deltas = m.activations(l).ttt_delta.view({(n + c.ttt_chunk - 1) / c.ttt_chunk, d * f});
+            for (int i = 0; i < n / c.ttt_chunk; ++i) ops::add_inplace(w, deltas.rows(i, i + 1).view({d, f}), c.ttt_lr);
+            CHECK(check_close(full.fast_weight(l), w, form_tol, form_tol, "fast weight vs the parallel form's deltas"));
+        }
         // Pieces that start and end inside chunks (C = 4), span several chunks, and end on a boundary.
         for (std::vector<int> sizes :
              std::vector<std::vector<int>>{{1, 16}, {3, 14}, {4, 13}, {5, 12}, {8, 9}, {16, 1}, {2, 9, 6}, {6, 2, 9}, {8, 8, 1}}) {
@@ -162,12 +185,13 @@ TEST_CASE("streaming: prefill(k) then decodes or a mid-stream prompt equals pref
         full.reset();
         Tensor again = full.prefill(ids);
         CHECK(bitwise_equal(again, ref));
+        CHECK_THROWS_WITH(m.backward(Tensor::zeros({n, c.vocab_size}, dt)), Catch::Contains("continued a state"));
     }
 }
 
 TEST_CASE("streaming: without a chunk update, a mid-stream prompt is the full prefill bit for bit", "[model][session]") {
-    // No TTT update happens (no TTT layer, or the sequence stays inside chunk 0): then the
-    // parallel form and the streamed form do the same products on the same rows.
+    // No TTT update happens (no TTT layer, or the sequence stays inside chunk 0): then every
+    // form, the stateless forward's and the stream's, does the same products on the same rows.
     for (bool ttt : {false, true}) {
         ModelConfig c = tiny_config();
         if (!ttt) {
@@ -182,6 +206,13 @@ TEST_CASE("streaming: without a chunk update, a mid-stream prompt is the full pr
         std::vector<int32_t> ids = tokens_tensor(1, n, c.vocab_size, 9).to_i32_vector();
         Session full(m);
         Tensor ref = full.prefill(ids);
+        ForwardOptions opt;
+        opt.inference = true;
+        for (TttForm form : {TttForm::Parallel, TttForm::Loop}) {
+            opt.ttt_form = form;
+            INFO("stateless forward, " << ttt_form_name(form) << " form");
+            CHECK(bitwise_equal(m.forward(Tensor::from_vector(ids, {1, n}), opt), ref));
+        }
         for (std::vector<int> sizes : std::vector<std::vector<int>>{{1, 10}, {4, 7}, {3, 5, 3}}) {
             INFO((ttt ? "TTT layer, one chunk" : "no TTT layer") << ", first piece " << sizes[0]);
             CHECK(bitwise_equal(stream_in_pieces(m, ids, sizes), ref));

@@ -12,6 +12,7 @@
 #include "ops/ops.h"
 #include "test_util.h"
 #include "tiny_model.h"
+#include "ttt_reference.h"
 
 using namespace ittt;
 using namespace ittt::test;
@@ -160,6 +161,47 @@ TEST_CASE("ttt_loop: the flat form's rebuilt weights stay close to the stored on
     CHECK(check_close(rebuilt.dwd, stored.dwd, 1e-4, 1e-4, "dWd"));
 }
 
+TEST_CASE("ttt_loop: the loop continued from a state, fed in pieces, gives the one-call outputs and W bit for bit", "[ttt_loop]") {
+    // Streaming's use of the op: each call gets the rows its current chunk already holds
+    // (start), then the new ones, and advances W in place. Rows of one chunk see the same W and
+    // every chunk's delta is one product over its whole rows, so the pieces change no bit.
+    const int64_t n = 23, d = 5, f = 7;
+    const int chunk = 4;
+    for (DType dt : {DType::F64, DType::F32})
+        for (double tau : {0.0, 0.3})
+            for (std::vector<int64_t> pieces : std::vector<std::vector<int64_t>>{{23}, {1, 22}, {3, 1, 8, 11}, {4, 5, 14}, {2, 2, 2, 17}}) {
+                INFO(dtype_name(dt) << ", tau " << tau << ", first piece " << pieces[0] << " of " << pieces.size());
+                Tensor z = random_tensor({1, n, f}, 51, 0.5, dt), v = random_tensor({1, n, d}, 52, 0.5, dt);
+                Tensor wd = random_tensor({d, f}, 53, 0.5, dt);
+                ops::TttLoopOptions opt;
+                opt.clip_tau = tau;
+                opt.norms = true;
+                opt.w_state = wd.view({1, d, f}).clone();
+                Tensor whole = Tensor::empty({1, n, d}, dt);
+                ops::TttLoopResult all = ops::ttt_loop_forward(whole, z, v, wd, 0.8, chunk, opt);
+                Tensor w_all = opt.w_state;
+
+                opt.w_state = wd.view({1, d, f}).clone();
+                Tensor streamed = Tensor::empty({1, n, d}, dt);
+                std::vector<double> norms;
+                int64_t at = 0;
+                for (int64_t m : pieces) {
+                    opt.start = static_cast<int>(at % chunk);  // rows of the current chunk seen before
+                    const int64_t begin = at - opt.start, rows = opt.start + m;
+                    Tensor o = Tensor::empty({1, m, d}, dt);
+                    Tensor zs = z.view({n, f}).rows(begin, at + m).view({1, rows, f}), vs = v.view({n, d}).rows(begin, at + m).view({1, rows, d});
+                    ops::TttLoopResult r = ops::ttt_loop_forward(o, zs, vs, wd, 0.8, chunk, opt);
+                    streamed.view({n, d}).rows(at, at + m).copy_from(o.view({m, d}));
+                    for (int64_t i = 0; i < (opt.start + m) / chunk; ++i) norms.push_back(r.norm[static_cast<size_t>(i)]);
+                    at += m;
+                }
+                CHECK(bitwise_equal(streamed, whole));
+                CHECK(bitwise_equal(opt.w_state, w_all));
+                REQUIRE(norms.size() == static_cast<size_t>(n / chunk));
+                for (size_t i = 0; i < norms.size(); ++i) CHECK(norms[i] == all.norm[i]);
+            }
+}
+
 TEST_CASE("ttt_loop rejects bad arguments with errors that name them", "[ttt_loop]") {
     Tensor z = Tensor::zeros({2, 8, 6}), v = Tensor::zeros({2, 8, 4}), wd = Tensor::zeros({4, 6}), o = Tensor::zeros({2, 8, 4});
     Tensor bad_wd = Tensor::zeros({6, 4});
@@ -167,6 +209,11 @@ TEST_CASE("ttt_loop rejects bad arguments with errors that name them", "[ttt_loo
     CHECK_THROWS_WITH(ops::ttt_loop_forward(o, z, v, wd, 0.5, 0), Catch::Contains("chunk must be >= 1"));
     Tensor dz = Tensor::zeros({2, 8, 6}), dv = Tensor::zeros({2, 8, 4}), dwd = Tensor::zeros({4, 6}), w = Tensor::zeros({2, 3, 4, 6});
     CHECK_THROWS_WITH(ops::ttt_loop_backward(dz, dv, dwd, o, z, v, 0.5, 4, w), Catch::Contains("as ttt_loop_forward kept them"));
+    ops::TttLoopOptions state;
+    state.start = 2;  // rows seen before, but no state to continue
+    CHECK_THROWS_WITH(ops::ttt_loop_forward(o, z, v, wd, 0.5, 4, state), Catch::Contains("start 2") && Catch::Contains("without w_state"));
+    state.w_state = Tensor::zeros({2, 4, 6});
+    CHECK_THROWS_WITH(ops::ttt_loop_forward(o, z, v, wd, 0.5, 4, state), Catch::Contains("o is") && Catch::Contains("(2, 6, 4)"));
 }
 
 // ---- the model with each form ----
@@ -227,13 +274,12 @@ TEST_CASE("model: Loop and Flat equal the chunk-by-chunk reference loop within 1
     for (TttForm form : {TttForm::Loop, TttForm::Flat})
         for (bool inference : {false, true})
             for (int limit : {-1, 0, 2}) {
-                ForwardOptions a, b;
-                a.inference = b.inference = inference;
-                a.ttt_update_limit = b.ttt_update_limit = limit;
+                ForwardOptions a;
+                a.inference = inference;
+                a.ttt_update_limit = limit;
+                Tensor y = reference_forward(m, tok, a);
                 a.ttt_form = form;
-                b.ttt_reference_loop = true;
                 Tensor x = m.forward(tok, a).clone();
-                Tensor y = m.forward(tok, b).clone();
                 INFO(ttt_form_name(form) << ", inference " << inference << ", limit " << limit);
                 CHECK(check_close(x, y, 1e-5, 0, "form vs reference loop"));  // fp32 reordering only
             }

@@ -71,7 +71,7 @@ __global__ void chunk_delta_tiled_kernel(float* delta, const float* v, const flo
 
 // delta: (count, size); block m owns matrix m: its sum of squares in double over
 // a fixed split and a fixed tree, then, if ||eta delta_m|| > tau, a rescale.
-__global__ void clip_deltas_kernel(float* delta, int64_t size, double eta_abs, double tau) {
+__global__ void clip_deltas_kernel(float* delta, int64_t size, double eta, double tau) {
     __shared__ double sums[kThreads];
     __shared__ float scale;
     __shared__ bool clip;
@@ -85,9 +85,9 @@ __global__ void clip_deltas_kernel(float* delta, int64_t size, double eta_abs, d
         __syncthreads();
     }
     if (threadIdx.x == 0) {
-        const double norm = eta_abs * sqrt(sums[0]);  // ||eta * delta_m||_F
-        clip = norm > tau;                            // false for NaN: leave it for the caller to see
-        scale = static_cast<float>(tau / norm);
+        const double factor = ttt_clip_factor(ttt_update_norm(eta, sums[0]), tau);  // the rule of ttt_delta.h
+        clip = factor != 1.0;
+        scale = static_cast<float>(factor);
     }
     __syncthreads();
     if (!clip) return;
@@ -129,7 +129,7 @@ void ttt_clip_deltas_cuda(float* delta, int64_t count, int64_t size, double eta,
     ITTT_CHECK(count >= 0 && size >= 0 && count <= 2147483647LL, "ttt_clip_deltas_cuda: bad sizes count ", count, ", size ", size);
     ITTT_CHECK(tau > 0, "ttt_clip_deltas_cuda: tau must be > 0, found ", tau);
     if (count == 0 || size == 0) return;
-    ITTT_LAUNCH(clip_deltas_kernel, static_cast<unsigned>(count), kThreads, 0, 0)(delta, size, std::fabs(eta), tau);
+    ITTT_LAUNCH(clip_deltas_kernel, static_cast<unsigned>(count), kThreads, 0, 0)(delta, size, eta, tau);
     CUDA_CHECK(cudaGetLastError());
 }
 

@@ -8,14 +8,35 @@
 //
 // Clipping (inference only, docs/method.md section 4): if ||eta * delta_i||_F > tau,
 // scale delta_i so that ||eta * delta_i||_F = tau. The norm is summed in double.
+// The size of a step and the clipping rule are the two functions below: every form of
+// the layer (parallel, loop, flat, streaming) and every device reads them from here.
 //
 // Versions: two per device, one function each; their numbers, ideas and tolerances are the
-// ttt_delta op's rows in src/ops/ttt.cpp (`build/ittt info --kernels`). ttt_clip_deltas has
+// ttt_delta op's rows in ttt_delta_versions.h (`build/ittt info --kernels`). ttt_clip_deltas has
 // one version per device (one block per matrix on CUDA).
 #pragma once
+#include <math.h>
+
 #include <cstdint>
 
+// Marks a function for the device as well when nvcc compiles it; a plain inline
+// function for g++. The same definition as in runtime/rng.h.
+#ifndef ITTT_HOST_DEVICE
+#if defined(__CUDACC__)
+#define ITTT_HOST_DEVICE __host__ __device__
+#else
+#define ITTT_HOST_DEVICE
+#endif
+#endif
+
 namespace ittt::kernels {
+
+// The update rule's two numbers, defined once (docs/ttt.md, "One chunk step").
+// The size of chunk i's step eta dW_i, ||eta dW_i||_F, from sum(dW_i^2) summed in double:
+ITTT_HOST_DEVICE inline double ttt_update_norm(double eta, double sum_squares) { return fabs(eta) * sqrt(sum_squares); }
+// What clipping multiplies that step by: tau / norm when tau > 0 and norm > tau (the step
+// then has norm tau), else 1. A NaN norm is not clipped, so the caller sees it.
+ITTT_HOST_DEVICE inline double ttt_clip_factor(double norm, double tau) { return tau > 0 && norm > tau ? tau / norm : 1.0; }
 
 // One output row (b, i, a) per task, rank-1 updates over the chunk's rows.
 // delta: (B, T, d, f) overwritten, T = ceil(n / chunk); v: (B, n, d); z: (B, n, f).

@@ -1,6 +1,5 @@
 // ttt_delta_cpu.cpp: per-chunk V^T Z and its Frobenius-norm clipping, on the CPU.
 #include <algorithm>
-#include <cmath>
 
 #include "kernels/ttt_delta/ttt_delta.h"
 
@@ -34,9 +33,9 @@ void ttt_clip_deltas_cpu(T* delta, int64_t count, int64_t size, double eta, doub
         T* m = delta + i * size;
         double sum_sq = 0;
         for (int64_t j = 0; j < size; ++j) sum_sq += static_cast<double>(m[j]) * static_cast<double>(m[j]);
-        const double norm = std::fabs(eta) * std::sqrt(sum_sq);  // ||eta * delta_i||_F
-        if (!(norm > tau)) continue;
-        const T scale = static_cast<T>(tau / norm);
+        const double factor = ttt_clip_factor(ttt_update_norm(eta, sum_sq), tau);
+        if (factor == 1.0) continue;
+        const T scale = static_cast<T>(factor);
         for (int64_t j = 0; j < size; ++j) m[j] *= scale;
     }
 }

@@ -2,8 +2,13 @@
 //
 // For each sequence b, chunks i = 0 .. T-1 in order (chunk i: rows i*C .. min(i*C+C, n)-1):
 //
-//     O_[i]   = Z_[i] W_i^T                          (rows x d)    W_0 = Wd
-//     W_{i+1} = W_i + eta * c_i * V_[i]^T Z_[i]      (d x f)       c_i = clipping factor (1 unclipped)
+//     O_[i]   = Z_[i] W_i^T                          (rows x d)    W_0 = Wd       apply, ...
+//     W_{i+1} = W_i + eta * c_i * V_[i]^T Z_[i]      (d x f)       c_i = clipping factor (1 unclipped)   ... then update
+//
+// This is THE chunk step of the layer (docs/ttt.md, "One chunk step"): the loop and flat forms
+// run it, and so does streaming, which is this loop started from a state (a running W and the
+// rows its current chunk already holds, TttLoopShape::start). The step's norm ||eta dW_i||_F and
+// c_i are ttt_update_norm and ttt_clip_factor of kernels/ttt_delta/ttt_delta.h.
 //
 // This is the parallel form O_[i] = Z_[i] (Wd + eta S_i)^T of docs/ttt.md with the prefix
 // sum S_i kept as a running weight instead of materialised (B, T, d, f) tensors. Each chunk
@@ -33,9 +38,10 @@
 // result is the same bits: the GEMM's result does not depend on its thread count, and dWd adds
 // the per-sequence G in sequence order.
 //
-// CPU only, one version (its row: src/ops/ttt_loop.cpp); the GEMMs inside are whichever CPU
-// GEMM the gemm op selects. On CUDA the model runs the parallel form (kernels/ttt_delta,
-// prefix_scan, ttt_apply).
+// One version per device (their rows: ttt_loop_versions.h); the GEMMs inside are whichever
+// GEMM the gemm op selects. The CPU has the forward and the backward; CUDA (ttt_loop.cu) the
+// forward only, for inference and streaming: a CUDA model trains with the parallel form
+// (kernels/ttt_delta, prefix_scan, ttt_apply).
 #pragma once
 #include <cstdint>
 
@@ -45,6 +51,9 @@ namespace ittt::kernels {
 
 struct TttLoopShape {
     int64_t batch = 1, n = 0, d = 0, f = 0, chunk = 1;
+    // Streaming: z and v begin with the `start` rows that the current chunk held before this call
+    // (0 <= start < chunk). Their outputs were computed then: o holds rows start .. n-1 only.
+    int64_t start = 0;
     int64_t chunks() const { return (n + chunk - 1) / chunk; }
 };
 
@@ -53,8 +62,8 @@ template <class T>
 struct TttLoopForwardOut {
     T* w_all = nullptr;          // (B, T, d, f): W_i of every chunk (the loop form's store for the backward)
     T* w_last = nullptr;         // (B, d, f): W_{T-1}, the last chunk's weight (where the flat backward starts)
-    T* w_state = nullptr;        // (B, d, f): W after the update of every complete chunk (the streaming state);
-                                 // not together with w_all
+    T* w_state = nullptr;        // (B, d, f): the streaming state. Each sequence starts from it when wd is null;
+                                 // it ends as W after the update of every complete chunk. Not with w_all.
     double* norm = nullptr;      // (B*T): ||eta V_[i]^T Z_[i]||_F before clipping; NaN for an update not computed
     double* applied = nullptr;   // (B*T): the norm of the step folded into W (0 when none is)
 };
@@ -64,15 +73,25 @@ struct TttLoopUpdates {
     double clip_tau = 0;    // > 0: scale each eta dW_i down to Frobenius norm tau (inference only)
 };
 
-// o: (B, n, d) overwritten; z: (B, n, f); v: (B, n, d); wd: (d, f).
-// workspace: (B, 2, d, f) scratch (the running W and one delta per sequence).
+// o: (B, n - start, d) overwritten; z: (B, n, f); v: (B, n, d), whose rows are read only for the
+// chunks whose update is computed; wd: (d, f), or null to start from out.w_state.
+// workspace: scratch, (B, d, f) for one delta per sequence, then (B, d, f) for the running W
+// unless out.w_all or out.w_state holds it.
 // gemm: the CPU GEMM every product uses (the gemm op's selected version).
 template <class T>
 void ttt_loop_forward_cpu(const TttLoopShape& s, T* o, const T* z, const T* v, const T* wd, T eta, const TttLoopUpdates& updates,
                           const TttLoopForwardOut<T>& out, T* workspace, GemmCpuFn<T>* gemm);
 
+// The same on the GPU, F32, device pointers, with one host loop per sequence launching a GEMM
+// per chunk for the apply, one for the delta and a one-block kernel for the update. out.w_all
+// and out.w_last must be null; out.norm and out.applied are device arrays. workspace as on the CPU.
+// gemm: the CUDA GEMM every product uses (the gemm op's selected version).
+void ttt_loop_forward_cuda(const TttLoopShape& s, float* o, const float* z, const float* v, const float* wd, float eta,
+                           const TttLoopUpdates& updates, const TttLoopForwardOut<float>& out, float* workspace,
+                           GemmCudaLauncher* gemm);
+
 // dz: (B, n, f), dv: (B, n, d) overwritten; dwd: (d, f) accumulated; dout: (B, n, d);
-// z, v, wd as in the forward. Exactly one of w_all (B, T, d, f) and w_last (B, d, f), as the
+// z, v as in the forward (start = 0). Exactly one of w_all (B, T, d, f) and w_last (B, d, f), as the
 // forward stored them. updates.limit as in the forward; clipping has no backward (clip_tau must be 0).
 // workspace: (B, 3, d, f) scratch (per sequence G, the rebuilt W and one delta).
 template <class T>

@@ -12,6 +12,7 @@
 #endif
 
 #include "kernels/gemm/gemm.h"
+#include "kernels/ttt_delta/ttt_delta.h"
 #include "kernels/ttt_loop/ttt_loop.h"
 
 namespace ittt::kernels {
@@ -76,15 +77,18 @@ template <class T>
 void forward_sequence(const TttLoopShape& s, int64_t b, T* o, const T* z, const T* v, const T* wd, T eta, const TttLoopUpdates& u,
                       const TttLoopForwardOut<T>& out, T* workspace, GemmCpuFn<T>* gv) {
     const int64_t n = s.n, d = s.d, f = s.f, C = s.chunk, n_chunks = s.chunks(), df = d * f;
-    T* W = out.w_all ? out.w_all + b * n_chunks * df : workspace + (2 * b) * df;  // W_i, advanced chunk by chunk
-    T* delta = workspace + (2 * b + 1) * df;
-    std::copy(wd, wd + df, W);
+    // W_i, advanced chunk by chunk: in the store of every W_i, in the streaming state, or in scratch.
+    T* W = out.w_all ? out.w_all + b * n_chunks * df : out.w_state ? out.w_state + b * df : workspace + (s.batch + b) * df;
+    T* delta = workspace + b * df;
+    if (wd) std::copy(wd, wd + df, W);  // else W continues the state
     for (int64_t i = 0; i < n_chunks; ++i) {
         const int64_t r0 = i * C, rows = std::min(C, n - r0), k = b * n_chunks + i;
+        const int64_t seen = i == 0 ? s.start : 0;  // rows of this chunk applied by an earlier call
         const T* Zi = z + (b * n + r0) * f;
         const T* Vi = v + (b * n + r0) * d;
-        // apply: O_[i] (rows, d) = Z_[i] (rows, f) @ W_i^T (f, d)
-        gemm<T>(gv, false, true, rows, d, f, T(1), Zi, f, W, f, T(0), o + (b * n + r0) * d, d);
+        // apply: O_[i] (rows, d) = Z_[i] (rows, f) @ W_i^T (f, d), for the rows not seen before
+        gemm<T>(gv, false, true, rows - seen, d, f, T(1), Zi + seen * f, f, W, f, T(0), o + (b * (n - s.start) + r0 + seen - s.start) * d,
+                d);
         if (out.w_last && i == n_chunks - 1) std::copy(W, W + df, out.w_last + b * df);
 
         // update: W_{i+1} = W_i + eta c_i V_[i]^T Z_[i]. The last chunk's reaches no output:
@@ -92,48 +96,30 @@ void forward_sequence(const TttLoopShape& s, int64_t b, T* o, const T* z, const 
         if (i + 1 == n_chunks && !(out.w_state && rows == C)) break;
         T* next = out.w_all ? W + df : W;
         const bool folds = eta != T(0) && (u.limit < 0 || i < u.limit);
-        const bool want_norm = out.norm != nullptr;
         if (out.norm) out.norm[k] = 0;
         if (out.applied) out.applied[k] = 0;
-        if (all_zero(Vi, rows * d) || (!folds && !want_norm)) {  // no step, or one nobody looks at
+        if (all_zero(Vi, rows * d) || (!folds && !out.norm)) {  // no step, or one nobody looks at
             if (next != W) std::copy(W, W + df, next);
             W = next;
             continue;
         }
-        // delta (d, f) = V_[i]^T (d, rows) @ Z_[i] (rows, f)
+        // delta (d, f) = V_[i]^T (d, rows) @ Z_[i] (rows, f); its norm and clipping factor: ttt_delta.h
         gemm<T>(gv, true, false, d, f, rows, T(1), Vi, d, Zi, f, T(0), delta, f);
-        const double abs_eta = std::fabs(static_cast<double>(eta));
-        if (u.clip_tau > 0) {
-            // The norm decides the step, so it takes a pass of its own before the update.
-            const double norm = abs_eta * std::sqrt(sum_squares(delta, df));
-            T alpha = eta;
-            double step = norm;
-            if (norm > u.clip_tau) {
-                alpha = static_cast<T>(static_cast<double>(eta) * (u.clip_tau / norm));
-                step = u.clip_tau;
-            }
-            if (out.norm) out.norm[k] = norm;
-            if (folds) {
-                axpy_into(next, W, alpha, delta, df);
-                if (out.applied) out.applied[k] = step;
-            } else if (next != W) {
-                std::copy(W, W + df, next);
-            }
-        } else if (folds) {
-            if (want_norm) {
-                const double norm = abs_eta * std::sqrt(axpy_into_sum_squares(next, W, eta, delta, df));
-                out.norm[k] = norm;
-                if (out.applied) out.applied[k] = norm;
-            } else {
-                axpy_into(next, W, eta, delta, df);
-            }
-        } else {  // past the update limit: measured, not folded in
-            out.norm[k] = abs_eta * std::sqrt(sum_squares(delta, df));
-            if (next != W) std::copy(W, W + df, next);
+        double norm = 0, factor = 1;
+        if (u.clip_tau > 0 || !folds) {  // the norm decides the step (or is all that is asked): a pass of its own
+            norm = ttt_update_norm(eta, sum_squares(delta, df));
+            factor = ttt_clip_factor(norm, u.clip_tau);
+            if (folds) axpy_into(next, W, static_cast<T>(static_cast<double>(eta) * factor), delta, df);
+            else if (next != W) std::copy(W, W + df, next);
+        } else if (out.norm) {  // unclipped: the update's pass sums the squares too
+            norm = ttt_update_norm(eta, axpy_into_sum_squares(next, W, eta, delta, df));
+        } else {
+            axpy_into(next, W, eta, delta, df);
         }
+        if (out.norm) out.norm[k] = norm;
+        if (out.applied && folds) out.applied[k] = norm * factor;
         W = next;
     }
-    if (out.w_state) std::copy(W, W + df, out.w_state + b * df);
 }
 
 template <class T>
@@ -185,20 +171,20 @@ void backward_sequence(const TttLoopShape& s, int64_t b, T* dz, T* dv, const T* 
 
 template <class T>
 void ttt_loop_forward_cpu(const TttLoopShape& s, T* o, const T* z, const T* v, const T* wd, T eta, const TttLoopUpdates& updates,
-                          const TttLoopForwardOut<T>& out, T* workspace, GemmCpuFn<T>* gemm_version) {
+                          const TttLoopForwardOut<T>& out, T* workspace, GemmCpuFn<T>* gemm) {
     if (s.batch * s.n == 0) return;
     if (out.norm) std::fill(out.norm, out.norm + s.batch * s.chunks(), std::numeric_limits<double>::quiet_NaN());
     if (out.applied) std::fill(out.applied, out.applied + s.batch * s.chunks(), 0.0);
 #pragma omp parallel for schedule(dynamic) if (parallel_over_sequences(s.batch))
-    for (int64_t b = 0; b < s.batch; ++b) forward_sequence(s, b, o, z, v, wd, eta, updates, out, workspace, gemm_version);
+    for (int64_t b = 0; b < s.batch; ++b) forward_sequence(s, b, o, z, v, wd, eta, updates, out, workspace, gemm);
 }
 
 template <class T>
 void ttt_loop_backward_cpu(const TttLoopShape& s, T* dz, T* dv, T* dwd, const T* dout, const T* z, const T* v, T eta,
-                           const TttLoopUpdates& updates, const T* w_all, const T* w_last, T* workspace, GemmCpuFn<T>* gemm_version) {
+                           const TttLoopUpdates& updates, const T* w_all, const T* w_last, T* workspace, GemmCpuFn<T>* gemm) {
     if (s.batch * s.n == 0) return;
 #pragma omp parallel for schedule(dynamic) if (parallel_over_sequences(s.batch))
-    for (int64_t b = 0; b < s.batch; ++b) backward_sequence(s, b, dz, dv, dout, z, v, eta, updates, w_all, w_last, workspace, gemm_version);
+    for (int64_t b = 0; b < s.batch; ++b) backward_sequence(s, b, dz, dv, dout, z, v, eta, updates, w_all, w_last, workspace, gemm);
     // dWd += sum_b G_b, added in sequence order whatever the thread count.
     const int64_t df = s.d * s.f;
 #pragma omp parallel for if (df * s.batch > (1 << 16))

@@ -14,17 +14,21 @@ struct TttLoopCpuEntry {
     CpuKernel<LoopForwardCpu> forward;
     CpuKernel<LoopBackwardCpu> backward;
 };
+struct TttLoopCudaEntry {
+    decltype(&ttt_loop_forward_cuda) forward;  // inference and streaming only: CUDA trains with the parallel form
+};
 
 // The loop reorders the parallel form's sums (W_i built by running addition, half the
 // multiply-adds): F32 rounding of sums over chunks and over d, f.
-inline const OpVersions<TttLoopCpuEntry, int> ttt_loop_versions = {
+inline const OpVersions<TttLoopCpuEntry, TttLoopCudaEntry> ttt_loop_versions = {
     "ttt_loop", "the TTT MLP as a chunk loop with a running fast weight (apply, then update), forward and backward",
     "kernels/ttt_loop",
     1, {{{1, "chunk loop", "per chunk: apply W_i with one GEMM, then fold eta V_[i]^T Z_[i] into it with another",
           "ttt_loop_forward_cpu|ttt_loop_backward_cpu", {1e-4, 1e-4, "F32 running sums over chunks and over d, f"}},
          {ITTT_CPU_KERNEL(ttt_loop_forward_cpu), ITTT_CPU_KERNEL(ttt_loop_backward_cpu)}}},
-    // On CUDA a model runs the parallel form (ttt_delta, prefix_scan, ttt_apply).
-    0, {},
+    1, {{{1, "chunk loop", "one host loop per sequence: per chunk a GEMM applies W_i, a GEMM forms the delta, one kernel folds it in",
+          "update_kernel|gemm_", {1e-4, 1e-4, "F32 running sums over chunks and over d, f"}},
+         {ITTT_CUDA_KERNEL(ttt_loop_forward_cuda)}}},
 };
 
 }  // namespace ittt::kernels

@@ -176,7 +176,7 @@ Model Model::converted(DType dtype, Device device) const {
 
 // ---------------------------------------------------------------- forward
 
-const Tensor& Model::forward(const Tensor& tokens, const ForwardOptions& opt) {
+const Tensor& Model::forward(const Tensor& tokens, const ForwardOptions& opt, ForwardState* state) {
     ITTT_NVTX_RANGE("model_forward");
     ITTT_CHECK(tokens.ndim() == 2 && tokens.dtype() == DType::I32, "forward: tokens must be I32 (B, n), found ", tokens.describe());
     B_ = static_cast<int>(tokens.dim(0));
@@ -185,13 +185,21 @@ const Tensor& Model::forward(const Tensor& tokens, const ForwardOptions& opt) {
     ITTT_CHECK(static_cast<int64_t>(B_) * n_ > 0, "forward: empty batch ", tokens.describe());
     for (int32_t t : tokens.to_i32_vector())
         ITTT_CHECK(t >= 0 && t < V, "forward: token id ", t, " is outside the vocabulary [0, ", V, ")");
+    streamed_ = state != nullptr;
 
     int64_t pos0 = 0;  // absolute position of this process's first token of each sequence
     Tensor local = tokens;
-    if (cp_) {
+    if (state) {
+        ITTT_CHECK(B_ == 1 && !cp_ && opt.inference && opt.ttt_update_limit < 0 && opt.ttt_form != TttForm::Parallel,
+                   "forward with a state: streaming inference of one sequence (B = 1, found ", B_,
+                   ", inference, no context parallelism, no ttt_update_limit, TTT in its chunk loop, not the parallel form)");
+        ITTT_CHECK(state->layers.size() == static_cast<size_t>(cfg_.num_hidden_layers), "forward: the state has ",
+                   state->layers.size(), " layers, the model ", cfg_.num_hidden_layers, " (make it with Model::start_state)");
+        pos0 = state->position;
+        reserve_cache(*state, state->position + n_);
+    } else if (cp_) {
         // Context parallel: this rank computes only its slice of every sequence.
-        ITTT_CHECK(!opt.ttt_reference_loop && opt.ttt_update_limit < 0,
-                   "forward: context parallelism runs the parallel TTT form only (no ttt_reference_loop, no ttt_update_limit)");
+        ITTT_CHECK(opt.ttt_update_limit < 0, "forward: context parallelism runs the parallel TTT form only (no ttt_update_limit)");
         parallel::require_same_input(*cp_, tokens, cat("inference ", opt.inference));
         plan_ = parallel::SlicePlan::make(n_, cfg_.ttt_chunk, cp_->size());
         local = parallel::local_slice(tokens, plan_, cp_->rank());
@@ -208,7 +216,8 @@ const Tensor& Model::forward(const Tensor& tokens, const ForwardOptions& opt) {
     ops::embedding_forward(x0_, embed_, tokens_);
     Tensor x = x0_.clone();
     acts_.assign(static_cast<size_t>(cfg_.num_hidden_layers), LayerActivations{});
-    for (int l = 0; l < cfg_.num_hidden_layers; ++l) layer_forward(l, x, opt);
+    for (int l = 0; l < cfg_.num_hidden_layers; ++l) layer_forward(l, x, opt, state);
+    if (state) state->position += n_;
 
     x_final_ = x;
     xf_ = new_tensor({N, d});
@@ -222,7 +231,36 @@ const Tensor& Model::forward(const Tensor& tokens, const ForwardOptions& opt) {
     return logits_;
 }
 
-void Model::layer_forward(int l, Tensor& x, const ForwardOptions& opt) {
+ForwardState Model::start_state() const {
+    ForwardState s;
+    s.layers.resize(static_cast<size_t>(cfg_.num_hidden_layers));
+    for (int l = 0; l < cfg_.num_hidden_layers; ++l) {
+        if (!cfg_.is_ttt_layer(l)) continue;
+        ForwardState::Layer& t = s.layers[static_cast<size_t>(l)];
+        t.w = layers_[static_cast<size_t>(l)].down_proj.clone();  // every stream starts from the slow weight
+        t.z_chunk = new_tensor({cfg_.ttt_chunk, cfg_.intermediate_size});
+        t.src_chunk = new_tensor({cfg_.ttt_chunk, cfg_.hidden_size});
+    }
+    reserve_cache(s, 64);
+    return s;
+}
+
+// Doubling, so that appending a position is amortised O(1).
+void Model::reserve_cache(ForwardState& state, int positions) const {
+    if (positions <= state.capacity) return;
+    const int cap = std::max(positions, 2 * state.capacity);
+    const int64_t row = static_cast<int64_t>(cfg_.num_key_value_heads) * cfg_.head_dim;
+    for (ForwardState::Layer& s : state.layers)
+        for (Tensor* cache : {&s.k_cache, &s.v_cache}) {
+            Tensor grown = Tensor::zeros({1, cap, cfg_.num_key_value_heads, cfg_.head_dim}, dtype_, device_);
+            const int64_t kept = state.position;
+            if (kept > 0) grown.view({cap, row}).rows(0, kept).copy_from(cache->view({state.capacity, row}).rows(0, kept));
+            *cache = grown;
+        }
+    state.capacity = cap;
+}
+
+void Model::layer_forward(int l, Tensor& x, const ForwardOptions& opt, ForwardState* state) {
     ITTT_NVTX_RANGE(cat("layer", l).c_str());
     const LayerWeights& w = layers_[static_cast<size_t>(l)];
     LayerActivations& a = acts_[static_cast<size_t>(l)];
@@ -262,8 +300,17 @@ void Model::layer_forward(int l, Tensor& x, const ForwardOptions& opt) {
         a.lse = new_tensor({B_, Hq, n_});
         Tensor att4 = a.att.view({B_, n_, Hq, hd});
         const Tensor q4 = a.qr.view({B_, n_, Hq, hd});
-        if (cp_) parallel::attention_forward_finish(*cp_, plan_, l, window, a.cp_attention, att4, a.lse, q4, k4, v4);
-        else ops::attention_forward(att4, a.lse, q4, k4, v4, 0, window);
+        if (cp_) {
+            parallel::attention_forward_finish(*cp_, plan_, l, window, a.cp_attention, att4, a.lse, q4, k4, v4);
+        } else if (state) {  // streaming: this call's keys and values join the cache; the queries attend over it
+            ForwardState::Layer& s = state->layers[static_cast<size_t>(l)];
+            const int64_t row = Hkv * hd, pos = state->position;
+            s.k_cache.view({state->capacity, row}).rows(pos, pos + n_).copy_from(a.kr.view({N, row}));
+            s.v_cache.view({state->capacity, row}).rows(pos, pos + n_).copy_from(a.v.view({N, row}));
+            ops::attention_forward(att4, a.lse, q4, s.k_cache, s.v_cache, state->position, window);
+        } else {
+            ops::attention_forward(att4, a.lse, q4, k4, v4, 0, window);
+        }
         // h = x + o_proj(att): copy x, then accumulate the projection with beta = 1.
         a.h = a.x.clone();
         ops::linear(a.h, a.att, w.o_proj, 1.0);
@@ -280,8 +327,7 @@ void Model::layer_forward(int l, Tensor& x, const ForwardOptions& opt) {
     ops::swiglu_forward(a.z, a.g, a.u);
     Tensor mlp_out = new_tensor({N, d});
     if (cfg_.is_ttt_layer(l)) {
-        if (opt.ttt_reference_loop) ttt_forward_reference_loop(l, a, mlp_out, opt);
-        else ttt_forward(l, a, mlp_out, opt);
+        ttt_forward(l, a, mlp_out, opt, state);
     } else {
         ops::linear(mlp_out, a.z, w.down_proj);
     }
@@ -295,6 +341,7 @@ void Model::backward(const Tensor& dlogits) {
     ITTT_NVTX_RANGE("model_backward");
     const int64_t N = static_cast<int64_t>(B_) * n_, d = cfg_.hidden_size, V = cfg_.vocab_size;
     ITTT_CHECK(logits_.defined(), "backward: call forward first");
+    ITTT_CHECK(!streamed_, "backward: the last forward continued a state (streaming inference), which keeps nothing for a backward");
     ITTT_CHECK(dlogits.shape() == Shape({N, V}), "backward: dlogits is ", dlogits.describe(), ", expected (", N, ", ", V, ")");
     // lm head: logits = xf @ W^T  =>  dxf = dlogits @ W, dW += dlogits^T @ xf
     Tensor dxf = new_tensor({N, d});

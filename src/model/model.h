@@ -37,14 +37,17 @@ struct LayerWeights {
     Tensor ttt_proj;                            // (d, d) TTT layers with ttt_proj; V = U @ ttt_proj
 };
 
-// How a TTT layer computes its chunks (docs/ttt.md):
-//   Parallel  deltas, prefix scan and apply over (B, T, d, f) tensors (the reference; the CUDA path)
+// How a TTT layer computes its chunks (docs/ttt.md). Every form is the one chunk step, apply
+// then update (kernels/ttt_loop), or the same sums reordered (Parallel):
+//   Parallel  deltas, prefix scan and apply over (B, T, d, f) tensors (the CUDA path)
 //   Loop      the chunk loop with a running fast weight, keeping every chunk's W_i for the
 //             backward: half the multiply-adds of Parallel, B*T*d*f numbers kept (CPU)
 //   Flat      the chunk loop keeping only the last W; the backward rebuilds each W_i in reverse
 //             and recomputes the targets: memory B*d*f per layer whatever n (CPU)
-//   Auto      CUDA: Parallel. CPU: Loop while its stored W_i take no more memory than the layer's
-//             own MLP activations (T*d <= 3n, i.e. about d <= 3C), Flat beyond; see Model::set_ttt_form.
+//   Auto      CUDA: Parallel (an inference forward may ask for Loop). CPU: Loop while its stored
+//             W_i take no more memory than the layer's own MLP activations (T*d <= 3n, i.e. about
+//             d <= 3C), Flat beyond; see Model::set_ttt_form.
+// A forward with a state (streaming) runs the chunk loop from the state, whatever the form.
 enum class TttForm { Auto, Parallel, Loop, Flat };
 const char* ttt_form_name(TttForm f);   // "auto", "parallel", "loop", "flat"
 TttForm parse_ttt_form(const std::string& s);
@@ -52,17 +55,39 @@ TttForm parse_ttt_form(const std::string& s);
 struct ForwardOptions {
     // Inference applies ttt_clip_tau (training never clips, docs/method.md section 4).
     bool inference = false;
-    // Use the plain chunk-by-chunk loop for TTT layers instead of delta/scan/apply.
-    bool ttt_reference_loop = false;
     // Use only the updates of chunks 0 .. limit-1 (-1: all). 0 turns TTT updates off;
     // the step-through driver compares logits at limit i and i+1.
     int ttt_update_limit = -1;
     // Auto: the model's form (Model::set_ttt_form). The step-through driver asks for Parallel:
     // it reads the per-chunk deltas that only that form keeps.
     TttForm ttt_form = TttForm::Auto;
-    // Loop / Flat inference: also fold the last chunk's update when it is complete and keep W per
-    // sequence (LayerActivations::ttt_w_state), the state a streaming Session continues from.
-    bool ttt_keep_state = false;
+};
+
+// One fast-weight update: TTT layer `layer` folded chunk `chunk` (positions
+// [chunk*C, (chunk+1)*C)) into its W.
+struct TttUpdate {
+    int layer = 0, chunk = 0;
+    double norm = 0;     // ||eta dW||_F of the chunk's delta, before clipping
+    double applied = 0;  // ||eta dW||_F as folded in: tau when clipped, else norm
+    bool clipped = false;  // ttt_clip_tau > 0 and norm > tau
+};
+
+// What a forward continues from, one sequence at a time (streaming inference: Session, and
+// llama2.c's RunState): the position, every layer's KV cache, and in TTT layers the fast weight
+// W and the rows of the chunk not yet complete (its targets need the whole chunk). Memory per
+// TTT layer: d*f + C*(d+f), whatever the sequence length. Model::start_state makes one.
+struct ForwardState {
+    struct Layer {
+        Tensor k_cache, v_cache;    // (1, capacity, Hkv, hd): keys (after RoPE) and values of positions 0 .. position-1
+        Tensor w;                   // (d, f) TTT layers: the fast weight
+        Tensor z_chunk, src_chunk;  // (C, f), (C, d) TTT layers: z and S_src of the current chunk's rows so far
+        int buffered = 0;           // rows in z_chunk / src_chunk
+        int chunks_done = 0;        // chunks folded into w so far
+    };
+    int position = 0;  // tokens seen
+    int capacity = 0;  // rows of the KV caches (they grow by doubling)
+    std::vector<Layer> layers;
+    std::vector<TttUpdate> updates;  // every chunk update so far, in order
 };
 
 // Everything one layer's forward keeps for the backward (rows N = B*n).
@@ -83,14 +108,12 @@ struct LayerActivations {
     // Loop / Flat forms instead of ttt_s and ttt_delta (Parallel leaves them undefined):
     TttForm ttt_form = TttForm::Parallel;  // the form this forward ran
     Tensor ttt_w;             // training: (B, T, d, f) every W_i (Loop) or (B, d, f) W_{T-1} (Flat)
-    Tensor ttt_w_state;       // (B, d, f) if ForwardOptions::ttt_keep_state: W after every complete chunk
     int ttt_update_limit = -1;
     bool ttt_clipped = false; // an inference forward with ttt_clip_tau > 0 (clipping has no backward)
-    // Inference forwards only: ||eta dW_i||_F of every (b, i), B*T values, before clipping
+    // Stateless inference forwards only: ||eta dW_i||_F of every (b, i), B*T values, before clipping
     // and the update limit: what ttt_clip_tau compares with tau (clipped iff norm > tau).
-    // The Loop / Flat forms leave NaN for a last chunk whose update nothing uses (no ttt_keep_state).
+    // The Loop / Flat forms leave NaN for the last chunk, whose update nothing uses.
     std::vector<double> ttt_update_norm;
-    std::vector<double> ttt_update_applied;  // Loop / Flat inference: the norm folded into W (tau when clipped)
     // Context parallel only: the attention's exchanges with other ranks (halo or ring).
     parallel::AttentionSlice cp_attention;
 };
@@ -115,7 +138,13 @@ public:
     // tokens (B, n) I32 -> logits (B*n, V). Keeps activations for backward().
     // Context parallel: every rank passes the same full tokens (B, n) and gets the
     // logits of its own slice, (B*n_r, V) with n_r = slice_plan().length(rank).
-    const Tensor& forward(const Tensor& tokens, const ForwardOptions& opt = {});
+    // With a state (streaming inference, B = 1): the tokens sit at positions state->position ..,
+    // attention reads and extends the KV caches, the TTT layers continue their chunk loop from
+    // the state's W and buffered rows (docs/ttt.md), and the state advances; no backward.
+    // Prefill at position 0, a prompt mid-stream and decoding one token are all this call.
+    const Tensor& forward(const Tensor& tokens, const ForwardOptions& opt = {}, ForwardState* state = nullptr);
+    // The state of an empty stream: no positions, fast weights equal to Wd, no buffered rows.
+    ForwardState start_state() const;
     // dlogits (B*n, V) -> accumulates into every trainable parameter's grad.
     // Context parallel: dlogits of this rank's slice (B*n_r, V); the grads then hold
     // this rank's share, which parallel::allreduce_gradients sums over the ranks.
@@ -159,14 +188,16 @@ private:
     void build_parameters();
     // Initialises p when it is a TTT parameter (P's diagonal with std p_std); false otherwise.
     bool init_ttt_parameter(Parameter& p, uint64_t seed, double p_std);
-    void layer_forward(int l, Tensor& x, const ForwardOptions& opt);
+    void layer_forward(int l, Tensor& x, const ForwardOptions& opt, ForwardState* state);
+    // Grows the KV caches of a state to hold `positions` positions.
+    void reserve_cache(ForwardState& state, int positions) const;
     // S_src of a TTT layer: the token embeddings or the MLP input (ttt_target).
     const Tensor& ttt_source(const LayerActivations& a) const;
     // Fills a.ttt_u and a.ttt_v from S_src.
     void ttt_compute_targets(int l, LayerActivations& a);
-    void ttt_forward(int l, LayerActivations& a, Tensor& mlp_out, const ForwardOptions& opt);
-    void ttt_forward_reference_loop(int l, LayerActivations& a, Tensor& mlp_out, const ForwardOptions& opt);
+    void ttt_forward(int l, LayerActivations& a, Tensor& mlp_out, const ForwardOptions& opt, ForwardState* state);
     void ttt_forward_loop(int l, LayerActivations& a, Tensor& mlp_out, const ForwardOptions& opt, TttForm form);
+    void ttt_forward_stream(int l, LayerActivations& a, Tensor& mlp_out, ForwardState& state);
     // dV (N, d) of a TTT layer -> dP, dconv accumulated; dS_src added into dsrc.
     void ttt_targets_backward(int l, const Tensor& dv, Tensor& dsrc);
     void layer_backward(int l, Tensor& dx);
@@ -185,6 +216,7 @@ private:
 
     // last forward
     int B_ = 0, n_ = 0;
+    bool streamed_ = false;                   // it continued a state: nothing for a backward
     Tensor tokens_, positions_;
     Tensor x0_;                               // (N, d)
     std::vector<LayerActivations> acts_;

@@ -9,10 +9,12 @@
 // Backward: P_i = dO_[i]^T Z_[i], G = exclusive reverse scan of P, dWd = sum_i P_i,
 // then ttt_apply_backward gives dZ and dV; dV flows back through P and the conv.
 //
-// That is the Parallel form (TttForm): the reference, and the CUDA path. On the CPU the
-// model runs the same math as a chunk loop with a running weight (ops::ttt_loop_forward /
-// backward): Loop keeps every W_i for the backward, Flat keeps only the last and rebuilds
-// the others in reverse, so that its memory does not grow with the number of chunks.
+// That is the Parallel form (TttForm), the CUDA path. The layer's one definition is the
+// chunk step, apply then update (ops::ttt_loop_forward / backward, kernels/ttt_loop): the CPU
+// runs it as the Loop form, which keeps every W_i for the backward, or the Flat form, which
+// keeps only the last and rebuilds the others in reverse, so that its memory does not grow
+// with the number of chunks; a stream (a forward with a state) continues it from the state.
+// The norm of a step and its clipping are defined once, in kernels/ttt_delta/ttt_delta.h.
 #include <algorithm>
 #include <cmath>
 
@@ -66,9 +68,10 @@ TttForm parse_ttt_form(const std::string& s) {
 TttForm Model::resolve_ttt_form(const ForwardOptions& opt, int n) const {
     TttForm f = opt.ttt_form != TttForm::Auto ? opt.ttt_form : ttt_form_;
     if (device_ == Device::CUDA) {
-        ITTT_CHECK(f == TttForm::Auto || f == TttForm::Parallel, "TTT form ", ttt_form_name(f),
-                   ": CPU only; a CUDA model runs the parallel form");
-        return TttForm::Parallel;
+        if (f == TttForm::Auto || f == TttForm::Parallel) return TttForm::Parallel;
+        ITTT_CHECK(opt.inference, "TTT form ", ttt_form_name(f), ": a CUDA model trains with the parallel form ",
+                   "(the chunk loop's backward is CPU only); inference forwards may run the loop");
+        return f;
     }
     if (cp_) {
         // Context parallelism adds the earlier ranks' deltas to S (a scan over ranks): parallel form only.
@@ -92,10 +95,11 @@ double forward_bytes(const Model& m, int64_t B, int64_t n, bool training) {
     return forward_bytes(c, B, n, training, form == TttForm::Loop ? df * chunks : df);  // every W_i, or the last W only
 }
 
-void Model::ttt_forward(int l, LayerActivations& a, Tensor& mlp_out, const ForwardOptions& opt) {
+void Model::ttt_forward(int l, LayerActivations& a, Tensor& mlp_out, const ForwardOptions& opt, ForwardState* state) {
     ITTT_NVTX_RANGE("ttt_mlp");
     a.ttt_update_limit = opt.ttt_update_limit;
     a.ttt_clipped = opt.inference && cfg_.ttt_clip_tau > 0;
+    if (state) return ttt_forward_stream(l, a, mlp_out, *state);
     const TttForm form = resolve_ttt_form(opt, n_);
     if (form != TttForm::Parallel) return ttt_forward_loop(l, a, mlp_out, opt, form);
     a.ttt_form = TttForm::Parallel;
@@ -109,22 +113,12 @@ void Model::ttt_forward(int l, LayerActivations& a, Tensor& mlp_out, const Forwa
         ITTT_NVTX_RANGE("ttt_delta");
         ops::ttt_chunk_delta(a.ttt_delta, a.ttt_v.view({B_, n_, d}), a.z.view({B_, n_, f}), C);
     }
-    if (opt.inference) {
-        // Recorded for the clipping reports (Session::updates, the step-through driver).
-        Tensor flat = a.ttt_delta.view({static_cast<int64_t>(B_) * T, d * f});
-        a.ttt_update_norm.resize(static_cast<size_t>(B_) * static_cast<size_t>(T));
-        for (int64_t i = 0; i < static_cast<int64_t>(B_) * T; ++i)
-            a.ttt_update_norm[static_cast<size_t>(i)] = std::fabs(cfg_.ttt_lr) * std::sqrt(ops::sum_squares(flat.rows(i, i + 1)));
-    }
+    if (opt.inference) a.ttt_update_norm = ops::ttt_update_norms(a.ttt_delta, cfg_.ttt_lr);  // the step-through driver's report
     if (opt.inference && cfg_.ttt_clip_tau > 0) ops::ttt_clip_deltas(a.ttt_delta, cfg_.ttt_lr, cfg_.ttt_clip_tau);
-    if (opt.ttt_update_limit >= 0) {
-        // Drop the updates of chunks >= limit: the driver's "what if only i chunks were seen".
+    if (opt.ttt_update_limit >= 0) {  // drop the updates of chunks >= limit: the driver's "what if only i chunks were seen"
         Tensor flat = a.ttt_delta.view({static_cast<int64_t>(B_) * T, d * f});
-        for (int b = 0; b < B_; ++b)
-            for (int i = std::max(0, opt.ttt_update_limit); i < T; ++i) {
-                Tensor row = flat.rows(static_cast<int64_t>(b) * T + i, static_cast<int64_t>(b) * T + i + 1);
-                row.zero_();
-            }
+        for (int64_t k = 0; k < static_cast<int64_t>(B_) * T; ++k)
+            if (k % T >= opt.ttt_update_limit) flat.rows(k, k + 1).zero_();
     }
     a.ttt_s = new_tensor({B_, T, d, f});
     {
@@ -140,7 +134,7 @@ void Model::ttt_forward(int l, LayerActivations& a, Tensor& mlp_out, const Forwa
 
 // Loop / Flat: the chunk loop as one op (kernels/ttt_loop). Training keeps what the backward
 // needs: every W_i (Loop), or only W_{T-1} and not even U and V, which the backward
-// recomputes from S_src (Flat). Inference keeps nothing but the optional streaming state.
+// recomputes from S_src (Flat). Inference keeps nothing.
 void Model::ttt_forward_loop(int l, LayerActivations& a, Tensor& mlp_out, const ForwardOptions& opt, TttForm form) {
     const LayerWeights& w = layers_[static_cast<size_t>(l)];
     const int64_t d = cfg_.hidden_size, f = cfg_.intermediate_size;
@@ -150,8 +144,7 @@ void Model::ttt_forward_loop(int l, LayerActivations& a, Tensor& mlp_out, const 
     lo.update_limit = opt.ttt_update_limit;
     if (opt.inference) {
         lo.clip_tau = std::max(0.0, cfg_.ttt_clip_tau);
-        lo.norms = true;  // for the clipping reports (Session::updates, the step-through driver)
-        lo.keep_state = opt.ttt_keep_state;
+        lo.norms = true;  // for the clipping reports
     } else {
         lo.keep_all = form == TttForm::Loop;
         lo.keep_last = form == TttForm::Flat;
@@ -163,42 +156,60 @@ void Model::ttt_forward_loop(int l, LayerActivations& a, Tensor& mlp_out, const 
         r = ops::ttt_loop_forward(o3, a.z.view({B_, n_, f}), a.ttt_v.view({B_, n_, d}), w.down_proj, cfg_.ttt_lr, cfg_.ttt_chunk, lo);
     }
     a.ttt_w = form == TttForm::Loop ? r.w_all : r.w_last;
-    a.ttt_w_state = r.w_state;
     a.ttt_update_norm = std::move(r.norm);
-    a.ttt_update_applied = std::move(r.applied);
     if (form == TttForm::Flat && !opt.inference) {
         a.ttt_u = Tensor();  // recomputed by the backward: nothing of size n is kept beyond the plain MLP's
         a.ttt_v = Tensor();
     }
 }
 
-// The same layer written as the plain loop it abbreviates: apply W to a chunk,
-// then fold that chunk into W. Kept as the oracle for the parallel form.
-void Model::ttt_forward_reference_loop(int l, LayerActivations& a, Tensor& mlp_out, const ForwardOptions& opt) {
+// Streaming (a forward with a state): the chunk loop continued from the state's W and the
+// rows its current chunk already holds. z and S_src of the new rows go after those rows, so
+// that the loop sees whole chunks: it applies W to the new rows, and folds in each chunk that
+// completes here, whose targets V are computed first (the chunk-local conv needs the whole
+// chunk). Decoding one token is the one-row case of the same call.
+void Model::ttt_forward_stream(int l, LayerActivations& a, Tensor& mlp_out, ForwardState& state) {
+    ForwardState::Layer& s = state.layers[static_cast<size_t>(l)];
     const LayerWeights& w = layers_[static_cast<size_t>(l)];
-    const int64_t d = cfg_.hidden_size, f = cfg_.intermediate_size;
-    const int C = cfg_.ttt_chunk, T = num_chunks(n_, C);
-    ttt_compute_targets(l, a);
-    a.ttt_s = Tensor();  // no backward through the loop form
-    a.ttt_delta = Tensor();
-
-    Tensor W = new_tensor({d, f}), dW = new_tensor({d, f});
-    for (int b = 0; b < B_; ++b) {
-        W.copy_from(w.down_proj);  // every sequence starts from the slow weight
-        for (int i = 0; i < T; ++i) {
-            int64_t r0 = static_cast<int64_t>(b) * n_ + static_cast<int64_t>(i) * C;
-            int64_t r1 = static_cast<int64_t>(b) * n_ + std::min<int64_t>(static_cast<int64_t>(i + 1) * C, n_);
-            Tensor Zi = a.z.rows(r0, r1), Vi = a.ttt_v.rows(r0, r1), Oi = mlp_out.rows(r0, r1);
-            ops::linear(Oi, Zi, W);  // apply ...
-            if (opt.ttt_update_limit >= 0 && i >= opt.ttt_update_limit) continue;
-            ops::matmul(dW, Vi, true, Zi, false);  // ... then update: dW = V_i^T Z_i
-            double scale = cfg_.ttt_lr;
-            if (opt.inference && cfg_.ttt_clip_tau > 0) {
-                double norm = cfg_.ttt_lr * std::sqrt(ops::sum_squares(dW));
-                if (norm > cfg_.ttt_clip_tau) scale *= cfg_.ttt_clip_tau / norm;
-            }
-            ops::add_inplace(W, dW, scale);
+    const int64_t d = cfg_.hidden_size, f = cfg_.intermediate_size, C = cfg_.ttt_chunk;
+    const int64_t seen = s.buffered, rows = seen + n_, done = rows / C * C;  // rows from the chunk's start; in complete chunks
+    // z and S_src of those rows: the new rows alone when the chunk starts here, the chunk
+    // buffers while they fit, else a copy of both.
+    const bool in_buffers = seen > 0 && rows <= C;
+    Tensor z = a.z, src = ttt_source(a);
+    if (seen > 0) {
+        z = in_buffers ? s.z_chunk.rows(0, rows) : new_tensor({rows, f});
+        src = in_buffers ? s.src_chunk.rows(0, rows) : new_tensor({rows, d});
+        if (!in_buffers) {
+            z.rows(0, seen).copy_from(s.z_chunk.rows(0, seen));
+            src.rows(0, seen).copy_from(s.src_chunk.rows(0, seen));
         }
+        z.rows(seen, rows).copy_from(a.z);
+        src.rows(seen, rows).copy_from(ttt_source(a));
+    }
+    Tensor v = new_tensor({rows, d});  // the loop reads only the rows of complete chunks
+    if (done > 0) {
+        Tensor u = new_tensor({done, d}), v_done = v.rows(0, done);
+        ttt_targets(u, v_done, src.rows(0, done), w, cfg_, 1, static_cast<int>(done));
+    }
+    ops::TttLoopOptions lo;
+    lo.clip_tau = std::max(0.0, cfg_.ttt_clip_tau);
+    lo.norms = true;
+    lo.w_state = s.w.view({1, d, f});
+    lo.start = static_cast<int>(seen);
+    Tensor o3 = mlp_out.view({1, n_, d});
+    ops::TttLoopResult r;
+    {
+        ITTT_NVTX_RANGE("ttt_loop");
+        r = ops::ttt_loop_forward(o3, z.view({1, rows, f}), v.view({1, rows, d}), w.down_proj, cfg_.ttt_lr, cfg_.ttt_chunk, lo);
+    }
+    for (size_t i = 0; i < static_cast<size_t>(done / C); ++i)  // clipped: the step folded in is smaller than the chunk's own
+        state.updates.push_back(TttUpdate{l, s.chunks_done++, r.norm[i], r.applied[i], r.applied[i] < r.norm[i]});
+    // The unfinished chunk's rows wait for the rest of it.
+    s.buffered = static_cast<int>(rows - done);
+    if (s.buffered > 0 && !in_buffers) {
+        s.z_chunk.rows(0, s.buffered).copy_from(z.rows(done, rows));
+        s.src_chunk.rows(0, s.buffered).copy_from(src.rows(done, rows));
     }
 }
 
@@ -221,7 +232,6 @@ void Model::ttt_backward(int l, const Tensor& dout, Tensor& dz, Tensor& dsrc) {
         if (a.ttt_form == TttForm::Flat) a.ttt_u = a.ttt_v = Tensor();
         return;
     }
-    ITTT_CHECK(a.ttt_s.defined(), "backward: layer ", l, " ran the reference-loop TTT forward, which has no backward");
 
     // P_i = dO_[i]^T Z_[i]: the slow weight's gradient per chunk, and what later chunks send back.
     Tensor P = new_tensor({B_, T, d, f}), G = new_tensor({B_, T, d, f});

@@ -15,6 +15,7 @@ kernels::GemmCpuFn<T>* selected_cpu_gemm(const char* caller) {
 }
 template kernels::GemmCpuFn<float>* selected_cpu_gemm<float>(const char*);
 template kernels::GemmCpuFn<double>* selected_cpu_gemm<double>(const char*);
+kernels::GemmCudaLauncher* selected_cuda_gemm(const char* caller) { return cuda_entry(kernels::gemm_versions, caller); }
 
 void matmul(Tensor& C, const Tensor& A, bool trans_a, const Tensor& B, bool trans_b, double alpha, double beta) {
     ITTT_NVTX_RANGE("gemm");

@@ -95,6 +95,8 @@ void conv1d_chunked_backward(Tensor& dx, Tensor& dweight, const Tensor& dout, co
 void ttt_chunk_delta(Tensor& delta, const Tensor& v, const Tensor& z, int chunk);
 // Inference-time clipping: if ||eta*delta_i||_F > tau, scale delta_i so that it equals tau.
 void ttt_clip_deltas(Tensor& delta, double eta, double tau);
+// ||eta*delta_i||_F of every (d, f) matrix of delta (..., d, f): the norm clipping compares with tau.
+std::vector<double> ttt_update_norms(const Tensor& delta, double eta);
 
 // ---- prefix scan over chunks (src/ops/prefix_scan.cpp, kernels/prefix_scan/) ----
 // in, out (B, T, m...): exclusive scan along dim 1.
@@ -111,24 +113,29 @@ void ttt_apply_forward(Tensor& o, const Tensor& z, const Tensor& wd, const Tenso
 void ttt_apply_backward(Tensor& dz, Tensor& dv, const Tensor& dout, const Tensor& z, const Tensor& v, const Tensor& wd,
                         const Tensor& s, const Tensor& g, double eta, int chunk);
 
-// ---- TTT chunk loop with a running fast weight (src/ops/ttt_loop.cpp, kernels/ttt_loop/), CPU ----
+// ---- TTT chunk loop with a running fast weight (src/ops/ttt_loop.cpp, kernels/ttt_loop/) ----
 // o (B, n, d): o_[i] = z_[i] W_i^T with W_0 = wd, W_{i+1} = W_i + eta c_i v_[i]^T z_[i] (c_i the
-// clipping factor): the outputs of ttt_chunk_delta + prefix_scan_exclusive + ttt_apply_forward
-// without their (B, T, d, f) tensors, in about half the multiply-adds (kernels/ttt_loop/ttt_loop.h).
+// clipping factor): the layer's chunk step, "apply, then update" (docs/ttt.md). The outputs of
+// ttt_chunk_delta + prefix_scan_exclusive + ttt_apply_forward without their (B, T, d, f) tensors,
+// in about half the multiply-adds (kernels/ttt_loop/ttt_loop.h). CPU; on CUDA the forward only.
 struct TttLoopOptions {
     int update_limit = -1;     // chunks >= limit fold no update (-1: all do)
     double clip_tau = 0;       // > 0: clip each eta dW_i to Frobenius norm tau (inference)
     bool keep_all = false;     // keep every W_i (for ttt_loop_backward: the loop form)
     bool keep_last = false;    // keep W_{T-1} (for ttt_loop_backward: the flat form)
-    bool keep_state = false;   // keep W after every complete chunk's update (streaming state)
     bool norms = false;        // report ||eta dW_i||_F per chunk
+    // Streaming, the loop started from a state: w_state (B, d, f) is each sequence's W at the
+    // start (wd is not read) and ends as W after every chunk completed here (the last one too).
+    // z and v then begin with the `start` rows its current chunk held before (0 <= start < chunk),
+    // whose outputs exist: o is (B, n - start, d). v is read only for chunks that complete.
+    Tensor w_state;
+    int start = 0;
 };
 struct TttLoopResult {
     Tensor w_all;    // (B, T, d, f) if keep_all
     Tensor w_last;   // (B, d, f) if keep_last
-    Tensor w_state;  // (B, d, f) if keep_state
     // (B*T) if norms: ||eta dW_i||_F before clipping (NaN for the last chunk's update when no
-    // state is kept: nothing uses it, so it is not computed), and the norm folded into W.
+    // state is kept: nothing uses it, so it is not computed), and the norm folded into W (0: none).
     std::vector<double> norm, applied;
 };
 TttLoopResult ttt_loop_forward(Tensor& o, const Tensor& z, const Tensor& v, const Tensor& wd, double eta, int chunk,

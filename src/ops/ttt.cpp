@@ -83,6 +83,16 @@ void ttt_clip_deltas(Tensor& delta, double eta, double tau) {
     });
 }
 
+std::vector<double> ttt_update_norms(const Tensor& delta, double eta) {
+    require_float(delta, "ttt_update_norms", "delta");
+    ITTT_CHECK(delta.ndim() >= 2, "ttt_update_norms: delta is ", delta.describe(), ", expected (..., d, f)");
+    const int64_t size = delta.dim(-2) * delta.dim(-1), count = size ? delta.numel() / size : 0;
+    const Tensor rows = delta.view({count, size});
+    std::vector<double> norms(static_cast<size_t>(count));
+    for (int64_t i = 0; i < count; ++i) norms[static_cast<size_t>(i)] = kernels::ttt_update_norm(eta, sum_squares(rows.rows(i, i + 1)));
+    return norms;
+}
+
 void ttt_apply_forward(Tensor& o, const Tensor& z, const Tensor& wd, const Tensor& s, double eta, int chunk) {
     ITTT_NVTX_RANGE("ttt_apply_forward");
     const char* op = "ttt_apply_forward";

@@ -10,13 +10,13 @@
 
 namespace ittt::ops {
 
-// The gemm op's selected CPU version (src/ops/gemm.cpp): every product of the loop uses it.
+// The gemm op's selected version (src/ops/gemm.cpp): every product of the loop uses it.
 template <class T>
 kernels::GemmCpuFn<T>* selected_cpu_gemm(const char* caller);
+kernels::GemmCudaLauncher* selected_cuda_gemm(const char* caller);
 
 namespace {
-
-// z (B, n, f), v (B, n, d) with the B and n of z, a positive chunk, a finite eta; CPU only.
+// z (B, n, f), v (B, n, d) with the B and n of z, a positive chunk, a finite eta.
 kernels::TttLoopShape require_loop_args(const Tensor& z, const Tensor& v, double eta, int chunk, const char* op) {
     require_float(z, op, "z");
     ITTT_CHECK(z.ndim() == 3, op, ": z is ", z.describe(), ", expected 3-D (B, n, f)");
@@ -25,7 +25,6 @@ kernels::TttLoopShape require_loop_args(const Tensor& z, const Tensor& v, double
     require_shape(v, {z.dim(0), z.dim(1), v.dim(2)}, op, "v");
     ITTT_CHECK(chunk >= 1, op, ": chunk must be >= 1, found ", chunk);
     ITTT_CHECK(std::isfinite(eta), op, ": eta must be finite, found ", eta);
-    ITTT_CHECK(z.device() == Device::CPU, op, ": CPU only (on CUDA the model runs the parallel form), found z ", z.describe());
     kernels::TttLoopShape s;
     s.batch = z.dim(0);
     s.n = z.dim(1);
@@ -41,13 +40,23 @@ TttLoopResult ttt_loop_forward(Tensor& o, const Tensor& z, const Tensor& v, cons
                                const TttLoopOptions& opt) {
     ITTT_NVTX_RANGE("ttt_loop_forward");
     const char* op = "ttt_loop_forward";
-    const kernels::TttLoopShape s = require_loop_args(z, v, eta, chunk, op);
+    kernels::TttLoopShape s = require_loop_args(z, v, eta, chunk, op);
     const int64_t B = s.batch, d = s.d, f = s.f, T = s.chunks();
     require_same_dtype_device(wd, z, op, "wd", "z");
     require_shape(wd, {d, f}, op, "wd");
+    const bool stream = opt.w_state.defined();
+    s.start = opt.start;
+    ITTT_CHECK(opt.start >= 0 && opt.start < chunk && opt.start < s.n && (stream || opt.start == 0), op, ": start ", opt.start,
+               " must be below the chunk (", chunk, ") and the rows of z (", s.n, "), and 0 without w_state");
     require_same_dtype_device(o, z, op, "o", "z");
-    require_shape(o, {B, s.n, d}, op, "o");
-    ITTT_CHECK(!(opt.keep_all && opt.keep_state), op, ": keep_all and keep_state together are not supported");
+    require_shape(o, {B, s.n - s.start, d}, op, "o");
+    if (stream) {
+        require_same_dtype_device(opt.w_state, z, op, "w_state", "z");
+        require_shape(opt.w_state, {B, d, f}, op, "w_state");
+    }
+    ITTT_CHECK(!(stream && opt.keep_all), op, ": keep_all and w_state together are not supported");
+    ITTT_CHECK(z.device() == Device::CPU || !(opt.keep_all || opt.keep_last), op,
+               ": keep_all / keep_last are for the backward, which runs on the CPU only (a CUDA model trains with the parallel form)");
     ITTT_CHECK(opt.clip_tau >= 0 && std::isfinite(opt.clip_tau), op, ": clip_tau must be finite and >= 0 (0: off), found ",
                opt.clip_tau);
 
@@ -55,25 +64,40 @@ TttLoopResult ttt_loop_forward(Tensor& o, const Tensor& z, const Tensor& v, cons
     const DType dt = z.dtype();
     if (opt.keep_all) r.w_all = Tensor::empty({B, T, d, f}, dt);
     if (opt.keep_last) r.w_last = Tensor::empty({B, d, f}, dt);
-    if (opt.keep_state) r.w_state = Tensor::empty({B, d, f}, dt);
-    if (opt.norms) {
-        r.norm.resize(static_cast<size_t>(B * T));
-        r.applied.resize(static_cast<size_t>(B * T));
-    }
-    Tensor workspace = Tensor::empty({B, 2, d, f}, dt);
+    // Scratch: each sequence's delta, then its running W unless the store of every W_i or the state holds it.
+    Tensor workspace = Tensor::empty({(opt.keep_all || stream ? 1 : 2) * B, d, f}, dt, z.device());
     kernels::TttLoopUpdates u;
     u.limit = opt.update_limit;
     u.clip_tau = opt.clip_tau;
-    with_float_type(dt, [&](auto t) {
+    Tensor w_state = opt.w_state;  // a handle: the kernel advances the caller's state in place
+    std::vector<double> reports(opt.norms ? static_cast<size_t>(2 * B * T) : 0);  // the norms, then the norms folded in
+    Tensor device_reports = z.device() == Device::CUDA && opt.norms ? Tensor::empty({2 * B * T}, DType::F64, z.device()) : Tensor();
+    auto pointers = [&](auto t) {
         using T_ = decltype(t);
         kernels::TttLoopForwardOut<T_> out;
         if (r.w_all.defined()) out.w_all = r.w_all.data<T_>();
         if (r.w_last.defined()) out.w_last = r.w_last.data<T_>();
-        if (r.w_state.defined()) out.w_state = r.w_state.data<T_>();
-        if (opt.norms) out.norm = r.norm.data(), out.applied = r.applied.data();
-        cpu_entry(kernels::ttt_loop_versions, op).forward.get<T_>()(s, o.data<T_>(), z.data<T_>(), v.data<T_>(), wd.data<T_>(), static_cast<T_>(eta), u,
-                                                 out, workspace.data<T_>(), selected_cpu_gemm<T_>(op));
-    });
+        if (stream) out.w_state = w_state.data<T_>();
+        double* report = device_reports.defined() ? device_reports.data<double>() : reports.data();
+        if (opt.norms) out.norm = report, out.applied = report + B * T;
+        return out;
+    };
+    if (z.device() == Device::CUDA) {
+        require_cuda_f32(z, op);
+        built(cuda_entry(kernels::ttt_loop_versions, op).forward, op)(
+            s, o.data<float>(), z.data<float>(), v.data<float>(), stream ? nullptr : wd.data<float>(), static_cast<float>(eta), u,
+            pointers(float{}), workspace.data<float>(), selected_cuda_gemm(op));
+    } else {
+        with_float_type(dt, [&](auto t) {
+            using T_ = decltype(t);
+            cpu_entry(kernels::ttt_loop_versions, op).forward.get<T_>()(s, o.data<T_>(), z.data<T_>(), v.data<T_>(),
+                                                                        stream ? nullptr : wd.data<T_>(), static_cast<T_>(eta), u,
+                                                                        pointers(t), workspace.data<T_>(), selected_cpu_gemm<T_>(op));
+        });
+    }
+    if (device_reports.defined()) reports = device_reports.to(Device::CPU).to_f64_vector();
+    r.norm.assign(reports.begin(), reports.begin() + static_cast<std::ptrdiff_t>(reports.size() / 2));
+    r.applied.assign(reports.begin() + static_cast<std::ptrdiff_t>(reports.size() / 2), reports.end());
     return r;
 }
 
@@ -83,6 +107,7 @@ void ttt_loop_backward(Tensor& dz, Tensor& dv, Tensor& dwd, const Tensor& dout, 
     const char* op = "ttt_loop_backward";
     const kernels::TttLoopShape s = require_loop_args(z, v, eta, chunk, op);
     const int64_t B = s.batch, n = s.n, d = s.d, f = s.f, T = s.chunks();
+    ITTT_CHECK(z.device() == Device::CPU, op, ": CPU only (a CUDA model trains with the parallel form), found z ", z.describe());
     for (auto [t, name, width] : {std::tuple<const Tensor*, const char*, int64_t>{&dz, "dz", f}, {&dv, "dv", d}, {&dout, "dout", d}}) {
         require_same_dtype_device(*t, z, op, name, "z");
         require_shape(*t, {B, n, width}, op, name);
