@@ -11,6 +11,7 @@
 
 #include "driver/plots.h"
 #include "io/json.h"
+#include "ops/ops.h"
 #include "runtime/error.h"
 
 namespace ittt::probe {
@@ -113,15 +114,9 @@ static const double* delta_at(const LayerSnapshot& s, int b, int chunk) {
 
 std::vector<double> update_norms(const LayerSnapshot& s, int b) {
     ITTT_CHECK(b >= 0 && b < s.B, "update_norms: example ", b, " outside [0, ", s.B, ")");
-    std::vector<double> out(static_cast<size_t>(s.T));
-    const size_t df = static_cast<size_t>(s.d) * static_cast<size_t>(s.f);
-    for (int i = 0; i < s.T; ++i) {
-        const double* dw = delta_at(s, b, i);
-        double sq = 0;
-        for (size_t k = 0; k < df; ++k) sq += dw[k] * dw[k];
-        out[static_cast<size_t>(i)] = s.eta * std::sqrt(sq);
-    }
-    return out;
+    const double* first = delta_at(s, b, 0);
+    const std::vector<double> deltas(first, first + static_cast<size_t>(s.T) * static_cast<size_t>(s.d) * static_cast<size_t>(s.f));
+    return ops::ttt_update_norms(Tensor::from_vector(deltas, {s.T, s.d, s.f}), s.eta);  // the update rule's own norm
 }
 
 std::vector<double> unclipped_update_norms(const LayerSnapshot& s, int b) {
@@ -134,7 +129,7 @@ std::vector<double> unclipped_update_norms(const LayerSnapshot& s, int b) {
 
 std::vector<int> clipped_chunks(const LayerSnapshot& s, int b) {
     std::vector<int> out;
-    for (double x : unclipped_update_norms(s, b)) out.push_back(s.clip_tau > 0 && x > s.clip_tau ? 1 : 0);  // ttt_clip_deltas' rule
+    for (double x : unclipped_update_norms(s, b)) out.push_back(ops::ttt_update_clipped(x, s.clip_tau) ? 1 : 0);
     return out;
 }
 

@@ -97,6 +97,8 @@ void ttt_chunk_delta(Tensor& delta, const Tensor& v, const Tensor& z, int chunk)
 void ttt_clip_deltas(Tensor& delta, double eta, double tau);
 // ||eta*delta_i||_F of every (d, f) matrix of delta (..., d, f): the norm clipping compares with tau.
 std::vector<double> ttt_update_norms(const Tensor& delta, double eta);
+// Whether clipping with tau (0: off) shrinks a step of that norm: the rule of ttt_clip_deltas.
+bool ttt_update_clipped(double norm, double tau);
 
 // ---- prefix scan over chunks (src/ops/prefix_scan.cpp, kernels/prefix_scan/) ----
 // in, out (B, T, m...): exclusive scan along dim 1.

@@ -93,6 +93,8 @@ std::vector<double> ttt_update_norms(const Tensor& delta, double eta) {
     return norms;
 }
 
+bool ttt_update_clipped(double norm, double tau) { return kernels::ttt_clip_factor(norm, tau) != 1.0; }
+
 void ttt_apply_forward(Tensor& o, const Tensor& z, const Tensor& wd, const Tensor& s, double eta, int chunk) {
     ITTT_NVTX_RANGE("ttt_apply_forward");
     const char* op = "ttt_apply_forward";
