@@ -55,6 +55,28 @@ inline Result run_ittt(const TempDir& scratch, const std::string& args, const st
     return run_shell(scratch, "OMP_NUM_THREADS=1 " + env + " '" + ittt_binary() + "' " + args);
 }
 
+// Runs `[env] ittt <args>` with its own redirection of stdout at the end of the
+// line (`> /dev/full`, `>&-`, `| head -n 1 > /dev/null`); stderr is captured.
+// For a pipe, the exit code is ittt's (written to a file inside the pipe), not
+// the reader's.
+inline Result run_ittt_redirected(const TempDir& scratch, const std::string& args, const std::string& redirect, const std::string& env = "") {
+    REQUIRE(is_executable(ittt_binary()));
+    const std::string err = scratch / ".redirected.err", rc_file = scratch / ".redirected.rc";
+    const std::string ittt = "OMP_NUM_THREADS=1 " + env + " '" + ittt_binary() + "' " + args + " 2>'" + err + "'";
+    const bool pipe = !redirect.empty() && redirect[0] == '|';
+    std::remove(rc_file.c_str());
+    const std::string line = pipe ? "(" + ittt + "; echo $? > '" + rc_file + "') " + redirect : ittt + " " + redirect;
+    auto t0 = std::chrono::steady_clock::now();
+    const int status = std::system(line.c_str());
+    Result r;
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (pipe) r.rc = read_file(rc_file).empty() ? -1 : std::atoi(read_file(rc_file).c_str());
+    else if (status != -1 && WIFEXITED(status)) r.rc = WEXITSTATUS(status);
+    else if (status != -1 && WIFSIGNALED(status)) r.rc = 128 + WTERMSIG(status);
+    r.err = read_file(err);
+    return r;
+}
+
 // A usage error: exit 2, "ittt <cmd>: <message>" alone on the first line, then a blank line and the usage.
 inline void check_usage_error(const Result& r, const std::string& cmd, const std::string& message) {
     INFO("stderr:\n" << r.err << "stdout:\n" << r.out);

@@ -6,6 +6,7 @@
 //
 // and, without that variable, the test checks that the doc lists every row
 // with the exit code it has now (so the table cannot silently fall behind).
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <cmath>
@@ -17,6 +18,8 @@
 #include "cli_util.h"
 #include "io/atomic_file.h"
 #include "io/checkpoint.h"
+#include "io/safetensors.h"
+#include "io/writer_lock.h"
 #include "model/model_io.h"
 
 using namespace ittt;
@@ -28,9 +31,9 @@ namespace {
 
 struct Row {
     Row(const char* kind_, std::string args_, std::string env_, int rc_, std::string expect_, std::string then_ = "", int then_rc_ = 0,
-        std::string then_expect_ = "")
+        std::string then_expect_ = "", std::string redirect_ = "")
         : kind(kind_), args(std::move(args_)), env(std::move(env_)), rc(rc_), expect(std::move(expect_)), then(std::move(then_)),
-          then_rc(then_rc_), then_expect(std::move(then_expect_)) {}
+          then_rc(then_rc_), then_expect(std::move(then_expect_)), redirect(std::move(redirect_)) {}
     const char* kind;      // CLI, config, checkpoint, disk, signal
     std::string args;      // after `ittt`; $TMP and $REPO are substituted
     std::string env;       // e.g. ITTT_FAULT=write:3:enospc
@@ -39,6 +42,7 @@ struct Row {
     std::string then;      // optional: a second command, run after it (the state it left)
     int then_rc;
     std::string then_expect;
+    std::string redirect;  // optional: where stdout goes instead ("> /dev/full", ">&-", "| head -n 1 > /dev/null")
 };
 
 std::string substitute(std::string s, const std::string& tmp, const std::string& repo) {
@@ -54,6 +58,9 @@ std::string normalise(std::string s, const std::string& tmp, const std::string& 
         for (size_t at; (at = s.find(from)) != std::string::npos;) s.replace(at, from.size(), to);
     s = std::regex_replace(s, std::regex("\\.(staging|trash|tmp|write-test)\\.[0-9]+"), ".$1.PID");
     s = std::regex_replace(s, std::regex("this machine has [0-9.]+ [KMGT]iB available"), "this machine has N GiB available");
+    s = std::regex_replace(s, std::regex("\\(pid [0-9]+, "), "(pid PID, ");
+    s = std::regex_replace(s, std::regex("since [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8} UTC"), "since TIME");
+    s = std::regex_replace(s, std::regex("cannot write to stdout \\(Broken pipe\\) after step [0-9]+"), "cannot write to stdout (Broken pipe) after step N");
     return s;
 }
 
@@ -64,6 +71,7 @@ std::string message_of(const Result& r) {
     for (const std::string& l : err)
         if (l.find(": error: ") != std::string::npos) return l;
     if (r.rc == 2 && !err.empty()) return err.front();
+    if ((r.rc == 128 + SIGTERM || r.rc == 128 + SIGINT) && !err.empty()) return err.back();  // the line of a graceful stop
     if (!out.empty()) return out.back();
     return err.empty() ? "" : err.back();
 }
@@ -74,7 +82,9 @@ std::string cell(const std::string& s) {
     return out;
 }
 
-std::string exit_text(int rc) { return rc == 137 ? "137 (SIGKILL)" : std::to_string(rc); }
+std::string exit_text(int rc) {
+    return rc == 137 ? "137 (SIGKILL)" : rc == 143 ? "143 (SIGTERM)" : rc == 130 ? "130 (SIGINT)" : std::to_string(rc);
+}
 
 // A config.json: tiny.json with one key replaced (or added).
 std::string config_with(const std::string& repo, const std::string& key, const std::string& value) {
@@ -174,6 +184,64 @@ TEST_CASE("bad inputs: every row of the docs/reliability.md table gets its named
     const int64_t any1 = point("any", 1) + 3, any2 = point("any", 2) + 5;  // a few points into each save
     const std::string ev0 = "eval --task induction --seed 1 --seq-len 16", ev = ev0 + " --batch 2 --batches 1";
 
+    // ---- fixtures of issue 19 (one writer per run, convert, resume, output, messages) ----
+    // Locks this test holds while the rows run: a run directory and a convert OUT "being written".
+    fs::create_directories(T + "/locked");
+    WriterLock held_run(run_lock_path(T + "/locked"), "the test's run directory", "a writer held by this test");
+    WriterLock held_out(checkpoint_lock_path(T + "/lockedck"), "the test's OUT", "a writer held by this test");
+    REQUIRE(run_ittt(tmp, "init --config " + repo + "/data/configs/tiny.json --out " + T + "/m2 --seed 5").rc == 0);
+    const int64_t term2 = point("any", 2), int1 = point("any", 1);  // the first point of each save
+    // step-00000007 holding step 1 (a copy renamed by hand).
+    fs::copy(T + "/run", T + "/renamed", fs::copy_options::recursive);
+    fs::copy(T + "/run/step-00000001", T + "/renamed/step-00000007", fs::copy_options::recursive);
+    {  // a 10 MB token in tokenizer.json
+        fs::copy(T + "/m", T + "/tok10", fs::copy_options::recursive);
+        Json tok = Json::parse(read_text(repo + "/tests/fixtures/tokenizer/tokenizer.json"), "tokenizer.json");
+        Json model = tok.at("model");
+        Json vocab = Json::object();
+        vocab.set(std::string(10000000, 'a'), "x");
+        model.set("vocab", vocab);
+        tok.set("model", model);
+        write_text(T + "/tok10/tokenizer.json", tok.dump());
+    }
+    {  // 2 GiB of text that take no disk, and a FIFO
+        std::ofstream(T + "/sparse.txt").put('x');
+        fs::resize_file(T + "/sparse.txt", int64_t{2} << 30);
+        REQUIRE(::mkfifo((T + "/fifo").c_str(), 0644) == 0);
+    }
+    {  // tiny.json spelt differently (keys reversed, one line): the same model
+        Json c = Json::parse(read_text(repo + "/data/configs/tiny.json"), "tiny.json");
+        Json reversed = Json::object();
+        for (auto it = c.as_object().rbegin(); it != c.as_object().rend(); ++it) reversed.set(it->first, it->second);
+        write_text(T + "/tinycopy.json", reversed.dump());
+    }
+    // Broken copies of the sharded Hugging Face fixture: a shard that is a FIFO, a directory; an
+    // index that is a directory; a shard holding a mis-shaped tensor, an Inf.
+    const std::string hf = repo + "/tests/fixtures/hf_qwen3/tied_bf16_sharded", shard2 = "model-00002-of-00002.safetensors";
+    for (const char* name : {"shardfifo", "sharddir", "indexdir", "shardshape", "shardinf"}) fs::copy(hf, T + "/" + name, fs::copy_options::recursive);
+    fs::remove(T + "/shardfifo/" + shard2);
+    REQUIRE(::mkfifo((T + "/shardfifo/" + shard2).c_str(), 0644) == 0);
+    fs::remove(T + "/sharddir/" + shard2);
+    fs::create_directory(T + "/sharddir/" + shard2);
+    fs::remove(T + "/indexdir/model.safetensors.index.json");
+    fs::create_directory(T + "/indexdir/model.safetensors.index.json");
+    for (const char* name : {"shardshape", "shardinf"}) {
+        SafetensorsFile f = load_safetensors(T + "/" + name + "/" + shard2);
+        for (NamedTensor& nt : f.tensors)
+            if (nt.name == "model.norm.weight") {
+                nt.tensor = std::string(name) == "shardshape" ? Tensor::zeros({32}, DType::F32) : nt.tensor.to_dtype(DType::F32);
+                if (std::string(name) == "shardinf") nt.tensor.data<float>()[3] = INFINITY;
+            }
+        save_safetensors(T + "/" + name + "/" + shard2, f.tensors, f.metadata);
+    }
+    fs::create_symlink(T + "/nowhere", T + "/dangling");
+    // Negative eta and tau, in a config and in a checkpoint's config.json.
+    write_text(T + "/negtau.json", config_with(repo, "ttt_clip_tau", "-1"));
+    write_text(T + "/neglr.json", config_with(repo, "ttt_lr", "-1"));
+    fs::copy(T + "/m", T + "/neglr", fs::copy_options::recursive);
+    write_text(T + "/neglr/config.json", config_with(repo, "ttt_lr", "-1"));
+    const std::string hf_in = "$REPO/tests/fixtures/hf_qwen3/tied_bf16_sharded";
+
     const std::vector<Row> rows = {
         // ---- command line ----
         {"CLI", "", "", 2, "ittt: missing command"},
@@ -242,6 +310,61 @@ TEST_CASE("bad inputs: every row of the docs/reliability.md table gets its named
          "an interrupted save left"},
         {"signal", train + " --steps 2 --out $TMP/kill1", "", 0, "wrote $TMP/kill1/step-00000002"},
         {"signal", "train --resume --out $TMP/kill2", "", 0, "wrote $TMP/kill2/step-00000002"},
+        // ---- issue 19: one writer per run ----
+        {"writers", train + " --steps 2 --out $TMP/locked", "", 1,
+         "--out $TMP/locked is being written by another process (pid PID, a writer held by this test, since TIME; lock file "
+         "'$TMP/locked/.writer.lock'): one writer at a time"},
+        {"writers", "convert $TMP/m $TMP/lockedck", "", 1, "OUT $TMP/lockedck is being written by another process (pid PID"},
+        // ---- convert never destroys its input ----
+        {"convert", "convert $TMP/m $TMP/m --dtype bf16", "", 1, "OUT $TMP/m is IN ($TMP/m): convert never rewrites its input in place"},
+        {"convert", "convert $TMP/run $TMP/run/step-00000002 --dtype bf16", "", 1, "the checkpoint $TMP/run resolves to",
+         "train --resume --out $TMP/run --steps 3 --log-every 0", 0, "wrote $TMP/run/step-00000003"},
+        {"convert", "convert $TMP/m $TMP/run/step-00000002", "", 1, "names a step-N checkpoint of the training run $TMP/run"},
+        {"convert", "convert $TMP/m $TMP/m/sub", "", 1, "lies inside IN"},
+        {"convert", "convert $TMP/m $TMP/m2", "", 1, "OUT $TMP/m2 already holds a different checkpoint (its model.safetensors differs); give --overwrite"},
+        {"convert", "convert $TMP/m $TMP/m2 --overwrite", "", 0, "wrote $TMP/m2"},
+        {"convert", "convert " + hf_in + " $TMP/keys --add-ttt --ttt-layers 0", "", 0, "wrote $TMP/keys"},
+        // ---- resume keeps every setting ----
+        {"resume", train + " --keep 5 --steps 2 --out $TMP/ce", "", 0, "wrote $TMP/ce/step-00000002"},
+        {"resume", "train --resume --out $TMP/ce --steps 6", "", 0, "wrote $TMP/ce/step-00000006", ev + " --ckpt $TMP/ce/step-00000003", 0,
+         "accuracy"},
+        {"resume", "train --resume --out $TMP/run/step-00000003 --steps 4", "", 1,
+         "--out $TMP/run/step-00000003 is a checkpoint of the run directory $TMP/run, not a run directory: give --out $TMP/run"},
+        {"resume", "train --resume --out $TMP/renamed --steps 9", "", 1, "its trainer_state.json says step 1, but the directory is named for step 7"},
+        {"resume", "train --resume --out $TMP/run --steps 4 --config $TMP/tinycopy.json", "", 0, "wrote $TMP/run/step-00000004"},
+        // ---- output failures ----
+        {"output", ev + " --ckpt $TMP/m --json", "", 1, "cannot write to stdout: No space left on device", "", 0, "", "> /dev/full"},
+        {"output", "forward --ckpt $TMP/m --tokens 1,2 --json", "", 1, "cannot write to stdout: No space left on device", "", 0, "", "> /dev/full"},
+        {"output", ev + " --ckpt $TMP/m", "", 1, "cannot write to stdout: it is closed", "", 0, "", ">&-"},
+        {"output", "train " + small + " --config " + tiny + " --steps 300 --out $TMP/pipe1", "", 0,
+         "cannot write to stdout (Broken pipe) after step N: progress goes nowhere from here; the training and its checkpoints in $TMP/pipe1 are not affected", "", 0, "",
+         "| head -n 1 > /dev/null"},
+        {"signal", train + " --steps 3 --out $TMP/term", cat("ITTT_FAULT=any:", term2, ":term"), 143,
+         "stopped by SIGTERM after step 2 of 3; the last checkpoint, $TMP/term/step-00000002 (step 2), is kept", "train --resume --out $TMP/term",
+         0, "wrote $TMP/term/step-00000003"},
+        {"signal", train + " --steps 3 --out $TMP/int", cat("ITTT_FAULT=any:", int1, ":int"), 130,
+         "stopped by SIGINT after step 1 of 3; the last checkpoint, $TMP/int/step-00000001 (step 1), is kept"},
+        // ---- inputs read whole: sizes first; quoted input cut ----
+        {"input", "train --task text --task-opt path=/dev/zero --seq-len 16 --config " + tiny + " --out $TMP/text", "", 2,
+         "path '/dev/zero' is a character device, not a regular file"},
+        {"input", "train --task text --task-opt path=$TMP/sparse.txt --seq-len 16 --config " + tiny + " --out $TMP/text", "", 2,
+         "is 2147483648 bytes (2 GiB); the text task reads a whole file into memory, at most 1073741824 bytes (1 GiB)"},
+        {"input", "train --task text --task-opt path=$TMP/fifo --seq-len 16 --config " + tiny + " --out $TMP/text", "", 2, "is a FIFO, not a regular file"},
+        {"input", "forward --ckpt $TMP/tok10 --text hi", "", 1, "(10000012 bytes in all, the first 300 shown)"},
+        // ---- messages name the file that failed ----
+        {"messages", "forward --ckpt $TMP/shardfifo --tokens 1,2", "", 1, "$TMP/shardfifo/model-00002-of-00002.safetensors: the shard of tensor"},
+        {"messages", "forward --ckpt $TMP/sharddir --tokens 1,2", "", 1, "is a directory, not a file"},
+        {"messages", "forward --ckpt $TMP/indexdir --tokens 1,2", "", 1, "'$TMP/indexdir/model.safetensors.index.json' is a directory, not a file"},
+        {"messages", "forward --ckpt $TMP/shardshape --tokens 1,2", "", 1,
+         "$TMP/shardshape/model-00002-of-00002.safetensors: tensor 'model.norm.weight' has shape (32), expected (64)"},
+        {"messages", "forward --ckpt $TMP/shardinf --tokens 1,2", "", 1,
+         "$TMP/shardinf/model-00002-of-00002.safetensors: tensor 'model.norm.weight' holds +Inf at index 3"},
+        {"messages", train + " --steps 1 --out $TMP/dangling", "", 1, "'$TMP/dangling' is a symbolic link to '$TMP/nowhere', which does not exist"},
+        // ---- eta and tau are >= 0 ----
+        {"config", "init --config $TMP/negtau.json --out $TMP/x", "", 1, "ttt_clip_tau must be >= 0 (0: no clipping), found -1"},
+        {"config", "init --config $TMP/neglr.json --out $TMP/x", "", 1, "ttt_lr must be >= 0"},
+        {"config", "forward --ckpt $TMP/neglr --tokens 1,2", "", 1, "ttt_lr must be >= 0"},
+        {"config", "convert " + hf_in + " $TMP/x --add-ttt --ttt-layers 0 --ttt-lr -0.5", "", 1, "--add-ttt: config: ttt_lr must be >= 0"},
     };
     REQUIRE(rows.size() >= 30);
 
@@ -250,14 +373,15 @@ TEST_CASE("bad inputs: every row of the docs/reliability.md table gets its named
     for (const Row& row : rows) {
         ++n;
         const std::string args = substitute(row.args, T, repo);
-        Result r = run_ittt(tmp, args, row.env);
+        Result r = row.redirect.empty() ? run_ittt(tmp, args, row.env) : run_ittt_redirected(tmp, args, row.redirect, row.env);
         const std::string msg = normalise(message_of(r), T, repo);
-        INFO("row " << n << ": " << row.env << " ittt " << args << "\nstdout:\n" << r.out << "stderr:\n" << r.err);
+        INFO("row " << n << ": " << row.env << " ittt " << args << "\nstdout:\n" << r.out.substr(0, 4000) << "stderr:\n" << r.err.substr(0, 4000));
         CHECK(r.rc == row.rc);
         if (r.rc != 137) CHECK_THAT(msg, Contains(row.expect));  // a killed process says nothing
         if (r.rc == 2 && !args.empty()) check_usage_error(r, args.substr(0, args.find(' ')), "");
         if (r.rc == 1) CHECK(r.err_lines().back().find(": error: ") != std::string::npos);  // errors are one named line, last
-        std::string input = "`" + (row.env.empty() ? "" : row.env + " ") + (args.empty() ? "(no arguments)" : args) + "`";
+        std::string input = "`" + (row.env.empty() ? "" : row.env + " ") + (args.empty() ? "(no arguments)" : args) +
+                            (row.redirect.empty() ? "" : " " + row.redirect) + "`";
         std::string got = r.rc == 137 ? "killed at that fault point" : msg;
         if (!row.then.empty()) {
             Result t = run_ittt(tmp, substitute(row.then, T, repo));

@@ -99,7 +99,9 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
 }
 
 std::string read_file(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer
+    // forever; it is refused below (regular files ignore the flag).
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) fail(cat("cannot read '", path, "': ", errno_text(errno)));
     struct stat st {};
     if (::fstat(fd, &st) != 0) {
@@ -109,7 +111,7 @@ std::string read_file(const std::string& path) {
     }
     if (!S_ISREG(st.st_mode)) {
         ::close(fd);
-        fail(cat("cannot read '", path, "': ", S_ISDIR(st.st_mode) ? "it is a directory" : "not a regular file"));
+        fail(cat("cannot read '", path, "': it is ", path_kind(path), ", not a regular file"));
     }
     std::string bytes;
     bytes.resize(static_cast<size_t>(st.st_size));
@@ -140,9 +142,10 @@ void make_directories(const std::string& path) {
         if (guarded(fault::Op::Mkdir, prefix, [&] { return ::mkdir(prefix.c_str(), 0755); }) == 0) continue;
         int e = errno;
         if (e == EEXIST) {
-            ITTT_CHECK(is_directory(prefix), "cannot create directory '", path, "': '", prefix,
-                       "' exists and is not a directory");
-            continue;
+            if (is_directory(prefix)) continue;
+            const std::string kind = path_kind(prefix);
+            if (kind.rfind("a symbolic link", 0) == 0) fail(cat("cannot create directory '", path, "': '", prefix, "' is ", kind));
+            fail(cat("cannot create directory '", path, "': '", prefix, "' exists and is not a directory (it is ", kind, ")"));
         }
         fail(cat("cannot create directory '", path, "': mkdir '", prefix, "' failed: ", errno_text(e)));
     }
@@ -151,6 +154,28 @@ void make_directories(const std::string& path) {
 bool path_exists(const std::string& path) {
     struct stat st {};
     return ::stat(path.c_str(), &st) == 0;
+}
+
+std::string path_kind(const std::string& path) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) return "nothing";
+    if (S_ISLNK(st.st_mode)) {
+        struct stat target {};
+        if (::stat(path.c_str(), &target) != 0) {
+            char buf[4096];
+            ssize_t n = ::readlink(path.c_str(), buf, sizeof buf);
+            return cat("a symbolic link to '", n > 0 ? excerpt(std::string(buf, static_cast<size_t>(n))) : std::string("?"),
+                       "', which does not exist");
+        }
+        st = target;
+    }
+    if (S_ISREG(st.st_mode)) return "a regular file";
+    if (S_ISDIR(st.st_mode)) return "a directory";
+    if (S_ISFIFO(st.st_mode)) return "a FIFO";
+    if (S_ISSOCK(st.st_mode)) return "a socket";
+    if (S_ISCHR(st.st_mode)) return "a character device";
+    if (S_ISBLK(st.st_mode)) return "a block device";
+    return "not a regular file";
 }
 
 bool is_directory(const std::string& path) {

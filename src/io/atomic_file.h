@@ -60,6 +60,10 @@ std::string parent_directory(const std::string& path);
 std::string base_name(const std::string& path);
 
 bool path_exists(const std::string& path);
+// What is at `path`, for messages that must name the real problem: "a regular
+// file", "a directory", "a FIFO", "a socket", "a character device", "a block
+// device", "a symbolic link to 'T', which does not exist" or "nothing".
+std::string path_kind(const std::string& path);
 bool is_directory(const std::string& path);
 bool is_regular_file(const std::string& path);
 // Removes a file if present; an Error if it exists and cannot be removed.

@@ -172,9 +172,10 @@ void write_weights(const std::string& dir, const std::vector<NamedTensor>& weigh
 }
 
 void write_checkpoint_files(const std::string& dir, const ModelConfig& cfg, const std::vector<NamedTensor>& weights,
-                            const std::vector<NamedTensor>* optimizer_state, const Json* trainer_state, const WeightsFormat& format) {
+                            const std::vector<NamedTensor>* optimizer_state, const Json* trainer_state, const WeightsFormat& format,
+                            const Json* kept_config_keys) {
     // Render everything that can fail on bad input before the first byte is written.
-    std::string config_text = config_to_json(cfg);
+    std::string config_text = kept_config_keys ? config_to_json(cfg, *kept_config_keys) : config_to_json(cfg);
     std::string trainer_text = trainer_state ? trainer_state->dump(2) + "\n" : "";
     if (cfg.ttt_mode && !cfg.ttt_layers.empty() && cfg.ttt_conv_offsets != std::vector<int>{-2, -1, 0, 1, 2}) {
         std::string offsets;
@@ -211,21 +212,37 @@ std::string run_checkpoint_name(int64_t step) {
     return buf;
 }
 
+std::optional<int64_t> run_checkpoint_step(const std::string& name) {
+    const size_t prefix = std::char_traits<char>::length(kStepPrefix);
+    if (name.compare(0, prefix, kStepPrefix) != 0) return std::nullopt;
+    const std::string digits = name.substr(prefix);
+    if (digits.empty() || digits.size() > 18 || digits.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+    return std::strtoll(digits.c_str(), nullptr, 10);
+}
+
+std::string run_of_step_directory(const std::string& dir_in) {
+    const std::string dir = strip_trailing_slashes(dir_in);
+    if (!run_checkpoint_step(base_name(dir))) return "";
+    // A training checkpoint named step-N (trainer_state.json inside), or a
+    // step-N name in a directory that holds step-N checkpoints: part of a run.
+    const std::string parent = parent_directory(dir);
+    if (is_regular_file(checkpoint_trainer_state_path(dir)) || !list_run_checkpoints(parent).empty()) return parent;
+    return "";
+}
+
 std::vector<RunCheckpoint> list_run_checkpoints(const std::string& run_dir, std::vector<std::string>* skipped) {
     std::vector<RunCheckpoint> out;
     if (!is_directory(run_dir)) return out;
-    const size_t prefix = std::char_traits<char>::length(kStepPrefix);
     for (const std::string& entry : list_directory(run_dir)) {
-        if (entry.compare(0, prefix, kStepPrefix) != 0) continue;
-        std::string digits = entry.substr(prefix);
-        if (digits.empty() || digits.size() > 18 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+        const std::optional<int64_t> step = run_checkpoint_step(entry);
+        if (!step) continue;
         std::string dir = join_path(run_dir, entry);
         if (!is_directory(dir)) continue;
         if (!is_regular_file(checkpoint_config_path(dir)) || !checkpoint_has_weights(dir)) {
             if (skipped) skipped->push_back(dir);
             continue;
         }
-        out.push_back({std::strtoll(digits.c_str(), nullptr, 10), dir});
+        out.push_back({*step, dir});
     }
     std::sort(out.begin(), out.end(), [](const RunCheckpoint& a, const RunCheckpoint& b) { return a.step < b.step; });
     return out;
@@ -325,13 +342,17 @@ bool CheckpointTensors::has_ttt() const {
 CheckpointTensors read_checkpoint_tensors(const std::string& dir) {
     require_checkpoint_dir(dir);
     CheckpointTensors out;
-    if (is_regular_file(checkpoint_model_path(dir))) {
-        out.source = checkpoint_model_path(dir);
+    const std::string single = checkpoint_model_path(dir), index_path = checkpoint_index_path(dir);
+    if (is_regular_file(single)) {
+        out.source = single;
         out.files = {out.source};
         out.tensors = load_safetensors(out.source);
         return out;
     }
-    const std::string index_path = checkpoint_index_path(dir);
+    // Something that is there but not a file is named as what it is, not as missing.
+    for (const std::string& p : {single, index_path})
+        ITTT_CHECK(path_kind(p) == "nothing" || is_regular_file(p), "checkpoint '", dir, "': '", p, "' is ", path_kind(p),
+                   ", not a file");
     ITTT_CHECK(is_regular_file(index_path), "checkpoint '", dir,
                "' has a config.json but no model.safetensors (nor model.safetensors.index.json for sharded weights)");
     out.source = index_path;
@@ -351,13 +372,17 @@ CheckpointTensors read_checkpoint_tensors(const std::string& dir) {
     std::map<std::string, std::string> found;  // tensor -> shard it is in
     for (const std::string& shard : shards) {
         const std::string path = join_path(dir, shard);
-        ITTT_CHECK(is_regular_file(path), index_path, ": shard '", shard, "' (of tensor '",
-                   [&] {
-                       for (const auto& [name, s] : shard_of)
-                           if (s == shard) return name;
-                       return std::string();
-                   }(),
-                   "') is not in ", dir);
+        if (!is_regular_file(path)) {
+            const std::string kind = path_kind(path);
+            const std::string tensor = [&] {
+                for (const auto& [name, s] : shard_of)
+                    if (s == shard) return name;
+                return std::string();
+            }();
+            fail(kind == "nothing" ? cat(index_path, ": shard '", shard, "' (of tensor '", tensor, "') is not in ", dir)
+                                   : cat(path, ": the shard of tensor '", tensor, "' (named in ", index_path, ") is ", kind,
+                                         ", not a file"));
+        }
         SafetensorsFile file = load_safetensors(path);
         out.files.push_back(path);
         for (NamedTensor& t : file.tensors) {
@@ -367,6 +392,7 @@ CheckpointTensors read_checkpoint_tensors(const std::string& dir) {
                        " puts it in '", listed->second, "'");
             auto [at, fresh] = found.emplace(t.name, shard);
             ITTT_CHECK(fresh, path, ": tensor '", t.name, "' is also in '", at->second, "'");
+            out.tensors.origin[t.name] = path;
             out.tensors.tensors.push_back(std::move(t));
         }
         for (const auto& [k, v] : file.metadata) out.tensors.metadata[k] = v;

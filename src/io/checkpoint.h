@@ -37,6 +37,7 @@
 //   ModelConfig cfg = load_checkpoint_config(r.dir);
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -102,9 +103,11 @@ void write_weights(const std::string& dir, const std::vector<NamedTensor>& weigh
 // optimizer.safetensors and trainer_state.json) into an existing directory.
 // Conv offsets other than the release's -2..2 print a warning on stderr: the
 // release reads any ttt_conv as 5 centred taps, without an error.
+// `kept_config_keys`: members config.json gets beside the config's own
+// (io/config_json.h config_to_json), for keys ittt does not use.
 void write_checkpoint_files(const std::string& dir, const ModelConfig& cfg, const std::vector<NamedTensor>& weights,
                             const std::vector<NamedTensor>* optimizer_state, const Json* trainer_state,
-                            const WeightsFormat& format = {});
+                            const WeightsFormat& format = {}, const Json* kept_config_keys = nullptr);
 
 // A plain checkpoint directory at `dir`, published atomically (mkdir -p of its
 // parent first). Replacing an older checkpoint at `dir` swaps it whole, so an
@@ -117,6 +120,11 @@ void save_checkpoint(const std::string& dir, const ModelConfig& cfg, const std::
 // ---------------------------------------------------------------- run directories
 
 std::string run_checkpoint_name(int64_t step);  // "step-00000004"
+// The step a name of that form stands for ("step-00000004" -> 4); nullopt for any other name.
+std::optional<int64_t> run_checkpoint_step(const std::string& name);
+// A step-N checkpoint directory inside a run directory (a run's checkpoint, not
+// a run): its parent, the run directory; "" for anything else.
+std::string run_of_step_directory(const std::string& dir);
 
 struct RunCheckpoint {
     int64_t step = 0;

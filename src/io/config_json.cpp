@@ -223,7 +223,22 @@ void print_config_defaults(const std::vector<std::string>& lines, const char* wh
     for (const std::string& l : lines) std::fprintf(stderr, "%s: %s\n", who, l.c_str());
 }
 
-std::string config_to_json(const ModelConfig& c) {
+namespace {
+Json config_object(const ModelConfig& c);
+}
+
+std::string config_to_json(const ModelConfig& c) { return config_object(c).dump(2) + "\n"; }
+
+std::string config_to_json(const ModelConfig& c, const Json& kept_keys) {
+    Json j = config_object(c);
+    ITTT_CHECK(kept_keys.is_object(), "config_to_json: the keys to keep must be a JSON object");
+    for (const Json::Member& m : kept_keys.as_object())
+        if (!j.contains(m.first)) j.set(m.first, m.second);
+    return j.dump(2) + "\n";
+}
+
+namespace {
+Json config_object(const ModelConfig& c) {
     try {
         c.validate();
     } catch (const Error& e) {
@@ -270,8 +285,9 @@ std::string config_to_json(const ModelConfig& c) {
     // Written only when not the release's init, so existing config.json files read back unchanged.
     if (c.ttt_conv_init_std > 0) j.set("ttt_conv_init_std", c.ttt_conv_init_std);
     if (c.ttt_proj_init_identity) j.set("ttt_proj_init", "identity");
-    return j.dump(2) + "\n";
+    return j;
 }
+}  // namespace
 
 void save_config_json(const std::string& path, const ModelConfig& cfg) { write_file_atomic(path, config_to_json(cfg)); }
 

@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "io/json.h"
 #include "io/model_config.h"
 
 namespace ittt {
@@ -70,6 +71,10 @@ ModelConfig parse_config_json(const std::string& text, const std::string& source
 void print_config_defaults(const std::vector<std::string>& lines, const char* who);
 // Pretty-printed (indent 2), ending in a newline. Validates first.
 std::string config_to_json(const ModelConfig& cfg);
+// The same, followed by every member of `kept_keys` (an object) that it does
+// not write, unchanged and in their order: what `ittt convert` carries over
+// from its input's config.json (bos_token_id, eos_token_id, dtype, ...).
+std::string config_to_json(const ModelConfig& cfg, const Json& kept_keys);
 // Written atomically (see io/atomic_file.h).
 void save_config_json(const std::string& path, const ModelConfig& cfg);
 

@@ -53,7 +53,7 @@ Plan parse_plan(const std::string& spec, const std::string& source) {
     auto bad = [&](const std::string& why) {
         fail(cat(source, "='", spec, "': ", why,
                  " (expected trace and/or KIND:N:EFFECT, e.g. write:3:enospc; kinds any, mkdir, create, write, fsync, "
-                 "rename, remove; effects enospc, eio, erofs, eacces, kill)"));
+                 "rename, remove; effects enospc, eio, erofs, eacces, kill, term, int)"));
     };
     std::stringstream items(spec);
     std::string item;
@@ -84,6 +84,9 @@ Plan parse_plan(const std::string& spec, const std::string& source) {
         p.n = n;
         if (f[2] == "kill") {
             p.effect = Effect::Kill;
+        } else if (f[2] == "term" || f[2] == "int") {
+            p.effect = Effect::Signal;
+            p.signal = f[2] == "term" ? SIGTERM : SIGINT;
         } else {
             bool found = false;
             for (const auto& e : kErrors)
@@ -134,6 +137,11 @@ int before(Op op, const std::string& path) {
         if (p.trace) std::fprintf(stderr, "ittt fault point %lld: SIGKILL\n", static_cast<long long>(total));
         ::kill(::getpid(), SIGKILL);
         ::_exit(137);  // not reached
+    }
+    if (p.effect == Effect::Signal) {
+        if (p.trace) std::fprintf(stderr, "ittt fault point %lld: %s\n", static_cast<long long>(total), p.signal == SIGTERM ? "SIGTERM" : "SIGINT");
+        ::raise(p.signal);  // a handler runs now; without one the process ends here
+        return 0;
     }
     return p.error;
 }

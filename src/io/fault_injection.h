@@ -14,6 +14,8 @@
 //   ITTT_FAULT=write:3:enospc     the 3rd write() fails with ENOSPC
 //   ITTT_FAULT=fsync:1:eio        the 1st fsync fails with EIO
 //   ITTT_FAULT=any:17:kill        SIGKILL at the 17th point of any kind
+//   ITTT_FAULT=any:17:term        SIGTERM to itself at the 17th point, which then goes ahead
+//                                 (`int`: SIGINT): a signal delivered at an exact moment of a save
 //   ITTT_FAULT=trace              print every point to stderr ("ittt fault point 5: fsync <path>")
 //   ITTT_FAULT=trace,any:9:kill   both
 //
@@ -29,7 +31,7 @@ namespace ittt::fault {
 enum class Op { Mkdir, Create, Write, Fsync, Rename, Remove };
 const char* op_name(Op op);
 
-enum class Effect { None, Errno, Kill };
+enum class Effect { None, Errno, Kill, Signal };
 
 struct Plan {
     bool trace = false;
@@ -38,6 +40,7 @@ struct Plan {
     int64_t n = 0;            // the 1-based point that fails; 0 = none
     Effect effect = Effect::None;
     int error = 0;            // errno for Effect::Errno
+    int signal = 0;           // the signal raised for Effect::Signal
 };
 
 // "write:3:enospc" -> Plan; an Error naming `source` when malformed.

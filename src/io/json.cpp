@@ -165,9 +165,9 @@ private:
             if (peek() != '"') error("expected a string key");
             size_t key_pos = pos_;
             std::string key = parse_string();
-            if (!seen.insert(key).second) error_at(key_pos, cat("duplicate key \"", key, "\""));
+            if (!seen.insert(key).second) error_at(key_pos, cat("duplicate key \"", excerpt(key), "\""));
             skip_whitespace();
-            if (peek() != ':') error(cat("expected ':' after key \"", key, "\""));
+            if (peek() != ':') error(cat("expected ':' after key \"", excerpt(key), "\""));
             ++pos_;
             skip_whitespace();
             obj.object_.emplace_back(key, parse_value(depth + 1, child_path(path, key)));
@@ -332,7 +332,7 @@ private:
         // from_chars reports overflow and underflow alike (1e400, 1e-400);
         // neither belongs in a config, so both are refused.
         if (r.ec == std::errc::result_out_of_range)
-            error_at(start, cat("number ", text_.substr(start, pos_ - start), " is out of the range of a double"));
+            error_at(start, cat("number ", excerpt(text_.substr(start, pos_ - start)), " is out of the range of a double"));
         if (r.ec != std::errc() || r.ptr != text_.data() + pos_) error_at(start, "expected a number");
         return x;
     }
@@ -359,7 +359,7 @@ Json Json::object() {
 std::string Json::where() const {
     std::string src = source_ ? *source_ : "JSON value";
     if (path_.empty()) return src;
-    return cat(src, ": field '", path_, "'");
+    return cat(src, ": field '", excerpt(path_), "'");  // a key path may hold a 10 MB key
 }
 
 void Json::set_source(const std::string& source_name, const std::string& path) {
@@ -376,7 +376,7 @@ void Json::tag(const std::shared_ptr<const std::string>& source, const std::stri
 void Json::type_error(const char* expected) const {
     std::string found = json_type_name(type_);
     if (type_ == Type::Number) found = cat("the number ", number_text(number_));
-    if (type_ == Type::String) found = cat("the string \"", string_.size() > 40 ? string_.substr(0, 40) + "..." : string_, "\"");
+    if (type_ == Type::String) found = cat("the string \"", excerpt(string_, 40), "\"");
     fail(cat(where(), ": expected ", expected, ", found ", found));
 }
 
@@ -429,7 +429,7 @@ const Json* Json::find(const std::string& key) const {
 const Json& Json::at(const std::string& key) const {
     as_object();  // a type error names this value, not the missing key
     const Json* v = find(key);
-    if (!v) fail(cat(source_ ? *source_ : "JSON value", ": missing required field '", child_path(path_, key), "'"));
+    if (!v) fail(cat(source_ ? *source_ : "JSON value", ": missing required field '", excerpt(child_path(path_, key)), "'"));
     return *v;
 }
 

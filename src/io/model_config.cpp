@@ -71,8 +71,12 @@ void ModelConfig::validate() const {
     ITTT_CHECK(rms_norm_eps < 1, "config: rms_norm_eps must be below 1, found ", rms_norm_eps);
     finite("initializer_range", initializer_range, false);
     ITTT_CHECK(initializer_range >= 0, "config: initializer_range must be >= 0, found ", initializer_range);
+    // eta is a gradient-descent step size (docs/method.md): 0 makes the update a
+    // no-op, a negative one would ascend. tau is a norm bound, 0 meaning off.
     finite("ttt_lr", ttt_lr, false);
+    ITTT_CHECK(ttt_lr >= 0, "config: ttt_lr must be >= 0 (eta, the fast weight's step size; 0: no update), found ", ttt_lr);
     finite("ttt_clip_tau", ttt_clip_tau, false);
+    ITTT_CHECK(ttt_clip_tau >= 0, "config: ttt_clip_tau must be >= 0 (0: no clipping), found ", ttt_clip_tau);
     finite("ttt_conv_init_std", ttt_conv_init_std, false);
     ITTT_CHECK(ttt_conv_init_std >= 0, "config: ttt_conv_init_std must be >= 0, found ", ttt_conv_init_std);
     ITTT_CHECK(layer_types.empty() || static_cast<int>(layer_types.size()) == num_hidden_layers, "config: layer_types has ",

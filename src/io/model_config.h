@@ -38,7 +38,7 @@ struct ModelConfig {
     double ttt_lr = 0.3;                         // eta
     bool ttt_proj = true;                        // learn P (else P = I)
     TttTargetSource ttt_target = TttTargetSource::InputEmbed;
-    double ttt_clip_tau = 0;                     // inference-only clipping, <= 0 off
+    double ttt_clip_tau = 0;                     // inference-only clipping, 0 off (negative refused)
     // ---- project keys ----
     TttTargetMode ttt_target_mode = TttTargetMode::Learned;
     std::vector<int> ttt_conv_offsets = {-2, -1, 0, 1, 2};  // K = size; release: centred 5 taps

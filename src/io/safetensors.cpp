@@ -227,6 +227,11 @@ const Tensor* SafetensorsFile::find(const std::string& name) const {
     return nullptr;
 }
 
+const std::string& SafetensorsFile::file_of(const std::string& name, const std::string& fallback) const {
+    auto it = origin.find(name);
+    return it == origin.end() ? fallback : it->second;
+}
+
 SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& source) {
     ITTT_CHECK(bytes.size() >= 8, source, ": the file is ", bytes.size(),
                " bytes, too short for the 8-byte header length (not a safetensors file, or truncated)");
@@ -264,7 +269,8 @@ void load_into(const std::string& path, const std::vector<std::pair<std::string,
 void load_into(const SafetensorsFile& file, const std::string& path, const std::vector<std::pair<std::string, Tensor*>>& expected,
                const std::string& shapes_from) {
 
-    std::vector<std::string> problems;
+    // Each problem with the file it is in: a shard's tensor is that shard's problem, not the index's.
+    std::vector<std::pair<std::string, std::string>> problems;
     std::vector<const Tensor*> sources(expected.size(), nullptr);
     std::map<std::string, bool> wanted;
     for (size_t i = 0; i < expected.size(); ++i) {
@@ -274,35 +280,47 @@ void load_into(const SafetensorsFile& file, const std::string& path, const std::
         wanted[name] = true;
         const Tensor* src = file.find(name);
         if (!src) {
-            problems.push_back(cat("tensor '", name, "' is missing (expected shape ", shape_str(dst->shape()), " from ",
-                                   shapes_from, ")"));
+            problems.push_back({path, cat("tensor '", name, "' is missing (expected shape ", shape_str(dst->shape()), " from ",
+                                          shapes_from, ")")});
             continue;
         }
+        const std::string& in = file.file_of(name, path);
         if (src->shape() != dst->shape()) {
-            problems.push_back(cat("tensor '", name, "' has shape ", shape_str(src->shape()), ", expected ",
-                                   shape_str(dst->shape()), " from ", shapes_from));
+            problems.push_back({in, cat("tensor '", name, "' has shape ", shape_str(src->shape()), ", expected ",
+                                        shape_str(dst->shape()), " from ", shapes_from)});
             continue;
         }
         bool src_float = src->dtype() != DType::I32, dst_float = dst->dtype() != DType::I32;
         if (src_float != dst_float) {
-            problems.push_back(cat("tensor '", name, "' is ", dtype_name(src->dtype()), " in the file, cannot load it into ",
-                                   dtype_name(dst->dtype()), " (only F32 <-> F64 convert)"));
+            problems.push_back({in, cat("tensor '", name, "' is ", dtype_name(src->dtype()), " in the file, cannot load it into ",
+                                        dtype_name(dst->dtype()), " (only F32 <-> F64 convert)")});
             continue;
         }
         sources[i] = src;
     }
     std::vector<std::string> extra;
+    std::string extra_in;  // the one file holding every unexpected tensor, else the source
     for (const NamedTensor& nt : file.tensors)
-        if (!wanted.count(nt.name)) extra.push_back(nt.name);
+        if (!wanted.count(nt.name)) {
+            const std::string& in = file.file_of(nt.name, path);
+            extra_in = extra.empty() || extra_in == in ? in : path;
+            extra.push_back(nt.name);
+        }
     if (!extra.empty())
-        problems.push_back(cat(extra.size(), " unexpected tensor", extra.size() > 1 ? "s" : "", " not in the model built from ",
-                               shapes_from, ": ", join_names(extra, 10)));
+        problems.push_back({extra_in, cat(extra.size(), " unexpected tensor", extra.size() > 1 ? "s" : "", " not in the model built from ",
+                                          shapes_from, ": ", join_names(extra, 10))});
     if (!problems.empty()) {
         // The first few problems are enough to see a pattern (a wrong config
-        // makes every layer mismatch); listing hundreds helps nobody.
+        // makes every layer mismatch); listing hundreds helps nobody. They are
+        // named by the file they are in: the one file when all are in one, else
+        // the source, each problem of another file saying which.
         const size_t shown = 5;
-        std::string msg = cat(path, ": ");
-        for (size_t i = 0; i < problems.size() && i < shown; ++i) msg += cat(i ? "; " : "", problems[i]);
+        bool one_file = true;
+        for (const auto& p : problems) one_file = one_file && p.first == problems.front().first;
+        const std::string& prefix = one_file ? problems.front().first : path;
+        std::string msg = cat(prefix, ": ");
+        for (size_t i = 0; i < problems.size() && i < shown; ++i)
+            msg += cat(i ? "; " : "", problems[i].second, problems[i].first == prefix ? "" : cat(" (in ", problems[i].first, ")"));
         if (problems.size() > shown) msg += cat("; and ", problems.size() - shown, " more problems");
         fail(msg);
     }

@@ -44,7 +44,12 @@ uint16_t f32_to_bf16(float x);
 struct SafetensorsFile {
     std::vector<NamedTensor> tensors;  // in header order, CPU tensors
     std::map<std::string, std::string> metadata;
+    // Tensors gathered from several files (the shards of a checkpoint): the
+    // file each came from, so a message names the shard, not the index.
+    std::map<std::string, std::string> origin;
     const Tensor* find(const std::string& name) const;  // nullptr when absent
+    // The file `name` came from, else `fallback`.
+    const std::string& file_of(const std::string& name, const std::string& fallback) const;
 };
 
 // F32, F64 and I32 load as they are; BF16 and F16 load widened to F32, which
@@ -67,7 +72,8 @@ SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& s
 void load_into(const std::string& path, const std::vector<std::pair<std::string, Tensor*>>& expected,
                const std::string& shapes_from = "config.json");
 // The same from tensors already read; `source` names them in errors (a file, or
-// the index of a sharded checkpoint).
+// the index of a sharded checkpoint: then a problem with one tensor names the
+// shard it came from, file.origin).
 void load_into(const SafetensorsFile& file, const std::string& source, const std::vector<std::pair<std::string, Tensor*>>& expected,
                const std::string& shapes_from = "config.json");
 

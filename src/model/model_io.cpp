@@ -58,9 +58,11 @@ Model load_model(const std::string& path, DType dtype, Device device, const Load
     std::vector<std::pair<std::string, Tensor*>> expected;
     for (Parameter& p : cpu.parameters()) expected.push_back({p.name, &p.value});
     load_into(w.tensors, w.source, expected, checkpoint_config_path(dir));
-    if (!opt.allow_nonfinite)
-        if (std::string bad = first_nonfinite_parameter(cpu); !bad.empty())
-            fail(cat(w.source, ": tensor ", bad, "; refusing non-finite weights (--allow-nonfinite loads them anyway, for inspection)"));
+    if (!opt.allow_nonfinite)  // named by the file it is in: a shard, not the index
+        for (const Parameter& p : cpu.parameters())
+            if (int64_t i = first_nonfinite(p.value); i >= 0)
+                fail(cat(w.tensors.file_of(p.name, w.source), ": tensor '", p.name, "' holds ", describe_nonfinite(p.value, i),
+                         "; refusing non-finite weights (--allow-nonfinite loads them anyway, for inspection)"));
     return device == Device::CPU ? cpu : cpu.converted(dtype, device);
 }
 

@@ -27,6 +27,16 @@ std::string cat(const Args&... args) {
 
 [[noreturn]] inline void fail(const std::string& message) { throw Error(message); }
 
+// Input quoted in a message, cut to its first `limit` bytes (at a UTF-8
+// character boundary) with its size: a 10 MB token in a file must not make a
+// 10 MB error line. "abc", or "abcd... (10485760 bytes in all, the first 300 shown)".
+inline std::string excerpt(const std::string& s, size_t limit = 300) {
+    if (s.size() <= limit) return s;
+    size_t cut = limit;
+    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+    return s.substr(0, cut) + cat("... (", s.size(), " bytes in all, the first ", cut, " shown)");
+}
+
 }  // namespace ittt
 
 // ITTT_CHECK(cond, message parts...): throw ittt::Error(message) when cond is false.

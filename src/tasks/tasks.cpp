@@ -1,9 +1,14 @@
 #include "tasks/tasks.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <utility>
 
 #include "runtime/error.h"
@@ -141,7 +146,7 @@ int parse_int_option(const char* task, const std::string& option, const std::str
     char* end = nullptr;
     long long v = std::strtoll(value.c_str(), &end, 10);
     bool ok = !value.empty() && end == value.c_str() + value.size() && errno == 0 && v >= -2147483647LL && v <= 2147483647LL;
-    ITTT_CHECK(ok, "task ", task, ": option ", option, ": expected an integer, found '", value, "'");
+    ITTT_CHECK(ok, "task ", task, ": option ", option, ": expected an integer, found '", excerpt(value), "'");
     return static_cast<int>(v);
 }
 
@@ -210,24 +215,60 @@ std::map<std::string, std::string> parse_option_list(const std::string& list) {
         start = comma + 1;
         if (item.empty()) continue;  // tolerate "a=1," and an empty list
         size_t eq = item.find('=');
-        ITTT_CHECK(eq != std::string::npos && eq > 0, "task options: expected key=value, found '", item, "' in '", list, "'");
+        ITTT_CHECK(eq != std::string::npos && eq > 0, "task options: expected key=value, found '", excerpt(item), "' in '", excerpt(list), "'");
         std::string key = trim(item.substr(0, eq));
-        ITTT_CHECK(options.count(key) == 0, "task options: '", key, "' is given twice in '", list, "'");
+        ITTT_CHECK(options.count(key) == 0, "task options: '", excerpt(key), "' is given twice in '", excerpt(list), "'");
         options[key] = trim(item.substr(eq + 1));
     }
     return options;
 }
 
+namespace {
+const char* special_file_kind(mode_t mode) {
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "a special file";
+}
+}  // namespace
+
 std::shared_ptr<const std::vector<uint8_t>> load_text_file(const std::string& path) {
-    std::FILE* f = std::fopen(path.c_str(), "rb");
-    ITTT_CHECK(f != nullptr, "task text: cannot open path '", path, "'");
-    auto bytes = std::make_shared<std::vector<uint8_t>>();
-    uint8_t buffer[1 << 16];
-    size_t got;
-    while ((got = std::fread(buffer, 1, sizeof buffer, f)) > 0) bytes->insert(bytes->end(), buffer, buffer + got);
-    bool read_error = std::ferror(f) != 0;
-    std::fclose(f);
-    ITTT_CHECK(!read_error, "task text: error reading path '", path, "'");
+    // O_NONBLOCK: opening a FIFO would otherwise wait for a writer; it is refused below.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    ITTT_CHECK(fd >= 0, "task text: cannot open path '", path, "': ", std::strerror(errno));
+    struct Closer {
+        int fd;
+        ~Closer() { ::close(fd); }
+    } closer{fd};
+    struct stat st {};
+    ITTT_CHECK(::fstat(fd, &st) == 0, "task text: cannot read path '", path, "': ", std::strerror(errno));
+    // Sizes are checked before anything is read: /dev/zero never ends, and a
+    // sparse 60 GB file would be read into memory whole.
+    ITTT_CHECK(S_ISREG(st.st_mode), "task text: path '", path, "' is ", special_file_kind(st.st_mode),
+               ", not a regular file (the text task reads a whole file into memory, at most ", kMaxTextFileBytes, " bytes)");
+    ITTT_CHECK(st.st_size <= kMaxTextFileBytes, "task text: path '", path, "' is ", static_cast<int64_t>(st.st_size), " bytes (",
+               static_cast<double>(st.st_size) / (1 << 30), " GiB); the text task reads a whole file into memory, at most ",
+               kMaxTextFileBytes, " bytes (1 GiB)");
+    auto bytes = std::make_shared<std::vector<uint8_t>>(static_cast<size_t>(st.st_size));
+    size_t done = 0;
+    for (;;) {  // until the end: a file that grew meanwhile is read on, up to the limit
+        if (done == bytes->size()) {
+            if (static_cast<int64_t>(done) >= kMaxTextFileBytes) {
+                char one;
+                ITTT_CHECK(::read(fd, &one, 1) == 0, "task text: path '", path, "' grew past ", kMaxTextFileBytes, " bytes while it was read");
+                break;
+            }
+            bytes->resize(std::min<size_t>(done + (1 << 16), static_cast<size_t>(kMaxTextFileBytes)));
+        }
+        ssize_t n = ::read(fd, bytes->data() + done, bytes->size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        ITTT_CHECK(n >= 0, "task text: error reading path '", path, "': ", std::strerror(errno));
+        if (n == 0) break;
+        done += static_cast<size_t>(n);
+    }
+    bytes->resize(done);
     return bytes;
 }
 
@@ -239,7 +280,7 @@ TaskConfig parse_task_config(const std::string& name, const std::map<std::string
     if (!known) {
         std::string valid;
         for (const std::string& n : task_names()) valid += (valid.empty() ? "" : ", ") + n;
-        fail(cat("unknown task '", name, "' (valid: ", valid, ")"));
+        fail(cat("unknown task '", excerpt(name), "' (valid: ", valid, ")"));
     }
     const char* t = task_kind_name(c.kind);
     const std::vector<TaskOptionInfo>& valid = task_options(c.kind);
@@ -248,7 +289,7 @@ TaskConfig parse_task_config(const std::string& name, const std::map<std::string
         const std::string& key = option.first;  // not a structured binding: lambdas below capture it (C++17, clang)
         const std::string& value = option.second;
         bool is_valid = std::any_of(valid.begin(), valid.end(), [&](const TaskOptionInfo& o) { return key == o.name; });
-        ITTT_CHECK(is_valid, "task ", t, ": unknown option '", key, "' (valid: ", join_names(valid), ")");
+        ITTT_CHECK(is_valid, "task ", t, ": unknown option '", excerpt(key), "' (valid: ", join_names(valid), ")");
         auto integer = [&]() { return parse_int_option(t, key, value); };
         switch (c.kind) {
             case TaskKind::Induction:
@@ -264,7 +305,7 @@ TaskConfig parse_task_config(const std::string& name, const std::map<std::string
                 else if (value == "pad")
                     c.mqar_filler = Filler::Pad;
                 else
-                    fail(cat("task ", t, ": option filler: expected random or pad, found '", value, "'"));
+                    fail(cat("task ", t, ": option filler: expected random or pad, found '", excerpt(value), "'"));
                 break;
             case TaskKind::TheoremProbe:
                 if (key == "chunk")
@@ -290,7 +331,7 @@ TaskConfig parse_task_config(const std::string& name, const std::map<std::string
                 else if (value == "random")
                     c.needle_filler = Filler::Random;
                 else
-                    fail(cat("task ", t, ": option filler: expected pattern or random, found '", value, "'"));
+                    fail(cat("task ", t, ": option filler: expected pattern or random, found '", excerpt(value), "'"));
                 break;
             case TaskKind::Text:
                 if (key == "path")

@@ -128,7 +128,11 @@ TaskConfig parse_task_config(const std::string& name, const std::map<std::string
 // "gap=256,pairs=8" -> {gap: 256, pairs: 8}; "" -> {}. Throws on "x" or a repeated key.
 std::map<std::string, std::string> parse_option_list(const std::string& list);
 
-// Reads a whole file (Error when it is missing or unreadable).
+// The text task holds its whole file in memory: at most this many bytes (1 GiB).
+constexpr int64_t kMaxTextFileBytes = int64_t{1} << 30;
+// Reads a whole file. An Error naming the path when it is missing or
+// unreadable, not a regular file (/dev/zero, a FIFO, a directory: nothing is
+// read from them), or larger than kMaxTextFileBytes (checked before reading).
 std::shared_ptr<const std::vector<uint8_t>> load_text_file(const std::string& path);
 
 // Where the interesting tokens of an example are, for a step-through driver.

@@ -78,8 +78,7 @@ void require_utf8(const std::string& s, const std::string& what) {
 }
 
 std::string quoted(const std::string& s) {
-    std::string shown = s.size() > 40 ? s.substr(0, 40) + "..." : s;
-    return cat("'", shown, "'");
+    return cat("'", excerpt(s, 40), "'");
 }
 
 // ---------------------------------------------------------------- byte level
@@ -524,7 +523,7 @@ void only_fields(const Json& j, std::initializer_list<const char*> known) {
         if (!ok) {
             std::string list;
             for (const char* k : known) list += cat(list.empty() ? "" : ", ", k);
-            fail(cat(j.where(), ": unknown field '", m.first, "' (this reader knows ", list, ")"));
+            fail(cat(j.where(), ": unknown field '", excerpt(m.first), "' (this reader knows ", list, ")"));
         }
     }
 }
@@ -553,7 +552,7 @@ void parse_normalizer(Impl& t, const Json& j) {
     else if (type == "NFD") t.normalizers.push_back(NormForm::NFD);
     else if (type == "NFKC") t.normalizers.push_back(NormForm::NFKC);
     else if (type == "NFKD") t.normalizers.push_back(NormForm::NFKD);
-    else unsupported(j, cat("normalizer '", type, "'"), "NFC, NFD, NFKC, NFKD, a Sequence of them, or null");
+    else unsupported(j, cat("normalizer '", excerpt(type), "'"), "NFC, NFD, NFKC, NFKD, a Sequence of them, or null");
 }
 
 void parse_pre_tokenizer(Impl& t, const Json& j) {
@@ -587,11 +586,11 @@ void parse_pre_tokenizer(Impl& t, const Json& j) {
         for (int b = 0; b < 5; ++b)
             if (behavior == kBehaviorNames[b]) step.behavior = static_cast<SplitBehavior>(b), found = true;
         if (!found)
-            unsupported(j.at("behavior"), cat("behavior '", behavior, "'"),
+            unsupported(j.at("behavior"), cat("behavior '", excerpt(behavior), "'"),
                         "Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous");
         step.invert = bool_or(j, "invert", false);
     } else {
-        unsupported(j, cat("pre-tokenizer '", type, "'"), "Split, ByteLevel, a Sequence of them, or null");
+        unsupported(j, cat("pre-tokenizer '", excerpt(type), "'"), "Split, ByteLevel, a Sequence of them, or null");
     }
     t.pre.push_back(std::move(step));
 }
@@ -611,7 +610,7 @@ size_t id_slot(Impl& t, int32_t id, const Json& where) {
 
 void parse_model(Impl& t, const Json& j) {
     const std::string type = type_of(j);
-    if (type != "BPE") unsupported(j, cat("model '", type, "'"), "BPE");
+    if (type != "BPE") unsupported(j, cat("model '", excerpt(type), "'"), "BPE");
     only_fields(j, {"type", "dropout", "unk_token", "continuing_subword_prefix", "end_of_word_suffix", "fuse_unk",
                     "byte_fallback", "ignore_merges", "vocab", "merges"});
     const Json* dropout = j.find("dropout");
@@ -698,7 +697,7 @@ void parse_post_processor(const Json& j) {
     if (j.is_null()) return;
     const std::string type = type_of(j);
     // ByteLevel as a post-processor only trims offsets; it adds no ids.
-    if (type != "ByteLevel") unsupported(j, cat("post_processor '", type, "' (it would add ids such as BOS)"), "ByteLevel or null");
+    if (type != "ByteLevel") unsupported(j, cat("post_processor '", excerpt(type), "' (it would add ids such as BOS)"), "ByteLevel or null");
 }
 
 void parse_decoder(Impl& t, const Json& j) {

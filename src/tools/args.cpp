@@ -23,7 +23,7 @@ std::vector<std::string> split_list(const std::string& s, const std::string& wha
     while (true) {
         size_t comma = s.find(',', start);
         std::string item = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-        ITTT_CHECK(!item.empty(), what, ": empty item ", s.empty() ? "(the list is empty)" : cat("at position ", items.size() + 1, " in '", s, "'"),
+        ITTT_CHECK(!item.empty(), what, ": empty item ", s.empty() ? "(the list is empty)" : cat("at position ", items.size() + 1, " in '", excerpt(s), "'"),
                    " (items are separated by single commas, without a trailing comma)");
         items.push_back(item);
         if (comma == std::string::npos) break;
@@ -37,7 +37,7 @@ int64_t parse_integer(const std::string& s, int64_t min, int64_t max, const std:
     char* end = nullptr;
     long long v = std::strtoll(s.c_str(), &end, 10);
     const bool digits = !s.empty() && s.find_first_not_of("+-0123456789") == std::string::npos;
-    if (!digits || end == s.c_str() || *end != '\0') fail(cat(what, " expects an integer in ", range_text(min, max), ", found '", s, "'"));
+    if (!digits || end == s.c_str() || *end != '\0') fail(cat(what, " expects an integer in ", range_text(min, max), ", found '", excerpt(s), "'"));
     if (errno == ERANGE || v < min || v > max) fail(cat(what, " must be in ", range_text(min, max), ", found ", s));
     return v;
 }
@@ -50,11 +50,11 @@ Args::Args(std::string command, std::string usage, int argc, char** argv, int fi
             help_ = true;
             continue;
         }
-        if (a.rfind("--", 0) != 0 || a.size() < 3) error("unexpected argument '" + a + "' (flags start with --)");
+        if (a.rfind("--", 0) != 0 || a.size() < 3) error("unexpected argument '" + excerpt(a) + "' (flags start with --)");
         size_t eq = a.find('=');
         std::string name = eq == std::string::npos ? a : a.substr(0, eq);
         if (values_.count(name) || switches_.count(name))
-            error(name + " is given twice (give each flag once; a repeated flag is refused rather than guessing which one counts)");
+            error(excerpt(name) + " is given twice (give each flag once; a repeated flag is refused rather than guessing which one counts)");
         if (eq != std::string::npos) {
             values_[name] = a.substr(eq + 1);
         } else if (i + 1 < argc && std::string(argv[i + 1]).rfind("--", 0) != 0) {
@@ -105,13 +105,13 @@ double Args::number(const std::string& flag, double fallback) {
     errno = 0;
     char* end = nullptr;
     double v = std::strtod(s.c_str(), &end);
-    if (errno != 0 || end == s.c_str() || *end != '\0' || !std::isfinite(v)) error(flag + " expects a finite number, found '" + s + "'");
+    if (errno != 0 || end == s.c_str() || *end != '\0' || !std::isfinite(v)) error(flag + " expects a finite number, found '" + excerpt(s) + "'");
     return v;
 }
 
 bool Args::flag(const std::string& flag) {
     used_.insert(flag);
-    if (values_.count(flag)) error(flag + " takes no value, found '" + values_[flag] + "'");
+    if (values_.count(flag)) error(flag + " takes no value, found '" + excerpt(values_[flag]) + "'");
     return switches_.count(flag) > 0;
 }
 
@@ -125,16 +125,16 @@ std::vector<int32_t> Args::int_list(const std::string& flag, int32_t min, int32_
     try {
         for (const std::string& item : split_list(s, flag)) out.push_back(static_cast<int32_t>(parse_integer(item, min, max, flag + " item")));
     } catch (const Error& e) {
-        error(cat(e.what(), " (expects comma-separated integers, found '", s, "')"));
+        error(cat(e.what(), " (expects comma-separated integers, found '", excerpt(s), "')"));
     }
     return out;
 }
 
 void Args::finish() {
     for (const auto& [k, v] : values_)
-        if (!used_.count(k)) error("unknown flag " + k);
+        if (!used_.count(k)) error("unknown flag " + excerpt(k));
     for (const auto& k : switches_)
-        if (!used_.count(k)) error("unknown flag " + k);
+        if (!used_.count(k)) error("unknown flag " + excerpt(k));
 }
 
 }  // namespace ittt

@@ -1,8 +1,12 @@
 // cmd_convert.cpp: ittt convert IN OUT: add or strip TTT layers, change the
 // weights' dtype or sharding. The drop-in step of the paper: a pretrained Qwen3
 // gets TTT MLPs whose zero conv makes them, at first, exactly the plain MLPs.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -10,6 +14,7 @@
 #include "io/checkpoint.h"
 #include "io/config_json.h"
 #include "io/json.h"
+#include "io/writer_lock.h"
 #include "model/model_io.h"
 #include "tools/commands.h"
 #include "tools/common.h"
@@ -44,7 +49,76 @@ std::string usage() {
            help_line(kConvertSeed) +
            "  --strip-ttt              remove every TTT layer: the plain Qwen3 model (its MLPs keep down_proj)\n"
            "  --dtype f32|bf16         dtype of OUT's weights (default f32; also spelt --save-dtype)\n"
-           "  --shard-size BYTES       shard OUT's weights above this size, e.g. 500M (default 0: one file)\n";
+           "  --shard-size BYTES       shard OUT's weights above this size, e.g. 500M (default 0: one file)\n"
+           "  --overwrite              replace a different checkpoint already at OUT (without it that is refused)\n"
+           "  Never destroys its input: OUT may not be IN, lie inside IN (or IN inside OUT), or be a step-N\n"
+           "  checkpoint of a training run. Config keys ittt does not use (bos_token_id, eos_token_id,\n"
+           "  max_position_embeddings, ...) are carried into OUT's config.json unchanged; dtype / torch_dtype\n"
+           "  are set to the dtype OUT's weights are written in.\n";
+}
+
+std::string canonical(const std::string& path) {
+    std::error_code ec;
+    std::filesystem::path p = std::filesystem::weakly_canonical(std::filesystem::absolute(path), ec);
+    return ec ? std::filesystem::absolute(path).lexically_normal().string() : p.string();
+}
+
+bool inside(const std::string& path, const std::string& dir) {
+    return path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && (dir == "/" || path[dir.size()] == '/');
+}
+
+// Refuses an OUT whose writing would destroy something convert was not asked
+// to touch: IN itself (rounding F32 weights to BF16 for good), what holds IN or
+// lies in it, a training run's step-N checkpoint (replaced by one without its
+// optimizer state, so --resume fails), a run directory, a directory that is
+// not a checkpoint. A different checkpoint at OUT is left to the comparison
+// after writing (--overwrite).
+void check_destination(const std::string& in, const std::string& in_dir, const std::string& out) {
+    const std::string o = canonical(out);
+    const std::string ins[] = {canonical(in), canonical(in_dir)};  // IN as given, and the checkpoint it resolves to
+    for (const std::string& i : ins)
+        ITTT_CHECK(o != i, "OUT ", out, " is IN (", i, i == ins[0] ? "" : cat(", the checkpoint ", in, " resolves to").c_str(),
+                   "): convert never rewrites its input in place; choose another OUT");
+    if (const std::string run = run_of_step_directory(out); !run.empty())
+        fail(cat("OUT ", out, " names a step-N checkpoint of the training run ", run,
+                 ": convert writes a checkpoint without optimizer state or trainer_state.json, and --resume of that run would "
+                 "then fail; choose an OUT outside the run directory"));
+    ITTT_CHECK(list_run_checkpoints(out).empty(), "OUT ", out, " is a training run directory (it holds step-N checkpoints); not replacing it");
+    for (const std::string& i : ins) {
+        ITTT_CHECK(!inside(o, i), "OUT ", out, " lies inside IN (", i, "); choose an OUT outside it");
+        ITTT_CHECK(!inside(i, o), "IN (", i, ") lies inside OUT ", out, ": replacing OUT would delete IN; choose another OUT");
+    }
+    if (!path_exists(out)) return;
+    ITTT_CHECK(is_directory(out), "OUT ", out, " exists and is ", path_kind(out), ", not a checkpoint directory; not replacing it");
+    ITTT_CHECK(list_directory(out).empty() || is_regular_file(checkpoint_config_path(out)), "OUT ", out,
+               " exists and is not a checkpoint (no config.json); not replacing it");
+}
+
+// Whether the two files hold the same bytes, read in pieces (checkpoints may be large).
+bool same_bytes(const std::string& a, const std::string& b) {
+    std::error_code ea, eb;
+    if (std::filesystem::file_size(a, ea) != std::filesystem::file_size(b, eb) || ea || eb) return false;
+    std::ifstream x(a, std::ios::binary), y(b, std::ios::binary);
+    std::vector<char> p(1 << 20), q(1 << 20);
+    while (x && y) {
+        x.read(p.data(), static_cast<std::streamsize>(p.size()));
+        y.read(q.data(), static_cast<std::streamsize>(q.size()));
+        if (x.gcount() != y.gcount() || std::memcmp(p.data(), q.data(), static_cast<size_t>(x.gcount())) != 0) return false;
+    }
+    return true;
+}
+
+// How the checkpoint in `existing` differs from the one just written in
+// `fresh`, file by file; "" when they are the same, byte for byte.
+std::string difference(const std::string& fresh, const std::string& existing) {
+    const std::vector<std::string> a = list_directory(fresh), b = list_directory(existing);
+    for (const std::string& name : b)
+        if (std::find(a.begin(), a.end(), name) == a.end()) return cat("it holds ", name, ", which this convert does not write");
+    for (const std::string& name : a) {
+        if (std::find(b.begin(), b.end(), name) == b.end()) return cat("it has no ", name);
+        if (!same_bytes(join_path(fresh, name), join_path(existing, name))) return cat("its ", name, " differs");
+    }
+    return "";
 }
 
 }  // namespace
@@ -65,6 +139,7 @@ int cmd_convert(int argc, char** argv) {
     const bool lr_given = f.has("--ttt-lr");
     const double lr = f.number("--ttt-lr", 0.3);
     const std::string target = f.str("--ttt-target", "");
+    const bool overwrite = f.flag("--overwrite");
     const bool no_proj = f.flag("--ttt-no-proj");
     std::vector<int32_t> offsets = f.int_list("--ttt-conv-offsets", -1024, 1024);
     const uint64_t seed = static_cast<uint64_t>(f.integer(kConvertSeed));
@@ -92,6 +167,10 @@ int cmd_convert(int argc, char** argv) {
 
     const ResolvedCheckpoint r = resolve_checkpoint(in);
     if (!r.note.empty()) std::fprintf(stderr, "ittt convert: %s\n", r.note.c_str());
+    check_destination(in, r.dir, out);
+    // One writer per OUT (io/writer_lock.h), from here to the publish.
+    make_directories(parent_directory(out));
+    WriterLock lock(checkpoint_lock_path(out), cat("OUT ", out), "ittt convert");
     std::vector<std::string> notes;
     LoadOptions opt;
     opt.notes = &notes;
@@ -129,7 +208,24 @@ int cmd_convert(int argc, char** argv) {
         if (!is_regular_file(path) && r.dir != in) path = join_path(in, name);  // a run directory's top
         if (is_regular_file(path)) extra.push_back({name, read_file(path)});
     }
-    save_checkpoint(out, dst.config(), model_weights(dst), nullptr, nullptr, format, extra);
+    // Keys of IN's config.json that ittt does not write travel on unchanged
+    // (transformers reads bos/eos/pad ids, max_position_embeddings, ... from
+    // there); the dtype keys follow the weights as written.
+    Json kept = Json::parse(read_file(checkpoint_config_path(r.dir)), checkpoint_config_path(r.dir));
+    for (const char* key : {"dtype", "torch_dtype"})
+        if (kept.contains(key)) kept.set(key, format.bf16 ? "bfloat16" : "float32");
+
+    CheckpointStaging staging(out);
+    write_checkpoint_files(staging.dir(), dst.config(), model_weights(dst), nullptr, nullptr, format, &kept);
+    for (const auto& [name, bytes] : extra) write_file_atomic(staging.file(name), bytes);
+    if (is_directory(out) && !list_directory(out).empty()) {
+        const std::string diff = difference(staging.dir(), out);
+        if (!diff.empty() && !overwrite)
+            fail(cat("OUT ", out, " already holds a different checkpoint (", diff,
+                     "); give --overwrite to replace it, or choose another OUT (nothing was changed)"));
+        if (!diff.empty()) std::fprintf(stderr, "ittt convert: replacing the checkpoint at %s (--overwrite; %s)\n", out.c_str(), diff.c_str());
+    }
+    staging.publish();
     std::printf("wrote %s: %lld parameters%s%s, %s%s\n", out.c_str(), static_cast<long long>(dst.parameter_count()),
                 add ? cat(", TTT layers ", Json([&] {
                               Json l = Json::array();

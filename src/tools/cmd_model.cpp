@@ -5,9 +5,11 @@
 #include <filesystem>
 #include <optional>
 
+#include "io/atomic_file.h"
 #include "io/checkpoint.h"
 #include "io/config_json.h"
 #include "io/json.h"
+#include "io/writer_lock.h"
 #include "model/memory_budget.h"
 #include "model/model_io.h"
 #include "model/session.h"
@@ -45,10 +47,15 @@ int cmd_init(int argc, char** argv) {
     std::string config = a.required("--config"), out = a.required("--out");
     uint64_t seed = static_cast<uint64_t>(a.integer(kInitSeed));
     a.finish();
+    if (const std::string run = run_of_step_directory(out); !run.empty())
+        fail(cat("--out ", out, " names a step-N checkpoint of the training run ", run,
+                 ": a checkpoint without optimizer state there would make --resume of that run fail; choose another --out"));
     std::vector<std::string> defaults;
     Model m(load_config_json(config, &defaults));
     print_config_defaults(defaults, "ittt init");
     m.init_random(seed);
+    make_directories(parent_directory(out));
+    WriterLock lock(checkpoint_lock_path(out), cat("--out ", out), "ittt init");  // one writer per checkpoint (io/writer_lock.h)
     save_model(out, m);
     std::printf("wrote %s: %lld parameters, seed %llu\n", out.c_str(), static_cast<long long>(m.parameter_count()),
                 static_cast<unsigned long long>(seed));

@@ -7,18 +7,31 @@
 // flag given must agree with it, and a difference is refused, each one listed
 // (recorded vs given), unless --override names it. --steps may grow: the
 // schedule is then recomputed over the new length, and the note says so.
+// What is saved and printed (--checkpoint-every, --keep, --log-every) is
+// recorded too; given on --resume, it changes from there on, with a note.
+//
+// One writer per run directory (io/writer_lock.h). SIGTERM / SIGINT stop the
+// run between steps with one line naming its last checkpoint (exit 128 + N); a
+// stdout that goes away (a closed pipe) only stops the progress lines.
 #include <fnmatch.h>
+#include <signal.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <optional>
 #include <set>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include "io/atomic_file.h"
 #include "io/checkpoint.h"
 #include "io/config_json.h"
+#include "io/writer_lock.h"
 #include "model/memory_budget.h"
 #include "model/model_io.h"
 #include "ops/ops.h"
@@ -59,7 +72,8 @@ std::string usage() {
                "                           the rest stay frozen, byte for byte, with no optimizer state (recorded;\n"
                "                           --resume keeps it)\n"
                "  --resume                 continue the newest checkpoint in --out exactly; flags left out take the\n"
-               "                           recorded values, flags given must match them (--steps may grow)\n"
+               "                           recorded values, flags given must match them (--steps may grow;\n"
+               "                           --checkpoint-every, --keep and --log-every change from there on)\n"
                "  --override NAME,...      on --resume, change these recorded settings on purpose: task, batch,\n"
                "                           seq-len, grad-accum, lr, warmup, min-lr-ratio, weight-decay, grad-clip,\n"
                "                           seed, device, kernel\n") +
@@ -104,6 +118,49 @@ struct RunFlags {
 
 std::string json_text(const Json& v) { return v.is_null() ? "(none)" : v.dump(); }
 
+// The signal that asked a run to stop (SIGTERM, SIGINT), or 0. The handler only
+// sets it; the trainer checks it between steps (TrainConfig::stop_requested).
+volatile std::sig_atomic_t g_stop_signal = 0;
+
+void on_stop_signal(int sig) { g_stop_signal = sig; }
+
+// SIGTERM and SIGINT end the run after the step in progress (and any save it
+// owes), with one line naming the last complete checkpoint. Once: a second
+// signal of the same kind acts as if no handler were set (Ctrl-C twice kills;
+// an interrupted save is still safe, io/checkpoint.h).
+void install_stop_handlers() {
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND;
+    sigaction(SIGTERM, &sa, nullptr);
+    sigaction(SIGINT, &sa, nullptr);
+}
+
+const char* signal_name(int sig) { return sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "a signal"; }
+
+bool is_cadence(const std::string& name) { return name == "checkpoint-every" || name == "keep" || name == "log-every"; }
+
+std::string absolute_path(const std::string& path) { return std::filesystem::absolute(path).lexically_normal().string(); }
+
+// Both name the same file (or directory), however they are spelt.
+bool same_file(const std::string& a, const std::string& b) {
+    std::error_code ec;
+    return a == b || (std::filesystem::equivalent(a, b, ec) && !ec);
+}
+
+// `path` describes the same model as the checkpoint in `dir` (it was the run's
+// --config): compared as ittt reads both, so spelling, key order and the
+// file's location do not matter.
+bool same_config(const std::string& path, const std::string& dir) {
+    try {
+        std::vector<std::string> ignored;
+        return config_to_json(load_config_json(path, &ignored)) == config_to_json(load_checkpoint_config(dir, &ignored));
+    } catch (const Error&) {
+        return false;  // unreadable or invalid: it differs, and the listing says from what
+    }
+}
+
 // Writes and removes a probe file: an --out that cannot take a checkpoint is
 // found before the first step, not after the last.
 void check_writable(const std::string& out) {
@@ -146,6 +203,9 @@ int cmd_train(int argc, char** argv) {
     const std::string use = usage();
     Args a("train", use, argc, argv, 2);
     if (a.help()) return std::printf("%s", use.c_str()), 0;
+    // A reader of stdout that goes away (`ittt train ... | head`) must not end the
+    // run: writes then fail with EPIPE, and the trainer says so once and goes on.
+    std::signal(SIGPIPE, SIG_IGN);
     Device device = apply_runtime_flags(a);
     const bool resume = a.flag("--resume");
     const std::string out = a.required("--out");
@@ -184,6 +244,7 @@ int cmd_train(int argc, char** argv) {
         s.value = Json(a.number(name, fallback));
     };
     int_setting(kSteps);
+    for (const IntFlag* fl : {&kCheckpointEvery, &kKeep, &kLogEvery}) int_setting(*fl);
     int_setting(kBatch);
     int_setting(kSeqLen);
     int_setting(kGradAccum);
@@ -199,8 +260,9 @@ int cmd_train(int argc, char** argv) {
         s.value = Json(std::to_string(a.integer(*fl)));
     }
     f["task"] = {"task", task_given || !resume ? Json(task.describe()) : Json(), task_given};
-    f["config"] = {"config", config.empty() ? Json() : Json(config), !config.empty()};
-    f["ckpt"] = {"ckpt", ckpt.empty() ? Json() : Json(ckpt), !ckpt.empty()};
+    // Recorded absolute, so a --resume from another working directory names the same file.
+    f["config"] = {"config", config.empty() ? Json() : Json(absolute_path(config)), !config.empty()};
+    f["ckpt"] = {"ckpt", ckpt.empty() ? Json() : Json(absolute_path(ckpt)), !ckpt.empty()};
     f["device"] = {"device", Json(a.str("--device", "cpu")), a.has("--device")};
     f["kernel"] = {"kernel", Json(a.str("--kernel", "")), a.has("--kernel")};
     f["train-only"] = {"train-only", a.has("--train-only") ? Json(a.str("--train-only", "")) : Json(), a.has("--train-only")};
@@ -211,9 +273,6 @@ int cmd_train(int argc, char** argv) {
     }
 
     TrainConfig tc;
-    tc.checkpoint_every = a.integer(kCheckpointEvery);
-    tc.keep = a.integer(kKeep);
-    tc.log_every = a.integer(kLogEvery);
     tc.json = a.flag("--json");
     tc.out_dir = out;
     const bool context_parallel = read_context_parallel(a);
@@ -228,9 +287,23 @@ int cmd_train(int argc, char** argv) {
     if (!(f["grad-clip"].value.as_number() >= 0))
         a.error(cat("--grad-clip must be >= 0 (0 turns clipping off), found ", f["grad-clip"].value.as_number()));
 
+    // A step directory given as --out (run/step-00000005 for run) would nest a
+    // new run inside that checkpoint, which --ckpt run never sees.
+    if (const std::string run = run_of_step_directory(out); !run.empty())
+        fail(cat("--out ", out, " is a checkpoint of the run directory ", run, ", not a run directory: give --out ", run,
+                 resume ? " (--resume continues its newest checkpoint)" : " with --resume to continue that run, or choose another --out"));
     std::string resume_dir;
     if (resume) resume_dir = resolve_checkpoint(out).dir;  // before anything is created: a mistyped --out stays absent
     check_writable(out);
+    // One writer per run directory, held to the end (io/writer_lock.h); taken
+    // before anything else is read from --out. Under mpirun only rank 0 writes,
+    // and which rank this is is known only once the job has started: below.
+    std::optional<WriterLock> lock;
+    if (!context_parallel) {
+        lock.emplace(run_lock_path(out), cat("--out ", out), "ittt train");
+        if (resume) resume_dir = resolve_checkpoint(out).dir;  // a writer that just ended may have added one
+        install_stop_handlers();  // (under mpirun SIGTERM is the job's: parallel/context.h)
+    }
     for (const std::string& p : remove_stale_temporaries(out))
         std::fprintf(stderr, "ittt train: removed %s, left by an interrupted save\n", p.c_str());
 
@@ -252,16 +325,33 @@ int cmd_train(int argc, char** argv) {
                 if (!s.given) s.value = recorded_value;
                 continue;
             }
+            if (is_cadence(s.name)) {  // what is saved and printed, not what is learned: a flag given changes it
+                if (!s.given && !recorded_value.is_null()) s.value = recorded_value;  // older runs recorded none: the default
+                if (s.given && !recorded_value.is_null() && s.value != recorded_value)
+                    notes.push_back(cat("--", s.name, " ", json_text(s.value), " from here on (recorded ", json_text(recorded_value), ")"));
+                continue;
+            }
             if (!s.given) {
                 s.value = recorded_value;
                 continue;
             }
             if (s.value == recorded_value) continue;
+            // The same model config reached by another path (another working
+            // directory, a copy) is the same setting: compared by what it says.
+            if (s.name == "config" && !recorded_value.is_null() && same_config(s.value.as_string(), resume_dir)) {
+                s.value = recorded_value;
+                continue;
+            }
+            if (s.name == "ckpt" && !recorded_value.is_null() && same_file(s.value.as_string(), recorded_value.as_string())) {
+                s.value = recorded_value;
+                continue;
+            }
             if (overridable(s.name) && overrides.count(s.name)) {
                 notes.push_back(cat("--", s.name, " overridden: recorded ", json_text(recorded_value), ", now ", json_text(s.value)));
                 continue;
             }
-            differences.push_back(cat("--", s.name, " ", json_text(recorded_value), " vs ", json_text(s.value)));
+            differences.push_back(cat("--", s.name, " ", json_text(recorded_value), " vs ", json_text(s.value),
+                                      s.name == "config" ? " (they describe different models)" : ""));
         }
         for (const std::string& name : overrides)
             if (f[name].value == (recorded->find(name) ? *recorded->find(name) : Json()))
@@ -308,6 +398,9 @@ int cmd_train(int argc, char** argv) {
     }
 
     tc.steps = f["steps"].value.as_int64();
+    tc.checkpoint_every = f["checkpoint-every"].value.as_int64();
+    tc.keep = f["keep"].value.as_int64();
+    tc.log_every = f["log-every"].value.as_int64();
     tc.grad_accum = static_cast<int>(f["grad-accum"].value.as_int64());
     tc.lr = f["lr"].value.as_number();
     tc.warmup = f["warmup"].value.as_int64();
@@ -329,6 +422,27 @@ int cmd_train(int argc, char** argv) {
 
     // Every rank of a context-parallel job runs this command; rank 0 writes the checkpoints.
     parallel::Context* cp = context_parallel ? start_context_parallel(device) : nullptr;
+    // Rank 0 of a context-parallel job takes the lock now. What was read before
+    // it was taken is checked again: another writer may have just ended.
+    if (cp && cp->rank() == 0) {
+        lock.emplace(run_lock_path(out), cat("--out ", out), "ittt train");
+        if (resume) {
+            const std::string now = resolve_checkpoint(out).dir;
+            ITTT_CHECK(now == resume_dir, "--resume ", out, ": its newest checkpoint changed from ", resume_dir, " to ", now,
+                       " while this run started (another writer just ended); run the command again");
+        } else {
+            std::vector<RunCheckpoint> existing = list_run_checkpoints(out);
+            ITTT_CHECK(existing.empty(), "--out ", out, " already holds checkpoints (newest: ", existing.empty() ? "" : existing.back().dir,
+                       "), written while this run started; continue that run with --resume, or choose another --out");
+        }
+    }
+    tc.stop_requested = &g_stop_signal;
+    tc.on_log_failure = [&](int error, int64_t step) {
+        std::fprintf(stderr, "ittt train: cannot write to stdout (%s) after step %lld: progress goes nowhere from here; the "
+                             "training and its checkpoints in %s are not affected\n",
+                     std::strerror(error), static_cast<long long>(step), out.c_str());
+        discard_stdout();
+    };
     Model model = resume ? load_model(resume_dir, DType::F32, device)
                  : !ckpt.empty() ? [&] {
                        ResolvedCheckpoint r = resolve_checkpoint(ckpt);
@@ -385,10 +499,19 @@ int cmd_train(int argc, char** argv) {
     if (tc.steps == 0) {
         std::string dir = trainer.save();
         if (!tc.json) std::printf("--steps 0: no training; wrote the initial checkpoint %s\n", dir.c_str());
+        if (std::fflush(stdout) != 0) tc.on_log_failure(errno, 0);
         return 0;
     }
     trainer.run();
+    if (const int sig = trainer.stopped_by()) {
+        std::fprintf(stderr, "ittt train: stopped by %s after step %lld of %lld; %s%s\n", signal_name(sig),
+                     static_cast<long long>(trainer.steps_done()), static_cast<long long>(tc.steps), trainer.kept_text().c_str(),
+                     trainer.last_checkpoint().empty() ? "" : cat("; continue with: ittt train --resume --out ", out).c_str());
+        return 128 + sig;
+    }
     if (!tc.json) std::printf("wrote %s\n", trainer.last_checkpoint().c_str());
+    // The checkpoints are the run's result: a stdout that failed at its last line is said as during training.
+    if (std::fflush(stdout) != 0) tc.on_log_failure(errno, trainer.steps_done());
     return 0;
 }
 

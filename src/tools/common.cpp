@@ -1,5 +1,9 @@
 #include "tools/common.h"
 
+#include <fcntl.h>
+#include <stdio_ext.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <set>
 #include <stdexcept>
@@ -65,6 +69,16 @@ Device apply_runtime_flags(Args& a) {
         }
     }
     return d;
+}
+
+void discard_stdout() {
+    __fpurge(stdout);
+    std::clearerr(stdout);
+    const int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (null >= 0) {
+        ::dup2(null, STDOUT_FILENO);
+        ::close(null);
+    }
 }
 
 TaskConfig read_task(Args& a) {

@@ -16,6 +16,11 @@ namespace ittt {
 Device apply_runtime_flags(Args& a);
 extern const std::string kRuntimeFlagsUsage;
 
+// After a write to stdout failed and a line on stderr said so: drops what
+// stdout still holds and points it at /dev/null, so the rest of the output goes
+// nowhere quietly (and the exit check in main() does not report it again).
+void discard_stdout();
+
 // --task NAME --task-opt k=v,...
 TaskConfig read_task(Args& a);
 extern const char* const kTaskFlagsUsage;

@@ -1,4 +1,8 @@
 // ittt_main.cpp: the command-line tool. Subcommands live in src/tools/cmd_*.cpp.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <new>
@@ -13,6 +17,10 @@
 #include "tools/commands.h"
 
 namespace {
+// The longest error line printed: a message quoting a huge input is cut, with
+// its size (each quote of input is cut at 300 bytes already; this is the net).
+constexpr size_t kMaxMessage = 4000;
+
 const char* kUsage =
     "usage: ittt <command> [options]      (ittt <command> --help for its options)\n"
     "\n"
@@ -28,7 +36,8 @@ const char* kUsage =
     "             (--cuda-kernels OP=V: the CUDA kernels that version runs, as a regex for Nsight Compute)\n";
 }
 
-int main(int argc, char** argv) {
+// The command itself; main() adds the checks of the standard streams around it.
+int run_command(int argc, char** argv) {
     using namespace ittt;
     if (argc < 2) {  // no command is a usage error, not a request for help
         std::fprintf(stderr, "ittt: missing command\n\n%s", kUsage);
@@ -67,11 +76,11 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "ittt: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
         return 2;
     } catch (const UsageError& e) {
-        std::fprintf(stderr, "%s\n\n%s", e.message.c_str(), e.usage.c_str());
+        std::fprintf(stderr, "%s\n\n%s", excerpt(e.message, kMaxMessage).c_str(), e.usage.c_str());
         parallel::abort_job_after_error(2);
         return 2;
     } catch (const Error& e) {
-        std::fprintf(stderr, "ittt %s: error: %s\n", cmd.c_str(), e.what());
+        std::fprintf(stderr, "ittt %s: error: %s\n", cmd.c_str(), excerpt(e.what(), kMaxMessage).c_str());
         parallel::abort_job_after_error(1);  // under mpirun: stop the other ranks too
         return 1;
     } catch (const std::bad_alloc&) {
@@ -81,8 +90,55 @@ int main(int argc, char** argv) {
         parallel::abort_job_after_error(1);
         return 1;
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "ittt %s: unexpected error: %s\n", cmd.c_str(), e.what());
+        std::fprintf(stderr, "ittt %s: unexpected error: %s\n", cmd.c_str(), excerpt(e.what(), kMaxMessage).c_str());
         parallel::abort_job_after_error(1);
         return 1;
     }
+}
+
+namespace {
+
+bool g_stdout_was_closed = false;
+
+// A standard stream that was closed when ittt started (`ittt eval >&-`) gets
+// /dev/null opened read-only in its place: writes to it fail (and are reported
+// at exit), and no file ittt opens (a checkpoint being written) can take its
+// number and receive the output meant for it.
+void guard_standard_streams() {
+    for (int fd = 0; fd <= 2; ++fd) {
+        if (::fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+        if (fd == 1) g_stdout_was_closed = true;
+        const int null = ::open("/dev/null", O_RDONLY);
+        if (null >= 0 && null != fd) {
+            ::dup2(null, fd);
+            ::close(null);
+        }
+    }
+}
+
+// Output failures are errors: every byte written to stdout is flushed and
+// checked here (a full disk, a closed stdout); a command that otherwise
+// succeeded then exits 1 with one line naming the failure. A failed write to
+// stderr cannot be reported anywhere, but still makes the exit code 1.
+int finish_output(const char* cmd, int rc) {
+    errno = 0;
+    const bool out_failed = std::fflush(stdout) != 0 || std::ferror(stdout);
+    const int out_errno = errno;
+    if (out_failed && rc == 0) {
+        const std::string who = cmd[0] == '\0' || cmd[0] == '-' || std::string(cmd) == "help" ? "ittt" : std::string("ittt ") + cmd;
+        std::fprintf(stderr, "%s: error: cannot write to stdout: %s; the output is incomplete\n", who.c_str(),
+                     g_stdout_was_closed ? "it is closed" : std::strerror(out_errno != 0 ? out_errno : EIO));
+        rc = 1;
+    }
+    std::fflush(stderr);
+    if (std::ferror(stderr) && rc == 0) rc = 1;
+    return rc;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    guard_standard_streams();
+    const int rc = run_command(argc, argv);
+    return finish_output(argc >= 2 ? argv[1] : "", rc);
 }

@@ -1,11 +1,15 @@
 #include "train/trainer.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <optional>
 #include <unistd.h>
 
+#include "io/atomic_file.h"
 #include "io/checkpoint.h"
 #include "model/finite.h"
 #include "model/model_io.h"
@@ -156,6 +160,11 @@ std::vector<StepStats> Trainer::run() {
     auto start = std::chrono::steady_clock::now();
     int64_t first = step_;
     while (step_ < cfg_.steps) {
+        // Between steps: the save a step owed is done, so stopping here loses nothing written.
+        if (cfg_.stop_requested && *cfg_.stop_requested) {
+            stopped_by_ = static_cast<int>(*cfg_.stop_requested);
+            break;
+        }
         StepStats s = step();
         all.push_back(s);
         double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -170,7 +179,16 @@ std::vector<StepStats> Trainer::run() {
                          static_cast<long long>(s.step), static_cast<long long>(cfg_.steps), s.loss, s.lr, s.grad_norm,
                          s.tokens_per_s / 1000.0, format_duration(eta).c_str(), tty ? (last ? "\n" : "   ") : "\n");
         }
-        if (log) std::fflush(log);
+        if (log && (std::fflush(log) != 0 || std::ferror(log))) {
+            // The reader went away (a closed pipe) or the disk is full: progress
+            // is lost, the run is not. Say so once and go on without lines.
+            const int error = errno;
+            log = nullptr;
+            if (cfg_.on_log_failure) cfg_.on_log_failure(error, step_);
+            else
+                std::fprintf(stderr, "ittt: cannot write progress lines (%s) at step %lld; training goes on without them\n",
+                             std::strerror(error), static_cast<long long>(step_));
+        }
         // Every rank of a context-parallel job calls save(): its checks are collective, rank 0 writes.
         if (!cfg_.out_dir.empty() && ((cfg_.checkpoint_every > 0 && step_ % cfg_.checkpoint_every == 0) || last)) save();
     }
@@ -192,6 +210,10 @@ Json Trainer::recorded_settings() const {
     s.set("adam-beta1", cfg_.beta1);
     s.set("adam-beta2", cfg_.beta2);
     s.set("adam-eps", cfg_.adam_eps);
+    // What a run saves and prints: --resume keeps them too.
+    s.set("checkpoint-every", cfg_.checkpoint_every);
+    s.set("keep", cfg_.keep);
+    s.set("log-every", cfg_.log_every);
     return s;
 }
 
@@ -261,6 +283,13 @@ Json Trainer::resume(const std::string& path) {
                ": the checkpoint has no optimizer.safetensors or trainer_state.json (written by `ittt init`, not `ittt train`?)");
     Json state = load_checkpoint_trainer_state(dir);
     const int64_t step = state.at("step").as_int64();
+    // The name of a step directory decides which checkpoint is newest and which
+    // --keep prunes: one that disagrees with the state inside would resume an
+    // older step and then prune newer ones.
+    if (std::optional<int64_t> named = run_checkpoint_step(base_name(dir)); named && *named != step)
+        fail(cat("--resume ", dir, ": its trainer_state.json says step ", step, ", but the directory is named for step ", *named,
+                 " (renamed or copied by hand?); refusing to resume, since the names decide which checkpoint is newest and which "
+                 "--keep removes: rename it ", run_checkpoint_name(step), " or remove it"));
     ITTT_CHECK(step >= 0 && step <= cfg_.steps, "--resume ", dir, ": checkpoint is at step ", step, ", but --steps is ", cfg_.steps);
     load_checkpoint_weights(dir, weights);
     // Moments of a frozen tensor (older checkpoints kept zeros for the fixed targets)

@@ -11,6 +11,7 @@
 // Error naming the step, the first such tensor and index, and the checkpoint
 // that is kept (or that none exists); no checkpoint ever holds a non-finite value.
 #pragma once
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
@@ -39,6 +40,14 @@ struct TrainConfig {
     std::string out_dir;            // the run directory (empty: no checkpoints)
     bool json = false;              // JSON lines instead of the progress line
     std::FILE* log = stdout;        // progress lines go here; nullptr: silent
+    // A progress line that cannot be written (stdout closed, a full disk) does
+    // not stop training: the lines stop, and this is called once with the errno
+    // and the step (nullptr: one line on stderr says so).
+    std::function<void(int error, int64_t step)> on_log_failure;
+    // Checked between steps: when it points at a nonzero value (the number of
+    // the signal that asked, set by a handler), run() returns after the step in
+    // progress and any save it owes; stopped_by() then says which.
+    const volatile std::sig_atomic_t* stop_requested = nullptr;
     WeightsFormat save_format;      // the weights' dtype and sharding in checkpoints
     // Recorded in trainer_state.json beside the trainer's own settings (the
     // CLI's task, batch, seed, ...), so --resume can compare them.
@@ -71,14 +80,19 @@ public:
 
     // Learning rate for optimizer step `step` (1-based).
     double lr_at(int64_t step) const;
-    // Runs until cfg.steps; returns the stats of every step taken in this call.
+    // Runs until cfg.steps, or until a stop is requested (cfg.stop_requested);
+    // returns the stats of every step taken in this call.
     std::vector<StepStats> run();
+    // The signal that stopped run() early, or 0.
+    int stopped_by() const { return stopped_by_; }
     // Takes one optimizer step (grad_accum micro-batches).
     StepStats step();
 
     // Restores weights, optimizer state and step count from a checkpoint: a
     // run directory (its newest complete checkpoint) or one checkpoint
-    // directory. Returns the trainer_state.json it read.
+    // directory. The step is trainer_state.json's; a step-N directory whose N
+    // differs from it (renamed by hand) is refused, since its name decides
+    // what is newest and what --keep prunes. Returns the trainer_state.json it read.
     Json resume(const std::string& path);
     // Writes run_dir/step-N (weights, optimizer state, trainer state) and
     // prunes to cfg.keep; returns the directory. Refuses non-finite values.
@@ -91,10 +105,10 @@ public:
     const std::string& last_checkpoint() const { return last_checkpoint_; }
     // Every setting recorded in trainer_state.json: cfg.settings plus the trainer's.
     Json recorded_settings() const;
-
-private:
     // "the last checkpoint, D/step-4 (step 4), is kept" or why there is none.
     std::string kept_text() const;
+
+private:
     // Every weight and moment finite, and finite logits on the last step's batch.
     void check_saveable();
     [[noreturn]] void stop(int64_t step, const std::string& why) const;
@@ -107,6 +121,7 @@ private:
     std::string last_checkpoint_;
     int64_t last_checkpoint_step_ = -1;
     Tensor check_tokens_;  // the last step's first micro-batch: save() runs it once more
+    int stopped_by_ = 0;
 
 };
 
