@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/ttt_delta/block_sum_squares.cuh"
 #include "kernels/ttt_delta/ttt_delta.h"
 #include "runtime/cuda_check.h"
 
@@ -76,16 +77,9 @@ __global__ void clip_deltas_kernel(float* delta, int64_t size, double eta, doubl
     __shared__ float scale;
     __shared__ bool clip;
     float* m = delta + blockIdx.x * size;
-    double acc = 0;
-    for (int64_t j = threadIdx.x; j < size; j += blockDim.x) acc += static_cast<double>(m[j]) * static_cast<double>(m[j]);
-    sums[threadIdx.x] = acc;
-    __syncthreads();
-    for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
-        if (threadIdx.x < stride) sums[threadIdx.x] += sums[threadIdx.x + stride];
-        __syncthreads();
-    }
+    const double sum = block_sum_squares(m, size, sums);
     if (threadIdx.x == 0) {
-        const double factor = ttt_clip_factor(ttt_update_norm(eta, sums[0]), tau);  // the rule of ttt_delta.h
+        const double factor = ttt_clip_factor(ttt_update_norm(eta, sum), tau);  // the rule of ttt_delta.h
         clip = factor != 1.0;
         scale = static_cast<float>(factor);
     }

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kernels/gemm/gemm.h"
+#include "kernels/ttt_delta/block_sum_squares.cuh"
 #include "kernels/ttt_delta/ttt_delta.h"
 #include "kernels/ttt_loop/ttt_loop.h"
 #include "runtime/cuda_check.h"
@@ -31,19 +32,12 @@ __global__ void update_kernel(float* w, const float* delta, int64_t size, double
                               double* applied) {
     __shared__ double sums[kThreads];
     __shared__ float alpha;
-    double acc = 0;
-    for (int64_t j = threadIdx.x; j < size; j += blockDim.x) acc += static_cast<double>(delta[j]) * static_cast<double>(delta[j]);
-    sums[threadIdx.x] = acc;
-    __syncthreads();
-    for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
-        if (threadIdx.x < stride) sums[threadIdx.x] += sums[threadIdx.x + stride];
-        __syncthreads();
-    }
+    const double sum = block_sum_squares(delta, size, sums);
     if (threadIdx.x == 0) {
-        const double step_norm = ttt_update_norm(eta, sums[0]), factor = ttt_clip_factor(step_norm, tau);
+        const double step_norm = ttt_update_norm(eta, sum), factor = ttt_clip_factor(step_norm, tau);
         if (norm) *norm = step_norm;
         if (applied && folds) *applied = step_norm * factor;
-        alpha = folds && sums[0] != 0 ? static_cast<float>(eta * factor) : 0.0f;
+        alpha = folds && sum != 0 ? static_cast<float>(eta * factor) : 0.0f;
     }
     __syncthreads();
     if (alpha == 0.0f) return;

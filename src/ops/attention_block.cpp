@@ -22,22 +22,12 @@ void require_cpu(const Tensor& t, const char* op, const char* name) {
 // Reads the sizes off q (B, nq, Hq, hd) and k, v (B, nk, Hkv, hd) and checks that they fit together.
 kernels::AttentionBlockDims block_dims(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, int64_t q_pos0,
                                        int64_t k_pos0, int window) {
-    require_float(q, op, "q");
+    require_attention_heads(q, k, v, op);
     require_cpu(q, op, "q");
-    require_same_dtype_device(q, k, op, "q", "k");
-    require_same_dtype_device(q, v, op, "q", "v");
-    ITTT_CHECK(q.ndim() == 4, op, ": q is ", q.describe(), ", expected 4-D (B, nq, Hq, hd)");
-    ITTT_CHECK(k.ndim() == 4, op, ": k is ", k.describe(), ", expected 4-D (B, nk, Hkv, hd)");
-    require_shape(v, k.shape(), op, "v");
     kernels::AttentionBlockDims d;
     d.B = q.dim(0), d.nq = q.dim(1), d.Hq = q.dim(2), d.hd = q.dim(3);
     d.nk = k.dim(1), d.Hkv = k.dim(2);
     d.q_pos0 = q_pos0, d.k_pos0 = k_pos0, d.window = window;
-    ITTT_CHECK(k.dim(0) == d.B, op, ": k is ", k.describe(), " but q is ", q.describe(), " (batch sizes differ)");
-    ITTT_CHECK(k.dim(3) == d.hd, op, ": k is ", k.describe(), " but q is ", q.describe(), " (head dims differ)");
-    ITTT_CHECK(d.hd > 0, op, ": q is ", q.describe(), ", head dim must be positive");
-    ITTT_CHECK(d.Hkv > 0 && d.Hq % d.Hkv == 0, op, ": ", d.Hq, " query heads (q ", q.describe(), ") is not a multiple of ", d.Hkv,
-               " KV heads (k ", k.describe(), ")");
     ITTT_CHECK(q_pos0 >= 0, op, ": q_pos0 must be >= 0, found ", q_pos0);
     ITTT_CHECK(k_pos0 >= 0, op, ": k_pos0 must be >= 0, found ", k_pos0);
     return d;

@@ -39,6 +39,22 @@ inline void require_i32(const Tensor& t, const Tensor& like, const char* op, con
                device_name(like.device()));
 }
 
+// q (B, nq, Hq, hd) and k, v (B, nk, Hkv, hd) of one float dtype and device, with Hq a
+// multiple of Hkv: what attention and its ring-attention blocks both take.
+inline void require_attention_heads(const Tensor& q, const Tensor& k, const Tensor& v, const char* op) {
+    require_float(q, op, "q");
+    require_same_dtype_device(q, k, op, "q", "k");
+    require_same_dtype_device(q, v, op, "q", "v");
+    ITTT_CHECK(q.ndim() == 4, op, ": q is ", q.describe(), ", expected 4-D (B, nq, Hq, hd)");
+    ITTT_CHECK(k.ndim() == 4, op, ": k is ", k.describe(), ", expected 4-D (B, keys, Hkv, hd)");
+    require_shape(v, k.shape(), op, "v");
+    ITTT_CHECK(k.dim(0) == q.dim(0), op, ": k is ", k.describe(), " but q is ", q.describe(), " (batch sizes differ)");
+    ITTT_CHECK(k.dim(3) == q.dim(3), op, ": k is ", k.describe(), " but q is ", q.describe(), " (head dims differ)");
+    ITTT_CHECK(q.dim(3) > 0, op, ": q is ", q.describe(), ", head dim must be positive");
+    ITTT_CHECK(k.dim(2) > 0 && q.dim(2) % k.dim(2) == 0, op, ": ", q.dim(2), " query heads (q ", q.describe(),
+               ") is not a multiple of ", k.dim(2), " KV heads (k ", k.describe(), ")");
+}
+
 // A CUDA kernel that is not written yet: say so plainly instead of computing garbage.
 [[noreturn]] inline void no_cuda_kernel(const char* op) {
     fail(cat(op, ": no CUDA kernel in this build; run with --device cpu"));
