@@ -782,29 +782,31 @@ std::string format_summary_text(const ProbeResult& r) {
 }
 
 // ---------------------------------------------------------------- JSON
+// Written by io/json.h's JsonWriter, one compact object per line: NaN (a
+// c_align with no key position before the query) and infinities come out as null.
 
 namespace {
 
-// JSON has no NaN or infinity: they become null.
-Json number(double x) { return std::isfinite(x) ? Json(x) : Json(); }
-
-Json number_array(const std::vector<double>& v) {
-    std::vector<Json> items;
-    for (double x : v) items.push_back(number(x));
-    return Json::array(items);
+void add_check(JsonWriter& j, const std::string& name, const theory::BoundCheck& c) {
+    j.field("margin_" + name, c.margin).field("ratio_" + name, c.ratio).field("holds_" + name, c.holds);
 }
 
-template <class T>
-Json int_array(const std::vector<T>& v) {
-    std::vector<Json> items;
-    for (T x : v) items.push_back(Json(static_cast<int64_t>(x)));
-    return Json::array(items);
+// key: [[row 0], [row 1], ...], one row per TTT layer
+void per_layer(JsonWriter& j, const std::string& key, const std::vector<std::vector<double>>& rows) {
+    j.key(key).begin_array();
+    for (const std::vector<double>& row : rows) j.array_of(row.begin(), row.end());
+    j.end_array();
 }
 
-void add_check(Json& j, const std::string& name, const theory::BoundCheck& c) {
-    j.set("margin_" + name, number(c.margin));
-    j.set("ratio_" + name, number(c.ratio));
-    j.set("holds_" + name, c.holds);
+void add_query(JsonWriter& j, const QueryChunkView& q) {
+    j.begin_object().field("position", q.position).field("correct", q.correct);
+    j.field("logit_before", q.logit_before).field("logit_after", q.logit_after);
+    j.field("rank_before", q.rank_before).field("rank_after", q.rank_after);
+    j.array("top", q.top).array("top_logits", q.top_logits);
+    j.field("dlogit_correct", q.dl_correct).field("dlogit_other_maxabs", q.dl_other_maxabs);
+    j.field("dlogit_other_meanabs", q.dl_other_meanabs).field("dlogit_correct_cumulative", q.dl_cumulative);
+    j.array("readout_correct", q.readout_correct);
+    j.end_object();
 }
 
 }  // namespace
@@ -812,55 +814,28 @@ void add_check(Json& j, const std::string& name, const theory::BoundCheck& c) {
 std::string format_step_json(const ProbeStep& s) {
     std::string out;
     for (const ChunkView& cv : s.chunks) {
-        Json j = Json::object();
-        j.set("type", "model_chunk");
-        j.set("task", s.task.describe());
-        j.set("example", s.example);
-        j.set("chunk", cv.chunk);
-        j.set("begin", cv.begin);
-        j.set("end", cv.end);
-        j.set("tokens", int_array(std::vector<int32_t>(s.tokens.begin() + cv.begin, s.tokens.begin() + cv.end)));
-        std::vector<Json> marks;
-        for (const Marker& m : s.markers) {
-            if (m.position < cv.begin || m.position >= cv.end) continue;
-            Json mj = Json::object();
-            mj.set("position", m.position);
-            mj.set("kind", marker_kind_name(m.kind));
-            mj.set("index", m.index);
-            marks.push_back(mj);
-        }
-        j.set("markers", Json::array(marks));
-        j.set("ttt_layers", int_array(s.ttt_layers));
+        JsonWriter j(JsonLayout::Compact);
+        j.begin_object().field("type", "model_chunk").field("task", s.task.describe()).field("example", s.example);
+        j.field("chunk", cv.chunk).field("begin", cv.begin).field("end", cv.end);
+        j.key("tokens").array_of(s.tokens.begin() + cv.begin, s.tokens.begin() + cv.end);
+        j.key("markers").begin_array();
+        for (const Marker& m : s.markers)
+            if (m.position >= cv.begin && m.position < cv.end)
+                j.begin_object().field("position", m.position).field("kind", marker_kind_name(m.kind)).field("index", m.index).end_object();
+        j.end_array();
+        j.array("ttt_layers", s.ttt_layers);
         for (ProbeTarget t : kProbeTargets) {
             const ChunkTargetView& v = cv.view[probe_target_index(t)];
-            Json tj = Json::object();
-            tj.set("update_norm", number_array(v.update_norm));
-            tj.set("update_norm_unclipped", number_array(v.update_norm_unclipped));
-            Json clipped = Json::array();
-            for (int c : v.clipped) clipped.push_back(c != 0);
-            tj.set("clipped", clipped);
-            std::vector<Json> qs;
-            for (const QueryChunkView& q : v.queries) {
-                Json qj = Json::object();
-                qj.set("position", q.position);
-                qj.set("correct", q.correct);
-                qj.set("logit_before", number(q.logit_before));
-                qj.set("logit_after", number(q.logit_after));
-                qj.set("rank_before", q.rank_before);
-                qj.set("rank_after", q.rank_after);
-                qj.set("top", int_array(q.top));
-                qj.set("top_logits", number_array(q.top_logits));
-                qj.set("dlogit_correct", number(q.dl_correct));
-                qj.set("dlogit_other_maxabs", number(q.dl_other_maxabs));
-                qj.set("dlogit_other_meanabs", number(q.dl_other_meanabs));
-                qj.set("dlogit_correct_cumulative", number(q.dl_cumulative));
-                qj.set("readout_correct", number_array(q.readout_correct));
-                qs.push_back(qj);
-            }
-            tj.set("queries", Json::array(qs));
-            j.set(probe_target_name(t), tj);
+            j.key(probe_target_name(t)).begin_object();
+            j.array("update_norm", v.update_norm).array("update_norm_unclipped", v.update_norm_unclipped);
+            j.key("clipped").begin_array();
+            for (int c : v.clipped) j.value(c != 0);
+            j.end_array();
+            j.key("queries").begin_array();
+            for (const QueryChunkView& q : v.queries) add_query(j, q);
+            j.end_array().end_object();
         }
-        out += j.dump() + "\n";
+        out += j.end_object().text() + "\n";
     }
     return out;
 }
@@ -868,64 +843,36 @@ std::string format_step_json(const ProbeStep& s) {
 std::string format_summary_json(const ProbeResult& r) {
     std::string out;
     for (const ProbeTargetSummary& s : r.targets) {
-        Json j = Json::object();
-        j.set("type", "model_summary");
-        j.set("target", probe_target_name(s.target));
-        j.set("checkpoint", r.checkpoint);
-        j.set("task", r.options.task.describe());
-        j.set("seq_len", r.options.seq_len);
-        j.set("examples", r.options.examples);
-        j.set("seed", static_cast<int64_t>(r.options.seed));
-        j.set("probes", s.probes);
-        j.set("chunk", r.chunk);
-        j.set("eta", number(r.eta));
-        j.set("ttt_layers", int_array(r.ttt_layers));
-        j.set("eps", number(r.eps));
-        j.set("c_norm", number(std::sqrt(r.c_norm_sq)));
-        j.set("c_norm_sq", number(r.c_norm_sq));
-        j.set("c_align", number(r.c_align));
-        j.set("c_align_layers", number_array(r.c_align_layer));
-        j.set("c_align_other_layers", number_array(r.c_align_other_layer));
-        j.set("conv_offsets", int_array(r.conv_offsets));
-        auto per_layer = [&](const std::vector<std::vector<double>>& rows) {
-            Json a = Json::array();
-            for (const std::vector<double>& row : rows) a.push_back(number_array(row));
-            return a;
-        };
-        j.set("conv_taps_mean_abs", per_layer(r.conv_taps));
-        j.set("conv_taps_signed", per_layer(r.conv_taps_signed));
-        j.set("conv_taps_effective", per_layer(r.conv_taps_effective));
-        j.set("conv_taps_gain", per_layer(r.conv_taps_gain));
-        j.set("dlogit_correct_mean", number(s.dlogit_correct_mean));
-        j.set("dlogit_correct_se", number(s.dlogit_correct_se));
-        j.set("bound_correct", number(s.correct.bound));
-        j.set("bound_correct_kind", s.correct.lower ? "lower" : "upper_abs");
+        JsonWriter j(JsonLayout::Compact);
+        j.begin_object().field("type", "model_summary").field("target", probe_target_name(s.target));
+        j.field("checkpoint", r.checkpoint).field("task", r.options.task.describe());
+        j.field("seq_len", r.options.seq_len).field("examples", r.options.examples).field("seed", r.options.seed);
+        j.field("probes", s.probes).field("chunk", r.chunk).field("eta", r.eta).array("ttt_layers", r.ttt_layers);
+        j.field("eps", r.eps).field("c_norm", std::sqrt(r.c_norm_sq)).field("c_norm_sq", r.c_norm_sq).field("c_align", r.c_align);
+        j.array("c_align_layers", r.c_align_layer).array("c_align_other_layers", r.c_align_other_layer);
+        j.array("conv_offsets", r.conv_offsets);
+        per_layer(j, "conv_taps_mean_abs", r.conv_taps);
+        per_layer(j, "conv_taps_signed", r.conv_taps_signed);
+        per_layer(j, "conv_taps_effective", r.conv_taps_effective);
+        per_layer(j, "conv_taps_gain", r.conv_taps_gain);
+        j.field("dlogit_correct_mean", s.dlogit_correct_mean).field("dlogit_correct_se", s.dlogit_correct_se);
+        j.field("bound_correct", s.correct.bound).field("bound_correct_kind", s.correct.lower ? "lower" : "upper_abs");
         add_check(j, "correct", s.correct);
-        j.set("dlogit_other_maxabs", number(s.dlogit_other_maxabs));
-        j.set("dlogit_other_argmax", s.dlogit_other_argmax);
-        j.set("dlogit_other_meanabs", number(s.dlogit_other_meanabs));
-        j.set("bound_other", number(s.other.bound));
-        j.set("other_claimed", s.other_claimed);
+        j.field("dlogit_other_maxabs", s.dlogit_other_maxabs).field("dlogit_other_argmax", s.dlogit_other_argmax);
+        j.field("dlogit_other_meanabs", s.dlogit_other_meanabs);
+        j.field("bound_other", s.other.bound).field("other_claimed", s.other_claimed);
         add_check(j, "other", s.other);
-        j.set("readout_correct_mean", number(s.readout_correct_mean));
-        j.set("readout_correct_layers", number_array(s.readout_correct_layer));
-        j.set("readout_other_maxabs", number(s.readout_other_maxabs));
+        j.field("readout_correct_mean", s.readout_correct_mean).array("readout_correct_layers", s.readout_correct_layer);
+        j.field("readout_other_maxabs", s.readout_other_maxabs);
         add_check(j, "readout_correct", s.readout_correct);
         add_check(j, "readout_other", s.readout_other);
-        j.set("logit_correct_before", number(s.logit_correct_before));
-        j.set("logit_correct_after", number(s.logit_correct_after));
-        j.set("rank_before", number(s.rank_before));
-        j.set("rank_after", number(s.rank_after));
-        j.set("accuracy_before", number(s.accuracy_before));
-        j.set("accuracy_after", number(s.accuracy_after));
-        j.set("update_norm_layers", number_array(s.update_norm_layer));
-        j.set("ttt_clip_tau", number(r.clip_tau));
-        j.set("clipped_updates_layers", int_array(s.clipped_layer));
-        j.set("updates_per_layer", s.updates_per_layer);
-        j.set("holds", s.holds);
-        j.set("heuristic", true);
-        j.set("reason", s.reason);
-        out += j.dump() + "\n";
+        j.field("logit_correct_before", s.logit_correct_before).field("logit_correct_after", s.logit_correct_after);
+        j.field("rank_before", s.rank_before).field("rank_after", s.rank_after);
+        j.field("accuracy_before", s.accuracy_before).field("accuracy_after", s.accuracy_after);
+        j.array("update_norm_layers", s.update_norm_layer).field("ttt_clip_tau", r.clip_tau);
+        j.array("clipped_updates_layers", s.clipped_layer).field("updates_per_layer", s.updates_per_layer);
+        j.field("holds", s.holds).field("heuristic", true).field("reason", s.reason);
+        out += j.end_object().text() + "\n";
     }
     return out;
 }

@@ -174,12 +174,18 @@ public:
         key(k);
         return value(v);
     }
-    // key(k) and the items of v as an array (of scalars: one line)
+    // An array of the scalars in [first, last), on one line.
+    template <class It>
+    JsonWriter& array_of(It first, It last) {
+        begin_array(true);
+        for (; first != last; ++first) value(*first);
+        return end_array();
+    }
+    // key(k), then the scalars of v as an array on one line.
     template <class T>
     JsonWriter& array(const std::string& k, const std::vector<T>& v) {
-        key(k).begin_array(true);
-        for (const auto& x : v) value(T(x));  // T(x): std::vector<bool> hands out proxies
-        return end_array();
+        key(k);
+        return array_of(v.begin(), v.end());
     }
 
     // The text written; an Error unless every container is closed.
