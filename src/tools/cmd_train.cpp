@@ -53,7 +53,6 @@ namespace {
 
 std::string absolute_path(const std::string& path) { return std::filesystem::absolute(path).lexically_normal().string(); }
 
-
 // An integer setting's default (the value of a default RunSettings).
 int64_t integer_default(const RunSetting& e) {
     const RunSettings defaults;
