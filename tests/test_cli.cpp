@@ -468,3 +468,29 @@ TEST_CASE("cli: step --theory parses each flag into the engine's options once", 
     // The cross-checks no single flag makes stay the engine's (a run-time error naming the flag).
     check_runtime_error(run_ittt(tmp, "step --theory --chunks 3 --key-chunk 2 --no-plots"), "step", {"--key-chunk"});
 }
+
+TEST_CASE("cli: --resume reads the record through the settings table: a setting added later may be absent, any other may not", "[cli]") {
+    TempDir tmp("ittt_test_cli");
+    const std::string run = tmp / "run";
+    REQUIRE(run_ittt(tmp, "train --config " + repo_file("data/configs/tiny.json") + " --out " + run + " " + kTrainSmall + " --steps 2").rc == 0);
+    const std::string state_path = run + "/step-00000002/trainer_state.json";
+    const Json state = parse_json(read_text(state_path), "trainer_state.json");
+    auto without = [&](const std::string& key) {
+        Json s = state, settings = state.at("settings");
+        REQUIRE(settings.erase(key));
+        s.set("settings", settings);
+        write_text(state_path, s.dump(2) + "\n");
+    };
+    // A run recorded before --ttt-lr-scale, --keep and --save-dtype existed had their defaults.
+    for (const char* key : {"ttt-lr-scale", "keep", "save-dtype"}) without(key);
+    Result r = run_ittt(tmp, "train --resume --out " + run + " --steps 3");
+    INFO(r.err);
+    CHECK(r.rc == 0);
+    CHECK(parse_json(read_text(run + "/step-00000003/trainer_state.json"), "trainer_state.json").at("settings").at("ttt-lr-scale").as_number() == 1);
+    // Every run records its batch: a record without it is refused, not read as the default.
+    write_text(state_path, state.dump(2) + "\n");
+    fs::remove_all(run + "/step-00000003");
+    without("batch");
+    check_runtime_error(run_ittt(tmp, "train --resume --out " + run + " --steps 3"), "train",
+                        {"trainer_state.json records no 'batch' setting", "cannot be resumed strictly"});
+}

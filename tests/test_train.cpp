@@ -384,6 +384,11 @@ TEST_CASE("run settings: one table names every recorded setting; the record roun
         if (e.meta != nullptr) CHECK(e.help != nullptr);
     }
     CHECK(find_run_setting("nope") == nullptr);
+    std::set<std::string> later;
+    for (const RunSetting& e : run_settings_table())
+        if (e.added_later) later.insert(e.name);
+    // What trainer_state.json gained after its first version: an older record may lack these (and only these).
+    CHECK(later == std::set<std::string>{"ttt-lr-scale", "checkpoint-every", "keep", "log-every", "train-only", "save-dtype", "shard-size"});
     CHECK(overridable_settings() ==
           "task, batch, seq-len, grad-accum, lr, warmup, min-lr-ratio, weight-decay, grad-clip, ttt-lr-scale, seed, device, kernel");
 

@@ -357,7 +357,10 @@ std::string resume_setting(const RunSetting& e, TrainFlags& f, const Json& recor
     const bool given = f.given.count(e.name) > 0;
     const std::string name = e.name;
     if (!given || e.on_resume == OnResume::Grows) {
-        if (!given) set_setting(e, s, recorded);  // a run recorded before the setting existed keeps its default
+        ITTT_CHECK(given || !recorded.is_null() || e.empty_is_absent || e.added_later, "--resume ", resume_dir,
+                   ": trainer_state.json records no '", name, "' setting, which every run of ittt train records (was the file edited?); "
+                   "it cannot be resumed strictly");
+        if (!given) set_setting(e, s, recorded);  // null: a run recorded before the setting existed, which had its default
         return "";
     }
     if (e.on_resume == OnResume::FromHereOn) {  // what is saved and printed, not what is learned

@@ -57,6 +57,12 @@ RunSetting command_line(RunSetting e) {
     return e;
 }
 
+// A setting trainer_state.json gained later: an older record lacks it.
+RunSetting added_later(RunSetting e) {
+    e.added_later = true;
+    return e;
+}
+
 std::vector<RunSetting> make_table() {
     using R = RunSettings;
     const OnResume grows = OnResume::Grows, here_on = OnResume::FromHereOn, over = OnResume::Overridable, kept = OnResume::Kept,
@@ -72,20 +78,20 @@ std::vector<RunSetting> make_table() {
         number("min-lr-ratio", &R::min_lr_ratio, over, 0, false, 1, "the cosine decays to lr * X"),
         number("weight-decay", &R::weight_decay, over, 0, false, kInf, "AdamW decoupled decay of matrices"),
         number("grad-clip", &R::grad_clip, over, 0, false, kInf, "global gradient-norm clip; 0 = off", " (0 turns clipping off)"),
-        number("ttt-lr-scale", &R::ttt_lr_scale, over, 0, true, kInf,
-               "the TTT target's ttt_conv and ttt_proj train at lr * X (never decayed)"),
+        added_later(number("ttt-lr-scale", &R::ttt_lr_scale, over, 0, true, kInf,
+                           "the TTT target's ttt_conv and ttt_proj train at lr * X (never decayed)")),
         command_line(integer("seed", &R::seed, over, "S", 0, INT64_MAX, "data seed")),
         command_line(integer("init-seed", &R::init_seed, start, "S", 0, INT64_MAX, "weights seed with --config")),
-        integer("checkpoint-every", &R::checkpoint_every, here_on, "N", 0, kMaxSteps, "a checkpoint every N steps (0: only at the end)"),
-        integer("keep", &R::keep, here_on, "K", 1, 1000000, "checkpoints kept in --out, the newest"),
-        integer("log-every", &R::log_every, here_on, "N", 0, kMaxSteps, "a progress line every N steps"),
+        added_later(integer("checkpoint-every", &R::checkpoint_every, here_on, "N", 0, kMaxSteps, "a checkpoint every N steps (0: only at the end)")),
+        added_later(integer("keep", &R::keep, here_on, "K", 1, 1000000, "checkpoints kept in --out, the newest")),
+        added_later(integer("log-every", &R::log_every, here_on, "N", 0, kMaxSteps, "a progress line every N steps")),
         command_line(text("device", &R::device, over)),  // read by --device (the runtime flags)
         command_line(text("kernel", &R::kernel, over)),  // read by --kernel (the runtime flags)
         command_line(text("config", &R::config, start, true)),
         command_line(text("ckpt", &R::ckpt, start, true)),
-        command_line(text("train-only", &R::train_only, kept, true)),
-        text("save-dtype", &R::save_dtype, kept),      // read by --save-dtype
-        {"shard-size", &R::shard_size, kept},          // read by --shard-size (K/M/G suffixes)
+        added_later(command_line(text("train-only", &R::train_only, kept, true))),
+        added_later(text("save-dtype", &R::save_dtype, kept)),          // read by --save-dtype
+        added_later(RunSetting{"shard-size", &R::shard_size, kept}),    // read by --shard-size (K/M/G suffixes)
         command_line(text("task-name", &R::task_name, none)),
         command_line(text("task-opt", &R::task_opt, none)),
         {"adam-beta1", &R::beta1, none},

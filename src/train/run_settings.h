@@ -82,6 +82,10 @@ struct RunSetting {
     OnResume on_resume;
     bool empty_is_absent = false;  // a string recorded as null when "" (config, ckpt, train-only)
     bool command_line = false;     // the command line's (task, batch, seeds, the start, the device)
+    // A record may lack it: it was added to trainer_state.json later, and a run
+    // recorded before had its default (ttt-lr-scale 1, keep 2, f32, ...). Every
+    // other setting is in every record: --resume refuses a record without it.
+    bool added_later = false;
     // As a number flag of `ittt train` (meta nullptr: a flag with its own
     // reader, or not a flag). Integers and seeds lie in [min, max]; doubles
     // are finite and above lower (strictly when lower_open) and at most upper.
@@ -106,7 +110,7 @@ std::string overridable_settings();
 // defaults, which would not be what it ran.
 Json settings_to_json(const RunSettings& s);
 // One setting's value as recorded, and from a recorded value (null leaves the
-// field as it is: a run recorded before the setting existed had its default).
+// field as it is: absent, or a run recorded before the setting existed).
 // A recorded value of the wrong type is an Error naming the field.
 Json setting_value(const RunSetting& e, const RunSettings& s);
 void set_setting(const RunSetting& e, RunSettings& s, const Json& recorded);
