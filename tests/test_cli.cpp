@@ -130,6 +130,23 @@ TEST_CASE("cli: bad command lines exit 2 with a one-line error and the usage", "
         {"train", "--task mqar --task-opt pairs=x" + tr, "pairs"},
         {"eval", ev + "--task-opt nokey", "expected key=value, found 'nokey'"},
         {"eval", "--ckpt " + ckpt + " --task mqar --task-opt pairs=4,pairs=5 --seed 1", "pairs"},
+        // --override names recorded settings from the one table (train/run_settings.h)
+        {"train", "--resume --out " + (tmp / "run") + " --override bogus",
+         "--override: 'bogus' is not a setting that can be overridden (valid: task, batch, seq-len, grad-accum, lr, warmup, "
+         "min-lr-ratio, weight-decay, grad-clip, ttt-lr-scale, seed, device, kernel)"},
+        {"train", "--resume --out " + (tmp / "run") + " --override lr,config", "'config' is not a setting that can be overridden"},
+        {"train", "--resume --out " + (tmp / "run") + " --override lr,", "--override: empty item"},
+        {"train", "--task induction" + tr + "--override lr", "--override changes recorded settings of a run: it needs --resume"},
+        {"train", "--task induction" + tr + "--ttt-lr-scale 0", "--ttt-lr-scale must be > 0, found 0"},
+        {"train", "--task induction" + tr + "--weight-decay -0.5", "--weight-decay must be >= 0, found -0.5"},
+        // step --theory: each flag parsed into its field; a bad kind is a usage error
+        {"step", "--theory --embed sphere", "--embed: expected gaussian or orthogonal, found 'sphere'"},
+        {"step", "--theory --features relu", "--features: expected swiglu or identity, found 'relu'"},
+        {"step", "--theory --lr 1e-3x", "--lr expects a finite number, found '1e-3x'"},
+        {"step", "--theory --sweep 16,,32", "--sweep: empty item"},
+        {"step", "--theory --sweep 16,0", "--sweep: a width must be in [1, 1048576], found 0"},
+        {"step", "--ckpt " + ckpt + " --d 8", "--d is a theory-mode option"},
+        {"step", "--ckpt " + ckpt + " --examples 2 --step-example 2", "--step-example 2 must be below --examples 2"},
     };
     for (const Case& c : cases) {
         INFO("ittt " << c.cmd << " " << c.args);
@@ -417,4 +434,63 @@ TEST_CASE("cli: --prompt / --text use the checkpoint's tokenizer.json; generate 
     check_usage_error(run_ittt(tmp, "generate --ckpt " + ckpt + " --prompt hi --tokens 1 --n 2"), "generate",
                       "give --tokens or --prompt, not both");
     check_usage_error(run_ittt(tmp, "forward --ckpt " + ckpt), "forward", "missing required flag --tokens");
+}
+
+TEST_CASE("cli: step --theory parses each flag into the engine's options once", "[cli][theory]") {
+    TempDir tmp("ittt_test_cli");
+    Result r = run_ittt(tmp, "step --theory --trials 3 --d 8 --vocab 8 --f 0 --embed orthogonal --features identity --mlp-input rmsnorm "
+                             "--chunk 4 --chunks 3 --key-chunk 1 --step-trial 2 --lr 0.5 --seed 9223372036854775807 --json --no-plots");
+    INFO(r.err);
+    REQUIRE(r.rc == 0);
+    int summaries = 0, chunks = 0;
+    for (const std::string& line : lines_of(r.out)) {
+        Json j = parse_json(line, "step --theory --json");
+        if (j.at("type").as_string() == "theory_chunk") {
+            CHECK(j.at("trial").as_int() == 2);
+            ++chunks;
+        }
+        if (j.at("type").as_string() != "theory_summary") continue;
+        ++summaries;
+        CHECK(j.at("trials").as_int() == 3);
+        CHECK(j.at("d").as_int() == 8);
+        CHECK(j.at("vocab").as_int() == 8);
+        CHECK(j.at("f").as_int() == 8);  // identity features: f = d
+        CHECK(j.at("chunk").as_int() == 4);
+        CHECK(j.at("chunks").as_int() == 3);
+        CHECK(j.at("lr").as_number() == 0.5);
+        CHECK(j.at("embed").as_string() == "orthogonal");
+        CHECK(j.at("features").as_string() == "identity");
+        CHECK(j.at("mlp_input").as_string() == "rmsnorm");
+    }
+    CHECK(summaries == 2);
+    CHECK(chunks == 2);  // the chunks before the query's: 0 and 1
+    CHECK_THAT(r.out, Contains("\"seed\":9223372036854775807,"));
+    // The cross-checks no single flag makes stay the engine's (a run-time error naming the flag).
+    check_runtime_error(run_ittt(tmp, "step --theory --chunks 3 --key-chunk 2 --no-plots"), "step", {"--key-chunk"});
+}
+
+TEST_CASE("cli: --resume reads the record through the settings table: a setting added later may be absent, any other may not", "[cli]") {
+    TempDir tmp("ittt_test_cli");
+    const std::string run = tmp / "run";
+    REQUIRE(run_ittt(tmp, "train --config " + repo_file("data/configs/tiny.json") + " --out " + run + " " + kTrainSmall + " --steps 2").rc == 0);
+    const std::string state_path = run + "/step-00000002/trainer_state.json";
+    const Json state = parse_json(read_text(state_path), "trainer_state.json");
+    auto without = [&](const std::string& key) {
+        Json s = state, settings = state.at("settings");
+        REQUIRE(settings.erase(key));
+        s.set("settings", settings);
+        write_text(state_path, s.dump(2) + "\n");
+    };
+    // A run recorded before --ttt-lr-scale, --keep and --save-dtype existed had their defaults.
+    for (const char* key : {"ttt-lr-scale", "keep", "save-dtype"}) without(key);
+    Result r = run_ittt(tmp, "train --resume --out " + run + " --steps 3");
+    INFO(r.err);
+    CHECK(r.rc == 0);
+    CHECK(parse_json(read_text(run + "/step-00000003/trainer_state.json"), "trainer_state.json").at("settings").at("ttt-lr-scale").as_number() == 1);
+    // Every run records its batch: a record without it is refused, not read as the default.
+    write_text(state_path, state.dump(2) + "\n");
+    fs::remove_all(run + "/step-00000003");
+    without("batch");
+    check_runtime_error(run_ittt(tmp, "train --resume --out " + run + " --steps 3"), "train",
+                        {"trainer_state.json records no 'batch' setting", "cannot be resumed strictly"});
 }

@@ -184,6 +184,114 @@ TEST_CASE("json: string escapes, \\uXXXX and surrogate pairs", "[io][json]") {
     CHECK(Json("tab\there").dump() == "\"tab\\there\"");
 }
 
+TEST_CASE("json writer: quotes, backslashes, control characters and non-ASCII round-trip through the parser", "[io][json]") {
+    std::string every_control;
+    for (int c = 1; c < 0x20; ++c) every_control += static_cast<char>(c);
+    const std::vector<std::string> strings = {
+        "plain", "", "say \"hi\"", "back\\slash\\", "new\nline\r\n", "tab\t", every_control, std::string("nul\0inside", 11),
+        "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \xE4\xBD\xA0\xE5\xA5\xBD", "</script>\x7F", "\"\\\"\\\n\"",
+    };
+    for (JsonLayout layout : {JsonLayout::Compact, JsonLayout::Spaced, JsonLayout::Indented}) {
+        JsonWriter w(layout);
+        w.begin_object();
+        for (size_t i = 0; i < strings.size(); ++i) w.field(strings[i] + "#" + std::to_string(i), strings[i]);  // as keys and as values
+        w.key("list").begin_array();
+        for (const std::string& s : strings) w.value(s);
+        w.end_array().end_object();
+        INFO(w.text());
+        for (char c : w.text()) CHECK((static_cast<unsigned char>(c) >= 0x20 || (layout == JsonLayout::Indented && c == '\n')));
+        Json back = Json::parse(w.text(), "written");
+        REQUIRE(back.size() == strings.size() + 1);
+        for (size_t i = 0; i < strings.size(); ++i) {
+            CHECK(back.as_object()[i].first == strings[i] + "#" + std::to_string(i));
+            CHECK(back.as_object()[i].second.as_string() == strings[i]);
+            CHECK(back.at("list").at(i).as_string() == strings[i]);
+        }
+    }
+    JsonWriter one;
+    one.value(std::string("q\"b\\n\n\x01\x1f"));
+    CHECK(one.text() == R"("q\"b\\n\n\u0001\u001f")");
+}
+
+TEST_CASE("json writer: bytes that are not UTF-8 become U+FFFD, one per maximal ill-formed subpart", "[io][json]") {
+    const std::string fffd = "\xEF\xBF\xBD";
+    struct Case {
+        std::string in, out;
+    };
+    const std::vector<Case> cases = {
+        {"a\xFF" "b", "a" + fffd + "b"},                      // never a UTF-8 byte
+        {"\xC3", fffd},                                      // half of \xC3\xA9 (a token's share of a character)
+        {"\xC3(", fffd + "("},                               // a lead byte without its continuation
+        {"\xE2\x82", fffd},                                  // a truncated 3-byte sequence: one subpart
+        {"\xE2\x82\xACz\xE2", "\xE2\x82\xAC" "z" + fffd},       // a whole one, then a cut one
+        {"\xC0\xAF", fffd + fffd},                           // overlong '/': C0 is never a lead
+        {"\xE0\x80\x80", fffd + fffd + fffd},                // overlong 3-byte form
+        {"\xED\xA0\x80", fffd + fffd + fffd},                // a UTF-16 surrogate
+        {"\xF4\x90\x80\x80", fffd + fffd + fffd + fffd},     // past U+10FFFF
+        {"\x80\x80", fffd + fffd},                           // continuation bytes alone
+        {"\xF0\x9F\x98", fffd},                              // a truncated 4-byte sequence
+    };
+    for (const Case& c : cases) {
+        JsonWriter w;
+        w.value(c.in);
+        INFO(w.text());
+        CHECK(Json::parse(w.text(), "written").as_string() == c.out);
+        CHECK(Json(c.in).dump() == w.text());  // Json::dump spells strings the same way
+    }
+}
+
+TEST_CASE("json writer: exact 64-bit integers, shortest doubles and floats, NaN and infinities as null", "[io][json]") {
+    JsonWriter w(JsonLayout::Compact);
+    w.begin_object();
+    w.field("u64", UINT64_MAX).field("i64", INT64_MIN).field("int", -3).field("size", size_t{7});
+    w.field("d", 0.1).field("third", 1.0 / 3.0).field("whole", 4096.0).field("neg0", -0.0);
+    w.field("f", 0.1f).field("f3", 3.0f);
+    w.field("nan", std::nan("")).field("inf", std::numeric_limits<double>::infinity()).field("finf", -std::numeric_limits<float>::infinity());
+    w.field("t", true).field("null", nullptr);
+    w.end_object();
+    CHECK(w.text() == R"({"u64":18446744073709551615,"i64":-9223372036854775808,"int":-3,"size":7,"d":0.1,"third":0.3333333333333333,)"
+                      R"("whole":4096,"neg0":-0,"f":0.1,"f3":3,"nan":null,"inf":null,"finf":null,"t":true,"null":null})");
+    Json back = Json::parse(w.text(), "written");
+    CHECK(back.at("third").as_number() == 1.0 / 3.0);
+    CHECK(static_cast<float>(back.at("f").as_number()) == 0.1f);
+    CHECK(back.at("nan").is_null());
+    // A Json value holding NaN: null through the writer, refused by dump().
+    Json j = Json::object();
+    j.set("loss", std::nan(""));
+    JsonWriter jw;
+    jw.value(j);
+    CHECK(jw.text() == R"({"loss": null})");
+    CHECK_THROWS_WITH(j.dump(), Contains("field 'loss': cannot write NaN"));
+}
+
+TEST_CASE("json writer: layouts, and misuse is an error", "[io][json]") {
+    auto build = [](JsonLayout layout) {
+        JsonWriter w(layout);
+        w.begin_object().field("a", 1).array("b", std::vector<int>{1, 2}).key("c").begin_array().begin_object().field("d", "x");
+        w.end_object().end_array().key("e").begin_object().end_object().array("f", std::vector<bool>{true, false}).end_object();
+        return w.text();
+    };
+    CHECK(build(JsonLayout::Compact) == R"({"a":1,"b":[1,2],"c":[{"d":"x"}],"e":{},"f":[true,false]})");
+    CHECK(build(JsonLayout::Spaced) == R"({"a": 1, "b": [1, 2], "c": [{"d": "x"}], "e": {}, "f": [true, false]})");
+    CHECK(build(JsonLayout::Indented) == "{\n  \"a\": 1,\n  \"b\": [1, 2],\n  \"c\": [\n    {\n      \"d\": \"x\"\n    }\n  ],\n  \"e\": {},\n"
+                                         "  \"f\": [true, false]\n}");
+    CHECK(Json::parse(build(JsonLayout::Indented), "t").dump(2) == build(JsonLayout::Indented));  // dump() writes through it
+
+    JsonWriter no_key;
+    no_key.begin_object();
+    CHECK_THROWS_WITH(no_key.value(1), Contains("needs key()"));
+    JsonWriter open;
+    open.begin_array().value(1);
+    CHECK_THROWS_WITH(open.text(), Contains("incomplete"));
+    CHECK_THROWS_WITH(open.end_object(), Contains("does not close"));
+    JsonWriter twice;
+    twice.value(1);
+    CHECK_THROWS_WITH(twice.value(2), Contains("second top-level value"));
+    JsonWriter key_in_array;
+    key_in_array.begin_array();
+    CHECK_THROWS_WITH(key_in_array.key("k"), Contains("outside an object"));
+}
+
 TEST_CASE("json: parse errors name the source, line, column and what was expected", "[io][json]") {
     auto error_of = [](const std::string& text) {
         try {

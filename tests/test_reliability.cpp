@@ -285,7 +285,7 @@ TEST_CASE("bad inputs: every row of the docs/reliability.md table gets its named
         {"checkpoint", ev + " --ckpt $TMP/hdr", "", 1, "header length 18446744073709551615"},
         {"checkpoint", ev + " --ckpt $TMP/broken", "", 1, "an interrupted save left"},
         {"checkpoint", "train --resume --out $TMP/run --lr 0.02 --batch 4 --seed 9", "", 1,
-         "(recorded vs given): --batch 2 vs 4; --lr 0.01 vs 0.02; --seed \"3\" vs \"9\""},
+         "(recorded vs given): --batch 2 vs 4; --lr 0.01 vs 0.02; --seed 3 vs 9"},
         {"checkpoint", "train --resume --out $TMP/run --task mqar", "", 1, "--task \"induction copy_length=0\" vs \"mqar pairs=8 gap=0 filler=random\""},
         {"checkpoint", "train --resume --out $TMP/run --config $REPO/data/demo/config.json", "", 1, "cannot change"},
         {"checkpoint", "train --resume --out $TMP/run2 --steps 4", "", 0, "wrote $TMP/run2/step-00000004"},

@@ -421,25 +421,18 @@ TEST_CASE("sweep over d: eps shrinks, sequences are shared", "[theory]") {
     CHECK_THROWS_WITH(run_sweep(o), Catch::Contains("--sweep") && Catch::Contains("16"));
 }
 
-TEST_CASE("theory options: flags, defaults and errors that name the flag", "[theory]") {
-    TheoryOptions o;
-    CHECK(set_option(o, "--d", "128"));
-    CHECK(o.d == 128);
-    CHECK(set_option(o, "--lr", "0.25"));
-    CHECK(o.lr == 0.25);
-    CHECK(set_option(o, "--embed", "orthogonal"));
-    CHECK(o.embed == EmbeddingKind::Orthogonal);
-    CHECK(set_option(o, "--features", "identity"));
-    CHECK(o.features == FeatureKind::Identity);
-    CHECK(set_option(o, "--sweep", "64,128"));
-    CHECK(o.sweep == std::vector<int>{64, 128});
-    CHECK(set_option(o, "--seed", "18446744073709551615"));
-    CHECK(o.seed == 18446744073709551615ull);
-    CHECK_FALSE(set_option(o, "--ckpt", "x.safetensors"));  // not a theory flag: left to the caller
-    CHECK_THROWS_WITH(set_option(o, "--embed", "sphere"), Catch::Contains("--embed") && Catch::Contains("sphere"));
-    CHECK_THROWS_WITH(set_option(o, "--d", "12x"), Catch::Contains("--d") && Catch::Contains("12x"));
-    CHECK_THROWS_WITH(set_option(o, "--sweep", "16,,32"), Catch::Contains("--sweep"));
-    CHECK_THROWS_WITH(set_option(o, "--seed", "-1"), Catch::Contains("--seed"));
+TEST_CASE("theory options: the kinds' names, and errors that name the flag", "[theory]") {
+    // The command line (`ittt step --theory`) parses each flag into its field;
+    // tests/test_driver.cpp runs it. The names of the kinds are the engine's.
+    CHECK(parse_embedding_kind("orthogonal") == EmbeddingKind::Orthogonal);
+    CHECK(parse_feature_kind("identity") == FeatureKind::Identity);
+    CHECK(parse_mlp_input("rmsnorm") == MlpInput::RmsNorm);
+    for (EmbeddingKind k : {EmbeddingKind::Gaussian, EmbeddingKind::Orthogonal}) CHECK(parse_embedding_kind(embedding_kind_name(k)) == k);
+    for (FeatureKind k : {FeatureKind::SwiGLU, FeatureKind::Identity}) CHECK(parse_feature_kind(feature_kind_name(k)) == k);
+    for (MlpInput k : {MlpInput::Raw, MlpInput::RmsNorm}) CHECK(parse_mlp_input(mlp_input_name(k)) == k);
+    CHECK_THROWS_WITH(parse_embedding_kind("sphere"), Catch::Contains("--embed") && Catch::Contains("sphere"));
+    CHECK_THROWS_WITH(parse_feature_kind("relu"), Catch::Contains("--features") && Catch::Contains("relu"));
+    CHECK_THROWS_WITH(parse_mlp_input("layernorm"), Catch::Contains("--mlp-input") && Catch::Contains("layernorm"));
     TheoryOptions bad;
     bad.embed = EmbeddingKind::Orthogonal;
     bad.vocab = 100;
@@ -448,7 +441,9 @@ TEST_CASE("theory options: flags, defaults and errors that name the flag", "[the
     TheoryOptions late;
     late.key_chunk = late.n_chunks - 1;
     CHECK_THROWS_WITH(run_trials(late), Catch::Contains("--key-chunk"));
-    CHECK_THAT(options_help(), Catch::Contains("--trials") && Catch::Contains("--sweep"));
+    TheoryOptions no_width;
+    no_width.sweep = {16, 0};
+    CHECK_THROWS_WITH(validate_options(no_width), Catch::Contains("--sweep"));
 }
 
 TEST_CASE("JSON lines and text: one valid object per line, the required keys, plain verdicts", "[theory]") {

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <set>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -372,4 +373,87 @@ TEST_CASE("TTT init options: ttt_conv_init_std draws every tap, ttt_proj_init id
     CHECK(seen == 2);
     c.ttt_conv_init_std = -1;
     CHECK_THROWS_WITH(c.validate(), Contains("ttt_conv_init_std must be >= 0"));
+}
+
+TEST_CASE("run settings: one table names every recorded setting; the record round-trips, seeds exactly", "[train][settings]") {
+    std::set<std::string> names;
+    for (const RunSetting& e : run_settings_table()) {
+        INFO(e.name);
+        CHECK(names.insert(e.name).second);  // each name once
+        CHECK(find_run_setting(e.name) == &e);
+        if (e.meta != nullptr) CHECK(e.help != nullptr);
+    }
+    CHECK(find_run_setting("nope") == nullptr);
+    std::set<std::string> later;
+    for (const RunSetting& e : run_settings_table())
+        if (e.added_later) later.insert(e.name);
+    // What trainer_state.json gained after its first version: an older record may lack these (and only these).
+    CHECK(later == std::set<std::string>{"ttt-lr-scale", "checkpoint-every", "keep", "log-every", "train-only", "save-dtype", "shard-size"});
+    CHECK(overridable_settings() ==
+          "task, batch, seq-len, grad-accum, lr, warmup, min-lr-ratio, weight-decay, grad-clip, ttt-lr-scale, seed, device, kernel");
+
+    RunSettings s;
+    s.task = "mqar pairs=8 gap=0 filler=random";
+    s.task_name = "mqar";
+    s.task_opt = "pairs=8";
+    s.steps = 1234;
+    s.batch = 3;
+    s.lr = 0.0123;
+    s.seed = 18446744073709551615ull;  // beyond a double's 2^53: recorded as text
+    s.init_seed = 9007199254740993ull;
+    s.config = "/abs/config.json";
+    s.save_dtype = "bf16";
+    s.shard_size = 5000000;
+    s.kernel = "gemm=1";
+    const Json record = settings_to_json(s);
+    CHECK(record.at("seed").as_string() == "18446744073709551615");
+    CHECK(record.at("init-seed").as_string() == "9007199254740993");
+    CHECK(record.at("ckpt").is_null());        // absent: the run started from --config
+    CHECK(record.at("train-only").is_null());  // absent: everything trains
+    CHECK(record.at("lr").as_number() == 0.0123);
+    const Json reread = Json::parse(record.dump(2), "trainer_state.json settings");
+    RunSettings back;
+    for (const RunSetting& e : run_settings_table()) set_setting(e, back, reread.at(e.name));
+    CHECK(settings_to_json(back) == record);
+    CHECK(back.seed == s.seed);
+    CHECK(back.init_seed == s.init_seed);
+    CHECK(back.weights_format().bf16);
+    CHECK(back.weights_format().shard_size == 5000000);
+    // A record that lacks a setting (written before it existed) leaves its default.
+    RunSettings old;
+    set_setting(*find_run_setting("ttt-lr-scale"), old, Json());
+    CHECK(old.ttt_lr_scale == 1.0);
+    // A wrong type or a seed that is not one is refused, naming the field.
+    Json bad = reread;
+    bad.set("seed", "12x");
+    bad.set_source("trainer_state.json", "settings");
+    CHECK_THROWS_WITH(set_setting(*find_run_setting("seed"), back, bad.at("seed")), Contains("settings.seed") && Contains("12x"));
+    bad.set("batch", "four");
+    bad.set_source("trainer_state.json", "settings");
+    CHECK_THROWS_WITH(set_setting(*find_run_setting("batch"), back, bad.at("batch")), Contains("settings.batch") && Contains("expected an integer"));
+    // Messages show a seed as its number, a string quoted, null as (none).
+    CHECK(setting_text(*find_run_setting("seed"), record.at("seed")) == "18446744073709551615");
+    CHECK(setting_text(*find_run_setting("task"), record.at("task")) == "\"mqar pairs=8 gap=0 filler=random\"");
+    CHECK(setting_text(*find_run_setting("ckpt"), record.at("ckpt")) == "(none)");
+}
+
+TEST_CASE("run settings: the ranges of the real-valued settings, and a library run records no command-line settings", "[train][settings]") {
+    RunSettings s;
+    for (const RunSetting& e : run_settings_table()) CHECK(setting_range_problem(e, s).empty());  // the defaults are valid
+    s.lr = 0;
+    CHECK(setting_range_problem(*find_run_setting("lr"), s) == "--lr must be > 0, found 0");
+    s.min_lr_ratio = 2;
+    CHECK(setting_range_problem(*find_run_setting("min-lr-ratio"), s) == "--min-lr-ratio must be in [0, 1], found 2");
+    s.grad_clip = -1;
+    CHECK(setting_range_problem(*find_run_setting("grad-clip"), s) == "--grad-clip must be >= 0 (0 turns clipping off), found -1");
+    s.weight_decay = std::nan("");
+    CHECK_THAT(setting_range_problem(*find_run_setting("weight-decay"), s), Contains("--weight-decay must be >= 0"));
+    s.save_dtype = "f16";
+    CHECK_THROWS_WITH(s.weights_format(), Contains("save-dtype: expected f32 or bf16, found 'f16'"));
+
+    // The Trainer's record for a run made through the library (no task): its own settings only.
+    const Json lib = settings_to_json(RunSettings());
+    for (const char* key : {"steps", "lr", "grad-accum", "adam-eps", "keep", "save-dtype"}) CHECK(lib.contains(key));
+    for (const char* key : {"task", "batch", "seq-len", "seed", "init-seed", "config", "ckpt", "device", "kernel", "task-name"})
+        CHECK_FALSE(lib.contains(key));
 }

@@ -300,45 +300,49 @@ std::string explain(const ProbeTargetSummary& s, const ProbeResult& r, const Mod
 
 }  // namespace
 
-ProbeRun run_probe(Model& model, const ProbeOptions& o) {
-    validate_probe_options(o, model);
-    const ModelConfig& cfg = model.config();
-    const int V = cfg.vocab_size, n = o.seq_len, C = cfg.ttt_chunk, T = (n + C - 1) / C, B = o.examples;
-    const int top = std::min(o.top, V);
-    Batch batch = make_batch(o.task, V, B, n, o.seed);
-    Tensor tokens = batch.tokens_tensor();
-    std::vector<std::vector<ProbeQuery>> queries(static_cast<size_t>(B));
-    int probe_count = 0;
-    for (int b = 0; b < B; ++b) {
-        queries[static_cast<size_t>(b)] = probe_queries(batch.examples[static_cast<size_t>(b)], C);
-        probe_count += static_cast<int>(queries[static_cast<size_t>(b)].size());
-    }
-    ITTT_CHECK(probe_count > 0, "ittt step --ckpt: task ", o.task.describe(), " gives no scored query position in ", B,
-               " sequences of ", n, " tokens (the model mode needs Query markers: use --task theorem or mqar)");
+namespace {
 
-    ProbeRun run;
-    ProbeResult& r = run.summary;
+// The sequences probed and the queries in each (a position whose target is
+// the value of an earlier key).
+struct ProbeData {
+    Batch batch;
+    Tensor tokens;                                  // (B, n)
+    std::vector<std::vector<ProbeQuery>> queries;  // per sequence
+};
+
+ProbeData draw_sequences(const ProbeOptions& o, int V, int C) {
+    ProbeData d{make_batch(o.task, V, o.examples, o.seq_len, o.seed), Tensor(), {}};
+    d.tokens = d.batch.tokens_tensor();
+    int probe_count = 0;
+    for (const Example& e : d.batch.examples) {
+        d.queries.push_back(probe_queries(e, C));
+        probe_count += static_cast<int>(d.queries.back().size());
+    }
+    ITTT_CHECK(probe_count > 0, "ittt step --ckpt: task ", o.task.describe(), " gives no scored query position in ", o.examples,
+               " sequences of ", o.seq_len, " tokens (the model mode needs Query markers: use --task theorem or mqar)");
+    return d;
+}
+
+// What the summary states before any update is measured: the settings, the
+// theorem's embedding constants from the output head's ordinary rows, the conv taps.
+void describe_model(ProbeResult& r, Model& model, const ProbeOptions& o, const Matrix& head) {
+    const ModelConfig& cfg = model.config();
+    const int V = cfg.vocab_size;
     r.options = o;
     r.vocab = V;
-    r.chunk = C;
-    r.chunks = T;
+    r.chunk = cfg.ttt_chunk;
+    r.chunks = (o.seq_len + cfg.ttt_chunk - 1) / cfg.ttt_chunk;
     r.eta = cfg.ttt_lr;
     r.clip_tau = cfg.ttt_clip_tau;
     r.learned_proj = cfg.ttt_proj;
     r.ttt_layers = cfg.ttt_layers;
     std::sort(r.ttt_layers.begin(), r.ttt_layers.end());
-    const size_t L = r.ttt_layers.size();
-
-    // The theorem's embedding constants, from the output head's ordinary rows.
-    Matrix head = theory::matrix_from_tensor(model.lm_head());
-    {
-        const int first = V > token::FIRST_ORDINARY + 1 ? token::FIRST_ORDINARY : 0;
-        Matrix ordinary(V - first, head.cols);
-        std::copy(head.row(first), head.row(first) + static_cast<size_t>(ordinary.rows) * static_cast<size_t>(head.cols),
-                  ordinary.values.begin());
-        r.eps = theory::max_cross_dot(ordinary);
-        r.c_norm_sq = theory::min_squared_norm(ordinary);
-    }
+    const int first = V > token::FIRST_ORDINARY + 1 ? token::FIRST_ORDINARY : 0;
+    Matrix ordinary(V - first, head.cols);
+    std::copy(head.row(first), head.row(first) + static_cast<size_t>(ordinary.rows) * static_cast<size_t>(head.cols),
+              ordinary.values.begin());
+    r.eps = theory::max_cross_dot(ordinary);
+    r.c_norm_sq = theory::min_squared_norm(ordinary);
     r.conv_offsets = cfg.ttt_conv_offsets;
     for (int l : r.ttt_layers) {
         r.conv_taps.push_back(conv_tap_mean_abs(model, l));
@@ -346,186 +350,222 @@ ProbeRun run_probe(Model& model, const ProbeOptions& o) {
         r.conv_taps_effective.push_back(conv_tap_mean_signed(model, l, true));
         r.conv_taps_gain.push_back(conv_tap_gain(model, l));
     }
+}
 
-    ProbeStep& st = run.step;
-    const int se = o.step_example;
-    const Example& shown = batch.examples[static_cast<size_t>(se)];
+// The shown sequence, split into its chunks; the views are filled per target.
+void describe_step(ProbeStep& st, const ProbeResult& r, const ProbeData& d) {
+    const ProbeOptions& o = r.options;
+    const Example& shown = d.batch.examples[static_cast<size_t>(o.step_example)];
     st.task = o.task;
-    st.example = se;
-    st.seq_len = n;
-    st.chunk = C;
-    st.vocab = V;
-    st.clip_tau = cfg.ttt_clip_tau;
+    st.example = o.step_example;
+    st.seq_len = o.seq_len;
+    st.chunk = r.chunk;
+    st.vocab = r.vocab;
+    st.clip_tau = r.clip_tau;
     st.ttt_layers = r.ttt_layers;
     st.tokens = shown.tokens;
     st.markers = shown.markers;
-    st.queries = queries[static_cast<size_t>(se)];
-    st.chunks.resize(static_cast<size_t>(T));
-    for (int i = 0; i < T; ++i) {
+    st.queries = d.queries[static_cast<size_t>(o.step_example)];
+    st.chunks.resize(static_cast<size_t>(r.chunks));
+    for (int i = 0; i < r.chunks; ++i) {
         st.chunks[static_cast<size_t>(i)].chunk = i;
-        st.chunks[static_cast<size_t>(i)].begin = i * C;
-        st.chunks[static_cast<size_t>(i)].end = std::min(n, (i + 1) * C);
+        st.chunks[static_cast<size_t>(i)].begin = i * r.chunk;
+        st.chunks[static_cast<size_t>(i)].end = std::min(o.seq_len, (i + 1) * r.chunk);
     }
+}
 
-    Model variant = offset0_variant(model);
-    for (ProbeTarget target : kProbeTargets) {
-        const int ti = probe_target_index(target);
-        Model& m = target == ProbeTarget::Learned ? model : variant;
-        // logits[limit] for limit = 0 .. T; the forward at limit T (every update) is
-        // run last, so the activations read below are those of the full model.
-        std::vector<std::vector<double>> logits(static_cast<size_t>(T + 1));
-        for (int limit = 0; limit <= T; ++limit) logits[static_cast<size_t>(limit)] = logits_with_limit(m, tokens, limit);
-        auto row_of = [&](int limit, int b, int q) {
-            return std::vector<double>(logits[static_cast<size_t>(limit)].begin() + (static_cast<int64_t>(b) * n + q) * V,
-                                       logits[static_cast<size_t>(limit)].begin() + (static_cast<int64_t>(b) * n + q + 1) * V);
-        };
-        std::vector<LayerSnapshot> snaps;
-        for (int l : r.ttt_layers) snaps.push_back(snapshot_layer(m, l));
+// One target's model run at every update limit: logits[limit] for limit = 0 ..
+// T (the forward at T, every update, last, so the snapshots are of the full model).
+struct TargetLogits {
+    std::vector<std::vector<double>> logits;  // [limit]: (B*n*V)
+    std::vector<LayerSnapshot> snaps;         // per TTT layer
+    int n = 0, V = 0;
 
-        ProbeTargetSummary& s = r.targets[ti];
-        s.target = target;
-        s.readout_correct_layer.assign(L, 0.0);
-        s.update_norm_layer.assign(L, 0.0);
-        s.clipped_layer.assign(L, 0);
-        s.updates_per_layer = B * T;
-        RunningMean correct, before, after, rank_before, rank_after, acc_before, acc_after, abs_other, readout_total;
-        std::vector<RunningMean> per_token(static_cast<size_t>(V)), readout_token(static_cast<size_t>(V));
-        std::vector<RunningMean> readout_layer(L), norm_layer(L), align(L), align_other(L);
+    // The logits at position q of sequence b with the updates of chunks 0 .. limit-1.
+    std::vector<double> row(int limit, int b, int q) const {
+        const std::vector<double>& l = logits[static_cast<size_t>(limit)];
+        return std::vector<double>(l.begin() + (static_cast<int64_t>(b) * n + q) * V, l.begin() + (static_cast<int64_t>(b) * n + q + 1) * V);
+    }
+};
 
-        for (int b = 0; b < B; ++b) {
-            for (size_t li = 0; li < L; ++li) {
-                for (double x : update_norms(snaps[li], b)) norm_layer[li].add(x);
-                for (int c : clipped_chunks(snaps[li], b)) s.clipped_layer[li] += c;
-            }
-            for (const ProbeQuery& q : queries[static_cast<size_t>(b)]) {
-                std::vector<double> l0 = row_of(0, b, q.position), lT = row_of(T, b, q.position), dl(static_cast<size_t>(V));
-                for (int w = 0; w < V; ++w) dl[static_cast<size_t>(w)] = lT[static_cast<size_t>(w)] - l0[static_cast<size_t>(w)];
-                const int v = q.correct;
-                correct.add(dl[static_cast<size_t>(v)]);
-                before.add(l0[static_cast<size_t>(v)]);
-                after.add(lT[static_cast<size_t>(v)]);
-                int rb = theory::rank_of(l0, v), ra = theory::rank_of(lT, v);
-                rank_before.add(rb);
-                rank_after.add(ra);
-                acc_before.add(rb == 1 ? 1.0 : 0.0);
-                acc_after.add(ra == 1 ? 1.0 : 0.0);
-                for (int w = 0; w < V; ++w) {
-                    if (w == v) continue;
-                    per_token[static_cast<size_t>(w)].add(dl[static_cast<size_t>(w)]);
-                    abs_other.add(std::fabs(dl[static_cast<size_t>(w)]));
-                }
-                std::vector<double> readout_sum(static_cast<size_t>(V), 0.0);
-                for (size_t li = 0; li < L; ++li) {
-                    std::vector<double> rd = direct_readout(snaps[li], head, b, q.position, 0, q.chunk);
-                    readout_layer[li].add(rd[static_cast<size_t>(v)]);
-                    for (int w = 0; w < V; ++w) readout_sum[static_cast<size_t>(w)] += rd[static_cast<size_t>(w)];
-                    if (target == ProbeTarget::Learned) {
-                        // c_align from the model as trained: the same bounds serve both targets.
-                        const int64_t rq = static_cast<int64_t>(b) * n + q.position;
-                        if (q.key_position >= 0 && q.key_position < q.chunk * C)
-                            align[li].add(feature_dot(snaps[li], static_cast<int64_t>(b) * n + q.key_position, rq));
-                        RunningMean others;
-                        for (int t = 0; t < q.chunk * C; ++t)
-                            if (t != q.key_position) others.add(feature_dot(snaps[li], static_cast<int64_t>(b) * n + t, rq));
-                        if (others.n > 0) align_other[li].add(others.mean());
-                    }
-                }
-                readout_total.add(readout_sum[static_cast<size_t>(v)]);
-                for (int w = 0; w < V; ++w)
-                    if (w != v) readout_token[static_cast<size_t>(w)].add(readout_sum[static_cast<size_t>(w)]);
-            }
-        }
-        s.probes = static_cast<int>(correct.n);
-        s.dlogit_correct_mean = correct.mean();
-        s.dlogit_correct_se = correct.se();
-        s.logit_correct_before = before.mean();
-        s.logit_correct_after = after.mean();
-        s.rank_before = rank_before.mean();
-        s.rank_after = rank_after.mean();
-        s.accuracy_before = acc_before.mean();
-        s.accuracy_after = acc_after.mean();
-        s.dlogit_other_meanabs = abs_other.mean();
-        for (int w = 0; w < V; ++w) {
-            const RunningMean& pm = per_token[static_cast<size_t>(w)];
-            if (pm.n > 0 && (std::fabs(pm.mean()) > s.dlogit_other_maxabs || s.dlogit_other_argmax < 0)) {
-                s.dlogit_other_maxabs = std::fabs(pm.mean());
-                s.dlogit_other_argmax = w;
-            }
-            const RunningMean& rm = readout_token[static_cast<size_t>(w)];
-            if (rm.n > 0) s.readout_other_maxabs = std::max(s.readout_other_maxabs, std::fabs(rm.mean()));
-        }
-        s.readout_correct_mean = readout_total.mean();
-        for (size_t li = 0; li < L; ++li) {
-            s.readout_correct_layer[li] = readout_layer[li].mean();
-            s.update_norm_layer[li] = norm_layer[li].mean();
-        }
+TargetLogits run_target(Model& m, const Tensor& tokens, const ProbeResult& r) {
+    TargetLogits t;
+    t.n = r.options.seq_len;
+    t.V = r.vocab;
+    for (int limit = 0; limit <= r.chunks; ++limit) t.logits.push_back(logits_with_limit(m, tokens, limit));
+    for (int l : r.ttt_layers) t.snaps.push_back(snapshot_layer(m, l));
+    return t;
+}
+
+// The running means of one target over every probe.
+struct TargetMeans {
+    RunningMean correct, before, after, rank_before, rank_after, acc_before, acc_after, abs_other, readout_total;
+    std::vector<RunningMean> per_token, readout_token;               // per token w != v*
+    std::vector<RunningMean> readout_layer, norm_layer, align, align_other;  // per TTT layer
+    TargetMeans(int V, size_t L) : per_token(static_cast<size_t>(V)), readout_token(static_cast<size_t>(V)),
+                                   readout_layer(L), norm_layer(L), align(L), align_other(L) {}
+};
+
+// One probe (query q of sequence b) into the means: the real logits with every
+// update vs none, the direct readout per layer, and (the learned target) c_align.
+void add_probe(TargetMeans& a, const TargetLogits& t, const Matrix& head, ProbeTarget target, int b, const ProbeQuery& q, int C) {
+    const int V = t.V, n = t.n, T = static_cast<int>(t.logits.size()) - 1;
+    const size_t L = t.snaps.size();
+    std::vector<double> l0 = t.row(0, b, q.position), lT = t.row(T, b, q.position), dl(static_cast<size_t>(V));
+    for (int w = 0; w < V; ++w) dl[static_cast<size_t>(w)] = lT[static_cast<size_t>(w)] - l0[static_cast<size_t>(w)];
+    const int v = q.correct;
+    a.correct.add(dl[static_cast<size_t>(v)]);
+    a.before.add(l0[static_cast<size_t>(v)]);
+    a.after.add(lT[static_cast<size_t>(v)]);
+    const int rb = theory::rank_of(l0, v), ra = theory::rank_of(lT, v);
+    a.rank_before.add(rb);
+    a.rank_after.add(ra);
+    a.acc_before.add(rb == 1 ? 1.0 : 0.0);
+    a.acc_after.add(ra == 1 ? 1.0 : 0.0);
+    for (int w = 0; w < V; ++w) {
+        if (w == v) continue;
+        a.per_token[static_cast<size_t>(w)].add(dl[static_cast<size_t>(w)]);
+        a.abs_other.add(std::fabs(dl[static_cast<size_t>(w)]));
+    }
+    std::vector<double> readout_sum(static_cast<size_t>(V), 0.0);
+    for (size_t li = 0; li < L; ++li) {
+        std::vector<double> rd = direct_readout(t.snaps[li], head, b, q.position, 0, q.chunk);
+        a.readout_layer[li].add(rd[static_cast<size_t>(v)]);
+        for (int w = 0; w < V; ++w) readout_sum[static_cast<size_t>(w)] += rd[static_cast<size_t>(w)];
         if (target == ProbeTarget::Learned) {
-            for (size_t li = 0; li < L; ++li) {
-                r.c_align_layer.push_back(align[li].n > 0 ? align[li].mean() : std::numeric_limits<double>::quiet_NaN());
-                r.c_align_other_layer.push_back(align_other[li].n > 0 ? align_other[li].mean() : std::numeric_limits<double>::quiet_NaN());
-                if (align[li].n > 0) r.c_align += align[li].mean();
-            }
-            r.bound_lower = r.eta * r.c_norm_sq * r.c_align;
-            r.bound_cross = r.eta * r.eps * r.c_align;
-        }
-
-        // ---- the step view of the shown sequence ----
-        std::vector<std::vector<double>> norms, unclipped;
-        std::vector<std::vector<int>> clipped;
-        for (size_t li = 0; li < L; ++li) {
-            norms.push_back(update_norms(snaps[li], se));
-            unclipped.push_back(unclipped_update_norms(snaps[li], se));
-            clipped.push_back(clipped_chunks(snaps[li], se));
-        }
-        for (ChunkView& cv : st.chunks) {
-            ChunkTargetView& view = cv.view[ti];
-            for (size_t li = 0; li < L; ++li) {
-                const size_t i = static_cast<size_t>(cv.chunk);
-                view.update_norm.push_back(norms[li][i]);
-                view.update_norm_unclipped.push_back(unclipped[li][i]);
-                view.clipped.push_back(clipped[li][i]);
-            }
-            for (const ProbeQuery& q : st.queries) {
-                if (q.chunk <= cv.chunk) continue;  // chunk i's update reaches only later chunks
-                std::vector<double> lb = row_of(cv.chunk, se, q.position), la = row_of(cv.chunk + 1, se, q.position);
-                std::vector<double> l0 = row_of(0, se, q.position);
-                std::vector<double> dl(static_cast<size_t>(V)), cum(static_cast<size_t>(V));
-                for (int w = 0; w < V; ++w) {
-                    dl[static_cast<size_t>(w)] = la[static_cast<size_t>(w)] - lb[static_cast<size_t>(w)];
-                    cum[static_cast<size_t>(w)] = la[static_cast<size_t>(w)] - l0[static_cast<size_t>(w)];
-                }
-                QueryChunkView qv;
-                qv.position = q.position;
-                qv.correct = q.correct;
-                qv.logit_before = lb[static_cast<size_t>(q.correct)];
-                qv.logit_after = la[static_cast<size_t>(q.correct)];
-                qv.rank_before = theory::rank_of(lb, q.correct);
-                qv.rank_after = theory::rank_of(la, q.correct);
-                qv.top = theory::top_tokens(la, top);
-                for (int w : qv.top) qv.top_logits.push_back(la[static_cast<size_t>(w)]);
-                qv.dl_correct = dl[static_cast<size_t>(q.correct)];
-                other_stats(dl, q.correct, qv.dl_other_maxabs, qv.dl_other_meanabs);
-                qv.dl_cumulative = cum[static_cast<size_t>(q.correct)];
-                double ignored = 0;
-                other_stats(cum, q.correct, qv.dl_cumulative_other_maxabs, ignored);
-                for (size_t li = 0; li < L; ++li)
-                    qv.readout_correct.push_back(
-                        direct_readout(snaps[li], head, se, q.position, cv.chunk, cv.chunk + 1)[static_cast<size_t>(q.correct)]);
-                view.queries.push_back(qv);
-            }
-        }
-        std::vector<double>& pos = st.position_dlogit[ti];
-        pos.assign(static_cast<size_t>(n) * static_cast<size_t>(V), 0.0);
-        for (int t = 0; t < n; ++t) {
-            std::vector<double> a = row_of(T, se, t), z = row_of(0, se, t);
-            for (int w = 0; w < V; ++w) pos[static_cast<size_t>(t) * static_cast<size_t>(V) + static_cast<size_t>(w)] = a[static_cast<size_t>(w)] - z[static_cast<size_t>(w)];
-        }
-        if (!st.queries.empty()) {
-            const int q = st.queries.front().position;
-            st.final_dlogit[ti].assign(pos.begin() + static_cast<int64_t>(q) * V, pos.begin() + static_cast<int64_t>(q + 1) * V);
+            // c_align from the model as trained: the same bounds serve both targets.
+            const int64_t rq = static_cast<int64_t>(b) * n + q.position;
+            if (q.key_position >= 0 && q.key_position < q.chunk * C)
+                a.align[li].add(feature_dot(t.snaps[li], static_cast<int64_t>(b) * n + q.key_position, rq));
+            RunningMean others;
+            for (int p = 0; p < q.chunk * C; ++p)
+                if (p != q.key_position) others.add(feature_dot(t.snaps[li], static_cast<int64_t>(b) * n + p, rq));
+            if (others.n > 0) a.align_other[li].add(others.mean());
         }
     }
+    a.readout_total.add(readout_sum[static_cast<size_t>(v)]);
+    for (int w = 0; w < V; ++w)
+        if (w != v) a.readout_token[static_cast<size_t>(w)].add(readout_sum[static_cast<size_t>(w)]);
+}
 
+// The target's summary over every sequence and probe; for the learned target
+// also c_align and the bounds it gives (the offset-0 target is measured against them).
+void summarise_target(ProbeTargetSummary& s, ProbeResult& r, const TargetLogits& t, const ProbeData& d, const Matrix& head,
+                      ProbeTarget target) {
+    const size_t L = r.ttt_layers.size();
+    s.target = target;
+    s.readout_correct_layer.assign(L, 0.0);
+    s.update_norm_layer.assign(L, 0.0);
+    s.clipped_layer.assign(L, 0);
+    s.updates_per_layer = r.options.examples * r.chunks;
+    TargetMeans a(r.vocab, L);
+    for (int b = 0; b < r.options.examples; ++b) {
+        for (size_t li = 0; li < L; ++li) {
+            for (double x : update_norms(t.snaps[li], b)) a.norm_layer[li].add(x);
+            for (int c : clipped_chunks(t.snaps[li], b)) s.clipped_layer[li] += c;
+        }
+        for (const ProbeQuery& q : d.queries[static_cast<size_t>(b)]) add_probe(a, t, head, target, b, q, r.chunk);
+    }
+    s.probes = static_cast<int>(a.correct.n);
+    s.dlogit_correct_mean = a.correct.mean();
+    s.dlogit_correct_se = a.correct.se();
+    s.logit_correct_before = a.before.mean();
+    s.logit_correct_after = a.after.mean();
+    s.rank_before = a.rank_before.mean();
+    s.rank_after = a.rank_after.mean();
+    s.accuracy_before = a.acc_before.mean();
+    s.accuracy_after = a.acc_after.mean();
+    s.dlogit_other_meanabs = a.abs_other.mean();
+    for (int w = 0; w < r.vocab; ++w) {
+        const RunningMean& pm = a.per_token[static_cast<size_t>(w)];
+        if (pm.n > 0 && (std::fabs(pm.mean()) > s.dlogit_other_maxabs || s.dlogit_other_argmax < 0)) {
+            s.dlogit_other_maxabs = std::fabs(pm.mean());
+            s.dlogit_other_argmax = w;
+        }
+        const RunningMean& rm = a.readout_token[static_cast<size_t>(w)];
+        if (rm.n > 0) s.readout_other_maxabs = std::max(s.readout_other_maxabs, std::fabs(rm.mean()));
+    }
+    s.readout_correct_mean = a.readout_total.mean();
+    for (size_t li = 0; li < L; ++li) {
+        s.readout_correct_layer[li] = a.readout_layer[li].mean();
+        s.update_norm_layer[li] = a.norm_layer[li].mean();
+    }
+    if (target != ProbeTarget::Learned) return;
+    for (size_t li = 0; li < L; ++li) {
+        r.c_align_layer.push_back(a.align[li].n > 0 ? a.align[li].mean() : std::numeric_limits<double>::quiet_NaN());
+        r.c_align_other_layer.push_back(a.align_other[li].n > 0 ? a.align_other[li].mean() : std::numeric_limits<double>::quiet_NaN());
+        if (a.align[li].n > 0) r.c_align += a.align[li].mean();
+    }
+    r.bound_lower = r.eta * r.c_norm_sq * r.c_align;
+    r.bound_cross = r.eta * r.eps * r.c_align;
+}
+
+// The shown sequence's query q after chunk i's update: before vs after it, and since no update.
+QueryChunkView query_view(const TargetLogits& t, const Matrix& head, int se, int chunk, const ProbeQuery& q, int top) {
+    const int V = t.V;
+    std::vector<double> lb = t.row(chunk, se, q.position), la = t.row(chunk + 1, se, q.position), l0 = t.row(0, se, q.position);
+    std::vector<double> dl(static_cast<size_t>(V)), cum(static_cast<size_t>(V));
+    for (int w = 0; w < V; ++w) {
+        dl[static_cast<size_t>(w)] = la[static_cast<size_t>(w)] - lb[static_cast<size_t>(w)];
+        cum[static_cast<size_t>(w)] = la[static_cast<size_t>(w)] - l0[static_cast<size_t>(w)];
+    }
+    QueryChunkView qv;
+    qv.position = q.position;
+    qv.correct = q.correct;
+    qv.logit_before = lb[static_cast<size_t>(q.correct)];
+    qv.logit_after = la[static_cast<size_t>(q.correct)];
+    qv.rank_before = theory::rank_of(lb, q.correct);
+    qv.rank_after = theory::rank_of(la, q.correct);
+    qv.top = theory::top_tokens(la, top);
+    for (int w : qv.top) qv.top_logits.push_back(la[static_cast<size_t>(w)]);
+    qv.dl_correct = dl[static_cast<size_t>(q.correct)];
+    other_stats(dl, q.correct, qv.dl_other_maxabs, qv.dl_other_meanabs);
+    qv.dl_cumulative = cum[static_cast<size_t>(q.correct)];
+    double ignored = 0;
+    other_stats(cum, q.correct, qv.dl_cumulative_other_maxabs, ignored);
+    for (const LayerSnapshot& snap : t.snaps)
+        qv.readout_correct.push_back(direct_readout(snap, head, se, q.position, chunk, chunk + 1)[static_cast<size_t>(q.correct)]);
+    return qv;
+}
+
+// The step view of the shown sequence for one target: each chunk's update
+// norms and clipping per layer, each later query's logits around it, and the
+// change of every logit at every position (all updates vs none).
+void fill_step_view(ProbeStep& st, const TargetLogits& t, const Matrix& head, int ti, int top) {
+    const int se = st.example, n = t.n, V = t.V, T = static_cast<int>(t.logits.size()) - 1;
+    std::vector<std::vector<double>> norms, unclipped;
+    std::vector<std::vector<int>> clipped;
+    for (const LayerSnapshot& snap : t.snaps) {
+        norms.push_back(update_norms(snap, se));
+        unclipped.push_back(unclipped_update_norms(snap, se));
+        clipped.push_back(clipped_chunks(snap, se));
+    }
+    for (ChunkView& cv : st.chunks) {
+        ChunkTargetView& view = cv.view[ti];
+        const size_t i = static_cast<size_t>(cv.chunk);
+        for (size_t li = 0; li < t.snaps.size(); ++li) {
+            view.update_norm.push_back(norms[li][i]);
+            view.update_norm_unclipped.push_back(unclipped[li][i]);
+            view.clipped.push_back(clipped[li][i]);
+        }
+        for (const ProbeQuery& q : st.queries)
+            if (q.chunk > cv.chunk) view.queries.push_back(query_view(t, head, se, cv.chunk, q, top));  // chunk i reaches later chunks only
+    }
+    std::vector<double>& pos = st.position_dlogit[ti];
+    pos.assign(static_cast<size_t>(n) * static_cast<size_t>(V), 0.0);
+    for (int p = 0; p < n; ++p) {
+        std::vector<double> a = t.row(T, se, p), z = t.row(0, se, p);
+        for (int w = 0; w < V; ++w) pos[static_cast<size_t>(p) * static_cast<size_t>(V) + static_cast<size_t>(w)] = a[static_cast<size_t>(w)] - z[static_cast<size_t>(w)];
+    }
+    if (!st.queries.empty()) {
+        const int q = st.queries.front().position;
+        st.final_dlogit[ti].assign(pos.begin() + static_cast<int64_t>(q) * V, pos.begin() + static_cast<int64_t>(q + 1) * V);
+    }
+}
+
+// The verdicts: the learned target against the theorem's LM-aligned claims,
+// the offset-0 target against its reconstruction bound.
+void check_bounds(ProbeResult& r, const ModelConfig& cfg) {
     for (ProbeTarget target : kProbeTargets) {
         ProbeTargetSummary& s = r.targets[probe_target_index(target)];
         s.other = theory::check_upper_bound(s.dlogit_other_maxabs, r.bound_cross);
@@ -543,6 +583,25 @@ ProbeRun run_probe(Model& model, const ProbeOptions& o) {
         }
         s.reason = explain(s, r, cfg);
     }
+}
+
+}  // namespace
+
+ProbeRun run_probe(Model& model, const ProbeOptions& o) {
+    validate_probe_options(o, model);
+    const ProbeData data = draw_sequences(o, model.config().vocab_size, model.config().ttt_chunk);
+    const Matrix head = theory::matrix_from_tensor(model.lm_head());
+    ProbeRun run;
+    describe_model(run.summary, model, o, head);
+    describe_step(run.step, run.summary, data);
+    Model variant = offset0_variant(model);
+    for (ProbeTarget target : kProbeTargets) {  // the learned target first: the bounds come from it
+        const int ti = probe_target_index(target);
+        const TargetLogits t = run_target(target == ProbeTarget::Learned ? model : variant, data.tokens, run.summary);
+        summarise_target(run.summary.targets[ti], run.summary, t, data, head, target);
+        fill_step_view(run.step, t, head, ti, std::min(o.top, run.summary.vocab));
+    }
+    check_bounds(run.summary, model.config());
     return run;
 }
 
@@ -782,29 +841,31 @@ std::string format_summary_text(const ProbeResult& r) {
 }
 
 // ---------------------------------------------------------------- JSON
+// Written by io/json.h's JsonWriter, one compact object per line: NaN (a
+// c_align with no key position before the query) and infinities come out as null.
 
 namespace {
 
-// JSON has no NaN or infinity: they become null.
-Json number(double x) { return std::isfinite(x) ? Json(x) : Json(); }
-
-Json number_array(const std::vector<double>& v) {
-    std::vector<Json> items;
-    for (double x : v) items.push_back(number(x));
-    return Json::array(items);
+void add_check(JsonWriter& j, const std::string& name, const theory::BoundCheck& c) {
+    j.field("margin_" + name, c.margin).field("ratio_" + name, c.ratio).field("holds_" + name, c.holds);
 }
 
-template <class T>
-Json int_array(const std::vector<T>& v) {
-    std::vector<Json> items;
-    for (T x : v) items.push_back(Json(static_cast<int64_t>(x)));
-    return Json::array(items);
+// key: [[row 0], [row 1], ...], one row per TTT layer
+void per_layer(JsonWriter& j, const std::string& key, const std::vector<std::vector<double>>& rows) {
+    j.key(key).begin_array();
+    for (const std::vector<double>& row : rows) j.array_of(row.begin(), row.end());
+    j.end_array();
 }
 
-void add_check(Json& j, const std::string& name, const theory::BoundCheck& c) {
-    j.set("margin_" + name, number(c.margin));
-    j.set("ratio_" + name, number(c.ratio));
-    j.set("holds_" + name, c.holds);
+void add_query(JsonWriter& j, const QueryChunkView& q) {
+    j.begin_object().field("position", q.position).field("correct", q.correct);
+    j.field("logit_before", q.logit_before).field("logit_after", q.logit_after);
+    j.field("rank_before", q.rank_before).field("rank_after", q.rank_after);
+    j.array("top", q.top).array("top_logits", q.top_logits);
+    j.field("dlogit_correct", q.dl_correct).field("dlogit_other_maxabs", q.dl_other_maxabs);
+    j.field("dlogit_other_meanabs", q.dl_other_meanabs).field("dlogit_correct_cumulative", q.dl_cumulative);
+    j.array("readout_correct", q.readout_correct);
+    j.end_object();
 }
 
 }  // namespace
@@ -812,55 +873,28 @@ void add_check(Json& j, const std::string& name, const theory::BoundCheck& c) {
 std::string format_step_json(const ProbeStep& s) {
     std::string out;
     for (const ChunkView& cv : s.chunks) {
-        Json j = Json::object();
-        j.set("type", "model_chunk");
-        j.set("task", s.task.describe());
-        j.set("example", s.example);
-        j.set("chunk", cv.chunk);
-        j.set("begin", cv.begin);
-        j.set("end", cv.end);
-        j.set("tokens", int_array(std::vector<int32_t>(s.tokens.begin() + cv.begin, s.tokens.begin() + cv.end)));
-        std::vector<Json> marks;
-        for (const Marker& m : s.markers) {
-            if (m.position < cv.begin || m.position >= cv.end) continue;
-            Json mj = Json::object();
-            mj.set("position", m.position);
-            mj.set("kind", marker_kind_name(m.kind));
-            mj.set("index", m.index);
-            marks.push_back(mj);
-        }
-        j.set("markers", Json::array(marks));
-        j.set("ttt_layers", int_array(s.ttt_layers));
+        JsonWriter j(JsonLayout::Compact);
+        j.begin_object().field("type", "model_chunk").field("task", s.task.describe()).field("example", s.example);
+        j.field("chunk", cv.chunk).field("begin", cv.begin).field("end", cv.end);
+        j.key("tokens").array_of(s.tokens.begin() + cv.begin, s.tokens.begin() + cv.end);
+        j.key("markers").begin_array();
+        for (const Marker& m : s.markers)
+            if (m.position >= cv.begin && m.position < cv.end)
+                j.begin_object().field("position", m.position).field("kind", marker_kind_name(m.kind)).field("index", m.index).end_object();
+        j.end_array();
+        j.array("ttt_layers", s.ttt_layers);
         for (ProbeTarget t : kProbeTargets) {
             const ChunkTargetView& v = cv.view[probe_target_index(t)];
-            Json tj = Json::object();
-            tj.set("update_norm", number_array(v.update_norm));
-            tj.set("update_norm_unclipped", number_array(v.update_norm_unclipped));
-            Json clipped = Json::array();
-            for (int c : v.clipped) clipped.push_back(c != 0);
-            tj.set("clipped", clipped);
-            std::vector<Json> qs;
-            for (const QueryChunkView& q : v.queries) {
-                Json qj = Json::object();
-                qj.set("position", q.position);
-                qj.set("correct", q.correct);
-                qj.set("logit_before", number(q.logit_before));
-                qj.set("logit_after", number(q.logit_after));
-                qj.set("rank_before", q.rank_before);
-                qj.set("rank_after", q.rank_after);
-                qj.set("top", int_array(q.top));
-                qj.set("top_logits", number_array(q.top_logits));
-                qj.set("dlogit_correct", number(q.dl_correct));
-                qj.set("dlogit_other_maxabs", number(q.dl_other_maxabs));
-                qj.set("dlogit_other_meanabs", number(q.dl_other_meanabs));
-                qj.set("dlogit_correct_cumulative", number(q.dl_cumulative));
-                qj.set("readout_correct", number_array(q.readout_correct));
-                qs.push_back(qj);
-            }
-            tj.set("queries", Json::array(qs));
-            j.set(probe_target_name(t), tj);
+            j.key(probe_target_name(t)).begin_object();
+            j.array("update_norm", v.update_norm).array("update_norm_unclipped", v.update_norm_unclipped);
+            j.key("clipped").begin_array();
+            for (int c : v.clipped) j.value(c != 0);
+            j.end_array();
+            j.key("queries").begin_array();
+            for (const QueryChunkView& q : v.queries) add_query(j, q);
+            j.end_array().end_object();
         }
-        out += j.dump() + "\n";
+        out += j.end_object().text() + "\n";
     }
     return out;
 }
@@ -868,64 +902,36 @@ std::string format_step_json(const ProbeStep& s) {
 std::string format_summary_json(const ProbeResult& r) {
     std::string out;
     for (const ProbeTargetSummary& s : r.targets) {
-        Json j = Json::object();
-        j.set("type", "model_summary");
-        j.set("target", probe_target_name(s.target));
-        j.set("checkpoint", r.checkpoint);
-        j.set("task", r.options.task.describe());
-        j.set("seq_len", r.options.seq_len);
-        j.set("examples", r.options.examples);
-        j.set("seed", static_cast<int64_t>(r.options.seed));
-        j.set("probes", s.probes);
-        j.set("chunk", r.chunk);
-        j.set("eta", number(r.eta));
-        j.set("ttt_layers", int_array(r.ttt_layers));
-        j.set("eps", number(r.eps));
-        j.set("c_norm", number(std::sqrt(r.c_norm_sq)));
-        j.set("c_norm_sq", number(r.c_norm_sq));
-        j.set("c_align", number(r.c_align));
-        j.set("c_align_layers", number_array(r.c_align_layer));
-        j.set("c_align_other_layers", number_array(r.c_align_other_layer));
-        j.set("conv_offsets", int_array(r.conv_offsets));
-        auto per_layer = [&](const std::vector<std::vector<double>>& rows) {
-            Json a = Json::array();
-            for (const std::vector<double>& row : rows) a.push_back(number_array(row));
-            return a;
-        };
-        j.set("conv_taps_mean_abs", per_layer(r.conv_taps));
-        j.set("conv_taps_signed", per_layer(r.conv_taps_signed));
-        j.set("conv_taps_effective", per_layer(r.conv_taps_effective));
-        j.set("conv_taps_gain", per_layer(r.conv_taps_gain));
-        j.set("dlogit_correct_mean", number(s.dlogit_correct_mean));
-        j.set("dlogit_correct_se", number(s.dlogit_correct_se));
-        j.set("bound_correct", number(s.correct.bound));
-        j.set("bound_correct_kind", s.correct.lower ? "lower" : "upper_abs");
+        JsonWriter j(JsonLayout::Compact);
+        j.begin_object().field("type", "model_summary").field("target", probe_target_name(s.target));
+        j.field("checkpoint", r.checkpoint).field("task", r.options.task.describe());
+        j.field("seq_len", r.options.seq_len).field("examples", r.options.examples).field("seed", r.options.seed);
+        j.field("probes", s.probes).field("chunk", r.chunk).field("eta", r.eta).array("ttt_layers", r.ttt_layers);
+        j.field("eps", r.eps).field("c_norm", std::sqrt(r.c_norm_sq)).field("c_norm_sq", r.c_norm_sq).field("c_align", r.c_align);
+        j.array("c_align_layers", r.c_align_layer).array("c_align_other_layers", r.c_align_other_layer);
+        j.array("conv_offsets", r.conv_offsets);
+        per_layer(j, "conv_taps_mean_abs", r.conv_taps);
+        per_layer(j, "conv_taps_signed", r.conv_taps_signed);
+        per_layer(j, "conv_taps_effective", r.conv_taps_effective);
+        per_layer(j, "conv_taps_gain", r.conv_taps_gain);
+        j.field("dlogit_correct_mean", s.dlogit_correct_mean).field("dlogit_correct_se", s.dlogit_correct_se);
+        j.field("bound_correct", s.correct.bound).field("bound_correct_kind", s.correct.lower ? "lower" : "upper_abs");
         add_check(j, "correct", s.correct);
-        j.set("dlogit_other_maxabs", number(s.dlogit_other_maxabs));
-        j.set("dlogit_other_argmax", s.dlogit_other_argmax);
-        j.set("dlogit_other_meanabs", number(s.dlogit_other_meanabs));
-        j.set("bound_other", number(s.other.bound));
-        j.set("other_claimed", s.other_claimed);
+        j.field("dlogit_other_maxabs", s.dlogit_other_maxabs).field("dlogit_other_argmax", s.dlogit_other_argmax);
+        j.field("dlogit_other_meanabs", s.dlogit_other_meanabs);
+        j.field("bound_other", s.other.bound).field("other_claimed", s.other_claimed);
         add_check(j, "other", s.other);
-        j.set("readout_correct_mean", number(s.readout_correct_mean));
-        j.set("readout_correct_layers", number_array(s.readout_correct_layer));
-        j.set("readout_other_maxabs", number(s.readout_other_maxabs));
+        j.field("readout_correct_mean", s.readout_correct_mean).array("readout_correct_layers", s.readout_correct_layer);
+        j.field("readout_other_maxabs", s.readout_other_maxabs);
         add_check(j, "readout_correct", s.readout_correct);
         add_check(j, "readout_other", s.readout_other);
-        j.set("logit_correct_before", number(s.logit_correct_before));
-        j.set("logit_correct_after", number(s.logit_correct_after));
-        j.set("rank_before", number(s.rank_before));
-        j.set("rank_after", number(s.rank_after));
-        j.set("accuracy_before", number(s.accuracy_before));
-        j.set("accuracy_after", number(s.accuracy_after));
-        j.set("update_norm_layers", number_array(s.update_norm_layer));
-        j.set("ttt_clip_tau", number(r.clip_tau));
-        j.set("clipped_updates_layers", int_array(s.clipped_layer));
-        j.set("updates_per_layer", s.updates_per_layer);
-        j.set("holds", s.holds);
-        j.set("heuristic", true);
-        j.set("reason", s.reason);
-        out += j.dump() + "\n";
+        j.field("logit_correct_before", s.logit_correct_before).field("logit_correct_after", s.logit_correct_after);
+        j.field("rank_before", s.rank_before).field("rank_after", s.rank_after);
+        j.field("accuracy_before", s.accuracy_before).field("accuracy_after", s.accuracy_after);
+        j.array("update_norm_layers", s.update_norm_layer).field("ttt_clip_tau", r.clip_tau);
+        j.array("clipped_updates_layers", s.clipped_layer).field("updates_per_layer", s.updates_per_layer);
+        j.field("holds", s.holds).field("heuristic", true).field("reason", s.reason);
+        out += j.end_object().text() + "\n";
     }
     return out;
 }

@@ -9,6 +9,7 @@
 #include <numeric>
 #include <sstream>
 
+#include "io/json.h"
 #include "runtime/error.h"
 
 namespace ittt::theory {
@@ -83,87 +84,6 @@ void validate_options(const TheoryOptions& o) {
     ITTT_CHECK(o.embed != EmbeddingKind::Orthogonal || o.vocab <= o.d, "--embed orthogonal: needs vocab <= d, found vocab ",
                o.vocab, " and d ", o.d);
     for (int d : o.sweep) ITTT_CHECK(d >= 1, "--sweep: expected widths >= 1, found ", d);
-}
-
-static int parse_int_flag(const std::string& flag, const std::string& value) {
-    size_t used = 0;
-    long v = 0;
-    try {
-        v = std::stol(value, &used);
-    } catch (const std::exception&) {
-        used = 0;
-    }
-    ITTT_CHECK(used == value.size() && !value.empty() && v >= std::numeric_limits<int>::min() &&
-                   v <= std::numeric_limits<int>::max(),
-               flag, ": expected an integer, found '", value, "'");
-    return static_cast<int>(v);
-}
-
-static double parse_double_flag(const std::string& flag, const std::string& value) {
-    size_t used = 0;
-    double v = 0;
-    try {
-        v = std::stod(value, &used);
-    } catch (const std::exception&) {
-        used = 0;
-    }
-    ITTT_CHECK(used == value.size() && !value.empty(), flag, ": expected a number, found '", value, "'");
-    return v;
-}
-
-bool set_option(TheoryOptions& o, const std::string& flag, const std::string& value) {
-    if (flag == "--seed") {
-        size_t used = 0;
-        unsigned long long v = 0;
-        try {
-            v = std::stoull(value, &used);
-        } catch (const std::exception&) {
-            used = 0;
-        }
-        ITTT_CHECK(used == value.size() && !value.empty() && value[0] != '-', "--seed: expected a non-negative integer, found '",
-                   value, "'");
-        o.seed = v;
-    } else if (flag == "--trials") o.trials = parse_int_flag(flag, value);
-    else if (flag == "--d") o.d = parse_int_flag(flag, value);
-    else if (flag == "--vocab") o.vocab = parse_int_flag(flag, value);
-    else if (flag == "--f") o.f = parse_int_flag(flag, value);
-    else if (flag == "--chunk") o.chunk = parse_int_flag(flag, value);
-    else if (flag == "--chunks") o.n_chunks = parse_int_flag(flag, value);
-    else if (flag == "--key-chunk") o.key_chunk = parse_int_flag(flag, value);
-    else if (flag == "--step-trial") o.step_trial = parse_int_flag(flag, value);
-    else if (flag == "--lr") o.lr = parse_double_flag(flag, value);
-    else if (flag == "--embed") o.embed = parse_embedding_kind(value);
-    else if (flag == "--features") o.features = parse_feature_kind(value);
-    else if (flag == "--mlp-input") o.mlp_input = parse_mlp_input(value);
-    else if (flag == "--sweep") {
-        std::vector<int> ds;
-        std::stringstream in(value);
-        std::string item;
-        while (std::getline(in, item, ',')) ds.push_back(parse_int_flag("--sweep", item));
-        ITTT_CHECK(!ds.empty(), "--sweep: expected a comma-separated list of widths like 16,32,64, found '", value, "'");
-        o.sweep = ds;
-    } else return false;
-    return true;
-}
-
-std::string options_help() {
-    TheoryOptions def;
-    std::string sweep;
-    for (size_t i = 0; i < def.sweep.size(); ++i) sweep += (i ? "," : "") + std::to_string(def.sweep[i]);
-    return cat("  --seed N          seed of the model and of every trial (default ", def.seed, ")\n",
-               "  --trials N        sequences averaged over (default ", def.trials, ")\n",
-               "  --d N             embedding width (default ", def.d, ")\n",
-               "  --vocab N         ordinary tokens (default ", def.vocab, ")\n",
-               "  --f N             SwiGLU width, 0 = 3*d (default 0; identity features use f = d)\n",
-               "  --chunk N         positions per chunk (default ", def.chunk, ")\n",
-               "  --chunks N        chunks per sequence; the query is in the last (default ", def.n_chunks, ")\n",
-               "  --key-chunk N     chunk holding the pair (k*, v*) (default ", def.key_chunk, ")\n",
-               "  --lr X            fast-weight learning rate eta (default ", def.lr, ")\n",
-               "  --embed K         gaussian (N(0,1/d)) or orthogonal (+-unit vectors, vocab <= d)\n",
-               "  --features K      swiglu (silu(Wg h) * (Wu h)) or identity (z = e)\n",
-               "  --mlp-input K     raw (h = e, the theorem's setting) or rmsnorm (h = RMSNorm(e), the real block)\n",
-               "  --step-trial N    trial shown chunk by chunk (default ", def.step_trial, ")\n",
-               "  --sweep LIST      widths d for the sweep (default ", sweep, ")\n");
 }
 
 // ---------------------------------------------------------------- measurements
@@ -840,125 +760,72 @@ std::string format_sweep_text(const std::vector<SweepPoint>& sweep) {
 }
 
 // ---------------------------------------------------------------- JSON lines
+// Written by io/json.h's JsonWriter, one compact object per line: NaN (the
+// standard error of one trial) and infinities come out as null.
 
 namespace {
 
-std::string json_string(const std::string& in) {
-    std::string out = "\"";
-    for (char c : in) {
-        switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\t': out += "\\t"; break;
-            default:
-                if (static_cast<unsigned char>(c) < 0x20) {
-                    char buf[8];
-                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                    out += buf;
-                } else out += c;
-        }
-    }
-    return out + "\"";
+void add_options(JsonWriter& j, const TheoryOptions& o) {
+    j.field("d", o.d).field("vocab", o.vocab).field("f", o.feature_width()).field("chunk", o.chunk).field("chunks", o.n_chunks);
+    j.field("lr", o.lr).field("trials", o.trials).field("seed", o.seed);
+    j.field("embed", embedding_kind_name(o.embed)).field("features", feature_kind_name(o.features));
+    j.field("mlp_input", mlp_input_name(o.mlp_input));
 }
 
-// JSON has no inf or NaN: they become null.
-std::string json_number(double x) {
-    if (!std::isfinite(x)) return "null";
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.10g", x);
-    return buf;
+void add_check(JsonWriter& j, const std::string& name, const BoundCheck& c) {
+    j.field("margin_" + name, c.margin).field("ratio_" + name, c.ratio).field("holds_" + name, c.holds);
 }
 
-// Builds one flat-or-nested object; keys keep their insertion order.
-class JsonObject {
-public:
-    JsonObject& add(const std::string& key, double v) { return raw(key, json_number(v)); }
-    JsonObject& add(const std::string& key, int v) { return raw(key, std::to_string(v)); }
-    JsonObject& add(const std::string& key, uint64_t v) { return raw(key, std::to_string(v)); }
-    JsonObject& add(const std::string& key, bool v) { return raw(key, v ? "true" : "false"); }
-    JsonObject& add(const std::string& key, const char* v) { return raw(key, json_string(v)); }
-    JsonObject& add(const std::string& key, const std::string& v) { return raw(key, json_string(v)); }
-    JsonObject& raw(const std::string& key, const std::string& json) {
-        body_ += (body_.empty() ? "" : ",") + json_string(key) + ":" + json;
-        return *this;
-    }
-    std::string str() const { return "{" + body_ + "}"; }
-
-private:
-    std::string body_;
-};
-
-void add_options(JsonObject& j, const TheoryOptions& o) {
-    j.add("d", o.d).add("vocab", o.vocab).add("f", o.feature_width()).add("chunk", o.chunk).add("chunks", o.n_chunks);
-    j.add("lr", o.lr).add("trials", o.trials).add("seed", o.seed);
-    j.add("embed", embedding_kind_name(o.embed)).add("features", feature_kind_name(o.features));
-    j.add("mlp_input", mlp_input_name(o.mlp_input));
-}
-
-void add_check(JsonObject& j, const std::string& name, const BoundCheck& c) {
-    j.add("margin_" + name, c.margin).add("ratio_" + name, c.ratio).add("holds_" + name, c.holds);
-}
-
-JsonObject summary_object(const TheoryResult& r, const TargetSummary& s, const char* type) {
-    JsonObject j;
-    j.add("type", type).add("target", target_name(s.target));
+std::string summary_line(const TheoryResult& r, const TargetSummary& s, const char* type) {
+    JsonWriter j(JsonLayout::Compact);
+    j.begin_object().field("type", type).field("target", target_name(s.target));
     add_options(j, r.options);
-    j.add("eps", r.eps).add("c_norm", std::sqrt(r.c_norm_sq)).add("c_norm_sq", r.c_norm_sq).add("c_align", r.c_align);
-    j.add("c_align_other", r.c_align_other).add("c_align_other_se", r.c_align_other_se);
-    j.add("c_align_other_model", r.c_align_other_model).add("embed_overlap_sq", r.embed_overlap_sq);
-    j.add("embed_cross_mean", r.embed_cross_mean).add("drift_predicted", r.drift_predicted);
-    j.add("other_drift_predicted", r.other_drift_predicted).add("other_drift_token", r.other_drift_token);
-    j.add("dlogit_correct_mean", s.dlogit_correct_mean).add("dlogit_correct_se", s.dlogit_correct_se);
-    j.add("bound_correct", s.correct.bound).add("bound_correct_kind", s.correct.lower ? "lower" : "upper_abs");
+    j.field("eps", r.eps).field("c_norm", std::sqrt(r.c_norm_sq)).field("c_norm_sq", r.c_norm_sq).field("c_align", r.c_align);
+    j.field("c_align_other", r.c_align_other).field("c_align_other_se", r.c_align_other_se);
+    j.field("c_align_other_model", r.c_align_other_model).field("embed_overlap_sq", r.embed_overlap_sq);
+    j.field("embed_cross_mean", r.embed_cross_mean).field("drift_predicted", r.drift_predicted);
+    j.field("other_drift_predicted", r.other_drift_predicted).field("other_drift_token", r.other_drift_token);
+    j.field("dlogit_correct_mean", s.dlogit_correct_mean).field("dlogit_correct_se", s.dlogit_correct_se);
+    j.field("bound_correct", s.correct.bound).field("bound_correct_kind", s.correct.lower ? "lower" : "upper_abs");
     add_check(j, "correct", s.correct);
-    j.add("dlogit_correct_key_term", s.dlogit_correct_key_term).add("dlogit_correct_next_term", s.dlogit_correct_next_term);
-    j.add("dlogit_correct_rest", s.dlogit_correct_rest);
-    j.add("dlogit_other_maxabs", s.dlogit_other_maxabs).add("dlogit_other_argmax", s.dlogit_other_argmax);
-    j.add("bound_other", s.other.bound).add("other_claimed", s.other_claimed);
+    j.field("dlogit_correct_key_term", s.dlogit_correct_key_term).field("dlogit_correct_next_term", s.dlogit_correct_next_term);
+    j.field("dlogit_correct_rest", s.dlogit_correct_rest);
+    j.field("dlogit_other_maxabs", s.dlogit_other_maxabs).field("dlogit_other_argmax", s.dlogit_other_argmax);
+    j.field("bound_other", s.other.bound).field("other_claimed", s.other_claimed);
     add_check(j, "other", s.other);
-    j.add("dlogit_other_se", s.dlogit_other_se).add("dlogit_other_noise", s.dlogit_other_noise);
-    j.add("dlogit_key_mean", s.dlogit_key_mean).add("dlogit_abs_mean", s.dlogit_abs_mean);
-    j.add("holds", s.holds).add("reason", s.reason);
-    return j;
-}
-
-std::string int_array(const std::vector<int>& v) {
-    std::string out = "[";
-    for (size_t i = 0; i < v.size(); ++i) out += (i ? "," : "") + std::to_string(v[i]);
-    return out + "]";
-}
-
-std::string number_array(const std::vector<double>& v) {
-    std::string out = "[";
-    for (size_t i = 0; i < v.size(); ++i) out += (i ? "," : "") + json_number(v[i]);
-    return out + "]";
+    j.field("dlogit_other_se", s.dlogit_other_se).field("dlogit_other_noise", s.dlogit_other_noise);
+    j.field("dlogit_key_mean", s.dlogit_key_mean).field("dlogit_abs_mean", s.dlogit_abs_mean);
+    j.field("holds", s.holds).field("reason", s.reason);
+    j.end_object();
+    return j.text() + "\n";
 }
 
 }  // namespace
 
 std::string format_summary_json(const TheoryResult& r) {
     std::string out;
-    for (const TargetSummary& s : r.targets) out += summary_object(r, s, "theory_summary").str() + "\n";
+    for (const TargetSummary& s : r.targets) out += summary_line(r, s, "theory_summary");
     return out;
 }
 
 std::string format_step_json(const StepResult& st) {
     std::string out;
     for (const ChunkView& cv : st.chunks) {
-        JsonObject j;
-        j.add("type", "theory_chunk").add("trial", st.trial).add("chunk", cv.chunk).add("begin", cv.begin).add("end", cv.end);
-        j.add("has_pair", cv.has_pair).add("key", st.sequence.key).add("value", st.sequence.value);
-        j.add("key_pos", st.sequence.key_pos).add("query_pos", st.sequence.query_pos);
+        JsonWriter j(JsonLayout::Compact);
+        j.begin_object();
+        j.field("type", "theory_chunk").field("trial", st.trial).field("chunk", cv.chunk).field("begin", cv.begin).field("end", cv.end);
+        j.field("has_pair", cv.has_pair).field("key", st.sequence.key).field("value", st.sequence.value);
+        j.field("key_pos", st.sequence.key_pos).field("query_pos", st.sequence.query_pos);
         for (Target t : kTargets) {
             const ChunkTargetView& v = cv.view[target_index(t)];
-            JsonObject tj;
-            tj.add("dW_fro", v.dW_fro).add("dlogit_correct", v.dlogit_correct).add("dlogit_key", v.dlogit_key);
-            tj.add("rank_correct", v.rank_correct).raw("top5", int_array(v.top5)).raw("top5_logits", number_array(v.top5_logits));
-            tj.add("dlogit_other_maxabs", v.dlogit_other_maxabs).add("dlogit_other_meanabs", v.dlogit_other_meanabs);
-            j.raw(target_name(t), tj.str());
+            j.key(target_name(t)).begin_object();
+            j.field("dW_fro", v.dW_fro).field("dlogit_correct", v.dlogit_correct).field("dlogit_key", v.dlogit_key);
+            j.field("rank_correct", v.rank_correct).array("top5", v.top5).array("top5_logits", v.top5_logits);
+            j.field("dlogit_other_maxabs", v.dlogit_other_maxabs).field("dlogit_other_meanabs", v.dlogit_other_meanabs);
+            j.end_object();
         }
-        out += j.str() + "\n";
+        j.end_object();
+        out += j.text() + "\n";
     }
     return out;
 }
@@ -966,7 +833,7 @@ std::string format_step_json(const StepResult& st) {
 std::string format_sweep_json(const std::vector<SweepPoint>& sweep) {
     std::string out;
     for (const SweepPoint& p : sweep)
-        for (const TargetSummary& s : p.result.targets) out += summary_object(p.result, s, "theory_sweep").str() + "\n";
+        for (const TargetSummary& s : p.result.targets) out += summary_line(p.result, s, "theory_sweep");
     return out;
 }
 

@@ -16,7 +16,7 @@
 // V_t = e_{x_t}). It computes and reports; it never adjusts anything so that a
 // bound holds.
 //
-//   theory::TheoryOptions o;                 // or set_option(o, "--d", "128")
+//   theory::TheoryOptions o;                 // o.d = 128; theory::validate_options(o);
 //   theory::TheoryResult r = theory::run_trials(o);
 //   std::cout << theory::format_summary_text(r);
 //   theory::StepResult s = theory::run_step(o);   // the chunk-by-chunk view of one trial
@@ -107,13 +107,10 @@ struct TheoryOptions {
     int feature_width() const { return features == FeatureKind::Identity ? d : (f > 0 ? f : 3 * d); }
 };
 
-// Throws Error naming the first bad option (expected vs found).
+// Throws Error naming the first bad option (expected vs found). The command
+// line (`ittt step --theory`, src/tools/cmd_step.cpp) parses each flag into its
+// field; this checks what no single flag can (--key-chunk below --chunks - 1).
 void validate_options(const TheoryOptions& o);
-// Applies one command-line flag ("--d", "128"). Returns false when the flag is
-// not a theory option (the caller handles it); throws Error on a bad value.
-bool set_option(TheoryOptions& o, const std::string& flag, const std::string& value);
-// One line per flag, for `ittt step --help`.
-std::string options_help();
 
 // ---- measurements (the theorem's quantities) ----
 

@@ -27,9 +27,46 @@ std::string number_text(double x) {
     return std::string(buf, r.ptr);
 }
 
+// The length of the well-formed UTF-8 sequence starting at s[i] (Unicode's
+// table 3-7: no overlong forms, no surrogates, nothing past U+10FFFF), or 0
+// when there is none; then *subpart is the length of the maximal ill-formed
+// subpart there (the lead byte and the continuation bytes that fit it).
+size_t utf8_sequence(const std::string& s, size_t i, size_t* subpart) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) return 1;
+    int extra = 0;
+    unsigned char lo = 0x80, hi = 0xBF;  // the range of the first continuation byte
+    if (c >= 0xC2 && c <= 0xDF) extra = 1;
+    else if (c >= 0xE0 && c <= 0xEF) extra = 2, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+    else if (c >= 0xF0 && c <= 0xF4) extra = 3, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+    *subpart = 1;
+    if (extra == 0) return 0;
+    for (int k = 1; k <= extra; ++k) {
+        const size_t at = i + static_cast<size_t>(k);
+        const unsigned char d = at < s.size() ? static_cast<unsigned char>(s[at]) : 0;
+        if (d < (k == 1 ? lo : 0x80) || d > (k == 1 ? hi : 0xBF)) return 0;
+        *subpart = static_cast<size_t>(k) + 1;
+    }
+    return static_cast<size_t>(extra) + 1;
+}
+
 void append_escaped(std::string& out, const std::string& s) {
     out += '"';
-    for (unsigned char c : s) {
+    for (size_t i = 0; i < s.size();) {
+        const unsigned char c = static_cast<unsigned char>(s[i]);
+        if (c >= 0x80) {
+            size_t subpart = 0;
+            const size_t n = utf8_sequence(s, i, &subpart);
+            if (n > 0) {
+                out.append(s, i, n);  // UTF-8 passes through as is
+                i += n;
+            } else {
+                out += "\xEF\xBF\xBD";  // U+FFFD: JSON text must be UTF-8
+                i += subpart;
+            }
+            continue;
+        }
+        ++i;
         switch (c) {
             case '"': out += "\\\""; break;
             case '\\': out += "\\\\"; break;
@@ -45,13 +82,12 @@ void append_escaped(std::string& out, const std::string& s) {
                     out += hex[c >> 4];
                     out += hex[c & 15];
                 } else {
-                    out += static_cast<char>(c);  // UTF-8 passes through as is
+                    out += static_cast<char>(c);
                 }
         }
     }
     out += '"';
 }
-
 
 std::string child_path(const std::string& parent, const std::string& key) { return parent.empty() ? key : parent + "." + key; }
 std::string element_path(const std::string& parent, size_t i) { return cat(parent, "[", i, "]"); }
@@ -512,57 +548,157 @@ std::string Json::dump(int indent) const {
         std::string field = bad.empty() ? "" : cat(": field '", bad, "'");
         fail(cat(source_ ? *source_ : "JSON value", field, ": cannot write NaN or infinity as JSON (it has no spelling)"));
     }
-    std::string out;
-    dump_to(out, indent, 0);
-    return out;
+    JsonWriter w(indent < 0 ? JsonLayout::Compact : JsonLayout::Indented, indent < 0 ? 0 : indent);
+    w.value(*this);
+    return w.text();
 }
 
-void Json::dump_to(std::string& out, int indent, int depth) const {
-    auto newline = [&](int d) {
-        out += '\n';
-        out.append(static_cast<size_t>(indent) * static_cast<size_t>(d), ' ');
-    };
-    switch (type_) {
-        case Type::Null: out += "null"; return;
-        case Type::Bool: out += bool_ ? "true" : "false"; return;
-        case Type::Number: out += number_text(number_); return;
-        case Type::String: append_escaped(out, string_); return;
-        case Type::Array: {
-            if (array_.empty()) {
-                out += "[]";
-                return;
-            }
-            bool all_scalar = true;
-            for (const Json& e : array_) all_scalar = all_scalar && e.type_ != Type::Array && e.type_ != Type::Object;
-            bool one_line = indent < 0 || all_scalar;
-            out += '[';
-            for (size_t i = 0; i < array_.size(); ++i) {
-                if (i) out += indent >= 0 && one_line ? ", " : ",";
-                if (!one_line) newline(depth + 1);
-                array_[i].dump_to(out, indent, depth + 1);
-            }
-            if (!one_line) newline(depth);
-            out += ']';
-            return;
-        }
-        case Type::Object: {
-            if (object_.empty()) {
-                out += "{}";
-                return;
-            }
-            out += '{';
-            for (size_t i = 0; i < object_.size(); ++i) {
-                if (i) out += ',';
-                if (indent >= 0) newline(depth + 1);
-                append_escaped(out, object_[i].first);
-                out += indent >= 0 ? ": " : ":";
-                object_[i].second.dump_to(out, indent, depth + 1);
-            }
-            if (indent >= 0) newline(depth);
-            out += '}';
-            return;
-        }
+// ---------------------------------------------------------------------------
+// JsonWriter.
+
+JsonWriter::JsonWriter(JsonLayout layout, int indent) : layout_(layout), indent_(indent) {}
+
+void JsonWriter::newline(size_t depth) {
+    out_ += '\n';
+    out_.append(static_cast<size_t>(indent_) * depth, ' ');
+}
+
+// Inside an object a value needs its key first; inside an array it follows
+// the separator; at the top there is room for one value only.
+void JsonWriter::before_value() {
+    ITTT_CHECK(!done_, "JsonWriter: a second top-level value after ", excerpt(out_, 60));
+    if (open_.empty()) return;
+    Open& o = open_.back();
+    if (o.object) {
+        ITTT_CHECK(o.key_written, "JsonWriter: an object member needs key() before its value, after ", excerpt(out_, 60));
+        o.key_written = false;
+        return;
     }
+    if (o.items++ > 0) out_ += layout_ == JsonLayout::Compact || (layout_ == JsonLayout::Indented && !o.one_line) ? "," : ", ";
+    if (layout_ == JsonLayout::Indented && !o.one_line) newline(open_.size());
+}
+
+JsonWriter& JsonWriter::key(const std::string& k) {
+    ITTT_CHECK(!open_.empty() && open_.back().object && !open_.back().key_written, "JsonWriter: key \"", excerpt(k, 60),
+               "\" outside an object or right after another key");
+    Open& o = open_.back();
+    if (o.items++ > 0) out_ += layout_ == JsonLayout::Spaced ? ", " : ",";
+    if (layout_ == JsonLayout::Indented) newline(open_.size());
+    append_escaped(out_, k);
+    out_ += layout_ == JsonLayout::Compact ? ":" : ": ";
+    o.key_written = true;
+    return *this;
+}
+
+JsonWriter& JsonWriter::begin_object() {
+    before_value();
+    out_ += '{';
+    open_.push_back({true, false});
+    return *this;
+}
+
+JsonWriter& JsonWriter::begin_array(bool one_line) {
+    before_value();
+    out_ += '[';
+    open_.push_back({false, one_line || layout_ != JsonLayout::Indented});
+    return *this;
+}
+
+void JsonWriter::close(bool object) {
+    ITTT_CHECK(!open_.empty() && open_.back().object == object && !open_.back().key_written, "JsonWriter: ",
+               object ? "end_object" : "end_array", "() does not close the innermost open container, after ", excerpt(out_, 60));
+    const Open o = open_.back();
+    open_.pop_back();
+    if (layout_ == JsonLayout::Indented && o.items > 0 && (object || !o.one_line)) newline(open_.size());
+    out_ += object ? '}' : ']';
+    done_ = open_.empty();
+}
+
+JsonWriter& JsonWriter::end_object() {
+    close(true);
+    return *this;
+}
+
+JsonWriter& JsonWriter::end_array() {
+    close(false);
+    return *this;
+}
+
+JsonWriter& JsonWriter::value(std::nullptr_t) {
+    before_value();
+    out_ += "null";
+    done_ = open_.empty();
+    return *this;
+}
+
+JsonWriter& JsonWriter::value(bool b) {
+    before_value();
+    out_ += b ? "true" : "false";
+    done_ = open_.empty();
+    return *this;
+}
+
+JsonWriter& JsonWriter::value(double x) {
+    if (!std::isfinite(x)) return value(nullptr);
+    before_value();
+    out_ += number_text(x);
+    done_ = open_.empty();
+    return *this;
+}
+
+JsonWriter& JsonWriter::value(float x) {
+    if (!std::isfinite(x)) return value(nullptr);
+    before_value();
+    char buf[32];
+    std::to_chars_result r = std::to_chars(buf, buf + sizeof buf, x);  // shortest text of the float itself
+    out_.append(buf, r.ptr);
+    done_ = open_.empty();
+    return *this;
+}
+
+JsonWriter& JsonWriter::integer(int64_t bits, bool is_unsigned) {
+    before_value();
+    char buf[32];
+    std::to_chars_result r = is_unsigned ? std::to_chars(buf, buf + sizeof buf, static_cast<uint64_t>(bits))
+                                         : std::to_chars(buf, buf + sizeof buf, bits);
+    out_.append(buf, r.ptr);
+    done_ = open_.empty();
+    return *this;
+}
+
+JsonWriter& JsonWriter::value(const std::string& s) {
+    before_value();
+    append_escaped(out_, s);
+    done_ = open_.empty();
+    return *this;
+}
+
+JsonWriter& JsonWriter::value(const char* s) { return value(std::string(s)); }
+
+JsonWriter& JsonWriter::value(const Json& j) {
+    switch (j.type()) {
+        case Json::Type::Null: return value(nullptr);
+        case Json::Type::Bool: return value(j.as_bool());
+        case Json::Type::Number: return value(j.as_number());
+        case Json::Type::String: return value(j.as_string());
+        case Json::Type::Array: {
+            bool all_scalar = true;  // arrays of scalars stay on one line when indented
+            for (const Json& e : j.as_array()) all_scalar = all_scalar && !e.is_array() && !e.is_object();
+            begin_array(all_scalar);
+            for (const Json& e : j.as_array()) value(e);
+            return end_array();
+        }
+        case Json::Type::Object:
+            begin_object();
+            for (const Json::Member& m : j.as_object()) key(m.first).value(m.second);
+            return end_object();
+    }
+    return *this;
+}
+
+const std::string& JsonWriter::text() const {
+    ITTT_CHECK(done_, "JsonWriter: the text is incomplete (", open_.size(), " container(s) still open): ", excerpt(out_, 60));
+    return out_;
 }
 
 void append_utf8(std::string& out, uint32_t cp) {

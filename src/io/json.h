@@ -1,5 +1,6 @@
 // json.h: a small JSON value for config.json, trainer_state.json and the
-// safetensors header.
+// safetensors header, and the one JSON writer (JsonWriter, below) that writes
+// every JSON text ittt produces: those files, and every --json output.
 //
 // Numbers are doubles (as in JavaScript); integral values print without a
 // fraction, so 4096 round-trips as "4096", not "4096.0". Objects keep their key
@@ -49,7 +50,9 @@ public:
     static Json parse(const std::string& text, const std::string& source_name);
     // indent < 0: one line, no spaces. indent >= 0: one member per line; arrays
     // of scalars stay on one line (layer_types, ttt_layers read better so).
-    // NaN and infinities have no JSON spelling: an Error naming the field.
+    // Written by JsonWriter (its rules for strings and numbers), except that
+    // NaN and infinities are refused, with an Error naming the field: a file
+    // that records a model or a run must not hold a number it cannot spell.
     std::string dump(int indent = -1) const;
 
     Type type() const { return type_; }
@@ -95,7 +98,6 @@ public:
 private:
     [[noreturn]] void type_error(const char* expected) const;
     void tag(const std::shared_ptr<const std::string>& source, const std::string& path);
-    void dump_to(std::string& out, int indent, int depth) const;
     friend class JsonParser;
 
     Type type_ = Type::Null;
@@ -110,6 +112,103 @@ private:
 };
 
 const char* json_type_name(Json::Type t);  // "a number", "an object", ...
+
+// ---------------------------------------------------------------------------
+// JsonWriter: JSON text written as it is built. Json::dump, every `--json`
+// output line and every results file go through it, so one set of rules
+// decides how everything is spelt:
+//   - strings: '"', '\\' and the control characters U+0000..U+001F are escaped
+//     (\" \\ \b \f \n \r \t, the rest \u00XX); other UTF-8 passes through as
+//     is. JSON text must be UTF-8, so bytes that are not (a token's half of a
+//     character, a file name in another encoding) are written as U+FFFD, one
+//     per maximal ill-formed subpart, as the tokenizer's decode() does;
+//   - integers: exactly, all 64 bits (a seed of 2^64 - 1 stays itself, which a
+//     double could not hold);
+//   - doubles: the shortest text that reads back to the same double (a float:
+//     to the same float), locale-free; integral values without a fraction;
+//   - NaN and infinities have no JSON spelling: written as null, which a
+//     report's reader takes as "not a number" (Json::dump refuses them instead).
+// Layouts: Compact {"a":1,"b":[1,2]}; Spaced {"a": 1, "b": [1, 2]} (the
+// spacing of Python's json.dumps); Indented, one member per line (dump(2)).
+//
+//   JsonWriter w(JsonLayout::Spaced);
+//   w.begin_object().field("step", 3).field("loss", 0.25);
+//   w.key("ids").begin_array();
+//   for (int id : ids) w.value(id);
+//   w.end_array().end_object();
+//   std::printf("%s\n", w.text().c_str());   // {"step": 3, "loss": 0.25, "ids": [1, 2]}
+//
+// Misuse (a value where a key is due, an unclosed container) is an Error: it
+// is a bug in the caller, found by the first test that writes the output.
+enum class JsonLayout { Compact, Spaced, Indented };
+
+class JsonWriter {
+public:
+    explicit JsonWriter(JsonLayout layout = JsonLayout::Spaced, int indent = 2);
+
+    JsonWriter& begin_object();
+    JsonWriter& end_object();
+    // one_line: with the Indented layout, the items stay on one line (arrays of
+    // scalars); the other layouts write everything on one line anyway.
+    JsonWriter& begin_array(bool one_line = false);
+    JsonWriter& end_array();
+    // The next member's key; its value follows with value() or begin_*().
+    JsonWriter& key(const std::string& k);
+
+    JsonWriter& value(std::nullptr_t);
+    JsonWriter& value(bool b);
+    JsonWriter& value(double x);
+    JsonWriter& value(float x);  // the shortest text of the float, not of its double
+    JsonWriter& value(const std::string& s);
+    JsonWriter& value(const char* s);
+    JsonWriter& value(const Json& j);  // NaN and infinities inside as null
+    template <class T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool>, int> = 0>
+    JsonWriter& value(T x) {
+        if constexpr (std::is_signed_v<T>) return integer(static_cast<int64_t>(x), false);
+        else return integer(static_cast<int64_t>(static_cast<uint64_t>(x)), true);
+    }
+
+    // key(k).value(v)
+    template <class T>
+    JsonWriter& field(const std::string& k, const T& v) {
+        key(k);
+        return value(v);
+    }
+    // An array of the scalars in [first, last), on one line.
+    template <class It>
+    JsonWriter& array_of(It first, It last) {
+        begin_array(true);
+        for (; first != last; ++first) value(*first);
+        return end_array();
+    }
+    // key(k), then the scalars of v as an array on one line.
+    template <class T>
+    JsonWriter& array(const std::string& k, const std::vector<T>& v) {
+        key(k);
+        return array_of(v.begin(), v.end());
+    }
+
+    // The text written; an Error unless every container is closed.
+    const std::string& text() const;
+
+private:
+    struct Open {
+        bool object;
+        bool one_line;
+        size_t items = 0;
+        bool key_written = false;  // objects: a key waits for its value
+    };
+    JsonWriter& integer(int64_t bits, bool is_unsigned);
+    void before_value();  // the separator, newline and checks due before a value
+    void newline(size_t depth);
+    void close(bool object);
+
+    JsonLayout layout_;
+    int indent_;
+    std::string out_;
+    std::vector<Open> open_;
+    bool done_ = false;  // the top-level value is complete
+};
 
 // Appends code point cp (<= U+10FFFF) as UTF-8; the tokenizer writes byte-level text with it too.
 void append_utf8(std::string& out, uint32_t cp);

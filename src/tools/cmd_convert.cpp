@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -121,50 +122,92 @@ std::string difference(const std::string& fresh, const std::string& existing) {
     return "";
 }
 
-}  // namespace
+// Everything `ittt convert` reads from its command line, parsed once.
+struct ConvertFlags {
+    std::string in, out;
+    bool add = false, strip = false, overwrite = false;
+    // With --add-ttt: the TTT layers and what they change of IN's config (unset: the config's, else the release's).
+    std::vector<int32_t> layers;
+    std::optional<int64_t> chunk;
+    std::optional<double> lr;
+    std::optional<TttTargetSource> target;
+    bool no_proj = false;
+    std::vector<int32_t> offsets;
+    uint64_t seed = 0;
+    WeightsFormat format;  // --dtype / --save-dtype, --shard-size
+};
 
-int cmd_convert(int argc, char** argv) {
-    const std::string use = usage();
-    for (int i = 2; i < argc; ++i)
-        if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") return std::printf("%s", use.c_str()), 0;
+ConvertFlags read_convert_flags(int argc, char** argv, const std::string& use) {
     // IN and OUT are the two words after the subcommand; flags follow.
     if (argc < 4 || argv[2][0] == '-' || argv[3][0] == '-')
         throw UsageError{"ittt convert: expected IN and OUT, the source and destination checkpoint directories, before the flags", use};
-    const std::string in = argv[2], out = argv[3];
+    ConvertFlags c;
+    c.in = argv[2];
+    c.out = argv[3];
     Args f("convert", use, argc, argv, 4);
-    const bool add = f.flag("--add-ttt"), strip = f.flag("--strip-ttt");
-    std::vector<int32_t> layers = f.int_list("--ttt-layers", 0, 1023);
-    const bool chunk_given = f.has("--ttt-chunk");
-    const int64_t chunk = chunk_given ? f.integer(kTttChunk) : 0;
-    const bool lr_given = f.has("--ttt-lr");
-    const double lr = f.number("--ttt-lr", 0.3);
+    c.add = f.flag("--add-ttt");
+    c.strip = f.flag("--strip-ttt");
+    c.layers = f.int_list("--ttt-layers", 0, 1023);
+    if (f.has("--ttt-chunk")) c.chunk = f.integer(kTttChunk);
+    if (f.has("--ttt-lr")) c.lr = f.number("--ttt-lr", 0.3);
     const std::string target = f.str("--ttt-target", "");
-    const bool overwrite = f.flag("--overwrite");
-    const bool no_proj = f.flag("--ttt-no-proj");
-    std::vector<int32_t> offsets = f.int_list("--ttt-conv-offsets", -1024, 1024);
-    const uint64_t seed = static_cast<uint64_t>(f.integer(kConvertSeed));
+    c.overwrite = f.flag("--overwrite");
+    c.no_proj = f.flag("--ttt-no-proj");
+    c.offsets = f.int_list("--ttt-conv-offsets", -1024, 1024);
+    c.seed = static_cast<uint64_t>(f.integer(kConvertSeed));
     if (f.has("--dtype") && f.has("--save-dtype")) f.error("give --dtype or --save-dtype, not both");
-    std::string dtype = f.str("--dtype", "");
-    WeightsFormat format = read_weights_format(f);
+    const std::string dtype = f.str("--dtype", "");
+    c.format = read_weights_format(f);
     if (!dtype.empty()) {
         if (dtype != "f32" && dtype != "bf16") f.error("--dtype: expected f32 or bf16, found '" + dtype + "'");
-        format.bf16 = dtype == "bf16";
+        c.format.bf16 = dtype == "bf16";
     }
     f.finish();
-    if (add && strip) f.error("give --add-ttt or --strip-ttt, not both");
-    const bool ttt_options = !layers.empty() || chunk_given || lr_given || !target.empty() || no_proj || !offsets.empty() || f.has("--seed");
-    if (!add && ttt_options) f.error("--ttt-layers, --ttt-chunk, --ttt-lr, --ttt-target, --ttt-no-proj, --ttt-conv-offsets and --seed need --add-ttt");
-    if (add && layers.empty()) f.error("--add-ttt needs --ttt-layers (e.g. --ttt-layers 0,6)");
-    if (lr_given && !std::isfinite(lr)) f.error("--ttt-lr must be finite");
-    TttTargetSource target_source = TttTargetSource::HiddenStates;
+    if (c.add && c.strip) f.error("give --add-ttt or --strip-ttt, not both");
+    const bool ttt_options = !c.layers.empty() || c.chunk || c.lr || !target.empty() || c.no_proj || !c.offsets.empty() || f.has("--seed");
+    if (!c.add && ttt_options) f.error("--ttt-layers, --ttt-chunk, --ttt-lr, --ttt-target, --ttt-no-proj, --ttt-conv-offsets and --seed need --add-ttt");
+    if (c.add && c.layers.empty()) f.error("--add-ttt needs --ttt-layers (e.g. --ttt-layers 0,6)");
     if (!target.empty()) {
         try {
-            target_source = parse_ttt_target_source(target);
+            c.target = parse_ttt_target_source(target);
         } catch (const Error& e) {
             f.error(cat("--ttt-target: ", e.what()));
         }
     }
+    return c;
+}
 
+// IN's config with the TTT layers added (the release's init) or stripped, as the flags ask.
+ModelConfig converted_config(const ConvertFlags& c, ModelConfig cfg) {
+    const bool has_ttt = cfg.ttt_mode && !cfg.ttt_layers.empty();
+    if (c.add) {
+        ITTT_CHECK(!has_ttt, c.in, " already has TTT layers (", cfg.ttt_layers.size(),
+                   "); strip them first (--strip-ttt) or train it as it is");
+        cfg.ttt_mode = true;
+        cfg.ttt_layers.assign(c.layers.begin(), c.layers.end());
+        if (c.chunk) cfg.ttt_chunk = static_cast<int>(*c.chunk);
+        if (c.lr) cfg.ttt_lr = *c.lr;
+        if (c.target) cfg.ttt_target = *c.target;
+        cfg.ttt_proj = !c.no_proj;
+        cfg.ttt_target_mode = TttTargetMode::Learned;
+        if (!c.offsets.empty()) cfg.ttt_conv_offsets.assign(c.offsets.begin(), c.offsets.end());
+        try {
+            cfg.validate();
+        } catch (const Error& e) {
+            fail(cat("--add-ttt: ", e.what()));
+        }
+    } else if (c.strip) {
+        ITTT_CHECK(has_ttt, c.in, " has no TTT layers to strip");
+        cfg.ttt_mode = false;
+        cfg.ttt_layers.clear();
+    }
+    return cfg;
+}
+
+int convert(const ConvertFlags& c) {
+    const std::string& in = c.in;
+    const std::string& out = c.out;
+    const WeightsFormat& format = c.format;
     const ResolvedCheckpoint r = resolve_checkpoint(in);
     if (!r.note.empty()) std::fprintf(stderr, "ittt convert: %s\n", r.note.c_str());
     check_destination(in, r.dir, out);
@@ -177,30 +220,8 @@ int cmd_convert(int argc, char** argv) {
     Model src = load_model(r.dir, DType::F32, Device::CPU, opt);
     for (const std::string& n : notes) std::fprintf(stderr, "ittt convert: %s\n", n.c_str());
 
-    ModelConfig cfg = src.config();
-    const bool has_ttt = cfg.ttt_mode && !cfg.ttt_layers.empty();
-    if (add) {
-        ITTT_CHECK(!has_ttt, in, " already has TTT layers (", cfg.ttt_layers.size(),
-                   "); strip them first (--strip-ttt) or train it as it is");
-        cfg.ttt_mode = true;
-        cfg.ttt_layers.assign(layers.begin(), layers.end());
-        if (chunk_given) cfg.ttt_chunk = static_cast<int>(chunk);
-        if (lr_given) cfg.ttt_lr = lr;
-        if (!target.empty()) cfg.ttt_target = target_source;
-        cfg.ttt_proj = !no_proj;
-        cfg.ttt_target_mode = TttTargetMode::Learned;
-        if (!offsets.empty()) cfg.ttt_conv_offsets.assign(offsets.begin(), offsets.end());
-        try {
-            cfg.validate();
-        } catch (const Error& e) {
-            fail(cat("--add-ttt: ", e.what()));
-        }
-    } else if (strip) {
-        ITTT_CHECK(has_ttt, in, " has no TTT layers to strip");
-        cfg.ttt_mode = false;
-        cfg.ttt_layers.clear();
-    }
-    Model dst = with_config(src, cfg, seed);
+    const ModelConfig cfg = converted_config(c, src.config());
+    Model dst = with_config(src, cfg, c.seed);
 
     std::vector<std::pair<std::string, std::string>> extra;
     for (const char* name : kCompanionFiles) {
@@ -220,21 +241,30 @@ int cmd_convert(int argc, char** argv) {
     for (const auto& [name, bytes] : extra) write_file_atomic(staging.file(name), bytes);
     if (is_directory(out) && !list_directory(out).empty()) {
         const std::string diff = difference(staging.dir(), out);
-        if (!diff.empty() && !overwrite)
+        if (!diff.empty() && !c.overwrite)
             fail(cat("OUT ", out, " already holds a different checkpoint (", diff,
                      "); give --overwrite to replace it, or choose another OUT (nothing was changed)"));
         if (!diff.empty()) std::fprintf(stderr, "ittt convert: replacing the checkpoint at %s (--overwrite; %s)\n", out.c_str(), diff.c_str());
     }
     staging.publish();
     std::printf("wrote %s: %lld parameters%s%s, %s%s\n", out.c_str(), static_cast<long long>(dst.parameter_count()),
-                add ? cat(", TTT layers ", Json([&] {
+                c.add ? cat(", TTT layers ", Json([&] {
                               Json l = Json::array();
                               for (int x : cfg.ttt_layers) l.push_back(x);
                               return l;
                           }()).dump(), " added").c_str() : "",
-                strip ? ", TTT layers stripped" : "", format.bf16 ? "bf16" : "f32",
+                c.strip ? ", TTT layers stripped" : "", format.bf16 ? "bf16" : "f32",
                 format.shard_size > 0 ? cat(", shards of at most ", format.shard_size, " bytes").c_str() : "");
     return 0;
+}
+
+}  // namespace
+
+int cmd_convert(int argc, char** argv) {
+    const std::string use = usage();
+    for (int i = 2; i < argc; ++i)
+        if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") return std::printf("%s", use.c_str()), 0;
+    return convert(read_convert_flags(argc, argv, use));
 }
 
 }  // namespace ittt

@@ -34,72 +34,125 @@ const IntFlag kGenerateN{"--n", "N", 16, 0, 1 << 24, "tokens to generate"};
 const IntFlag kGenerateSeed{"--seed", "S", 0, 0, kMaxSeed, "sampling seed (with --temperature > 0)"};
 }  // namespace
 
-int cmd_init(int argc, char** argv) {
-    Args a("init",
-           std::string("usage: ittt init --config FILE --out DIR [--seed S]\n"
+// ---------------------------------------------------------------- init
+
+namespace {
+struct InitFlags {
+    std::string config, out;
+    uint64_t seed = 0;
+};
+
+std::string init_usage() {
+    return std::string("usage: ittt init --config FILE --out DIR [--seed S]\n"
                        "  Writes a seeded, randomly initialised checkpoint (config.json + model.safetensors),\n"
                        "  published whole (an existing checkpoint at DIR is replaced atomically).\n"
                        "  --config FILE            a config.json with Hugging Face Qwen3 + In-Place TTT keys (see data/configs/)\n"
                        "  --out DIR                checkpoint directory to create\n") +
-               help_line(kInitSeed),
-           argc, argv, 2);
-    if (a.help()) return std::printf("%s", a.usage().c_str()), 0;
-    std::string config = a.required("--config"), out = a.required("--out");
-    uint64_t seed = static_cast<uint64_t>(a.integer(kInitSeed));
-    a.finish();
-    if (const std::string run = run_of_step_directory(out); !run.empty())
-        fail(cat("--out ", out, " names a step-N checkpoint of the training run ", run,
-                 ": a checkpoint without optimizer state there would make --resume of that run fail; choose another --out"));
-    std::vector<std::string> defaults;
-    Model m(load_config_json(config, &defaults));
-    print_config_defaults(defaults, "ittt init");
-    m.init_random(seed);
-    make_directories(parent_directory(out));
-    WriterLock lock(checkpoint_lock_path(out), cat("--out ", out), "ittt init");  // one writer per checkpoint (io/writer_lock.h)
-    save_model(out, m);
-    std::printf("wrote %s: %lld parameters, seed %llu\n", out.c_str(), static_cast<long long>(m.parameter_count()),
-                static_cast<unsigned long long>(seed));
-    return 0;
+           help_line(kInitSeed);
 }
 
-int cmd_eval(int argc, char** argv) {
-    std::string usage = std::string(
-                            "usage: ittt eval --ckpt DIR --task NAME --seed S [options]\n"
-                            "  Accuracy (over scored positions) and mean loss on held-out seeded batches.\n") +
-                        kCheckpointFlagsUsage + help_line(kEvalSeed) + help_line(kEvalBatches) + help_line(kEvalBatch) +
-                        help_line(kEvalSeqLen) + "  --json                   one JSON object\n" + kTaskFlagsUsage + kRuntimeFlagsUsage +
-                        kContextParallelUsage;
-    Args a("eval", usage, argc, argv, 2);
-    if (a.help()) return std::printf("%s", usage.c_str()), 0;
-    Device device = apply_runtime_flags(a);
-    TaskConfig task = read_task(a);
-    CheckpointFlags ckpt = read_checkpoint_flags(a);
-    if (!a.has("--seed")) a.error("missing required flag --seed");
-    uint64_t seed = static_cast<uint64_t>(a.integer(kEvalSeed));
-    int batches = static_cast<int>(a.integer(kEvalBatches));
-    int batch = static_cast<int>(a.integer(kEvalBatch));
-    int seq_len = static_cast<int>(a.integer(kEvalSeqLen));
-    bool json = a.flag("--json");
-    const bool context_parallel = read_context_parallel(a);
+InitFlags read_init_flags(Args& a) {
+    InitFlags o;
+    o.config = a.required("--config");
+    o.out = a.required("--out");
+    o.seed = static_cast<uint64_t>(a.integer(kInitSeed));
     a.finish();
-    parallel::Context* cp = context_parallel ? start_context_parallel(device) : nullptr;
-    Model model = load_checkpoint_model(ckpt, "eval", device);
-    model.set_context_parallel(cp);
-    require_memory(forward_bytes(model.config(), batch, seq_len, false), cat("a forward of a batch of ", batch, " x ", seq_len, " tokens"));
-    EvalResult r = evaluate(model, task, batch, seq_len, batches, seed, &ckpt);
-    if (json)
-        std::printf("{\"task\": \"%s\", \"seed\": %llu, \"accuracy\": %.6f, \"correct\": %lld, \"scored\": %lld, "
-                    "\"examples_all_correct\": %lld, \"examples\": %lld, \"loss\": %.6f}\n",
-                    task.describe().c_str(), static_cast<unsigned long long>(seed), r.accuracy.fraction(),
-                    static_cast<long long>(r.accuracy.correct), static_cast<long long>(r.accuracy.scored),
-                    static_cast<long long>(r.accuracy.examples_all_correct), static_cast<long long>(r.accuracy.examples), r.loss);
-    else
-        std::printf("%s, seed %llu: accuracy %.4f (%lld/%lld scored), %lld/%lld examples fully correct, loss %.4f\n",
-                    task.describe().c_str(), static_cast<unsigned long long>(seed), r.accuracy.fraction(),
-                    static_cast<long long>(r.accuracy.correct), static_cast<long long>(r.accuracy.scored),
-                    static_cast<long long>(r.accuracy.examples_all_correct), static_cast<long long>(r.accuracy.examples), r.loss);
+    return o;
+}
+
+int run_init(const InitFlags& o) {
+    if (const std::string run = run_of_step_directory(o.out); !run.empty())
+        fail(cat("--out ", o.out, " names a step-N checkpoint of the training run ", run,
+                 ": a checkpoint without optimizer state there would make --resume of that run fail; choose another --out"));
+    std::vector<std::string> defaults;
+    Model m(load_config_json(o.config, &defaults));
+    print_config_defaults(defaults, "ittt init");
+    m.init_random(o.seed);
+    make_directories(parent_directory(o.out));
+    WriterLock lock(checkpoint_lock_path(o.out), cat("--out ", o.out), "ittt init");  // one writer per checkpoint (io/writer_lock.h)
+    save_model(o.out, m);
+    std::printf("wrote %s: %lld parameters, seed %llu\n", o.out.c_str(), static_cast<long long>(m.parameter_count()),
+                static_cast<unsigned long long>(o.seed));
     return 0;
 }
+}  // namespace
+
+int cmd_init(int argc, char** argv) {
+    Args a("init", init_usage(), argc, argv, 2);
+    if (a.help()) return std::printf("%s", a.usage().c_str()), 0;
+    return run_init(read_init_flags(a));
+}
+
+// ---------------------------------------------------------------- eval
+
+namespace {
+struct EvalFlags {
+    RuntimeFlags runtime;
+    TaskConfig task;
+    CheckpointFlags ckpt;
+    uint64_t seed = 0;
+    int batches = 0, batch = 0, seq_len = 0;
+    bool json = false;
+    bool context_parallel = false;
+};
+
+std::string eval_usage() {
+    return std::string("usage: ittt eval --ckpt DIR --task NAME --seed S [options]\n"
+                       "  Accuracy (over scored positions) and mean loss on held-out seeded batches.\n") +
+           kCheckpointFlagsUsage + help_line(kEvalSeed) + help_line(kEvalBatches) + help_line(kEvalBatch) + help_line(kEvalSeqLen) +
+           "  --json                   one JSON object\n" + kTaskFlagsUsage + kRuntimeFlagsUsage + kContextParallelUsage;
+}
+
+EvalFlags read_eval_flags(Args& a) {
+    EvalFlags o;
+    o.runtime = read_runtime_flags(a);
+    o.task = read_task(a);
+    o.ckpt = read_checkpoint_flags(a);
+    if (!a.has("--seed")) a.error("missing required flag --seed");
+    o.seed = static_cast<uint64_t>(a.integer(kEvalSeed));
+    o.batches = static_cast<int>(a.integer(kEvalBatches));
+    o.batch = static_cast<int>(a.integer(kEvalBatch));
+    o.seq_len = static_cast<int>(a.integer(kEvalSeqLen));
+    o.json = a.flag("--json");
+    o.context_parallel = read_context_parallel(a);
+    a.finish();
+    return o;
+}
+
+void print_eval(const EvalFlags& o, const EvalResult& r) {
+    if (o.json) {
+        JsonWriter j;
+        j.begin_object().field("task", o.task.describe()).field("seed", o.seed).field("accuracy", r.accuracy.fraction());
+        j.field("correct", r.accuracy.correct).field("scored", r.accuracy.scored);
+        j.field("examples_all_correct", r.accuracy.examples_all_correct).field("examples", r.accuracy.examples).field("loss", r.loss);
+        std::printf("%s\n", j.end_object().text().c_str());
+        return;
+    }
+    std::printf("%s, seed %llu: accuracy %.4f (%lld/%lld scored), %lld/%lld examples fully correct, loss %.4f\n",
+                o.task.describe().c_str(), static_cast<unsigned long long>(o.seed), r.accuracy.fraction(),
+                static_cast<long long>(r.accuracy.correct), static_cast<long long>(r.accuracy.scored),
+                static_cast<long long>(r.accuracy.examples_all_correct), static_cast<long long>(r.accuracy.examples), r.loss);
+}
+
+int run_eval(const EvalFlags& o) {
+    parallel::Context* cp = o.context_parallel ? start_context_parallel(o.runtime.device) : nullptr;
+    Model model = load_checkpoint_model(o.ckpt, "eval", o.runtime.device);
+    model.set_context_parallel(cp);
+    require_memory(forward_bytes(model.config(), o.batch, o.seq_len, false),
+                   cat("a forward of a batch of ", o.batch, " x ", o.seq_len, " tokens"));
+    EvalResult r = evaluate(model, o.task, o.batch, o.seq_len, o.batches, o.seed, &o.ckpt);
+    print_eval(o, r);
+    return 0;
+}
+}  // namespace
+
+int cmd_eval(int argc, char** argv) {
+    Args a("eval", eval_usage(), argc, argv, 2);
+    if (a.help()) return std::printf("%s", a.usage().c_str()), 0;
+    return run_eval(read_eval_flags(a));
+}
+
+// ---------------------------------------------------------------- forward and generate
 
 namespace {
 // The input: ids (--tokens 1,5,9) or text (--text / --prompt) for the checkpoint's
@@ -147,161 +200,203 @@ std::string decodable(const Tokenizer& tok, const std::vector<int32_t>& ids) {
         if (tok.has_id(id)) known.push_back(id);
     return tok.decode(known);
 }
-// ", "key": "value"" with the value JSON-escaped, for the hand-printed JSON lines below.
-void print_json_string(const std::string& key, const std::string& value) {
-    std::printf(", %s: %s", Json(key).dump().c_str(), Json(value).dump().c_str());
-}
 }  // namespace
 
-int cmd_forward(int argc, char** argv) {
-    std::string usage = std::string(
-                            "usage: ittt forward --ckpt DIR (--tokens 3,1,4,1,5 | --text TEXT) [--top K] [--json]\n"
-                            "  Logits at every position (prefill, inference mode). Text output shows the top K\n"
-                            "  tokens per position; --json prints every logit.\n"
-                            "  --tokens IDS             comma-separated token ids in [0, vocab_size)\n"
-                            "  --text TEXT              encoded with DIR/tokenizer.json (Hugging Face format); tokens are\n"
-                            "                           then shown as text too\n") +
-                        kCheckpointFlagsUsage + help_line(kTop) + kRuntimeFlagsUsage + kContextParallelUsage;
-    Args a("forward", usage, argc, argv, 2);
-    if (a.help()) return std::printf("%s", usage.c_str()), 0;
-    Device device = apply_runtime_flags(a);
-    CheckpointFlags ckpt = read_checkpoint_flags(a);
-    const int64_t top = a.integer(kTop);
-    bool json = a.flag("--json");
-    Prompt prompt = read_prompt(a, "--text");
-    const bool context_parallel = read_context_parallel(a);
+namespace {
+struct ForwardFlags {
+    RuntimeFlags runtime;
+    CheckpointFlags ckpt;
+    int64_t top = 0;
+    bool json = false;
+    Prompt prompt;  // --tokens or --text (the tokenizer is read with the checkpoint)
+    bool context_parallel = false;
+};
+
+std::string forward_usage() {
+    return std::string("usage: ittt forward --ckpt DIR (--tokens 3,1,4,1,5 | --text TEXT) [--top K] [--json]\n"
+                       "  Logits at every position (prefill, inference mode). Text output shows the top K\n"
+                       "  tokens per position; --json prints every logit.\n"
+                       "  --tokens IDS             comma-separated token ids in [0, vocab_size)\n"
+                       "  --text TEXT              encoded with DIR/tokenizer.json (Hugging Face format); tokens are\n"
+                       "                           then shown as text too\n") +
+           kCheckpointFlagsUsage + help_line(kTop) + kRuntimeFlagsUsage + kContextParallelUsage;
+}
+
+ForwardFlags read_forward_flags(Args& a) {
+    ForwardFlags o;
+    o.runtime = read_runtime_flags(a);
+    o.ckpt = read_checkpoint_flags(a);
+    o.top = a.integer(kTop);
+    o.json = a.flag("--json");
+    o.prompt = read_prompt(a, "--text");
+    o.context_parallel = read_context_parallel(a);
     a.finish();  // every flag checked before the (slow, fallible) load
-    parallel::Context* cp = context_parallel ? start_context_parallel(device) : nullptr;
-    std::string dir;
-    Model model = load_checkpoint_model(ckpt, "forward", device, &dir);
-    model.set_context_parallel(cp);
-    with_tokenizer(prompt, dir, ckpt.dir);
-    const int V = model.config().vocab_size;
-    check_tokens(a, prompt, V);
-    const std::vector<int32_t>& toks = prompt.ids;
-    // A token as text, when there is a tokenizer: " (\"...\")" with the JSON escapes.
+    return o;
+}
+
+// {"tokens": [...], "text": "..." (with --text), "vocab_size": V, "logits": [[V floats] per position]}
+void print_forward_json(const Prompt& prompt, int V, const std::vector<float>& logits) {
+    const int64_t n = static_cast<int64_t>(prompt.ids.size());
+    JsonWriter j;
+    j.begin_object().array("tokens", prompt.ids);
+    if (prompt.text) j.field("text", *prompt.text);
+    j.field("vocab_size", V).key("logits").begin_array();
+    for (int64_t t = 0; t < n; ++t) j.array_of(logits.begin() + t * V, logits.begin() + (t + 1) * V);
+    std::printf("%s\n", j.end_array().end_object().text().c_str());
+}
+
+// One line per position: the token and the top K tokens with their logits.
+void print_forward_text(const Prompt& prompt, int V, int64_t top, const std::vector<float>& logits) {
+    // A token as text, when there is a tokenizer: " \"...\"" with the JSON escapes.
     auto shown = [&](int32_t id) {
         if (!prompt.tokenizer || !prompt.tokenizer->has_id(id)) return std::string();
         return " " + Json(prompt.tokenizer->decode({id})).dump();
     };
-    ForwardOptions opt;
-    opt.inference = true;
-    const int64_t n = static_cast<int64_t>(toks.size());
-    require_memory(forward_bytes(model.config(), 1, n, false), cat("a forward of ", n, " tokens"));
-    Tensor logits_t = model.forward(Tensor::from_vector(toks, {1, n}).to(device), opt);
-    if (cp) logits_t = gather_logits(model, logits_t);  // rank 0 prints the whole sequence
-    if (!logits_t.defined()) return 0;
-    check_logits(ckpt, cp ? nullptr : &model, logits_t, "forward");
-    std::vector<float> logits = logits_t.to_f32_vector();
-    if (json) {
-        std::printf("{\"tokens\": [");
-        for (int64_t t = 0; t < n; ++t) std::printf("%s%d", t ? ", " : "", toks[static_cast<size_t>(t)]);
-        std::printf("]");
-        if (prompt.text) print_json_string("text", *prompt.text);
-        std::printf(", \"vocab_size\": %d, \"logits\": [", V);
-        for (int64_t t = 0; t < n; ++t) {
-            std::printf("%s[", t ? ", " : "");
-            for (int v = 0; v < V; ++v) std::printf("%s%.7g", v ? ", " : "", logits[static_cast<size_t>(t * V + v)]);
-            std::printf("]");
-        }
-        std::printf("]}\n");
-        return 0;
-    }
-    for (int64_t t = 0; t < n; ++t) {
+    const std::vector<int32_t>& toks = prompt.ids;
+    for (size_t t = 0; t < toks.size(); ++t) {
         std::vector<int> idx(static_cast<size_t>(V));
         for (int v = 0; v < V; ++v) idx[static_cast<size_t>(v)] = v;
-        const float* row = logits.data() + t * V;
+        const float* row = logits.data() + t * static_cast<size_t>(V);
         const int k = static_cast<int>(std::min<int64_t>(top, V));
         std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int x, int y) { return row[x] > row[y]; });
-        std::printf("pos %3lld token %5d%s | top:", static_cast<long long>(t), toks[static_cast<size_t>(t)],
-                    shown(toks[static_cast<size_t>(t)]).c_str());
+        std::printf("pos %3zu token %5d%s | top:", t, toks[t], shown(toks[t]).c_str());
         for (int i = 0; i < k; ++i)
-            std::printf(" %d%s (%.3f)", idx[static_cast<size_t>(i)], shown(idx[static_cast<size_t>(i)]).c_str(),
-                        row[idx[static_cast<size_t>(i)]]);
+            std::printf(" %d%s (%.3f)", idx[static_cast<size_t>(i)], shown(idx[static_cast<size_t>(i)]).c_str(), row[idx[static_cast<size_t>(i)]]);
         std::printf("\n");
     }
-    return 0;
 }
 
-int cmd_generate(int argc, char** argv) {
-    std::string usage = std::string(
-                            "usage: ittt generate --ckpt DIR (--tokens 1,5,9 | --prompt TEXT) --n N [--temperature T] [--seed S] [--json]\n"
-                            "  Streaming decode: prefill the prompt, then N tokens one at a time with the KV cache\n"
-                            "  and the TTT fast weights updated chunk by chunk. Greedy unless --temperature > 0.\n"
-                            "  --prompt TEXT  encoded with DIR/tokenizer.json (Hugging Face format); the output is then text\n"
-                            "  --json         ids (and text with a tokenizer), the TTT state size, and every fast-weight\n"
-                            "                 update: layer, chunk, ||eta dW||_F before and after ttt_clip_tau, clipped\n"
-                            "  --tokens IDS             the prompt: comma-separated token ids in [0, vocab_size)\n"
-                            "  --temperature T          sampling temperature (default 0: greedy, >= 0)\n") +
-                        kCheckpointFlagsUsage + help_line(kGenerateN) + help_line(kGenerateSeed) + kRuntimeFlagsUsage;
-    Args a("generate", usage, argc, argv, 2);
-    if (a.help()) return std::printf("%s", usage.c_str()), 0;
-    Device device = apply_runtime_flags(a);
-    CheckpointFlags ckpt = read_checkpoint_flags(a);
-    int64_t n = a.integer(kGenerateN);
-    double temperature = a.number("--temperature", 0.0);
-    if (temperature < 0) a.error(cat("--temperature must be >= 0, found ", temperature));
-    uint64_t seed = static_cast<uint64_t>(a.integer(kGenerateSeed));
-    bool json = a.flag("--json");
-    Prompt prompt = read_prompt(a, "--prompt");
-    a.finish();
+// a: the command line, for the usage error of an id outside the model's vocabulary.
+int run_forward(const ForwardFlags& o, const Args& a) {
+    parallel::Context* cp = o.context_parallel ? start_context_parallel(o.runtime.device) : nullptr;
     std::string dir;
-    Model model = load_checkpoint_model(ckpt, "generate", device, &dir);
-    with_tokenizer(prompt, dir, ckpt.dir);
+    Model model = load_checkpoint_model(o.ckpt, "forward", o.runtime.device, &dir);
+    model.set_context_parallel(cp);
+    Prompt prompt = o.prompt;
+    with_tokenizer(prompt, dir, o.ckpt.dir);
+    const int V = model.config().vocab_size;
+    check_tokens(a, prompt, V);
+    ForwardOptions inference;
+    inference.inference = true;
+    const int64_t n = static_cast<int64_t>(prompt.ids.size());
+    require_memory(forward_bytes(model.config(), 1, n, false), cat("a forward of ", n, " tokens"));
+    Tensor logits = model.forward(Tensor::from_vector(prompt.ids, {1, n}).to(o.runtime.device), inference);
+    if (cp) logits = gather_logits(model, logits);  // rank 0 prints the whole sequence
+    if (!logits.defined()) return 0;
+    check_logits(o.ckpt, cp ? nullptr : &model, logits, "forward");
+    if (o.json) print_forward_json(prompt, V, logits.to_f32_vector());
+    else print_forward_text(prompt, V, o.top, logits.to_f32_vector());
+    return 0;
+}
+}  // namespace
+
+int cmd_forward(int argc, char** argv) {
+    Args a("forward", forward_usage(), argc, argv, 2);
+    if (a.help()) return std::printf("%s", a.usage().c_str()), 0;
+    return run_forward(read_forward_flags(a), a);
+}
+
+namespace {
+struct GenerateFlags {
+    RuntimeFlags runtime;
+    CheckpointFlags ckpt;
+    int64_t n = 0;
+    double temperature = 0;  // 0: greedy
+    uint64_t seed = 0;
+    bool json = false;
+    Prompt prompt;  // --tokens or --prompt
+};
+
+std::string generate_usage() {
+    return std::string("usage: ittt generate --ckpt DIR (--tokens 1,5,9 | --prompt TEXT) --n N [--temperature T] [--seed S] [--json]\n"
+                       "  Streaming decode: prefill the prompt, then N tokens one at a time with the KV cache\n"
+                       "  and the TTT fast weights updated chunk by chunk. Greedy unless --temperature > 0.\n"
+                       "  --prompt TEXT  encoded with DIR/tokenizer.json (Hugging Face format); the output is then text\n"
+                       "  --json         ids (and text with a tokenizer), the TTT state size, and every fast-weight\n"
+                       "                 update: layer, chunk, ||eta dW||_F before and after ttt_clip_tau, clipped\n"
+                       "  --tokens IDS             the prompt: comma-separated token ids in [0, vocab_size)\n"
+                       "  --temperature T          sampling temperature (default 0: greedy, >= 0)\n") +
+           kCheckpointFlagsUsage + help_line(kGenerateN) + help_line(kGenerateSeed) + kRuntimeFlagsUsage;
+}
+
+GenerateFlags read_generate_flags(Args& a) {
+    GenerateFlags o;
+    o.runtime = read_runtime_flags(a);
+    o.ckpt = read_checkpoint_flags(a);
+    o.n = a.integer(kGenerateN);
+    o.temperature = a.number("--temperature", 0.0);
+    if (o.temperature < 0) a.error(cat("--temperature must be >= 0, found ", o.temperature));
+    o.seed = static_cast<uint64_t>(a.integer(kGenerateSeed));
+    o.json = a.flag("--json");
+    o.prompt = read_prompt(a, "--prompt");
+    a.finish();
+    return o;
+}
+
+// The next token from the last position's logits: the argmax, or a draw at the temperature.
+int next_token(const std::vector<float>& last, double temperature, Rng& rng) {
+    if (temperature <= 0) return static_cast<int>(std::max_element(last.begin(), last.end()) - last.begin());
+    double mx = *std::max_element(last.begin(), last.end()), total = 0;
+    std::vector<double> p(last.size());
+    for (size_t v = 0; v < p.size(); ++v) total += p[v] = std::exp((last[v] - mx) / temperature);
+    double r = rng.uniform() * total;
+    int next = 0;
+    while (next + 1 < static_cast<int>(p.size()) && (r -= p[static_cast<size_t>(next)]) > 0) ++next;
+    return next;
+}
+
+// {"prompt": [...], "generated": [...], "prompt_text", "generated_text" (with a tokenizer),
+//  "ttt_state_bytes", "ttt_clip_tau", "ttt_clipped_updates", "ttt_updates": [{layer, chunk, norm, applied, clipped}]}
+void print_generate_json(const Prompt& prompt, const std::vector<int32_t>& out, const Session& session, double clip_tau) {
+    JsonWriter j;
+    j.begin_object().array("prompt", prompt.ids).array("generated", out);
+    if (prompt.tokenizer) {
+        j.field("prompt_text", prompt.text ? *prompt.text : prompt.tokenizer->decode(prompt.ids));
+        j.field("generated_text", decodable(*prompt.tokenizer, out));
+    }
+    j.field("ttt_state_bytes", session.ttt_state_bytes());
+    // Every fast-weight update, in order; clipped means ttt_clip_tau scaled it down to tau.
+    const std::vector<TttUpdate>& ups = session.updates();
+    int clipped = 0;
+    for (const TttUpdate& u : ups) clipped += u.clipped;
+    j.field("ttt_clip_tau", clip_tau).field("ttt_clipped_updates", clipped).key("ttt_updates").begin_array();
+    for (const TttUpdate& u : ups)
+        j.begin_object().field("layer", u.layer).field("chunk", u.chunk).field("norm", u.norm).field("applied", u.applied).field("clipped", u.clipped).end_object();
+    std::printf("%s\n", j.end_array().end_object().text().c_str());
+}
+
+// a: the command line, for the usage error of an id outside the model's vocabulary.
+int run_generate(const GenerateFlags& o, const Args& a) {
+    std::string dir;
+    Model model = load_checkpoint_model(o.ckpt, "generate", o.runtime.device, &dir);
+    Prompt prompt = o.prompt;
+    with_tokenizer(prompt, dir, o.ckpt.dir);
     check_tokens(a, prompt, model.config().vocab_size);
     const std::vector<int32_t>& toks = prompt.ids;
     {
         // The KV caches grow to prompt + n positions; the prompt runs as one forward.
         const ModelConfig& c = model.config();
-        const double positions = static_cast<double>(toks.size()) + static_cast<double>(n);
+        const double positions = static_cast<double>(toks.size()) + static_cast<double>(o.n);
         require_memory(forward_bytes(c, 1, static_cast<int64_t>(toks.size()), false) +
                            2.0 * 4 * positions * c.num_hidden_layers * c.num_key_value_heads * c.head_dim,
-                       cat("the KV caches of ", toks.size(), " + ", n, " positions"));
+                       cat("the KV caches of ", toks.size(), " + ", o.n, " positions"));
     }
     Session session(model);
-    Rng rng(seed);
+    Rng rng(o.seed);
     Tensor prefill = session.prefill(toks);
-    check_logits(ckpt, nullptr, prefill, "generate, prefill");
+    check_logits(o.ckpt, nullptr, prefill, "generate, prefill");
     std::vector<float> last = prefill.rows(static_cast<int64_t>(toks.size()) - 1, static_cast<int64_t>(toks.size())).to_f32_vector();
     std::vector<int32_t> out;
-    for (int64_t i = 0; i < n; ++i) {
-        int next = 0;
-        if (temperature <= 0) {
-            next = static_cast<int>(std::max_element(last.begin(), last.end()) - last.begin());
-        } else {
-            double mx = *std::max_element(last.begin(), last.end()), total = 0;
-            std::vector<double> p(last.size());
-            for (size_t v = 0; v < p.size(); ++v) total += p[v] = std::exp((last[v] - mx) / temperature);
-            double r = rng.uniform() * total;
-            while (next + 1 < static_cast<int>(p.size()) && (r -= p[static_cast<size_t>(next)]) > 0) ++next;
-        }
-        out.push_back(next);
-        if (i + 1 < n) {
-            Tensor logits = session.decode(next);
-            check_logits(ckpt, nullptr, logits.view({1, logits.numel()}), cat("generate, token ", i + 1));
+    for (int64_t i = 0; i < o.n; ++i) {
+        out.push_back(next_token(last, o.temperature, rng));
+        if (i + 1 < o.n) {
+            Tensor logits = session.decode(out.back());
+            check_logits(o.ckpt, nullptr, logits.view({1, logits.numel()}), cat("generate, token ", i + 1));
             last = logits.to_f32_vector();
         }
     }
-    if (json) {
-        std::printf("{\"prompt\": [");
-        for (size_t i = 0; i < toks.size(); ++i) std::printf("%s%d", i ? ", " : "", toks[i]);
-        std::printf("], \"generated\": [");
-        for (size_t i = 0; i < out.size(); ++i) std::printf("%s%d", i ? ", " : "", out[i]);
-        std::printf("]");
-        if (prompt.tokenizer) {
-            print_json_string("prompt_text", prompt.text ? *prompt.text : prompt.tokenizer->decode(toks));
-            print_json_string("generated_text", decodable(*prompt.tokenizer, out));
-        }
-        std::printf(", \"ttt_state_bytes\": %zu", session.ttt_state_bytes());
-        // Every fast-weight update, in order; clipped means ttt_clip_tau scaled it down to tau.
-        const std::vector<TttUpdate>& ups = session.updates();
-        int clipped = 0;
-        for (const TttUpdate& u : ups) clipped += u.clipped;
-        std::printf(", \"ttt_clip_tau\": %.17g, \"ttt_clipped_updates\": %d, \"ttt_updates\": [", model.config().ttt_clip_tau, clipped);
-        for (size_t i = 0; i < ups.size(); ++i)
-            std::printf("%s{\"layer\": %d, \"chunk\": %d, \"norm\": %.17g, \"applied\": %.17g, \"clipped\": %s}", i ? ", " : "",
-                        ups[i].layer, ups[i].chunk, ups[i].norm, ups[i].applied, ups[i].clipped ? "true" : "false");
-        std::printf("]}\n");
+    if (o.json) {
+        print_generate_json(prompt, out, session, model.config().ttt_clip_tau);
     } else if (prompt.text) {
         std::printf("%s\n", decodable(*prompt.tokenizer, out).c_str());
     } else {
@@ -309,6 +404,13 @@ int cmd_generate(int argc, char** argv) {
         std::printf("\n");
     }
     return 0;
+}
+}  // namespace
+
+int cmd_generate(int argc, char** argv) {
+    Args a("generate", generate_usage(), argc, argv, 2);
+    if (a.help()) return std::printf("%s", a.usage().c_str()), 0;
+    return run_generate(read_generate_flags(a), a);
 }
 
 }  // namespace ittt

@@ -13,6 +13,7 @@
 #include "driver/plots.h"
 #include "driver/terminal.h"
 #include "driver/theory.h"
+#include "io/json.h"
 #include "model/memory_budget.h"
 #include "model/model_io.h"
 #include "tools/commands.h"
@@ -25,27 +26,32 @@ namespace {
 using theory::TheoryOptions;
 
 constexpr int64_t kMaxSeed = INT64_MAX;
-// The theory engine's integer flags, with the ranges this command enforces
-// (theory::validate_options adds the cross-checks, e.g. key-chunk < chunks - 1).
+// The theory engine's flags, each parsed straight into its field of
+// TheoryOptions, with the ranges this command enforces (theory::validate_options
+// adds the cross-checks, e.g. key-chunk < chunks - 1).
 const TheoryOptions kTheoryDefaults;
-const IntFlag kTheoryInts[] = {
-    {"--seed", "N", static_cast<int64_t>(kTheoryDefaults.seed), 0, kMaxSeed, "seed of the model and of every trial"},
-    {"--trials", "N", kTheoryDefaults.trials, 1, 1000000, "sequences averaged over"},
-    {"--d", "N", kTheoryDefaults.d, 1, 1 << 20, "embedding width"},
-    {"--vocab", "N", kTheoryDefaults.vocab, 3, 1 << 16, "ordinary tokens"},
-    {"--f", "N", kTheoryDefaults.f, 0, 1 << 22, "SwiGLU width, 0 = 3*d (identity features use f = d)"},
-    {"--chunk", "N", kTheoryDefaults.chunk, 2, 1 << 16, "positions per chunk"},
-    {"--chunks", "N", kTheoryDefaults.n_chunks, 2, 1 << 12, "chunks per sequence; the query is in the last"},
-    {"--key-chunk", "N", kTheoryDefaults.key_chunk, 0, (1 << 12) - 2, "chunk holding the pair (k*, v*)"},
-    {"--step-trial", "N", kTheoryDefaults.step_trial, 0, 999999, "trial shown chunk by chunk"},
+struct TheoryIntFlag {
+    IntFlag flag;
+    int TheoryOptions::*field;
+};
+const IntFlag kTheorySeed{"--seed", "N", static_cast<int64_t>(kTheoryDefaults.seed), 0, kMaxSeed, "seed of the model and of every trial"};
+const TheoryIntFlag kTheoryInts[] = {
+    {{"--trials", "N", kTheoryDefaults.trials, 1, 1000000, "sequences averaged over"}, &TheoryOptions::trials},
+    {{"--d", "N", kTheoryDefaults.d, 1, 1 << 20, "embedding width"}, &TheoryOptions::d},
+    {{"--vocab", "N", kTheoryDefaults.vocab, 3, 1 << 16, "ordinary tokens"}, &TheoryOptions::vocab},
+    {{"--f", "N", kTheoryDefaults.f, 0, 1 << 22, "SwiGLU width, 0 = 3*d (identity features use f = d)"}, &TheoryOptions::f},
+    {{"--chunk", "N", kTheoryDefaults.chunk, 2, 1 << 16, "positions per chunk"}, &TheoryOptions::chunk},
+    {{"--chunks", "N", kTheoryDefaults.n_chunks, 2, 1 << 12, "chunks per sequence; the query is in the last"}, &TheoryOptions::n_chunks},
+    {{"--key-chunk", "N", kTheoryDefaults.key_chunk, 0, (1 << 12) - 2, "chunk holding the pair (k*, v*)"}, &TheoryOptions::key_chunk},
+    {{"--step-trial", "N", kTheoryDefaults.step_trial, 0, 999999, "trial shown chunk by chunk"}, &TheoryOptions::step_trial},
 };
 const int64_t kSweepMax = 1 << 20;
-// The theory engine's other flags, parsed by theory::set_option.
+// The theory engine's other flags (a number, the kinds, the sweep's widths).
 const char* const kTheoryOther[] = {"--lr", "--embed", "--features", "--mlp-input", "--sweep"};
 
 std::string theory_help() {
-    std::string h;
-    for (const IntFlag& f : kTheoryInts) h += help_line(f);
+    std::string h = help_line(kTheorySeed);
+    for (const TheoryIntFlag& f : kTheoryInts) h += help_line(f.flag);
     std::string sweep;
     for (size_t i = 0; i < kTheoryDefaults.sweep.size(); ++i) sweep += (i ? "," : "") + std::to_string(kTheoryDefaults.sweep[i]);
     return h + cat("  --lr X                   fast-weight learning rate eta (default ", kTheoryDefaults.lr, ", > 0)\n",
@@ -108,13 +114,14 @@ double theory_bytes(const TheoryOptions& o, bool sweep) {
     return worst;
 }
 
-struct Output {
+// What every mode prints and writes besides its measurements.
+struct OutputFlags {
     bool automatic = false, json = false, steps = true;
     std::string plot_dir;  // empty: no plots
 };
 
-Output read_output(Args& a) {
-    Output o;
+OutputFlags read_output(Args& a) {
+    OutputFlags o;
     o.automatic = a.flag("--auto");
     o.json = a.flag("--json");
     o.steps = !a.flag("--no-steps");
@@ -125,8 +132,91 @@ Output read_output(Args& a) {
     return o;
 }
 
+// `ittt step --theory`: the engine's options, each flag in its field.
+struct TheoryModeFlags {
+    TheoryOptions theory;
+    bool sweep = false;  // run the sweep over d (only when --sweep is given)
+    OutputFlags output;
+};
+
+// A flag naming a kind (--embed gaussian): the engine's parser, its error a usage error.
+template <class Kind>
+Kind read_kind(Args& a, const char* flag, Kind fallback, Kind (*parse)(const std::string&)) {
+    if (!a.has(flag)) return fallback;
+    const std::string name = a.str(flag, "");
+    try {
+        return parse(name);
+    } catch (const Error& e) {
+        a.error(e.what());
+    }
+}
+
+TheoryModeFlags read_theory_mode(Args& a) {
+    TheoryModeFlags m;
+    TheoryOptions& o = m.theory;
+    o.seed = static_cast<uint64_t>(a.integer(kTheorySeed));
+    for (const TheoryIntFlag& f : kTheoryInts) o.*f.field = static_cast<int>(a.integer(f.flag));
+    o.lr = a.number("--lr", o.lr);
+    o.embed = read_kind(a, "--embed", o.embed, theory::parse_embedding_kind);
+    o.features = read_kind(a, "--features", o.features, theory::parse_feature_kind);
+    o.mlp_input = read_kind(a, "--mlp-input", o.mlp_input, theory::parse_mlp_input);
+    m.sweep = a.has("--sweep");
+    if (m.sweep) {
+        const std::string list = a.str("--sweep", "");
+        o.sweep.clear();
+        try {
+            for (const std::string& item : split_list(list, "--sweep"))
+                o.sweep.push_back(static_cast<int>(parse_integer(item, 1, kSweepMax, "--sweep: a width")));
+        } catch (const Error& e) {
+            a.error(e.what());
+        }
+    }
+    m.output = read_output(a);
+    a.finish();
+    return m;
+}
+
+// `ittt step --ckpt DIR`: the checkpoint, the task and the probe's sizes.
+struct ModelModeFlags {
+    RuntimeFlags runtime;
+    CheckpointFlags ckpt;
+    std::string task_name;
+    std::map<std::string, std::string> task_opts;  // theorem's chunk and window default to the model's
+    int64_t seq_len = 0;                           // 0: 4 * ttt_chunk
+    probe::ProbeOptions probe;                     // seed, examples, step_example, top (the task once the model is read)
+    OutputFlags output;
+};
+
+ModelModeFlags read_model_mode(Args& a) {
+    ModelModeFlags m;
+    m.runtime = read_runtime_flags(a);
+    m.ckpt = read_checkpoint_flags(a);
+    m.task_name = a.str("--task", "theorem");
+    try {
+        if (a.has("--task-opt")) split_list(a.str("--task-opt", ""), "--task-opt");
+        m.task_opts = parse_option_list(a.str("--task-opt", ""));
+    } catch (const Error& e) {
+        a.error(e.what());
+    }
+    m.seq_len = a.integer(kModelSeqLen);
+    m.probe.seed = static_cast<uint64_t>(a.integer(kModelSeed));
+    m.probe.examples = static_cast<int>(a.integer(kModelExamples));
+    m.probe.step_example = static_cast<int>(a.integer(kModelStepExample));
+    m.probe.top = static_cast<int>(a.integer(kModelTop));
+    m.output = read_output(a);
+    auto theory_only = [&](const std::string& flag) {
+        if (a.has(flag)) a.error(flag + " is a theory-mode option (with --theory); the model mode takes the checkpoint's values");
+    };
+    for (const TheoryIntFlag& f : kTheoryInts) theory_only(f.flag.name);
+    for (const char* flag : kTheoryOther) theory_only(flag);
+    a.finish();
+    if (m.probe.step_example >= m.probe.examples)
+        a.error(cat("--step-example ", m.probe.step_example, " must be below --examples ", m.probe.examples));
+    return m;
+}
+
 // The chunk pages: a pager on a terminal, every page otherwise.
-void show_pages(const terminal::Pages& pages, const Output& out) {
+void show_pages(const terminal::Pages& pages, const OutputFlags& out) {
     if (!out.steps || out.json || pages.count == 0) return;
     if (!out.automatic && terminal::interactive_possible()) {
         std::fflush(stdout);
@@ -139,7 +229,7 @@ void show_pages(const terminal::Pages& pages, const Output& out) {
 // Figures, with their paths printed. A machine without gnuplot still gets the
 // verdicts: the plots are skipped with the reason.
 template <class F>
-void write_plots(const Output& out, F draw) {
+void write_plots(const OutputFlags& out, F draw) {
     if (out.plot_dir.empty()) return;
     std::vector<std::string> paths;
     std::string problem;
@@ -150,11 +240,10 @@ void write_plots(const Output& out, F draw) {
         problem = e.what();
     }
     if (out.json) {
-        std::string line = "{\"type\":\"plots\",\"dir\":\"" + out.plot_dir + "\",\"paths\":[";
-        for (size_t i = 0; i < paths.size(); ++i) line += (i ? ",\"" : "\"") + paths[i] + "\"";
-        line += "]";
-        if (!problem.empty()) line += ",\"skipped\":true";
-        std::printf("%s}\n", line.c_str());
+        JsonWriter line(JsonLayout::Compact);  // the layout of the driver's other lines
+        line.begin_object().field("type", "plots").field("dir", out.plot_dir).array("paths", paths);
+        if (!problem.empty()) line.field("skipped", true);
+        std::printf("%s\n", line.end_object().text().c_str());
         if (!problem.empty()) std::fprintf(stderr, "ittt step: plots skipped: %s\n", problem.c_str());
         return;
     }
@@ -169,23 +258,10 @@ void write_plots(const Output& out, F draw) {
     std::printf("  (the .svg and .gp files lie next to each .png)\n");
 }
 
-int run_theory(Args& a) {
-    theory::TheoryOptions o;
-    for (const IntFlag& f : kTheoryInts)
-        if (a.has(f.name)) theory::set_option(o, f.name, std::to_string(a.integer(f)));
-    if (a.has("--sweep")) {
-        std::string list = a.str("--sweep", "");
-        try {
-            for (const std::string& item : split_list(list, "--sweep")) parse_integer(item, 1, kSweepMax, "--sweep: a width");
-        } catch (const Error& e) {
-            a.error(e.what());
-        }
-    }
-    for (const char* flag : kTheoryOther)
-        if (a.has(flag)) theory::set_option(o, flag, a.str(flag, ""));
-    const bool sweep = a.has("--sweep");
-    Output out = read_output(a);
-    a.finish();
+int run_theory(const TheoryModeFlags& m) {
+    const TheoryOptions& o = m.theory;
+    const bool sweep = m.sweep;
+    const OutputFlags& out = m.output;
     theory::validate_options(o);
     require_memory(theory_bytes(o, sweep), cat("the theory setting (d=", o.d, ", vocab=", o.vocab, ", f=", o.feature_width(),
                                                ", ", o.seq_len(), " positions)"));
@@ -218,43 +294,21 @@ int run_theory(Args& a) {
     return 0;
 }
 
-int run_model(Args& a) {
-    Device device = apply_runtime_flags(a);
-    const CheckpointFlags ckpt = read_checkpoint_flags(a);
-    const std::string task_name = a.str("--task", "theorem");
-    std::map<std::string, std::string> task_opts;
-    try {
-        if (a.has("--task-opt")) split_list(a.str("--task-opt", ""), "--task-opt");
-        task_opts = parse_option_list(a.str("--task-opt", ""));
-    } catch (const Error& e) {
-        a.error(e.what());
-    }
-    probe::ProbeOptions o;
-    const int64_t seq_len = a.integer(kModelSeqLen);
-    o.seed = static_cast<uint64_t>(a.integer(kModelSeed));
-    o.examples = static_cast<int>(a.integer(kModelExamples));
-    o.step_example = static_cast<int>(a.integer(kModelStepExample));
-    o.top = static_cast<int>(a.integer(kModelTop));
-    Output out = read_output(a);
-    auto theory_only = [&](const std::string& flag) {
-        if (flag != "--seed" && a.has(flag))
-            a.error(flag + " is a theory-mode option (with --theory); the model mode takes the checkpoint's values");
-    };
-    for (const IntFlag& f : kTheoryInts) theory_only(f.name);
-    for (const char* flag : kTheoryOther) theory_only(flag);
-    a.finish();
-
-    Model model = load_checkpoint_model(ckpt, "step", device);
+int run_model(const ModelModeFlags& m) {
+    const CheckpointFlags& ckpt = m.ckpt;
+    const OutputFlags& out = m.output;
+    probe::ProbeOptions o = m.probe;
+    std::map<std::string, std::string> task_opts = m.task_opts;
+    Model model = load_checkpoint_model(ckpt, "step", m.runtime.device);
     const ModelConfig& cfg = model.config();
-    if (task_name == "theorem") {
+    if (m.task_name == "theorem") {
         // The probe is only a probe when the pair sits in an earlier chunk than
         // the query and outside the attention window: take both from the model.
         if (!task_opts.count("chunk")) task_opts["chunk"] = std::to_string(cfg.ttt_chunk);
         if (!task_opts.count("window")) task_opts["window"] = std::to_string(cfg.sliding_window > 0 ? cfg.sliding_window : cfg.ttt_chunk);
     }
-    o.task = parse_task_config(task_name, task_opts);
-    o.seq_len = seq_len > 0 ? static_cast<int>(seq_len) : 4 * cfg.ttt_chunk;
-    if (o.step_example >= o.examples) a.error(cat("--step-example ", o.step_example, " must be below --examples ", o.examples));
+    o.task = parse_task_config(m.task_name, task_opts);
+    o.seq_len = m.seq_len > 0 ? static_cast<int>(m.seq_len) : 4 * cfg.ttt_chunk;
     {
         // One forward of every sequence at a time, and both targets' logits at every update limit.
         const double T = (o.seq_len + cfg.ttt_chunk - 1) / cfg.ttt_chunk;
@@ -294,7 +348,7 @@ int cmd_step(int argc, char** argv) {
     const bool theory_mode = a.flag("--theory");
     const bool model_mode = a.has("--ckpt");
     if (theory_mode == model_mode) a.error("give exactly one of --theory or --ckpt DIR");
-    return theory_mode ? run_theory(a) : run_model(a);
+    return theory_mode ? run_theory(read_theory_mode(a)) : run_model(read_model_mode(a));
 }
 
 }  // namespace ittt

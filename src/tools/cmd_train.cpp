@@ -9,6 +9,9 @@
 // schedule is then recomputed over the new length, and the note says so.
 // What is saved and printed (--checkpoint-every, --keep, --log-every) is
 // recorded too; given on --resume, it changes from there on, with a note.
+// The settings, their names and how --resume treats each are one table
+// (train/run_settings.h): the number flags are parsed from it, the record is
+// written and read back through it.
 //
 // One writer per run directory (io/writer_lock.h). SIGTERM / SIGINT stop the
 // run between steps with one line naming its last checkpoint (exit 128 + N); a
@@ -26,6 +29,8 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <type_traits>
+#include <variant>
 #include <vector>
 
 #include "io/atomic_file.h"
@@ -44,18 +49,51 @@ namespace ittt {
 
 namespace {
 
-constexpr int64_t kMaxSteps = 1000000000;
-constexpr int64_t kMaxSeed = INT64_MAX;
-const IntFlag kSteps{"--steps", "N", 200, 0, kMaxSteps, "optimizer steps in all (0: write the initial checkpoint only)"};
-const IntFlag kBatch{"--batch", "B", 8, 1, 1 << 30, "sequences per micro-batch"};
-const IntFlag kSeqLen{"--seq-len", "n", 128, 1, 1 << 24, "tokens per sequence"};
-const IntFlag kGradAccum{"--grad-accum", "K", 1, 1, 1 << 16, "micro-batches per optimizer step"};
-const IntFlag kWarmup{"--warmup", "N", 20, 0, kMaxSteps, "linear warm-up steps"};
-const IntFlag kCheckpointEvery{"--checkpoint-every", "N", 0, 0, kMaxSteps, "a checkpoint every N steps (0: only at the end)"};
-const IntFlag kKeep{"--keep", "K", 2, 1, 1000000, "checkpoints kept in --out, the newest"};
-const IntFlag kLogEvery{"--log-every", "N", 10, 0, kMaxSteps, "a progress line every N steps"};
-const IntFlag kSeed{"--seed", "S", 1, 0, kMaxSeed, "data seed"};
-const IntFlag kInitSeed{"--init-seed", "S", 0, 0, kMaxSeed, "weights seed with --config"};
+// ---------------------------------------------------------------- the flags
+
+std::string absolute_path(const std::string& path) { return std::filesystem::absolute(path).lexically_normal().string(); }
+
+// An integer setting's default (the value of a default RunSettings).
+int64_t integer_default(const RunSetting& e) {
+    const RunSettings defaults;
+    return std::visit(
+        [&](auto member) -> int64_t {
+            using T = std::decay_t<decltype(defaults.*member)>;
+            if constexpr (std::is_integral_v<T>) return static_cast<int64_t>(defaults.*member);
+            else return 0;
+        },
+        e.field);
+}
+
+// Every number flag of the settings table (train/run_settings.h), as --help shows it.
+std::string number_flags_help() {
+    const RunSettings defaults;
+    std::string h;
+    for (const RunSetting& e : run_settings_table()) {
+        if (e.meta == nullptr) continue;
+        const std::string flag = cat("--", e.name);
+        if (const auto* member = std::get_if<double RunSettings::*>(&e.field)) {
+            std::string left = cat("  ", flag, " ", e.meta);
+            left.append(left.size() < 27 ? 27 - left.size() : 2, ' ');
+            h += cat(left, e.help, " (default ", defaults.**member, ", ", setting_range_text(e), ")\n");
+        } else {
+            h += help_line(IntFlag{flag.c_str(), e.meta, integer_default(e), e.min, e.max, e.help});
+        }
+    }
+    return h;
+}
+
+// "a, b, c, ..." wrapped under the help text's second column.
+std::string wrapped(const std::string& words) {
+    std::string out, line;
+    for (const std::string& w : split_list(words, "help")) {
+        const std::string item = (w[0] == ' ' ? w.substr(1) : w) + ",";
+        if (!line.empty() && line.size() + 1 + item.size() > 74) out += line + "\n" + std::string(27, ' '), line.clear();
+        line += (line.empty() ? "" : " ") + item;
+    }
+    line.pop_back();  // the last comma
+    return out + line;
+}
 
 std::string usage() {
     return std::string(
@@ -74,49 +112,96 @@ std::string usage() {
                "  --resume                 continue the newest checkpoint in --out exactly; flags left out take the\n"
                "                           recorded values, flags given must match them (--steps may grow;\n"
                "                           --checkpoint-every, --keep and --log-every change from there on)\n"
-               "  --override NAME,...      on --resume, change these recorded settings on purpose: task, batch,\n"
-               "                           seq-len, grad-accum, lr, warmup, min-lr-ratio, weight-decay, grad-clip,\n"
-               "                           seed, device, kernel\n") +
-           help_line(kSteps) + help_line(kBatch) + help_line(kSeqLen) + help_line(kGradAccum) +
-           "  --lr X                   peak learning rate (default 3e-3, > 0)\n" + help_line(kWarmup) +
-           "  --min-lr-ratio X         the cosine decays to lr * X (default 0.1, in [0, 1])\n"
-           "  --weight-decay X         AdamW decoupled decay of matrices (default 0.1, >= 0)\n"
-           "  --grad-clip X            global gradient-norm clip (default 1.0; 0 = off; >= 0)\n"
-           "  --ttt-lr-scale X         the TTT target's parameters (ttt_conv, ttt_proj) train at lr * X (default 1, > 0);\n"
-           "                           they never get weight decay\n" +
-           help_line(kSeed) + help_line(kInitSeed) + help_line(kCheckpointEvery) + help_line(kKeep) + help_line(kLogEvery) +
+               "  --override NAME,...      on --resume, change these recorded settings on purpose:\n"
+               "                           ") +
+           wrapped(overridable_settings()) + "\n" + number_flags_help() +
            "  --json                   JSON lines instead of progress lines\n" + kWeightsFormatUsage + kTaskFlagsUsage + kRuntimeFlagsUsage +
            kContextParallelUsage;
 }
 
-const char* const kOverridable[] = {"task", "batch", "seq-len", "grad-accum", "lr", "warmup", "min-lr-ratio",
-                                    "weight-decay", "grad-clip", "ttt-lr-scale", "seed", "device", "kernel"};
+// Everything `ittt train` reads from its command line, parsed once.
+struct TrainFlags {
+    RunSettings settings;          // every recorded setting: the flags given, else their defaults
+    std::set<std::string> given;   // the settings whose flags were given (their names in the table)
+    TaskConfig task;               // with --task (always on a fresh run); on --resume without it, the recorded one
+    RuntimeFlags runtime;
+    std::string out;               // the run directory
+    bool resume = false;
+    std::set<std::string> overrides;  // --override: recorded settings to change on purpose
+    bool json = false;
+    bool context_parallel = false;
+};
 
-bool overridable(const std::string& name) {
-    for (const char* n : kOverridable)
-        if (name == n) return true;
-    return false;
+// A number flag of the settings table into its field: integers in their range
+// and doubles finite (Args); a double's range is checked after a.finish().
+void read_number_flag(Args& a, const RunSetting& e, RunSettings& s) {
+    const std::string flag = cat("--", e.name);
+    std::visit(
+        [&](auto member) {
+            using T = std::decay_t<decltype(s.*member)>;
+            if constexpr (std::is_same_v<T, double>) s.*member = a.number(flag, s.*member);
+            else if constexpr (!std::is_same_v<T, std::string>)
+                s.*member = static_cast<T>(a.integer(flag, static_cast<int64_t>(s.*member), e.min, e.max));
+        },
+        e.field);
 }
 
-// One recorded setting: its value now, and whether a flag gave it.
-struct Setting {
-    std::string name;  // the flag without "--", the key in trainer_state.json
-    Json value;
-    bool given = false;
-};
-
-// Everything that shapes a run, as flags give it (or their defaults).
-struct RunFlags {
-    std::vector<Setting> settings;
-    Setting& operator[](const std::string& name) {
-        for (Setting& s : settings)
-            if (s.name == name) return s;
-        settings.push_back({name, Json(), false});
-        return settings.back();
+std::set<std::string> read_overrides(Args& a, bool resume) {
+    std::set<std::string> overrides;
+    if (!a.has("--override")) return overrides;
+    if (!resume) a.error("--override changes recorded settings of a run: it needs --resume");
+    try {
+        for (const std::string& n : split_list(a.str("--override", ""), "--override")) {
+            const RunSetting* e = find_run_setting(n);
+            if (!e || e->on_resume != OnResume::Overridable)
+                a.error(cat("--override: '", n, "' is not a setting that can be overridden (valid: ", overridable_settings(), ")"));
+            overrides.insert(n);
+        }
+    } catch (const Error& e) {
+        a.error(e.what());
     }
-};
+    return overrides;
+}
 
-std::string json_text(const Json& v) { return v.is_null() ? "(none)" : v.dump(); }
+TrainFlags read_train_flags(Args& a) {
+    TrainFlags f;
+    RunSettings& s = f.settings;
+    f.runtime = read_runtime_flags(a);
+    s.device = f.runtime.device_name;
+    s.kernel = f.runtime.kernel;
+    f.resume = a.flag("--resume");
+    f.out = a.required("--out");
+    // Recorded absolute, so a --resume from another working directory names the same file.
+    if (a.has("--config")) s.config = absolute_path(a.str("--config", ""));
+    if (a.has("--ckpt")) s.ckpt = absolute_path(a.str("--ckpt", ""));
+    const bool task_given = a.has("--task") || a.has("--task-opt");
+    if (task_given || !f.resume) {
+        f.task = read_task(a);
+        s.task = f.task.describe();
+        s.task_name = a.str("--task", "");
+        s.task_opt = a.str("--task-opt", "");
+    }
+    f.overrides = read_overrides(a, f.resume);
+    for (const RunSetting& e : run_settings_table())
+        if (e.meta != nullptr) read_number_flag(a, e, s);
+    s.train_only = a.str("--train-only", "");
+    const WeightsFormat wf = read_weights_format(a);  // how checkpoints are written: recorded like the rest
+    s.save_dtype = wf.bf16 ? "bf16" : "f32";
+    s.shard_size = wf.shard_size;
+    f.json = a.flag("--json");
+    f.context_parallel = read_context_parallel(a);
+    a.finish();
+    for (const RunSetting& e : run_settings_table())
+        if (e.on_resume != OnResume::NotAFlag && a.has(cat("--", e.name))) f.given.insert(e.name);
+    if (task_given) f.given.insert("task");
+    if (!f.resume && s.config.empty() == s.ckpt.empty()) a.error("give exactly one of --config FILE or --ckpt DIR (or --resume)");
+    // The Trainer checks these too, but as run-time errors; here they are usage errors.
+    for (const RunSetting& e : run_settings_table())
+        if (const std::string problem = setting_range_problem(e, s); !problem.empty()) a.error(problem);
+    return f;
+}
+
+// ---------------------------------------------------------------- helpers
 
 // The signal that asked a run to stop (SIGTERM, SIGINT), or 0. The handler only
 // sets it; the trainer checks it between steps (TrainConfig::stop_requested).
@@ -138,10 +223,6 @@ void install_stop_handlers() {
 }
 
 const char* signal_name(int sig) { return sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "a signal"; }
-
-bool is_cadence(const std::string& name) { return name == "checkpoint-every" || name == "keep" || name == "log-every"; }
-
-std::string absolute_path(const std::string& path) { return std::filesystem::absolute(path).lexically_normal().string(); }
 
 // Both name the same file (or directory), however they are spelt.
 bool same_file(const std::string& a, const std::string& b) {
@@ -197,305 +278,191 @@ std::vector<std::string> freeze_all_but(Model& model, const std::string& pattern
     return names;
 }
 
-}  // namespace
+// --out must be a fresh run directory: no checkpoints (`when` is added to the
+// message: the second check, under mpirun, says they appeared meanwhile), and
+// not a checkpoint itself.
+void check_fresh_out(const std::string& out, const std::string& when) {
+    std::vector<RunCheckpoint> existing = list_run_checkpoints(out);
+    ITTT_CHECK(existing.empty(), "--out ", out, " already holds checkpoints (newest: ", existing.empty() ? "" : existing.back().dir, ")",
+               when, "; continue that run with --resume, or choose another --out");
+    ITTT_CHECK(!is_regular_file(checkpoint_config_path(out)), "--out ", out,
+               " is a checkpoint directory (it has config.json); a run directory holds step-N checkpoints: choose another --out");
+}
 
-int cmd_train(int argc, char** argv) {
-    const std::string use = usage();
-    Args a("train", use, argc, argv, 2);
-    if (a.help()) return std::printf("%s", use.c_str()), 0;
-    // A reader of stdout that goes away (`ittt train ... | head`) must not end the
-    // run: writes then fail with EPIPE, and the trainer says so once and goes on.
-    std::signal(SIGPIPE, SIG_IGN);
-    Device device = apply_runtime_flags(a);
-    const bool resume = a.flag("--resume");
-    const std::string out = a.required("--out");
-    std::string config = a.str("--config", ""), ckpt = a.str("--ckpt", "");
-    const bool task_given = a.has("--task") || a.has("--task-opt");
-    TaskConfig task;
-    std::string task_name, task_opt;
-    if (task_given || !resume) {
-        task = read_task(a);
-        task_name = a.str("--task", "");
-        task_opt = a.str("--task-opt", "");
-    }
-    std::set<std::string> overrides;
-    if (a.has("--override")) {
-        if (!resume) a.error("--override changes recorded settings of a run: it needs --resume");
-        try {
-            for (const std::string& n : split_list(a.str("--override", ""), "--override")) {
-                if (!overridable(n)) a.error(cat("--override: '", n, "' is not a setting that can be overridden (valid: task, batch, seq-len, "
-                                                   "grad-accum, lr, warmup, min-lr-ratio, weight-decay, grad-clip, ttt-lr-scale, seed, device, kernel)"));
-                overrides.insert(n);
-            }
-        } catch (const Error& e) {
-            a.error(e.what());
-        }
-    }
+// ---------------------------------------------------------------- the run directory
 
-    RunFlags f;
-    auto int_setting = [&](const IntFlag& fl) {
-        Setting& s = f[std::string(fl.name).substr(2)];
-        s.given = a.has(fl.name);
-        s.value = Json(a.integer(fl));
-    };
-    auto num_setting = [&](const char* name, double fallback) {
-        Setting& s = f[std::string(name).substr(2)];
-        s.given = a.has(name);
-        s.value = Json(a.number(name, fallback));
-    };
-    int_setting(kSteps);
-    for (const IntFlag* fl : {&kCheckpointEvery, &kKeep, &kLogEvery}) int_setting(*fl);
-    int_setting(kBatch);
-    int_setting(kSeqLen);
-    int_setting(kGradAccum);
-    int_setting(kWarmup);
-    num_setting("--lr", 3e-3);
-    num_setting("--min-lr-ratio", 0.1);
-    num_setting("--weight-decay", 0.1);
-    num_setting("--grad-clip", 1.0);
-    num_setting("--ttt-lr-scale", 1.0);
-    for (const IntFlag* fl : {&kSeed, &kInitSeed}) {  // seeds are 64-bit: recorded as text, exactly
-        Setting& s = f[std::string(fl->name).substr(2)];
-        s.given = a.has(fl->name);
-        s.value = Json(std::to_string(a.integer(*fl)));
-    }
-    f["task"] = {"task", task_given || !resume ? Json(task.describe()) : Json(), task_given};
-    // Recorded absolute, so a --resume from another working directory names the same file.
-    f["config"] = {"config", config.empty() ? Json() : Json(absolute_path(config)), !config.empty()};
-    f["ckpt"] = {"ckpt", ckpt.empty() ? Json() : Json(absolute_path(ckpt)), !ckpt.empty()};
-    f["device"] = {"device", Json(a.str("--device", "cpu")), a.has("--device")};
-    f["kernel"] = {"kernel", Json(a.str("--kernel", "")), a.has("--kernel")};
-    f["train-only"] = {"train-only", a.has("--train-only") ? Json(a.str("--train-only", "")) : Json(), a.has("--train-only")};
-    {
-        WeightsFormat wf = read_weights_format(a);  // how checkpoints are written: recorded like the rest
-        f["save-dtype"] = {"save-dtype", Json(wf.bf16 ? "bf16" : "f32"), a.has("--save-dtype")};
-        f["shard-size"] = {"shard-size", Json(wf.shard_size), a.has("--shard-size")};
-    }
-
-    TrainConfig tc;
-    tc.json = a.flag("--json");
-    tc.out_dir = out;
-    const bool context_parallel = read_context_parallel(a);
-    a.finish();
-    if (!resume && config.empty() == ckpt.empty()) a.error("give exactly one of --config FILE or --ckpt DIR (or --resume)");
-    // The Trainer checks these too, but as run-time errors; here they are usage errors.
-    if (!(f["lr"].value.as_number() > 0)) a.error(cat("--lr must be > 0, found ", f["lr"].value.as_number()));
-    const double mlr = f["min-lr-ratio"].value.as_number();
-    if (!(mlr >= 0 && mlr <= 1)) a.error(cat("--min-lr-ratio must be in [0, 1], found ", mlr));
-    if (!(f["weight-decay"].value.as_number() >= 0)) a.error(cat("--weight-decay must be >= 0, found ", f["weight-decay"].value.as_number()));
-    if (!(f["ttt-lr-scale"].value.as_number() > 0)) a.error(cat("--ttt-lr-scale must be > 0, found ", f["ttt-lr-scale"].value.as_number()));
-    if (!(f["grad-clip"].value.as_number() >= 0))
-        a.error(cat("--grad-clip must be >= 0 (0 turns clipping off), found ", f["grad-clip"].value.as_number()));
-
+// Checks --out and takes it: refuses a step directory, finds the checkpoint
+// --resume continues (before anything is created: a mistyped --out stays
+// absent), checks that checkpoints can be written there, takes the one-writer
+// lock (io/writer_lock.h; under mpirun only rank 0 writes, and which rank this
+// is is known only once the job has started: take_lock_as_rank0) and removes
+// what an interrupted save left. Returns the checkpoint to resume ("" on a fresh run).
+std::string open_run_directory(const TrainFlags& f, std::optional<WriterLock>& lock) {
     // A step directory given as --out (run/step-00000005 for run) would nest a
     // new run inside that checkpoint, which --ckpt run never sees.
-    if (const std::string run = run_of_step_directory(out); !run.empty())
-        fail(cat("--out ", out, " is a checkpoint of the run directory ", run, ", not a run directory: give --out ", run,
-                 resume ? " (--resume continues its newest checkpoint)" : " with --resume to continue that run, or choose another --out"));
+    if (const std::string run = run_of_step_directory(f.out); !run.empty())
+        fail(cat("--out ", f.out, " is a checkpoint of the run directory ", run, ", not a run directory: give --out ", run,
+                 f.resume ? " (--resume continues its newest checkpoint)" : " with --resume to continue that run, or choose another --out"));
     std::string resume_dir;
-    if (resume) resume_dir = resolve_checkpoint(out).dir;  // before anything is created: a mistyped --out stays absent
-    check_writable(out);
-    // One writer per run directory, held to the end (io/writer_lock.h); taken
-    // before anything else is read from --out. Under mpirun only rank 0 writes,
-    // and which rank this is is known only once the job has started: below.
-    std::optional<WriterLock> lock;
-    if (!context_parallel) {
-        lock.emplace(run_lock_path(out), cat("--out ", out), "ittt train");
-        if (resume) resume_dir = resolve_checkpoint(out).dir;  // a writer that just ended may have added one
+    if (f.resume) resume_dir = resolve_checkpoint(f.out).dir;
+    check_writable(f.out);
+    if (!f.context_parallel) {
+        lock.emplace(run_lock_path(f.out), cat("--out ", f.out), "ittt train");
+        if (f.resume) resume_dir = resolve_checkpoint(f.out).dir;  // a writer that just ended may have added one
         install_stop_handlers();  // (under mpirun SIGTERM is the job's: parallel/context.h)
     }
-    for (const std::string& p : remove_stale_temporaries(out))
+    for (const std::string& p : remove_stale_temporaries(f.out))
         std::fprintf(stderr, "ittt train: removed %s, left by an interrupted save\n", p.c_str());
+    if (!f.resume) check_fresh_out(f.out, "");
+    return resume_dir;
+}
 
-    TrainConfig recorded_schedule;  // the schedule as the checkpoint recorded it
-    int64_t recorded_steps = -1;
-    if (resume) {
-        ITTT_CHECK(checkpoint_has_trainer_state(resume_dir), "--resume ", resume_dir,
-                   ": no trainer_state.json (written by `ittt init`, not `ittt train`?)");
-        Json state = load_checkpoint_trainer_state(resume_dir);
-        const Json* recorded = state.find("settings");
-        ITTT_CHECK(recorded && recorded->is_object(), "--resume ", resume_dir,
-                   ": trainer_state.json records no settings (written by an older ittt); it cannot be resumed strictly");
-        std::vector<std::string> differences, notes;
-        for (Setting& s : f.settings) {
-            const Json* rec = recorded->find(s.name);
-            Json recorded_value = rec ? *rec : Json();
-            if (s.name == "steps") {
-                recorded_steps = recorded_value.is_null() ? -1 : recorded_value.as_int64();
-                if (!s.given) s.value = recorded_value;
-                continue;
-            }
-            if (is_cadence(s.name)) {  // what is saved and printed, not what is learned: a flag given changes it
-                if (!s.given && !recorded_value.is_null()) s.value = recorded_value;  // older runs recorded none: the default
-                if (s.given && !recorded_value.is_null() && s.value != recorded_value)
-                    notes.push_back(cat("--", s.name, " ", json_text(s.value), " from here on (recorded ", json_text(recorded_value), ")"));
-                continue;
-            }
-            if (!s.given) {
-                s.value = recorded_value;
-                continue;
-            }
-            if (s.value == recorded_value) continue;
-            // The same model config reached by another path (another working
-            // directory, a copy) is the same setting: compared by what it says.
-            if (s.name == "config" && !recorded_value.is_null() && same_config(s.value.as_string(), resume_dir)) {
-                s.value = recorded_value;
-                continue;
-            }
-            if (s.name == "ckpt" && !recorded_value.is_null() && same_file(s.value.as_string(), recorded_value.as_string())) {
-                s.value = recorded_value;
-                continue;
-            }
-            if (overridable(s.name) && overrides.count(s.name)) {
-                notes.push_back(cat("--", s.name, " overridden: recorded ", json_text(recorded_value), ", now ", json_text(s.value)));
-                continue;
-            }
-            differences.push_back(cat("--", s.name, " ", json_text(recorded_value), " vs ", json_text(s.value),
-                                      s.name == "config" ? " (they describe different models)" : ""));
-        }
-        for (const std::string& name : overrides)
-            if (f[name].value == (recorded->find(name) ? *recorded->find(name) : Json()))
-                notes.push_back(cat("--override ", name, ": the value given equals the recorded one; nothing is overridden"));
-        if (!differences.empty()) {
-            std::string list;
-            for (size_t i = 0; i < differences.size(); ++i) list += (i ? "; " : "") + differences[i];
-            bool any_fixed = false;
-            for (const std::string& d : differences)
-                any_fixed = any_fixed || d.rfind("--config ", 0) == 0 || d.rfind("--ckpt ", 0) == 0 || d.rfind("--init-seed ", 0) == 0;
-            fail(cat("--resume ", resume_dir, ": the flags given differ from the run's recorded settings (recorded vs given): ", list,
-                     ". Leave a flag out to use the recorded value", any_fixed ? " (--config, --ckpt and --init-seed only shape the start of a run and cannot change)" : "",
-                     ", or name it in --override to change it on purpose"));
-        }
-        auto recorded_number = [&](const char* key, double fallback) {
-            const Json* v = recorded->find(key);
-            return v && v->is_number() ? v->as_number() : fallback;
-        };
-        recorded_schedule.steps = recorded_steps;
-        recorded_schedule.lr = recorded_number("lr", tc.lr);
-        recorded_schedule.warmup = static_cast<int64_t>(recorded_number("warmup", 0));
-        recorded_schedule.min_lr_ratio = recorded_number("min-lr-ratio", 0.1);
-        for (const std::string& n : notes)
-            if (!tc.json) std::fprintf(stderr, "ittt train: %s\n", n.c_str());
-        // Recorded settings are the truth from here on.
-        if (!task_given) {
-            const Json* tn = recorded->find("task-name");
-            const Json* to = recorded->find("task-opt");
-            ITTT_CHECK(tn && to, "--resume ", resume_dir, ": trainer_state.json records no task-name / task-opt");
-            task_name = tn->as_string();
-            task_opt = to->as_string();
-            task = parse_task_config(task_name, parse_option_list(task_opt));
-        }
-        config = f["config"].value.is_null() ? "" : f["config"].value.as_string();
-        ckpt = f["ckpt"].value.is_null() ? "" : f["ckpt"].value.as_string();
-        if (f["kernel"].given || !f["kernel"].value.as_string().empty()) ops::set_versions_from_string(f["kernel"].value.as_string());
-        if (f["device"].value.as_string() != "cpu") device = resolve_device(f["device"].value.as_string());
-    } else {
-        std::vector<RunCheckpoint> existing = list_run_checkpoints(out);
-        ITTT_CHECK(existing.empty(), "--out ", out, " already holds checkpoints (newest: ", existing.empty() ? "" : existing.back().dir,
-                   "); continue that run with --resume, or choose another --out");
-        ITTT_CHECK(!is_regular_file(checkpoint_config_path(out)), "--out ", out,
-                   " is a checkpoint directory (it has config.json); a run directory holds step-N checkpoints: choose another --out");
-    }
+// Rank 0 of a context-parallel job takes the lock once the job has started.
+// What was read before it was taken is checked again: another writer may have just ended.
+void take_lock_as_rank0(const TrainFlags& f, const std::string& resume_dir, std::optional<WriterLock>& lock) {
+    lock.emplace(run_lock_path(f.out), cat("--out ", f.out), "ittt train");
+    if (!f.resume) return check_fresh_out(f.out, ", written while this run started");
+    const std::string now = resolve_checkpoint(f.out).dir;
+    ITTT_CHECK(now == resume_dir, "--resume ", f.out, ": its newest checkpoint changed from ", resume_dir, " to ", now,
+               " while this run started (another writer just ended); run the command again");
+}
 
-    tc.steps = f["steps"].value.as_int64();
-    tc.checkpoint_every = f["checkpoint-every"].value.as_int64();
-    tc.keep = f["keep"].value.as_int64();
-    tc.log_every = f["log-every"].value.as_int64();
-    tc.grad_accum = static_cast<int>(f["grad-accum"].value.as_int64());
-    tc.lr = f["lr"].value.as_number();
-    tc.warmup = f["warmup"].value.as_int64();
-    tc.min_lr_ratio = f["min-lr-ratio"].value.as_number();
-    tc.weight_decay = f["weight-decay"].value.as_number();
-    tc.grad_clip = f["grad-clip"].value.as_number();
-    tc.ttt_lr_scale = f["ttt-lr-scale"].value.is_null() ? 1.0 : f["ttt-lr-scale"].value.as_number();  // older runs: 1
-    const int batch = static_cast<int>(f["batch"].value.as_int64());
-    const int seq_len = static_cast<int>(f["seq-len"].value.as_int64());
-    const uint64_t seed = std::stoull(f["seed"].value.as_string());
-    const uint64_t init_seed = std::stoull(f["init-seed"].value.as_string());
-    // Older runs recorded neither: F32, one file, everything trained.
-    tc.save_format.bf16 = !f["save-dtype"].value.is_null() && f["save-dtype"].value.as_string() == "bf16";
-    tc.save_format.shard_size = f["shard-size"].value.is_null() ? 0 : f["shard-size"].value.as_int64();
-    const std::string train_only = f["train-only"].value.is_null() ? "" : f["train-only"].value.as_string();
-    for (const Setting& s : f.settings) tc.settings.set(s.name, s.value);
-    tc.settings.set("task-name", task_name);
-    tc.settings.set("task-opt", task_opt);
+// ---------------------------------------------------------------- --resume
 
-    // Every rank of a context-parallel job runs this command; rank 0 writes the checkpoints.
-    parallel::Context* cp = context_parallel ? start_context_parallel(device) : nullptr;
-    // Rank 0 of a context-parallel job takes the lock now. What was read before
-    // it was taken is checked again: another writer may have just ended.
-    if (cp && cp->rank() == 0) {
-        lock.emplace(run_lock_path(out), cat("--out ", out), "ittt train");
-        if (resume) {
-            const std::string now = resolve_checkpoint(out).dir;
-            ITTT_CHECK(now == resume_dir, "--resume ", out, ": its newest checkpoint changed from ", resume_dir, " to ", now,
-                       " while this run started (another writer just ended); run the command again");
-        } else {
-            std::vector<RunCheckpoint> existing = list_run_checkpoints(out);
-            ITTT_CHECK(existing.empty(), "--out ", out, " already holds checkpoints (newest: ", existing.empty() ? "" : existing.back().dir,
-                       "), written while this run started; continue that run with --resume, or choose another --out");
-        }
+// What --resume found: the run's record, typed, and the notes to print.
+struct ResumeRecord {
+    RunSettings recorded;            // as trainer_state.json records them (the schedule before --steps changed)
+    std::vector<std::string> notes;  // cadence changed, settings overridden, overrides that change nothing
+};
+
+// The "settings" of the checkpoint's trainer_state.json.
+Json recorded_settings(const std::string& resume_dir) {
+    ITTT_CHECK(checkpoint_has_trainer_state(resume_dir), "--resume ", resume_dir,
+               ": no trainer_state.json (written by `ittt init`, not `ittt train`?)");
+    Json state = load_checkpoint_trainer_state(resume_dir);
+    const Json* recorded = state.find("settings");
+    ITTT_CHECK(recorded && recorded->is_object(), "--resume ", resume_dir,
+               ": trainer_state.json records no settings (written by an older ittt); it cannot be resumed strictly");
+    return *recorded;
+}
+
+// One setting on --resume, as its table entry says: a flag left out takes the
+// recorded value; a flag given must equal it, unless it is --steps, what is
+// saved and printed (a note), an override (a note), or the same --config or
+// --ckpt spelt another way. Returns the difference to refuse, or "".
+std::string resume_setting(const RunSetting& e, TrainFlags& f, const Json& recorded, const std::string& resume_dir,
+                           std::vector<std::string>& notes) {
+    RunSettings& s = f.settings;
+    const Json value = setting_value(e, s);
+    const bool given = f.given.count(e.name) > 0;
+    const std::string name = e.name;
+    if (!given || e.on_resume == OnResume::Grows) {
+        ITTT_CHECK(given || !recorded.is_null() || e.empty_is_absent || e.added_later, "--resume ", resume_dir,
+                   ": trainer_state.json records no '", name, "' setting, which every run of ittt train records (was the file edited?); "
+                   "it cannot be resumed strictly");
+        if (!given) set_setting(e, s, recorded);  // null: a run recorded before the setting existed, which had its default
+        return "";
     }
-    tc.stop_requested = &g_stop_signal;
-    tc.on_log_failure = [&](int error, int64_t step) {
-        std::fprintf(stderr, "ittt train: cannot write to stdout (%s) after step %lld: progress goes nowhere from here; the "
-                             "training and its checkpoints in %s are not affected\n",
-                     std::strerror(error), static_cast<long long>(step), out.c_str());
-        discard_stdout();
-    };
-    Model model = resume ? load_model(resume_dir, DType::F32, device)
-                 : !ckpt.empty() ? [&] {
-                       ResolvedCheckpoint r = resolve_checkpoint(ckpt);
-                       if (!r.note.empty()) std::fprintf(stderr, "ittt train: %s\n", r.note.c_str());
-                       return load_model(r.dir, DType::F32, device);
-                   }()
-                                 : [&] {
-                                       std::vector<std::string> defaults;
-                                       Model m(load_config_json(config, &defaults), DType::F32, device);
-                                       print_config_defaults(defaults, "ittt train");
-                                       m.init_random(init_seed);
-                                       return m;
-                                   }();
-    model.set_context_parallel(cp);
-    if (!train_only.empty()) {
-        int64_t trained = 0, total = 0;
-        std::vector<std::string> names = freeze_all_but(model, train_only, &trained, &total);
-        if (!tc.json)
-            std::printf("--train-only %s: training %lld of %lld parameters in %zu tensors; the rest are frozen\n", train_only.c_str(),
-                        static_cast<long long>(trained), static_cast<long long>(total), names.size());
+    if (e.on_resume == OnResume::FromHereOn) {  // what is saved and printed, not what is learned
+        if (!recorded.is_null() && value != recorded)
+            notes.push_back(cat("--", name, " ", setting_text(e, value), " from here on (recorded ", setting_text(e, recorded), ")"));
+        return "";
     }
-    const int V = model.config().vocab_size;
-    require_memory(forward_bytes(model, batch, seq_len, true) + 3 * 4 * parameter_count(model.config()),
-                   cat("training on batches of ", batch, " x ", seq_len, " tokens (activations, gradients, AdamW moments)"));
-    make_batch(task, V, 1, seq_len, 0);  // fail now, not at step 1, if the task cannot fit
-    Trainer trainer(model, tc, [&](int64_t step, int micro, Tensor& tokens, Tensor& targets) {
-        Batch b = make_batch(task, V, batch, seq_len, train_batch_seed(seed, step, micro));
-        tokens = b.tokens_tensor();
-        targets = b.targets_tensor().view({static_cast<int64_t>(batch) * seq_len});
-    });
-    if (resume) {
-        trainer.resume(resume_dir);
-        const int64_t done = trainer.steps_done();
-        if (!tc.json) std::printf("resuming %s at step %lld\n", resume_dir.c_str(), static_cast<long long>(done));
-        if (recorded_steps >= 0 && recorded_steps != tc.steps && !tc.json) {
-            const TrainConfig& old = recorded_schedule;
-            std::printf("--steps %lld (recorded %lld): the warm-up + cosine schedule is recomputed over %lld steps; step %lld "
-                        "trains at lr %.4g (the recorded schedule: %.4g) and the decay reaches lr %.4g at step %lld\n",
-                        static_cast<long long>(tc.steps), static_cast<long long>(recorded_steps), static_cast<long long>(tc.steps),
-                        static_cast<long long>(done + 1), trainer.lr_at(done + 1), scheduled_lr(old, done + 1), trainer.lr_at(tc.steps),
-                        static_cast<long long>(tc.steps));
-        }
-        if (done == tc.steps) {
-            if (!tc.json) std::printf("nothing to do: %s is already at step %lld of %lld\n", resume_dir.c_str(),
-                                      static_cast<long long>(done), static_cast<long long>(tc.steps));
-            return 0;
-        }
+    if (value == recorded) return "";
+    // The same model config reached by another path (another working
+    // directory, a copy) is the same setting: compared by what it says.
+    if ((name == "config" && !recorded.is_null() && same_config(value.as_string(), resume_dir)) ||
+        (name == "ckpt" && !recorded.is_null() && same_file(value.as_string(), recorded.as_string()))) {
+        set_setting(e, s, recorded);
+        return "";
     }
+    if (e.on_resume == OnResume::Overridable && f.overrides.count(name)) {
+        notes.push_back(cat("--", name, " overridden: recorded ", setting_text(e, recorded), ", now ", setting_text(e, value)));
+        return "";
+    }
+    return cat("--", name, " ", setting_text(e, recorded), " vs ", setting_text(e, value), name == "config" ? " (they describe different models)" : "");
+}
+
+// Reads the run's record into f.settings (the flags left out) and checks the
+// flags given against it; refuses every difference at once, each listed.
+ResumeRecord apply_record(TrainFlags& f, const std::string& resume_dir) {
+    const Json recorded = recorded_settings(resume_dir);
+    auto recorded_value = [&](const RunSetting& e) { return recorded.find(e.name) ? *recorded.find(e.name) : Json(); };
+    ResumeRecord r;
+    std::vector<std::string> differences;
+    bool start_only = false;
+    for (const RunSetting& e : run_settings_table()) {
+        set_setting(e, r.recorded, recorded_value(e));
+        if (e.on_resume == OnResume::NotAFlag) continue;
+        const std::string d = resume_setting(e, f, recorded_value(e), resume_dir, r.notes);
+        if (d.empty()) continue;
+        differences.push_back(d);
+        start_only = start_only || e.on_resume == OnResume::StartOnly;
+    }
+    for (const std::string& name : f.overrides) {
+        const RunSetting& e = *find_run_setting(name);
+        if (setting_value(e, f.settings) == recorded_value(e))
+            r.notes.push_back(cat("--override ", name, ": the value given equals the recorded one; nothing is overridden"));
+    }
+    if (!differences.empty()) {
+        std::string list;
+        for (size_t i = 0; i < differences.size(); ++i) list += (i ? "; " : "") + differences[i];
+        fail(cat("--resume ", resume_dir, ": the flags given differ from the run's recorded settings (recorded vs given): ", list,
+                 ". Leave a flag out to use the recorded value",
+                 start_only ? " (--config, --ckpt and --init-seed only shape the start of a run and cannot change)" : "",
+                 ", or name it in --override to change it on purpose"));
+    }
+    // Recorded settings are the truth from here on: the task, the kernels, the device.
+    if (!f.given.count("task")) {
+        ITTT_CHECK(recorded.find("task-name") && recorded.find("task-opt"), "--resume ", resume_dir,
+                   ": trainer_state.json records no task-name / task-opt");
+        set_setting(*find_run_setting("task-name"), f.settings, *recorded.find("task-name"));
+        set_setting(*find_run_setting("task-opt"), f.settings, *recorded.find("task-opt"));
+        f.task = parse_task_config(f.settings.task_name, parse_option_list(f.settings.task_opt));
+    }
+    if (f.given.count("kernel") || !f.settings.kernel.empty()) ops::set_versions_from_string(f.settings.kernel);
+    if (f.settings.device != "cpu") f.runtime.device = resolve_device(f.settings.device);
+    return r;
+}
+
+// ---------------------------------------------------------------- the run
+
+// The weights the run starts from: the checkpoint resumed, --ckpt, or --config
+// initialised with --init-seed.
+Model load_start(const RunSettings& s, const std::string& resume_dir, Device device) {
+    if (!resume_dir.empty()) return load_model(resume_dir, DType::F32, device);
+    if (!s.ckpt.empty()) {
+        ResolvedCheckpoint r = resolve_checkpoint(s.ckpt);
+        if (!r.note.empty()) std::fprintf(stderr, "ittt train: %s\n", r.note.c_str());
+        return load_model(r.dir, DType::F32, device);
+    }
+    std::vector<std::string> defaults;
+    Model m(load_config_json(s.config, &defaults), DType::F32, device);
+    print_config_defaults(defaults, "ittt train");
+    m.init_random(s.init_seed);
+    return m;
+}
+
+// --resume, printed: where, and the schedule recomputed when --steps changed.
+// Returns false when the run is already at --steps (nothing to do).
+bool report_resume(const Trainer& trainer, const TrainConfig& tc, const ResumeRecord& record, const std::string& resume_dir) {
+    const int64_t done = trainer.steps_done();
+    if (!tc.json) std::printf("resuming %s at step %lld\n", resume_dir.c_str(), static_cast<long long>(done));
+    if (record.recorded.steps != tc.steps && !tc.json)
+        std::printf("--steps %lld (recorded %lld): the warm-up + cosine schedule is recomputed over %lld steps; step %lld "
+                    "trains at lr %.4g (the recorded schedule: %.4g) and the decay reaches lr %.4g at step %lld\n",
+                    static_cast<long long>(tc.steps), static_cast<long long>(record.recorded.steps), static_cast<long long>(tc.steps),
+                    static_cast<long long>(done + 1), trainer.lr_at(done + 1), scheduled_lr(record.recorded, done + 1),
+                    trainer.lr_at(tc.steps), static_cast<long long>(tc.steps));
+    if (done != tc.steps) return true;
     if (!tc.json)
-        std::printf("training %lld parameters on %s (%s), batch %d x %d tokens, %lld steps\n",
-                    static_cast<long long>(model.parameter_count()), task.describe().c_str(), device_name(device), batch, seq_len,
+        std::printf("nothing to do: %s is already at step %lld of %lld\n", resume_dir.c_str(), static_cast<long long>(done),
                     static_cast<long long>(tc.steps));
-    if (cp && !tc.json) std::printf("context parallel: every sequence split over %d ranks\n", cp->size());
+    return false;
+}
+
+// Trains to tc.steps (or writes the initial checkpoint for --steps 0); returns the exit code.
+int train_to_the_end(Trainer& trainer, const TrainConfig& tc) {
     if (tc.steps == 0) {
         std::string dir = trainer.save();
         if (!tc.json) std::printf("--steps 0: no training; wrote the initial checkpoint %s\n", dir.c_str());
@@ -506,13 +473,89 @@ int cmd_train(int argc, char** argv) {
     if (const int sig = trainer.stopped_by()) {
         std::fprintf(stderr, "ittt train: stopped by %s after step %lld of %lld; %s%s\n", signal_name(sig),
                      static_cast<long long>(trainer.steps_done()), static_cast<long long>(tc.steps), trainer.kept_text().c_str(),
-                     trainer.last_checkpoint().empty() ? "" : cat("; continue with: ittt train --resume --out ", out).c_str());
+                     trainer.last_checkpoint().empty() ? "" : cat("; continue with: ittt train --resume --out ", tc.out_dir).c_str());
         return 128 + sig;
     }
     if (!tc.json) std::printf("wrote %s\n", trainer.last_checkpoint().c_str());
     // The checkpoints are the run's result: a stdout that failed at its last line is said as during training.
     if (std::fflush(stdout) != 0) tc.on_log_failure(errno, trainer.steps_done());
     return 0;
+}
+
+// The settings as the Trainer takes them, with how this process runs: where
+// checkpoints go, the progress lines and what happens when they fail, the stop signal.
+TrainConfig train_config(const TrainFlags& f) {
+    TrainConfig tc;
+    static_cast<RunSettings&>(tc) = f.settings;
+    tc.out_dir = f.out;
+    tc.json = f.json;
+    tc.stop_requested = &g_stop_signal;
+    const std::string out = f.out;
+    tc.on_log_failure = [out](int error, int64_t step) {
+        std::fprintf(stderr, "ittt train: cannot write to stdout (%s) after step %lld: progress goes nowhere from here; the "
+                             "training and its checkpoints in %s are not affected\n",
+                     std::strerror(error), static_cast<long long>(step), out.c_str());
+        discard_stdout();
+    };
+    return tc;
+}
+
+// The run: its directory, its record (--resume), the job, the model, the trainer.
+int train(TrainFlags& f) {
+    std::optional<WriterLock> lock;
+    const std::string resume_dir = open_run_directory(f, lock);
+    ResumeRecord record;
+    if (f.resume) {
+        record = apply_record(f, resume_dir);
+        for (const std::string& n : record.notes)
+            if (!f.json) std::fprintf(stderr, "ittt train: %s\n", n.c_str());
+    }
+    const TrainConfig tc = train_config(f);
+    const RunSettings& s = f.settings;
+    // Every rank of a context-parallel job runs this command; rank 0 writes the checkpoints.
+    parallel::Context* cp = f.context_parallel ? start_context_parallel(f.runtime.device) : nullptr;
+    if (cp && cp->rank() == 0) take_lock_as_rank0(f, resume_dir, lock);
+    Model model = load_start(s, resume_dir, f.runtime.device);
+    model.set_context_parallel(cp);
+    if (!s.train_only.empty()) {
+        int64_t trained = 0, total = 0;
+        std::vector<std::string> names = freeze_all_but(model, s.train_only, &trained, &total);
+        if (!tc.json)
+            std::printf("--train-only %s: training %lld of %lld parameters in %zu tensors; the rest are frozen\n", s.train_only.c_str(),
+                        static_cast<long long>(trained), static_cast<long long>(total), names.size());
+    }
+    const int V = model.config().vocab_size;
+    require_memory(forward_bytes(model, s.batch, s.seq_len, true) + 3 * 4 * parameter_count(model.config()),
+                   cat("training on batches of ", s.batch, " x ", s.seq_len, " tokens (activations, gradients, AdamW moments)"));
+    make_batch(f.task, V, 1, s.seq_len, 0);  // fail now, not at step 1, if the task cannot fit
+    const TaskConfig task = f.task;
+    Trainer trainer(model, tc, [task, V, batch = s.batch, seq_len = s.seq_len, seed = s.seed](int64_t step, int micro, Tensor& tokens, Tensor& targets) {
+        Batch b = make_batch(task, V, batch, seq_len, train_batch_seed(seed, step, micro));
+        tokens = b.tokens_tensor();
+        targets = b.targets_tensor().view({static_cast<int64_t>(batch) * seq_len});
+    });
+    if (f.resume) {
+        trainer.resume(resume_dir);
+        if (!report_resume(trainer, tc, record, resume_dir)) return 0;
+    }
+    if (!tc.json)
+        std::printf("training %lld parameters on %s (%s), batch %d x %d tokens, %lld steps\n", static_cast<long long>(model.parameter_count()),
+                    f.task.describe().c_str(), device_name(f.runtime.device), s.batch, s.seq_len, static_cast<long long>(tc.steps));
+    if (cp && !tc.json) std::printf("context parallel: every sequence split over %d ranks\n", cp->size());
+    return train_to_the_end(trainer, tc);
+}
+
+}  // namespace
+
+int cmd_train(int argc, char** argv) {
+    const std::string use = usage();
+    Args a("train", use, argc, argv, 2);
+    if (a.help()) return std::printf("%s", use.c_str()), 0;
+    // A reader of stdout that goes away (`ittt train ... | head`) must not end the
+    // run: writes then fail with EPIPE, and the trainer says so once and goes on.
+    std::signal(SIGPIPE, SIG_IGN);
+    TrainFlags f = read_train_flags(a);
+    return train(f);
 }
 
 }  // namespace ittt

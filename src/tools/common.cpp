@@ -39,10 +39,12 @@ const char* const kCheckpointFlagsUsage =
 
 // A bad flag value is a usage error (exit 2, with the usage); a valid request the
 // machine cannot serve (--device cuda without a GPU) stays a run-time error (exit 1).
-Device apply_runtime_flags(Args& a) {
-    std::string device = a.str("--device", "cpu");
-    if (device != "cpu" && device != "cuda" && device != "auto") a.error("--device: expected cpu, cuda or auto, found '" + device + "'");
-    Device d = resolve_device(device);
+RuntimeFlags read_runtime_flags(Args& a) {
+    RuntimeFlags r;
+    r.device_name = a.str("--device", "cpu");
+    if (r.device_name != "cpu" && r.device_name != "cuda" && r.device_name != "auto")
+        a.error("--device: expected cpu, cuda or auto, found '" + r.device_name + "'");
+    r.device = resolve_device(r.device_name);
     int64_t threads = a.integer(kThreads);
 #ifdef _OPENMP
     if (threads > 0) omp_set_num_threads(static_cast<int>(threads));
@@ -50,25 +52,25 @@ Device apply_runtime_flags(Args& a) {
     (void)threads;
 #endif
     if (a.has("--kernel")) {
-        std::string kernels = a.str("--kernel", "");
+        r.kernel = a.str("--kernel", "");
         try {
             std::set<std::string> ops_seen;
-            for (const std::string& item : split_list(kernels, "--kernel")) {
+            for (const std::string& item : split_list(r.kernel, "--kernel")) {
                 size_t eq = item.find('=');
                 ITTT_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < item.size(), "--kernel: expected op=version (e.g. gemm=1), found '",
                            item, "'");
                 ITTT_CHECK(ops_seen.insert(item.substr(0, eq)).second, "--kernel: '", item.substr(0, eq), "' is given twice in '",
-                           kernels, "'");
+                           r.kernel, "'");
                 parse_integer(item.substr(eq + 1), 0, 1000, cat("--kernel: the version of ", item.substr(0, eq)));
             }
-            ops::set_versions_from_string(kernels);
+            ops::set_versions_from_string(r.kernel);
         } catch (const Error& e) {
             a.error(e.what());
         } catch (const std::out_of_range&) {  // std::stoi on a version too large for an int
-            a.error("--kernel: a version number is out of range in '" + kernels + "'");
+            a.error("--kernel: a version number is out of range in '" + r.kernel + "'");
         }
     }
-    return d;
+    return r;
 }
 
 void discard_stdout() {

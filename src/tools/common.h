@@ -12,8 +12,16 @@
 
 namespace ittt {
 
-// --device cpu|cuda|auto, --threads N, --kernel op=v,...: read and applied.
-Device apply_runtime_flags(Args& a);
+// --device cpu|cuda|auto, --threads N, --kernel op=v,...: read, checked and
+// applied at once (the thread count and the kernel versions are settings of
+// the whole process; a bad value is a usage error, a device this machine
+// lacks a run-time one).
+struct RuntimeFlags {
+    Device device = Device::CPU;      // resolved
+    std::string device_name = "cpu";  // as given: cpu, cuda or auto
+    std::string kernel;               // as given; "": the best version of every op
+};
+RuntimeFlags read_runtime_flags(Args& a);
 extern const std::string kRuntimeFlagsUsage;
 
 // After a write to stdout failed and a line on stderr said so: drops what

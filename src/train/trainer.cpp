@@ -27,14 +27,14 @@ Trainer::Trainer(Model& model, const TrainConfig& cfg, BatchFn batches) : model_
     ITTT_CHECK(cfg_.grad_clip >= 0, "train: --grad-clip must be >= 0 (0 = off), found ", cfg_.grad_clip);
     ITTT_CHECK(std::isfinite(cfg_.ttt_lr_scale) && cfg_.ttt_lr_scale > 0, "train: --ttt-lr-scale must be > 0 and finite, found ", cfg_.ttt_lr_scale);
     ITTT_CHECK(cfg_.keep >= 1, "train: --keep must be >= 1, found ", cfg_.keep);
-    ITTT_CHECK(cfg_.settings.is_object(), "train: TrainConfig::settings must be a JSON object");
+    cfg_.weights_format();  // a bad save_dtype is refused before the first step, not at the first save
     for (const Parameter& p : model_.parameters()) {  // frozen ones get none (undefined tensors)
         m_.push_back(p.trainable ? Tensor::zeros(p.value.shape(), p.value.dtype(), p.value.device()) : Tensor());
         v_.push_back(p.trainable ? Tensor::zeros(p.value.shape(), p.value.dtype(), p.value.device()) : Tensor());
     }
 }
 
-double scheduled_lr(const TrainConfig& cfg, int64_t step) {
+double scheduled_lr(const RunSettings& cfg, int64_t step) {
     if (cfg.warmup > 0 && step <= cfg.warmup) return cfg.lr * static_cast<double>(step) / static_cast<double>(cfg.warmup);
     int64_t decay_steps = cfg.steps - cfg.warmup;
     if (decay_steps <= 0) return cfg.lr;
@@ -172,8 +172,11 @@ std::vector<StepStats> Trainer::run() {
         bool last = step_ == cfg_.steps;
         if (!log) {
         } else if (cfg_.json) {
-            std::fprintf(log, "{\"step\": %lld, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.6g, \"tokens_per_s\": %.1f, \"elapsed_s\": %.3f}\n",
-                         static_cast<long long>(s.step), s.loss, s.lr, s.grad_norm, s.tokens_per_s, elapsed);
+            // Throughput and time to 0.1 token/s and 1 ms: digits beyond those are noise.
+            JsonWriter line;
+            line.begin_object().field("step", s.step).field("loss", s.loss).field("lr", s.lr).field("grad_norm", s.grad_norm);
+            line.field("tokens_per_s", std::round(s.tokens_per_s * 10) / 10).field("elapsed_s", std::round(elapsed * 1000) / 1000);
+            std::fprintf(log, "%s\n", line.end_object().text().c_str());
         } else if (tty || cfg_.log_every <= 0 || s.step % cfg_.log_every == 0 || last || s.step == first + 1) {
             std::fprintf(log, "%sstep %lld/%lld  loss %.4f  lr %.2e  gnorm %.3f  %.1fk tok/s  ETA %s%s", tty ? "\r" : "",
                          static_cast<long long>(s.step), static_cast<long long>(cfg_.steps), s.loss, s.lr, s.grad_norm,
@@ -197,25 +200,7 @@ std::vector<StepStats> Trainer::run() {
 
 // ---------------------------------------------------------------- checkpoints
 
-Json Trainer::recorded_settings() const {
-    Json s = cfg_.settings;
-    s.set("steps", cfg_.steps);
-    s.set("grad-accum", cfg_.grad_accum);
-    s.set("lr", cfg_.lr);
-    s.set("min-lr-ratio", cfg_.min_lr_ratio);
-    s.set("warmup", cfg_.warmup);
-    s.set("weight-decay", cfg_.weight_decay);
-    s.set("grad-clip", cfg_.grad_clip);
-    s.set("ttt-lr-scale", cfg_.ttt_lr_scale);
-    s.set("adam-beta1", cfg_.beta1);
-    s.set("adam-beta2", cfg_.beta2);
-    s.set("adam-eps", cfg_.adam_eps);
-    // What a run saves and prints: --resume keeps them too.
-    s.set("checkpoint-every", cfg_.checkpoint_every);
-    s.set("keep", cfg_.keep);
-    s.set("log-every", cfg_.log_every);
-    return s;
-}
+Json Trainer::recorded_settings() const { return settings_to_json(cfg_); }
 
 void Trainer::check_saveable() {
     // Finite or refuse: step() never leaves non-finite weights behind, but a
@@ -260,7 +245,7 @@ std::string Trainer::save(const std::string& run_dir) {
     state.set("step", step_);
     state.set("settings", recorded_settings());
     try {
-        last_checkpoint_ = save_run_checkpoint(run_dir, step_, model_.config(), model_weights(model_), &opt, &state, cfg_.keep, cfg_.save_format);
+        last_checkpoint_ = save_run_checkpoint(run_dir, step_, model_.config(), model_weights(model_), &opt, &state, cfg_.keep, cfg_.weights_format());
     } catch (const Error& e) {
         fail(cat("cannot write the checkpoint of step ", step_, ": ", e.what(), "; ", kept_text()));
     }

@@ -21,22 +21,13 @@
 #include "io/checkpoint.h"
 #include "io/json.h"
 #include "model/model.h"
+#include "train/run_settings.h"
 
 namespace ittt {
 
-struct TrainConfig {
-    int64_t steps = 200;
-    int grad_accum = 1;             // micro-batches per optimizer step
-    double lr = 3e-3;               // peak learning rate
-    double min_lr_ratio = 0.1;      // cosine decays to lr * min_lr_ratio
-    int64_t warmup = 20;            // linear warm-up steps
-    double weight_decay = 0.1;      // decoupled, matrices only
-    double beta1 = 0.9, beta2 = 0.95, adam_eps = 1e-8;
-    double grad_clip = 1.0;         // global L2 norm; 0 off
-    double ttt_lr_scale = 1.0;      // the TTT target's parameters (names with ".ttt_") train at lr * this
-    int64_t checkpoint_every = 0;   // 0: only at the end
-    int64_t keep = 2;               // checkpoints kept in out_dir (the newest)
-    int64_t log_every = 10;
+// The recorded settings (train/run_settings.h: the schedule, the optimizer,
+// the cadence and what the command line adds), and how this process runs.
+struct TrainConfig : RunSettings {
     std::string out_dir;            // the run directory (empty: no checkpoints)
     bool json = false;              // JSON lines instead of the progress line
     std::FILE* log = stdout;        // progress lines go here; nullptr: silent
@@ -48,15 +39,11 @@ struct TrainConfig {
     // the signal that asked, set by a handler), run() returns after the step in
     // progress and any save it owes; stopped_by() then says which.
     const volatile std::sig_atomic_t* stop_requested = nullptr;
-    WeightsFormat save_format;      // the weights' dtype and sharding in checkpoints
-    // Recorded in trainer_state.json beside the trainer's own settings (the
-    // CLI's task, batch, seed, ...), so --resume can compare them.
-    Json settings = Json::object();
 };
 
 // Learning rate of optimizer step `step` (1-based): linear warm-up to cfg.lr,
 // then cosine down to cfg.lr * cfg.min_lr_ratio at step cfg.steps.
-double scheduled_lr(const TrainConfig& cfg, int64_t step);
+double scheduled_lr(const RunSettings& cfg, int64_t step);
 
 // Fills tokens (B, n) I32 and targets (B*n) I32 (-1 = unscored) for one micro-batch.
 using BatchFn = std::function<void(int64_t step, int micro, Tensor& tokens, Tensor& targets)>;
@@ -103,7 +90,7 @@ public:
     int64_t steps_done() const { return step_; }
     // The checkpoint this run last wrote or resumed from ("" if none).
     const std::string& last_checkpoint() const { return last_checkpoint_; }
-    // Every setting recorded in trainer_state.json: cfg.settings plus the trainer's.
+    // Every setting recorded in trainer_state.json: settings_to_json of the config.
     Json recorded_settings() const;
     // "the last checkpoint, D/step-4 (step 4), is kept" or why there is none.
     std::string kept_text() const;

@@ -7,11 +7,31 @@
 #include <string>
 
 #include "io/config_json.h"
+#include "io/json.h"
 #include "model/memory_budget.h"
 #include "runtime/error.h"
 
+namespace {
+void check_writer(const std::string& text) {
+    ittt::JsonWriter w(ittt::JsonLayout::Compact);
+    w.begin_object().field(text, text).end_object();
+    const ittt::Json back = ittt::Json::parse(w.text(), "written");  // an Error here is a finding: it escapes
+    const std::string& key = back.as_object().at(0).first;
+    if (key != back.as_object().at(0).second.as_string()) __builtin_trap();
+    ittt::JsonWriter again(ittt::JsonLayout::Compact);
+    again.value(key);
+    ittt::JsonWriter first(ittt::JsonLayout::Compact);
+    first.value(text);
+    if (again.text() != first.text()) __builtin_trap();  // the replacement is idempotent, and valid UTF-8 passes unchanged
+    bool ascii_no_control = true;
+    for (unsigned char c : text) ascii_no_control = ascii_no_control && c >= 0x20 && c < 0x80;
+    if (ascii_no_control && key != text) __builtin_trap();
+}
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string text(reinterpret_cast<const char*>(data), size);
+    check_writer(text);
     ittt::ModelConfig cfg;
     try {
         cfg = ittt::parse_config_json(text, "fuzz input");

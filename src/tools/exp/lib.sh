@@ -148,7 +148,8 @@ exp_wall() { cat "$EXP_DIR/runs/$1.done" 2> /dev/null || echo 0; }
 # exp_machine_json: where and when, for the results' header.
 exp_machine_json() {
     local cpu commit
-    cpu=$(sed -n -E 's/^model name\s*: (.*)/\1/p' /proc/cpuinfo | head -n 1)
+    # The CPU's name is the one string here from outside: a quote or a backslash in it would break the JSON.
+    cpu=$(sed -n -E 's/^model name\s*: (.*)/\1/p' /proc/cpuinfo | head -n 1 | tr -d '"\\')
     commit=$(git rev-parse --short HEAD 2> /dev/null || echo unknown)
     printf '{"date": "%s", "machine": "%s, %s cores", "commit": "%s", "smoke": %s}' "$(date -u +%Y-%m-%dT%H:%MZ)" \
         "$cpu" "$(nproc)" "$commit" "$([ "$EXP_SMOKE" = 1 ] && echo true || echo false)"
