@@ -21,7 +21,7 @@ struct CudaEntry {
 };
 
 // K <= 5 products per output; the weight gradient sums B*n products per tap in F32.
-const Tolerance kConv1dF32 = {1e-5, 1e-5, "sums of K taps; dweight sums B*n products per tap in F32"};
+const Tolerance kConv1dF32 = {1e-4, 1e-5, "sums of K taps; dweight sums B*n (up to 600) products per tap in F32: ~1e-5 where they cancel"};
 const KernelOp<CpuEntry, CudaEntry> kConv1d = {
     "conv1d", "depthwise conv1d inside chunks (the TTT target's taps), zero at chunk edges", "kernels/conv1d",
     1, {{{1, "direct", "direct loops over (token, channel, tap)", "conv1d_chunked_forward_cpu|conv1d_chunked_backward_cpu",

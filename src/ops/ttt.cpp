@@ -34,7 +34,7 @@ struct DeltaCudaEntry {
 };
 
 // Each delta element sums one chunk's C <= 64 products (the harness's chunks) in F32.
-const Tolerance kDeltaF32 = {1e-4, 1e-5, "F32 sums of a chunk's products (C <= 64)"};
+const Tolerance kDeltaF32 = {2e-5, 1e-5, "F32 sums of a chunk's products: up to 64 of unit normals (measured: < 1/5)"};
 const KernelOp<DeltaCpuEntry, DeltaCudaEntry> kTttDelta = {
     "ttt_delta", "per-chunk fast-weight update delta_i = V_[i]^T Z_[i], and its inference-time clipping", "kernels/ttt_delta",
     2,
@@ -67,7 +67,7 @@ struct ApplyCudaEntry {
 };
 
 // Each correction sums f (forward, dv) or d (dz) products of O(1) terms, then scales by eta.
-const Tolerance kApplyF32 = {1e-4, 1e-5, "F32 sums of f or d products per output"};
+const Tolerance kApplyF32 = {2e-5, 1e-5, "F32 sums of f or d products per output, the gemm's and the correction's (measured: < 1/5)"};
 const KernelOp<ApplyCpuEntry, ApplyCudaEntry> kTttApply = {
     "ttt_apply", "o_[i] = z_[i] (wd + eta s_i)^T as z wd^T plus the per-chunk TTT correction, and its backward",
     "kernels/ttt_apply",
