@@ -17,6 +17,7 @@
 // every run sees the same numbers and only the run's own arithmetic differs.
 #pragma once
 #include <functional>
+#include <initializer_list>
 #include <string>
 #include <utility>
 #include <vector>
@@ -34,6 +35,8 @@ inline const ops::Tolerance kF64 = {1e-12, 1e-13, "F64: the same sums in another
 // Tensors by name, in order: a case's inputs, or a run's outputs.
 class Named {
 public:
+    Named() = default;
+    Named(std::initializer_list<std::pair<std::string, Tensor>> entries) : entries_(entries) {}
     void add(const std::string& name, Tensor t) { entries_.emplace_back(name, std::move(t)); }
     bool has(const std::string& name) const;
     Tensor& operator[](const std::string& name);
@@ -67,6 +70,11 @@ struct Tighter {
     bool bitwise = false;  // the same bits (atol and rtol unused)
     std::string why;
 };
+
+// Stricter checks made on the CUDA runs only (the usual case: CUDA against the CPU's F32 run).
+inline std::function<std::vector<Tighter>(const Target&)> on_cuda(std::vector<Tighter> checks) {
+    return [checks](const Target& t) { return t.device == Device::CUDA ? checks : std::vector<Tighter>{}; };
+}
 
 // One shape configuration of an op.
 struct Case {

@@ -28,12 +28,10 @@ Case training_case(const AttentionShape& s, uint64_t seed) {
     Case c;
     c.shape = s.name();
     c.inputs = [s, seed] {
-        Named in;
-        in.add("q", normal({s.B, s.n, s.Hq, s.hd}, seed));
-        in.add("k", normal({s.B, s.n, s.Hkv, s.hd}, seed + 1));
-        in.add("v", normal({s.B, s.n, s.Hkv, s.hd}, seed + 2));
-        in.add("dout", normal({s.B, s.n, s.Hq, s.hd}, seed + 3));
-        return in;
+        return Named{{"q", normal({s.B, s.n, s.Hq, s.hd}, seed)},
+                     {"k", normal({s.B, s.n, s.Hkv, s.hd}, seed + 1)},
+                     {"v", normal({s.B, s.n, s.Hkv, s.hd}, seed + 2)},
+                     {"dout", normal({s.B, s.n, s.Hq, s.hd}, seed + 3)}};
     };
     c.run = [s](Named& in, const Target& t) {
         Named out;
@@ -81,11 +79,9 @@ Case decode_case(const AttentionShape& s, int first, int count, int cap, uint64_
     c.inputs = [s, first, count, cap, seed] {
         Tensor q = normal({s.B, s.n, s.Hq, s.hd}, seed), k = normal({s.B, s.n, s.Hkv, s.hd}, seed + 1),
                v = normal({s.B, s.n, s.Hkv, s.hd}, seed + 2);
-        Named in;
-        in.add("q", select_rows(q, first, count));
-        in.add("k", cache_of(k, cap, first + count));
-        in.add("v", cache_of(v, cap, first + count));
-        return in;
+        return Named{{"q", select_rows(q, first, count)},
+                     {"k", cache_of(k, cap, first + count)},
+                     {"v", cache_of(v, cap, first + count)}};
     };
     c.run = [s, first, count](Named& in, const Target& t) {
         Named out;
@@ -136,12 +132,10 @@ OpTest describe_attention() {
         GradCase g;
         g.shape = s.name();
         g.inputs = [s] {
-            Named in;
-            in.add("q", random_tensor({s.B, s.n, s.Hq, s.hd}, 500, 1.0, DType::F64));
-            in.add("k", random_tensor({s.B, s.n, s.Hkv, s.hd}, 501, 1.0, DType::F64));
-            in.add("v", random_tensor({s.B, s.n, s.Hkv, s.hd}, 502, 1.0, DType::F64));
-            in.add("dout", random_tensor({s.B, s.n, s.Hq, s.hd}, 503, 1.0, DType::F64));
-            return in;
+            return Named{{"q", random_tensor({s.B, s.n, s.Hq, s.hd}, 500, 1.0, DType::F64)},
+                         {"k", random_tensor({s.B, s.n, s.Hkv, s.hd}, 501, 1.0, DType::F64)},
+                         {"v", random_tensor({s.B, s.n, s.Hkv, s.hd}, 502, 1.0, DType::F64)},
+                         {"dout", random_tensor({s.B, s.n, s.Hq, s.hd}, 503, 1.0, DType::F64)}};
         };
         g.wrt = {"q", "k", "v"};
         auto forward = [s](const Named& in) {

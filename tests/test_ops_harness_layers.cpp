@@ -69,11 +69,9 @@ OpTest describe_embedding() {
     GradCase g;
     g.shape = "vocab 7 dim 5, 11 tokens";
     g.inputs = [] {
-        Named in;
-        in.add("table", random_tensor({7, 5}, 8, 1.0, DType::F64));
-        in.add("tokens", random_ints({11}, 9, 0, 7));
-        in.add("weights", random_tensor({11, 5}, 10, 1.0, DType::F64));
-        return in;
+        return Named{{"table", random_tensor({7, 5}, 8, 1.0, DType::F64)},
+                     {"tokens", random_ints({11}, 9, 0, 7)},
+                     {"weights", random_tensor({11, 5}, 10, 1.0, DType::F64)}};
     };
     g.wrt = {"table"};
     g.loss = [](const Named& in) {
@@ -129,23 +127,16 @@ OpTest describe_rmsnorm() {
             ops::rmsnorm_forward(out, rstd, x, in["weight"], eps);
             Tensor dweight = in["dweight0"];
             ops::rmsnorm_backward(dx, dweight, in["dout"], x, in["weight"], rstd);
-            Named o;
-            o.add("out", out);
-            o.add("rstd", rstd);
-            o.add("dx", dx);
-            o.add("dweight", dweight);
-            return o;
+            return Named{{"out", out}, {"rstd", rstd}, {"dx", dx}, {"dweight", dweight}};
         };
         // Both devices sum in double and round the same double value to float once; their sums
         // differ only in order (~1e-16 relative), which can move a float result by one ulp
         // (1.2e-7 relative): 2.5e-7 allows two; atol only guards zeros.
-        c.tighter = [](const Target& t) {
-            std::vector<Tighter> k;
-            if (t.device != Device::CUDA) return k;
-            for (const char* name : {"out", "rstd", "dx", "dweight"})
-                k.push_back({name, Tighter::CpuF32, 1e-12, 2.5e-7, false, "double sums rounded once to float, as on the CPU: <= 2 ulp"});
-            return k;
-        };
+        const char* why = "double sums rounded once to float, as on the CPU: <= 2 ulp";
+        c.tighter = on_cuda({{"out", Tighter::CpuF32, 1e-12, 2.5e-7, false, why},
+                             {"rstd", Tighter::CpuF32, 1e-12, 2.5e-7, false, why},
+                             {"dx", Tighter::CpuF32, 1e-12, 2.5e-7, false, why},
+                             {"dweight", Tighter::CpuF32, 1e-12, 2.5e-7, false, why}});
         op.cases.push_back(c);
         seed += 10;
     }
@@ -153,11 +144,9 @@ OpTest describe_rmsnorm() {
         GradCase g;
         g.shape = "x " + shape_str(shape);
         g.inputs = [shape] {
-            Named in;
-            in.add("x", random_tensor(shape, 6, 1.0, DType::F64));
-            in.add("weight", random_tensor({shape.back()}, 7, 1.0, DType::F64));
-            in.add("dout", random_tensor(shape, 8, 1.0, DType::F64));
-            return in;
+            return Named{{"x", random_tensor(shape, 6, 1.0, DType::F64)},
+                         {"weight", random_tensor({shape.back()}, 7, 1.0, DType::F64)},
+                         {"dout", random_tensor(shape, 8, 1.0, DType::F64)}};
         };
         g.wrt = {"x", "weight"};
         auto forward = [eps](const Named& in, Tensor& rstd) {
@@ -218,10 +207,7 @@ OpTest describe_rope() {
             Tensor out = nan_output(r.x, t), dx = nan_output(r.x, t);
             ops::rope_forward(out, in["x"], in["positions"], r.theta);
             ops::rope_backward(dx, in["dout"], in["positions"], r.theta);
-            Named o;
-            o.add("out", out);
-            o.add("dx", dx);
-            return o;
+            return Named{{"out", out}, {"dx", dx}};
         };
         op.cases.push_back(c);
         seed += 10;
@@ -229,11 +215,9 @@ OpTest describe_rope() {
     GradCase g;
     g.shape = "x (4, 2, 6), positions 0, 1, 7, 123456";
     g.inputs = [] {
-        Named in;
-        in.add("x", random_tensor({4, 2, 6}, 6, 1.0, DType::F64));
-        in.add("dout", random_tensor({4, 2, 6}, 7, 1.0, DType::F64));
-        in.add("positions", Tensor::from_vector<int32_t>({0, 1, 7, 123456}, {4}));
-        return in;
+        return Named{{"x", random_tensor({4, 2, 6}, 6, 1.0, DType::F64)},
+                     {"dout", random_tensor({4, 2, 6}, 7, 1.0, DType::F64)},
+                     {"positions", Tensor::from_vector<int32_t>({0, 1, 7, 123456}, {4})}};
     };
     g.wrt = {"x"};
     g.loss = [](const Named& in) {
@@ -264,22 +248,14 @@ OpTest describe_swiglu() {
         c.shape = name;
         c.cuda_only = cuda_only;
         c.inputs = [make_g, shape, seed] {
-            Named in;
-            in.add("g", make_g());
-            in.add("u", normal(shape, seed + 1));
-            in.add("dz", normal(shape, seed + 2));
-            return in;
+            return Named{{"g", make_g()}, {"u", normal(shape, seed + 1)}, {"dz", normal(shape, seed + 2)}};
         };
         c.run = [](Named& in, const Target& t) {
             const Shape& shape = in["g"].shape();
             Tensor z = nan_output(shape, t), dg = nan_output(shape, t), du = nan_output(shape, t);
             ops::swiglu_forward(z, in["g"], in["u"]);
             ops::swiglu_backward(dg, du, in["dz"], in["g"], in["u"]);
-            Named o;
-            o.add("z", z);
-            o.add("dg", dg);
-            o.add("du", du);
-            return o;
+            return Named{{"z", z}, {"dg", dg}, {"du", du}};
         };
         op.cases.push_back(c);
         seed += 10;
@@ -302,23 +278,18 @@ OpTest describe_swiglu() {
         add_case("shape (2^24 + 3): a second grid-stride round", [big, s] { return normal(big, s, 3.0); }, big, true);
     }
     // Both devices: expf within 2 ulp and a few float roundings after it.
+    const char* why = "CUDA's expf is within 2 ulp of glibc's, then a few float roundings";
     for (Case& c : op.cases)
-        c.tighter = [](const Target& t) {
-            std::vector<Tighter> k;
-            if (t.device != Device::CUDA) return k;
-            for (const char* name : {"z", "dg", "du"})
-                k.push_back({name, Tighter::CpuF32, 1e-6, 1e-6, false, "CUDA's expf is within 2 ulp of glibc's, then a few float roundings"});
-            return k;
-        };
+        c.tighter = on_cuda({{"z", Tighter::CpuF32, 1e-6, 1e-6, false, why},
+                             {"dg", Tighter::CpuF32, 1e-6, 1e-6, false, why},
+                             {"du", Tighter::CpuF32, 1e-6, 1e-6, false, why}});
     for (const Shape& shape : {Shape{1}, Shape{17, 33}, Shape{3, 5, 7}}) {
         GradCase g;
         g.shape = "shape " + shape_str(shape);
         g.inputs = [shape] {
-            Named in;
-            in.add("g", random_tensor(shape, 3, 3.0, DType::F64));
-            in.add("u", random_tensor(shape, 4, 1.0, DType::F64));
-            in.add("dz", random_tensor(shape, 5, 1.0, DType::F64));
-            return in;
+            return Named{{"g", random_tensor(shape, 3, 3.0, DType::F64)},
+                         {"u", random_tensor(shape, 4, 1.0, DType::F64)},
+                         {"dz", random_tensor(shape, 5, 1.0, DType::F64)}};
         };
         g.wrt = {"g", "u"};
         g.loss = [](const Named& in) {

@@ -36,11 +36,9 @@ OpTest describe_cross_entropy() {
             INFO(t.describe() << ": the loss with and without dlogits");
             CHECK(loss_only.loss_sum == with_grad.loss_sum);  // the same reduction either way
             CHECK(loss_only.n_scored == with_grad.n_scored);
-            Named out;
-            out.add("loss_sum", scalar(with_grad.loss_sum));
-            out.add("n_scored", scalar(static_cast<double>(with_grad.n_scored)));
-            out.add("dlogits", dlogits);
-            return out;
+            return Named{{"loss_sum", scalar(with_grad.loss_sum)},
+                         {"n_scored", scalar(static_cast<double>(with_grad.n_scored))},
+                         {"dlogits", dlogits}};
         };
         op.cases.push_back(c);
     };
@@ -52,13 +50,9 @@ OpTest describe_cross_entropy() {
         // On CUDA, against the CPU (which works in double): per row, float exp and a float sum of
         // up to 5e4 terms in a tree, ~1e-6 relative on log(sum); p = exp(x - max - log_sum) is
         // good to ~1e-6 relative, plus grad_scale * 1e-7 where p - 1 cancels.
-        auto tighter = [grad_scale](const Target& t) {
-            std::vector<Tighter> k;
-            if (t.device != Device::CUDA) return k;
-            k.push_back({"loss_sum", Tighter::CpuF32, 1e-5, 1e-5, false, "float exp and a float tree sum per row"});
-            k.push_back({"dlogits", Tighter::CpuF32, 1e-6 * grad_scale, 1e-5, false, "p to ~1e-6 relative, plus grad_scale * 1e-7 where p - 1 cancels"});
-            return k;
-        };
+        auto tighter = on_cuda({{"loss_sum", Tighter::CpuF32, 1e-5, 1e-5, false, "float exp and a float tree sum per row"},
+                                {"dlogits", Tighter::CpuF32, 1e-6 * grad_scale, 1e-5, false,
+                                 "p to ~1e-6 relative, plus grad_scale * 1e-7 where p - 1 cancels"}});
         make_case(cat("N=", s.N, " V=", s.V, " logits ~ N(0, ", s.scale, "^2), rows ", s.ignore_first, ", +", s.ignore_every, ", ... ignored"),
                   [s, seed] {
                       Named in;
@@ -75,10 +69,8 @@ OpTest describe_cross_entropy() {
     //   [1e4, 1e4 - 1, -1e4] target 1; [-1e4, -1e4, -1e4] target 2; [1e4, -1e4, 0] target 1.
     make_case("closed-form rows with logits of +-1e4",
               [] {
-                  Named in;
-                  in.add("logits", Tensor::from_vector(std::vector<float>{1e4f, 1e4f - 1, -1e4f, -1e4f, -1e4f, -1e4f, 1e4f, -1e4f, 0.f}, {3, 3}));
-                  in.add("targets", Tensor::from_vector<int32_t>({1, 2, 1}, {3}));
-                  return in;
+                  return Named{{"logits", Tensor::from_vector(std::vector<float>{1e4f, 1e4f - 1, -1e4f, -1e4f, -1e4f, -1e4f, 1e4f, -1e4f, 0.f}, {3, 3})},
+                               {"targets", Tensor::from_vector<int32_t>({1, 2, 1}, {3})}};
               },
               1.0,
               [](const Target& t) {
@@ -202,13 +194,8 @@ OpTest describe_elementwise() {
         c.tighter = std::move(tighter);
         op.cases.push_back(c);
     };
-    auto on_cuda = [](std::vector<Tighter> k) {
-        return [k](const Target& t) { return t.device == Device::CUDA ? k : std::vector<Tighter>{}; };
-    };
     auto one = [](const std::string& name, Tensor x) {
-        Named n;
-        n.add(name, std::move(x));
-        return n;
+        return Named{{name, std::move(x)}};
     };
     // fill, scale_inplace, add_inplace: empty, 1, ragged, and a few million (past one grid).
     for (int64_t n : {int64_t(0), int64_t(1), int64_t(17), int64_t(1000), small ? int64_t(30001) : int64_t(3000001)}) {
@@ -226,10 +213,7 @@ OpTest describe_elementwise() {
             on_cuda({{"x", Tighter::CpuF32, 0, 0, true, "one correctly rounded multiply on both sides"}}));
         add(cat("add_inplace y += 0.3 x, n=", n),
             [n] {
-                Named in;
-                in.add("x", normal({n}, 223));
-                in.add("y", normal({n}, 224));
-                return in;
+                return Named{{"x", normal({n}, 223)}, {"y", normal({n}, 224)}};
             },
             [one](Named& in, const Target&) {
                 ops::add_inplace(in["y"], in["x"], 0.3);
@@ -268,10 +252,7 @@ OpTest describe_elementwise() {
             const Shape rest(shape.begin() + 1, shape.end());
             add(cat("sum_dim0 of ", shape_str(shape), accumulate ? ", accumulated" : ""),
                 [shape, rest] {
-                    Named in;
-                    in.add("in", normal(shape, 251));
-                    in.add("out0", normal(rest, 252));
-                    return in;
+                    return Named{{"in", normal(shape, 251)}, {"out0", normal(rest, 252)}};
                 },
                 [rest, accumulate, one](Named& in, const Target& t) {
                     Tensor out = accumulate ? in["out0"] : nan_output(rest, t);
@@ -284,11 +265,7 @@ OpTest describe_elementwise() {
     for (double max_norm : {1e9, 3.0})
         add(cat("clip_grad_norm of (17), (3, 5), (100001), max_norm ", max_norm),
             [] {
-                Named in;
-                in.add("g0", normal({17}, 261));
-                in.add("g1", normal({3, 5}, 262, 2.0));
-                in.add("g2", normal({100001}, 263, 0.1));
-                return in;
+                return Named{{"g0", normal({17}, 261)}, {"g1", normal({3, 5}, 262, 2.0)}, {"g2", normal({100001}, 263, 0.1)}};
             },
             [max_norm](Named& in, const Target&) {
                 Named out;

@@ -71,20 +71,10 @@ OpTest describe_conv1d() {
             ops::conv1d_chunked_forward(out, in["x"], in["weight"], s.offsets, s.chunk);
             Tensor dweight = in["dweight0"];
             ops::conv1d_chunked_backward(dx, dweight, in["dout"], in["x"], in["weight"], s.offsets, s.chunk);
-            Named o;
-            o.add("out", out);
-            o.add("dx", dx);
-            o.add("dweight", dweight);
-            return o;
+            return Named{{"out", out}, {"dx", dx}, {"dweight", dweight}};
         };
-        c.tighter = [](const Target& t) {
-            std::vector<Tighter> k;
-            if (t.device != Device::CUDA) return k;
-            const char* why = "at most 5 products per element, in the CPU's tap order; only FMA contraction differs";
-            k.push_back({"out", Tighter::CpuF32, 1e-6, 1e-6, false, why});
-            k.push_back({"dx", Tighter::CpuF32, 1e-6, 1e-6, false, why});
-            return k;
-        };
+        const char* why = "at most 5 products per element, in the CPU's tap order; only FMA contraction differs";
+        c.tighter = on_cuda({{"out", Tighter::CpuF32, 1e-6, 1e-6, false, why}, {"dx", Tighter::CpuF32, 1e-6, 1e-6, false, why}});
         op.cases.push_back(c);
         seed += 10;
     }
@@ -148,25 +138,15 @@ OpTest describe_ttt_delta() {
         Case c;
         c.shape = cat("delta: B=", B, " n=", s.n, " chunk=", s.chunk, " d=", s.d, " f=", s.f);
         c.inputs = [s, seed] {
-            Named in;
-            in.add("v", normal({B, s.n, s.d}, seed));
-            in.add("z", normal({B, s.n, s.f}, seed + 1));
-            return in;
+            return Named{{"v", normal({B, s.n, s.d}, seed)}, {"z", normal({B, s.n, s.f}, seed + 1)}};
         };
         c.run = [s](Named& in, const Target& t) {
             Tensor delta = nan_output({B, chunk_count(s.n, s.chunk), s.d, s.f}, t);
             ops::ttt_chunk_delta(delta, in["v"], in["z"], s.chunk);
-            Named o;
-            o.add("delta", delta);
-            return o;
+            return Named{{"delta", delta}};
         };
-        c.tighter = [](const Target& t) {
-            std::vector<Tighter> k;
-            if (t.device == Device::CUDA)
-                k.push_back({"delta", Tighter::CpuF32, 2e-5, 1e-5, false,
-                             "both add a chunk's tokens in order; only FMA contraction differs: ~1 ulp per add over <= 100 adds of ~1"});
-            return k;
-        };
+        c.tighter = on_cuda({{"delta", Tighter::CpuF32, 2e-5, 1e-5, false,
+                              "both add a chunk's tokens in order; only FMA contraction differs: ~1 ulp per add over <= 100 adds of ~1"}});
         op.cases.push_back(c);
         seed += 10;
     }
@@ -199,23 +179,15 @@ OpTest describe_ttt_delta() {
                 }
                 for (int64_t j = 0; j < size; ++j) p[i * size + j] = static_cast<float>(p[i * size + j] * factor);
             }
-            Named in;
-            in.add("delta", delta);
-            return in;
+            return Named{{"delta", delta}};
         };
         c.run = [s](Named& in, const Target&) {
             Tensor delta = in["delta"];
             ops::ttt_clip_deltas(delta, s.eta, s.tau);
-            Named o;
-            o.add("clipped", delta);
-            return o;
+            return Named{{"clipped", delta}};
         };
-        c.tighter = [](const Target& t) {
-            std::vector<Tighter> k;
-            if (t.device == Device::CUDA)
-                k.push_back({"clipped", Tighter::CpuF32, 0, 1e-6, false, "the norm is a double sum in another order: the float scale may differ by 1 ulp"});
-            return k;
-        };
+        c.tighter = on_cuda({{"clipped", Tighter::CpuF32, 0, 1e-6, false,
+                              "the norm is a double sum in another order: the float scale may differ by 1 ulp"}});
         op.cases.push_back(c);
     }
     return op;
@@ -234,23 +206,14 @@ OpTest describe_prefix_scan() {
                 Case c;
                 c.shape = cat("in ", shape_str(shape), reverse ? " reverse" : " forward");
                 c.inputs = [shape] {
-                    Named in;
-                    in.add("in", normal(shape, 141));
-                    return in;
+                    return Named{{"in", normal(shape, 141)}};
                 };
                 c.run = [reverse](Named& in, const Target& t) {
                     Tensor out = nan_output(in["in"].shape(), t);
                     ops::prefix_scan_exclusive(out, in["in"], reverse);
-                    Named o;
-                    o.add("out", out);
-                    return o;
+                    return Named{{"out", out}};
                 };
-                c.tighter = [](const Target& t) {
-                    std::vector<Tighter> k;
-                    if (t.device == Device::CUDA)
-                        k.push_back({"out", Tighter::CpuF32, 0, 0, true, "the same additions in the same order (previous output + previous input)"});
-                    return k;
-                };
+                c.tighter = on_cuda({{"out", Tighter::CpuF32, 0, 0, true, "the same additions in the same order (previous output + previous input)"}});
                 op.cases.push_back(c);
             }
     // The backward of a forward scan is the reverse scan of the output's gradient, and back.
@@ -258,10 +221,8 @@ OpTest describe_prefix_scan() {
         GradCase g;
         g.shape = cat("in (2, 5, 3)", reverse ? " reverse" : " forward");
         g.inputs = [] {
-            Named in;
-            in.add("in", random_tensor({2, 5, 3}, 11, 1.0, DType::F64));
-            in.add("r", random_tensor({2, 5, 3}, 12, 1.0, DType::F64));
-            return in;
+            return Named{{"in", random_tensor({2, 5, 3}, 11, 1.0, DType::F64)},
+                         {"r", random_tensor({2, 5, 3}, 12, 1.0, DType::F64)}};
         };
         g.wrt = {"in"};
         g.loss = [reverse](const Named& in) {
@@ -341,11 +302,7 @@ OpTest describe_ttt_apply() {
                     INFO(t.describe() << ": rows of chunk " << i << " of sequence " << b << " (s = 0) against the plain z wd^T");
                     CHECK(std::equal(O.begin() + first, O.begin() + last, P.begin() + first));
                 }
-            Named out;
-            out.add("o", o);
-            out.add("dz", dz);
-            out.add("dv", dv);
-            return out;
+            return Named{{"o", o}, {"dz", dz}, {"dv", dv}};
         };
         op.cases.push_back(c);
         seed += 10;
@@ -374,12 +331,10 @@ OpTest describe_ttt_loop() {
             Case c;
             c.shape = cat("B=", B, " n=", s.n, " chunk=", s.chunk, " d=", d, " f=", f, flat ? " flat (W rebuilt)" : " loop (every W kept)");
             c.inputs = [s, seed] {
-                Named in;
-                in.add("v", normal({B, s.n, d}, seed, 0.5));
-                in.add("z", normal({B, s.n, f}, seed + 1, 0.5));
-                in.add("wd", normal({d, f}, seed + 2, 0.5));
-                in.add("dout", normal({B, s.n, d}, seed + 3));
-                return in;
+                return Named{{"v", normal({B, s.n, d}, seed, 0.5)},
+                             {"z", normal({B, s.n, f}, seed + 1, 0.5)},
+                             {"wd", normal({d, f}, seed + 2, 0.5)},
+                             {"dout", normal({B, s.n, d}, seed + 3)}};
             };
             c.run = [s, flat, eta](Named& in, const Target& t) {
                 Tensor o = nan_output({B, s.n, d}, t), dz = nan_output({B, s.n, f}, t), dv = nan_output({B, s.n, d}, t);
@@ -389,12 +344,7 @@ OpTest describe_ttt_loop() {
                 opt.keep_last = flat;
                 ops::TttLoopResult r = ops::ttt_loop_forward(o, in["z"], in["v"], in["wd"], eta, s.chunk, opt);
                 ops::ttt_loop_backward(dz, dv, dwd, in["dout"], in["z"], in["v"], eta, s.chunk, flat ? r.w_last : r.w_all);
-                Named out;
-                out.add("o", o);
-                out.add("dz", dz);
-                out.add("dv", dv);
-                out.add("dwd", dwd);
-                return out;
+                return Named{{"o", o}, {"dz", dz}, {"dv", dv}, {"dwd", dwd}};
             };
             op.cases.push_back(c);
             seed += 10;
@@ -406,11 +356,9 @@ OpTest describe_ttt_loop() {
         const LoopShape s{16, 4};
         c.shape = cat("inference: B=", B, " n=", s.n, " chunk=", s.chunk, " clip tau 0.05, update limit ", limit, ", state and norms");
         c.inputs = [s, seed] {
-            Named in;
-            in.add("v", normal({B, s.n, d}, seed, 0.5));
-            in.add("z", normal({B, s.n, f}, seed + 1, 0.5));
-            in.add("wd", normal({d, f}, seed + 2, 0.5));
-            return in;
+            return Named{{"v", normal({B, s.n, d}, seed, 0.5)},
+                         {"z", normal({B, s.n, f}, seed + 1, 0.5)},
+                         {"wd", normal({d, f}, seed + 2, 0.5)}};
         };
         c.run = [s, limit, eta](Named& in, const Target& t) {
             Tensor o = nan_output({B, s.n, d}, t);
@@ -420,12 +368,10 @@ OpTest describe_ttt_loop() {
             opt.keep_state = true;
             opt.norms = true;
             ops::TttLoopResult r = ops::ttt_loop_forward(o, in["z"], in["v"], in["wd"], eta, s.chunk, opt);
-            Named out;
-            out.add("o", o);
-            out.add("w_state", r.w_state);
-            out.add("norm", Tensor::from_vector(r.norm, {static_cast<int64_t>(r.norm.size())}));
-            out.add("applied", Tensor::from_vector(r.applied, {static_cast<int64_t>(r.applied.size())}));
-            return out;
+            return Named{{"o", o},
+                         {"w_state", r.w_state},
+                         {"norm", Tensor::from_vector(r.norm, {static_cast<int64_t>(r.norm.size())})},
+                         {"applied", Tensor::from_vector(r.applied, {static_cast<int64_t>(r.applied.size())})}};
         };
         op.cases.push_back(c);
         seed += 10;
