@@ -69,8 +69,6 @@ bool close_to_reference(const Tensor& actual, const Tensor& ref, const std::stri
     return check_close(actual.to(Device::CPU), ref, rel_atol * max_abs(ref) + 1e-30, rtol, name);
 }
 
-Tensor tokens_tensor(int B, int n, int V, uint64_t seed) { return random_ints({B, n}, seed, 0, V); }
-
 }  // namespace
 
 TEST_CASE("CUDA model forward matches the CPU, with every gemm version", "[cuda][model]") {

@@ -1,5 +1,8 @@
-// Tests of ops::matmul / ops::linear and the CPU GEMM versions (kernels/gemm/).
-// The oracle is version 1 (the naive triple loop) run in F64 on the same inputs.
+// Tests of ops::matmul / ops::linear and the CPU GEMM versions (kernels/gemm/). Every version
+// on every device against version 1 in F64 (ragged shapes in all layouts, alpha and beta,
+// beta == 0 over NaN, K == 0, 3-D) is in the op harness (tests/test_ops_harness.cpp); here:
+// what the blocked version promises beyond that, the 3-D and linear forms, version selection,
+// and the errors.
 #include <cmath>
 #include <limits>
 #include <string>
@@ -62,76 +65,16 @@ std::string label(const char* what, DType t, bool ta, bool tb, int64_t M, int64_
 
 }  // namespace
 
-TEST_CASE("gemm: blocked and naive match the F64 oracle on NN/NT/TN/TT and ragged shapes", "[gemm]") {
-    // 1, sizes just off the micro-tile (6 x 32 float, 6 x 16 double) and the K block
-    // (256), one exact tile; the last two cross KC, MC (288) and NC (512 float / 256
-    // double) on one thread, and split C by rows and by columns on two.
-    const std::vector<std::vector<int64_t>> shapes = {{1, 1, 1},    {1, 17, 33},  {17, 1, 65},   {33, 65, 1},    {6, 32, 16},
-                                                      {17, 33, 65}, {65, 127, 33}, {127, 65, 257}, {293, 97, 300}, {13, 517, 270}};
-    uint64_t seed = 100;
-    const int saved_threads = max_threads();
-    for (DType dt : {DType::F32, DType::F64})
-        for (bool ta : {false, true})
-            for (bool tb : {false, true})
-                for (const auto& s : shapes) {
-                    int64_t M = s[0], N = s[1], K = s[2];
-                    Tensor A = random_tensor(stored_shape(M, K, ta), ++seed, 1.0, dt);
-                    Tensor B = random_tensor(stored_shape(K, N, tb), ++seed, 1.0, dt);
-                    Tensor C0 = Tensor::zeros({M, N}, dt);
-                    Tensor ref = reference(A, ta, B, tb, C0, 1.0, 0.0);
-                    Tensor naive = run_matmul(1, A, ta, B, tb, C0, 1.0, 0.0);
-                    CHECK(check_close(naive, ref, atol_for(dt), rtol_for(dt), label("naive", dt, ta, tb, M, N, K)));
-                    for (int threads : {1, 2}) {
-                        set_threads(threads);
-                        Tensor blocked = run_matmul(2, A, ta, B, tb, C0, 1.0, 0.0);
-                        set_threads(saved_threads);
-                        CHECK(check_close(blocked, ref, atol_for(dt), rtol_for(dt),
-                                          cat(label("blocked", dt, ta, tb, M, N, K), " threads ", threads)));
-                    }
-                }
-}
-
-TEST_CASE("gemm: alpha and beta; beta == 0 never reads C", "[gemm]") {
-    for (DType dt : {DType::F32, DType::F64})
-        for (bool ta : {false, true})
-            for (bool tb : {false, true}) {
-                const int64_t M = 37, N = 45, K = 29;
-                Tensor A = random_tensor(stored_shape(M, K, ta), 1, 1.0, dt);
-                Tensor B = random_tensor(stored_shape(K, N, tb), 2, 1.0, dt);
-                Tensor C0 = random_tensor({M, N}, 3, 1.0, dt);
-                Tensor ref = reference(A, ta, B, tb, C0, 0.5, -1.5);
-                // C holding NaN must come out clean when beta == 0 (a fresh Tensor::empty may hold anything).
-                Tensor nan_c = C0.clone();
-                ops::fill(nan_c, std::numeric_limits<double>::quiet_NaN());
-                Tensor ref_beta0 = reference(A, ta, B, tb, C0, 2.0, 0.0);
-                for (int v : {1, 2}) {
-                    const char* name = v == 1 ? "naive" : "blocked";
-                    Tensor C = run_matmul(v, A, ta, B, tb, C0, 0.5, -1.5);
-                    CHECK(check_close(C, ref, atol_for(dt), rtol_for(dt), label(name, dt, ta, tb, M, N, K) + " alpha 0.5 beta -1.5"));
-                    Tensor C2 = run_matmul(v, A, ta, B, tb, nan_c, 2.0, 0.0);
-                    CHECK(check_close(C2, ref_beta0, atol_for(dt), rtol_for(dt), label(name, dt, ta, tb, M, N, K) + " beta 0 over NaN"));
-                }
-            }
-}
-
-TEST_CASE("gemm: K == 0 scales C by beta (kernel level)", "[gemm]") {
-    // Tensors cannot express an empty inner dimension cleanly, so call the kernels directly.
-    for (int v : {1, 2}) {
-        std::vector<float> C = {1, 2, 3, 4, 5, 6};
-        auto gemm = v == 1 ? kernels::gemm_naive_cpu<float> : kernels::gemm_blocked_cpu<float>;
-        gemm(false, false, 2, 3, 0, 1.f, nullptr, 0, nullptr, 3, 2.f, C.data(), 3);
-        CHECK(C == std::vector<float>{2, 4, 6, 8, 10, 12});
-        std::vector<float> D(6, std::numeric_limits<float>::quiet_NaN());
-        gemm(false, false, 2, 3, 0, 1.f, nullptr, 0, nullptr, 3, 0.f, D.data(), 3);
-        CHECK(D == std::vector<float>(6, 0.f));
-    }
-}
-
 TEST_CASE("gemm: blocked result does not depend on the thread count", "[gemm]") {
     // Threads split C into slabs of whole tiles, and each tile is summed by one
     // thread in a fixed order, so 1 and 2 threads agree bit for bit. The shapes
-    // split C by rows (tall) and by columns (wide and short), in every layout.
-    const std::vector<std::vector<int64_t>> shapes = {{300, 530, 270}, {7, 900, 300}};
+    // split C by rows (tall) and by columns (wide and short), in every layout, and are the
+    // op harness's CPU shapes (1, sizes just off the 6 x 32 micro-tile and the 256 K block,
+    // shapes crossing KC, MC (288) and NC (512)): the harness checks one thread count
+    // against the oracle, this one the other.
+    const std::vector<std::vector<int64_t>> shapes = {{300, 530, 270}, {7, 900, 300}, {1, 1, 1},     {1, 17, 33},
+                                                      {17, 1, 65},     {33, 65, 1},   {6, 32, 16},   {17, 33, 65},
+                                                      {65, 127, 33},   {127, 65, 257}, {293, 97, 300}, {13, 517, 270}};
     const int saved = max_threads();
     for (const auto& s : shapes)
         for (bool ta : {false, true})
@@ -235,4 +178,12 @@ TEST_CASE("gemm: bad shapes and dtypes throw errors that name the problem", "[ge
     CHECK_THROWS_WITH(ops::linear(y, Tensor::zeros({3, 4}), W), Catch::Contains("expected in = 5"));
     Tensor y_bad = Tensor::zeros({3, 7});
     CHECK_THROWS_WITH(ops::linear(y_bad, x, W), Catch::Contains("must hold 3 x 6 values"));
+}
+
+TEST_CASE("gemm versions 3 to 5 are CUDA only: a CPU matmul refuses them", "[gemm]") {
+    Tensor A = random_tensor({4, 3}, 7100), B = random_tensor({3, 5}, 7101), C = Tensor::zeros({4, 5});
+    for (int v : {3, 4, 5}) {
+        ScopedVersion use("gemm", v);  // accepted when set: some device has it
+        CHECK_THROWS_WITH(ops::matmul(C, A, false, B, false), Catch::Contains(cat("gemm: no CPU version ", v)));
+    }
 }

@@ -17,8 +17,6 @@ using namespace ittt::test;
 
 namespace {
 
-Tensor tokens_tensor(int B, int n, int V, uint64_t seed) { return random_ints({B, n}, seed, 0, V); }
-
 double mean_loss(Model& m, const Tensor& tokens, const Tensor& targets) {
     const Tensor& logits = m.forward(tokens);
     ops::CrossEntropyResult r = ops::cross_entropy(nullptr, logits, targets, 1.0);

@@ -1,6 +1,6 @@
 // test_util.h: shared helpers for the Catch2 tests.
 //
-// - random_tensor(): seeded inputs in F32 or F64.
+// - random_tensor(): seeded inputs in F32 or F64; gpu(), host(), nan_tensor().
 // - check_close(): element-wise |a - ref| <= atol + rtol*|ref|, printing the first
 //   mismatches and the max error, so a failure says where and by how much.
 // - finite_difference(): central differences of a scalar function, in double.
@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,22 @@ inline Tensor random_tensor(const Shape& shape, uint64_t seed, double scale = 1.
         else t.data<float>()[i] = static_cast<float>(x);
     }
     return t;
+}
+
+// Copies to the GPU and back (the [cuda] tests' shorthands).
+inline Tensor gpu(const Tensor& t) { return t.to(Device::CUDA); }
+inline Tensor host(const Tensor& t) { return t.to(Device::CPU); }
+
+// A float tensor full of NaN on device d, for outputs a kernel must overwrite: an element
+// it forgets to write then shows up as a mismatch instead of passing by luck. Filled on
+// the host by a plain loop (not ops::fill, whose kernels may be the ones under test).
+inline Tensor nan_tensor(const Shape& shape, DType dtype = DType::F32, Device d = Device::CPU) {
+    Tensor t = Tensor::empty(shape, dtype);
+    for (int64_t i = 0; i < t.numel(); ++i) {
+        if (dtype == DType::F64) t.data<double>()[i] = std::numeric_limits<double>::quiet_NaN();
+        else t.data<float>()[i] = std::numeric_limits<float>::quiet_NaN();
+    }
+    return d == Device::CPU ? t : t.to(d);
 }
 
 // Integers uniform in [lo, hi) as an I32 tensor.

@@ -38,6 +38,9 @@ inline std::pair<ModelConfig, ModelConfig> drop_in_configs() {
     return {with, without};
 }
 
+// Token ids uniform in [0, V) as a (B, n) I32 tensor.
+inline Tensor tokens_tensor(int B, int n, int V, uint64_t seed) { return random_ints({B, n}, seed, 0, V); }
+
 // Gives the TTT conv and projection sizeable random values (N(0, 0.4^2)): the
 // release's init (conv = 0) would make the TTT path vanish and the tests vacuous.
 inline void randomise_ttt(Model& m, uint64_t seed) {

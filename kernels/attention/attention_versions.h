@@ -22,7 +22,7 @@ struct AttentionCudaEntry {
 // Out is a convex combination of O(1) values and lse a log of sums of O(1) terms; dk, dv
 // sum up to 4 heads x 300 queries of O(1) terms. The F32 CPU versions stay within 1.2e-6
 // (forward) and 6e-6 (backward) of F64 at hd = 16; hd = 128 sums 8x as many products.
-inline const Tolerance kAttentionF32 = {1e-4, 1e-4, "F32 score sums over hd <= 128 and gradient sums over 4 heads x 300 queries"};
+inline const Tolerance kAttentionF32 = {5e-5, 1e-4, "F32 gradient sums over up to 4 heads x 300 queries of O(1) terms, score sums over hd <= 128 (measured: < 1/10)"};
 inline const OpVersions<AttentionCpuEntry, AttentionCudaEntry> attention_versions = {
     "attention", "causal grouped-query attention with an optional sliding window, scale 1/sqrt(hd)", "kernels/attention",
     /*cpu best*/ 2,

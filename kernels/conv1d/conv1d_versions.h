@@ -20,7 +20,7 @@ struct Conv1dCudaEntry {
 };
 
 // K <= 5 products per output; the weight gradient sums B*n products per tap in F32.
-inline const Tolerance kConv1dF32 = {1e-5, 1e-5, "sums of K taps; dweight sums B*n products per tap in F32"};
+inline const Tolerance kConv1dF32 = {1e-4, 1e-5, "sums of K taps; dweight sums B*n (up to 600) products per tap in F32: ~1e-5 where they cancel"};
 inline const OpVersions<Conv1dCpuEntry, Conv1dCudaEntry> conv1d_versions = {
     "conv1d", "depthwise conv1d inside chunks (the TTT target's taps), zero at chunk edges", "kernels/conv1d",
     1, {{{1, "direct", "direct loops, rows in parallel", "conv1d_chunked_forward_cpu|conv1d_chunked_backward_cpu",

@@ -20,7 +20,7 @@ struct EmbeddingCudaEntry {
 };
 
 // The forward copies; the backward adds a token's rows (up to a few hundred per id) in F32.
-inline const Tolerance kEmbeddingF32 = {1e-5, 1e-6, "a copy; the backward's F32 sums of one id's rows"};
+inline const Tolerance kEmbeddingF32 = {1e-4, 1e-5, "a copy; the backward's F32 sums of one id's rows: up to ~1000 (5000 tokens over 5 ids), of size ~30"};
 inline const OpVersions<EmbeddingCpuEntry, EmbeddingCudaEntry> embedding_versions = {
     "embedding", "out = table[tokens], and the scatter-add of the gradient into the table", "kernels/embedding",
     1, {{{1, "reference", "row copies; the backward adds each token's row in token order, blocked over columns",

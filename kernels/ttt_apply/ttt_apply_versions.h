@@ -20,7 +20,7 @@ struct TttApplyCudaEntry {
 };
 
 // Each correction sums f (forward, dv) or d (dz) products of O(1) terms, then scales by eta.
-inline const Tolerance kApplyF32 = {1e-4, 1e-5, "F32 sums of f or d products per output"};
+inline const Tolerance kApplyF32 = {2e-5, 1e-5, "F32 sums of f or d products per output, the gemm's and the correction's (measured: < 1/5)"};
 inline const OpVersions<TttApplyCpuEntry, TttApplyCudaEntry> ttt_apply_versions = {
     "ttt_apply", "o_[i] = z_[i] (wd + eta s_i)^T as z wd^T plus the per-chunk TTT correction, and its backward",
     "kernels/ttt_apply",
