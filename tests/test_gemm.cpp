@@ -1,8 +1,11 @@
 // Tests of ops::matmul / ops::linear and the CPU GEMM versions (kernels/gemm/).
 // The oracle is version 1 (the naive triple loop) run in F64 on the same inputs.
+// The blocked versions are 2 (AVX2) and 3 (AVX-512): each case runs every one this CPU
+// runs (test::cpu_versions_here), and the end of the run counts the ones it could not.
 #include <cmath>
 #include <limits>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "kernels/gemm/gemm.h"
@@ -62,12 +65,19 @@ std::string label(const char* what, DType t, bool ta, bool tb, int64_t M, int64_
 
 }  // namespace
 
+// The blocked versions this CPU runs: 2, and 3 where it has AVX-512.
+std::vector<int> blocked_versions() { return test::cpu_versions_here("gemm", 2); }
+const char* version_name(int v) { return v == 1 ? "naive" : v == 2 ? "blocked" : "blocked AVX-512"; }
+
 TEST_CASE("gemm: blocked and naive match the F64 oracle on NN/NT/TN/TT and ragged shapes", "[gemm]") {
-    // 1, sizes just off the micro-tile (6 x 32 float, 6 x 16 double) and the K block
-    // (256), one exact tile; the last two cross KC, MC (288) and NC (512 float / 256
-    // double) on one thread, and split C by rows and by columns on two.
-    const std::vector<std::vector<int64_t>> shapes = {{1, 1, 1},    {1, 17, 33},  {17, 1, 65},   {33, 65, 1},    {6, 32, 16},
-                                                      {17, 33, 65}, {65, 127, 33}, {127, 65, 257}, {293, 97, 300}, {13, 517, 270}};
+    // 1, sizes just off the micro-tiles (version 2: 6 x 16 float, 6 x 8 double under AVX2;
+    // version 3: 12 x 32 float, 12 x 16 double) and the K block (256), exact tiles; the last
+    // ones cross KC, MC (288 both) and NC (512 float / 256 double) on one thread, and split
+    // C by rows and by columns on two.
+    const std::vector<std::vector<int64_t>> shapes = {{1, 1, 1},      {1, 17, 33},   {17, 1, 65},   {33, 65, 1},   {6, 32, 16},
+                                                      {12, 32, 16},   {17, 33, 65},  {65, 127, 33}, {127, 65, 257}, {293, 97, 300},
+                                                      {13, 517, 270}, {300, 600, 20}};
+    const std::vector<int> versions = blocked_versions();
     uint64_t seed = 100;
     const int saved_threads = max_threads();
     for (DType dt : {DType::F32, DType::F64})
@@ -81,17 +91,20 @@ TEST_CASE("gemm: blocked and naive match the F64 oracle on NN/NT/TN/TT and ragge
                     Tensor ref = reference(A, ta, B, tb, C0, 1.0, 0.0);
                     Tensor naive = run_matmul(1, A, ta, B, tb, C0, 1.0, 0.0);
                     CHECK(check_close(naive, ref, atol_for(dt), rtol_for(dt), label("naive", dt, ta, tb, M, N, K)));
-                    for (int threads : {1, 2}) {
-                        set_threads(threads);
-                        Tensor blocked = run_matmul(2, A, ta, B, tb, C0, 1.0, 0.0);
-                        set_threads(saved_threads);
-                        CHECK(check_close(blocked, ref, atol_for(dt), rtol_for(dt),
-                                          cat(label("blocked", dt, ta, tb, M, N, K), " threads ", threads)));
-                    }
+                    for (int v : versions)
+                        for (int threads : {1, 2}) {
+                            set_threads(threads);
+                            Tensor blocked = run_matmul(v, A, ta, B, tb, C0, 1.0, 0.0);
+                            set_threads(saved_threads);
+                            CHECK(check_close(blocked, ref, atol_for(dt), rtol_for(dt),
+                                              cat(label(version_name(v), dt, ta, tb, M, N, K), " threads ", threads)));
+                        }
                 }
 }
 
 TEST_CASE("gemm: alpha and beta; beta == 0 never reads C", "[gemm]") {
+    std::vector<int> versions = blocked_versions();
+    versions.insert(versions.begin(), 1);
     for (DType dt : {DType::F32, DType::F64})
         for (bool ta : {false, true})
             for (bool tb : {false, true}) {
@@ -104,8 +117,8 @@ TEST_CASE("gemm: alpha and beta; beta == 0 never reads C", "[gemm]") {
                 Tensor nan_c = C0.clone();
                 ops::fill(nan_c, std::numeric_limits<double>::quiet_NaN());
                 Tensor ref_beta0 = reference(A, ta, B, tb, C0, 2.0, 0.0);
-                for (int v : {1, 2}) {
-                    const char* name = v == 1 ? "naive" : "blocked";
+                for (int v : versions) {
+                    const char* name = version_name(v);
                     Tensor C = run_matmul(v, A, ta, B, tb, C0, 0.5, -1.5);
                     CHECK(check_close(C, ref, atol_for(dt), rtol_for(dt), label(name, dt, ta, tb, M, N, K) + " alpha 0.5 beta -1.5"));
                     Tensor C2 = run_matmul(v, A, ta, B, tb, nan_c, 2.0, 0.0);
@@ -116,9 +129,12 @@ TEST_CASE("gemm: alpha and beta; beta == 0 never reads C", "[gemm]") {
 
 TEST_CASE("gemm: K == 0 scales C by beta (kernel level)", "[gemm]") {
     // Tensors cannot express an empty inner dimension cleanly, so call the kernels directly.
-    for (int v : {1, 2}) {
+    std::vector<int> versions = blocked_versions();
+    versions.insert(versions.begin(), 1);
+    for (int v : versions) {
         std::vector<float> C = {1, 2, 3, 4, 5, 6};
-        auto gemm = v == 1 ? kernels::gemm_naive_cpu<float> : kernels::gemm_blocked_cpu<float>;
+        auto gemm = v == 1 ? kernels::gemm_naive_cpu<float> : v == 2 ? kernels::gemm_blocked_cpu<float> : kernels::gemm_blocked_avx512_cpu<float>;
+        INFO("version " << v);
         gemm(false, false, 2, 3, 0, 1.f, nullptr, 0, nullptr, 3, 2.f, C.data(), 3);
         CHECK(C == std::vector<float>{2, 4, 6, 8, 10, 12});
         std::vector<float> D(6, std::numeric_limits<float>::quiet_NaN());
@@ -130,9 +146,11 @@ TEST_CASE("gemm: K == 0 scales C by beta (kernel level)", "[gemm]") {
 TEST_CASE("gemm: blocked result does not depend on the thread count", "[gemm]") {
     // Threads split C into slabs of whole tiles, and each tile is summed by one
     // thread in a fixed order, so 1 and 2 threads agree bit for bit. The shapes
-    // split C by rows (tall) and by columns (wide and short), in every layout.
-    const std::vector<std::vector<int64_t>> shapes = {{300, 530, 270}, {7, 900, 300}};
+    // split C by rows (tall) and by columns (wide and short), in every layout,
+    // with edge tiles in both directions for both tilings.
+    const std::vector<std::vector<int64_t>> shapes = {{300, 530, 270}, {7, 900, 300}, {601, 45, 300}};
     const int saved = max_threads();
+    for (int v : blocked_versions())
     for (const auto& s : shapes)
         for (bool ta : {false, true})
             for (bool tb : {false, true}) {
@@ -140,10 +158,11 @@ TEST_CASE("gemm: blocked result does not depend on the thread count", "[gemm]") 
                 Tensor A = random_tensor(stored_shape(M, K, ta), 7), B = random_tensor(stored_shape(K, N, tb), 8);
                 Tensor C0 = random_tensor({M, N}, 9);
                 set_threads(1);
-                Tensor one = run_matmul(2, A, ta, B, tb, C0, 1.0, 0.5);
+                Tensor one = run_matmul(v, A, ta, B, tb, C0, 1.0, 0.5);
                 set_threads(2);
-                Tensor two = run_matmul(2, A, ta, B, tb, C0, 1.0, 0.5);
+                Tensor two = run_matmul(v, A, ta, B, tb, C0, 1.0, 0.5);
                 set_threads(saved);
+                INFO(label(version_name(v), DType::F32, ta, tb, M, N, K));
                 CHECK(test::bitwise_equal(one, two));
             }
 }
@@ -154,7 +173,9 @@ TEST_CASE("gemm: a block of rows computed alone gives the rows of the whole prod
     // so Z_[i] Wd^T chunk by chunk equals the plain MLP's Z Wd^T over all rows.
     const int64_t M = 2048, N = 128, K = 384;
     Tensor A = random_tensor({M, K}, 13), B = random_tensor({N, K}, 14);
-    for (int v : {1, 2}) {
+    std::vector<int> versions = blocked_versions();
+    versions.insert(versions.begin(), 1);
+    for (int v : versions) {
         ScopedVersion guard("gemm", v);
         Tensor whole = Tensor::empty({M, N});
         ops::matmul(whole, A, false, B, true);
@@ -167,11 +188,13 @@ TEST_CASE("gemm: a block of rows computed alone gives the rows of the whole prod
     }
 }
 
-TEST_CASE("gemm: version 0 is the blocked version; versions can be switched", "[gemm]") {
+TEST_CASE("gemm: version 0 is the best blocked version this CPU runs; versions can be switched", "[gemm]") {
+    // 3 with AVX-512, else 2 (the rule of kernels/versions.h; tests/test_cpu_isa.cpp lowers the ISA).
     Tensor A = random_tensor({19, 23}, 11), B = random_tensor({23, 41}, 12), C0 = Tensor::zeros({19, 41});
     Tensor best = run_matmul(0, A, false, B, false, C0, 1.0, 0.0);
-    Tensor blocked = run_matmul(2, A, false, B, false, C0, 1.0, 0.0);
+    Tensor blocked = run_matmul(blocked_versions().back(), A, false, B, false, C0, 1.0, 0.0);
     CHECK(test::bitwise_equal(best, blocked));
+    CHECK(ops::selected_version("gemm", Device::CPU, "test") == blocked_versions().back());
     {
         ScopedVersion guard("gemm", 1);
         CHECK(ops::version("gemm") == 1);
@@ -180,6 +203,42 @@ TEST_CASE("gemm: version 0 is the blocked version; versions can be switched", "[
     // An unknown version is refused when it is set, before any op runs.
     CHECK_THROWS_WITH(ops::set_version("gemm", 7), Catch::Contains("expected 0 (best) to 5, found 7"));
     CHECK(ops::version("gemm") == 0);
+}
+
+TEST_CASE("gemm AVX-512: its file compiles the GCC 12 pin right, and integer products exactly", "[gemm][avx512]") {
+    // gemm_blocked_avx512_cpu.cpp is the one file compiled for AVX-512, where GCC 12.2 breaks
+    // constant vectors (tests/test_runtime.cpp); the pin compiled there says whether its
+    // options still avoid that. Then integer inputs, whose products and sums are exact in
+    // float, give exactly the integer answer, on every edge of the 12 x 32 tile.
+    if (test::cpu_versions_here("gemm", 3).empty()) return;  // counted and reported: no AVX-512 here
+    double pin_f64[4];
+    float pin_f32[8];
+    kernels::gemm_avx512_known_answers(pin_f64, pin_f32);
+    CHECK(std::vector<double>(pin_f64, pin_f64 + 4) == std::vector<double>{1, 1, 0, 0});
+    CHECK(std::vector<float>(pin_f32, pin_f32 + 8) == std::vector<float>{3, 3, 3, 3, 3, 3, 0, 0});
+
+    for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{12, 32, 7}, {13, 33, 300}, {11, 31, 5}, {25, 70, 257}})
+        for (bool ta : {false, true})
+            for (bool tb : {false, true}) {
+                // op(A)(i, k) and op(B)(k, j) in [-3, 3]: |C| <= 9 * 300, exact in float.
+                std::vector<float> A(static_cast<size_t>(M * K)), B(static_cast<size_t>(K * N)), C(static_cast<size_t>(M * N), 7.f);
+                std::vector<float> expected(C.size());
+                auto a = [](int64_t i, int64_t k) { return static_cast<float>((i + 2 * k) % 7 - 3); };
+                auto b = [](int64_t k, int64_t j) { return static_cast<float>((3 * k + j) % 5 - 2); };
+                for (int64_t i = 0; i < M; ++i)
+                    for (int64_t k = 0; k < K; ++k) A[static_cast<size_t>(ta ? k * M + i : i * K + k)] = a(i, k);
+                for (int64_t k = 0; k < K; ++k)
+                    for (int64_t j = 0; j < N; ++j) B[static_cast<size_t>(tb ? j * K + k : k * N + j)] = b(k, j);
+                for (int64_t i = 0; i < M; ++i)
+                    for (int64_t j = 0; j < N; ++j) {
+                        int64_t sum = 0;
+                        for (int64_t k = 0; k < K; ++k) sum += static_cast<int64_t>(a(i, k)) * static_cast<int64_t>(b(k, j));
+                        expected[static_cast<size_t>(i * N + j)] = static_cast<float>(2 * sum - 7);  // alpha 2, beta -1 over C = 7
+                    }
+                kernels::gemm_blocked_avx512_cpu<float>(ta, tb, M, N, K, 2.f, A.data(), ta ? M : K, B.data(), tb ? K : N, -1.f, C.data(), N);
+                INFO(label("blocked AVX-512", DType::F32, ta, tb, M, N, K));
+                CHECK(C == expected);
+            }
 }
 
 TEST_CASE("gemm: 3-D batched matmul equals one 2-D matmul per batch", "[gemm]") {
