@@ -8,7 +8,15 @@
 // (ittt info --kernels, --kernel op=v, make profile, the benchmarks, the test harness).
 //
 // Numbers: versions count from 1 on each device; 0 means "the best version of the tensor's
-// device" (`best`). CPU version 1 of every op is the reference the others are tested against.
+// device" (`best`). CPU version 1 of every op is the reference the others are tested against,
+// and runs on every machine.
+//
+// Machine-dependent versions: a row may need something not every machine has (an AVX-512
+// kernel beside the AVX2 one): its `needs` names it and its `available` answers whether this
+// machine has it now (src/runtime/cpu_isa.h for the CPU's ISA). Version 0 then means: `best`
+// if it is available, else the highest-numbered available version below it. Asking for an
+// unavailable version by number (--kernel gemm=3 on an AVX2 CPU) is an error that says what
+// it needs and what this machine has.
 #pragma once
 #include <type_traits>
 #include <vector>
@@ -28,6 +36,9 @@ struct VersionInfo {
     const char* idea = "";     // the one idea this version adds, in one sentence
     const char* kernels = "";  // what it runs: CPU functions, or CUDA __global__ kernels (an ncu -k regex)
     Tolerance f32;             // its F32 results against the F64 CPU reference
+    const char* needs = "";            // what the machine must have beyond the build's baseline ("AVX-512"); "" = nothing
+    bool (*available)() = nullptr;     // whether this machine has it now; nullptr = always
+    bool runs_here() const { return available == nullptr || available(); }
 };
 
 // A CPU kernel written once as a template and instantiated for both float types;

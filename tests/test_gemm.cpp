@@ -2,10 +2,12 @@
 // on every device against version 1 in F64 (ragged shapes in all layouts, alpha and beta,
 // beta == 0 over NaN, K == 0, 3-D) is in the op harness (tests/test_ops_harness.cpp); here:
 // what the blocked version promises beyond that, the 3-D and linear forms, version selection,
-// and the errors.
+// and the errors. The blocked versions are 2 (AVX2) and 3 (AVX-512): the thread-count test runs
+// every one this CPU runs (test::cpu_versions_here), and the run's end counts the ones it could not.
 #include <cmath>
 #include <limits>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "kernels/gemm/gemm.h"
@@ -65,17 +67,22 @@ std::string label(const char* what, DType t, bool ta, bool tb, int64_t M, int64_
 
 }  // namespace
 
+// The blocked versions this CPU runs: 2, and 3 where it has AVX-512.
+std::vector<int> blocked_versions() { return test::cpu_versions_here("gemm", 2); }
+const char* version_name(int v) { return v == 1 ? "naive" : v == 2 ? "blocked" : "blocked AVX-512"; }
+
 TEST_CASE("gemm: blocked result does not depend on the thread count", "[gemm]") {
     // Threads split C into slabs of whole tiles, and each tile is summed by one
     // thread in a fixed order, so 1 and 2 threads agree bit for bit. The shapes
     // split C by rows (tall) and by columns (wide and short), in every layout, and are the
-    // op harness's CPU shapes (1, sizes just off the 6 x 32 micro-tile and the 256 K block,
-    // shapes crossing KC, MC (288) and NC (512)): the harness checks one thread count
-    // against the oracle, this one the other.
-    const std::vector<std::vector<int64_t>> shapes = {{300, 530, 270}, {7, 900, 300}, {1, 1, 1},     {1, 17, 33},
-                                                      {17, 1, 65},     {33, 65, 1},   {6, 32, 16},   {17, 33, 65},
+    // op harness's CPU shapes (1, sizes just off the micro-tiles (version 2: 6 x 16 float,
+    // version 3: 12 x 32) and the 256 K block, shapes crossing KC, MC (288) and NC (512)):
+    // the harness checks one thread count against the oracle, this one the other.
+    const std::vector<std::vector<int64_t>> shapes = {{300, 530, 270}, {7, 900, 300}, {601, 45, 300}, {1, 1, 1},     {1, 17, 33},
+                                                      {17, 1, 65},     {33, 65, 1},   {6, 32, 16},    {12, 32, 16},  {17, 33, 65},
                                                       {65, 127, 33},   {127, 65, 257}, {293, 97, 300}, {13, 517, 270}};
     const int saved = max_threads();
+    for (int v : blocked_versions())
     for (const auto& s : shapes)
         for (bool ta : {false, true})
             for (bool tb : {false, true}) {
@@ -83,10 +90,11 @@ TEST_CASE("gemm: blocked result does not depend on the thread count", "[gemm]") 
                 Tensor A = random_tensor(stored_shape(M, K, ta), 7), B = random_tensor(stored_shape(K, N, tb), 8);
                 Tensor C0 = random_tensor({M, N}, 9);
                 set_threads(1);
-                Tensor one = run_matmul(2, A, ta, B, tb, C0, 1.0, 0.5);
+                Tensor one = run_matmul(v, A, ta, B, tb, C0, 1.0, 0.5);
                 set_threads(2);
-                Tensor two = run_matmul(2, A, ta, B, tb, C0, 1.0, 0.5);
+                Tensor two = run_matmul(v, A, ta, B, tb, C0, 1.0, 0.5);
                 set_threads(saved);
+                INFO(label(version_name(v), DType::F32, ta, tb, M, N, K));
                 CHECK(test::bitwise_equal(one, two));
             }
 }
@@ -97,7 +105,9 @@ TEST_CASE("gemm: a block of rows computed alone gives the rows of the whole prod
     // so Z_[i] Wd^T chunk by chunk equals the plain MLP's Z Wd^T over all rows.
     const int64_t M = 2048, N = 128, K = 384;
     Tensor A = random_tensor({M, K}, 13), B = random_tensor({N, K}, 14);
-    for (int v : {1, 2}) {
+    std::vector<int> versions = blocked_versions();
+    versions.insert(versions.begin(), 1);
+    for (int v : versions) {
         ScopedVersion guard("gemm", v);
         Tensor whole = Tensor::empty({M, N});
         ops::matmul(whole, A, false, B, true);
@@ -110,11 +120,13 @@ TEST_CASE("gemm: a block of rows computed alone gives the rows of the whole prod
     }
 }
 
-TEST_CASE("gemm: version 0 is the blocked version; versions can be switched", "[gemm]") {
+TEST_CASE("gemm: version 0 is the best blocked version this CPU runs; versions can be switched", "[gemm]") {
+    // 3 with AVX-512, else 2 (the rule of kernels/versions.h; tests/test_cpu_isa.cpp lowers the ISA).
     Tensor A = random_tensor({19, 23}, 11), B = random_tensor({23, 41}, 12), C0 = Tensor::zeros({19, 41});
     Tensor best = run_matmul(0, A, false, B, false, C0, 1.0, 0.0);
-    Tensor blocked = run_matmul(2, A, false, B, false, C0, 1.0, 0.0);
+    Tensor blocked = run_matmul(blocked_versions().back(), A, false, B, false, C0, 1.0, 0.0);
     CHECK(test::bitwise_equal(best, blocked));
+    CHECK(ops::selected_version("gemm", Device::CPU, "test") == blocked_versions().back());
     {
         ScopedVersion guard("gemm", 1);
         CHECK(ops::version("gemm") == 1);
@@ -123,6 +135,42 @@ TEST_CASE("gemm: version 0 is the blocked version; versions can be switched", "[
     // An unknown version is refused when it is set, before any op runs.
     CHECK_THROWS_WITH(ops::set_version("gemm", 7), Catch::Contains("expected 0 (best) to 5, found 7"));
     CHECK(ops::version("gemm") == 0);
+}
+
+TEST_CASE("gemm AVX-512: its file compiles the GCC 12 pin right, and integer products exactly", "[gemm][avx512]") {
+    // gemm_blocked_avx512_cpu.cpp is the one file compiled for AVX-512, where GCC 12.2 breaks
+    // constant vectors (tests/test_runtime.cpp); the pin compiled there says whether its
+    // options still avoid that. Then integer inputs, whose products and sums are exact in
+    // float, give exactly the integer answer, on every edge of the 12 x 32 tile.
+    if (test::cpu_versions_here("gemm", 3).empty()) return;  // counted and reported: no AVX-512 here
+    double pin_f64[4];
+    float pin_f32[8];
+    kernels::gemm_avx512_known_answers(pin_f64, pin_f32);
+    CHECK(std::vector<double>(pin_f64, pin_f64 + 4) == std::vector<double>{1, 1, 0, 0});
+    CHECK(std::vector<float>(pin_f32, pin_f32 + 8) == std::vector<float>{3, 3, 3, 3, 3, 3, 0, 0});
+
+    for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{12, 32, 7}, {13, 33, 300}, {11, 31, 5}, {25, 70, 257}})
+        for (bool ta : {false, true})
+            for (bool tb : {false, true}) {
+                // op(A)(i, k) and op(B)(k, j) in [-3, 3]: |C| <= 9 * 300, exact in float.
+                std::vector<float> A(static_cast<size_t>(M * K)), B(static_cast<size_t>(K * N)), C(static_cast<size_t>(M * N), 7.f);
+                std::vector<float> expected(C.size());
+                auto a = [](int64_t i, int64_t k) { return static_cast<float>((i + 2 * k) % 7 - 3); };
+                auto b = [](int64_t k, int64_t j) { return static_cast<float>((3 * k + j) % 5 - 2); };
+                for (int64_t i = 0; i < M; ++i)
+                    for (int64_t k = 0; k < K; ++k) A[static_cast<size_t>(ta ? k * M + i : i * K + k)] = a(i, k);
+                for (int64_t k = 0; k < K; ++k)
+                    for (int64_t j = 0; j < N; ++j) B[static_cast<size_t>(tb ? j * K + k : k * N + j)] = b(k, j);
+                for (int64_t i = 0; i < M; ++i)
+                    for (int64_t j = 0; j < N; ++j) {
+                        int64_t sum = 0;
+                        for (int64_t k = 0; k < K; ++k) sum += static_cast<int64_t>(a(i, k)) * static_cast<int64_t>(b(k, j));
+                        expected[static_cast<size_t>(i * N + j)] = static_cast<float>(2 * sum - 7);  // alpha 2, beta -1 over C = 7
+                    }
+                kernels::gemm_blocked_avx512_cpu<float>(ta, tb, M, N, K, 2.f, A.data(), ta ? M : K, B.data(), tb ? K : N, -1.f, C.data(), N);
+                INFO(label("blocked AVX-512", DType::F32, ta, tb, M, N, K));
+                CHECK(C == expected);
+            }
 }
 
 TEST_CASE("gemm: 3-D batched matmul equals one 2-D matmul per batch", "[gemm]") {
@@ -180,10 +228,16 @@ TEST_CASE("gemm: bad shapes and dtypes throw errors that name the problem", "[ge
     CHECK_THROWS_WITH(ops::linear(y_bad, x, W), Catch::Contains("must hold 3 x 6 values"));
 }
 
-TEST_CASE("gemm versions 3 to 5 are CUDA only: a CPU matmul refuses them", "[gemm]") {
+TEST_CASE("gemm versions that only CUDA has: a CPU matmul refuses them", "[gemm]") {
     Tensor A = random_tensor({4, 3}, 7100), B = random_tensor({3, 5}, 7101), C = Tensor::zeros({4, 5});
-    for (int v : {3, 4, 5}) {
+    const ops::OpSpec& gemm = ops::op_spec("gemm");
+    int refused = 0;
+    for (const ops::VersionInfo& cuda : gemm.cuda.versions) {
+        const int v = cuda.number;
+        if (gemm.cpu.find(v) != nullptr) continue;
+        ++refused;
         ScopedVersion use("gemm", v);  // accepted when set: some device has it
         CHECK_THROWS_WITH(ops::matmul(C, A, false, B, false), Catch::Contains(cat("gemm: no CPU version ", v)));
     }
+    CHECK(refused > 0);
 }

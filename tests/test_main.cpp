@@ -14,6 +14,7 @@
 namespace ittt::test {
 int skipped_in_current_case = 0;
 int skipped_mpi_in_current_case = 0;
+std::map<std::string, int> versions_skipped;
 }
 
 namespace {
@@ -50,6 +51,9 @@ int main(int argc, char** argv) {
                     ittt::built_with_cuda() ? "no CUDA device present" : "built without CUDA");
     if (cases_skipped_mpi > 0)
         std::printf("skipped %d test cases tagged [mpi]: built without MPI (MPI=1; needs libopenmpi-dev openmpi-bin)\n", cases_skipped_mpi);
+    // Kernel versions that need more than this CPU has (AVX-512 rows on an AVX2 machine).
+    for (const auto& [version, runs] : ittt::test::versions_skipped)
+        std::printf("skipped %d runs of %s: this CPU runs %s\n", runs, version.c_str(), ittt::describe_cpu_isa().c_str());
     const bool emulated = ittt::cuda_emulated();
     std::printf("[cuda] cases run: %d on the CUDA emulator (CPU), %d on a GPU\n", emulated ? cuda_cases_ran : 0,
                 emulated ? 0 : cuda_cases_ran);

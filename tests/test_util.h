@@ -20,6 +20,7 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,7 @@
 #include <omp.h>
 #endif
 
+#include "ops/op_table.h"
 #include "ops/ops.h"
 #include "parallel/context.h"
 #include "runtime/device.h"
@@ -195,6 +197,23 @@ private:
     std::string op_;
     int saved_;
 };
+
+// Kernel versions this machine cannot run (an AVX-512 row on an AVX2 CPU), counted per
+// "op CPU version (needs ...)" by cpu_versions_here; test_main.cpp prints them at the end.
+extern std::map<std::string, int> versions_skipped;
+
+// The CPU versions of `op` from `first` on that this machine runs, in table order (gemm
+// from 2: {2, 3} on an AVX-512 CPU, {2} on an AVX2 one). Every row left out is counted in
+// versions_skipped, so a skipped version is reported, never silent.
+inline std::vector<int> cpu_versions_here(const std::string& op, int first = 1) {
+    std::vector<int> here;
+    for (const ops::VersionInfo& v : ops::op_spec(op).cpu.versions) {
+        if (v.number < first) continue;
+        if (v.runs_here()) here.push_back(v.number);
+        else ++versions_skipped[cat(op, " CPU version ", v.number, " (", v.name, ", needs ", v.needs, ")")];
+    }
+    return here;
+}
 
 // <a, b> summed in double: the usual scalar "loss = sum(out * weights)" of a gradient check.
 inline double dot(const Tensor& a, const Tensor& b) {

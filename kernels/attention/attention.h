@@ -14,6 +14,8 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/gemm/gemm.h"
+
 // Marks a function for the device as well when nvcc compiles it (attention.cu); a
 // plain inline function for g++. The same definition as in runtime/rng.h.
 #ifndef ITTT_HOST_DEVICE
@@ -49,11 +51,15 @@ ITTT_HOST_DEVICE inline bool attention_key_visible(int64_t s, int64_t p, int64_t
 constexpr int64_t kAttentionQueryTile = 32;
 constexpr int64_t kAttentionKeyTile = 64;
 
+// Every CPU version takes `gemm`, the CPU GEMM for its products (the gemm op's selected
+// version, so the tiles run the AVX-512 GEMM where version 0 picks it); the naive version
+// has no tiles and ignores it.
+
 // ---- naive ----
 
 // out: (B, nq, Hq, hd); lse: (B, Hq, nq); q: (B, nq, Hq, hd); k, v: (B, cap, Hkv, hd)
 template <class T>
-void attention_naive_forward_cpu(const AttentionDims& dims, T* out, T* lse, const T* q, const T* k, const T* v);
+void attention_naive_forward_cpu(const AttentionDims& dims, T* out, T* lse, const T* q, const T* k, const T* v, GemmCpuFn<T>* gemm);
 
 // Training form (q_pos0 = 0, cap = nq). Recomputes the probabilities from q and k with
 // its own max and sum, so it needs neither out nor lse and checks them independently: it
@@ -62,20 +68,20 @@ void attention_naive_forward_cpu(const AttentionDims& dims, T* out, T* lse, cons
 // k, v: (B, nq, Hkv, hd)
 template <class T>
 void attention_naive_backward_cpu(const AttentionDims& dims, T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k,
-                                  const T* v, const T* out, const T* lse);
+                                  const T* v, const T* out, const T* lse, GemmCpuFn<T>* gemm);
 
 // ---- flash (tiled online softmax) ----
 
 // out: (B, nq, Hq, hd); lse: (B, Hq, nq); q: (B, nq, Hq, hd); k, v: (B, cap, Hkv, hd)
 template <class T>
-void attention_flash_forward_cpu(const AttentionDims& dims, T* out, T* lse, const T* q, const T* k, const T* v);
+void attention_flash_forward_cpu(const AttentionDims& dims, T* out, T* lse, const T* q, const T* k, const T* v, GemmCpuFn<T>* gemm);
 
 // Training form (q_pos0 = 0, cap = nq).
 // dq: (B, nq, Hq, hd); dk, dv: (B, nq, Hkv, hd) overwritten; dout, q, out: (B, nq, Hq, hd);
 // k, v: (B, nq, Hkv, hd); lse: (B, Hq, nq) as saved by the forward
 template <class T>
 void attention_flash_backward_cpu(const AttentionDims& dims, T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k,
-                                  const T* v, const T* out, const T* lse);
+                                  const T* v, const T* out, const T* lse, GemmCpuFn<T>* gemm);
 
 // ---- CUDA (attention.cu), F32; every pointer is device memory ----
 // The same layouts, masking rule and signatures as the CPU versions above.

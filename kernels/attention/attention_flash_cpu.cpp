@@ -13,8 +13,9 @@
 // costs a second round of exps but needs no atomics or per-thread copies and gives the same
 // bits for any thread count. docs/attention.md has the math.
 //
-// Every product on a pair of tiles is a small matrix product, handed to the blocked GEMM
-// (packed panels, a register-tiled micro-kernel):
+// Every product on a pair of tiles is a small matrix product, handed to `gemm`, the gemm op's
+// selected CPU version (blocked: packed panels, a register-tiled micro-kernel; AVX-512 where
+// version 0 picks it):
 //   forward   S = scale Q_t K_t^T            (rows x cols)     acc += P V_t       (rows x hd)
 //   pass 1    S, dP = dO_t V_t^T             dV_t += P^T dO_t, dK_t += scale dS^T Q_t
 //   pass 2    S, dP                          dQ_t += scale dS K_t
@@ -72,16 +73,10 @@ T exp_row(T* s, Visible vis, T shift) {
     return sum;
 }
 
-template <class T>
-void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B, int64_t ldb, T beta,
-          T* C, int64_t ldc) {
-    gemm_blocked_cpu<T>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-}
-
 }  // namespace
 
 template <class T>
-void attention_flash_forward_cpu(const AttentionDims& dims, T* out, T* lse, const T* q, const T* k, const T* v) {
+void attention_flash_forward_cpu(const AttentionDims& dims, T* out, T* lse, const T* q, const T* k, const T* v, GemmCpuFn<T>* gemm) {
     const int64_t B = dims.B, nq = dims.nq, cap = dims.cap, Hq = dims.Hq, Hkv = dims.Hkv, hd = dims.hd;
     const int64_t group = Hq / Hkv, Bq = kAttentionQueryTile, Bk = kAttentionKeyTile, n_query_tiles = ceil_div(nq, Bq);
     const int64_t ldq = Hq * hd, ldkv = Hkv * hd;
@@ -106,7 +101,7 @@ void attention_flash_forward_cpu(const AttentionDims& dims, T* out, T* lse, cons
                 const T* k_t = k + ((b * cap + j0) * Hkv + g) * hd;
                 const T* v_t = v + ((b * cap + j0) * Hkv + g) * hd;
                 // S (rows, cols) = scale Q_t (rows, hd) @ K_t^T (hd, cols)
-                gemm<T>(false, true, rows, cols, hd, scale, q_t, ldq, k_t, ldkv, T(0), prob.data(), Bk);
+                gemm(false, true, rows, cols, hd, scale, q_t, ldq, k_t, ldkv, T(0), prob.data(), Bk);
                 for (int64_t r = 0; r < rows; ++r) {
                     T* s = &prob[r * Bk];
                     const Visible vis = visible_columns(p0 + r, j0, cols, dims.window);
@@ -124,7 +119,7 @@ void attention_flash_forward_cpu(const AttentionDims& dims, T* out, T* lse, cons
                     m[r] = m_new;
                 }
                 // acc (rows, hd) += P (rows, cols) @ V_t (cols, hd)
-                gemm<T>(false, false, rows, hd, cols, T(1), prob.data(), Bk, v_t, ldkv, T(1), acc.data(), hd);
+                gemm(false, false, rows, hd, cols, T(1), prob.data(), Bk, v_t, ldkv, T(1), acc.data(), hd);
             }
             // normalise once at the end; every row saw at least its own key, so l > 0
             for (int64_t r = 0; r < rows; ++r) {
@@ -139,7 +134,7 @@ void attention_flash_forward_cpu(const AttentionDims& dims, T* out, T* lse, cons
 
 template <class T>
 void attention_flash_backward_cpu(const AttentionDims& dims, T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k,
-                                       const T* v, const T* out, const T* lse) {
+                                       const T* v, const T* out, const T* lse, GemmCpuFn<T>* gemm) {
     const int64_t B = dims.B, n = dims.nq, Hq = dims.Hq, Hkv = dims.Hkv, hd = dims.hd;
     const int64_t group = Hq / Hkv, Bq = kAttentionQueryTile, Bk = kAttentionKeyTile;
     const int64_t ldq = Hq * hd, ldkv = Hkv * hd;
@@ -164,8 +159,8 @@ void attention_flash_backward_cpu(const AttentionDims& dims, T* dq, T* dk, T* dv
     // the key tile at j0 (cols keys), both (rows, Bk) with zeros outside the window.
     auto tile_grads = [&](int64_t b, int64_t h, int64_t i0, int64_t rows, int64_t j0, int64_t cols, T* P, T* dS) {
         const int64_t g = h / group;
-        gemm<T>(false, true, rows, cols, hd, scale, q + q_row(b, i0, h), ldq, k + kv_row(b, j0, g), ldkv, T(0), P, Bk);  // S
-        gemm<T>(false, true, rows, cols, hd, T(1), dout + q_row(b, i0, h), ldq, v + kv_row(b, j0, g), ldkv, T(0), dS, Bk);  // dP
+        gemm(false, true, rows, cols, hd, scale, q + q_row(b, i0, h), ldq, k + kv_row(b, j0, g), ldkv, T(0), P, Bk);  // S
+        gemm(false, true, rows, cols, hd, T(1), dout + q_row(b, i0, h), ldq, v + kv_row(b, j0, g), ldkv, T(0), dS, Bk);  // dP
         for (int64_t r = 0; r < rows; ++r) {
             const int64_t i = i0 + r;
             const T lse_i = lse[(b * Hq + h) * n + i], D_i = D[(b * Hq + h) * n + i];
@@ -194,8 +189,8 @@ void attention_flash_backward_cpu(const AttentionDims& dims, T* dq, T* dk, T* dv
                     const int64_t rows = std::min(Bq, last_query + 1 - i0);
                     tile_grads(b, h, i0, rows, j0, cols, P.data(), dS.data());
                     // dV_t (cols, hd) += P^T (cols, rows) @ dO (rows, hd); dK_t += scale dS^T @ Q
-                    gemm<T>(true, false, cols, hd, rows, T(1), P.data(), Bk, dout + q_row(b, i0, h), ldq, T(1), dv_acc.data(), hd);
-                    gemm<T>(true, false, cols, hd, rows, scale, dS.data(), Bk, q + q_row(b, i0, h), ldq, T(1), dk_acc.data(), hd);
+                    gemm(true, false, cols, hd, rows, T(1), P.data(), Bk, dout + q_row(b, i0, h), ldq, T(1), dv_acc.data(), hd);
+                    gemm(true, false, cols, hd, rows, scale, dS.data(), Bk, q + q_row(b, i0, h), ldq, T(1), dk_acc.data(), hd);
                 }
             for (int64_t c = 0; c < cols; ++c) {
                 std::copy(&dk_acc[c * hd], &dk_acc[c * hd] + hd, dk + kv_row(b, j0 + c, g));
@@ -218,19 +213,21 @@ void attention_flash_backward_cpu(const AttentionDims& dims, T* dq, T* dk, T* dv
                 const int64_t cols = std::min(Bk, last_key + 1 - j0);
                 tile_grads(b, h, i0, rows, j0, cols, P.data(), dS.data());
                 // dQ_t (rows, hd) += scale dS (rows, cols) @ K_t (cols, hd)
-                gemm<T>(false, false, rows, hd, cols, scale, dS.data(), Bk, k + kv_row(b, j0, g), ldkv, T(1), dq_acc.data(), hd);
+                gemm(false, false, rows, hd, cols, scale, dS.data(), Bk, k + kv_row(b, j0, g), ldkv, T(1), dq_acc.data(), hd);
             }
             for (int64_t r = 0; r < rows; ++r) std::copy(&dq_acc[r * hd], &dq_acc[r * hd] + hd, dq + q_row(b, i0 + r, h));
         }
     }
 }
 
-template void attention_flash_forward_cpu<float>(const AttentionDims&, float*, float*, const float*, const float*, const float*);
+template void attention_flash_forward_cpu<float>(const AttentionDims&, float*, float*, const float*, const float*, const float*,
+                                                 GemmCpuFn<float>*);
 template void attention_flash_forward_cpu<double>(const AttentionDims&, double*, double*, const double*, const double*,
-                                                       const double*);
+                                                  const double*, GemmCpuFn<double>*);
 template void attention_flash_backward_cpu<float>(const AttentionDims&, float*, float*, float*, const float*, const float*,
-                                                       const float*, const float*, const float*, const float*);
+                                                  const float*, const float*, const float*, const float*, GemmCpuFn<float>*);
 template void attention_flash_backward_cpu<double>(const AttentionDims&, double*, double*, double*, const double*,
-                                                        const double*, const double*, const double*, const double*, const double*);
+                                                   const double*, const double*, const double*, const double*, const double*,
+                                                   GemmCpuFn<double>*);
 
 }  // namespace ittt::kernels

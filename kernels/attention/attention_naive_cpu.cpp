@@ -15,7 +15,7 @@ using attention_detail::axpy;
 using attention_detail::dot;
 
 template <class T>
-void attention_naive_forward_cpu(const AttentionDims& dims, T* out, T* lse, const T* q, const T* k, const T* v) {
+void attention_naive_forward_cpu(const AttentionDims& dims, T* out, T* lse, const T* q, const T* k, const T* v, GemmCpuFn<T>* /*gemm*/) {
     const int64_t B = dims.B, nq = dims.nq, cap = dims.cap, Hq = dims.Hq, Hkv = dims.Hkv, hd = dims.hd;
     const int64_t group = Hq / Hkv;
     const int64_t n_keys = dims.q_pos0 + nq;  // keys that are filled; the rest of the cache is never read
@@ -51,7 +51,7 @@ void attention_naive_forward_cpu(const AttentionDims& dims, T* out, T* lse, cons
 
 template <class T>
 void attention_naive_backward_cpu(const AttentionDims& dims, T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k,
-                                  const T* v, const T* /*out*/, const T* /*lse*/) {
+                                  const T* v, const T* /*out*/, const T* /*lse*/, GemmCpuFn<T>* /*gemm*/) {
     const int64_t B = dims.B, n = dims.nq, Hq = dims.Hq, Hkv = dims.Hkv, hd = dims.hd;
     const int64_t group = Hq / Hkv;
     const T scale = T(1) / std::sqrt(T(hd));
@@ -107,12 +107,13 @@ void attention_naive_backward_cpu(const AttentionDims& dims, T* dq, T* dk, T* dv
         }
 }
 
-template void attention_naive_forward_cpu<float>(const AttentionDims&, float*, float*, const float*, const float*, const float*);
+template void attention_naive_forward_cpu<float>(const AttentionDims&, float*, float*, const float*, const float*, const float*,
+                                                 GemmCpuFn<float>*);
 template void attention_naive_forward_cpu<double>(const AttentionDims&, double*, double*, const double*, const double*,
-                                                  const double*);
+                                                  const double*, GemmCpuFn<double>*);
 template void attention_naive_backward_cpu<float>(const AttentionDims&, float*, float*, float*, const float*, const float*,
-                                                  const float*, const float*, const float*, const float*);
+                                                  const float*, const float*, const float*, const float*, GemmCpuFn<float>*);
 template void attention_naive_backward_cpu<double>(const AttentionDims&, double*, double*, double*, const double*, const double*,
-                                                   const double*, const double*, const double*, const double*);
+                                                   const double*, const double*, const double*, const double*, GemmCpuFn<double>*);
 
 }  // namespace ittt::kernels

@@ -30,6 +30,19 @@ template <class T>
 void gemm_blocked_cpu(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
                       int64_t ldb, T beta, T* C, int64_t ldc);
 
+// Version 3: version 2's algorithm with an AVX-512 micro-kernel (a 12 x 32 float tile in
+// 24 of the 32 512-bit registers, masked edges), compiled for AVX-512 in its own file
+// (gemm_blocked_avx512_cpu.cpp) while the rest of the program stays AVX2. Same contract and
+// the same bitwise independence of the thread count as version 2. Call it only where
+// cpu_runs_avx512() (runtime/cpu_isa.h): elsewhere it stops at an illegal instruction.
+template <class T>
+void gemm_blocked_avx512_cpu(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+                             const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
+// The GCC 12.2 AVX-512 pin of tests/test_runtime.cpp, compiled in gemm_blocked_avx512_cpu.cpp
+// with its options: writes {1, 1, 0, 0} and {3, 3, 3, 3, 3, 3, 0, 0}, unless that file is
+// miscompiled. AVX-512 only, like the kernel.
+void gemm_avx512_known_answers(double out_f64[4], float out_f32[8]);
+
 // ---- CUDA (gemm.cu), F32; every pointer is device memory ----
 // Strided batched, one launcher per version with this contract: for b in [0, batch), the gemm
 // above on A + b*stride_a, B + b*stride_b, C + b*stride_c (strides in elements; ignored when

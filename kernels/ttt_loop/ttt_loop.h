@@ -31,7 +31,7 @@
 // rows are all exactly zero: then V^T Z is exactly zero and skipping it keeps W bitwise equal
 // to Wd, so zero conv weights give the plain MLP's outputs bit for bit (the drop-in property),
 // provided the GEMM's result for a row does not depend on the other rows it is computed with
-// (true of both CPU GEMM versions; tests/test_gemm.cpp pins it).
+// (true of every CPU GEMM version; tests/test_gemm.cpp pins it).
 //
 // Sequences run in parallel over the OpenMP threads (each GEMM then runs on its thread); with
 // fewer sequences than threads they run one after the other with threaded GEMMs. Either way the

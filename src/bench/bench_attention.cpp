@@ -9,6 +9,7 @@
 
 #include "bench/bench.h"
 #include "ops/ops.h"
+#include "runtime/cpu_isa.h"
 #include "runtime/rng.h"
 #include "runtime/tensor.h"
 
@@ -66,7 +67,7 @@ ITTT_BENCHMARK(attention, 20) {
                      naive.ran ? bench::fmt("%.1fx", naive.seconds / flash.seconds) : "-"});
         }
     }
-    fwd.print(cat("attention forward, CPU F32, B=", B, " Hq=", Hq, " Hkv=", Hkv, " hd=", hd,
+    fwd.print(cat("attention forward, CPU F32 (ISA ", describe_cpu_isa(), "), B=", B, " Hq=", Hq, " Hkv=", Hkv, " hd=", hd,
                   " (pairs = query-key pairs inside the causal window, over all heads)"));
 
     // The backward at one size: flash recomputes P twice (dk/dv pass, dq pass), naive builds it once.
@@ -89,6 +90,6 @@ ITTT_BENCHMARK(attention, 20) {
         bwd.row({std::to_string(n), window == n ? "n (full)" : std::to_string(window), bench::fmt("%.2f", flash * 1e3),
                  bench::fmt("%.2f", flash * 1e9 / pairs), bench::fmt("%.1f", naive * 1e3), bench::fmt("%.1fx", naive / flash)});
     }
-    bwd.print(cat("attention backward, CPU F32, same heads"));
+    bwd.print(cat("attention backward, CPU F32 (ISA ", describe_cpu_isa(), "), same heads"));
     ops::set_version("attention", saved_version);
 }

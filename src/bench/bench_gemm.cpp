@@ -1,17 +1,28 @@
-// bench_gemm.cpp: the CPU GEMM versions against the machine's own FMA peak.
+// bench_gemm.cpp: the CPU GEMM versions against the machine's own FMA peaks.
 //   build/ittt_bench --filter gemm [--quick]
 //
-// The comparator is measured in the same run: a loop of independent vector FMAs
-// that does nothing else, so its GFLOP/s is what the cores can do at most. Each
-// GEMM row reports its fraction of that peak for the same thread count.
+// The comparators are measured in the same run: loops of independent vector FMAs that do
+// nothing else, one with AVX2 (256-bit) and, where the CPU has it, one with AVX-512
+// (512-bit) instructions, so their GFLOP/s are what the cores can do at most with each ISA.
+// Each GEMM row names the ISA its version uses and reports its fraction of that ISA's peak
+// and of the machine's (the higher of the two) for the same thread count.
+//
+// The blocked versions (2: AVX2, 3: AVX-512) are timed interleaved, one call of each in
+// turn per round, so that load from elsewhere hits both alike; each row gives the median
+// and the minimum over the rounds. The naive version only sets the scale (x naive).
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include "bench/bench.h"
+#include "ops/op_table.h"
 #include "ops/ops.h"
+#include "runtime/cpu_isa.h"
 #include "runtime/tensor.h"
 
 #ifdef _OPENMP
@@ -22,43 +33,62 @@ namespace ittt::bench {
 
 namespace {
 
-// 12 accumulator rows of 16 floats: 12 independent 512-bit FMA chains (or 24 of
-// 256 bits), more than latency (4 cycles) x FMA ports (2) needs to keep every
-// FMA unit busy each cycle. acc = acc * mul + add converges instead of
-// overflowing, and the final sum keeps the compiler from deleting the loop.
-constexpr int kChains = 12, kLanes = 16;
+// 12 independent FMA chains of one vector each: more than latency (4 cycles) x FMA ports
+// (2) needs to keep every FMA unit busy each cycle. acc = acc * mul + add converges
+// instead of overflowing, and the final sum keeps the compiler from deleting the loop.
+// Intrinsics, so that each is exactly the vector width it names.
+constexpr int kChains = 12;
 
-__attribute__((noinline)) float fma_chains(int64_t iterations, float mul, float add) {
-    alignas(64) float acc[kChains][kLanes];
-    for (int c = 0; c < kChains; ++c)
-#pragma omp simd
-        for (int l = 0; l < kLanes; ++l) acc[c][l] = static_cast<float>(c + l);
-    for (int64_t it = 0; it < iterations; ++it) {
+// Its target attribute keeps it AVX2 in a build for another -march (make ARCH=).
+__attribute__((noinline, target("avx2,fma"))) float fma_chains_avx2(int64_t iterations, float mul, float add) {
+    __m256 acc[kChains];
+    const __m256 m = _mm256_set1_ps(mul), a = _mm256_set1_ps(add);
+    for (int c = 0; c < kChains; ++c) acc[c] = _mm256_set1_ps(add * static_cast<float>(c));
+    for (int64_t it = 0; it < iterations; ++it)
 #pragma GCC unroll 16
-        for (int c = 0; c < kChains; ++c)
-#pragma omp simd
-            for (int l = 0; l < kLanes; ++l) acc[c][l] = acc[c][l] * mul + add;
-    }
+        for (int c = 0; c < kChains; ++c) acc[c] = _mm256_fmadd_ps(acc[c], m, a);
+    alignas(32) float lanes[8];
     float sum = 0;
-    for (int c = 0; c < kChains; ++c)
-        for (int l = 0; l < kLanes; ++l) sum += acc[c][l];
+    for (int c = 0; c < kChains; ++c) {
+        _mm256_store_ps(lanes, acc[c]);
+        for (float x : lanes) sum += x;
+    }
     return sum;
 }
 
-// GFLOP/s of fma_chains run by `threads` threads at once (each does the full count).
-// Short runs (about 1 ms) and many repeats, like the GEMM rows: on a shared
-// machine the best of many short runs is the one no other process interrupted.
-double fma_peak_gflops(int threads, int64_t iterations, int repeats) {
+// The AVX-512 chains: compiled for AVX-512 by its target attribute alone (the program is
+// AVX2), and called only where cpu_runs_avx512().
+__attribute__((noinline, target("avx512f"))) float fma_chains_avx512(int64_t iterations, float mul, float add) {
+    __m512 acc[kChains];
+    const __m512 m = _mm512_set1_ps(mul), a = _mm512_set1_ps(add);
+    for (int c = 0; c < kChains; ++c) acc[c] = _mm512_set1_ps(add * static_cast<float>(c));
+    for (int64_t it = 0; it < iterations; ++it)
+#pragma GCC unroll 16
+        for (int c = 0; c < kChains; ++c) acc[c] = _mm512_fmadd_ps(acc[c], m, a);
+    alignas(64) float lanes[16];
+    float sum = 0;
+    for (int c = 0; c < kChains; ++c) {
+        _mm512_store_ps(lanes, acc[c]);
+        for (float x : lanes) sum += x;
+    }
+    return sum;
+}
+
+// GFLOP/s of the ISA's chains run by `threads` threads at once (each does the full count).
+// Short runs (about 1 ms) and many repeats: on a shared machine the best of many short
+// runs is the one no other process interrupted.
+double fma_peak_gflops(CpuIsa isa, int threads, int64_t iterations, int repeats) {
     volatile float sink = 0;
+    const int lanes = isa == CpuIsa::AVX512 ? 16 : 8;
     double seconds = time_best(
         [&] {
             float total = 0;
 #pragma omp parallel num_threads(threads) reduction(+ : total)
-            total += fma_chains(iterations, 0.999f, 0.001f);
+            total += isa == CpuIsa::AVX512 ? fma_chains_avx512(iterations, 0.999f, 0.001f) : fma_chains_avx2(iterations, 0.999f, 0.001f);
             sink = total;
         },
         1, repeats);
-    return 2.0 * kChains * kLanes * static_cast<double>(iterations) * threads / seconds / 1e9;
+    return 2.0 * kChains * lanes * static_cast<double>(iterations) * threads / seconds / 1e9;
 }
 
 // The OpenMP thread count, and 1 in a build without OpenMP.
@@ -75,11 +105,47 @@ void set_threads([[maybe_unused]] int n) {
 #endif
 }
 
-struct Case {
-    int version;        // 1 naive, 2 blocked
-    bool trans_a, trans_b;
-    int64_t n;          // M = N = K = n
+// The ISA a CPU version of gemm uses: its row's `needs`, else the build's AVX2.
+CpuIsa version_isa(int v) {
+    const ops::VersionInfo* info = ops::op_spec("gemm").cpu.find(v);
+    return info != nullptr && std::string(info->needs) == "AVX-512" ? CpuIsa::AVX512 : CpuIsa::AVX2;
+}
+
+// One product C (M, N) = op(A) (M, K) @ op(B) (K, N), float32.
+struct Shape3 {
+    std::string name;  // "512^3", or what the model uses it for
+    int64_t M, N, K;
+    bool trans_a = false, trans_b = false;
+    std::string layout() const { return std::string(trans_a ? "T" : "N") + (trans_b ? "T" : "N"); }
+    double flops() const { return 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K); }
 };
+
+struct Row {
+    Shape3 shape;
+    int version, threads;
+    Stats time;  // seconds per call
+};
+
+// The versions in `versions`, interleaved: `rounds` rounds of one call of each in turn,
+// after one untimed round. Returns one Stats per version.
+std::vector<Stats> time_interleaved(const Shape3& s, const std::vector<int>& versions, int rounds) {
+    Tensor A = Tensor::empty(s.trans_a ? Shape{s.K, s.M} : Shape{s.M, s.K});
+    Tensor B = Tensor::empty(s.trans_b ? Shape{s.N, s.K} : Shape{s.K, s.N});
+    Tensor C = Tensor::zeros({s.M, s.N});
+    ops::fill(A, 0.5);
+    ops::fill(B, 0.25);
+    std::vector<std::vector<double>> samples(versions.size());
+    for (int round = 0; round <= rounds; ++round)
+        for (size_t i = 0; i < versions.size(); ++i) {
+            ops::set_version("gemm", versions[i]);
+            const double t = time_best([&] { ops::matmul(C, A, s.trans_a, B, s.trans_b); }, 0, 1);
+            if (round > 0) samples[i].push_back(t);
+        }
+    ops::set_version("gemm", 0);
+    std::vector<Stats> out;
+    for (auto& x : samples) out.push_back(stats(x));
+    return out;
+}
 
 }  // namespace
 
@@ -90,72 +156,106 @@ ITTT_BENCHMARK(gemm, 10) {
 #else
     const std::vector<int> thread_counts = {1};
 #endif
-    const int64_t fma_iterations = 300'000;  // 115 MFLOP per thread, about 1 ms
+    const int64_t fma_iterations = 300'000;  // 12 x 300k vector FMAs, about 1 ms
     const int fma_repeats = ctx.quick ? 5 : 50;
+    std::vector<CpuIsa> isas = {CpuIsa::AVX2};
+    if (cpu_runs_avx512()) isas.push_back(CpuIsa::AVX512);
+    // The blocked versions this CPU runs: 2 (AVX2) and 3 (AVX-512) where it has it.
+    std::vector<int> blocked;
+    for (const ops::VersionInfo& v : ops::op_spec("gemm").cpu.versions)
+        if (v.number >= 2 && v.runs_here()) blocked.push_back(v.number);
 
-    // ---- the comparator: FMA throughput with 1 and 2 threads ----
+    // ---- the comparators: FMA throughput per ISA with 1 and 2 threads ----
     // Measured before and after the GEMMs, keeping the larger: on a shared machine
     // another process can only lower it, and the peak is a property of the core.
-    std::vector<double> peak(3, 0.0);
-    auto measure_peak = [&] {
-        for (int t : thread_counts) peak[t] = std::max(peak[t], fma_peak_gflops(t, fma_iterations, fma_repeats));
+    double peak[2][3] = {};  // [isa][threads]
+    auto measure_peaks = [&] {
+        for (CpuIsa isa : isas)
+            for (int t : thread_counts) {
+                double& p = peak[static_cast<int>(isa)][t];
+                p = std::max(p, fma_peak_gflops(isa, t, fma_iterations, fma_repeats));
+            }
     };
-    measure_peak();
+    measure_peaks();
 
-    // ---- the GEMMs: C (n, n) = A (n, n) @ B (n, n), float32 ----
-    std::vector<Case> cases;
-    for (int64_t n : {256, 512, 1024}) {
-        // The naive version needs seconds at 1024^3; --quick leaves it out there.
-        if (!(ctx.quick && n == 1024)) cases.push_back({1, false, false, n});
-        cases.push_back({2, false, false, n});
-    }
-    // Packing absorbs the transposes: the blocked version should not care.
-    for (auto [ta, tb] : {std::pair{false, true}, std::pair{true, false}, std::pair{true, true}}) cases.push_back({2, ta, tb, 512});
+    // ---- the products ----
+    std::vector<Shape3> shapes;
+    for (int64_t n : {256, 512, 1024}) shapes.push_back({cat(n, "^3"), n, n, n});
+    // Packing absorbs the transposes: the blocked versions should not care.
+    for (auto [ta, tb] : {std::pair{false, true}, std::pair{true, false}, std::pair{true, true}})
+        shapes.push_back({"512^3", 512, 512, 512, ta, tb});
+    // The bench model's products (bench_models.h: B * n = 2048 rows, d = 128, f = 384): the
+    // MLP up projection, its down projection, and one TTT chunk's apply (C = 64 rows).
+    shapes.push_back({"MLP up: x Wu^T", 2048, 384, 128, false, true});
+    shapes.push_back({"MLP down: z Wd^T", 2048, 128, 384, false, true});
+    shapes.push_back({"TTT chunk: Z_i W_i^T", 64, 128, 384, false, true});
+    shapes.push_back({"dWd += dout^T z", 128, 384, 2048, true, false});
 
-    struct Row {
-        Case c;
-        int threads;
-        double seconds;
-    };
     std::vector<Row> rows;
-    for (const Case& c : cases) {
-        Tensor A = Tensor::empty({c.n, c.n}), B = Tensor::empty({c.n, c.n}), C = Tensor::zeros({c.n, c.n});
-        ops::fill(A, 0.5);
-        ops::fill(B, 0.25);
-        ops::set_version("gemm", c.version);
-        // Many repeats for the fast rows so that one of them runs undisturbed; one for the slow ones.
-        const bool slow = c.version == 1 && c.n >= 512;
-        const int repeats = slow ? 1 : ctx.quick ? 2 : c.version == 1 ? 3 : c.n <= 256 ? 100 : c.n <= 512 ? 40 : 15;
+    const int rounds = ctx.quick ? 3 : 31;
+    for (const Shape3& s : shapes)
         for (int t : thread_counts) {
             set_threads(t);
-            rows.push_back({c, t, time_best([&] { ops::matmul(C, A, c.trans_a, B, c.trans_b); }, slow ? 0 : 1, repeats)});
+            // The naive version, apart (it needs seconds at 1024^3): square NN products only,
+            // not at 1024^3 with --quick.
+            if (s.M == s.N && s.N == s.K && s.layout() == "NN" && !(ctx.quick && s.M == 1024)) {
+                Tensor A = Tensor::empty({s.M, s.K}), B = Tensor::empty({s.K, s.N}), C = Tensor::zeros({s.M, s.N});
+                ops::fill(A, 0.5);
+                ops::fill(B, 0.25);
+                ops::set_version("gemm", 1);
+                const int repeats = s.M >= 512 ? 1 : 3;
+                const double best = time_best([&] { ops::matmul(C, A, false, B, false); }, s.M >= 512 ? 0 : 1, repeats);
+                ops::set_version("gemm", 0);
+                rows.push_back({s, 1, t, {best, best, static_cast<size_t>(repeats)}});
+            }
+            // Fewer rounds for the long calls: 31 rounds of 1024^3 on one thread are 2 s per version.
+            const int r = s.flops() > 1e9 ? std::max(3, rounds / 3) : rounds;
+            std::vector<Stats> st = time_interleaved(s, blocked, r);
+            for (size_t i = 0; i < blocked.size(); ++i) rows.push_back({s, blocked[i], t, st[i]});
         }
-    }
-    ops::set_version("gemm", 0);
     set_threads(saved_threads);
-    measure_peak();
+    measure_peaks();
 
-    Table peak_table({"threads", "FMA peak GFLOP/s", "per thread"});
-    for (int t : thread_counts) peak_table.row({std::to_string(t), fmt("%.1f", peak[t]), fmt("%.1f", peak[t] / t)});
-    peak_table.print("gemm: measured FMA peak (12 independent float FMA chains per thread; best of before and after the GEMMs)");
-    if (thread_counts.size() > 1 && peak[2] < 1.6 * peak[1])
-        std::printf("note: 2 threads reached only %.2fx the 1-thread peak: another process held a core, so the 2-thread rows "
-                    "below understate what the code can do\n",
-                    peak[2] / peak[1]);
-
-    Table table({"version", "layout", "M=N=K", "threads", "time ms", "GFLOP/s", "% of FMA peak", "x naive"});
-    for (const Row& r : rows) {
-        const double flops = 2.0 * static_cast<double>(r.c.n * r.c.n * r.c.n), gflops = flops / r.seconds / 1e9;
-        // The speed-up over the naive version at the same size and thread count, where it was measured.
-        std::string speedup = "-";
-        for (const Row& n : rows)
-            if (n.c.version == 1 && n.c.n == r.c.n && n.threads == r.threads && !r.c.trans_a && !r.c.trans_b)
-                speedup = fmt("%.0f", n.seconds / r.seconds);
-        std::string layout = std::string(r.c.trans_a ? "T" : "N") + (r.c.trans_b ? "T" : "N");
-        table.row({r.c.version == 1 ? "1 naive" : "2 blocked", layout, std::to_string(r.c.n), std::to_string(r.threads),
-                   fmt("%.2f", r.seconds * 1e3), fmt("%.1f", gflops), fmt("%.0f%%", 100.0 * gflops / peak[r.threads]), speedup});
+    const int best_isa = static_cast<int>(isas.back());
+    Table peak_table({"ISA", "threads", "FMA peak GFLOP/s", "per thread"});
+    for (CpuIsa isa : isas)
+        for (int t : thread_counts) {
+            const double p = peak[static_cast<int>(isa)][t];
+            peak_table.row({cpu_isa_name(isa), std::to_string(t), fmt("%.1f", p), fmt("%.1f", p / t)});
+        }
+    peak_table.print(cat("gemm: measured FMA peaks on ", cpu_model_name(), ", ISA in use ", describe_cpu_isa(),
+                         " (12 independent float FMA chains per thread; best of before and after the GEMMs)"));
+    for (CpuIsa isa : isas) {
+        const double* p = peak[static_cast<int>(isa)];
+        if (thread_counts.size() > 1 && p[2] < 1.6 * p[1])
+            std::printf("note: with %s, 2 threads reached only %.2fx the 1-thread peak: another process held a core, so the "
+                        "2-thread rows below understate what the code can do\n",
+                        cpu_isa_name(isa), p[2] / p[1]);
     }
-    table.print("gemm: CPU versions, float32 (best of repeats; % of the FMA peak above for the same thread count)");
+
+    Table table({"version", "ISA", "product", "M x N x K", "layout", "threads", "ms median", "ms min", "GFLOP/s (min)",
+                 "% of ISA peak", "% of machine peak", "x version 2 (median, min)", "x naive"});
+    for (const Row& r : rows) {
+        const double gflops = r.shape.flops() / r.time.min / 1e9;
+        const CpuIsa isa = version_isa(r.version);
+        std::string vs2 = "-", vs_naive = "-";
+        for (const Row& o : rows) {
+            if (o.shape.name != r.shape.name || o.shape.layout() != r.shape.layout() || o.threads != r.threads) continue;
+            if (o.version == 2 && r.version > 2)
+                vs2 = fmt("%.2f", o.time.median / r.time.median) + ", " + fmt("%.2f", o.time.min / r.time.min);
+            if (o.version == 1 && r.version > 1) vs_naive = fmt("%.0f", o.time.min / r.time.min);
+        }
+        const ops::VersionInfo* info = ops::op_spec("gemm").cpu.find(r.version);
+        table.row({cat(r.version, " ", info ? info->name : "?"), cpu_isa_name(isa), r.shape.name,
+                   cat(r.shape.M, " x ", r.shape.N, " x ", r.shape.K), r.shape.layout(), std::to_string(r.threads),
+                   fmt("%.3f", r.time.median * 1e3), fmt("%.3f", r.time.min * 1e3), fmt("%.1f", gflops),
+                   fmt("%.0f%%", 100.0 * gflops / peak[static_cast<int>(isa)][r.threads]),
+                   fmt("%.0f%%", 100.0 * gflops / peak[best_isa][r.threads]), vs2, vs_naive});
+    }
+    table.print(cat("gemm: CPU versions, float32, on ", cpu_model_name(), " (", rounds,
+                    " interleaved rounds of the blocked versions, fewer above 1 GFLOP per call; GFLOP/s from the min; "
+                    "% of the FMA peaks above for the same thread count; the machine peak is ",
+                    cpu_isa_name(isas.back()), "'s)"));
 }
 
 }  // namespace ittt::bench

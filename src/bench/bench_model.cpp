@@ -27,6 +27,7 @@
 #include "model/model.h"
 #include "model/session.h"
 #include "ops/ops.h"
+#include "runtime/cpu_isa.h"
 #include "runtime/rng.h"
 #include "train/trainer.h"
 
@@ -270,61 +271,88 @@ ITTT_BENCHMARK(model, 30) {
     // ---- 1 + 2: training step and prefill ----
     // Rounds that visit every variant in turn (A B C A B C ...), one call each: a burst of
     // load from elsewhere then hits every variant alike instead of one. Median and min per variant.
-    std::vector<Model> models;
+    // On a CPU with AVX-512 each variant runs twice in every round, once with the kernels
+    // version 0 picks for AVX2 (set_cpu_isa("avx2")) and once with those for AVX-512, each
+    // on its own copy of the model: the AVX-512 speed-up of the whole model, interleaved too.
+    // The sections after this one run with the ISA in use (the last of `isas`).
+    std::vector<CpuIsa> isas = {cpu_isa()};
+    if (cpu_isa() == CpuIsa::AVX512) isas.insert(isas.begin(), CpuIsa::AVX2);
+    auto use_isa = [](CpuIsa isa) { set_cpu_isa(isa == CpuIsa::AVX512 ? "avx512" : "avx2"); };
+    const size_t V = variants.size(), I = isas.size();
+    std::vector<Model> models;  // [isa * V + variant]
     std::vector<std::unique_ptr<Trainer>> trainers;
     TrainConfig tc;
     tc.steps = 1 << 30;  // the schedule is irrelevant here; only the step's cost is timed
     tc.warmup = 0;
     tc.log = nullptr;
-    for (const Variant& v : variants) models.push_back(bench_model(v.ttt, v.chunk));
+    for (size_t k = 0; k < I; ++k)
+        for (const Variant& v : variants) models.push_back(bench_model(v.ttt, v.chunk));
     for (Model& m : models) trainers.push_back(std::make_unique<Trainer>(m, tc, random_batches(B, n)));
     Tensor tok = random_tokens(B, n, 99);
     ForwardOptions inference;
     inference.inference = true;
-    std::vector<std::vector<double>> step_t(variants.size()), prefill_t(variants.size());
+    std::vector<std::vector<double>> step_t(I * V), prefill_t(I * V);
     const CpuShare share_start = CpuShare::now();
     for (int round = 0; round <= rounds; ++round) {  // round 0 is the warm-up
-        for (size_t i = 0; i < variants.size(); ++i) {
-            double st = bench::time_best([&] { trainers[i]->step(); }, 0, 1);
-            if (round > 0) step_t[i].push_back(st);
-        }
-        for (size_t i = 0; i < variants.size(); ++i) {
-            double pf = bench::time_best([&] { models[i].forward(tok, inference); }, 0, 1);
-            if (round > 0) prefill_t[i].push_back(pf);
-        }
+        for (size_t i = 0; i < V; ++i)
+            for (size_t k = 0; k < I; ++k) {
+                use_isa(isas[k]);
+                double st = bench::time_best([&] { trainers[k * V + i]->step(); }, 0, 1);
+                if (round > 0) step_t[k * V + i].push_back(st);
+            }
+        for (size_t i = 0; i < V; ++i)
+            for (size_t k = 0; k < I; ++k) {
+                use_isa(isas[k]);
+                double pf = bench::time_best([&] { models[k * V + i].forward(tok, inference); }, 0, 1);
+                if (round > 0) prefill_t[k * V + i].push_back(pf);
+            }
     }
+    set_cpu_isa("");  // back to ITTT_CPU / cpuid
     const double share = share_start.since();
     std::vector<std::string> forms;
-    for (size_t i = 0; i < variants.size(); ++i)
+    for (size_t i = 0; i < V; ++i)
         forms.push_back(variants[i].ttt ? ttt_form_name(models[i].resolve_ttt_form(ForwardOptions{}, n)) : "-");
     trainers.clear();
     models.clear();
-    std::vector<bench::Stats> step_s, prefill_s;
-    for (size_t i = 0; i < variants.size(); ++i) step_s.push_back(bench::stats(step_t[i])), prefill_s.push_back(bench::stats(prefill_t[i]));
+    std::vector<bench::Stats> all_step_s, all_prefill_s;  // [isa * V + variant]
+    for (size_t j = 0; j < I * V; ++j) all_step_s.push_back(bench::stats(step_t[j])), all_prefill_s.push_back(bench::stats(prefill_t[j]));
+    // The ISA in use: what the sections below compare with.
+    const std::vector<bench::Stats> step_s(all_step_s.end() - static_cast<std::ptrdiff_t>(V), all_step_s.end());
+    const std::vector<bench::Stats> prefill_s(all_prefill_s.end() - static_cast<std::ptrdiff_t>(V), all_prefill_s.end());
     auto ratio = [](double t, double base) { return t / base - 1.0; };
     auto pct = [](double r) { return bench::fmt("%+.1f%%", 100.0 * r); };
+    auto speedup = [](const bench::Stats& slow, const bench::Stats& fast) {
+        return bench::fmt("%.2f", slow.median / fast.median) + " (" + bench::fmt("%.2f", slow.min / fast.min) + ")";
+    };
     const MacCount base_macs = mac_count(bench_config(false, chunks[0]), n, TttForm::Loop);
-    bench::Table train({"model", "chunk C", "form", "step ms median", "min", "TTT overhead median", "(min)", "prefill ms median", "min",
-                        "TTT overhead median", "(min)", "multiply-add floor train / prefill"});
-    for (size_t i = 0; i < variants.size(); ++i) {
-        const Variant& v = variants[i];
-        std::string floor_cell = "(comparator)";
-        if (v.ttt) {
-            const MacCount mc = mac_count(bench_config(true, v.chunk), n, parse_ttt_form(forms[i]));
-            floor_cell = pct((mc.ttt_extra_forward + mc.ttt_extra_backward) / (3 * base_macs.base_forward)) + " / " +
-                         pct(mc.ttt_extra_forward / base_macs.base_forward);
+    bench::Table train({"model", "chunk C", "form", "ISA", "step ms median", "min", "TTT overhead median", "(min)", "prefill ms median", "min",
+                        "TTT overhead median", "(min)", "x AVX2 step (min)", "x AVX2 prefill (min)", "multiply-add floor train / prefill"});
+    for (size_t i = 0; i < V; ++i)
+        for (size_t k = 0; k < I; ++k) {
+            const Variant& v = variants[i];
+            const bench::Stats& st = all_step_s[k * V + i];
+            const bench::Stats& pf = all_prefill_s[k * V + i];
+            const bench::Stats& st0 = all_step_s[k * V];  // the comparator with the same ISA
+            const bench::Stats& pf0 = all_prefill_s[k * V];
+            std::string floor_cell = "(comparator)";
+            if (v.ttt) {
+                const MacCount mc = mac_count(bench_config(true, v.chunk), n, parse_ttt_form(forms[i]));
+                floor_cell = pct((mc.ttt_extra_forward + mc.ttt_extra_backward) / (3 * base_macs.base_forward)) + " / " +
+                             pct(mc.ttt_extra_forward / base_macs.base_forward);
+            }
+            const bool vs_avx2 = isas[k] != CpuIsa::AVX2;
+            train.row({v.name, v.ttt ? std::to_string(v.chunk) : "-", forms[i], cpu_isa_name(isas[k]), bench::fmt("%.1f", st.median * 1e3),
+                       bench::fmt("%.1f", st.min * 1e3), i == 0 ? "(comparator)" : pct(ratio(st.median, st0.median)),
+                       i == 0 ? "" : pct(ratio(st.min, st0.min)), bench::fmt("%.1f", pf.median * 1e3), bench::fmt("%.1f", pf.min * 1e3),
+                       i == 0 ? "(comparator)" : pct(ratio(pf.median, pf0.median)), i == 0 ? "" : pct(ratio(pf.min, pf0.min)),
+                       vs_avx2 ? speedup(all_step_s[i], st) : "-", vs_avx2 ? speedup(all_prefill_s[i], pf) : "-", floor_cell});
         }
-        train.row({v.name, v.ttt ? std::to_string(v.chunk) : "-", forms[i], bench::fmt("%.1f", step_s[i].median * 1e3),
-                   bench::fmt("%.1f", step_s[i].min * 1e3), i == 0 ? "(comparator)" : pct(ratio(step_s[i].median, step_s[0].median)),
-                   i == 0 ? "" : pct(ratio(step_s[i].min, step_s[0].min)), bench::fmt("%.1f", prefill_s[i].median * 1e3),
-                   bench::fmt("%.1f", prefill_s[i].min * 1e3), i == 0 ? "(comparator)" : pct(ratio(prefill_s[i].median, prefill_s[0].median)),
-                   i == 0 ? "" : pct(ratio(prefill_s[i].min, prefill_s[0].min)), floor_cell});
-    }
     std::printf("\nCPU share of this process over the timed rounds: %.0f%% of %d thread(s) x wall time%s\n", 100 * share, threads(),
                 share < kQuietShare ? " (another process took CPU time: the ratios below are unreliable)" : "");
-    train.print(cat("training step (forward + backward + AdamW) and prefill (inference forward), CPU F32, B=", B, " n=", n,
-                    ", d=128 f=384, 4 SWA layers (w=64), vocab 260, ", rounds, " interleaved rounds (", tokens,
-                    " tokens per call); goal: TTT overhead <= 5% for C >= 64, <= 2% for C >= 256. The floor: the TTT layers' extra ",
+    train.print(cat("training step (forward + backward + AdamW) and prefill (inference forward), CPU F32 on ", cpu_model_name(), ", B=", B,
+                    " n=", n, ", d=128 f=384, 4 SWA layers (w=64), vocab 260, ", rounds, " interleaved rounds (", tokens,
+                    " tokens per call); ISA: what version 0 picks for it (AVX2: set_cpu_isa(\"avx2\")), x AVX2: the AVX2 row's time ",
+                    "over this row's, median (min); goal: TTT overhead <= 5% for C >= 64, <= 2% for C >= 256. The floor: the TTT layers' extra ",
                     "multiply-adds over the comparator's (a backward counted as two forwards), the overhead if every one ran at the same speed"));
 
     // ---- 3: where the TTT overhead goes ----
@@ -348,7 +376,7 @@ ITTT_BENCHMARK(model, 30) {
         t.row({"sum: TTT extra predicted from the ops", "", "", "", pct(extra_train / step_s[0].min), pct(extra_prefill / prefill_s[0].min)});
         t.row({"measured: TTT - comparator (min over rounds)", "", "", "", pct(ratio(step_s[i].min, step_s[0].min)),
                pct(ratio(prefill_s[i].min, prefill_s[0].min))});
-        t.print(cat("where the TTT overhead goes: the ops of one TTT layer timed alone (best of repeats) at the model's shapes (B=", B, " n=", n,
+        t.print(cat("where the TTT overhead goes (ISA ", describe_cpu_isa(), "): the ops of one TTT layer timed alone (best of repeats) at the model's shapes (B=", B, " n=", n,
                     " d=128 f=384 C=", c.ttt_chunk, ", T=", (n + c.ttt_chunk - 1) / c.ttt_chunk, " chunks, ", forms[i],
                     " form); plain MLP: what a layer without TTT runs instead; % of the comparator's min"));
     }
@@ -427,7 +455,7 @@ ITTT_BENCHMARK(model, 30) {
                      i == 0 ? "(comparator)" : overhead(amortised, base), std::to_string(s.ttt_state_bytes()), std::to_string(kv)});
         }
     }
-    dec.print(cat("decode after a prefill of `position` tokens, B=1, ", count,
+    dec.print(cat("decode (ISA ", describe_cpu_isa(), ") after a prefill of `position` tokens, B=1, ", count,
                   " tokens timed each (medians); TTT state = fast weights + chunk buffers (constant), KV cache = every position kept"));
     std::printf("\nmodel: load average after: %s\n", bench::load_average().c_str());
 

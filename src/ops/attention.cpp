@@ -39,7 +39,8 @@ void attention_forward(Tensor& out, Tensor& lse, const Tensor& q, const Tensor& 
     }
     with_float_type(q.dtype(), [&](auto t) {
         using T = decltype(t);
-        cpu_entry(kernels::attention_versions, op).forward.get<T>()(d, out.data<T>(), lse.data<T>(), q.data<T>(), k.data<T>(), v.data<T>());
+        cpu_entry(kernels::attention_versions, op).forward.get<T>()(d, out.data<T>(), lse.data<T>(), q.data<T>(), k.data<T>(), v.data<T>(),
+                                                                   selected_cpu_gemm<T>(op));
     });
 }
 
@@ -67,7 +68,7 @@ void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, 
     with_float_type(q.dtype(), [&](auto t) {
         using T = decltype(t);
         cpu_entry(kernels::attention_versions, op).backward.get<T>()(d, dq.data<T>(), dk.data<T>(), dv.data<T>(), dout.data<T>(), q.data<T>(), k.data<T>(),
-                                                  v.data<T>(), out.data<T>(), lse.data<T>());
+                                                  v.data<T>(), out.data<T>(), lse.data<T>(), selected_cpu_gemm<T>(op));
     });
 }
 

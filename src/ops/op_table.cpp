@@ -34,6 +34,17 @@ void check_numbering(const OpSpec& op, const char* device, const DeviceVersions&
                    " is numbered ", dv.versions[i].number, ", expected ", i + 1);
     ITTT_CHECK(dv.versions.empty() ? dv.best == 0 : dv.find(dv.best) != nullptr, "op table: ", op.name, "'s best ", device,
                " version ", dv.best, " is not one of its rows");
+    // Version 1 is the reference and what version 0 falls back to last: it must run everywhere.
+    ITTT_CHECK(dv.versions.empty() || dv.versions[0].available == nullptr, "op table: ", op.name, "'s ", device,
+               " version 1 needs ", dv.versions[0].needs, "; version 1 must run on every machine");
+    for (const VersionInfo& v : dv.versions)
+        ITTT_CHECK((v.available == nullptr) == (*v.needs == '\0'), "op table: ", op.name, "'s ", device, " version ", v.number,
+                   " must give both `needs` and `available`, or neither");
+}
+
+// What a machine-dependent version needs against what this machine has, for messages.
+std::string unavailable_because(const VersionInfo& v, Device d) {
+    return cat("needs ", v.needs, "; this ", d == Device::CUDA ? "machine does not have it" : cat("CPU runs ", describe_cpu_isa()));
 }
 
 std::map<std::string, int>& selected() {
@@ -54,11 +65,18 @@ const VersionInfo* DeviceVersions::find(int number) const {
     return nullptr;
 }
 
+int DeviceVersions::best_here() const {
+    for (int v = best; v >= 1; --v)
+        if (const VersionInfo* info = find(v); info != nullptr && info->runs_here()) return v;
+    return best;  // no rows (best is 0); check_numbering makes version 1 available everywhere
+}
+
 std::string DeviceVersions::describe() const {
     if (versions.empty()) return "none";
     std::string s;
-    for (const VersionInfo& v : versions) s += cat(s.empty() ? "" : ", ", v.number, " ", v.name);
-    return cat(s, "; 0 = best = ", best);
+    for (const VersionInfo& v : versions)
+        s += cat(s.empty() ? "" : ", ", v.number, " ", v.name, v.runs_here() ? "" : cat(" (needs ", v.needs, ": not here)"));
+    return cat(s, "; 0 = best = ", best_here());
 }
 
 const std::vector<OpSpec>& op_table() {
@@ -103,8 +121,11 @@ int selected_version(const std::string& op, Device d, const char* caller) {
     const char* device = d == Device::CUDA ? "CUDA" : "CPU";
     ITTT_CHECK(!dv.versions.empty(), caller, ": ", op, " has no ", device, " kernel", d == Device::CUDA ? "; run with --device cpu" : "");
     const int v = version(op);
-    if (v == 0) return dv.best;
-    ITTT_CHECK(dv.find(v) != nullptr, caller, ": ", op, ": no ", device, " version ", v, " (", device, " versions: ", dv.describe(), ")");
+    if (v == 0) return dv.best_here();
+    const VersionInfo* info = dv.find(v);
+    ITTT_CHECK(info != nullptr, caller, ": ", op, ": no ", device, " version ", v, " (", device, " versions: ", dv.describe(), ")");
+    ITTT_CHECK(info->runs_here(), caller, ": ", op, " ", device, " version ", v, " (", info->name, ") ", unavailable_because(*info, d),
+               " (", device, " versions: ", dv.describe(), ")");
     return v;
 }
 
@@ -125,6 +146,7 @@ void set_versions_from_string(const std::string& spec) {
 
 std::string describe_op_table() {
     std::ostringstream s;
+    s << "CPU ISA in use: " << describe_cpu_isa() << "\n";
     for (const OpSpec& op : op_table()) {
         s << op.name << "  (" << op.folder << "): " << op.summary << "\n";
         for (Device d : {Device::CPU, Device::CUDA}) {
@@ -134,11 +156,12 @@ std::string describe_op_table() {
                 continue;
             }
             for (const VersionInfo& v : dv.versions)
-                s << "  " << device_name(d) << (d == Device::CPU ? "   " : "  ") << v.number << (v.number == dv.best ? "*" : " ") << " "
-                  << v.name << ": " << v.idea << "  [" << v.kernels << "]\n";
+                s << "  " << device_name(d) << (d == Device::CPU ? "   " : "  ") << v.number << (v.number == dv.best_here() ? "*" : " ")
+                  << " " << v.name << ": " << v.idea << "  [" << v.kernels << "]"
+                  << (v.runs_here() ? "" : cat("  (not here: ", unavailable_because(v, d), ")")) << "\n";
         }
     }
-    s << "(* = version 0, the best of its device; choose one with --kernel op=N)\n";
+    s << "(* = version 0, the best of its device that this machine runs; choose one with --kernel op=N)\n";
     return s.str();
 }
 

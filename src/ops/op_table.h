@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/versions.h"
+#include "runtime/cpu_isa.h"
 #include "runtime/device.h"
 
 namespace ittt::ops {
@@ -18,10 +19,14 @@ using kernels::Tolerance;
 using kernels::VersionInfo;
 
 struct DeviceVersions {
-    int best = 0;                       // the version number 0 stands for
+    int best = 0;                       // the table's best version: what 0 stands for where it is available
     std::vector<VersionInfo> versions;  // numbered 1, 2, ... in order
     const VersionInfo* find(int number) const;
-    // "1 naive, 2 blocked; 0 = best = 2" (or "none" when the device has no kernel)
+    // What version 0 runs on this machine now: `best` if it is available (VersionInfo::runs_here),
+    // else the highest-numbered available version below it (version 1 always is).
+    int best_here() const;
+    // "1 naive, 2 blocked, 3 blocked AVX-512; 0 = best = 3" ("3 blocked AVX-512 (needs AVX-512:
+    // not here); 0 = best = 2" on an AVX2 CPU), or "none" when the device has no kernel
     std::string describe() const;
 };
 
@@ -46,10 +51,14 @@ int version(const std::string& op);
 // Parses "gemm=1,attention=2" (the --kernel flag and ITTT_KERNEL).
 void set_versions_from_string(const std::string& spec);
 // The version the op runs on device d now: ops::version(op), 0 resolved to the device's
-// best. An error names the caller and lists the device's versions when it has no such one.
+// best_here(). An error names the caller and lists the device's versions when it has no such
+// one, and says what a version needs and what this machine has when it cannot run here.
 int selected_version(const std::string& op, Device d, const char* caller);
 
-// The whole table as text, one op per block, for `ittt info --kernels`.
+// The whole table as text, one op per block, for `ittt info --kernels`; rows this machine
+// cannot run are marked, and the first line names the CPU's ISA in use.
 std::string describe_op_table();
+// The CPU's vector ISA in use, for `ittt info`, the benchmarks and the tests, is
+// ittt::describe_cpu_isa() (runtime/cpu_isa.h, included here): "AVX-512 (cpuid: AVX-512)".
 
 }  // namespace ittt::ops

@@ -10,11 +10,6 @@
 
 namespace ittt::ops {
 
-// The gemm op's selected version (src/ops/gemm.cpp): every product of the loop uses it.
-template <class T>
-kernels::GemmCpuFn<T>* selected_cpu_gemm(const char* caller);
-kernels::GemmCudaLauncher* selected_cuda_gemm(const char* caller);
-
 namespace {
 // z (B, n, f), v (B, n, d) with the B and n of z, a positive chunk, a finite eta.
 kernels::TttLoopShape require_loop_args(const Tensor& z, const Tensor& v, double eta, int chunk, const char* op) {

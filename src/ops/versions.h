@@ -7,6 +7,7 @@
 #pragma once
 #include <type_traits>
 
+#include "kernels/gemm/gemm.h"
 #include "kernels/versions.h"
 #include "ops/dispatch.h"
 #include "ops/op_table.h"
@@ -31,6 +32,12 @@ const F& built(const F& launcher, const char* caller) {
     if (launcher == nullptr) no_cuda_kernel(caller);
     return launcher;
 }
+
+// The gemm op's selected version (src/ops/gemm.cpp), for the kernels that run GEMMs inside
+// (the TTT chunk loop, the attention tiles): they use whatever --kernel gemm / version 0 picks.
+template <class T>
+kernels::GemmCpuFn<T>* selected_cpu_gemm(const char* caller);
+kernels::GemmCudaLauncher* selected_cuda_gemm(const char* caller);
 
 // The rows without their entries: what op_table() lists.
 template <class Table>

@@ -10,6 +10,7 @@
 #include <malloc.h>
 #endif
 
+#include "runtime/cpu_isa.h"
 #include "runtime/error.h"
 
 #ifdef _OPENMP
@@ -128,7 +129,8 @@ std::string describe(Device d) {
 #else
     int threads = 1;
 #endif
-    return cat("CPU (", std::thread::hardware_concurrency(), " cores, ", threads, " OpenMP threads)");
+    return cat("CPU ", cpu_model_name(), " (", std::thread::hardware_concurrency(), " cores, ", threads, " OpenMP threads), ISA ",
+               describe_cpu_isa());
 }
 
 }  // namespace device

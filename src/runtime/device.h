@@ -35,7 +35,8 @@ void copy(void* dst, Device dst_device, const void* src, Device src_device, size
 void fill_zero(void* p, size_t bytes, Device d);
 // Waits for all queued GPU work (no-op for CPU).
 void synchronize(Device d);
-// A one-line description, e.g. "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)" or "CPU (2 threads)".
+// A one-line description, e.g. "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)" or
+// "CPU Intel(R) Xeon(R) Processor (2 cores, 2 OpenMP threads), ISA AVX-512 (cpuid: AVX-512)".
 std::string describe(Device d);
 }  // namespace device
 
