@@ -191,7 +191,7 @@ TEST_CASE("attention forward and lse match a direct log-sum-exp computation", "[
         Tensor k = random_tensor({c.B, dc.cap, c.Hkv, c.hd}, 12, 1.0, DType::F64);
         Tensor v = random_tensor({c.B, dc.cap, c.Hkv, c.hd}, 13, 1.0, DType::F64);
         Forward ref = direct_attention(q, k, v, dc.q_pos0, c.window);
-        for (int version : {kNaive, kFlash}) {
+        for (int version : test::cpu_versions_here("attention")) {
             INFO("version " << version);
             Forward f = forward(version, q, k, v, dc.q_pos0, c.window);
             CHECK(check_close(f.out, ref.out, kTightAtol, kTightRtol, "out"));
@@ -209,7 +209,7 @@ TEST_CASE("attention decode form: queries at q_pos0 > 0 against a larger KV cach
         Inputs x = make_inputs(c, 700, DType::F64);
         const int cap = 80;
         for (int window : {0, 5, 40}) {
-            for (int version : {kNaive, kFlash}) {
+            for (int version : test::cpu_versions_here("attention")) {
                 Forward full = forward(version, x.q, x.k, x.v, 0, window);
                 // (first query, count): single-token decode at several positions, then blocks of queries
                 for (auto [first, count] : {std::pair{0, 1}, std::pair{31, 1}, std::pair{32, 1}, std::pair{64, 1}, std::pair{69, 1},
@@ -257,7 +257,9 @@ TEST_CASE("attention CUDA flash and naive never read keys outside the window", "
     ITTT_SKIP_WITHOUT_CUDA();
     // Both CUDA versions only ever touch keys in [first visible, position]. F32 against F64:
     // the op harness's attention bounds (a convex combination of O(1) values; a log of a sum).
-    check_never_reads_outside_window(Device::CUDA, DType::F32, {kNaive, kFlash}, 2e-5, 1e-4, 2e-5, 1e-5);
+    std::vector<int> versions = test::versions_with_best("attention", Device::CUDA);
+    versions.erase(versions.begin());  // every CUDA version, by number
+    check_never_reads_outside_window(Device::CUDA, DType::F32, versions, 2e-5, 1e-4, 2e-5, 1e-5);
 }
 
 TEST_CASE("attention rejects bad shapes with messages naming the problem", "[attention]") {
@@ -298,15 +300,17 @@ TEST_CASE("attention rejects bad shapes with messages naming the problem", "[att
                       Contains("dk is") && Contains("shapes must match"));
 }
 
-TEST_CASE("attention version switch: 1 naive, 2 flash, 0 best; others rejected", "[attention]") {
+TEST_CASE("attention version switch: every version of the table and 0 (best) run; others rejected", "[attention]") {
     Tensor q = Tensor::zeros({1, 3, 2, 4}), k = Tensor::zeros({1, 3, 1, 4});
     Tensor out = Tensor::zeros({1, 3, 2, 4}), lse = Tensor::zeros({1, 2, 3});
     using Catch::Contains;
-    for (int version : {0, 1, 2}) {
+    for (int version : test::versions_with_best("attention", Device::CPU)) {
         ScopedVersion use("attention", version);
         CHECK_NOTHROW(ops::attention_forward(out, lse, q, k, k, 0, 0));
     }
     // Versions past the last one are refused when they are set, before any op runs.
-    CHECK_THROWS_WITH(ops::set_version("attention", 3), Contains("expected 0 (best) to 2, found 3"));
+    const ops::OpSpec& spec = ops::op_spec("attention");
+    const int last = std::max(spec.cpu.versions.back().number, spec.cuda.versions.back().number);
+    CHECK_THROWS_WITH(ops::set_version("attention", last + 1), Contains(cat("expected 0 (best) to ", last, ", found ", last + 1)));
     CHECK(ops::version("attention") == 0);
 }

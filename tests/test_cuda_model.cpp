@@ -78,7 +78,7 @@ TEST_CASE("CUDA model forward matches the CPU, with every gemm version", "[cuda]
             Models m = make_models(c, 7);
             Tensor tok = tokens_tensor(2, n, c.vocab_size, 3);
             Tensor ref = m.f64.forward(tok).clone();
-            for (int v : {0, 1, 2, 3, 4, 5}) {
+            for (int v : test::versions_with_best("gemm", Device::CUDA)) {
                 INFO("TTT layers " << c.ttt_layers.size() << ", n " << n << ", gemm version " << v);
                 ScopedVersion use("gemm", v);
                 CHECK(close_to_reference(m.cuda.forward(tok), ref, cat("logits n=", n, " gemm v", v)));

@@ -215,6 +215,15 @@ inline std::vector<int> cpu_versions_here(const std::string& op, int first = 1) 
     return here;
 }
 
+// 0 (best) and every version of `op` on device d that this machine runs, from the table:
+// for tests that run an op or a model once per version.
+inline std::vector<int> versions_with_best(const std::string& op, Device d) {
+    std::vector<int> all = {0};
+    for (const ops::VersionInfo& v : ops::op_spec(op).on(d).versions)
+        if (v.runs_here()) all.push_back(v.number);
+    return all;
+}
+
 // <a, b> summed in double: the usual scalar "loss = sum(out * weights)" of a gradient check.
 inline double dot(const Tensor& a, const Tensor& b) {
     std::vector<double> x = a.to_f64_vector(), y = b.to_f64_vector();
