@@ -33,18 +33,10 @@ void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const A
     // Per-step scalars, so double costs nothing; in F32, 1 - 0.999f is already 1e-5 off.
     const double bias_correction1 = 1.0 - std::pow(cfg.beta1, static_cast<double>(step));
     const double bias_correction2 = 1.0 - std::pow(cfg.beta2, static_cast<double>(step));
-    if (param.device() == Device::CUDA) {
-        require_cuda_f32(param, "adamw_step");
-        cuda_entry(kernels::adamw_versions, "adamw_step")(param.data<float>(), grad.data<float>(), m.data<float>(), v.data<float>(), param.numel(),
-                                        float(cfg.lr), float(cfg.beta1), float(cfg.beta2), float(cfg.eps), float(cfg.weight_decay),
-                                        float(bias_correction1), float(bias_correction2));
-        return;
-    }
-    with_float_type(param.dtype(), [&](auto t) {
+    run_kernel(kernels::adamw_versions, "adamw_step", param, the_kernel, [&](auto kernel, auto t) {
         using T = decltype(t);
-        cpu_entry(kernels::adamw_versions, "adamw_step").get<T>()(param.data<T>(), grad.data<T>(), m.data<T>(), v.data<T>(), param.numel(), T(cfg.lr),
-                                                T(cfg.beta1), T(cfg.beta2), T(cfg.eps), T(cfg.weight_decay), T(bias_correction1),
-                                                T(bias_correction2));
+        kernel(param.data<T>(), grad.data<T>(), m.data<T>(), v.data<T>(), param.numel(), T(cfg.lr), T(cfg.beta1), T(cfg.beta2), T(cfg.eps),
+               T(cfg.weight_decay), T(bias_correction1), T(bias_correction2));
     });
 }
 

@@ -27,14 +27,9 @@ void conv1d_chunked_forward(Tensor& out, const Tensor& x, const Tensor& weight, 
     check_conv_args(op, x, weight, offsets, chunk);
     require_same(out, x, op, "out", "x");
     const int64_t B = x.dim(0), n = x.dim(1), d = x.dim(2), K = weight.dim(1);
-    if (x.device() == Device::CUDA) {
-        built(cuda_entry(kernels::conv1d_versions, op).forward, op)(out.data<float>(), x.data<float>(), weight.data<float>(), offsets.data(), B, n, d,
-                                                  K, chunk);
-        return;
-    }
-    with_float_type(x.dtype(), [&](auto t) {
+    run_kernel(kernels::conv1d_versions, op, x, forward_kernel, [&](auto kernel, auto t) {
         using T = decltype(t);
-        cpu_entry(kernels::conv1d_versions, op).forward.get<T>()(out.data<T>(), x.data<T>(), weight.data<T>(), offsets.data(), B, n, d, K, chunk);
+        kernel(out.data<T>(), x.data<T>(), weight.data<T>(), offsets.data(), B, n, d, K, chunk);
     });
 }
 
@@ -47,14 +42,9 @@ void conv1d_chunked_backward(Tensor& dx, Tensor& dweight, const Tensor& dout, co
     require_same(dout, x, op, "dout", "x");
     require_same(dweight, weight, op, "dweight", "weight");
     const int64_t B = x.dim(0), n = x.dim(1), d = x.dim(2), K = weight.dim(1);
-    if (x.device() == Device::CUDA) {
-        built(cuda_entry(kernels::conv1d_versions, op).backward, op)(dx.data<float>(), dweight.data<float>(), dout.data<float>(), x.data<float>(),
-                                                   weight.data<float>(), offsets.data(), B, n, d, K, chunk);
-        return;
-    }
-    with_float_type(x.dtype(), [&](auto t) {
+    run_kernel(kernels::conv1d_versions, op, x, backward_kernel, [&](auto kernel, auto t) {
         using T = decltype(t);
-        cpu_entry(kernels::conv1d_versions, op).backward.get<T>()(dx.data<T>(), dweight.data<T>(), dout.data<T>(), x.data<T>(), weight.data<T>(),
+        kernel(dx.data<T>(), dweight.data<T>(), dout.data<T>(), x.data<T>(), weight.data<T>(),
                                                 offsets.data(), B, n, d, K, chunk);
     });
 }

@@ -40,15 +40,9 @@ void embedding_forward(Tensor& out, const Tensor& table, const Tensor& tokens) {
     require_i32(tokens, table, op, "tokens");
     require_shape(out, with_last_dim(tokens.shape(), table.dim(1)), op, "out");
     require_ids_in_range(tokens, table.dim(0), op);
-    if (out.device() == Device::CUDA) {
-        require_cuda_f32(table, op);
-        built(cuda_entry(kernels::embedding_versions, op).forward, op)(out.data<float>(), table.data<float>(), tokens.data<int32_t>(), tokens.numel(),
-                                                     table.dim(1));
-        return;
-    }
-    with_float_type(table.dtype(), [&](auto t) {
+    run_kernel(kernels::embedding_versions, op, table, forward_kernel, [&](auto kernel, auto t) {
         using T = decltype(t);
-        cpu_entry(kernels::embedding_versions, op).forward.get<T>()(out.data<T>(), table.data<T>(), tokens.data<int32_t>(), tokens.numel(), table.dim(1));
+        kernel(out.data<T>(), table.data<T>(), tokens.data<int32_t>(), tokens.numel(), table.dim(1));
     });
 }
 

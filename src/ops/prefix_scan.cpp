@@ -21,14 +21,9 @@ void prefix_scan_exclusive(Tensor& out, const Tensor& in, bool reverse) {
     ITTT_CHECK(o + out.bytes() <= x || x + in.bytes() <= o || in.numel() == 0, op,
                ": out and in share memory; the scan needs a separate output tensor");
     const int64_t B = in.dim(0), T = in.dim(1), m = in.numel() / std::max<int64_t>(1, B * T);
-    if (in.device() == Device::CUDA) {
-        require_cuda_f32(in, op);
-        cuda_entry(kernels::prefix_scan_versions, op)(out.data<float>(), in.data<float>(), B, T, m, reverse);
-        return;
-    }
-    with_float_type(in.dtype(), [&](auto t) {
+    run_kernel(kernels::prefix_scan_versions, op, in, the_kernel, [&](auto kernel, auto t) {
         using E = decltype(t);
-        cpu_entry(kernels::prefix_scan_versions, op).get<E>()(out.data<E>(), in.data<E>(), B, T, m, reverse);
+        kernel(out.data<E>(), in.data<E>(), B, T, m, reverse);
     });
 }
 

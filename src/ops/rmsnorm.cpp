@@ -41,15 +41,9 @@ void rmsnorm_forward(Tensor& out, Tensor& rstd, const Tensor& x, const Tensor& w
     const int64_t rows = require_rows(x, weight, rstd, op);
     require_same(out, x, op, "out", "x");
     ITTT_CHECK(eps >= 0 && std::isfinite(eps), op, ": eps must be finite and >= 0, found ", eps);
-    if (x.device() == Device::CUDA) {
-        require_cuda_f32(x, op);
-        built(cuda_entry(kernels::rmsnorm_versions, op).forward, op)(out.data<float>(), rstd.data<float>(), x.data<float>(), weight.data<float>(), rows,
-                                                   weight.numel(), eps);
-        return;
-    }
-    with_float_type(x.dtype(), [&](auto t) {
+    run_kernel(kernels::rmsnorm_versions, op, x, forward_kernel, [&](auto kernel, auto t) {
         using T = decltype(t);
-        cpu_entry(kernels::rmsnorm_versions, op).forward.get<T>()(out.data<T>(), rstd.data<T>(), x.data<T>(), weight.data<T>(), rows, weight.numel(), eps);
+        kernel(out.data<T>(), rstd.data<T>(), x.data<T>(), weight.data<T>(), rows, weight.numel(), eps);
     });
 }
 
@@ -61,15 +55,9 @@ void rmsnorm_backward(Tensor& dx, Tensor& dweight, const Tensor& dout, const Ten
     require_same(dx, x, op, "dx", "x");
     require_same(dout, x, op, "dout", "x");
     require_same(dweight, weight, op, "dweight", "weight");
-    if (x.device() == Device::CUDA) {
-        require_cuda_f32(x, op);
-        built(cuda_entry(kernels::rmsnorm_versions, op).backward, op)(dx.data<float>(), dweight.data<float>(), dout.data<float>(), x.data<float>(),
-                                                    weight.data<float>(), rstd.data<float>(), rows, weight.numel());
-        return;
-    }
-    with_float_type(x.dtype(), [&](auto t) {
+    run_kernel(kernels::rmsnorm_versions, op, x, backward_kernel, [&](auto kernel, auto t) {
         using T = decltype(t);
-        cpu_entry(kernels::rmsnorm_versions, op).backward.get<T>()(dx.data<T>(), dweight.data<T>(), dout.data<T>(), x.data<T>(), weight.data<T>(),
+        kernel(dx.data<T>(), dweight.data<T>(), dout.data<T>(), x.data<T>(), weight.data<T>(),
                                                  rstd.data<T>(), rows, weight.numel());
     });
 }

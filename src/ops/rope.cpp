@@ -51,18 +51,10 @@ void rotate(Tensor& out, const Tensor& in, const Tensor& positions, double theta
     const RopeShape s = inverse ? require_rope_args(out, in, positions, theta, op, "dx", "dout")
                                 : require_rope_args(out, in, positions, theta, op, "out", "x");
     require_positions_non_negative(positions, op);
-    if (in.device() == Device::CUDA) {
-        require_cuda_f32(in, op);
-        const kernels::RopeCudaEntry& e = cuda_entry(kernels::rope_versions, op);
-        built(inverse ? e.backward : e.forward, op)(out.data<float>(), in.data<float>(), positions.data<int32_t>(), s.n_tokens,
-                                                    s.n_heads, s.head_dim, theta);
-        return;
-    }
-    with_float_type(in.dtype(), [&](auto t) {
+    auto pick = [inverse](const auto& entry) -> const auto& { return inverse ? entry.backward : entry.forward; };
+    run_kernel(kernels::rope_versions, op, in, pick, [&](auto kernel, auto t) {
         using T = decltype(t);
-        const kernels::RopeCpuEntry& e = cpu_entry(kernels::rope_versions, op);
-        (inverse ? e.backward : e.forward).get<T>()(out.data<T>(), in.data<T>(), positions.data<int32_t>(), s.n_tokens, s.n_heads,
-                                                    s.head_dim, theta);
+        kernel(out.data<T>(), in.data<T>(), positions.data<int32_t>(), s.n_tokens, s.n_heads, s.head_dim, theta);
     });
 }
 }  // namespace

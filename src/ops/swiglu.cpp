@@ -13,14 +13,9 @@ void swiglu_forward(Tensor& z, const Tensor& g, const Tensor& u) {
     const char* op = "swiglu_forward";
     require_same(g, u, op, "g", "u");
     require_same(z, g, op, "z", "g");
-    if (g.device() == Device::CUDA) {
-        require_cuda_f32(g, op);
-        built(cuda_entry(kernels::swiglu_versions, op).forward, op)(z.data<float>(), g.data<float>(), u.data<float>(), g.numel());
-        return;
-    }
-    with_float_type(g.dtype(), [&](auto t) {
+    run_kernel(kernels::swiglu_versions, op, g, forward_kernel, [&](auto kernel, auto t) {
         using T = decltype(t);
-        cpu_entry(kernels::swiglu_versions, op).forward.get<T>()(z.data<T>(), g.data<T>(), u.data<T>(), g.numel());
+        kernel(z.data<T>(), g.data<T>(), u.data<T>(), g.numel());
     });
 }
 
@@ -31,15 +26,9 @@ void swiglu_backward(Tensor& dg, Tensor& du, const Tensor& dz, const Tensor& g, 
     require_same(dz, g, op, "dz", "g");
     require_same(dg, g, op, "dg", "g");
     require_same(du, g, op, "du", "g");
-    if (g.device() == Device::CUDA) {
-        require_cuda_f32(g, op);
-        built(cuda_entry(kernels::swiglu_versions, op).backward, op)(dg.data<float>(), du.data<float>(), dz.data<float>(), g.data<float>(),
-                                                   u.data<float>(), g.numel());
-        return;
-    }
-    with_float_type(g.dtype(), [&](auto t) {
+    run_kernel(kernels::swiglu_versions, op, g, backward_kernel, [&](auto kernel, auto t) {
         using T = decltype(t);
-        cpu_entry(kernels::swiglu_versions, op).backward.get<T>()(dg.data<T>(), du.data<T>(), dz.data<T>(), g.data<T>(), u.data<T>(), g.numel());
+        kernel(dg.data<T>(), du.data<T>(), dz.data<T>(), g.data<T>(), u.data<T>(), g.numel());
     });
 }
 

@@ -50,14 +50,9 @@ void ttt_chunk_delta(Tensor& delta, const Tensor& v, const Tensor& z, int chunk)
     const int64_t B = z.dim(0), n = z.dim(1), d = v.dim(2), f = z.dim(2), T = chunk_count(n, chunk);
     require_same_dtype_device(delta, z, op, "delta", "z");
     require_shape(delta, {B, T, d, f}, op, "delta");
-    if (z.device() == Device::CUDA) {
-        require_cuda_f32(z, op);
-        built(cuda_entry(kernels::ttt_delta_versions, op).delta, op)(delta.data<float>(), v.data<float>(), z.data<float>(), B, n, d, f, chunk);
-        return;
-    }
-    with_float_type(z.dtype(), [&](auto t) {
+    run_kernel(kernels::ttt_delta_versions, op, z, [](const auto& e) -> const auto& { return e.delta; }, [&](auto kernel, auto t) {
         using T = decltype(t);
-        cpu_entry(kernels::ttt_delta_versions, op).delta.get<T>()(delta.data<T>(), v.data<T>(), z.data<T>(), B, n, d, f, chunk);
+        kernel(delta.data<T>(), v.data<T>(), z.data<T>(), B, n, d, f, chunk);
     });
 }
 
@@ -72,14 +67,9 @@ void ttt_clip_deltas(Tensor& delta, double eta, double tau) {
                " (to disable clipping, do not call ttt_clip_deltas)");
     ITTT_CHECK(std::isfinite(eta), op, ": eta must be finite, found ", eta);
     const int64_t size = delta.dim(-2) * delta.dim(-1), count = size ? delta.numel() / size : 0;
-    if (delta.device() == Device::CUDA) {
-        require_cuda_f32(delta, op);
-        built(cuda_entry(kernels::ttt_delta_versions, op).clip, op)(delta.data<float>(), count, size, eta, tau);
-        return;
-    }
-    with_float_type(delta.dtype(), [&](auto t) {
+    run_kernel(kernels::ttt_delta_versions, op, delta, [](const auto& e) -> const auto& { return e.clip; }, [&](auto kernel, auto t) {
         using T = decltype(t);
-        cpu_entry(kernels::ttt_delta_versions, op).clip.get<T>()(delta.data<T>(), count, size, eta, tau);
+        kernel(delta.data<T>(), count, size, eta, tau);
     });
 }
 

@@ -62,4 +62,26 @@ inline void require_cuda_f32(const Tensor& x, const char* caller) {
     ITTT_CHECK(x.dtype() == DType::F32, caller, ": CUDA kernels are F32 only, found ", x.describe());
 }
 
+// Runs one kernel of the version the table selects, on x's device and in x's dtype: the one
+// place an op goes from a tensor to a kernel. `pick` chooses the kernel from a row's entry
+// (forward_kernel, backward_kernel, the_kernel, or a lambda naming a member); `call` gets it
+// with T: float on CUDA (its kernels are F32 only; a launcher missing from this build is an
+// error), float or double on the CPU. Use:
+//   run_kernel(kernels::swiglu_versions, op, g, forward_kernel, [&](auto kernel, auto t) {
+//       using T = decltype(t);
+//       kernel(z.data<T>(), g.data<T>(), u.data<T>(), g.numel());
+//   });
+template <class Table, class Pick, class Call>
+void run_kernel(const Table& t, const char* caller, const Tensor& x, Pick&& pick, Call&& call) {
+    if (x.device() == Device::CUDA) {
+        require_cuda_f32(x, caller);
+        call(built(pick(cuda_entry(t, caller)), caller), float{});
+        return;
+    }
+    with_float_type(x.dtype(), [&](auto type) { call(pick(cpu_entry(t, caller)).template get<decltype(type)>(), type); });
+}
+inline constexpr auto forward_kernel = [](const auto& entry) -> const auto& { return entry.forward; };
+inline constexpr auto backward_kernel = [](const auto& entry) -> const auto& { return entry.backward; };
+inline constexpr auto the_kernel = [](const auto& entry) -> const auto& { return entry; };  // a row with one kernel
+
 }  // namespace ittt::ops
