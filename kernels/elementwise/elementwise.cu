@@ -13,6 +13,7 @@
 #include <cmath>
 
 #include "kernels/elementwise/elementwise.h"
+#include "runtime/device.h"
 #include "runtime/cuda_check.h"
 
 namespace ittt::kernels {
@@ -92,8 +93,33 @@ double reduce_to_host(const float* x, int64_t n, double* workspace, Term term) {
     ITTT_LAUNCH(reduce_final_kernel, 1, 1, 0, 0)(result, partial, static_cast<int>(kReduceBlocks));
     CUDA_CHECK(cudaGetLastError());
     double host = 0;
+    device::count_host_wait();
     CUDA_CHECK(cudaMemcpy(&host, result, sizeof(double), cudaMemcpyDeviceToHost));  // waits for the kernels
     return host;
+}
+
+// *acc += the block partials in block order; as a flag, += 1 if their sum is nonzero.
+__global__ void reduce_final_add_kernel(double* acc, const double* partial, int count, bool as_flag) {
+    double total = 0;
+    for (int b = 0; b < count; ++b) total += partial[b];
+    *acc += as_flag ? (total != 0.0 ? 1.0 : 0.0) : total;
+}
+
+template <class Term>
+void reduce_into(double* acc, const float* x, int64_t n, double* workspace, Term term, bool as_flag) {
+    ITTT_CHECK(n >= 0 && workspace != nullptr && acc != nullptr, "reduce_into: bad arguments");
+    if (n == 0) return;
+    ITTT_LAUNCH((reduce_blocks_kernel<Term>), kReduceBlocks, kThreads, 0, 0)(workspace, x, n, term);
+    CUDA_CHECK(cudaGetLastError());
+    ITTT_LAUNCH(reduce_final_add_kernel, 1, 1, 0, 0)(acc, workspace, static_cast<int>(kReduceBlocks), as_flag);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+// One thread, in order: n is a batch's row count, and the order is what makes the bits.
+__global__ void add_sum_kernel(double* acc, const double* x, int64_t n) {
+    double total = *acc;
+    for (int64_t i = 0; i < n; ++i) total += x[i];
+    *acc = total;
 }
 
 // ---- sum over the leading dimension ----
@@ -133,6 +159,17 @@ void scale_inplace_cuda(float* x, int64_t n, float s) {
 double sum_squares_cuda(const float* x, int64_t n, double* workspace) { return reduce_to_host(x, n, workspace, Square{}); }
 
 bool all_finite_cuda(const float* x, int64_t n, double* workspace) { return reduce_to_host(x, n, workspace, NotFinite{}) == 0.0; }
+
+void sum_squares_into_cuda(double* acc, const float* x, int64_t n, double* workspace) { reduce_into(acc, x, n, workspace, Square{}, false); }
+
+void flag_nonfinite_into_cuda(double* acc, const float* x, int64_t n, double* workspace) { reduce_into(acc, x, n, workspace, NotFinite{}, true); }
+
+void add_sum_into_cuda(double* acc, const double* x, int64_t n) {
+    ITTT_CHECK(n >= 0 && acc != nullptr, "add_sum_into_cuda: n = ", n);
+    if (n == 0) return;
+    ITTT_LAUNCH(add_sum_kernel, 1, 1, 0, 0)(acc, x, n);
+    CUDA_CHECK(cudaGetLastError());
+}
 
 void sum_dim0_cuda(float* out, const float* in, int64_t k, int64_t m, bool accumulate) {
     ITTT_CHECK(k >= 0 && m >= 0, "sum_dim0_cuda: k = ", k, ", m = ", m);

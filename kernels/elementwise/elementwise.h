@@ -44,6 +44,13 @@ void scale_inplace_cuda(float* x, int64_t n, float s);
 double sum_squares_cuda(const float* x, int64_t n, double* workspace);
 // Returns whether every element of x: (n) is finite; workspace as above. Synchronises.
 bool all_finite_cuda(const float* x, int64_t n, double* workspace);
+// The same two reductions added into *acc on the device, with no copy to the host (so no
+// wait for the GPU): *acc += sum x^2, and *acc += 1 when some x_i is NaN or infinite.
+// acc: one double in GPU memory; a training step reads all of them with one copy.
+void sum_squares_into_cuda(double* acc, const float* x, int64_t n, double* workspace);
+void flag_nonfinite_into_cuda(double* acc, const float* x, int64_t n, double* workspace);
+// *acc += x_0 + x_1 + ... + x_{n-1}, added in that order (the host loop's bits): x (n) doubles.
+void add_sum_into_cuda(double* acc, const double* x, int64_t n);
 // out: (m) = (accumulate ? out : 0) + sum over i of in: (k, m) row i, rows added in order 0..k-1
 // (the CPU's order, so the result is bit-identical to it).
 void sum_dim0_cuda(float* out, const float* in, int64_t k, int64_t m, bool accumulate);

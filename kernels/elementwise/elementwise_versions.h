@@ -27,22 +27,26 @@ struct ElementwiseCudaEntry {
     decltype(&sum_squares_cuda) sum_squares;
     decltype(&all_finite_cuda) all_finite;
     decltype(&sum_dim0_cuda) sum_dim0;
+    decltype(&sum_squares_into_cuda) sum_squares_into;
+    decltype(&flag_nonfinite_into_cuda) flag_nonfinite_into;
+    decltype(&add_sum_into_cuda) add_sum_into;
 };
 
 // One F32 rounding per element (fill, scale, axpy); the reductions sum in double.
 inline const Tolerance kElementwiseF32 = {1e-5, 1e-6, "one F32 rounding per element; reductions in double; sum_dim0 adds up to 33 rows (sums ~6) in F32"};
 inline const OpVersions<ElementwiseCpuEntry, ElementwiseCudaEntry> elementwise_versions = {
-    "elementwise", "fill, y += alpha x, x *= s, sum of squares, all finite, sum over dim 0", "kernels/elementwise",
+    "elementwise", "fill, y += alpha x, x *= s, sum of squares, all finite, sum over dim 0, and the reductions added into a device scalar", "kernels/elementwise",
     1, {{{1, "loops", "plain loops; the sum of squares in 64 fixed blocks so its bits do not depend on the thread count",
           "fill_cpu|axpy_cpu|scale_cpu|sum_squares_cpu|all_finite_cpu", kElementwiseF32},
          {ITTT_CPU_KERNEL(fill_cpu), ITTT_CPU_KERNEL(scale_cpu), ITTT_CPU_KERNEL(axpy_cpu), ITTT_CPU_KERNEL(sum_squares_cpu),
           ITTT_CPU_KERNEL(all_finite_cpu)}}},
     1, {{{1, "fixed-order reductions", "one thread per element; reductions over a fixed number of blocks, then in block order",
-          "fill_kernel|add_inplace_kernel|scale_inplace_kernel|reduce_blocks_kernel|reduce_final_kernel|sum_dim0_kernel",
+          "fill_kernel|add_inplace_kernel|scale_inplace_kernel|reduce_blocks_kernel|reduce_final_kernel|reduce_final_add_kernel|add_sum_kernel|sum_dim0_kernel",
           kElementwiseF32},
          {ITTT_CUDA_KERNEL(fill_cuda), ITTT_CUDA_KERNEL(scale_inplace_cuda), ITTT_CUDA_KERNEL(add_inplace_cuda),
           ITTT_CUDA_KERNEL(sum_squares_cuda), ITTT_CUDA_KERNEL(all_finite_cuda),
-          ITTT_CUDA_KERNEL(sum_dim0_cuda)}}},
+          ITTT_CUDA_KERNEL(sum_dim0_cuda), ITTT_CUDA_KERNEL(sum_squares_into_cuda), ITTT_CUDA_KERNEL(flag_nonfinite_into_cuda),
+          ITTT_CUDA_KERNEL(add_sum_into_cuda)}}},
 };
 
 }  // namespace ittt::kernels

@@ -183,12 +183,15 @@ const Tensor& Model::forward(const Tensor& tokens, const ForwardOptions& opt, Fo
     n_ = static_cast<int>(tokens.dim(1));
     const int64_t d = cfg_.hidden_size, V = cfg_.vocab_size;
     ITTT_CHECK(static_cast<int64_t>(B_) * n_ > 0, "forward: empty batch ", tokens.describe());
-    for (int32_t t : tokens.to_i32_vector())
+    // The ids are checked here, on the host, and the ops are given this host copy for their
+    // own checks: on CUDA nothing is copied back to check it (a wait for the GPU).
+    const Tensor host_tokens = tokens.device() == Device::CPU ? tokens : tokens.to(Device::CPU);
+    for (int32_t t : host_tokens.to_i32_vector())
         ITTT_CHECK(t >= 0 && t < V, "forward: token id ", t, " is outside the vocabulary [0, ", V, ")");
     streamed_ = state != nullptr;
 
     int64_t pos0 = 0;  // absolute position of this process's first token of each sequence
-    Tensor local = tokens;
+    Tensor local = host_tokens;
     if (state) {
         ITTT_CHECK(B_ == 1 && !cp_ && opt.inference && opt.ttt_update_limit < 0 && opt.ttt_form != TttForm::Parallel,
                    "forward with a state: streaming inference of one sequence (B = 1, found ", B_,
@@ -207,13 +210,15 @@ const Tensor& Model::forward(const Tensor& tokens, const ForwardOptions& opt, Fo
         pos0 = plan_.begin(cp_->rank());
     }
     const int64_t N = static_cast<int64_t>(B_) * n_;
-    tokens_ = local.view({N}).to(device_);
+    host_tokens_ = local.view({N}).clone();
+    tokens_ = host_tokens_.to(device_);
     std::vector<int32_t> pos(static_cast<size_t>(N));
     for (int64_t i = 0; i < N; ++i) pos[static_cast<size_t>(i)] = static_cast<int32_t>(pos0 + i % n_);
-    positions_ = Tensor::from_vector(pos, {N}).to(device_);
+    host_positions_ = Tensor::from_vector(pos, {N});
+    positions_ = host_positions_.to(device_);
 
     x0_ = new_tensor({N, d});
-    ops::embedding_forward(x0_, embed_, tokens_);
+    ops::embedding_forward(x0_, embed_, tokens_, &host_tokens_);
     Tensor x = x0_.clone();
     acts_.assign(static_cast<size_t>(cfg_.num_hidden_layers), LayerActivations{});
     for (int l = 0; l < cfg_.num_hidden_layers; ++l) layer_forward(l, x, opt, state);
@@ -283,7 +288,7 @@ void Model::layer_forward(int l, Tensor& x, const ForwardOptions& opt, ForwardSt
         a.rstd_k = new_tensor({N * Hkv});
         ops::rmsnorm_forward(a.kn, a.rstd_k, a.k.view({N, Hkv, hd}), w.k_norm, eps);
         a.kr = new_tensor({N, Hkv, hd});
-        ops::rope_forward(a.kr, a.kn, positions_, cfg_.rope_theta);
+        ops::rope_forward(a.kr, a.kn, positions_, cfg_.rope_theta, &host_positions_);
         const int window = cfg_.window_for_layer(l);
         const Tensor k4 = a.kr.view({B_, n_, Hkv, hd}), v4 = a.v.view({B_, n_, Hkv, hd});
         // Context parallel: post this slice's keys/values to the ranks that need them
@@ -295,7 +300,7 @@ void Model::layer_forward(int l, Tensor& x, const ForwardOptions& opt, ForwardSt
         a.rstd_q = new_tensor({N * Hq});
         ops::rmsnorm_forward(a.qn, a.rstd_q, a.q.view({N, Hq, hd}), w.q_norm, eps);
         a.qr = new_tensor({N, Hq, hd});
-        ops::rope_forward(a.qr, a.qn, positions_, cfg_.rope_theta);
+        ops::rope_forward(a.qr, a.qn, positions_, cfg_.rope_theta, &host_positions_);
         a.att = new_tensor({N, Hq * hd});
         a.lse = new_tensor({B_, Hq, n_});
         Tensor att4 = a.att.view({B_, n_, Hq, hd});
@@ -354,7 +359,7 @@ void Model::backward(const Tensor& dlogits) {
     dx0_ttt_ = Tensor::zeros({N, d}, dtype_, device_);
     for (int l = cfg_.num_hidden_layers - 1; l >= 0; --l) layer_backward(l, dx);
     ops::add_inplace(dx, dx0_ttt_);  // TTT targets built from token embeddings feed back into them
-    ops::embedding_backward(grad_of(embed_), dx, tokens_);
+    ops::embedding_backward(grad_of(embed_), dx, tokens_, &host_tokens_);
 }
 
 // dx: gradient w.r.t. this layer's output on entry, w.r.t. its input on exit.
@@ -397,14 +402,14 @@ void Model::layer_backward(int l, Tensor& dx) {
     else ops::attention_backward(dqr, dkr, dv, datt4, q4, k4, v4, att4, a.lse, window);
     // queries first: under context parallelism, gradients of this slice's keys may still be arriving
     Tensor dqn = dqr.view({N, Hq, hd});
-    ops::rope_backward(dqn, dqn, positions_, cfg_.rope_theta);
+    ops::rope_backward(dqn, dqn, positions_, cfg_.rope_theta, &host_positions_);
     Tensor dq = new_tensor({N, Hq, hd});
     ops::rmsnorm_backward(dq, grad_of(w.q_norm), dqn, a.q.view({N, Hq, hd}), w.q_norm, a.rstd_q);
     Tensor dq2 = dq.view({N, Hq * hd});
     ops::matmul(grad_of(w.q_proj), dq2, true, a.xn1, false, 1.0, 1.0);
     if (cp_) parallel::attention_backward_finish(*cp_, plan_, l, window, a.cp_attention, dkr, dv);
     Tensor dkn = dkr.view({N, Hkv, hd});
-    ops::rope_backward(dkn, dkn, positions_, cfg_.rope_theta);
+    ops::rope_backward(dkn, dkn, positions_, cfg_.rope_theta, &host_positions_);
     Tensor dk = new_tensor({N, Hkv, hd});
     ops::rmsnorm_backward(dk, grad_of(w.k_norm), dkn, a.k.view({N, Hkv, hd}), w.k_norm, a.rstd_k);
     Tensor dk2 = dk.view({N, Hkv * hd}), dv2 = dv.view({N, Hkv * hd});

@@ -217,7 +217,8 @@ private:
     // last forward
     int B_ = 0, n_ = 0;
     bool streamed_ = false;                   // it continued a state: nothing for a backward
-    Tensor tokens_, positions_;
+    Tensor tokens_, positions_;            // (N) I32 on the model's device
+    Tensor host_tokens_, host_positions_;  // the same on the host: the ops check them there
     Tensor x0_;                               // (N, d)
     std::vector<LayerActivations> acts_;
     Tensor x_final_, xf_, rstd_f_, logits_;   // (N, d), (N, d), (N), (N, V)

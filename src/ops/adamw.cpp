@@ -54,12 +54,16 @@ double clip_grad_norm(const std::vector<Tensor*>& grads, double max_norm) {
         sum_sq += sum_squares(*grads[i]);
     }
     const double norm = std::sqrt(sum_sq);
+    clip_grads_to(grads, norm, max_norm);
+    return norm;
+}
+
+void clip_grads_to(const std::vector<Tensor*>& grads, double norm, double max_norm) {
     // A NaN or infinite norm is left for the trainer to report: scaling by
     // max_norm/inf would silently zero every gradient and hide the blow-up.
-    if (!std::isfinite(norm) || norm <= max_norm) return norm;
+    if (!std::isfinite(norm) || norm <= max_norm) return;
     const double scale = max_norm / norm;
     for (Tensor* g : grads) scale_inplace(*g, scale);
-    return norm;
 }
 
 }  // namespace ittt::ops

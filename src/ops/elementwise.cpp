@@ -67,6 +67,36 @@ bool all_finite(const Tensor& x) {
     });
 }
 
+namespace {
+// acc must be an F64 tensor with a slot on x's device.
+double* acc_slot(Tensor& acc, int64_t slot, const Tensor& x, const char* op) {
+    ITTT_CHECK(acc.defined() && acc.dtype() == DType::F64 && acc.device() == x.device(), op, ": acc is ", acc.describe(),
+               ", expected F64 on the device of x ", x.describe());
+    ITTT_CHECK(slot >= 0 && slot < acc.numel(), op, ": slot ", slot, " is outside acc ", acc.describe());
+    return acc.data<double>() + slot;
+}
+}  // namespace
+
+void sum_squares_into(Tensor& acc, int64_t slot, const Tensor& x) {
+    require_float(x, "sum_squares_into", "x");
+    double* into = acc_slot(acc, slot, x, "sum_squares_into");
+    if (const kernels::ElementwiseCudaEntry* cuda = on_cuda(x, "sum_squares_into")) {
+        Tensor workspace = reduce_workspace();
+        return built(cuda->sum_squares_into, "sum_squares_into")(into, x.data<float>(), x.numel(), workspace.data<double>());
+    }
+    *into += sum_squares(x);
+}
+
+void flag_nonfinite_into(Tensor& acc, int64_t slot, const Tensor& x) {
+    require_float(x, "flag_nonfinite_into", "x");
+    double* into = acc_slot(acc, slot, x, "flag_nonfinite_into");
+    if (const kernels::ElementwiseCudaEntry* cuda = on_cuda(x, "flag_nonfinite_into")) {
+        Tensor workspace = reduce_workspace();
+        return built(cuda->flag_nonfinite_into, "flag_nonfinite_into")(into, x.data<float>(), x.numel(), workspace.data<double>());
+    }
+    if (!all_finite(x)) *into += 1;
+}
+
 void sum_dim0(Tensor& out, const Tensor& in, bool accumulate) {
     require_float(in, "sum_dim0", "in");
     ITTT_CHECK(in.ndim() >= 1 && out.numel() * in.dim(0) == in.numel(), "sum_dim0: out ", out.describe(),

@@ -29,6 +29,13 @@ void add_inplace(Tensor& y, const Tensor& x, double alpha = 1.0);  // y += alpha
 void scale_inplace(Tensor& x, double s);                            // x *= s
 double sum_squares(const Tensor& x);                                 // sum x^2, accumulated in double
 bool all_finite(const Tensor& x);
+// The same, added into acc[slot] (acc: F64 on x's device) without a copy to the host: on
+// CUDA no wait for the GPU, so a training step reads all its numbers with one copy.
+void sum_squares_into(Tensor& acc, int64_t slot, const Tensor& x);    // acc[slot] += sum x^2
+void flag_nonfinite_into(Tensor& acc, int64_t slot, const Tensor& x); // acc[slot] += 1 if x holds NaN or Inf
+// Ops that check integer inputs (token ids, positions, targets) read them on the host. A
+// caller that has the same values on the host passes them as host_* (CPU tensors), so a CUDA
+// tensor is not copied back for the check (a wait for the GPU): the model and trainer do.
 // out (rest) = sum over dim 0 of in (k, rest...), accumulated into out if accumulate.
 void sum_dim0(Tensor& out, const Tensor& in, bool accumulate);
 
@@ -42,9 +49,9 @@ void linear(Tensor& y, const Tensor& x, const Tensor& W, double beta = 0.0);
 
 // ---- embedding (src/ops/embedding.cpp, kernels/embedding/) ----
 // out (N, d) = table[tokens]; tokens (N) I32, every id in [0, V).
-void embedding_forward(Tensor& out, const Tensor& table, const Tensor& tokens);
+void embedding_forward(Tensor& out, const Tensor& table, const Tensor& tokens, const Tensor* host_tokens = nullptr);
 // dtable (V, d) += scatter of dout (N, d) rows by tokens (accumulated).
-void embedding_backward(Tensor& dtable, const Tensor& dout, const Tensor& tokens);
+void embedding_backward(Tensor& dtable, const Tensor& dout, const Tensor& tokens, const Tensor* host_tokens = nullptr);
 
 // ---- rmsnorm (src/ops/rmsnorm.cpp, kernels/rmsnorm/) ----
 // x (..., dim) viewed as rows of dim = weight.numel(); works per head for q/k norms.
@@ -58,9 +65,9 @@ void rmsnorm_backward(Tensor& dx, Tensor& dweight, const Tensor& dout, const Ten
 // Hugging Face rotate-half convention: for i < hd/2, frequency theta^(-2i/hd),
 // angle = position * frequency, and the pair (x[i], x[i + hd/2]) is rotated.
 // x (N, H, hd), positions (N) I32. out may be the same tensor as x.
-void rope_forward(Tensor& out, const Tensor& x, const Tensor& positions, double theta);
+void rope_forward(Tensor& out, const Tensor& x, const Tensor& positions, double theta, const Tensor* host_positions = nullptr);
 // The transpose (inverse) rotation: dx = R^T dout. dx may be the same tensor as dout.
-void rope_backward(Tensor& dx, const Tensor& dout, const Tensor& positions, double theta);
+void rope_backward(Tensor& dx, const Tensor& dout, const Tensor& positions, double theta, const Tensor* host_positions = nullptr);
 
 // ---- attention (src/ops/attention.cpp, kernels/attention/) ----
 // Causal grouped-query attention with an optional sliding window, scale 1/sqrt(hd).
@@ -158,6 +165,11 @@ struct CrossEntropyResult {
 // rows and 0 on ignored rows (pass grad_scale = 1/total_scored for a mean loss).
 CrossEntropyResult cross_entropy(Tensor* dlogits, const Tensor& logits, const Tensor& targets, double grad_scale,
                                  int ignore_index = -1);
+// The training step's form: the loss sum is added into loss_acc[slot] (F64 on logits' device)
+// instead of copied to the host, and the targets are checked in host_targets (the same ids on
+// the host). Returns the number of scored rows.
+int64_t cross_entropy_into(Tensor& loss_acc, int64_t slot, Tensor* dlogits, const Tensor& logits, const Tensor& targets,
+                           const Tensor& host_targets, double grad_scale, int ignore_index = -1);
 
 // ---- AdamW and clipping (src/ops/adamw.cpp, kernels/adamw/) ----
 struct AdamWConfig {
@@ -168,6 +180,9 @@ struct AdamWConfig {
 void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWConfig& cfg, int64_t step);
 // Scales all grads so their global L2 norm is at most max_norm; returns the norm before clipping.
 double clip_grad_norm(const std::vector<Tensor*>& grads, double max_norm);
+// Its second half, for a caller that has the norm already (a training step reads it with its
+// loss): scales every grad by max_norm / norm when the norm is finite and above max_norm.
+void clip_grads_to(const std::vector<Tensor*>& grads, double norm, double max_norm);
 
 }  // namespace ittt::ops
 

@@ -37,8 +37,13 @@ RopeShape require_rope_args(const Tensor& out, const Tensor& in, const Tensor& p
 
 // On CUDA the positions are copied to the host for this check: n_tokens ints and a
 // wait for the GPU, small next to the error it turns into a message.
-void require_positions_non_negative(const Tensor& positions, const char* op) {
-    const Tensor host = positions.device() == Device::CPU ? positions : positions.to(Device::CPU);
+void require_positions_non_negative(const Tensor& positions, const Tensor* host_positions, const char* op) {
+    if (host_positions) {
+        ITTT_CHECK(host_positions->device() == Device::CPU && host_positions->dtype() == DType::I32 &&
+                       host_positions->numel() == positions.numel(),
+                   op, ": host_positions is ", host_positions->describe(), ", expected the ", positions.numel(), " positions on the CPU");
+    }
+    const Tensor host = host_positions ? *host_positions : positions.device() == Device::CPU ? positions : positions.to(Device::CPU);
     const int32_t* p = host.data<int32_t>();
     for (int64_t t = 0; t < host.numel(); ++t)
         ITTT_CHECK(p[t] >= 0, op, ": positions[", t, "] = ", p[t], ", expected an absolute position >= 0");
@@ -46,11 +51,11 @@ void require_positions_non_negative(const Tensor& positions, const char* op) {
 
 // Forward and backward are the same rotation with the angle's sign flipped
 // (R^T = R(-angle)), so one dispatcher serves both.
-void rotate(Tensor& out, const Tensor& in, const Tensor& positions, double theta, bool inverse) {
+void rotate(Tensor& out, const Tensor& in, const Tensor& positions, const Tensor* host_positions, double theta, bool inverse) {
     const char* op = inverse ? "rope_backward" : "rope_forward";
     const RopeShape s = inverse ? require_rope_args(out, in, positions, theta, op, "dx", "dout")
                                 : require_rope_args(out, in, positions, theta, op, "out", "x");
-    require_positions_non_negative(positions, op);
+    require_positions_non_negative(positions, host_positions, op);
     auto pick = [inverse](const auto& entry) -> const auto& { return inverse ? entry.backward : entry.forward; };
     run_kernel(kernels::rope_versions, op, in, pick, [&](auto kernel, auto t) {
         using T = decltype(t);
@@ -60,14 +65,14 @@ void rotate(Tensor& out, const Tensor& in, const Tensor& positions, double theta
 }  // namespace
 
 
-void rope_forward(Tensor& out, const Tensor& x, const Tensor& positions, double theta) {
+void rope_forward(Tensor& out, const Tensor& x, const Tensor& positions, double theta, const Tensor* host_positions) {
     ITTT_NVTX_RANGE("rope_forward");
-    rotate(out, x, positions, theta, false);
+    rotate(out, x, positions, host_positions, theta, false);
 }
 
-void rope_backward(Tensor& dx, const Tensor& dout, const Tensor& positions, double theta) {
+void rope_backward(Tensor& dx, const Tensor& dout, const Tensor& positions, double theta, const Tensor* host_positions) {
     ITTT_NVTX_RANGE("rope_backward");
-    rotate(dx, dout, positions, theta, true);
+    rotate(dx, dout, positions, host_positions, theta, true);
 }
 
 }  // namespace ittt::ops

@@ -3,8 +3,12 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <atomic>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <thread>
+#include <unordered_map>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -46,6 +50,7 @@ void* allocate(size_t bytes);
 void release(void* p);
 void copy(void* dst, bool dst_on_gpu, const void* src, bool src_on_gpu, size_t bytes);
 void fill_zero(void* p, size_t bytes);
+void fill(void* p, int byte, size_t bytes);
 void synchronize();
 std::string describe();
 }  // namespace cuda_backend
@@ -60,6 +65,7 @@ void* allocate(size_t) { no_cuda(); }
 void release(void*) {}
 void copy(void*, bool, const void*, bool, size_t) { no_cuda(); }
 void fill_zero(void*, size_t) { no_cuda(); }
+void fill(void*, int, size_t) { no_cuda(); }
 void synchronize() {}
 std::string describe() { return "CUDA (not built)"; }
 }  // namespace cuda_backend
@@ -85,13 +91,96 @@ bool keep_freed_memory_for_reuse() {
 #endif
     return true;
 }
+
+std::atomic<int64_t> g_allocations{0}, g_hits{0}, g_waits{0}, g_uploads{0};
+
+// The CUDA caching allocator. cudaMalloc is slow and cudaFree waits for the whole device, so
+// a training step that allocated its activations afresh would time the allocator and stall
+// the GPU at every free. A freed block is kept here, by size, and handed to the next tensor
+// that fits it. No event is needed to know when the GPU is done with it: every kernel and
+// copy of ittt runs on the one legacy default stream, so whatever the next owner queues runs
+// after every kernel that used the block before (the order a stream keeps). A second stream
+// would need an event per block (cudaFreeAsync's rule).
+class BlockCache {
+public:
+    void* take(size_t bytes) {
+        const size_t size = round_up(bytes);
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            auto it = free_.lower_bound(size);
+            if (it != free_.end() && it->first <= 2 * size) {  // at most half of a block wasted
+                void* p = it->second;
+                cached_ -= it->first;
+                free_.erase(it);
+                ++g_hits;
+                return p;
+            }
+        }
+        void* p = nullptr;
+        try {
+            p = cuda_backend::allocate(size);
+        } catch (const Error&) {
+            empty();  // out of memory: give the cached blocks back, then try once more
+            p = cuda_backend::allocate(size);
+        }
+        ++g_allocations;
+        std::lock_guard<std::mutex> lock(mutex_);
+        size_of_[p] = size;
+        return p;
+    }
+    void give(void* p) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        const size_t size = size_of_.at(p);
+        // The emulator fills a returned block with NaN bytes, so a kernel that reads a reused
+        // buffer before writing it shows, as it would on freshly malloc'd emulator memory.
+        if (cuda_backend::emulated()) cuda_backend::fill(p, 0xFF, size);
+        free_.emplace(size, p);
+        cached_ += size;
+    }
+    void empty() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        for (auto& [size, p] : free_) {
+            cuda_backend::release(p);
+            size_of_.erase(p);
+        }
+        free_.clear();
+        cached_ = 0;
+    }
+    size_t cached() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return cached_;
+    }
+
+private:
+    // 512-byte steps below 1 MiB, 1 MiB steps above: few distinct sizes, little waste.
+    static size_t round_up(size_t bytes) {
+        const size_t step = bytes < (1u << 20) ? 512 : (1u << 20);
+        return (bytes + step - 1) / step * step;
+    }
+    std::mutex mutex_;
+    std::multimap<size_t, void*> free_;       // size -> freed block
+    std::unordered_map<void*, size_t> size_of_;  // every block this cache allocated
+    size_t cached_ = 0;
+};
+
+// Never destroyed: freeing GPU memory while the CUDA runtime shuts down at exit is an error.
+BlockCache& block_cache() {
+    static BlockCache* cache = new BlockCache;
+    return *cache;
+}
 }  // namespace
+
+Counters counters() { return {g_allocations.load(), g_hits.load(), g_waits.load(), g_uploads.load()}; }
+void reset_counters() { g_allocations = g_hits = g_waits = g_uploads = 0; }
+void count_host_wait() { ++g_waits; }
+void empty_cache() { block_cache().empty(); }
+size_t cached_bytes() { return block_cache().cached(); }
 
 void* allocate(size_t bytes, Device d) {
     static const bool heap_configured = keep_freed_memory_for_reuse();
     (void)heap_configured;
     if (bytes == 0) bytes = 64;  // a valid, unique pointer for empty tensors
-    if (d == Device::CUDA) return cuda_backend::allocate(bytes);
+    if (d == Device::CUDA) return block_cache().take(bytes);
     // 64-byte alignment: one cache line, and what AVX-512 loads like.
     size_t rounded = (bytes + 63) / 64 * 64;
     void* p = std::aligned_alloc(64, rounded);
@@ -100,7 +189,7 @@ void* allocate(size_t bytes, Device d) {
 }
 
 void release(void* p, Device d) {
-    if (d == Device::CUDA) cuda_backend::release(p);
+    if (d == Device::CUDA) block_cache().give(p);
     else std::free(p);
 }
 
@@ -110,6 +199,8 @@ void copy(void* dst, Device dst_device, const void* src, Device src_device, size
         std::memcpy(dst, src, bytes);
         return;
     }
+    if (dst_device == Device::CPU) ++g_waits;
+    else if (src_device == Device::CPU) ++g_uploads;
     cuda_backend::copy(dst, dst_device == Device::CUDA, src, src_device == Device::CUDA, bytes);
 }
 
@@ -119,7 +210,9 @@ void fill_zero(void* p, size_t bytes, Device d) {
 }
 
 void synchronize(Device d) {
-    if (d == Device::CUDA) cuda_backend::synchronize();
+    if (d != Device::CUDA) return;
+    ++g_waits;
+    cuda_backend::synchronize();
 }
 
 std::string describe(Device d) {

@@ -7,6 +7,7 @@
 // CUDA functions throw an Error that says so.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace ittt {
@@ -35,6 +36,22 @@ void copy(void* dst, Device dst_device, const void* src, Device src_device, size
 void fill_zero(void* p, size_t bytes, Device d);
 // Waits for all queued GPU work (no-op for CPU).
 void synchronize(Device d);
+// What the device layer has done since the start (or reset_counters()), for the tests and
+// the benchmarks: a steady-state CUDA training step should allocate nothing and wait for
+// the GPU once (docs/profiling.md).
+struct Counters {
+    int64_t device_allocations = 0;  // cudaMalloc calls (cache misses)
+    int64_t cache_hits = 0;          // CUDA buffers served from the cache of freed blocks
+    int64_t host_waits = 0;          // device-to-host copies and synchronize(CUDA): the host waits for the GPU
+    int64_t uploads = 0;             // host-to-device copies
+};
+Counters counters();
+void reset_counters();
+// Counted by kernels that copy a result to the host themselves (a reduction's scalar).
+void count_host_wait();
+// Frees every cached CUDA block (cudaFree); the cache refills as tensors are freed.
+void empty_cache();
+size_t cached_bytes();
 // A one-line description, e.g. "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)" or
 // "CPU Intel(R) Xeon(R) Processor (2 cores, 2 OpenMP threads), ISA AVX-512 (cpuid: AVX-512)".
 std::string describe(Device d);

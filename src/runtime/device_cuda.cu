@@ -42,6 +42,8 @@ void copy(void* dst, bool dst_on_gpu, const void* src, bool src_on_gpu, size_t b
 
 void fill_zero(void* p, size_t bytes) { CUDA_CHECK(cudaMemset(p, 0, bytes)); }
 
+void fill(void* p, int byte, size_t bytes) { CUDA_CHECK(cudaMemset(p, byte, bytes)); }
+
 void synchronize() { CUDA_CHECK(cudaDeviceSynchronize()); }
 
 std::string describe() {

@@ -57,11 +57,19 @@ void Trainer::stop(int64_t step, const std::string& why) const {
     fail(cat("training stopped at step ", step, ": ", why, "; nothing was saved for this step; ", kept_text()));
 }
 
+// The slots of Trainer::report_, an F64 tensor on the model's device. The step adds into
+// them on the device and reads them all with one copy after the backward: on CUDA that copy
+// is the step's only wait for the GPU (the counters in runtime/device.h show it).
+constexpr int64_t kReportOverflow = 0;    // the previous update left a non-finite weight (CUDA: checked late)
+constexpr int64_t kReportSumSquares = 1;  // sum of squares of every trained gradient
+constexpr int64_t kReportBadGrads = 2;    // gradients holding NaN or Inf
+constexpr int64_t kReportLoss = 3;        // then one loss sum per micro-batch
+
 StepStats Trainer::step() {
     ITTT_NVTX_RANGE("train_step");
     const int64_t next = step_ + 1;
     auto t0 = std::chrono::steady_clock::now();
-    // Draw every micro-batch first: the loss is a mean over all scored tokens of
+    // Draw every micro-batch first, on the host: the loss is a mean over all scored tokens of
     // the step, so each micro-batch's gradient is scaled by 1/total.
     std::vector<Tensor> tokens(static_cast<size_t>(cfg_.grad_accum)), targets(static_cast<size_t>(cfg_.grad_accum));
     int64_t scored = 0, n_tokens = 0;
@@ -72,49 +80,63 @@ StepStats Trainer::step() {
     }
     ITTT_CHECK(scored > 0, "train: step ", next, " has no scored positions (every target is -1)");
 
+    const int64_t report_size = kReportLoss + cfg_.grad_accum;
+    if (!report_.defined() || report_.numel() != report_size) report_ = Tensor::zeros({report_size}, DType::F64, model_.device());
     model_.zero_grad();
-    double loss_sum = 0;
     parallel::Context* cp = model_.context_parallel();
     for (int mb = 0; mb < cfg_.grad_accum; ++mb) {
-        const Tensor& logits = model_.forward(tokens[static_cast<size_t>(mb)].to(model_.device()));
+        const Tensor& logits = model_.forward(tokens[static_cast<size_t>(mb)]);  // host ids: the model uploads them
         Tensor mb_targets = targets[static_cast<size_t>(mb)];
         if (cp) {  // context parallel: the logits are this rank's slice; so are the targets it scores
             const Tensor& t = tokens[static_cast<size_t>(mb)];
             mb_targets = parallel::local_slice(mb_targets.view({t.dim(0), t.dim(1)}), model_.slice_plan(), cp->rank()).view({logits.dim(0)});
         }
         Tensor dlogits = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
-        ops::CrossEntropyResult r =
-            ops::cross_entropy(&dlogits, logits, mb_targets.to(model_.device()), 1.0 / static_cast<double>(scored));
-        if (cp) r.loss_sum = cp->allreduce_sum(r.loss_sum);  // the whole sequences' loss, on every rank
-        if (!std::isfinite(r.loss_sum)) {
-            // Name the culprit: a weight already holding NaN/Inf, else the first
-            // activation of the forward that overflowed.
-            std::string cause = first_nonfinite_parameter(model_);
-            cause = !cause.empty() ? "the weight " + cause
-                                   : cat("every weight is finite (the largest is ", largest_parameter(model_),
-                                         "); the first non-finite activation: ", first_nonfinite_activation(model_, logits));
-            stop(next, cat("the loss is ", std::isnan(r.loss_sum) ? "NaN" : r.loss_sum > 0 ? "+Inf" : "-Inf", " (micro-batch ", mb, "); ", cause));
-        }
-        loss_sum += r.loss_sum;
+        ops::cross_entropy_into(report_, kReportLoss + mb, &dlogits, logits, mb_targets.to(model_.device()), mb_targets,
+                                1.0 / static_cast<double>(scored));
         model_.backward(dlogits);
     }
     if (cp) parallel::allreduce_gradients(*cp, model_);  // each rank holds its slices' share
     std::vector<Tensor*> grads;
     for (Parameter& p : model_.parameters())
         if (p.trainable) grads.push_back(&p.grad);
-    if (std::string bad = first_nonfinite_gradient(model_); !bad.empty()) {
+    for (Tensor* g : grads) {
+        ops::sum_squares_into(report_, kReportSumSquares, *g);
+        ops::flag_nonfinite_into(report_, kReportBadGrads, *g);
+    }
+    const std::vector<double> report = report_.to_f64_vector();  // the one wait for the device
+
+    if (report[kReportOverflow] > 0)
+        stop(step_, cat("after the AdamW update (lr ", last_lr_, ") the weight ", first_nonfinite_parameter(model_), "; the update overflowed"));
+    double loss_sum = 0;
+    for (int mb = 0; mb < cfg_.grad_accum; ++mb) {
+        double mb_loss = report[static_cast<size_t>(kReportLoss + mb)];
+        if (cp) mb_loss = cp->allreduce_sum(mb_loss);  // the whole sequences' loss, on every rank
+        if (!std::isfinite(mb_loss)) {
+            // Name the culprit: a weight already holding NaN/Inf, else the first activation of
+            // this micro-batch's forward that overflowed (run again: the weights are unchanged).
+            std::string cause = first_nonfinite_parameter(model_);
+            if (cause.empty()) {
+                const Tensor& logits = model_.forward(tokens[static_cast<size_t>(mb)]);
+                cause = cat("every weight is finite (the largest is ", largest_parameter(model_),
+                            "); the first non-finite activation: ", first_nonfinite_activation(model_, logits));
+            } else {
+                cause = "the weight " + cause;
+            }
+            stop(next, cat("the loss is ", std::isnan(mb_loss) ? "NaN" : mb_loss > 0 ? "+Inf" : "-Inf", " (micro-batch ", mb, "); ", cause));
+        }
+        loss_sum += mb_loss;
+    }
+    if (report[kReportBadGrads] > 0) {
         // Every gradient that is not finite: one may be the cause, the rest its reach.
         std::string all;
         for (const Parameter& p : model_.parameters())
             if (p.trainable && !ops::all_finite(p.grad)) all += (all.empty() ? "'" : ", '") + p.name + "'";
-        stop(next, cat("the loss is finite but ", bad, " (non-finite gradients: ", all, ")"));
+        stop(next, cat("the loss is finite but ", first_nonfinite_gradient(model_), " (non-finite gradients: ", all, ")"));
     }
     StepStats s;
-    s.grad_norm = cfg_.grad_clip > 0 ? ops::clip_grad_norm(grads, cfg_.grad_clip) : std::sqrt([&] {
-        double t = 0;
-        for (Tensor* g : grads) t += ops::sum_squares(*g);
-        return t;
-    }());
+    s.grad_norm = std::sqrt(report[kReportSumSquares]);
+    if (cfg_.grad_clip > 0) ops::clip_grads_to(grads, s.grad_norm, cfg_.grad_clip);
     s.lr = lr_at(next);
     auto& params = model_.parameters();
     for (size_t i = 0; i < params.size(); ++i) {
@@ -129,10 +151,19 @@ StepStats Trainer::step() {
         ac.weight_decay = params[i].weight_decay ? cfg_.weight_decay : 0.0;
         ops::adamw_step(params[i].value, params[i].grad, m_[i], v_[i], ac, next);
     }
-    // A finite gradient can still overflow the update (a huge --lr): these
-    // weights must never reach a checkpoint, nor the next step.
-    if (std::string bad = first_nonfinite_parameter(model_); !bad.empty())
-        stop(next, cat("after the AdamW update (lr ", s.lr, ") the weight ", bad, "; the update overflowed"));
+    // A finite gradient can still overflow the update (a huge --lr): these weights must never
+    // reach a checkpoint (save() checks every one). On the CPU the check is free and runs now;
+    // on CUDA it is flagged on the device and read with the next step's report, so the step
+    // does not wait for the GPU twice (the next forward then runs on them, and stops).
+    report_.zero_();
+    last_lr_ = s.lr;
+    if (model_.device() == Device::CPU) {
+        if (std::string bad = first_nonfinite_parameter(model_); !bad.empty())
+            stop(next, cat("after the AdamW update (lr ", s.lr, ") the weight ", bad, "; the update overflowed"));
+    } else {
+        for (Parameter& p : params)
+            if (p.trainable) ops::flag_nonfinite_into(report_, kReportOverflow, p.value);
+    }
     step_ = next;
     check_tokens_ = tokens[0];
     s.step = next;
@@ -195,7 +226,14 @@ std::vector<StepStats> Trainer::run() {
         // Every rank of a context-parallel job calls save(): its checks are collective, rank 0 writes.
         if (!cfg_.out_dir.empty() && ((cfg_.checkpoint_every > 0 && step_ % cfg_.checkpoint_every == 0) || last)) save();
     }
+    check_last_update();
     return all;
+}
+
+void Trainer::check_last_update() {
+    if (!report_.defined() || model_.device() == Device::CPU) return;  // the CPU checks every update at once
+    if (report_.to_f64_vector()[kReportOverflow] > 0)
+        stop(step_, cat("after the AdamW update (lr ", last_lr_, ") the weight ", first_nonfinite_parameter(model_), "; the update overflowed"));
 }
 
 // ---------------------------------------------------------------- checkpoints

@@ -72,8 +72,11 @@ public:
     std::vector<StepStats> run();
     // The signal that stopped run() early, or 0.
     int stopped_by() const { return stopped_by_; }
-    // Takes one optimizer step (grad_accum micro-batches).
+    // Takes one optimizer step (grad_accum micro-batches). On CUDA, whether the update left a
+    // non-finite weight is read with the next step's numbers (one wait for the GPU per step):
+    // the next step(), save(), run()'s end or check_last_update() stops then, naming this step.
     StepStats step();
+    void check_last_update();
 
     // Restores weights, optimizer state and step count from a checkpoint: a
     // run directory (its newest complete checkpoint) or one checkpoint
@@ -109,6 +112,10 @@ private:
     int64_t last_checkpoint_step_ = -1;
     Tensor check_tokens_;  // the last step's first micro-batch: save() runs it once more
     int stopped_by_ = 0;
+    // What a step needs from the device, kept there and read with one copy per step (on CUDA
+    // the step's only wait for the GPU): see kReport* in trainer.cpp.
+    Tensor report_;
+    double last_lr_ = 0;  // the lr of the last update, for a late report of its overflow
 
 };
 
