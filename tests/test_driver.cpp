@@ -518,7 +518,7 @@ TEST_CASE("pages: the chunk views mark keys, values and queries; frames fit the 
     terminal::Page page = terminal::theory_chunk_page(s, t.key_chunk);
     CHECK(page.header.find(cat("[k*:", s.sequence.key, "]")) != std::string::npos);
     CHECK(page.header.find(cat("[v*:", s.sequence.value, "]")) != std::string::npos);
-    CHECK(page.header.find("||lr dW_") != std::string::npos);
+    CHECK(page.header.find("||eta dW_") != std::string::npos);
     CHECK(page.text().find("LM-aligned") != std::string::npos);
     CHECK(page.text().find("Reconstruction") != std::string::npos);
     for (const std::string& text : {page.text(), pair_page, query_page, summary, probe::format_step_text(run.step, {probe::PageView::Compact, -1}),

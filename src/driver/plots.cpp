@@ -425,7 +425,7 @@ std::vector<std::string> plot_theory_heatmaps(const theory::StepResult& s, const
         p.title = cat(theory::target_title(target), ": each prior position's part of dl(w) at the query (", trial_caption(s), ")");
         p.xlabel = "token w";
         p.ylabel = "position t";
-        p.cblabel = "lr (e_w.V_t)(Z_t.z_q)";
+        p.cblabel = "eta (e_w.V_t)(Z_t.z_q)";
         p.rows = prior;
         p.cols = static_cast<int>(columns.size());
         p.row_labels = row_labels;
@@ -444,7 +444,7 @@ std::vector<std::string> plot_theory_sweep(const std::vector<theory::SweepPoint>
     p.title = cat("Theorem 1 against d: vocab ", o.vocab, ", ", theory::feature_kind_name(o.features), " features, ",
                   theory::embedding_kind_name(o.embed), " embeddings, ", o.trials, " trials");
     p.xlabel = "d";
-    p.ylabel = "value / (lr * c_align)";
+    p.ylabel = "value / (eta * c_align)";
     p.log_x = p.log_y = true;
     std::vector<double> d, lm_correct, lower, lm_other, eps, rc_correct, align;
     for (const auto& pt : sweep) {

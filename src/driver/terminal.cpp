@@ -227,10 +227,10 @@ Page theory_chunk_page(const theory::StepResult& s, int chunk) {
     };
     row(out, "", theory::target_title(theory::Target::LmAligned), theory::target_title(theory::Target::Reconstruction));
     const theory::ChunkTargetView* v[2] = {&cv.view[0], &cv.view[1]};
-    row(out, cat("||lr dW_", cv.chunk, "||_F"), num(v[0]->dW_fro), num(v[1]->dW_fro));
+    row(out, cat("||eta dW_", cv.chunk, "||_F"), num(v[0]->dW_fro), num(v[1]->dW_fro));
 
     std::string& body = page.body;
-    body = "\nthe change at the query from the slow weight:\n  l(w) = e_w.(sum of lr dW_0..dW_i) z_q\n";
+    body = "\nthe change at the query from the slow weight (eta = --lr):\n  l(w) = e_w.(eta (dW_0 + .. + dW_i)) z_q\n";
     double before[2] = {0, 0};
     if (chunk > 0)
         for (int ti = 0; ti < 2; ++ti) before[ti] = s.chunks[static_cast<size_t>(chunk - 1)].view[ti].dlogit_correct;
