@@ -14,6 +14,8 @@
 #include "driver/terminal.h"
 #include "io/json.h"
 #include "model/model.h"
+#include "model/model_io.h"
+#include "test_process.h"
 #include "test_util.h"
 
 using namespace ittt;
@@ -64,6 +66,27 @@ std::vector<double> row(const std::vector<double>& logits, int r, int V) {
 }
 
 bool has_key(const Json& j, const char* key) { return j.find(key) != nullptr; }
+
+// The token grid of a chunk page puts each marker ("k0", "?0") in the row above its
+// token, right-aligned in the same column: the token under `tag`, or "" when absent.
+std::string grid_token_under(const std::string& page, const std::string& tag) {
+    std::vector<std::string> lines;
+    std::istringstream in(page);
+    for (std::string l; std::getline(in, l);) lines.push_back(l);
+    for (size_t i = 0; i + 1 < lines.size(); ++i) {
+        const std::string& row = lines[i];
+        for (size_t at = row.find(tag); at != std::string::npos; at = row.find(tag, at + 1)) {
+            const size_t end = at + tag.size();  // the cell's right edge
+            if (end != row.size() && row[end] != ' ') continue;
+            if (at > 0 && row[at - 1] != ' ') continue;
+            const std::string& below = lines[i + 1];
+            if (below.find("x_t") == std::string::npos || below.size() < end) continue;
+            size_t start = below.find_last_of(' ', end - 1);
+            return below.substr(start + 1, end - start - 1);
+        }
+    }
+    return "";
+}
 
 }  // namespace
 
@@ -253,6 +276,119 @@ TEST_CASE("a zero-conv (drop-in) model changes no logit: every dl is exactly 0",
     CHECK(run.summary.targets[0].reason.find("all 0") != std::string::npos);
 }
 
+TEST_CASE("what each key retrieves and what V_t decodes to, by hand from the snapshots", "[driver]") {
+    Model m(probe_config());
+    m.init_random(8);
+    randomise_ttt(m, 600);
+    probe::ProbeOptions o = theorem_options(3);
+    o.task = parse_task_config("mqar", {{"pairs", "2"}, {"gap", "4"}, {"spread", "8"}});  // pairs in chunks 0 and 1
+    probe::ProbeRun run = probe::run_probe(m, o);
+    const probe::ProbeStep& st = run.step;
+    REQUIRE(st.queries.size() == 2);
+
+    // The learned model's snapshots, from a forward of the same sequences.
+    Batch batch = make_batch(o.task, 16, o.examples, o.seq_len, o.seed);
+    probe::logits_with_limit(m, batch.tokens_tensor(), -1);
+    const theory::Matrix head = theory::matrix_from_tensor(m.lm_head());
+    std::vector<probe::LayerSnapshot> snaps;
+    for (int l : st.ttt_layers) snaps.push_back(probe::snapshot_layer(m, l));
+    const int b = st.example;
+    for (const probe::ChunkView& cv : st.chunks) {
+        const std::vector<probe::KeyReadout>& keys = cv.view[0].keys;
+        REQUIRE(keys.size() == 2);
+        for (size_t k = 0; k < keys.size(); ++k) {
+            const probe::KeyReadout& key = keys[k];
+            INFO("chunk " << cv.chunk << ", pair " << key.pair);
+            CHECK(key.pair == static_cast<int>(k));  // pair order
+            const probe::ProbeQuery* q = st.query_of_pair(key.pair);
+            REQUIRE(q != nullptr);
+            CHECK(key.value == q->correct);
+            CHECK(key.key == st.tokens[static_cast<size_t>(q->key_position)]);
+            CHECK(key.stored_chunk == q->key_position / 4);  // spans of 4 inside chunks of 4: never split
+            CHECK(key.stored == (key.stored_chunk <= cv.chunk));
+            std::vector<double> r(16, 0.0);
+            for (const probe::LayerSnapshot& snap : snaps) {
+                std::vector<double> layer = probe::direct_readout(snap, head, b, q->position, 0, cv.chunk + 1);
+                for (size_t w = 0; w < r.size(); ++w) r[w] += layer[w];
+            }
+            CHECK(key.top == theory::top_tokens(r, 1).front());
+            CHECK(key.value_rank == theory::rank_of(r, key.value));
+            CHECK(key.readout_value == Approx(r[static_cast<size_t>(key.value)]).epsilon(1e-9));
+            CHECK(key.right() == (key.stored && key.top == key.value));
+        }
+    }
+    // V_t through the head: the largest e_w.V_t, and the largest |e_w.V_t| with its sign.
+    REQUIRE(st.decoded[0].size() == 2);
+    for (size_t li = 0; li < snaps.size(); ++li)
+        for (int t = 0; t < st.seq_len; ++t) {
+            const double* v = snaps[li].v.data() + (static_cast<size_t>(b) * static_cast<size_t>(st.seq_len) + static_cast<size_t>(t)) * 8;
+            std::vector<double> score(16);
+            for (int w = 0; w < 16; ++w) score[static_cast<size_t>(w)] = theory::dot(head.row(w), v, 8);
+            const probe::DecodedTarget& d = st.decoded[0][li][static_cast<size_t>(t)];
+            CHECK(d.top.front() == theory::top_tokens(score, 1).front());
+            int moved = 0;
+            for (int w = 1; w < 16; ++w)
+                if (std::fabs(score[static_cast<size_t>(w)]) > std::fabs(score[static_cast<size_t>(moved)])) moved = w;
+            CHECK(d.moved == moved);
+            CHECK(d.moved_score == Approx(score[static_cast<size_t>(moved)]).epsilon(1e-9));
+        }
+    // The staircase ends where the summary's before and after are.
+    for (const probe::ProbeTargetSummary& t : run.summary.targets) {
+        REQUIRE(t.accuracy_by_limit.size() == st.chunks.size() + 1);
+        CHECK(t.accuracy_by_limit.front() == Approx(t.accuracy_before));
+        CHECK(t.accuracy_by_limit.back() == Approx(t.accuracy_after));
+        CHECK(t.dlogit_by_limit.front() == 0.0);
+        CHECK(t.dlogit_by_limit.back() == Approx(t.dlogit_correct_mean).epsilon(1e-9));
+    }
+    // The query view names what it cannot show.
+    CHECK_THROWS_WITH(probe::validate_page_options(st, {probe::PageView::Query, 5}),
+                      Catch::Contains("--query 5: sequence 1 has no query ?5 (its queries: ?0, ?1)"));
+}
+
+TEST_CASE("data/learned-mqar with spread pairs: a staircase, and one 80x24 screen per compact chunk page", "[driver]") {
+    // The demo's setting (make demo), on 2 sequences: 8 pairs, one per chunk in chunks 0-7.
+    Model m = load_model(repo_file("data/learned-mqar"));
+    probe::ProbeOptions o;
+    o.task = parse_task_config("mqar", {{"pairs", "8"}, {"gap", "96"}, {"spread", "256"}});
+    o.seq_len = 384;
+    o.examples = 2;
+    probe::ProbeRun run = probe::run_probe(m, o);
+    const probe::ProbeTargetSummary& lm = run.summary.target(probe::ProbeTarget::Learned);
+    REQUIRE(lm.accuracy_by_limit.size() == 13);
+    for (size_t k = 0; k < lm.accuracy_by_limit.size(); ++k) {
+        INFO("updates of chunks 0.." << static_cast<int>(k) - 1);
+        CHECK(lm.accuracy_by_limit[k] == Approx(std::min<double>(k, 8) / 8.0));  // one more pair answered per chunk
+        if (k > 0 && k <= 8) CHECK(lm.dlogit_by_limit[k] > lm.dlogit_by_limit[k - 1] + 1.0);
+    }
+    CHECK(run.summary.target(probe::ProbeTarget::Offset0).accuracy_after <= 0.25);
+    // Each chunk's update stores its pair: after chunk i, keys 0..i come back right.
+    for (const probe::ChunkView& cv : run.step.chunks)
+        for (const probe::KeyReadout& k : cv.view[0].keys) {
+            INFO("chunk " << cv.chunk << ", key k" << k.pair);
+            CHECK(k.stored_chunk == k.pair);
+            CHECK(k.right() == (k.pair <= cv.chunk));
+        }
+
+    const probe::PageOptions compact{probe::PageView::Compact, -1};
+    terminal::Pages pages{static_cast<int>(run.step.chunks.size()),
+                          [&](int i) {
+                              return terminal::Page{probe::format_chunk_header(run.step, i, compact),
+                                                    probe::format_chunk_body(run.step, i, compact)};
+                          },
+                          "chunk", {}, -1};
+    const terminal::ScreenSize screen{24, 80};
+    for (int i = 0; i < pages.count; ++i) {
+        INFO("chunk " << i << ":\n" << pages.render(i).text());
+        CHECK(terminal::line_count(pages.render(i).text()) <= 24 - terminal::kFooterLines);
+        CHECK(terminal::max_scroll(pages, i, screen) == 0);  // nothing below the screen
+        for (const std::string& line : terminal::fold_lines(pages.render(i).text(), 1000)) CHECK(terminal::display_width(line) <= 79);
+    }
+    for (const std::string& line : terminal::fold_lines(probe::format_summary_text(run.summary), 1000)) {
+        INFO(line);
+        CHECK(terminal::display_width(line) <= 79);
+    }
+}
+
 TEST_CASE("model summary and chunk JSON: valid lines with the required keys", "[driver]") {
     Model m(probe_config());
     m.init_random(8);
@@ -349,12 +485,13 @@ TEST_CASE("pages: the chunk views mark keys, values and queries; frames fit the 
     const int pair_chunk = q.key_position / 4;
     std::string pair_page = probe::format_chunk_text(run.step, pair_chunk);
     std::string query_page = probe::format_chunk_text(run.step, 3);
-    CHECK(pair_page.find(cat("[k0:", run.step.tokens[static_cast<size_t>(q.key_position)], "]")) != std::string::npos);
-    CHECK(pair_page.find(cat("[v0:", q.correct, "]")) != std::string::npos);
+    // The token grid: each marker sits above its token, in the same column.
+    CHECK(grid_token_under(pair_page, "k0") == cat(run.step.tokens[static_cast<size_t>(q.key_position)]));
+    CHECK(grid_token_under(pair_page, "v0") == cat(q.correct));
     CHECK(pair_page.find("Learned") != std::string::npos);
     CHECK(pair_page.find("Offset-0") != std::string::npos);
     CHECK(pair_page.find("rank(v*) before -> after") != std::string::npos);
-    CHECK(query_page.find(cat("[?0:", run.step.tokens[static_cast<size_t>(q.position)], "]")) != std::string::npos);
+    CHECK(grid_token_under(query_page, "?0") == cat(run.step.tokens[static_cast<size_t>(q.position)]));
     CHECK(query_page.find("no query after this chunk") != std::string::npos);
     std::string summary = probe::format_summary_text(run.summary);
     CHECK(summary.find("heuristic") != std::string::npos);
@@ -363,9 +500,16 @@ TEST_CASE("pages: the chunk views mark keys, values and queries; frames fit the 
     // The probe page's header (pinned by the pager) holds the title, the tokens and the update norms.
     std::string header = probe::format_chunk_header(run.step, pair_chunk);
     CHECK(header.find("chunk ") != std::string::npos);
-    CHECK(header.find(cat("[k0:", run.step.tokens[static_cast<size_t>(q.key_position)], "]")) != std::string::npos);
+    CHECK(grid_token_under(header, "k0") == cat(run.step.tokens[static_cast<size_t>(q.key_position)]));
     CHECK(header.find("||eta dW_") != std::string::npos);
     CHECK(pair_page == header + probe::format_chunk_body(run.step, pair_chunk));
+    for (probe::PageView view : {probe::PageView::Compact, probe::PageView::Query}) {
+        const probe::PageOptions o{view, 0};
+        CHECK(probe::format_chunk_text(run.step, pair_chunk, o) ==
+              probe::format_chunk_header(run.step, pair_chunk, o) + probe::format_chunk_body(run.step, pair_chunk, o));
+        CHECK(grid_token_under(probe::format_chunk_header(run.step, pair_chunk, o), "k0") ==
+              cat(run.step.tokens[static_cast<size_t>(q.key_position)]));
+    }
 
     // Theory pages: k* and v* marked in the pair's chunk, the update norm in the header.
     theory::TheoryOptions t;
@@ -374,10 +518,11 @@ TEST_CASE("pages: the chunk views mark keys, values and queries; frames fit the 
     terminal::Page page = terminal::theory_chunk_page(s, t.key_chunk);
     CHECK(page.header.find(cat("[k*:", s.sequence.key, "]")) != std::string::npos);
     CHECK(page.header.find(cat("[v*:", s.sequence.value, "]")) != std::string::npos);
-    CHECK(page.header.find("||lr dW_") != std::string::npos);
+    CHECK(page.header.find("||eta dW_") != std::string::npos);
     CHECK(page.text().find("LM-aligned") != std::string::npos);
     CHECK(page.text().find("Reconstruction") != std::string::npos);
-    for (const std::string& text : {page.text(), pair_page, query_page})
+    for (const std::string& text : {page.text(), pair_page, query_page, summary, probe::format_step_text(run.step, {probe::PageView::Compact, -1}),
+                                    probe::format_step_text(run.step, {probe::PageView::Query, 0})})
         for (const std::string& line : terminal::fold_lines(text, 1000)) {
             INFO(line);
             CHECK(terminal::display_width(line) <= 79);  // written for an 80-column terminal
@@ -390,14 +535,14 @@ TEST_CASE("pages: the chunk views mark keys, values and queries; frames fit the 
           std::vector<std::string>{"abcdefghij", "  klmnopqr", "  stuvwxyz"});  // no space: hard breaks
 
     // Frames: exactly `rows` lines, none wider than cols - 1, the header on top,
-    // the footer last, the body scrolled under the header.
+    // the two footer lines last, the body scrolled under the header.
     terminal::Pages pages{3,
                           [](int i) {
                               std::string body;
                               for (int r = 0; r < 10 * i; ++r) body += cat("body line ", r, "\n");
                               return terminal::Page{cat("title of page ", i, "\n"), body};
                           },
-                          "chunk"};
+                          "chunk", {}, -1};
     const terminal::ScreenSize small{6, 30};
     for (int i = 0; i < 3; ++i) {
         std::string f = terminal::frame(pages, i, small);
@@ -405,17 +550,29 @@ TEST_CASE("pages: the chunk views mark keys, values and queries; frames fit the 
         CHECK(terminal::line_count(f) == 6);
         CHECK(f.back() != '\n');  // a newline on the last row would scroll the screen
         CHECK(lines.front() == cat("title of page ", i));
-        CHECK_THAT(lines.back(), Catch::StartsWith(cat("chunk ", i, " [", i + 1, "/3]")));
+        CHECK_THAT(lines[lines.size() - 2], Catch::StartsWith(cat("chunk ", i, " [", i + 1, "/3]")));
+        CHECK_THAT(lines.back(), Catch::StartsWith(i == 2 ? "n finish  p prev" : "n next  p prev"));
         for (const std::string& l : lines) CHECK(terminal::display_width(l) <= 29);
     }
     CHECK(terminal::max_scroll(pages, 0, small) == 0);
-    CHECK(terminal::max_scroll(pages, 2, small) == 20 - 4);  // 20 body lines, 6 - 2 rows for them
+    CHECK(terminal::max_scroll(pages, 2, small) == 20 - 3);  // 20 body lines, 6 - 1 - 2 rows for them
     std::string scrolled = terminal::frame(pages, 2, small, 3);
     CHECK(terminal::fold_lines(scrolled, 1000)[0] == "title of page 2");
     CHECK(terminal::fold_lines(scrolled, 1000)[1] == "body line 3");
-    CHECK(terminal::frame(pages, 2, small, 99) == terminal::frame(pages, 2, small, 16));  // clamped
+    CHECK(terminal::frame(pages, 2, small, 99) == terminal::frame(pages, 2, small, 17));  // clamped
     CHECK(terminal::footer(pages, 2, 1, 4, 20).find("finish") != std::string::npos);
     CHECK(terminal::footer(pages, 0, 1, 4, 20).find("next") != std::string::npos);
+    // The footer names every key, on its own line; `s` only when there is a summary page.
+    const std::string keys = terminal::footer(pages, 0, 1, 4, 20).substr(terminal::footer(pages, 0, 1, 4, 20).find('\n') + 1);
+    CHECK(keys == "n next  p prev  j/k line  space/b screen  g/G first/last  q quit");
+    terminal::Pages named = pages;
+    named.name = [](int i) { return i == 0 ? std::string("summary") : cat("chunk ", i - 1); };
+    named.summary = 0;
+    CHECK_THAT(terminal::footer(named, 0, 1, 4, 20), Catch::StartsWith("summary [1/3]"));
+    CHECK_THAT(terminal::footer(named, 1, 1, 4, 20), Catch::StartsWith("chunk 0 [2/3]") && Catch::Contains("  s summary  q quit"));
+    CHECK(terminal::display_width(terminal::footer(named, 2, 1, 4, 20).substr(terminal::footer(named, 2, 1, 4, 20).find('\n') + 1)) <= 79);
+    CHECK(terminal::all_pages(named).find("---- summary [1/3]") != std::string::npos);
+    CHECK(terminal::key_action('s') == terminal::Action::Summary);
     std::string all = terminal::all_pages(pages);
     CHECK(all.find("---- chunk 0 [1/3]") != std::string::npos);
     CHECK(all.find("---- chunk 2 [3/3]") != std::string::npos);

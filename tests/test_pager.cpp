@@ -133,25 +133,26 @@ std::vector<std::string> last_frame(const std::string& out) {
     return lines;
 }
 
-// Every line fits, the frame fills the screen exactly, the header sits on top.
+// Every line fits, the frame fills the screen exactly, the header sits on top:
+// the chunk's title, its token grid and the update norm, then the body, then the
+// two footer lines (where, then every key). The summary is page 1, chunk c page c + 2.
 void check_frame(const std::vector<std::string>& lines, int rows, int cols, int chunk) {
     std::string all;
     for (const std::string& l : lines) all += l + "\n";
     INFO("frame:\n" << all);
     CHECK(static_cast<int>(lines.size()) == rows);
     for (const std::string& l : lines) CHECK(terminal::display_width(l) < cols);  // the last column stays free
-    REQUIRE(lines.size() >= 5);
-    CHECK_THAT(lines[0], StartsWith("model step, sequence 0"));
-    CHECK_THAT(lines[1], StartsWith("task mqar"));
-    CHECK_THAT(lines[2], StartsWith(cat("chunk ", chunk, " of 4: positions ")));
-    // The token row, then the update norm, before the body (the title may fold on a narrow screen).
-    size_t tokens = 3, norm = 3;
-    while (tokens < lines.size() && lines[tokens].find(" | ") == std::string::npos) ++tokens;
+    REQUIRE(lines.size() >= 6);
+    CHECK_THAT(lines[0], StartsWith(cat("chunk ", chunk, " of 4 (positions ")));
+    // The token grid, then the update norm, before the body (the title and legend may fold).
+    size_t tokens = 1, norm = 1;
+    while (tokens < lines.size() && lines[tokens].find("x_t") == std::string::npos) ++tokens;
     while (norm < lines.size() && lines[norm].rfind(cat("||eta dW_", chunk, "||_F"), 0) != 0) ++norm;
-    CHECK(tokens <= 4);
+    CHECK(tokens <= 7);
     CHECK(norm > tokens);
-    CHECK(norm < 12);
-    CHECK_THAT(lines.back(), StartsWith(cat("chunk ", chunk, " [", chunk + 1, "/4]")));
+    CHECK(norm < 16);
+    CHECK_THAT(lines[lines.size() - 2], StartsWith(cat("chunk ", chunk, " [", chunk + 2, "/5]")));
+    CHECK_THAT(lines.back(), StartsWith("n next  p prev  j/k line"));
 }
 
 // The first body line: the one after the update-norm row.
@@ -170,14 +171,23 @@ TEST_CASE("pager at 80x24 in a pseudo-terminal: fits, header pinned, scrolls, fo
                    24, 80);
     REQUIRE(child.read_until(frames_drawn(1, 24)));
     CHECK(child.output.find("\x1b[?1049h") != std::string::npos);  // the alternate screen
+    // It opens on the summary: page 1 of 5, every line within the screen.
+    std::vector<std::string> summary = last_frame(child.output);
+    CHECK(summary.size() == 24u);
+    CHECK_THAT(summary[0], StartsWith("model probe: "));
+    CHECK_THAT(summary[summary.size() - 2], StartsWith("summary [1/5]"));
+    for (const std::string& l : summary) CHECK(terminal::display_width(l) < 80);
+
+    child.send("n");  // chunk 0
+    REQUIRE(child.read_until(frames_drawn(2, 24)));
     std::vector<std::string> f0 = last_frame(child.output);
     check_frame(f0, 24, 80, 0);
     // Chunk 0 holds the pairs: every query after it has a block, taller than the screen.
     INFO("footer: " << f0.back());
-    CHECK_THAT(f0.back(), Contains("lines 1-"));
+    CHECK_THAT(f0[f0.size() - 2], Contains("lines 1-"));
 
     child.send("j");  // one line down: the header stays, the body moves up by one
-    REQUIRE(child.read_until(frames_drawn(2, 24)));
+    REQUIRE(child.read_until(frames_drawn(3, 24)));
     std::vector<std::string> f1 = last_frame(child.output);
     check_frame(f1, 24, 80, 0);
     for (size_t i = 0; i < 4; ++i) CHECK(f1[i] == f0[i]);
@@ -185,23 +195,30 @@ TEST_CASE("pager at 80x24 in a pseudo-terminal: fits, header pinned, scrolls, fo
     while (body0 < f0.size() && f0[body0].rfind("||eta dW_", 0) != 0) ++body0;
     REQUIRE(body0 + 2 < f0.size());
     CHECK(first_body_line(f1) == f0[body0 + 2]);
-    CHECK_THAT(f1.back(), Contains("lines 2-"));
+    CHECK_THAT(f1[f1.size() - 2], Contains("lines 2-"));
 
     child.send("\x1b[B");  // the down arrow scrolls too
-    REQUIRE(child.read_until(frames_drawn(3, 24)));
-    CHECK_THAT(last_frame(child.output).back(), Contains("lines 3-"));
-    child.send("k");
     REQUIRE(child.read_until(frames_drawn(4, 24)));
-    CHECK_THAT(last_frame(child.output).back(), Contains("lines 2-"));
+    std::vector<std::string> f = last_frame(child.output);
+    CHECK_THAT(f[f.size() - 2], Contains("lines 3-"));
+    child.send("k");
+    REQUIRE(child.read_until(frames_drawn(5, 24)));
+    f = last_frame(child.output);
+    CHECK_THAT(f[f.size() - 2], Contains("lines 2-"));
 
     child.send("n");  // the next chunk starts at its top
-    REQUIRE(child.read_until(frames_drawn(5, 24)));
+    REQUIRE(child.read_until(frames_drawn(6, 24)));
     std::vector<std::string> f2 = last_frame(child.output);
     check_frame(f2, 24, 80, 1);
 
     child.resize(20, 60);  // SIGWINCH: redrawn at the new size
-    REQUIRE(child.read_until(frames_drawn(6, 20)));
+    REQUIRE(child.read_until(frames_drawn(7, 20)));
     check_frame(last_frame(child.output), 20, 60, 1);
+
+    child.send("s");  // back to the summary
+    REQUIRE(child.read_until(frames_drawn(8, 20)));
+    f = last_frame(child.output);
+    CHECK_THAT(f[f.size() - 2], StartsWith("summary [1/5]"));
 
     child.send("q");
     REQUIRE(child.read_until([](const std::string& out) { return out.find("\x1b[?1049l") != std::string::npos; }));

@@ -61,7 +61,7 @@ TEST_CASE("task options: parsing, defaults and errors that name the option", "[t
     CHECK(task("needle", "depth=random").depth == -1);
 
     CHECK_THROWS_WITH(task("mqr"), Catch::Contains("unknown task 'mqr'") && Catch::Contains("mqar"));
-    CHECK_THROWS_WITH(task("mqar", "gaps=3"), Catch::Contains("task mqar: unknown option 'gaps' (valid: pairs, gap, filler)"));
+    CHECK_THROWS_WITH(task("mqar", "gaps=3"), Catch::Contains("task mqar: unknown option 'gaps' (valid: pairs, gap, filler, spread)"));
     CHECK_THROWS_WITH(task("mqar", "gap=abc"), Catch::Contains("option gap: expected an integer, found 'abc'"));
     CHECK_THROWS_WITH(task("mqar", "gap=12x"), Catch::Contains("found '12x'"));
     CHECK_THROWS_WITH(task("mqar", "pairs=0"), Catch::Contains("pairs must be >= 1, found 0"));
@@ -200,6 +200,93 @@ TEST_CASE("mqar: impossible settings name the parameters", "[tasks]") {
     // last one starts at 510 = 1 + 509, its value being s_511.
     CHECK_NOTHROW(make_batch(task("mqar", "pairs=1,gap=509"), 64, 2, 512, 0));
     CHECK_THROWS_WITH(make_batch(task("mqar", "pairs=1,gap=510"), 64, 2, 512, 0), Catch::Contains("gap=510 with pairs=1"));
+}
+
+TEST_CASE("mqar spread: pair j inside its span of the first S positions, queries after S, gap respected", "[tasks]") {
+    const int V = 68;
+    struct Case {
+        int n, pairs, gap, spread;
+    };
+    for (Case s : {Case{256, 8, 96, 128}, Case{256, 8, 0, 224}, Case{64, 4, 0, 8}, Case{100, 3, 10, 50}}) {
+        INFO("n=" << s.n << " pairs=" << s.pairs << " gap=" << s.gap << " spread=" << s.spread);
+        TaskConfig c = task("mqar", cat("pairs=", s.pairs, ",gap=", s.gap, ",spread=", s.spread));
+        CHECK(c.describe() == cat("mqar pairs=", s.pairs, " gap=", s.gap, " filler=random spread=", s.spread));
+        Batch batch = make_batch(c, V, 8, s.n, 3);
+        std::set<int> key_positions;
+        for (const Example& e : batch.examples) {
+            auto keys = e.markers_of(MarkerKind::Key), values = e.markers_of(MarkerKind::Value),
+                 queries = e.markers_of(MarkerKind::Query);
+            REQUIRE(keys.size() == static_cast<size_t>(s.pairs));
+            REQUIRE(values.size() == static_cast<size_t>(s.pairs));
+            REQUIRE(queries.size() == static_cast<size_t>(s.pairs));
+            std::vector<int> value_at(static_cast<size_t>(s.pairs));
+            for (int j = 0; j < s.pairs; ++j) {
+                const Marker& k = keys[static_cast<size_t>(j)];
+                const Marker& v = values[static_cast<size_t>(j)];
+                REQUIRE(k.index == j);  // markers sorted by position: spans keep the pairs in order
+                CHECK(v.index == j);
+                CHECK(v.position == k.position + 1);
+                CHECK(k.position >= j * s.spread / s.pairs);         // inside its span
+                CHECK(v.position < (j + 1) * s.spread / s.pairs);
+                CHECK(in_lower_half(e.tokens[k.position], V));
+                CHECK(in_upper_half(e.tokens[v.position], V));
+                value_at[static_cast<size_t>(j)] = v.position;
+                key_positions.insert(k.position);
+            }
+            for (const Marker& q : queries) {
+                CHECK(q.position >= s.spread);
+                CHECK((q.position - s.spread) % 2 == 0);  // the slot grid starts at S
+                CHECK(q.position - value_at[static_cast<size_t>(q.index)] >= s.gap);
+                CHECK(e.tokens[q.position] == e.tokens[keys[static_cast<size_t>(q.index)].position]);
+                CHECK(e.targets[q.position] == e.tokens[values[static_cast<size_t>(q.index)].position]);
+            }
+            CHECK(e.scored_positions().size() == static_cast<size_t>(s.pairs));
+            // Between the pairs is filler that never repeats a key.
+            for (int t = 0; t < s.n; ++t) {
+                const bool marked = std::any_of(e.markers.begin(), e.markers.end(), [&](const Marker& m) { return m.position == t; });
+                if (marked) continue;
+                for (const Marker& k : keys) CHECK(e.tokens[t] != e.tokens[k.position]);
+            }
+            check_targets_are_next_tokens(e);
+        }
+        if (s.spread > 2 * s.pairs) CHECK(key_positions.size() > static_cast<size_t>(s.pairs));  // places drawn, not fixed
+        else CHECK(key_positions.size() == static_cast<size_t>(s.pairs));  // spans of 2: each pair fills its span
+    }
+    // With S/D dividing the chunk (128/8 = 16, chunk 32), chunks 0-3 hold two whole pairs each.
+    Example e = make_example(task("mqar", "pairs=8,gap=96,spread=128"), V, 256, 1, 0);
+    auto keys = e.markers_of(MarkerKind::Key);
+    for (int j = 0; j < 8; ++j) CHECK(keys[static_cast<size_t>(j)].position / 32 == j / 2);
+    for (const Marker& v : e.markers_of(MarkerKind::Value)) CHECK(v.position / 32 == v.index / 2);
+}
+
+TEST_CASE("mqar: the packed layout (no spread) draws the streams it always drew", "[tasks]") {
+    // FNV-1a over tokens then targets of make_batch(mqar, V=68, B=4, n, seed 7), recorded
+    // before the spread option existed: spread=0 must not consume a draw or move a token.
+    struct Case {
+        const char* options;
+        int n;
+        uint64_t hash;
+    };
+    for (Case c : {Case{"pairs=8,gap=96", 256, 13390823884292581936ULL}, Case{"pairs=4,gap=32", 64, 3947862206137698629ULL},
+                   Case{"pairs=16", 256, 27905334559826470ULL}, Case{"pairs=4,filler=pad", 64, 12086843596454151944ULL}}) {
+        INFO(c.options << " n=" << c.n);
+        Batch b = make_batch(task("mqar", c.options), 68, 4, c.n, 7);
+        uint64_t h = 1469598103934665603ULL;
+        for (int32_t t : b.tokens) h = (h ^ static_cast<uint32_t>(t)) * 1099511628211ULL;
+        for (int32_t t : b.targets) h = (h ^ static_cast<uint32_t>(t)) * 1099511628211ULL;
+        CHECK(h == c.hash);
+    }
+}
+
+TEST_CASE("mqar spread: impossible settings name the parameters", "[tasks]") {
+    CHECK_THROWS_WITH(task("mqar", "pairs=8,spread=15"), Catch::Contains("spread must be 0") && Catch::Contains("found 15"));
+    CHECK_THROWS_WITH(task("mqar", "pairs=8,spread=-1"), Catch::Contains("spread must be 0"));
+    CHECK_THROWS_WITH(make_batch(task("mqar", "pairs=8,spread=250"), 68, 1, 256, 0),
+                      Catch::Contains("spread=250 with pairs=8 does not fit n=256"));
+    // spread 128: pair 7's value may sit at 127, so its query needs 127 + gap <= 254.
+    CHECK_NOTHROW(make_batch(task("mqar", "pairs=8,gap=127,spread=128"), 68, 2, 256, 0));
+    CHECK_THROWS_WITH(make_batch(task("mqar", "pairs=8,gap=129,spread=128"), 68, 1, 256, 0),
+                      Catch::Contains("gap=129 with pairs=8 spread=128 does not fit n=256") && Catch::Contains("end of its span"));
 }
 
 TEST_CASE("theorem probe: k* v* in an earlier chunk, out of the window, queried last", "[tasks]") {

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "driver/plots.h"
+#include "driver/text_format.h"
 #include "io/json.h"
 #include "ops/ops.h"
 #include "runtime/error.h"
@@ -72,6 +73,7 @@ std::vector<ProbeQuery> probe_queries(const Example& e, int chunk) {
         const int q = m.position;
         if (q < 0 || q >= static_cast<int>(e.targets.size()) || e.targets[static_cast<size_t>(q)] == IGNORE_TARGET) continue;
         ProbeQuery p;
+        p.pair = m.index;
         p.position = q;
         p.correct = e.targets[static_cast<size_t>(q)];
         p.chunk = q / chunk;
@@ -215,18 +217,7 @@ namespace {
 
 using theory::RunningMean;
 
-std::string fmt(double x, const char* spec = "%.4g") {
-    if (std::isnan(x)) return "n/a";
-    if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
-    char buf[64];
-    std::snprintf(buf, sizeof buf, spec, x);
-    return buf;
-}
-
-std::string pad(const std::string& s, size_t width, bool right = false) {
-    if (s.size() >= width) return s;
-    return right ? std::string(width - s.size(), ' ') + s : s + std::string(width - s.size(), ' ');
-}
+using text::fmt;
 
 // The max over w != correct of |dl[w]|, and the mean.
 void other_stats(const std::vector<double>& dl, int correct, double& maxabs, double& meanabs) {
@@ -363,6 +354,9 @@ void describe_step(ProbeStep& st, const ProbeResult& r, const ProbeData& d) {
     st.vocab = r.vocab;
     st.clip_tau = r.clip_tau;
     st.ttt_layers = r.ttt_layers;
+    st.conv_offsets = r.conv_offsets;
+    st.conv_taps_effective = r.conv_taps_effective;
+    st.conv_taps_gain = r.conv_taps_gain;
     st.tokens = shown.tokens;
     st.markers = shown.markers;
     st.queries = d.queries[static_cast<size_t>(o.step_example)];
@@ -448,6 +442,26 @@ void add_probe(TargetMeans& a, const TargetLogits& t, const Matrix& head, ProbeT
         if (w != v) a.readout_token[static_cast<size_t>(w)].add(readout_sum[static_cast<size_t>(w)]);
 }
 
+// The staircase: at each update limit k = 0 .. T, the fraction of probes with v* on
+// top and the mean dl(v*) against no update. With the pairs spread over the chunks
+// (mqar spread=S) both rise chunk by chunk, as each chunk's update stores its pairs.
+void staircase(ProbeTargetSummary& s, const TargetLogits& t, const ProbeData& d) {
+    const int T = static_cast<int>(t.logits.size()) - 1;
+    s.accuracy_by_limit.assign(static_cast<size_t>(T) + 1, 0.0);
+    s.dlogit_by_limit.assign(static_cast<size_t>(T) + 1, 0.0);
+    for (int k = 0; k <= T; ++k) {
+        RunningMean right, dl;
+        for (size_t b = 0; b < d.queries.size(); ++b)
+            for (const ProbeQuery& q : d.queries[b]) {
+                const std::vector<double> now = t.row(k, static_cast<int>(b), q.position);
+                right.add(theory::rank_of(now, q.correct) == 1 ? 1.0 : 0.0);
+                dl.add(now[static_cast<size_t>(q.correct)] - t.row(0, static_cast<int>(b), q.position)[static_cast<size_t>(q.correct)]);
+            }
+        s.accuracy_by_limit[static_cast<size_t>(k)] = right.mean();
+        s.dlogit_by_limit[static_cast<size_t>(k)] = dl.mean();
+    }
+}
+
 // The target's summary over every sequence and probe; for the learned target
 // also c_align and the bounds it gives (the offset-0 target is measured against them).
 void summarise_target(ProbeTargetSummary& s, ProbeResult& r, const TargetLogits& t, const ProbeData& d, const Matrix& head,
@@ -481,11 +495,17 @@ void summarise_target(ProbeTargetSummary& s, ProbeResult& r, const TargetLogits&
         if (pm.n > 0 && (std::fabs(pm.mean()) > s.dlogit_other_maxabs || s.dlogit_other_argmax < 0)) {
             s.dlogit_other_maxabs = std::fabs(pm.mean());
             s.dlogit_other_argmax = w;
+            s.dlogit_other_argmax_mean = pm.mean();
         }
         const RunningMean& rm = a.readout_token[static_cast<size_t>(w)];
-        if (rm.n > 0) s.readout_other_maxabs = std::max(s.readout_other_maxabs, std::fabs(rm.mean()));
+        if (rm.n > 0 && (std::fabs(rm.mean()) > s.readout_other_maxabs || s.readout_other_argmax < 0)) {
+            s.readout_other_maxabs = std::fabs(rm.mean());
+            s.readout_other_argmax = w;
+            s.readout_other_argmax_mean = rm.mean();
+        }
     }
     s.readout_correct_mean = a.readout_total.mean();
+    staircase(s, t, d);
     for (size_t li = 0; li < L; ++li) {
         s.readout_correct_layer[li] = a.readout_layer[li].mean();
         s.update_norm_layer[li] = a.norm_layer[li].mean();
@@ -520,12 +540,65 @@ QueryChunkView query_view(const TargetLogits& t, const Matrix& head, int se, int
     for (int w : qv.top) qv.top_logits.push_back(la[static_cast<size_t>(w)]);
     qv.dl_correct = dl[static_cast<size_t>(q.correct)];
     other_stats(dl, q.correct, qv.dl_other_maxabs, qv.dl_other_meanabs);
+    qv.dl = dl;
     qv.dl_cumulative = cum[static_cast<size_t>(q.correct)];
     double ignored = 0;
     other_stats(cum, q.correct, qv.dl_cumulative_other_maxabs, ignored);
     for (const LayerSnapshot& snap : t.snaps)
         qv.readout_correct.push_back(direct_readout(snap, head, se, q.position, chunk, chunk + 1)[static_cast<size_t>(q.correct)]);
     return qv;
+}
+
+// What the fast weight after chunks 0..chunk returns for each probe query's key,
+// asked with the query's features (see KeyReadout), in pair order.
+std::vector<KeyReadout> key_readouts(const ProbeStep& st, const TargetLogits& t, const Matrix& head, int chunk) {
+    std::vector<const ProbeQuery*> by_pair;
+    for (const ProbeQuery& q : st.queries) by_pair.push_back(&q);
+    std::stable_sort(by_pair.begin(), by_pair.end(), [](const ProbeQuery* a, const ProbeQuery* b) { return a->pair < b->pair; });
+    std::vector<KeyReadout> out;
+    for (const ProbeQuery* q : by_pair) {
+        KeyReadout k;
+        k.pair = q->pair;
+        k.value = q->correct;
+        k.query_position = q->position;
+        k.key = st.tokens[static_cast<size_t>(q->position)];
+        k.key_position = q->key_position;
+        // The conv never crosses a chunk edge: a key whose value lies in the next chunk stores nothing of it.
+        if (q->key_position >= 0 && q->value_position >= 0 && q->key_position / st.chunk == q->value_position / st.chunk)
+            k.stored_chunk = q->key_position / st.chunk;
+        k.stored = k.stored_chunk >= 0 && k.stored_chunk <= chunk;
+        std::vector<double> r(static_cast<size_t>(t.V), 0.0);
+        for (const LayerSnapshot& snap : t.snaps) {
+            std::vector<double> layer = direct_readout(snap, head, st.example, q->position, 0, chunk + 1);
+            for (size_t w = 0; w < r.size(); ++w) r[w] += layer[w];
+        }
+        k.top = theory::top_tokens(r, 1).front();
+        k.value_rank = theory::rank_of(r, k.value);
+        k.readout_value = r[static_cast<size_t>(k.value)];
+        k.readout_top = r[static_cast<size_t>(k.top)];
+        out.push_back(k);
+    }
+    return out;
+}
+
+// V_t of every position of example b, decoded through the output head (DecodedTarget).
+std::vector<DecodedTarget> decode_targets(const LayerSnapshot& s, const Matrix& head, int b, int top) {
+    std::vector<DecodedTarget> out(static_cast<size_t>(s.n));
+    std::vector<double> score(static_cast<size_t>(head.rows));
+    for (int t = 0; t < s.n; ++t) {
+        const double* v = s.v.data() + (static_cast<size_t>(b) * static_cast<size_t>(s.n) + static_cast<size_t>(t)) * static_cast<size_t>(s.d);
+        for (int w = 0; w < head.rows; ++w) score[static_cast<size_t>(w)] = theory::dot(head.row(w), v, s.d);
+        DecodedTarget& dt = out[static_cast<size_t>(t)];
+        dt.top = theory::top_tokens(score, top);
+        for (int w : dt.top) dt.score.push_back(score[static_cast<size_t>(w)]);
+        for (int w = 0; w < head.rows; ++w)
+            if (dt.moved < 0 || std::fabs(score[static_cast<size_t>(w)]) > std::fabs(dt.moved_score)) {
+                dt.moved = w;
+                dt.moved_score = score[static_cast<size_t>(w)];
+            }
+        dt.norm = std::sqrt(theory::dot(v, v, s.d));
+    }
+    return out;
 }
 
 // The step view of the shown sequence for one target: each chunk's update
@@ -550,7 +623,10 @@ void fill_step_view(ProbeStep& st, const TargetLogits& t, const Matrix& head, in
         }
         for (const ProbeQuery& q : st.queries)
             if (q.chunk > cv.chunk) view.queries.push_back(query_view(t, head, se, cv.chunk, q, top));  // chunk i reaches later chunks only
+        view.keys = key_readouts(st, t, head, cv.chunk);
     }
+    st.decoded[ti].clear();
+    for (const LayerSnapshot& snap : t.snaps) st.decoded[ti].push_back(decode_targets(snap, head, se, std::min(3, V)));
     std::vector<double>& pos = st.position_dlogit[ti];
     pos.assign(static_cast<size_t>(n) * static_cast<size_t>(V), 0.0);
     for (int p = 0; p < n; ++p) {
@@ -587,6 +663,12 @@ void check_bounds(ProbeResult& r, const ModelConfig& cfg) {
 
 }  // namespace
 
+const ProbeQuery* ProbeStep::query_of_pair(int pair) const {
+    for (const ProbeQuery& q : queries)
+        if (q.pair == pair) return &q;
+    return nullptr;
+}
+
 ProbeRun run_probe(Model& model, const ProbeOptions& o) {
     validate_probe_options(o, model);
     const ProbeData data = draw_sequences(o, model.config().vocab_size, model.config().ttt_chunk);
@@ -605,11 +687,8 @@ ProbeRun run_probe(Model& model, const ProbeOptions& o) {
     return run;
 }
 
-// ---------------------------------------------------------------- text
+// ---------------------------------------------------------------- markers
 
-// Position -> short label ("k0", "v0", "?0", "a0") of the first key, value, query
-// or answer marker there: how chunk pages and heatmap rows name positions.
-namespace {
 std::map<int, std::string> marker_labels(const ProbeStep& s) {
     std::map<int, std::string> mark;
     for (const Marker& m : s.markers) {
@@ -621,223 +700,6 @@ std::map<int, std::string> marker_labels(const ProbeStep& s) {
         if (tag && !mark.count(m.position)) mark[m.position] = cat(tag, m.index);
     }
     return mark;
-}
-}  // namespace
-
-std::string format_tokens(const ProbeStep& s, int begin, int end) {
-    std::map<int, std::string> mark = marker_labels(s);
-    std::string out, line;
-    int line_start = begin;
-    for (int t = begin; t < end; ++t) {
-        const int tok = s.tokens[static_cast<size_t>(t)];
-        std::string word = mark.count(t) ? cat("[", mark[t], ":", tok, "]") : std::to_string(tok);
-        if (!line.empty() && line.size() + word.size() + 1 > 68) {  // "  1234 | " + 68 columns: 77 in all
-            out += cat("  ", pad(std::to_string(line_start), 4, true), " | ", line, "\n");
-            line.clear();
-            line_start = t;
-        }
-        line += (line.empty() ? "" : " ") + word;
-    }
-    if (!line.empty()) out += cat("  ", pad(std::to_string(line_start), 4, true), " | ", line, "\n");
-    return out;
-}
-
-namespace {
-
-std::string step_header(const ProbeStep& s) {
-    return cat("model step, sequence ", s.example, ": n=", s.seq_len, " (", s.chunks.size(), " chunks of ", s.chunk, ")\ntask ",
-               s.task.describe());
-}
-
-std::string query_caption(const ProbeStep& s, const ProbeQuery& q) {
-    std::string out = cat("query q=", q.position, " (chunk ", q.chunk, "), v*=", q.correct);
-    if (q.key_position >= 0) out += cat(", its key at t*=", q.key_position);
-    if (q.value_position >= 0) out += cat(", value at ", q.value_position, " (chunk ", q.value_position / s.chunk, ")");
-    return out;
-}
-
-}  // namespace
-
-namespace {
-const size_t kLabelWidth = 30, kColumnWidth = 24;  // 78 columns in all
-}  // namespace
-
-std::string format_chunk_header(const ProbeStep& s, int chunk) {
-    ITTT_CHECK(chunk >= 0 && chunk < static_cast<int>(s.chunks.size()), "format_chunk_text: chunk ", chunk, " outside [0, ",
-               s.chunks.size(), ")");
-    const ChunkView& cv = s.chunks[static_cast<size_t>(chunk)];
-    std::ostringstream o;
-    o << step_header(s) << "\n";
-    o << "chunk " << cv.chunk << " of " << s.chunks.size() << ": positions " << cv.begin << "-" << cv.end - 1
-      << "   [k] key [v] value [?] query [a] answer\n";
-    o << format_tokens(s, cv.begin, cv.end);
-    const size_t wl = kLabelWidth, wc = kColumnWidth;
-    o << pad("", wl) << pad(probe_target_title(ProbeTarget::Learned), wc, true)
-      << pad(probe_target_title(ProbeTarget::Offset0), wc, true) << "\n";
-    // With ttt_clip_tau on, say which updates it clipped and how large they were before.
-    auto norm_cell = [&](const ChunkTargetView& v, size_t li) {
-        if (!v.clipped[li]) return fmt(v.update_norm[li]);
-        return cat(fmt(v.update_norm[li]), " (was ", fmt(v.update_norm_unclipped[li]), ")");
-    };
-    bool any_clipped = false;
-    for (size_t li = 0; li < s.ttt_layers.size(); ++li) {
-        o << pad(cat("||eta dW_", cv.chunk, "||_F, layer ", s.ttt_layers[li]), wl) << pad(norm_cell(cv.view[0], li), wc, true)
-          << pad(norm_cell(cv.view[1], li), wc, true) << "\n";
-        any_clipped |= cv.view[0].clipped[li] || cv.view[1].clipped[li];
-    }
-    if (any_clipped) o << "  (was X: ttt_clip_tau = " << fmt(s.clip_tau) << " clipped this update down from ||eta dW||_F = X)\n";
-    return o.str();
-}
-
-std::string format_chunk_body(const ProbeStep& s, int chunk) {
-    ITTT_CHECK(chunk >= 0 && chunk < static_cast<int>(s.chunks.size()), "format_chunk_text: chunk ", chunk, " outside [0, ",
-               s.chunks.size(), ")");
-    const ChunkView& cv = s.chunks[static_cast<size_t>(chunk)];
-    std::ostringstream o;
-    const size_t wl = kLabelWidth, wc = kColumnWidth;
-    const std::vector<QueryChunkView>& q0 = cv.view[0].queries;
-    if (q0.empty()) {
-        o << "\nno query after this chunk: its update reaches only tokens past the sequence\n";
-        return o.str();
-    }
-    for (size_t k = 0; k < q0.size(); ++k) {
-        const QueryChunkView* v[2] = {&cv.view[0].queries[k], &cv.view[1].queries[k]};
-        const ProbeQuery* pq = nullptr;
-        for (const ProbeQuery& q : s.queries)
-            if (q.position == v[0]->position) pq = &q;
-        o << "\n" << (pq ? query_caption(s, *pq) : cat("query q=", v[0]->position, ", v*=", v[0]->correct)) << "\n";
-        auto row = [&](const std::string& label, const std::string& a, const std::string& b) {
-            o << pad("  " + label, wl) << pad(" " + a, wc, true) << pad(" " + b, wc, true) << "\n";
-        };
-        auto both = [&](auto get) { return std::make_pair(get(*v[0]), get(*v[1])); };
-        auto p = both([](const QueryChunkView& x) { return fmt(x.logit_before) + " -> " + fmt(x.logit_after); });
-        row("logit(v*) before -> after", p.first, p.second);
-        p = both([](const QueryChunkView& x) { return cat(x.rank_before, " -> ", x.rank_after); });
-        row("rank(v*) before -> after", p.first, p.second);
-        p = both([](const QueryChunkView& x) { return fmt(x.dl_correct, "%+.4g"); });
-        row(cat("dl(v*) from chunk ", cv.chunk), p.first, p.second);
-        p = both([](const QueryChunkView& x) { return fmt(x.dl_other_maxabs); });
-        row("max |dl(w)|, w != v*", p.first, p.second);
-        p = both([](const QueryChunkView& x) { return fmt(x.dl_other_meanabs); });
-        row("mean |dl(w)|, w != v*", p.first, p.second);
-        p = both([](const QueryChunkView& x) { return fmt(x.dl_cumulative, "%+.4g"); });
-        row(cat("dl(v*) from chunks 0..", cv.chunk), p.first, p.second);
-        for (size_t li = 0; li < s.ttt_layers.size(); ++li) {
-            p = both([&](const QueryChunkView& x) { return fmt(x.readout_correct[li], "%+.4g"); });
-            row(cat("readout(v*), layer ", s.ttt_layers[li]), p.first, p.second);
-        }
-        p = both([&](const QueryChunkView& x) {
-            std::string t;
-            for (size_t i = 0; i < x.top.size(); ++i) t += (i ? " " : "") + (x.top[i] == x.correct ? cat(x.top[i], "*") : std::to_string(x.top[i]));
-            return t;
-        });
-        row("top tokens (* = v*)", p.first, p.second);
-    }
-    if (!s.ttt_layers.empty()) o << "\n(readout(v*) = e_v*.(eta dW) z_q, the update's direct effect on v*'s logit)\n";
-    return o.str();
-}
-
-std::string format_chunk_text(const ProbeStep& s, int chunk) { return format_chunk_header(s, chunk) + format_chunk_body(s, chunk); }
-
-std::string format_step_text(const ProbeStep& s) {
-    std::string out;
-    for (size_t i = 0; i < s.chunks.size(); ++i) out += (i ? "\n" : "") + format_chunk_text(s, static_cast<int>(i));
-    return out;
-}
-
-std::string format_summary_text(const ProbeResult& r) {
-    const ProbeOptions& o = r.options;
-    std::ostringstream s;
-    std::string layers;
-    for (size_t i = 0; i < r.ttt_layers.size(); ++i) layers += (i ? "," : "") + std::to_string(r.ttt_layers[i]);
-    s << "model probe: " << (r.checkpoint.empty() ? std::string("model") : r.checkpoint) << " (vocab " << r.vocab
-      << ", TTT layers " << layers << ", chunk " << r.chunk << ", eta " << fmt(r.eta) << "), task " << o.task.describe()
-      << ", n=" << o.seq_len << " (" << r.chunks << " chunks), " << o.examples << " sequences, seed " << o.seed << ", "
-      << r.targets[0].probes << " probe queries\n";
-    s << "targets: Learned = the checkpoint as trained; Offset-0 = the same weights with every conv tap zeroed but offset 0\n";
-    s << "dl = logits with every chunk's update minus logits with none (ttt_update_limit = 0), at each probe query\n\n";
-    s << "measured on the model\n";
-    s << "  eps         " << pad(fmt(r.eps), 10) << "  max |e_a.e_b| over the output head's ordinary rows\n";
-    s << "  c_norm^2    " << pad(fmt(r.c_norm_sq), 10) << "  min ||e_a||^2 over the same rows\n";
-    for (size_t i = 0; i < r.ttt_layers.size(); ++i) {
-        s << "  c_align L" << r.ttt_layers[i] << pad("", r.ttt_layers[i] < 10 ? 1 : 0) << " " << pad(fmt(r.c_align_layer[i]), 10)
-          << "  mean Z_t*.z_q: the key's MLP features against the query's\n";
-        s << "  other   L" << r.ttt_layers[i] << pad("", r.ttt_layers[i] < 10 ? 1 : 0) << " "
-          << pad(fmt(r.c_align_other_layer[i]), 10) << "  mean Z_t.z_q over the other earlier-chunk positions (assumed 0)\n";
-        if (i < r.conv_taps.size()) {
-            s << "  conv taps   mean |w| per tap (offset: value), layer " << r.ttt_layers[i] << ":";
-            for (size_t k = 0; k < r.conv_taps[i].size(); ++k)
-                s << "  " << (r.conv_offsets[k] > 0 ? "+" : "") << r.conv_offsets[k] << ": " << fmt(r.conv_taps[i][k], "%.3g");
-            s << "\n";
-            s << "              mean signed w" << (r.learned_proj ? " x P[c,c]" : "") << " per tap:";
-            for (size_t k = 0; k < r.conv_taps_effective[i].size(); ++k)
-                s << "  " << (r.conv_offsets[k] > 0 ? "+" : "") << r.conv_offsets[k] << ": " << fmt(r.conv_taps_effective[i][k], "%+.3g");
-            s << "\n";
-            s << "              gain ||diag(w_k)" << (r.learned_proj ? " P" : "") << "||_F/sqrt(d) per tap:";
-            for (size_t k = 0; k < r.conv_taps_gain[i].size(); ++k)
-                s << "  " << (r.conv_offsets[k] > 0 ? "+" : "") << r.conv_offsets[k] << ": " << fmt(r.conv_taps_gain[i][k], "%.3g");
-            s << "\n";
-        }
-    }
-    s << "  bounds      eta*c_norm^2*c_align = " << fmt(r.bound_lower) << ", eta*eps*c_align = " << fmt(r.bound_cross) << "\n";
-    s << "  (a heuristic here: the theorem is about one block read out through the embedding; this model has\n"
-      << "   attention, norms" << (r.learned_proj ? ", a learned P" : "")
-      << " and learned conv taps, so a verdict below is an observation, not a proof)\n\n";
-
-    const size_t w_target = 10, w_claim = 30, w_num = 11;
-    s << pad("target", w_target) << pad("claim (real logits)", w_claim) << pad("measured", w_num, true) << pad("bound", w_num, true)
-      << pad("margin", w_num, true) << pad("ratio", w_num, true) << "  verdict\n";
-    auto row = [&](ProbeTarget t, const std::string& claim, const theory::BoundCheck& c, bool claimed) {
-        s << pad(probe_target_title(t), w_target) << pad(claim, w_claim) << pad(fmt(c.measured), w_num, true)
-          << pad(fmt(c.bound), w_num, true) << pad(fmt(c.margin, "%+.4g"), w_num, true) << pad(fmt(c.ratio, "%.3g"), w_num, true)
-          << "  " << (claimed ? (c.holds ? "holds" : "FAILS") : "no claim") << "\n";
-    };
-    const ProbeTargetSummary& lm = r.target(ProbeTarget::Learned);
-    const ProbeTargetSummary& rc = r.target(ProbeTarget::Offset0);
-    row(ProbeTarget::Learned, "E[dl(v*)] >=", lm.correct, true);
-    row(ProbeTarget::Learned, "max|E[dl(w)]|, w!=v* <=", lm.other, true);
-    row(ProbeTarget::Offset0, "|E[dl(v*)]| <=", rc.correct, true);
-    row(ProbeTarget::Offset0, "max|E[dl(w)]|, w!=v* <=", rc.other, false);
-    s << pad("", w_target) << "direct readout e_w.(eta dW) z_q, summed over TTT layers:\n";
-    row(ProbeTarget::Learned, "E[readout(v*)] >=", lm.readout_correct, true);
-    row(ProbeTarget::Learned, "max|E[readout(w)]| <=", lm.readout_other, true);
-    row(ProbeTarget::Offset0, "|E[readout(v*)]| <=", rc.readout_correct, true);
-
-    const size_t wl = 38, wc = 24;
-    s << "\n" << pad("at the probe queries (means)", wl) << pad("Learned", wc, true) << pad("Offset-0", wc, true) << "\n";
-    auto line = [&](const std::string& label, const std::string& a, const std::string& b) {
-        s << pad("  " + label, wl) << pad(" " + a, wc, true) << pad(" " + b, wc, true) << "\n";
-    };
-    line("logit(v*) without -> with updates", fmt(lm.logit_correct_before) + " -> " + fmt(lm.logit_correct_after),
-         fmt(rc.logit_correct_before) + " -> " + fmt(rc.logit_correct_after));
-    line("rank(v*) without -> with", fmt(lm.rank_before, "%.3g") + " -> " + fmt(lm.rank_after, "%.3g"),
-         fmt(rc.rank_before, "%.3g") + " -> " + fmt(rc.rank_after, "%.3g"));
-    line("accuracy (v* on top) without -> with", fmt(100 * lm.accuracy_before, "%.0f") + "% -> " + fmt(100 * lm.accuracy_after, "%.0f") + "%",
-         fmt(100 * rc.accuracy_before, "%.0f") + "% -> " + fmt(100 * rc.accuracy_after, "%.0f") + "%");
-    line("E[dl(v*)] (se)", fmt(lm.dlogit_correct_mean) + " (" + fmt(lm.dlogit_correct_se, "%.2g") + ")",
-         fmt(rc.dlogit_correct_mean) + " (" + fmt(rc.dlogit_correct_se, "%.2g") + ")");
-    line("mean |dl(w)|, w != v*", fmt(lm.dlogit_other_meanabs), fmt(rc.dlogit_other_meanabs));
-    for (size_t i = 0; i < r.ttt_layers.size(); ++i) {
-        line(cat("E[readout(v*)], layer ", r.ttt_layers[i]), fmt(lm.readout_correct_layer[i]), fmt(rc.readout_correct_layer[i]));
-        line(cat("mean ||eta dW_i||_F, layer ", r.ttt_layers[i]), fmt(lm.update_norm_layer[i]), fmt(rc.update_norm_layer[i]));
-        if (r.clip_tau > 0)
-            line(cat("clipped (tau ", fmt(r.clip_tau), "), layer ", r.ttt_layers[i]),
-                 cat(lm.clipped_layer[i], " of ", lm.updates_per_layer), cat(rc.clipped_layer[i], " of ", rc.updates_per_layer));
-    }
-    s << "\n";
-    auto verdict = [&](ProbeTarget t, const std::string& q, const theory::BoundCheck& c) {
-        s << probe_target_title(t) << ": " << q << " = " << fmt(c.measured) << (c.lower ? " >= " : " <= ") << "bound "
-          << fmt(c.bound) << ": " << (c.holds ? "holds" : "FAILS") << " (margin " << fmt(c.margin, "%+.4g") << ", ratio "
-          << fmt(c.ratio, "%.3g") << ")\n";
-    };
-    verdict(ProbeTarget::Learned, "E[dl(v*)]", lm.correct);
-    verdict(ProbeTarget::Learned, "max_{w!=v*} |E[dl(w)]|", lm.other);
-    verdict(ProbeTarget::Learned, "E[e_v*.(eta dW) z_q] (direct readout)", lm.readout_correct);
-    s << "  why: " << lm.reason << "\n";
-    verdict(ProbeTarget::Offset0, "|E[dl(v*)]|", rc.correct);
-    verdict(ProbeTarget::Offset0, "|E[e_v*.(eta dW) z_q]| (direct readout)", rc.readout_correct);
-    s << "  why: " << rc.reason << "\n";
-    return s.str();
 }
 
 // ---------------------------------------------------------------- JSON
@@ -864,7 +726,15 @@ void add_query(JsonWriter& j, const QueryChunkView& q) {
     j.array("top", q.top).array("top_logits", q.top_logits);
     j.field("dlogit_correct", q.dl_correct).field("dlogit_other_maxabs", q.dl_other_maxabs);
     j.field("dlogit_other_meanabs", q.dl_other_meanabs).field("dlogit_correct_cumulative", q.dl_cumulative);
-    j.array("readout_correct", q.readout_correct);
+    j.array("readout_correct", q.readout_correct).field("right", q.right());
+    j.end_object();
+}
+
+void add_key(JsonWriter& j, const KeyReadout& k) {
+    j.begin_object().field("pair", k.pair).field("key", k.key).field("value", k.value);
+    j.field("key_position", k.key_position).field("query_position", k.query_position);
+    j.field("stored_chunk", k.stored_chunk).field("stored", k.stored).field("top", k.top).field("value_rank", k.value_rank);
+    j.field("readout_value", k.readout_value).field("readout_top", k.readout_top).field("right", k.right());
     j.end_object();
 }
 
@@ -892,6 +762,22 @@ std::string format_step_json(const ProbeStep& s) {
             j.end_array();
             j.key("queries").begin_array();
             for (const QueryChunkView& q : v.queries) add_query(j, q);
+            j.end_array();
+            j.key("keys").begin_array();
+            for (const KeyReadout& k : v.keys) add_key(j, k);
+            j.end_array();
+            // Per TTT layer and position: the token V_t raises most, and the token it
+            // moves most with the sign of the move (DecodedTarget).
+            j.key("v_decoded").begin_array();
+            for (const std::vector<DecodedTarget>& layer : s.decoded[probe_target_index(t)]) {
+                j.begin_array();
+                for (int p = cv.begin; p < cv.end; ++p) {
+                    const DecodedTarget& d = layer[static_cast<size_t>(p)];
+                    j.begin_object().field("top", d.top.empty() ? -1 : d.top.front()).field("moved", d.moved);
+                    j.field("moved_score", d.moved_score).end_object();
+                }
+                j.end_array();
+            }
             j.end_array().end_object();
         }
         out += j.end_object().text() + "\n";
@@ -928,6 +814,8 @@ std::string format_summary_json(const ProbeResult& r) {
         j.field("logit_correct_before", s.logit_correct_before).field("logit_correct_after", s.logit_correct_after);
         j.field("rank_before", s.rank_before).field("rank_after", s.rank_after);
         j.field("accuracy_before", s.accuracy_before).field("accuracy_after", s.accuracy_after);
+        j.array("accuracy_by_limit", s.accuracy_by_limit).array("dlogit_by_limit", s.dlogit_by_limit);
+        j.field("readout_other_argmax", s.readout_other_argmax);
         j.array("update_norm_layers", s.update_norm_layer).field("ttt_clip_tau", r.clip_tau);
         j.array("clipped_updates_layers", s.clipped_layer).field("updates_per_layer", s.updates_per_layer);
         j.field("holds", s.holds).field("heuristic", true).field("reason", s.reason);
@@ -947,14 +835,12 @@ std::string join_path(const std::string& dir, const std::string& name) {
 
 void append(std::vector<std::string>& to, const std::vector<std::string>& from) { to.insert(to.end(), from.begin(), from.end()); }
 
-std::string caption(const ProbeStep& s) {
-    std::string out = cat(s.task.describe(), ", sequence ", s.example);
-    if (!s.queries.empty()) {
-        const ProbeQuery& q = s.queries.front();
-        out += cat(": query q=", q.position, ", v*=", q.correct);
-    }
-    return out;
-}
+std::string caption(const ProbeStep& s) { return cat(s.task.describe(), ", sequence ", s.example); }
+
+const char* kTapColors[4] = {"#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e"};
+
+// The x axis every chunk plot shares, the model's and the theory mode's.
+const char* kUpdatesAxis = "chunk updates applied: 0 = none, k = the updates of chunks 0..k-1";
 
 }  // namespace
 
@@ -969,9 +855,9 @@ std::vector<std::string> plot_probe_step(const ProbeStep& s, const std::string& 
     // update reaches it, so its value stays at its total.
     {
         plots::LinePlot p;
-        p.title = "dl(v*) at the queries as chunk updates are added (" + caption(s) + ")";
-        p.xlabel = "chunk updates applied (ttt_update_limit): 0 = none, k = chunks 0..k-1";
-        p.ylabel = "logit change (mean over the queries)";
+        p.title = cat("dl(v*), mean over the ", s.queries.size(), " queries of ", caption(s));
+        p.xlabel = kUpdatesAxis;
+        p.ylabel = "logit change dl(v*) against no update";
         std::vector<double> x;
         for (int k = 0; k <= T; ++k) x.push_back(k);
         p.xtics = x;
@@ -1001,12 +887,14 @@ std::vector<std::string> plot_probe_step(const ProbeStep& s, const std::string& 
     const int v = s.queries.front().correct;
     {
         plots::HistogramPlot p;
-        p.title = "dl over the vocabulary at the query, every update vs none (" + caption(s) + ")";
+        const ProbeQuery& first = s.queries.front();
+        p.title = cat("dl over the vocabulary at ?", first.pair, " (q=", first.position, ", answer v", first.pair, ":", first.correct,
+                      "), every update vs none (", caption(s), ")");
         p.xlabel = "logit change dl(w)";
         p.ylabel = "tokens";
         for (int ti = 0; ti < 2; ++ti) p.samples.push_back({probe_target_title(kProbeTargets[ti]), s.final_dlogit[ti]});
-        p.markers.push_back({"Learned dl(v*)", s.final_dlogit[0][static_cast<size_t>(v)]});
-        p.markers.push_back({"Offset-0 dl(v*)", s.final_dlogit[1][static_cast<size_t>(v)]});
+        p.markers.push_back({cat("Learned dl(v", first.pair, ":", v, ")"), s.final_dlogit[0][static_cast<size_t>(v)]});
+        p.markers.push_back({cat("Offset-0 dl(v", first.pair, ":", v, ")"), s.final_dlogit[1][static_cast<size_t>(v)]});
         append(paths, plots::histogram_plot(p, join_path(dir, "model_histogram")));
     }
     // (c) dl at every position from chunk 1 on (chunk 0 sees no update), columns
@@ -1045,9 +933,9 @@ std::vector<std::string> plot_probe_step(const ProbeStep& s, const std::string& 
         std::vector<std::string> col_labels;
         for (int w : columns) {
             std::string label = std::to_string(w);
-            for (size_t k = 0; k < s.queries.size(); ++k)
-                if (s.queries[k].correct == w) {
-                    label = s.queries.size() == 1 ? cat("v*=", w) : cat("v*", k, "=", w);
+            for (const ProbeQuery& q : s.queries)  // v0:38, as the chunk pages write pair 0's value 38
+                if (q.correct == w) {
+                    label = cat("v", q.pair, ":", w);
                     break;
                 }
             col_labels.push_back(label);
@@ -1056,7 +944,7 @@ std::vector<std::string> plot_probe_step(const ProbeStep& s, const std::string& 
             plots::HeatmapPlot p;
             ProbeTarget target = kProbeTargets[ti];
             p.title = cat(probe_target_title(target), ": logit change at every position, every update vs none (", caption(s), ")");
-            p.xlabel = "token w";
+            p.xlabel = "token w (vj:id = the value of pair j; the row of ?j is its query)";
             p.ylabel = "position t";
             p.cblabel = "dl(w) at t";
             p.rows = rows;
@@ -1068,7 +956,51 @@ std::vector<std::string> plot_probe_step(const ProbeStep& s, const std::string& 
             append(paths, plots::heatmap_plot(p, join_path(dir, cat("model_heatmap_", probe_target_name(target)))));
         }
     }
+    // (d) the conv taps of each TTT layer: the signed weight each offset gives the
+    // target (through P's diagonal) and its gain. The fixed next-token target is 1 at
+    // +1 and 0 elsewhere; the reconstruction target 1 at 0.
+    if (!s.conv_offsets.empty() && !s.conv_taps_effective.empty()) {
+        plots::LinePlot p;
+        p.title = cat("conv taps of the target V = Conv1D(S) P, per TTT layer (", caption(s), ")");
+        p.xlabel = "tap offset: -1 = the token before, 0 = the token itself, +1 = the next token";
+        p.ylabel = "weight";
+        std::vector<double> x(s.conv_offsets.begin(), s.conv_offsets.end());
+        p.xtics = x;
+        for (size_t li = 0; li < s.conv_taps_effective.size(); ++li) {
+            const std::string layer = cat("layer ", s.ttt_layers[li]);
+            p.series.push_back({layer + ": mean signed w x P[c,c]", x, s.conv_taps_effective[li], "linespoints", false, kTapColors[li % 4]});
+            p.series.push_back({layer + ": gain ||diag(w_k) P||_F / sqrt(d)", x, s.conv_taps_gain[li], "linespoints", true, kTapColors[li % 4]});
+        }
+        p.hlines.push_back({"0", 0.0});
+        append(paths, plots::line_plot(p, join_path(dir, "model_taps")));
+    }
     return paths;
+}
+
+std::vector<std::string> plot_probe_summary(const ProbeResult& r, const std::string& dir) {
+    const ProbeTargetSummary& lm = r.target(ProbeTarget::Learned);
+    if (lm.accuracy_by_limit.empty()) return {};
+    const char* colors[2] = {"#1f77b4", "#d62728"};
+    plots::LinePlot p;
+    p.title = cat("the staircase: ", lm.probes, " queries of ", r.options.examples, " sequences, ", r.options.task.describe());
+    p.xlabel = kUpdatesAxis;
+    p.ylabel = "mean dl(v*) against no update (solid)";
+    p.y2label = "accuracy, v* on top (dashed, %)";
+    p.y2min = -2;
+    p.y2max = 102;
+    std::vector<double> x;
+    for (size_t k = 0; k < lm.accuracy_by_limit.size(); ++k) x.push_back(static_cast<double>(k));
+    p.xtics = x;
+    for (int ti = 0; ti < 2; ++ti) {
+        const ProbeTargetSummary& t = r.targets[ti];
+        std::vector<double> percent;
+        for (double a : t.accuracy_by_limit) percent.push_back(100 * a);
+        const std::string name = probe_target_title(kProbeTargets[ti]);
+        p.series.push_back({name + ": dl(v*)", x, t.dlogit_by_limit, "linespoints", false, colors[ti]});
+        p.series.push_back({name + ": accuracy", x, percent, "linespoints", true, colors[ti], true});
+    }
+    p.hlines.push_back({"0", 0.0});
+    return plots::line_plot(p, join_path(dir, "model_staircase"));
 }
 
 }  // namespace ittt::probe

@@ -41,6 +41,7 @@
 //   std::cout << probe::format_summary_text(r) << probe::format_step_text(r.step);
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -79,6 +80,7 @@ std::vector<double> logits_with_limit(Model& model, const Tensor& tokens, int li
 // Where a query's pair is: for each Query marker, the Key and Value markers of the
 // same index (position -1 when the example has none).
 struct ProbeQuery {
+    int pair = 0;           // the marker index: the query of pair j is marked ?j, its key kj, its value vj
     int position = 0;       // q
     int correct = 0;        // v*: the scored target at q
     int key_position = -1;  // t*
@@ -136,12 +138,41 @@ struct QueryChunkView {
     double dl_cumulative = 0;                  // dl[correct] after chunks 0..i vs no update at all
     double dl_cumulative_other_maxabs = 0;     // max over w != correct of the same
     std::vector<double> readout_correct;       // per TTT layer: e_v*^T (eta dW_i) z_q
+    std::vector<double> dl;                    // dl_i(w) for every token w: this chunk's update alone
+    bool right() const { return rank_after == 1; }  // v* strictly on top after the update
+};
+// What the fast weight returns for one stored key after chunks 0..i: the readout
+// sum over TTT layers of e_w^T (eta sum_{j <= i} dW_j) z_q at the key's query q,
+// i.e. what the memory answers when the query's features ask it.
+struct KeyReadout {
+    int pair = 0;                  // kj / vj / ?j
+    int key = 0, value = 0;        // tokens
+    int key_position = -1, query_position = 0;
+    int stored_chunk = -1;         // the chunk whose update holds the pair; -1 when a chunk edge splits it
+    bool stored = false;           // stored_chunk in 0..i
+    int top = -1;                  // the token the readout ranks first
+    int value_rank = 0;            // rank of the value in the readout (1: on top)
+    double readout_value = 0, readout_top = 0;
+    bool right() const { return stored && top == value; }
+};
+// What a target vector V_t stands for, read through the output head: e_w.V_t is how
+// much the stored value moves token w's logit when a key retrieves it (the factor
+// e_w^T V_t of the theorem's dl). A learned look-ahead target raises x_{t+1}; the
+// offset-0 target of data/learned-mqar lowers x_t instead (its tap and P are negative
+// there), so the pages show the token moved most, with its sign.
+struct DecodedTarget {
+    std::vector<int> top;        // the largest e_w.V_t first
+    std::vector<double> score;   // e_w.V_t of each
+    int moved = -1;              // the token with the largest |e_w.V_t|
+    double moved_score = 0;      // its e_w.V_t, with the sign
+    double norm = 0;             // ||V_t||
 };
 struct ChunkTargetView {
     std::vector<double> update_norm;           // ||eta dW_i||_F per TTT layer, as applied (after clipping)
     std::vector<double> update_norm_unclipped; // the same before ttt_clip_tau
     std::vector<int> clipped;                  // 1 where ttt_clip_tau scaled the update down to tau
     std::vector<QueryChunkView> queries;       // the queries after this chunk (chunk(q) > i)
+    std::vector<KeyReadout> keys;              // every probe query's key, in pair order
 };
 struct ChunkView {
     int chunk = 0, begin = 0, end = 0;         // positions [begin, end)
@@ -160,6 +191,14 @@ struct ProbeStep {
     std::vector<double> final_dlogit[2];
     // dl (n x V, row-major) at every position, all updates vs none, per target.
     std::vector<double> position_dlogit[2];
+    // V_t decoded, per target, per TTT layer, per position.
+    std::vector<std::vector<DecodedTarget>> decoded[2];
+    // The conv taps of each TTT layer (the learned model): offsets, and per layer the
+    // mean signed weight times P[c, c] and the gain ||diag(w_k) P||_F / sqrt(d).
+    std::vector<int> conv_offsets;
+    std::vector<std::vector<double>> conv_taps_effective, conv_taps_gain;
+    // The query of pair j (nullptr when the sequence has none).
+    const ProbeQuery* query_of_pair(int pair) const;
 };
 
 // ---- the summary over many sequences ----
@@ -170,12 +209,18 @@ struct ProbeTargetSummary {
     double dlogit_correct_mean = 0, dlogit_correct_se = 0;  // real logits, all updates vs none
     double dlogit_other_maxabs = 0;    // max over w of |mean over probes with w != v* of dl[w]|
     int dlogit_other_argmax = -1;
+    double dlogit_other_argmax_mean = 0;   // that token's mean dl, with its sign
     double dlogit_other_meanabs = 0;   // mean over probes and w != v* of |dl[w]| (per probe, not bounded)
     double logit_correct_before = 0, logit_correct_after = 0;  // means
     double rank_before = 0, rank_after = 0;                    // mean rank of v*
     double accuracy_before = 0, accuracy_after = 0;            // fraction of probes with v* on top
+    // The staircase: per update limit k = 0 .. T (chunks 0..k-1 applied), over every probe:
+    std::vector<double> accuracy_by_limit;      // fraction with v* on top
+    std::vector<double> dlogit_by_limit;        // mean dl(v*) against limit 0
     double readout_correct_mean = 0;   // direct readout summed over TTT layers
     double readout_other_maxabs = 0;
+    int readout_other_argmax = -1;
+    double readout_other_argmax_mean = 0;
     std::vector<double> readout_correct_layer;  // per TTT layer
     std::vector<double> update_norm_layer;      // mean ||eta dW_i||_F per TTT layer (chunks before the last)
     std::vector<int> clipped_layer;             // chunk updates clipped by ttt_clip_tau, per TTT layer
@@ -216,27 +261,59 @@ struct ProbeRun {
 // Runs both targets on o.examples sequences; the step view is of o.step_example.
 ProbeRun run_probe(Model& model, const ProbeOptions& o);
 
-// ---- formatting ----
+// ---- formatting (probe_text.cpp) ----
 
+// Position -> "k0", "v0", "?0", "a0": the key, value, query and answer of pair 0.
+// Every page, heatmap and table names positions and tokens this way (v0:38 is
+// token 38, the value of pair 0).
+std::map<int, std::string> marker_labels(const ProbeStep& s);
+
+// The summary: settings, the staircase, the measured constants and taps, the
+// verdict tables and the verdicts, every line within 79 columns.
 std::string format_summary_text(const ProbeResult& r);
-// One chunk's page: the header (title, tokens with markers, update norms; what
-// the pager pins to the top) and the body (every query after it, both targets).
-// Lines are written to fit 80 columns.
-std::string format_chunk_header(const ProbeStep& s, int chunk);
-std::string format_chunk_body(const ProbeStep& s, int chunk);
-std::string format_chunk_text(const ProbeStep& s, int chunk);  // header + body
+// The verdict lines alone, each claim that fails followed by a short "why:" that
+// names the section of docs/theory.md explaining it (what `make demo` prints last).
+std::string format_verdicts_text(const ProbeResult& r);
+
+// What a chunk page shows:
+//   Full     the chunk's tokens with V_t decoded and the update norms (header), then
+//            what each key retrieves, every query's mark, and every query in detail
+//   Compact  the same header, keys and query marks in two columns, no detail: one
+//            80x24 screen per chunk for 8 pairs and 32-token chunks
+//   Query    the same header, then query ?j alone (its key, its block)
+enum class PageView { Full, Compact, Query };
+struct PageOptions {
+    PageView view = PageView::Full;
+    int pair = -1;  // PageView::Query: the pair whose query is shown
+};
+// Throws an Error naming the sequence's pairs when o asks for a query it does not have.
+void validate_page_options(const ProbeStep& s, const PageOptions& o);
+// One chunk's page: the header (what the pager pins to the top) and the body.
+std::string format_chunk_header(const ProbeStep& s, int chunk, const PageOptions& o = {});
+std::string format_chunk_body(const ProbeStep& s, int chunk, const PageOptions& o = {});
+std::string format_chunk_text(const ProbeStep& s, int chunk, const PageOptions& o = {});  // header + body
 // All chunks, one after the other.
-std::string format_step_text(const ProbeStep& s);
+std::string format_step_text(const ProbeStep& s, const PageOptions& o = {});
+// The chunk's tokens in rows of aligned cells: markers, x_t, and V_t decoded for
+// both targets (the token each target vector raises most), so V_t = x_{t+1} shows
+// as the x row shifted left by one.
+std::string format_token_grid(const ProbeStep& s, int begin, int end);
+// The TTT layer (index into ttt_layers) whose targets the pages decode: the one
+// with the largest learned updates on the shown sequence.
+int decoded_layer(const ProbeStep& s);
+
 // JSON lines: one "model_chunk" object per chunk, one "model_summary" object per target.
 std::string format_step_json(const ProbeStep& s);
 std::string format_summary_json(const ProbeResult& r);
-// The sequence as text, with k/v/? marks: "12 [k0:7] [v0:40] 9 .. [?0:7]".
-std::string format_tokens(const ProbeStep& s, int begin, int end);
 
 // ---- figures (files named model_* inside dir; see plots.h) ----
 
-// dl[correct] after each chunk (cumulative, mean over the shown sequence's queries), both targets;
-// the histogram of dl over the vocabulary at the first query; heatmaps of dl (positions x top tokens).
+// model_chunks: dl(v*) as chunk updates are applied, mean over the shown sequence's
+// queries, both targets; model_histogram: dl over the vocabulary at the first query;
+// model_heatmap_*: dl (positions x answers and top tokens); model_taps: the conv taps.
 std::vector<std::string> plot_probe_step(const ProbeStep& s, const std::string& dir);
+// model_staircase: accuracy and mean dl(v*) over every probe as chunk updates are
+// applied (x = 0: none), both targets.
+std::vector<std::string> plot_probe_summary(const ProbeResult& r, const std::string& dir);
 
 }  // namespace ittt::probe

@@ -211,6 +211,11 @@ std::string line_plot_script(const LinePlot& p) {
     s << "set key below\n";
     if (p.log_x) s << "set logscale x\n";
     if (p.log_y) s << "set logscale y\n";
+    const bool y2 = std::any_of(p.series.begin(), p.series.end(), [](const Series& sr) { return sr.right_axis; });
+    if (y2) {
+        s << "set ytics nomirror\nset y2tics\nset y2label " << quote(p.y2label) << "\n";
+        if (p.y2min < p.y2max) s << "set y2range [" << number(p.y2min) << ":" << number(p.y2max) << "]\n";
+    }
     if (!p.xtics.empty()) {
         s << "set xtics (";
         for (size_t i = 0; i < p.xtics.size(); ++i) s << (i ? ", " : "") << number(p.xtics[i]);
@@ -229,8 +234,8 @@ std::string line_plot_script(const LinePlot& p) {
         std::string name = "s" + std::to_string(i);
         s << datablock(name, {x, y});
         std::string color = sr.color.empty() ? kColors[i % (sizeof kColors / sizeof kColors[0])] : sr.color;
-        items.push_back(cat("$", name, " using 1:2 with ", sr.style, " lw 2 pt 7 ps 0.8 lc rgb '", color, "'",
-                            sr.dashed ? " dt 2" : "", " title ", quote(sr.label)));
+        items.push_back(cat("$", name, " using 1:2", sr.right_axis ? " axes x1y2" : "", " with ", sr.style,
+                            " lw 2 pt 7 ps 0.8 lc rgb '", color, "'", sr.dashed ? " dt 2" : "", " title ", quote(sr.label)));
     }
     for (const auto& h : p.hlines) {
         if (p.log_y && !(h.second > 0)) continue;
@@ -347,14 +352,15 @@ std::string trial_caption(const theory::StepResult& s) {
 
 std::vector<std::string> plot_theory_chunks(const theory::StepResult& s, const std::string& dir) {
     LinePlot p;
-    p.title = "dl(v*) at the query after each chunk's update (" + trial_caption(s) + ")";
-    p.xlabel = "chunk whose update was just added";
-    p.ylabel = "logit change at the query";
-    std::vector<double> x;
-    for (const auto& c : s.chunks) x.push_back(c.chunk);
+    p.title = "dl(v*) at the query as chunk updates are applied (" + trial_caption(s) + ")";
+    // x as in the model mode's figure: k = the updates of chunks 0..k-1 applied, 0 = none.
+    p.xlabel = "chunk updates applied: 0 = none, k = the updates of chunks 0..k-1";
+    p.ylabel = "logit change dl(v*) against no update";
+    std::vector<double> x = {0.0};
+    for (const auto& c : s.chunks) x.push_back(c.chunk + 1);
     p.xtics = x;
     for (int ti = 0; ti < 2; ++ti) {
-        std::vector<double> correct, other;
+        std::vector<double> correct = {0.0}, other = {0.0};
         for (const auto& c : s.chunks) {
             correct.push_back(c.view[ti].dlogit_correct);
             other.push_back(c.view[ti].dlogit_other_maxabs);
@@ -419,7 +425,7 @@ std::vector<std::string> plot_theory_heatmaps(const theory::StepResult& s, const
         p.title = cat(theory::target_title(target), ": each prior position's part of dl(w) at the query (", trial_caption(s), ")");
         p.xlabel = "token w";
         p.ylabel = "position t";
-        p.cblabel = "lr (e_w.V_t)(Z_t.z_q)";
+        p.cblabel = "eta (e_w.V_t)(Z_t.z_q)";
         p.rows = prior;
         p.cols = static_cast<int>(columns.size());
         p.row_labels = row_labels;
@@ -438,7 +444,7 @@ std::vector<std::string> plot_theory_sweep(const std::vector<theory::SweepPoint>
     p.title = cat("Theorem 1 against d: vocab ", o.vocab, ", ", theory::feature_kind_name(o.features), " features, ",
                   theory::embedding_kind_name(o.embed), " embeddings, ", o.trials, " trials");
     p.xlabel = "d";
-    p.ylabel = "value / (lr * c_align)";
+    p.ylabel = "value / (eta * c_align)";
     p.log_x = p.log_y = true;
     std::vector<double> d, lm_correct, lower, lm_other, eps, rc_correct, align;
     for (const auto& pt : sweep) {

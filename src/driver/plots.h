@@ -41,10 +41,13 @@ struct Series {
     std::string style = "linespoints";  // gnuplot "with" clause: lines, points, linespoints, ...
     bool dashed = false;
     std::string color;  // "#rrggbb"; empty: the next colour of a fixed cycle
+    bool right_axis = false;  // drawn against the right-hand y axis (LinePlot::y2label)
 };
 
 struct LinePlot {
     std::string title, xlabel, ylabel;
+    std::string y2label;                // the right-hand axis, for series with right_axis
+    double y2min = 0, y2max = 0;        // its range when y2min < y2max (else gnuplot's choice)
     bool log_x = false, log_y = false;  // values <= 0 on a log axis are skipped (gnuplot's missing value)
     std::vector<Series> series;
     std::vector<std::pair<std::string, double>> hlines;  // labelled horizontal reference lines

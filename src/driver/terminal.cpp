@@ -28,6 +28,7 @@ Action key_action(char c) {
         case 'b': return Action::PageUp;
         case 'g': return Action::First;
         case 'G': return Action::Last;
+        case 's': return Action::Summary;
         case 'q': case 'Q': case 0x1b: case 0x04: case 0: return Action::Quit;
         case 'r': case 0x0c: return Action::Redraw;  // r or Ctrl-L (also what a resize sends)
         default: return Action::None;
@@ -79,17 +80,17 @@ struct Layout {
 };
 
 Layout layout(const Pages& pages, int index, const ScreenSize& screen) {
-    const int width = usable_width(screen), rows = std::max(3, screen.rows);
+    const int width = usable_width(screen), rows = std::max(1 + 1 + kFooterLines, screen.rows);
     Page page = pages.render(index);
     Layout l;
     l.header = fold_lines(page.header, width);
     l.body = fold_lines(page.body, width);
-    const size_t max_header = static_cast<size_t>(rows - 2);  // at least one body row, and the footer
+    const size_t max_header = static_cast<size_t>(std::max(1, rows - 1 - kFooterLines));  // one body row, and the footer
     if (l.header.size() > max_header) {
         l.header.resize(max_header);
         l.header.back() = truncated("... (the header does not fit: enlarge the terminal, or use --auto)", width);
     }
-    l.body_rows = rows - 1 - static_cast<int>(l.header.size());
+    l.body_rows = std::max(0, rows - kFooterLines - static_cast<int>(l.header.size()));
     return l;
 }
 
@@ -147,8 +148,8 @@ int max_scroll(const Pages& pages, int index, const ScreenSize& screen) {
 std::string footer(const Pages& pages, int index, int first_line, int last_line, int body_lines) {
     const bool last = index + 1 >= pages.count;
     std::string where = body_lines == 0 ? "" : cat("  lines ", first_line, "-", last_line, "/", body_lines);
-    return cat(pages.noun, " ", index, " [", index + 1, "/", pages.count, "]", where, "  [n] ", last ? "finish" : "next",
-               " [p] prev [j/k] scroll [q] quit");
+    return cat(pages.page_name(index), " [", index + 1, "/", pages.count, "]", where, "\nn ", last ? "finish" : "next",
+               "  p prev  j/k line  space/b screen  g/G first/last", pages.summary >= 0 ? "  s summary" : "", "  q quit");
 }
 
 std::string frame(const Pages& pages, int index, const ScreenSize& screen, int scroll) {
@@ -159,13 +160,15 @@ std::string frame(const Pages& pages, int index, const ScreenSize& screen, int s
     std::string out;
     for (const std::string& h : l.header) out += h + "\n";
     for (int r = 0; r < l.body_rows; ++r) out += (scroll + r < body ? l.body[static_cast<size_t>(scroll + r)] : std::string()) + "\n";
-    return out + truncated(footer(pages, index, scroll + 1, std::min(body, scroll + l.body_rows), body), width);
+    const std::string f = footer(pages, index, scroll + 1, std::min(body, scroll + l.body_rows), body);
+    const size_t nl = f.find('\n');
+    return out + truncated(f.substr(0, nl), width) + "\n" + truncated(f.substr(nl + 1), width);
 }
 
 std::string all_pages(const Pages& pages) {
     std::string out;
     for (int i = 0; i < pages.count; ++i) {
-        std::string title = cat("---- ", pages.noun, " ", i, " [", i + 1, "/", pages.count, "] ");
+        std::string title = cat("---- ", pages.page_name(i), " [", i + 1, "/", pages.count, "] ");
         out += (i ? "\n" : "") + title + std::string(title.size() < 72 ? 72 - title.size() : 0, '-') + "\n";
         std::string page = pages.render(i).text();
         out += page;
@@ -224,10 +227,10 @@ Page theory_chunk_page(const theory::StepResult& s, int chunk) {
     };
     row(out, "", theory::target_title(theory::Target::LmAligned), theory::target_title(theory::Target::Reconstruction));
     const theory::ChunkTargetView* v[2] = {&cv.view[0], &cv.view[1]};
-    row(out, cat("||lr dW_", cv.chunk, "||_F"), num(v[0]->dW_fro), num(v[1]->dW_fro));
+    row(out, cat("||eta dW_", cv.chunk, "||_F"), num(v[0]->dW_fro), num(v[1]->dW_fro));
 
     std::string& body = page.body;
-    body = "\nthe change at the query from the slow weight:\n  l(w) = e_w.(sum of lr dW_0..dW_i) z_q\n";
+    body = "\nthe change at the query from the slow weight (eta = --lr):\n  l(w) = e_w.(eta (dW_0 + .. + dW_i)) z_q\n";
     double before[2] = {0, 0};
     if (chunk > 0)
         for (int ti = 0; ti < 2; ++ti) before[ti] = s.chunks[static_cast<size_t>(chunk - 1)].view[ti].dlogit_correct;
@@ -415,7 +418,8 @@ int run_pager(const Pages& pages) {
             index = page;
         };
         // A screenful: the rows the body window has (the screen less header and footer).
-        const int screenful = std::max(1, size.rows - 1 - static_cast<int>(fold_lines(pages.render(index).header, usable_width(size)).size()));
+        const int screenful =
+            std::max(1, size.rows - kFooterLines - static_cast<int>(fold_lines(pages.render(index).header, usable_width(size)).size()));
         switch (key_action(term.read_key())) {
             case Action::Next:
                 if (index + 1 >= pages.count) return index;
@@ -426,6 +430,9 @@ int run_pager(const Pages& pages) {
                 break;
             case Action::First: go_to(0); break;
             case Action::Last: go_to(pages.count - 1); break;
+            case Action::Summary:
+                if (pages.summary >= 0 && pages.summary < pages.count) go_to(pages.summary);
+                break;
             case Action::ScrollDown: scroll_by(1); break;
             case Action::ScrollUp: scroll_by(-1); break;
             case Action::PageDown: scroll_by(screenful); break;

@@ -14,7 +14,10 @@
 //   j / Down, k / Up      scroll the body one line
 //   Space / PgDn, b / PgUp  scroll the body one screen
 //   g / Home, G / End     first / last page
+//   s                     the summary page (when the pages have one)
 //   r / Ctrl-L            redraw;  q / Esc / Ctrl-D  quit
+//
+// The footer is two lines: where you are (page, lines shown), then every key.
 //
 // The terminal is restored on every way out: a normal return, an exception
 // (RawTerminal's destructor), and SIGINT / SIGTERM / SIGHUP / SIGQUIT (a
@@ -46,13 +49,18 @@ struct Pages {
     int count = 0;
     std::function<Page(int)> render;
     std::string noun = "page";  // "chunk": the footer reads "chunk 2 [3/4]"
+    // Page i's name in the footer and in all_pages' rules ("summary", "chunk 0");
+    // empty: "<noun> i".
+    std::function<std::string(int)> name;
+    int summary = -1;  // the page `s` goes to (-1: none)
+    std::string page_name(int i) const { return name ? name(i) : noun + " " + std::to_string(i); }
 };
 
 struct ScreenSize {
     int rows = 24, cols = 80;
 };
 
-enum class Action { Next, Previous, First, Last, Quit, Redraw, ScrollDown, ScrollUp, PageDown, PageUp, None };
+enum class Action { Next, Previous, First, Last, Summary, Quit, Redraw, ScrollDown, ScrollUp, PageDown, PageUp, None };
 // What a key byte does (see the table above). '\x1b' alone is Quit; arrow and
 // paging keys are decoded by RawTerminal::read_key before they get here.
 Action key_action(char c);
@@ -76,8 +84,10 @@ int max_scroll(const Pages& pages, int index, const ScreenSize& screen);
 // header, body window, blank lines to fill, then the footer. No escape codes:
 // run_pager adds clear + home in front.
 std::string frame(const Pages& pages, int index, const ScreenSize& screen, int scroll = 0);
-// The footer line: "chunk 2 [3/4]  lines 1-9 of 14  [n]ext [p]rev [j/k] scroll [q]uit".
+// The footer's two lines: "chunk 2 [3/4]  lines 1-9/14", then
+// "n next  p prev  j/k line  space/b screen  g/G first/last  s summary  q quit".
 std::string footer(const Pages& pages, int index, int first_line, int last_line, int body_lines);
+constexpr int kFooterLines = 2;
 // Number of lines of a text (a last line without '\n' counts).
 int line_count(const std::string& text);
 // Every page, one after another, each preceded by a rule naming it: --auto and pipes.

@@ -367,7 +367,7 @@ std::string explain(const TargetSummary& s, const TheoryResult& r) {
         if (s.correct.holds) out += cat("E[dl(v*)] rests on the key position (||e_v*||^2 >= c_norm^2 there): ", parts);
         else
             out += cat("E[dl(v*)] fails: ", parts, in_standard_errors(-s.correct.margin, s.dlogit_correct_se),
-                       "; the other positions' part is predicted by lr * N * mean(e_a.e_b) * mean(Z_a.Z_b) = ",
+                       "; the other positions' part is predicted by eta * N * mean(e_a.e_b) * mean(Z_a.Z_b) = ",
                        fmt(r.drift_predicted), " (mean e_a.e_b = ", fmt(r.embed_cross_mean),
                        ", eps-level with a sign set by the draw)");
         out += "; ";
@@ -383,7 +383,7 @@ std::string explain(const TargetSummary& s, const TheoryResult& r) {
             out += cat("others fail: |E[dl(", s.dlogit_other_argmax, ")]| = ", fmt(s.dlogit_other_maxabs), " > bound ",
                        fmt(s.other.bound));
             if (r.eps == 0) out += " (eps = 0 makes the bound 0, so any nonzero mean fails it)";
-            out += cat("; the filler positions alone are predicted to give token ", r.other_drift_token, " lr * N * mean(e_w.e_b) * ",
+            out += cat("; the filler positions alone are predicted to give token ", r.other_drift_token, " eta * N * mean(e_w.e_b) * ",
                        "mean(Z_a.Z_b) = ", fmt(r.other_drift_predicted), ", a bias that grows with the context while the bound does not");
             // Sampled means are never exactly their expectation: compare a max
             // over V-1 of them with the size pure noise would give it.
@@ -662,11 +662,11 @@ std::string format_summary_text(const TheoryResult& r) {
       << "  mean Z_a.Z_b over distinct tokens a != b: the same expectation, exact for this model\n";
     s << "  overlap^2   " << pad(fmt(r.embed_overlap_sq), 10) << "  mean (e_a.e_b)^2 / mean ||e_a||^4 (~1/d; model align / c_align = "
       << fmt(r.c_align_other_model / r.c_align) << ")\n";
-    s << "  drift       " << pad(fmt(r.drift_predicted), 10) << "  lr * N * mean(e_a.e_b) * mean(Z_a.Z_b): the fillers' predicted part of "
+    s << "  drift       " << pad(fmt(r.drift_predicted), 10) << "  eta * N * mean(e_a.e_b) * mean(Z_a.Z_b): the fillers' predicted part of "
       << "E[dl(v*)] (LM; mean e_a.e_b = " << fmt(r.embed_cross_mean) << ")\n";
     s << "  drift o     " << pad(fmt(r.other_drift_predicted), 10) << "  the same for the other tokens, largest |.| (token "
       << r.other_drift_token << ")\n";
-    s << "  bounds      lr*c_norm^2*c_align = " << fmt(r.bound_lower) << ", lr*eps*c_align = " << fmt(r.bound_cross) << "\n\n";
+    s << "  bounds      eta*c_norm^2*c_align = " << fmt(r.bound_lower) << ", eta*eps*c_align = " << fmt(r.bound_cross) << "\n\n";
 
     const size_t w_target = 16, w_claim = 28, w_num = 11;
     s << pad("target", w_target) << pad("claim", w_claim) << pad("measured", w_num, true) << pad("bound", w_num, true)

@@ -79,6 +79,7 @@ const std::vector<TaskOptionInfo>& task_options(TaskKind kind) {
         {"pairs", "D, key-value pairs (all of them queried)"},
         {"gap", "minimum distance from a pair's value to its query; 0 = none"},
         {"filler", "random (ordinary tokens, never a key) | pad"},
+        {"spread", "S: pair j inside positions [jS/D, (j+1)S/D), queries after S; 0 = packed at the start"},
     };
     static const std::vector<TaskOptionInfo> theorem = {
         {"chunk", "the TTT chunk: k* v* lie in an earlier chunk than the query"},
@@ -119,7 +120,9 @@ std::string TaskConfig::describe() const {
         case TaskKind::Induction:
             return s + cat(" copy_length=", copy_length);
         case TaskKind::Mqar:
-            return s + cat(" pairs=", pairs, " gap=", gap, " filler=", filler_name(mqar_filler));
+            // spread only when set: the packed layout's description is what records and tests know.
+            return s + cat(" pairs=", pairs, " gap=", gap, " filler=", filler_name(mqar_filler)) +
+                   (spread > 0 ? cat(" spread=", spread) : std::string());
         case TaskKind::TheoremProbe:
             return s + cat(" chunk=", chunk, " window=", window, " pair_position=", pair_position);
         case TaskKind::Needle:
@@ -171,6 +174,8 @@ void check_option_ranges(const TaskConfig& c) {
         case TaskKind::Mqar:
             check_at_least(t, "pairs", c.pairs, 1);
             check_at_least(t, "gap", c.gap, 0);
+            ITTT_CHECK(c.spread == 0 || c.spread >= 2 * c.pairs, "task ", t, ": spread must be 0 (pairs packed at the start) or >= 2*pairs = ",
+                       2 * c.pairs, " (a key and its value in each pair's span), found ", c.spread);
             ITTT_CHECK(c.mqar_filler == Filler::Random || c.mqar_filler == Filler::Pad, "task ", t,
                        ": filler must be random or pad, found ", filler_name(c.mqar_filler));
             break;
@@ -300,6 +305,8 @@ TaskConfig parse_task_config(const std::string& name, const std::map<std::string
                     c.pairs = integer();
                 else if (key == "gap")
                     c.gap = integer();
+                else if (key == "spread")
+                    c.spread = integer();
                 else if (value == "random")
                     c.mqar_filler = Filler::Random;
                 else if (value == "pad")
@@ -456,13 +463,16 @@ Example make_induction(const TaskConfig& c, int V, int n, Rng& rng) {
     return d.finish();
 }
 
-// Pairs sit at 2j, 2j+1. The queries use 2-token slots (key, value) on a grid
-// starting at 2D, as in Zoology; the last slot's value may be s_n. Pair j's
-// query must start at or after bound_j = max(2D, 2j+1+gap), which grows with j,
-// so the allowed slots of later pairs are subsets of those of earlier pairs.
-// Placing pairs from the last (most constrained) to the first, each uniformly
-// among its free allowed slots, therefore never gets stuck when, for every j,
-// at least D-j slots start at or after bound_j; that is what is checked.
+// Pairs sit at 2j, 2j+1 (or, with spread = S, anywhere inside pair j's span
+// [floor(jS/D), floor((j+1)S/D))). The queries use 2-token slots (key, value) on
+// a grid starting at 2D (or S), as in Zoology; the last slot's value may be s_n.
+// Pair j's query must start at or after bound_j = max(start, value_j + gap), which
+// grows with j (values come in pair order), so the allowed slots of later pairs are
+// subsets of those of earlier pairs. Placing pairs from the last (most constrained)
+// to the first, each uniformly among its free allowed slots, therefore never gets
+// stuck when, for every j, at least D-j slots start at or after bound_j; that is
+// what is checked, with each value at the latest place it can take, so whether a
+// setting fits does not depend on the seed.
 Example make_mqar(const TaskConfig& c, int V, int n, Rng& rng) {
     const int D = c.pairs;
     Halves h = halves(V);
@@ -470,33 +480,50 @@ Example make_mqar(const TaskConfig& c, int V, int n, Rng& rng) {
                " distinct keys from the lower half of the ordinary tokens, but vocab_size=", V, " gives only ", h.lower_size(),
                " (ids ", h.lower_begin, "..", h.middle - 1, ")");
     check_vocab("mqar", V, 2, "keys and values from two halves");
-    const int slots = (n + 1 - 2 * D) / 2;
-    ITTT_CHECK(slots >= D, "task mqar: pairs=", D, " does not fit n=", n,
-               ": D pairs then D query-value slots need 4*pairs <= n + 1 = ", n + 1, " tokens");
-    std::vector<int> first_slot(static_cast<size_t>(D));  // pair j may use slots first_slot[j] .. slots-1
+    const bool spread = c.spread > 0;
+    const int start = spread ? c.spread : 2 * D;  // the first query slot
+    const int slots = n + 1 >= start ? (n + 1 - start) / 2 : 0;
+    if (spread)
+        ITTT_CHECK(slots >= D, "task mqar: spread=", c.spread, " with pairs=", D, " does not fit n=", n,
+                   ": the pairs' ", c.spread, " positions then D query-value slots need spread + 2*pairs <= n + 1 = ", n + 1,
+                   " tokens");
+    else
+        ITTT_CHECK(slots >= D, "task mqar: pairs=", D, " does not fit n=", n,
+                   ": D pairs then D query-value slots need 4*pairs <= n + 1 = ", n + 1, " tokens");
+    // Pair j's span: its key and value lie in [span_begin(j), span_begin(j + 1)).
+    auto span_begin = [&](int j) {
+        return spread ? static_cast<int>(static_cast<int64_t>(j) * c.spread / D) : 2 * j;
+    };
+    auto first_slot_after = [&](int value_position) {  // the first slot at least gap after the value
+        const int bound = std::max(start, value_position + c.gap);
+        return (bound - start + 1) / 2;  // ceil((bound - start) / 2)
+    };
     for (int j = 0; j < D; ++j) {
-        int bound = std::max(2 * D, 2 * j + 1 + c.gap);
-        int first = (bound - 2 * D + 1) / 2;  // ceil((bound - 2D) / 2)
-        first_slot[static_cast<size_t>(j)] = first;
-        int available = std::max(0, slots - first);
-        ITTT_CHECK(available >= D - j, "task mqar: gap=", c.gap, " with pairs=", D, " does not fit n=", n,
-                   ": the queries of pairs ", j, "..", D - 1, " must start at position >= ", bound, " (gap after pair ", j,
-                   "'s value), where only ", available, " of the ", D - j,
-                   " query slots they need fit; lower gap or pairs, or raise n");
+        const int latest_value = span_begin(j + 1) - 1;
+        const int available = std::max(0, slots - first_slot_after(latest_value));
+        ITTT_CHECK(available >= D - j, "task mqar: gap=", c.gap, " with pairs=", D, spread ? cat(" spread=", c.spread) : std::string(),
+                   " does not fit n=", n, ": the queries of pairs ", j, "..", D - 1, " must start at position >= ",
+                   std::max(start, latest_value + c.gap), " (gap after pair ", j, "'s value", spread ? " at the end of its span" : "",
+                   "), where only ", available, " of the ", D - j, " query slots they need fit; lower gap or pairs",
+                   spread ? " or spread" : "", ", or raise n");
     }
 
     std::vector<int32_t> keys = distinct_tokens(rng, h.lower_begin, h.middle, D);
     std::vector<int32_t> values = distinct_tokens(rng, h.middle, h.upper_end, D);
+    std::vector<int> key_position(static_cast<size_t>(D));
+    for (int j = 0; j < D; ++j)  // packed: no draw, so the packed layout's streams are unchanged
+        key_position[static_cast<size_t>(j)] =
+            spread ? static_cast<int>(rng.randint(span_begin(j), span_begin(j + 1) - 1)) : span_begin(j);
     std::vector<char> slot_used(static_cast<size_t>(slots), 0);
     std::vector<int> query_position(static_cast<size_t>(D));
     std::vector<int> free_slots;
     for (int j = D - 1; j >= 0; --j) {
         free_slots.clear();
-        for (int s = first_slot[static_cast<size_t>(j)]; s < slots; ++s)
+        for (int s = first_slot_after(key_position[static_cast<size_t>(j)] + 1); s < slots; ++s)
             if (!slot_used[static_cast<size_t>(s)]) free_slots.push_back(s);
         int s = free_slots[static_cast<size_t>(rng.randint(0, static_cast<int64_t>(free_slots.size())))];
         slot_used[static_cast<size_t>(s)] = 1;
-        query_position[static_cast<size_t>(j)] = 2 * D + 2 * s;
+        query_position[static_cast<size_t>(j)] = start + 2 * s;
     }
 
     Draft d(n);
@@ -507,14 +534,14 @@ Example make_mqar(const TaskConfig& c, int V, int n, Rng& rng) {
     };
     for (int j = 0; j < D; ++j) {
         int32_t k = keys[static_cast<size_t>(j)], v = values[static_cast<size_t>(j)];
-        int q = query_position[static_cast<size_t>(j)];
-        put(2 * j, k);
-        put(2 * j + 1, v);
+        int p = key_position[static_cast<size_t>(j)], q = query_position[static_cast<size_t>(j)];
+        put(p, k);
+        put(p + 1, v);
         put(q, k);
         put(q + 1, v);
         d.scored[static_cast<size_t>(q)] = 1;
-        d.mark(2 * j, MarkerKind::Key, j);
-        d.mark(2 * j + 1, MarkerKind::Value, j);
+        d.mark(p, MarkerKind::Key, j);
+        d.mark(p + 1, MarkerKind::Value, j);
         d.mark(q, MarkerKind::Query, j);
         d.mark(q + 1, MarkerKind::Answer, j);
     }

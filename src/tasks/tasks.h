@@ -19,10 +19,13 @@
 // Tasks and their options (parse_task_config; defaults in TaskConfig):
 //   induction  copy_length           [BOS] r_1..r_m r_1..r_m PAD..; scored on the
 //                                    second copy (at the second r_i, target r_{i+1})
-//   mqar       pairs gap filler      k_1 v_1 .. k_D v_D, then the D keys again as
+//   mqar       pairs gap filler spread
+//                                    k_1 v_1 .. k_D v_D, then the D keys again as
 //                                    queries, each followed by its value; scored at
 //                                    each query (target: its value). No BOS (Zoology).
 //                                    Query slots are 2 tokens (key, value) at 2D, 2D+2, ..
+//                                    spread=S > 0: pair j somewhere in positions
+//                                    [jS/D, (j+1)S/D) among filler, query slots from S
 //   theorem    chunk window pair_position
 //                                    [BOS] .. k* v* .. filler .. k*; scored at the
 //                                    final k* (target v*, which is s_n)
@@ -84,6 +87,11 @@ struct TaskConfig {
     // query_position - value_position >= gap. 0 = no constraint beyond "after the pairs".
     int gap = 0;
     Filler mqar_filler = Filler::Random;  // random | pad
+    // 0: the pairs packed at the start, k_1 v_1 .. k_D v_D (Zoology). S > 0: pair j at a
+    // random place inside positions [floor(jS/D), floor((j+1)S/D)), filler between, and
+    // the query slots start at S. With S/D dividing the TTT chunk, every chunk of the
+    // first S positions holds C*D/S whole pairs, so the fast weight learns them chunk by chunk.
+    int spread = 0;
 
     // ---- theorem probe ----
     int chunk = 64;          // the TTT chunk C: the pair must lie in an earlier chunk than the query

@@ -9,10 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "driver/html_report.h"
 #include "driver/model_probe.h"
 #include "driver/plots.h"
 #include "driver/terminal.h"
 #include "driver/theory.h"
+#include "io/atomic_file.h"
 #include "io/json.h"
 #include "model/memory_budget.h"
 #include "model/model_io.h"
@@ -66,14 +68,16 @@ const IntFlag kModelSeed{"--seed", "S", 1, 0, kMaxSeed, "seed of the sequences"}
 const IntFlag kModelExamples{"--examples", "K", 16, 1, 1 << 16, "sequences averaged in the summary"};
 const IntFlag kModelStepExample{"--step-example", "i", 0, 0, (1 << 16) - 1, "the sequence shown chunk by chunk"};
 const IntFlag kModelTop{"--top", "K", 5, 1, 1000, "top tokens listed per query"};
+const IntFlag kModelQuery{"--query", "j", 0, 0, (1 << 16) - 1, "page view: only query ?j (pair j) on every chunk page"};
 
 std::string usage() {
     return std::string(
                "usage: ittt step --theory [theory options] [output options]\n"
                "       ittt step --ckpt DIR [--task theorem|mqar] [model options] [output options]\n"
                "  Steps through a sequence chunk by chunk, watching the fast weights learn, and checks\n"
-               "  the induction-head theorem (docs/theory.md). Keys: n/Enter next chunk, p previous,\n"
-               "  j/k or arrows scroll, q quit. The pager fits the terminal (and follows resizes).\n"
+               "  the induction-head theorem (docs/theory.md). The pager opens on the summary; keys:\n"
+               "  n/Enter next, p previous, j/k or arrows scroll, space/b a screen, g/G first/last,\n"
+               "  s summary, q quit. It fits the terminal (and follows resizes).\n"
                "\n"
                "output options:\n"
                "  --auto                   print every chunk without waiting for keys (implied when stdin\n"
@@ -95,7 +99,13 @@ std::string usage() {
            "  --task-opt K=V,..        task options; theorem's chunk and window default to the model's\n"
            "                           ttt_chunk and sliding_window (docs/tasks.md)\n" +
            help_line(kModelSeqLen) + help_line(kModelSeed) + help_line(kModelExamples) + help_line(kModelStepExample) +
-           help_line(kModelTop) + kRuntimeFlagsUsage;
+           help_line(kModelTop) +
+           "  --compact                page view: tokens, what each key retrieves and a mark per query,\n"
+           "                           one 80x24 screen per chunk\n" +
+           help_line(kModelQuery) +
+           "  --html FILE              also write a self-contained HTML page to step through (no\n"
+           "                           network: inline CSS, JavaScript and SVG)\n" +
+           kRuntimeFlagsUsage;
 }
 
 // About what the theory engine holds at once, in doubles: the embeddings, Wg
@@ -171,6 +181,8 @@ TheoryModeFlags read_theory_mode(Args& a) {
             a.error(e.what());
         }
     }
+    for (const char* flag : {"--compact", "--query", "--html"})
+        if (a.has(flag)) a.error(cat(flag, " is a model-mode option (with --ckpt DIR)"));
     m.output = read_output(a);
     a.finish();
     return m;
@@ -184,6 +196,8 @@ struct ModelModeFlags {
     std::map<std::string, std::string> task_opts;  // theorem's chunk and window default to the model's
     int64_t seq_len = 0;                           // 0: 4 * ttt_chunk
     probe::ProbeOptions probe;                     // seed, examples, step_example, top (the task once the model is read)
+    probe::PageOptions page;                       // --compact, --query j
+    std::string html;                              // --html FILE ("": none)
     OutputFlags output;
 };
 
@@ -203,6 +217,16 @@ ModelModeFlags read_model_mode(Args& a) {
     m.probe.examples = static_cast<int>(a.integer(kModelExamples));
     m.probe.step_example = static_cast<int>(a.integer(kModelStepExample));
     m.probe.top = static_cast<int>(a.integer(kModelTop));
+    const bool compact = a.flag("--compact");
+    if (a.has("--query")) {
+        if (compact) a.error("give --compact or --query j, not both");
+        m.page.view = probe::PageView::Query;
+        m.page.pair = static_cast<int>(a.integer(kModelQuery));
+    } else if (compact) {
+        m.page.view = probe::PageView::Compact;
+    }
+    m.html = a.str("--html", "");
+    if (a.has("--html") && m.html.empty()) a.error("--html: expected a file name");
     m.output = read_output(a);
     auto theory_only = [&](const std::string& flag) {
         if (a.has(flag)) a.error(flag + " is a theory-mode option (with --theory); the model mode takes the checkpoint's values");
@@ -215,14 +239,24 @@ ModelModeFlags read_model_mode(Args& a) {
     return m;
 }
 
-// The chunk pages: a pager on a terminal, every page otherwise.
-void show_pages(const terminal::Pages& pages, const OutputFlags& out) {
-    if (!out.steps || out.json || pages.count == 0) return;
+// The summary, then the chunk pages: on a terminal a pager that opens on the
+// summary (page 0, `s` returns to it) and steps through the chunks; otherwise
+// the summary and every page one after another. The summary is printed before
+// the pager too, so it stays on the screen after quitting.
+void show_pages(const std::string& summary, const terminal::Pages& chunks, const OutputFlags& out) {
+    std::fputs(summary.c_str(), stdout);
+    std::printf("\n");
+    if (!out.steps || chunks.count == 0) return;
     if (!out.automatic && terminal::interactive_possible()) {
+        terminal::Pages pages = chunks;
+        pages.count = chunks.count + 1;
+        pages.render = [&](int i) { return i == 0 ? terminal::Page{"", summary} : chunks.render(i - 1); };
+        pages.name = [&](int i) { return i == 0 ? std::string("summary") : chunks.page_name(i - 1); };
+        pages.summary = 0;
         std::fflush(stdout);
         terminal::run_pager(pages);
     } else {
-        std::fputs(terminal::all_pages(pages).c_str(), stdout);
+        std::fputs(terminal::all_pages(chunks).c_str(), stdout);
     }
 }
 
@@ -276,11 +310,9 @@ int run_theory(const TheoryModeFlags& m) {
         std::fputs(theory::format_summary_json(result).c_str(), stdout);
         if (sweep) std::fputs(theory::format_sweep_json(points).c_str(), stdout);
     } else {
-        std::fputs(theory::format_summary_text(result).c_str(), stdout);
-        std::printf("\n");
         terminal::Pages pages{static_cast<int>(step.chunks.size()), [&](int i) { return terminal::theory_chunk_page(step, i); },
-                              "chunk"};
-        show_pages(pages, out);
+                              "chunk", {}, -1};
+        show_pages(theory::format_summary_text(result), pages, out);
         if (sweep) std::printf("\n%s", theory::format_sweep_text(points).c_str());
     }
     write_plots(out, [&](const std::string& dir) {
@@ -323,20 +355,39 @@ int run_model(const ModelModeFlags& m) {
 
     probe::ProbeRun run = probe::run_probe(model, o);
     run.summary.checkpoint = ckpt.dir;
+    try {
+        probe::validate_page_options(run.step, m.page);
+    } catch (const Error& e) {
+        throw UsageError{std::string("ittt step: ") + e.what(), usage()};
+    }
     if (out.json) {
         if (out.steps) std::fputs(probe::format_step_json(run.step).c_str(), stdout);
         std::fputs(probe::format_summary_json(run.summary).c_str(), stdout);
     } else {
-        std::fputs(probe::format_summary_text(run.summary).c_str(), stdout);
-        std::printf("\n");
+        const probe::PageOptions& view = m.page;
         terminal::Pages pages{static_cast<int>(run.step.chunks.size()),
                               [&](int i) {
-                                  return terminal::Page{probe::format_chunk_header(run.step, i), probe::format_chunk_body(run.step, i)};
+                                  return terminal::Page{probe::format_chunk_header(run.step, i, view),
+                                                        probe::format_chunk_body(run.step, i, view)};
                               },
-                              "chunk"};
-        show_pages(pages, out);
+                              "chunk", {}, -1};
+        show_pages(probe::format_summary_text(run.summary), pages, out);
     }
-    write_plots(out, [&](const std::string& dir) { return probe::plot_probe_step(run.step, dir); });
+    if (!m.html.empty()) {
+        write_file_atomic(m.html, html::format_report(run));
+        if (out.json) {
+            JsonWriter line(JsonLayout::Compact);
+            std::printf("%s\n", line.begin_object().field("type", "html").field("path", m.html).end_object().text().c_str());
+        } else {
+            std::printf("\nHTML report: %s (open it in a browser; it needs no network)\n", m.html.c_str());
+        }
+    }
+    write_plots(out, [&](const std::string& dir) {
+        std::vector<std::string> paths = probe::plot_probe_summary(run.summary, dir);
+        std::vector<std::string> more = probe::plot_probe_step(run.step, dir);
+        paths.insert(paths.end(), more.begin(), more.end());
+        return paths;
+    });
     return 0;
 }
 
