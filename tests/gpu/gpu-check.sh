@@ -15,6 +15,9 @@
 #   --out DIR      results (default: $OUT when set, as the device tool sets it, else ./gpu-check-out)
 #   --budget S     seconds for everything (default 500); each stage has its own cap within it
 #   --only LIST    stages to run, comma-separated: tests,bench,ncu,sanitizers (default: all)
+#   --tools DIR    compute-sanitizer and ncu from DIR, also on the emulator (CI: tests/gpu/stand-ins,
+#                  which run the program and print the real tools' summary lines, so that those
+#                  stages' logic runs before a GPU does; with the emulator's small shapes)
 #
 # Stages, in this order, each under `timeout` (one that runs out is TIMEOUT, with its partial log):
 #   tests       the [cuda] tests (cap 120 s); FAIL unless "[cuda] cases run: N on the CUDA emulator
@@ -39,6 +42,7 @@ mode=${GPU_CHECK_MODE:-gpu}
 out=${OUT:-$PWD/gpu-check-out}
 budget=500
 only=tests,bench,ncu,sanitizers
+tools=''
 
 usage() { sed -n '2,33p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
@@ -48,6 +52,7 @@ while [ $# -gt 0 ]; do
         --out) out=$2; shift 2 ;;
         --budget) budget=$2; shift 2 ;;
         --only) only=$2; shift 2 ;;
+        --tools) tools=$(cd "$2" && pwd) || exit 2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "gpu-check: unknown argument '$1' (--help lists them)" >&2; exit 2 ;;
     esac
@@ -173,12 +178,20 @@ find_tool() {
 sanitizer=$(find_tool compute-sanitizer)
 ncu=$(find_tool ncu)
 nsys=$(command -v nsys 2>/dev/null || true)
-for pair in "compute-sanitizer:$sanitizer" "ncu:$ncu"; do
-    name=${pair%%:*} path=${pair#*:}
-    if [ "$mode" = emu ]; then say "$name: not used on the CUDA emulator (a GPU-only tool)"
-    elif [ -n "$path" ]; then say "$name: $path"
-    else say "$name: not found on this machine (PATH, /usr/local/cuda/bin): its stage is skipped"; fi
-done
+if [ -n "$tools" ]; then
+    sanitizer=$tools/compute-sanitizer ncu=$tools/ncu
+    say "compute-sanitizer and ncu: $tools's (--tools)"
+else
+    for pair in "compute-sanitizer:$sanitizer" "ncu:$ncu"; do
+        name=${pair%%:*} path=${pair#*:}
+        if [ "$mode" = emu ]; then say "$name: not used on the CUDA emulator (a GPU-only tool)"
+        elif [ -n "$path" ]; then say "$name: $path"
+        else say "$name: not found on this machine (PATH, /usr/local/cuda/bin): its stage is skipped"; fi
+    done
+fi
+# GPU-only tools run on a GPU, or on the emulator with --tools' stand-ins.
+gpu_tools=0
+[ "$mode" = gpu ] || [ -n "$tools" ] && gpu_tools=1
 if [ "$mode" = gpu ] && [ -z "$nsys" ]; then say "nsys: not on this machine: no Nsight Systems timeline (make profile takes one where nsys exists)"
 elif [ "$mode" = gpu ]; then say "nsys: $nsys (gpu-check takes no timeline; make profile does)"; fi
 
@@ -265,13 +278,14 @@ check_csv() {
         }' "$file"
 }
 gemm_versions_list=$(echo "$gemm_versions" | cut -f1 | paste -sd ' ' -)
+# ittt_bench's shapes: the model's, or on the emulator toy ones (--tiny, its only mode there)
+size_flags=()
+[ "$mode" = emu ] && size_flags=(--tiny)
 
 if wants bench; then
     log=$work/logs/bench.log
     csv=$work/bench.csv
     rm -f "$csv"
-    size_flags=()
-    [ "$mode" = emu ] && size_flags=(--tiny)
     # One process per benchmark, each with its own cap: one that hangs or fails costs only its rows.
     for pair in gemm_cuda:60 membw_cuda:10 attention_cuda:35 ttt_cuda:25 cross_entropy_cuda:20; do
         name=${pair%%:*} cap=${pair#*:}
@@ -317,6 +331,7 @@ fi
 
 # ---- stage: Nsight Compute, every CUDA gemm version ----
 ncu_size=${GPU_CHECK_NCU_SIZE:-2048}
+[ "$mode" = emu ] && ncu_size=${GPU_CHECK_NCU_SIZE:-64}
 sections=(--section SpeedOfLight --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis --section Occupancy
           --section LaunchStats --section WarpStateStats)
 if wants ncu; then
@@ -327,8 +342,9 @@ if wants ncu; then
     else
         while IFS=$'\t' read -r -u 3 v kernels; do
             t0=$(date +%s)
-            cmd=("${ncu:-ncu}" "${sections[@]}" -k "regex:$kernels" -s 1 -c 1 -f -o "$work/ncu/gemm_v$v" "$bin/ittt_bench" --filter gemm_cuda)
-            if [ "$mode" = emu ]; then
+            cmd=("${ncu:-ncu}" "${sections[@]}" -k "regex:$kernels" -s 1 -c 1 -f -o "$work/ncu/gemm_v$v" "$bin/ittt_bench" "${size_flags[@]}"
+                 --filter gemm_cuda)
+            if [ "$gpu_tools" = 0 ]; then
                 [ -n "$kernels" ] && status=SKIP || status=FAIL
                 record "$status" "ncu gemm v$v" 0 "on the emulator; would run: ITTT_KERNEL=gemm=$v ITTT_GEMM_SIZE=$ncu_size ITTT_GEMM_LAYOUT=NN ncu ... -k 'regex:$kernels'"
                 continue
@@ -355,18 +371,20 @@ fi
 # ---- stage: compute-sanitizer, four tools on the small-shape op tests ----
 # The [cuda] op tests without the whole-model ones; small shapes (every kind of case, fewer of each).
 sanitize_filter=${GPU_CHECK_SANITIZE_TESTS:-[cuda]~[model]}
+[ "$mode" = emu ] && sanitize_filter=${GPU_CHECK_SANITIZE_TESTS:-[cuda][prefix_scan]}  # the emulator is slow: one op
 if wants sanitizers; then
     log=$work/logs/sanitizers.log
-    cases=$("$bin/ittt_tests" "$sanitize_filter" --list-test-names-only 2>/dev/null | grep -c .)
-    tools=(memcheck racecheck synccheck initcheck)
-    for i in "${!tools[@]}"; do
-        tool=${tools[$i]}
+    # the names Catch2 lists, without test_main.cpp's closing count lines
+    cases=$("$bin/ittt_tests" "$sanitize_filter" --list-test-names-only 2>/dev/null | grep -vE '^\[cuda\] cases run|^[0-9]+ passed, ' | grep -c .)
+    checks=(memcheck racecheck synccheck initcheck)
+    for i in "${!checks[@]}"; do
+        tool=${checks[$i]}
         t0=$(date +%s)
         if [ "${cases:-0}" -eq 0 ]; then
             record FAIL "sanitizer $tool" 0 "the test filter '$sanitize_filter' selects no case"
             continue
         fi
-        if [ "$mode" = emu ]; then
+        if [ "$gpu_tools" = 0 ]; then
             record SKIP "sanitizer $tool" 0 "on the emulator; would run: compute-sanitizer --tool $tool ittt_tests '$sanitize_filter' ($cases cases, small shapes)"
             continue
         fi
@@ -375,7 +393,7 @@ if wants sanitizers; then
             continue
         fi
         # the last stage: each tool gets an equal share of what is left, at most 60 s
-        share=$(((deadline - $(date +%s) - 5) / (${#tools[@]} - i)))
+        share=$(((deadline - $(date +%s) - 5) / (${#checks[@]} - i)))
         seconds=$(timeout_for $((share < 60 ? share : 60)))
         if [ "$seconds" -lt 10 ]; then
             record SKIP "sanitizer $tool" 0 "no time left in the ${budget}s budget"

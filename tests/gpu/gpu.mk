@@ -10,7 +10,8 @@
 #                            --only, --out. Without make: bash build-gpu/bundle/gpu-check.sh
 #   make gpu-check-emu       CI: the emulated build packed the same way (its libraries from this
 #                            machine), then gpu-check.sh --mode emu run from that bundle: tiny shapes,
-#                            the CSV and its check, the GPU-only tools skipped with a line each
+#                            the CSV and its check, and the sanitizer and ncu stages with the
+#                            stand-ins of tests/gpu/stand-ins (a planted finding must fail its stage)
 #
 # The bundle's programs are linked with -Wl,--disable-new-dtags,-rpath,$ORIGIN/lib: DT_RPATH, which
 # (unlike DT_RUNPATH) also serves libraries loaded by libraries. They are always relinked, so a
@@ -40,4 +41,9 @@ gpu-check:
 gpu-check-emu:
 	$(MAKE) CUDA=emu build-emu/ittt build-emu/ittt_tests build-emu/ittt_bench
 	tests/gpu/make-bundle.sh build-emu build-emu/gpu-bundle --system-libs
-	bash build-emu/gpu-bundle/gpu-check.sh --mode emu --out build-emu/gpu-check-out $(GPU_CHECK_ARGS)
+	@# A finding must fail its stage: one planted in the racecheck stand-in (its own output folder).
+	STANDIN_FINDING=racecheck bash build-emu/gpu-bundle/gpu-check.sh --mode emu --tools tests/gpu/stand-ins --only sanitizers \
+	  --out build-emu/gpu-check-planted > build-emu/gpu-check-planted.log 2>&1; \
+	  if grep -q '^  FAIL    sanitizer racecheck ' build-emu/gpu-check-planted.log; then echo "gpu-check-emu: a planted racecheck finding fails its stage"; \
+	  else cat build-emu/gpu-check-planted.log; echo "gpu-check-emu: a planted racecheck finding did not fail its stage"; exit 1; fi
+	bash build-emu/gpu-bundle/gpu-check.sh --mode emu --tools tests/gpu/stand-ins --out build-emu/gpu-check-out $(GPU_CHECK_ARGS)
