@@ -96,9 +96,20 @@ int failed_count();
 // never hold a comma or a quote (each becomes ';'), so a line splits on ',' alone.
 std::string csv_header();
 std::string csv_line(const Measurement& m);
-// Prints the rows as a table under `title`, and appends them to ctx.csv when set (the header
-// first when the file is new or empty). An unwritable file is an error naming it.
-void report(const Context& ctx, const std::vector<Measurement>& rows, const std::string& title);
+
+// A benchmark's rows. add() appends each row to ctx.csv at once (the header first when the file
+// is new or empty; an unwritable file is an error naming it), so that a run stopped by a time
+// limit keeps the rows it measured; report() prints them all as a table under `title`.
+class Results {
+public:
+    explicit Results(const Context& ctx) : ctx_(ctx) {}
+    void add(const Measurement& m);
+    void report(const std::string& title) const;
+
+private:
+    const Context& ctx_;
+    std::vector<Measurement> rows_;
+};
 
 // Median and minimum of repeated timings. The model benchmarks report both: the median is
 // what a run typically costs, the minimum what the code costs when nothing else interferes;

@@ -97,7 +97,7 @@ ITTT_BENCHMARK(gemm_cuda, 11) {
     // Every CUDA version of the op table (or the one ITTT_KERNEL names; 0 is the best).
     std::vector<int> versions = bench::cuda_versions("gemm");
     if (only >= 0) versions = {only == 0 ? ops::op_spec("gemm").cuda.best : only};
-    std::vector<Measurement> rows;
+    bench::Results rows(ctx);
     bench::Table comparators({"comparator", "layout", "M=N=K", "ms", "GFLOP/s"});
     for (int64_t n : sizes) {
         Tensor A = bench::random_uniform_gpu({n, n}, 1), B = bench::random_uniform_gpu({n, n}, 2);
@@ -123,18 +123,17 @@ ITTT_BENCHMARK(gemm_cuda, 11) {
                     ops::set_version("gemm", v);
                     const bench::Timing t = bench::time_adaptive([&] { ops::matmul(C, A, layout.trans_a, B, layout.trans_b); }, budget);
                     Measurement m = bench::cuda_measurement("gemm_cuda", "gemm", layout.name, v, cat("M=N=K=", n), t, flops, "GFLOP/s");
-                    if (!with_cublas) return rows.push_back(m);
+                    if (!with_cublas) return rows.add(m);
                     m.max_rel_diff = bench::max_rel_diff(C, C_ref);
                     for (bool tf32 : {false, true})  // one row per comparator
-                        rows.push_back(bench::compared(m, bench::blas_name(tf32), blas_time[tf32], flops));
+                        rows.add(bench::compared(m, bench::blas_name(tf32), blas_time[tf32], flops));
                 });
             ops::set_version("gemm", 0);
         }
     }
     if (with_cublas)
         comparators.print(cat("gemm_cuda: comparators, C (n, n) = op(A) op(B), F32 in and out, on ", device));
-    bench::report(ctx, rows,
-                  cat("gemm_cuda: ittt CUDA GEMM versions, uniform [-1, 1) inputs, CUDA-event time per call after warm-up",
+    rows.report(cat("gemm_cuda: ittt CUDA GEMM versions, uniform [-1, 1) inputs, CUDA-event time per call after warm-up",
                       only >= 0 ? cat(" (ITTT_KERNEL: version ", only, " only)") : std::string(),
                       with_cublas ? "; max rel diff = max |C - C_cuBLAS_F32| / max |C_cuBLAS_F32| (TF32: ~1e-3 expected)"
                                   : "; no comparator (ITTT_KERNEL)"));
@@ -146,7 +145,7 @@ ITTT_BENCHMARK(membw_cuda, 12) {
     const int64_t n = ctx.tiny ? (int64_t(1) << 14) : ctx.quick ? (int64_t(1) << 24) : (int64_t(1) << 26);
     const double budget = bench::time_budget(ctx);
     const std::string device = bench::cuda_device_name();
-    std::vector<Measurement> rows;
+    bench::Results rows(ctx);
 
     // The comparator: a device-to-device copy reads and writes every byte once.
     Tensor src = bench::random_uniform_gpu({n}, 3), dst = Tensor::zeros({n}, DType::F32, Device::CUDA);
@@ -154,7 +153,7 @@ ITTT_BENCHMARK(membw_cuda, 12) {
     const double copy_bytes = 2.0 * static_cast<double>(n) * sizeof(float);
     auto row = [&](const char* op, const char* variant, const std::string& shape, double bytes, const bench::Timing& t) {
         const int v = ops::selected_version(op, Device::CUDA, "membw_cuda");
-        rows.push_back(bench::compared(bench::cuda_measurement("membw_cuda", op, variant, v, shape, t, bytes, "GB/s"), "cudaMemcpy D2D",
+        rows.add(bench::compared(bench::cuda_measurement("membw_cuda", op, variant, v, shape, t, bytes, "GB/s"), "cudaMemcpy D2D",
                                        copy, copy_bytes));
     };
 
@@ -185,8 +184,7 @@ ITTT_BENCHMARK(membw_cuda, 12) {
         row("adamw", "step", cat("n=", n), 7.0 * static_cast<double>(n) * sizeof(float),  // reads p, g, m, v; writes p, m, v
             bench::time_adaptive([&] { ops::adamw_step(p, g, m, v, cfg, ++step); }, budget));
     }
-    bench::report(ctx, rows,
-                  cat("membw_cuda: memory-bound ops, F32, bytes = the minimum each op must read + write, CUDA-event time per call, against a ",
+    rows.report(cat("membw_cuda: memory-bound ops, F32, bytes = the minimum each op must read + write, CUDA-event time per call, against a ",
                       bench::fmt("%.0f", copy_bytes / 1e6), " MB device-to-device copy (", bench::fmt("%.0f", copy_bytes / copy.seconds / 1e9),
                       " GB/s), on ", device));
 }

@@ -70,7 +70,7 @@ ITTT_BENCHMARK(attention_cuda, 13) {
     if (ctx.tiny) shapes = {{1, 48, 2, 1, 16, 0}, {1, 48, 2, 1, 16, 16}};
     const double budget = bench::time_budget(ctx);
     bench::Blas blas;
-    std::vector<Measurement> rows;
+    bench::Results rows(ctx);
 
     for (const AttentionShape& s : shapes) {
         const std::string shape = cat("B=", s.B, " n=", s.n, " Hq=", s.Hq, " Hkv=", s.Hkv, " hd=", s.hd,
@@ -122,12 +122,11 @@ ITTT_BENCHMARK(attention_cuda, 13) {
                 bench::time_adaptive([&] { ops::attention_backward(dq, dk, dv, dout, q, k, v, out, lse, window); }, budget);
             Measurement f = bench::cuda_measurement("attention_cuda", "attention", "forward", version, shape, forward, forward_flops, "GFLOP/s");
             Measurement b = bench::cuda_measurement("attention_cuda", "attention", "backward", version, shape, backward, backward_flops, "GFLOP/s");
-            rows.push_back(bench::compared(f, bench::blas_name(false) + " dense S=QK^T O=SV", dense_forward, dense_forward_flops));
-            rows.push_back(bench::compared(b, bench::blas_name(false) + " dense backward products", dense_backward, dense_backward_flops));
+            rows.add(bench::compared(f, bench::blas_name(false) + " dense S=QK^T O=SV", dense_forward, dense_forward_flops));
+            rows.add(bench::compared(b, bench::blas_name(false) + " dense backward products", dense_backward, dense_backward_flops));
         });
     }
-    bench::report(ctx, rows,
-                  cat("attention_cuda: causal GQA attention, F32, rate = 4 hd flops per visible (query, key) pair forward, 10 hd "
+    rows.report(cat("attention_cuda: causal GQA attention, F32, rate = 4 hd flops per visible (query, key) pair forward, 10 hd "
                       "backward; comparator: cuBLAS's dense batched products with min(n, window) keys per query, on ",
                       bench::cuda_device_name()));
 }
@@ -151,7 +150,7 @@ ITTT_BENCHMARK(ttt_cuda, 14) {
     const std::string shape = cat("B=", s.B, " n=", s.n, " C=", s.C, " T=", T, " d=", s.d, " f=", s.f);
     const double budget = bench::time_budget(ctx);
     bench::Blas blas;
-    std::vector<Measurement> rows;
+    bench::Results rows(ctx);
 
     Tensor z = bench::random_uniform_gpu({s.B, s.n, s.f}, 31), v = bench::random_uniform_gpu({s.B, s.n, s.d}, 32);
     Tensor wd = bench::random_uniform_gpu({s.d, s.f}, 33);
@@ -172,7 +171,7 @@ ITTT_BENCHMARK(ttt_cuda, 14) {
         Measurement m = bench::cuda_measurement("ttt_cuda", "ttt_delta", "forward", version, shape, t, delta_flops, "GFLOP/s");
         m = bench::compared(m, bench::blas_name(false) + " strided-batched V^T Z", blas_delta_time, delta_flops);
         m.max_rel_diff = bench::max_rel_diff(delta, delta_ref);
-        rows.push_back(m);
+        rows.add(m);
     });
 
     // ---- prefix scan over chunks: reads delta, writes the exclusive sums ----
@@ -180,7 +179,7 @@ ITTT_BENCHMARK(ttt_cuda, 14) {
     const bench::Timing copy = bench::time_adaptive([&] { scan.copy_from(delta); }, budget);
     bench::for_each_cuda_version("ttt_cuda", "prefix_scan", shape, [&](int version) {
         const bench::Timing t = bench::time_adaptive([&] { ops::prefix_scan_exclusive(scan, delta, false); }, budget);
-        rows.push_back(bench::compared(bench::cuda_measurement("ttt_cuda", "prefix_scan", "forward", version, shape, t, scan_bytes, "GB/s"),
+        rows.add(bench::compared(bench::cuda_measurement("ttt_cuda", "prefix_scan", "forward", version, shape, t, scan_bytes, "GB/s"),
                                        "cudaMemcpy D2D", copy, scan_bytes));
     });
     ops::prefix_scan_exclusive(scan, delta, false);  // the apply below reads the true sums
@@ -198,7 +197,7 @@ ITTT_BENCHMARK(ttt_cuda, 14) {
         Measurement m = bench::cuda_measurement("ttt_cuda", "ttt_apply", "forward", version, shape, t, apply_flops, "GFLOP/s");
         m = bench::compared(m, bench::blas_name(false) + " z wd^T + strided-batched eta z s^T", blas_apply_time, apply_flops);
         m.max_rel_diff = bench::max_rel_diff(o, o_ref);
-        rows.push_back(m);
+        rows.add(m);
     });
 
     // ---- chunk loop: per sequence and chunk, o_[i] = z_[i] W_i^T, then W_{i+1} = W_i + eta v_[i]^T z_[i] ----
@@ -224,11 +223,10 @@ ITTT_BENCHMARK(ttt_cuda, 14) {
         Measurement m = bench::cuda_measurement("ttt_cuda", "ttt_loop", "forward", version, shape, t, loop_flops, "GFLOP/s");
         m = bench::compared(m, bench::blas_name(false) + " GEMMs of the same loop", blas_loop_time, loop_flops);
         m.max_rel_diff = bench::max_rel_diff(o, o_ref);
-        rows.push_back(m);
+        rows.add(m);
     });
 
-    bench::report(ctx, rows,
-                  cat("ttt_cuda: the TTT layer's products at a Qwen3-0.6B MLP's (d, f), F32, eta = ", eta,
+    rows.report(cat("ttt_cuda: the TTT layer's products at a Qwen3-0.6B MLP's (d, f), F32, eta = ", eta,
                       "; max rel diff against the comparator's own result (its F32 sums in another order), on ", bench::cuda_device_name()));
 }
 
@@ -240,7 +238,7 @@ ITTT_BENCHMARK(cross_entropy_cuda, 15) {
     if (ctx.tiny) rows_n = 8, V = 1000;
     const std::string shape = cat("N=", rows_n, " V=", V);
     const double budget = bench::time_budget(ctx);
-    std::vector<Measurement> rows;
+    bench::Results rows(ctx);
 
     Tensor logits = bench::random_uniform_gpu({rows_n, V}, 41);
     Tensor targets = Tensor::empty({rows_n}, DType::I32);
@@ -255,15 +253,14 @@ ITTT_BENCHMARK(cross_entropy_cuda, 15) {
         const bench::Timing loss = bench::time_adaptive([&] { ops::cross_entropy(nullptr, logits, targets, grad_scale); }, budget);
         const bench::Timing grad = bench::time_adaptive([&] { ops::cross_entropy(&dlogits, logits, targets, grad_scale); }, budget);
         // the minimum traffic: read the logits (loss); read them and write the gradient (loss + grad)
-        rows.push_back(
+        rows.add(
             bench::compared(bench::cuda_measurement("cross_entropy_cuda", "cross_entropy", "loss", version, shape, loss, logit_bytes, "GB/s"),
                             "cudaMemcpy D2D", copy, 2.0 * logit_bytes));
-        rows.push_back(bench::compared(
+        rows.add(bench::compared(
             bench::cuda_measurement("cross_entropy_cuda", "cross_entropy", "loss+grad", version, shape, grad, 2.0 * logit_bytes, "GB/s"),
             "cudaMemcpy D2D", copy, 2.0 * logit_bytes));
     });
-    bench::report(ctx, rows,
-                  cat("cross_entropy_cuda: fused softmax + NLL over ", V,
+    rows.report(cat("cross_entropy_cuda: fused softmax + NLL over ", V,
                       " classes, F32, bytes = the logits read (+ the gradient written), "
                       "each call ending with the loss's copy to the host, on ",
                       bench::cuda_device_name()));

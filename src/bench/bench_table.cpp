@@ -90,9 +90,23 @@ std::string csv_line(const Measurement& m) {
     return line;
 }
 
-void report(const Context& ctx, const std::vector<Measurement>& rows, const std::string& title) {
+void Results::add(const Measurement& m) {
+    rows_.push_back(m);
+    if (ctx_.csv.empty()) return;
+    std::ifstream existing(ctx_.csv);
+    const bool fresh = !existing || existing.peek() == std::ifstream::traits_type::eof();
+    existing.close();
+    std::ofstream out(ctx_.csv, std::ios::app);
+    ITTT_CHECK(out.good(), "--csv ", ctx_.csv, ": cannot open for appending (", std::strerror(errno), ")");
+    if (fresh) out << csv_header() << "\n";
+    out << csv_line(m) << "\n";
+    out.flush();
+    ITTT_CHECK(out.good(), "--csv ", ctx_.csv, ": write failed (", std::strerror(errno), ")");
+}
+
+void Results::report(const std::string& title) const {
     Table t({"op", "variant", "version", "shape", "ms", "rate", "comparator", "its rate", "fraction", "max rel diff"});
-    for (const Measurement& m : rows) {
+    for (const Measurement& m : rows_) {
         const bool compared = m.comparator_seconds > 0;
         t.row({m.op, m.variant, cat(m.version, " ", m.name), m.shape, fmt("%.3f", m.seconds * 1e3), fmt("%.1f ", m.rate()) + m.unit,
                m.comparator, compared ? fmt("%.1f ", m.comparator_rate()) + m.unit : "-",
@@ -100,16 +114,6 @@ void report(const Context& ctx, const std::vector<Measurement>& rows, const std:
                std::isnan(m.max_rel_diff) ? "-" : fmt("%.1e", m.max_rel_diff)});
     }
     t.print(title);
-    if (ctx.csv.empty()) return;
-    std::ifstream existing(ctx.csv);
-    const bool fresh = !existing || existing.peek() == std::ifstream::traits_type::eof();
-    existing.close();
-    std::ofstream out(ctx.csv, std::ios::app);
-    ITTT_CHECK(out.good(), "--csv ", ctx.csv, ": cannot open for appending (", std::strerror(errno), ")");
-    if (fresh) out << csv_header() << "\n";
-    for (const Measurement& m : rows) out << csv_line(m) << "\n";
-    out.flush();
-    ITTT_CHECK(out.good(), "--csv ", ctx.csv, ": write failed (", std::strerror(errno), ")");
 }
 
 void Table::print(const std::string& title) const {

@@ -22,7 +22,7 @@
 # Stages, in this order, each under `timeout` (one that runs out is TIMEOUT, with its partial log):
 #   tests       the [cuda] tests (cap 120 s); FAIL unless "[cuda] cases run: N on the CUDA emulator
 #               (CPU), M on a GPU" shows M > 0 (emu: N > 0) and every case passed
-#   bench       ittt_bench's GPU benchmarks, one process each (caps 60, 10, 35, 25, 20 s), rows
+#   bench       ittt_bench's GPU benchmarks, one process each (caps 90, 20, 45, 30, 20 s), rows
 #               appended to bench.csv; then the CSV check: header, field counts, numbers,
 #               comparators, every CUDA gemm version of the op table in NN, NT and TN, max_rel_diff
 #               within 1e-2 (emu: also that broken copies of the CSV are refused)
@@ -216,7 +216,7 @@ if wants tests; then
     if [ "$mode" = gpu ]; then filter=${GPU_CHECK_TESTS:-[cuda]}; shapes=${ITTT_TEST_SHAPES:-}
     else filter=${GPU_CHECK_TESTS:-[cuda][prefix_scan],[cuda][rmsnorm]}; shapes=small; fi
     rc=$(ITTT_TEST_SHAPES=$shapes run_timed "$log" "$(timeout_for 120)" "$bin/ittt_tests" "$filter")
-    tail -n 3 "$log"
+    tail -n 3 "$log" | sed "s/^/  ittt_tests: /"
     counts=$(grep -E '^\[cuda\] cases run: [0-9]+ on the CUDA emulator \(CPU\), [0-9]+ on a GPU' "$log" | tail -n 1)
     on_emu=$(echo "$counts" | sed -E 's/.*run: ([0-9]+) on the CUDA emulator.*/\1/')
     on_gpu=$(echo "$counts" | sed -E 's/.*, ([0-9]+) on a GPU.*/\1/')
@@ -287,7 +287,7 @@ if wants bench; then
     csv=$work/bench.csv
     rm -f "$csv"
     # One process per benchmark, each with its own cap: one that hangs or fails costs only its rows.
-    for pair in gemm_cuda:60 membw_cuda:10 attention_cuda:35 ttt_cuda:25 cross_entropy_cuda:20; do
+    for pair in gemm_cuda:90 membw_cuda:20 attention_cuda:45 ttt_cuda:30 cross_entropy_cuda:20; do
         name=${pair%%:*} cap=${pair#*:}
         t0=$(date +%s)
         seconds=$(timeout_for "$cap")
@@ -448,6 +448,10 @@ cap "$work/ncu.txt" "$out/ncu.txt"
 packed=(logs ncu summary.txt)
 [ -f "$work/bench.csv" ] && packed+=(bench.csv)
 tar -czf "$out/logs.tar.gz" -C "$work" "${packed[@]}"
+if [ "$(wc -c < "$out/logs.tar.gz")" -gt 15728640 ]; then  # the device tool brings back files up to 16 MiB
+    tar -czf "$out/logs.tar.gz" -C "$work" --exclude='*.ncu-rep' "${packed[@]}"
+    echo "gpu-check: logs.tar.gz without the .ncu-rep reports (over 15 MiB with them); ncu.txt has their details pages"
+fi
 rm -rf "$work"
 echo "gpu-check: results in $out: $(cd "$out" && find . -maxdepth 1 -type f -printf '%f ')"
 [ "$skipped" -gt 0 ] && echo "gpu-check: $skipped stages skipped (SKIP lines above say why)"
