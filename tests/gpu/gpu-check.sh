@@ -88,8 +88,8 @@ record() {
     say "$(printf '%-7s %-26s %4ss  %s' "$1" "$2" "$3" "$4")"
 }
 
-# run_timed LOG SECONDS COMMAND...: runs COMMAND under timeout, output to LOG (and the last lines
-# to stdout); prints its exit status (124: timed out).
+# run_timed LOG SECONDS COMMAND...: runs COMMAND under timeout, its output appended to LOG; prints
+# its exit status (124: timed out; 137: killed 10 s after that).
 run_timed() {
     local log=$1 seconds=$2
     shift 2
