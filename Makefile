@@ -99,6 +99,7 @@ include src/bench/bench.mk
 include src/tools/exp/exp.mk
 include tests/fuzz/fuzz.mk
 include tests/tests.mk
+include tests/gpu/gpu.mk
 
 # ---- the Debian packages: checked before anything compiles ----
 .PHONY: deps

@@ -4,11 +4,15 @@
 // ITTT_BENCHMARK(name, order) { ... }. They are timed with a steady clock over
 // repeats after a warm-up (time_best, or the interleaved rounds and Stats of the model
 // benchmark), and print rows through Table, always with a ratio to a comparator
-// measured in the same run (never a number from memory).
+// measured in the same run (never a number from memory). The GPU benchmarks also
+// record each row as a Measurement, written as a line of CSV with --csv FILE
+// (docs/profiling.md, "The CSV", says what each column means).
 #pragma once
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -16,7 +20,10 @@ namespace ittt::bench {
 
 struct Context {
     bool quick = false;     // --quick: fewer sizes and repeats (a smoke run)
-    std::string filter;     // run only benchmarks whose name contains this
+    bool tiny = false;      // --tiny: toy shapes, a check of the benchmarks' own code and CSV (the
+                            // only way the GPU benchmarks run on the CUDA emulator); no timing figure
+    std::string filter;     // run only benchmarks whose name contains one of these (comma-separated)
+    std::string csv;        // --csv FILE: append every Measurement to FILE (empty: none)
     std::string torch_record = "build/torch_compare.txt";  // the PyTorch comparator's last results (bench_model.cpp)
 };
 
@@ -24,6 +31,8 @@ using BenchFn = void (*)(const Context&);
 struct Registrar {
     Registrar(const char* name, int order, BenchFn fn);
 };
+// Whether --filter selects the benchmark `name` (bench_main.cpp).
+bool selected(const std::string& filter, const std::string& name);
 
 // Best-of-`repeats` wall time in seconds of fn(), after `warmup` untimed calls.
 // "Best" rather than mean: on a shared 2-core machine the minimum is the least
@@ -53,6 +62,54 @@ private:
 };
 
 std::string fmt(const char* format, double value);  // fmt("%.1f", x)
+
+// One timed result: a row of a GPU benchmark's table and a line of the --csv file.
+// rate = work / seconds; the comparator (cuBLAS, a device-to-device copy) ran in the same
+// process on the same device, and fraction = rate / comparator rate.
+struct Measurement {
+    std::string benchmark;        // "gemm_cuda"
+    std::string op;               // the op table's name: "gemm", "attention", ...
+    std::string variant;          // "NN", "forward", "loss+grad", ... ("-": none)
+    int version = 0;              // the op table's version that ran (0 is resolved first)
+    std::string name, kernels;    // that row's name and kernels (a regex for ncu -k)
+    std::string shape;            // "M=N=K=4096", "B=1 n=4096 Hq=16 Hkv=8 hd=128 window=1024"
+    std::string device;           // device::describe(Device::CUDA)
+    double seconds = 0;           // mean time per call
+    int calls = 0;                // timed calls behind that mean
+    double work = 0;              // useful flops or bytes per call
+    std::string unit;             // "GFLOP/s" or "GB/s": work / seconds / 1e9
+    std::string comparator = "none";
+    double comparator_seconds = 0;  // per call; 0 when there is no comparator
+    double comparator_work = 0;     // the comparator's flops or bytes per call, same unit
+    double max_rel_diff = std::numeric_limits<double>::quiet_NaN();  // vs the comparator's output; NaN: not compared
+    double rate() const { return seconds > 0 ? work / seconds / 1e9 : 0; }
+    double comparator_rate() const { return comparator_seconds > 0 ? comparator_work / comparator_seconds / 1e9 : 0; }
+};
+
+// Runs fn (a row, or a group of rows, of a benchmark). An ittt::Error in it (a kernel that
+// refuses a shape, a CUDA error) is printed as "<what>: failed: <message>" and counted instead
+// of ending the run, so the rows after it are still measured; ittt_bench then exits with 1.
+void guarded(const std::string& what, const std::function<void()>& fn);
+int failed_count();
+
+// The CSV's header line, and one Measurement as a line (no trailing newline). Text fields
+// never hold a comma or a quote (each becomes ';'), so a line splits on ',' alone.
+std::string csv_header();
+std::string csv_line(const Measurement& m);
+
+// A benchmark's rows. add() appends each row to ctx.csv at once (the header first when the file
+// is new or empty; an unwritable file is an error naming it), so that a run stopped by a time
+// limit keeps the rows it measured; report() prints them all as a table under `title`.
+class Results {
+public:
+    explicit Results(const Context& ctx) : ctx_(ctx) {}
+    void add(const Measurement& m);
+    void report(const std::string& title) const;
+
+private:
+    const Context& ctx_;
+    std::vector<Measurement> rows_;
+};
 
 // Median and minimum of repeated timings. The model benchmarks report both: the median is
 // what a run typically costs, the minimum what the code costs when nothing else interferes;

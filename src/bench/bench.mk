@@ -17,7 +17,7 @@ bench-tables: $(BUILD)/ittt_bench
 	$(BUILD)/ittt_bench $(BENCH_ARGS)
 
 # ---- profile: Nsight Compute on one kernel version, Nsight Systems on a training run ----
-#   make profile KERNEL=gemm VERSION=3 [SIZE=4096]         ncu, the gemm_cuda benchmark timing version 3 only
+#   make profile KERNEL=gemm VERSION=3 [SIZE=4096] [LAYOUT=NN]   ncu, the gemm_cuda benchmark timing version 3 only
 #   make profile KERNEL=gemm VERSION=3 TEST='[cuda][gemm]'  ncu on those tests instead (every v3 launch, up to PROFILE_COUNT)
 #   make profile KERNEL=attention [KERNEL_REGEX=attention_flash]   ncu on the [cuda][attention] tests
 #   make profile                                             (no KERNEL) only the nsys timeline
@@ -31,10 +31,11 @@ KERNEL_REGEX ?=
 TEST ?=
 VERSION ?= 0
 SIZE ?= 4096
+LAYOUT ?= NN
 PROFILE_COUNT ?= 10
 PROFILE_STEPS ?= 20
 PROFILE_TRAIN_ARGS ?= --task mqar --task-opt pairs=8,gap=96 --config data/configs/mqar_swa_ttt.json --batch 16 --seq-len 256
-PROFILE_OUT := out/profile/$(KERNEL)_v$(VERSION)
+PROFILE_OUT := out/profile/$(KERNEL)_v$(VERSION)$(if $(filter gemm,$(KERNEL)),$(if $(filter-out NN,$(LAYOUT)),_$(LAYOUT)),)
 
 profile: $(BUILD)/ittt $(BUILD)/ittt_tests $(BUILD)/ittt_bench
 	@mkdir -p out/profile
@@ -44,7 +45,7 @@ ifneq ($(KERNEL),)
   else
 	@regex='$(KERNEL_REGEX)'; [ -n "$$regex" ] || regex=$$($(BUILD)/ittt info --cuda-kernels $(KERNEL)=$(VERSION)) || exit 1; \
 	if [ "$(KERNEL)" = gemm ] && [ -z "$(TEST)" ]; then \
-	  set -x; ITTT_KERNEL=gemm=$(VERSION) ITTT_GEMM_SIZE=$(SIZE) $(NCU) --set full --nvtx -k "regex:$$regex" -s 1 -c 1 \
+	  set -x; ITTT_KERNEL=gemm=$(VERSION) ITTT_GEMM_SIZE=$(SIZE) ITTT_GEMM_LAYOUT=$(LAYOUT) $(NCU) --set full --nvtx -k "regex:$$regex" -s 1 -c 1 \
 	    -f -o $(PROFILE_OUT) $(BUILD)/ittt_bench --filter gemm_cuda; \
 	else \
 	  set -x; $(NCU) --set full --nvtx -k "regex:$$regex" -c $(PROFILE_COUNT) -f -o $(PROFILE_OUT) \

@@ -1,52 +1,33 @@
 // bench_gemm_cuda.cpp: the GPU side of `make bench`, each number next to a comparator
-// measured in the same process on the same GPU.
+// measured in the same process on the same GPU (bench_shapes_cuda.cpp has the model-shape ones).
 //
-//   build/ittt_bench --filter cuda [--quick]     all three below
-//   gemm_cuda   every CUDA GEMM version (kernels/gemm/gemm.cu) at 1024^3, 2048^3, 4096^3
-//               (NN, F32), GFLOP/s and % of cuBLAS: cublasSgemm (F32, CUDA cores) and
-//               cublasGemmEx with CUBLAS_COMPUTE_32F_FAST_TF32 (tensor cores, the fair
-//               comparator for version 5)
+//   build/ittt_bench --filter cuda [--quick] [--csv FILE]     these three and bench_shapes_cuda.cpp's
+//   gemm_cuda   every CUDA GEMM version of the op table (kernels/gemm/gemm_versions.h) in the
+//               three layouts the model runs, NN (C = A B), NT (C = A B^T: x W^T, the forward
+//               of every projection) and TN (C = A^T B: dW = dy^T x, the weight gradients), at
+//               1024^3, 2048^3, 4096^3, F32; GFLOP/s and the fraction of cuBLAS F32 (CUDA
+//               cores) and of cuBLAS TF32 (tensor cores, the fair comparator for version 5)
 //   membw_cuda  memory-bound ops (rmsnorm, swiglu, AdamW) at large sizes, GB/s against a
 //               device-to-device cudaMemcpy of the same run
 //   train_cuda  whole model on the GPU: training-step and prefill tokens/s, with and
 //               without TTT (the bench_model.cpp config, and a larger one)
 //
-// Times come from CUDA events around `repeats` calls after warm-up calls (kernels are
-// asynchronous: a host clock would time the launch, not the work), except for the
-// whole-model rows, whose host work (token upload, loss read-back) is part of a step
-// and which are timed with a steady clock after a device synchronise.
+// Times come from CUDA events around the calls after warm-up calls (bench_cuda.h's
+// time_adaptive), except for the whole-model rows, whose host work (token upload, loss
+// read-back) is part of a step and which are timed with a steady clock after a device
+// synchronise. --csv FILE appends gemm_cuda's and membw_cuda's rows (docs/profiling.md).
 //
-// Environment, for `make profile` (docs/profiling.md):
-//   ITTT_KERNEL=gemm=v   (the syntax of --kernel) gemm_cuda times only version v (0: best) and no cuBLAS
-//   ITTT_GEMM_SIZE=n     gemm_cuda times only n^3
+// Environment, for `make profile` and tests/gpu/gpu-check.sh's Nsight Compute stage:
+//   ITTT_KERNEL=gemm=v      (the syntax of --kernel) gemm_cuda times only version v (0: best) and no cuBLAS
+//   ITTT_GEMM_SIZE=n        gemm_cuda times only n^3
+//   ITTT_GEMM_LAYOUT=NN     gemm_cuda times only that layout (NN, NT or TN)
 //
-// Compiled only with CUDA (ITTT_WITH_CUDA) and the CUDA headers on the include path (the
-// Makefile's NVTX include dir is CUDA's); without a GPU each benchmark prints "no CUDA
-// device" and returns. Linked with -lcublas (the Makefile does it for build/ittt_bench only).
-// On the CUDA emulator (make CUDA=emu) the same three benchmarks exist and refuse to run:
-// an emulator's time is never reported as a GPU figure.
-#include "bench/bench.h"
+// On the CUDA emulator (make CUDA=emu) gemm_cuda and membw_cuda run only with --tiny (toy
+// sizes, no cuBLAS: a check of their code and CSV) and train_cuda never: an emulator's time is
+// never reported as a GPU figure.
+#include "bench/bench_cuda.h"
 
-#if ITTT_WITH_CUDA && __has_include(<cuda_runtime.h>)
-#include <cuda_runtime.h>  // the emulator's shim in a CUDA=emu build, which defines ITTT_CUDA_EMULATED
-#endif
-
-#if ITTT_WITH_CUDA && defined(ITTT_CUDA_EMULATED)
-
-namespace {
-void refuse(const char* bench) {
-    std::printf("\n%s: refused: this build's CUDA device is the CPU emulator (make CUDA=emu), not a GPU; it checks the\n"
-                "  kernels' correctness, and no time it takes is a GPU figure. Build with nvcc (make CUDA=1) on a GPU machine.\n",
-                bench);
-}
-}  // namespace
-
-ITTT_BENCHMARK(gemm_cuda, 11) { refuse("gemm_cuda"); }
-ITTT_BENCHMARK(membw_cuda, 12) { refuse("membw_cuda"); }
-ITTT_BENCHMARK(train_cuda, 32) { refuse("train_cuda"); }
-
-#elif ITTT_WITH_CUDA && __has_include(<cublas_v2.h>)
-#include <cublas_v2.h>
+#if ITTT_BENCH_CUDA
 
 #include <algorithm>
 #include <chrono>
@@ -57,78 +38,18 @@ ITTT_BENCHMARK(train_cuda, 32) { refuse("train_cuda"); }
 #include <string>
 #include <vector>
 
-#include "kernels/gemm/gemm.h"
 #include "model/model.h"
+#include "ops/op_table.h"
 #include "ops/ops.h"
-#include "runtime/cuda_check.h"
 #include "runtime/device.h"
 #include "runtime/rng.h"
 #include "runtime/tensor.h"
 #include "train/trainer.h"
 
 using namespace ittt;
-
-#define CUBLAS_CHECK(call)                                                                                     \
-    do {                                                                                                       \
-        cublasStatus_t ittt_cublas_status_ = (call);                                                           \
-        if (ittt_cublas_status_ != CUBLAS_STATUS_SUCCESS)                                                      \
-            ::ittt::fail(::ittt::cat("cuBLAS error: ", #call, " returned ", static_cast<int>(ittt_cublas_status_), \
-                                     " at ", __FILE__, ":", __LINE__));                                          \
-    } while (0)
+using bench::Measurement;
 
 namespace {
-
-bool require_gpu(const char* bench) {
-    if (cuda_available()) return true;
-    std::printf("\n%s: no CUDA device\n", bench);
-    return false;
-}
-
-// Uniform in [-1, 1) from a counter hash: cheap enough for 2^26 values on the host.
-Tensor random_uniform_gpu(const Shape& shape, uint64_t seed) {
-    Tensor t = Tensor::empty(shape);
-    float* p = t.data<float>();
-    for (int64_t i = 0; i < t.numel(); ++i)
-        p[i] = static_cast<float>(static_cast<double>(splitmix64(seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(i)) >> 11) * 0x1.0p-52 - 1.0);
-    return t.to(Device::CUDA);
-}
-
-// Mean seconds per call of fn over `repeats` calls after `warmup` calls, from CUDA events
-// on the default stream (where every kernel of this project runs).
-double time_events(const std::function<void()>& fn, int warmup, int repeats) {
-    for (int i = 0; i < warmup; ++i) fn();
-    cudaEvent_t start, stop;
-    CUDA_CHECK(cudaEventCreate(&start));
-    CUDA_CHECK(cudaEventCreate(&stop));
-    CUDA_CHECK(cudaEventRecord(start));
-    for (int i = 0; i < repeats; ++i) fn();
-    CUDA_CHECK(cudaEventRecord(stop));
-    CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0;
-    CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    CUDA_CHECK(cudaEventDestroy(start));
-    CUDA_CHECK(cudaEventDestroy(stop));
-    return ms * 1e-3 / repeats;
-}
-
-// Times fn with enough repeats to fill about `budget` seconds (at least 3, at most 100):
-// one warm-up call, one call to size the run, then the timed calls.
-double time_adaptive(const std::function<void()>& fn, double budget) {
-    const double once = time_events(fn, 1, 1);
-    const int repeats = static_cast<int>(std::clamp(budget / std::max(once, 1e-6), 3.0, 100.0));
-    return time_events(fn, 0, repeats);
-}
-
-// max |x - y| / max |y| over two device tensors: a sanity column, not a test.
-double max_rel_diff(const Tensor& x, const Tensor& y) {
-    std::vector<float> a = x.to_f32_vector(), b = y.to_f32_vector();
-    double err = 0, scale = 0;
-    for (size_t i = 0; i < a.size(); ++i) {
-        err = std::max(err, std::fabs(static_cast<double>(a[i]) - b[i]));
-        scale = std::max(scale, std::fabs(static_cast<double>(b[i])));
-    }
-    return scale > 0 ? err / scale : err;
-}
 
 // ITTT_KERNEL's gemm version ("gemm=3" or "attention=2,gemm=3", parsed as --kernel is);
 // -1 when it names none.
@@ -139,131 +60,133 @@ int gemm_version_from_env() {
     return std::string(env).find("gemm=") != std::string::npos ? ops::version("gemm") : -1;
 }
 
+// The layouts gemm_cuda times: NN, NT, TN, or the one ITTT_GEMM_LAYOUT names.
+struct Layout {
+    const char* name;
+    bool trans_a, trans_b;
+};
+std::vector<Layout> gemm_layouts() {
+    const std::vector<Layout> all = {{"NN", false, false}, {"NT", false, true}, {"TN", true, false}};
+    const char* env = std::getenv("ITTT_GEMM_LAYOUT");
+    if (!env) return all;
+    for (const Layout& l : all)
+        if (std::strcmp(env, l.name) == 0) return {l};
+    fail(cat("ITTT_GEMM_LAYOUT: expected NN, NT or TN, found '", env, "'"));
+}
+
 }  // namespace
 
 ITTT_BENCHMARK(gemm_cuda, 11) {
-    if (!require_gpu("gemm_cuda")) return;
+    if (!bench::cuda_bench_runs(ctx, "gemm_cuda")) return;
     const int only = gemm_version_from_env();  // -1: every version
-    std::vector<int64_t> sizes = ctx.quick ? std::vector<int64_t>{1024} : std::vector<int64_t>{1024, 2048, 4096};
+    std::vector<int64_t> sizes = ctx.tiny ? std::vector<int64_t>{64} : ctx.quick ? std::vector<int64_t>{1024} : std::vector<int64_t>{1024, 2048, 4096};
     if (const char* env = std::getenv("ITTT_GEMM_SIZE")) {
         const std::string v = env;
         ITTT_CHECK(!v.empty() && v.size() <= 5 && v.find_first_not_of("0123456789") == std::string::npos && std::stoi(v) > 0,
                    "ITTT_GEMM_SIZE: expected a size from 1 to 99999, found '", v, "'");
         sizes = {std::stoll(v)};
     }
-    const bool with_cublas = only < 0;  // profiling one version: no comparators to wait for
-    const double budget = ctx.quick ? 0.05 : 0.3;  // seconds of timed calls per row
+    const std::vector<Layout> layouts = gemm_layouts();
+    // profiling one version: no comparators to wait for
+    const bool with_cublas = only < 0;
+    const double budget = bench::time_budget(ctx);
+    const std::string device = bench::cuda_device_name();
 
-    cublasHandle_t handle = nullptr;
-    if (with_cublas) CUBLAS_CHECK(cublasCreate(&handle));
+    std::unique_ptr<bench::Blas> blas;
+    if (with_cublas) blas = std::make_unique<bench::Blas>();
     // Every CUDA version of the op table (or the one ITTT_KERNEL names; 0 is the best).
-    const ops::DeviceVersions& table_versions = ops::op_spec("gemm").cuda;
-    std::vector<int> versions;
-    if (only >= 0) versions.push_back(only == 0 ? table_versions.best : only);
-    else
-        for (const ops::VersionInfo& v : table_versions.versions) versions.push_back(v.number);
-    bench::Table table({"version", "kernel", "M=N=K", "ms", "GFLOP/s", "% of cuBLAS SGEMM", "% of cuBLAS TF32", "max rel diff vs cuBLAS"});
-    bench::Table comparators({"comparator", "M=N=K", "ms", "GFLOP/s"});
+    std::vector<int> versions = bench::cuda_versions("gemm");
+    if (only >= 0) versions = {only == 0 ? ops::op_spec("gemm").cuda.best : only};
+    bench::Results rows(ctx);
+    bench::Table comparators({"comparator", "layout", "M=N=K", "ms", "GFLOP/s"});
     for (int64_t n : sizes) {
-        Tensor A = random_uniform_gpu({n, n}, 1), B = random_uniform_gpu({n, n}, 2), C = Tensor::zeros({n, n}, DType::F32, Device::CUDA);
+        Tensor A = bench::random_uniform_gpu({n, n}, 1), B = bench::random_uniform_gpu({n, n}, 2);
+        Tensor C = Tensor::zeros({n, n}, DType::F32, Device::CUDA), C_ref = Tensor::zeros({n, n}, DType::F32, Device::CUDA);
         const double flops = 2.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n);
-        double sgemm_s = 0, tf32_s = 0;
-        Tensor C_ref = Tensor::zeros({n, n}, DType::F32, Device::CUDA);
-        if (with_cublas) {
-            // Row-major C = A B is column-major C^T = B^T A^T: pass B first, as cuBLAS sees the
-            // row-major buffers as their transposes.
-            const float one = 1.0f, zero = 0.0f;
-            const int ni = static_cast<int>(n);
-            CUBLAS_CHECK(cublasSetMathMode(handle, CUBLAS_DEFAULT_MATH));  // plain F32, no TF32
-            sgemm_s = time_adaptive(
-                [&] {
-                    CUBLAS_CHECK(cublasSgemm(handle, CUBLAS_OP_N, CUBLAS_OP_N, ni, ni, ni, &one, B.data<float>(), ni, A.data<float>(), ni,
-                                             &zero, C_ref.data<float>(), ni));
-                },
-                budget);
-            Tensor C_tf32 = Tensor::zeros({n, n}, DType::F32, Device::CUDA);
-            tf32_s = time_adaptive(
-                [&] {
-                    CUBLAS_CHECK(cublasGemmEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, ni, ni, ni, &one, B.data<float>(), CUDA_R_32F, ni,
-                                              A.data<float>(), CUDA_R_32F, ni, &zero, C_tf32.data<float>(), CUDA_R_32F, ni,
-                                              CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT));
-                },
-                budget);
-            comparators.row({"cublasSgemm (F32)", std::to_string(n), bench::fmt("%.3f", sgemm_s * 1e3), bench::fmt("%.0f", flops / sgemm_s / 1e9)});
-            comparators.row({"cublasGemmEx (TF32 tensor cores)", std::to_string(n), bench::fmt("%.3f", tf32_s * 1e3),
-                             bench::fmt("%.0f", flops / tf32_s / 1e9)});
+        for (const Layout& layout : layouts) {
+            // The comparators first: cuBLAS F32 leaves its C in C_ref for the max-rel-diff column.
+            bench::Timing blas_time[2];
+            if (with_cublas)
+                for (bool tf32 : {false, true}) {
+                    Tensor& out = tf32 ? C : C_ref;
+                    blas_time[tf32] = bench::time_adaptive(
+                        [&] {
+                            blas->gemm(layout.trans_a, layout.trans_b, n, n, n, 1.0f, A.data<float>(), n, 0, B.data<float>(), n, 0, 0.0f,
+                                       out.data<float>(), n, 0, 1, tf32);
+                        },
+                        budget);
+                    comparators.row({bench::blas_name(tf32), layout.name, std::to_string(n), bench::fmt("%.3f", blas_time[tf32].seconds * 1e3),
+                                     bench::fmt("%.0f", flops / blas_time[tf32].seconds / 1e9)});
+                }
+            for (int v : versions)
+                bench::guarded(cat("gemm_cuda: gemm version ", v, " ", layout.name, " at ", n, "^3"), [&] {
+                    ops::set_version("gemm", v);
+                    const bench::Timing t = bench::time_adaptive([&] { ops::matmul(C, A, layout.trans_a, B, layout.trans_b); }, budget);
+                    Measurement m = bench::cuda_measurement("gemm_cuda", "gemm", layout.name, v, cat("M=N=K=", n), t, flops, "GFLOP/s");
+                    if (!with_cublas) return rows.add(m);
+                    m.max_rel_diff = bench::max_rel_diff(C, C_ref);
+                    for (bool tf32 : {false, true})  // one row per comparator
+                        rows.add(bench::compared(m, bench::blas_name(tf32), blas_time[tf32], flops));
+                });
+            ops::set_version("gemm", 0);
         }
-        for (int v : versions) {
-            ops::set_version("gemm", v);
-            const double s = time_adaptive([&] { ops::matmul(C, A, false, B, false); }, budget);
-            const ops::VersionInfo* info = table_versions.find(v);
-            ITTT_CHECK(info != nullptr, "ITTT_KERNEL: no CUDA version ", v, " of gemm (", table_versions.describe(), ")");
-            table.row({cat(v, " ", info->name), info->kernels,
-                       std::to_string(n), bench::fmt("%.3f", s * 1e3), bench::fmt("%.0f", flops / s / 1e9),
-                       with_cublas ? bench::fmt("%.1f%%", 100.0 * sgemm_s / s) : "-", with_cublas ? bench::fmt("%.1f%%", 100.0 * tf32_s / s) : "-",
-                       with_cublas ? bench::fmt("%.1e", max_rel_diff(C, C_ref)) : "-"});
-        }
-        ops::set_version("gemm", 0);
     }
-    if (handle) CUBLAS_CHECK(cublasDestroy(handle));
     if (with_cublas)
-        comparators.print(cat("gemm_cuda: comparators, C (n, n) = A (n, n) @ B (n, n), F32 in and out, on ", device::describe(Device::CUDA)));
-    table.print(cat("gemm_cuda: ittt CUDA GEMM versions, NN, uniform [-1, 1) inputs, CUDA-event time per call after warm-up",
-                    only >= 0 ? cat(" (ITTT_KERNEL: version ", only, " only)") : std::string(),
-                    "; max rel diff = max |C - C_cublasSgemm| / max |C_cublasSgemm| (TF32: ~1e-3 expected)"));
+        comparators.print(cat("gemm_cuda: comparators, C (n, n) = op(A) op(B), F32 in and out, on ", device));
+    rows.report(cat("gemm_cuda: ittt CUDA GEMM versions, uniform [-1, 1) inputs, CUDA-event time per call after warm-up",
+                      only >= 0 ? cat(" (ITTT_KERNEL: version ", only, " only)") : std::string(),
+                      with_cublas ? "; max rel diff = max |C - C_cuBLAS_F32| / max |C_cuBLAS_F32| (TF32: ~1e-3 expected)"
+                                  : "; no comparator (ITTT_KERNEL)"));
 }
 
 ITTT_BENCHMARK(membw_cuda, 12) {
-    if (!require_gpu("membw_cuda")) return;
-    const int64_t n = ctx.quick ? (int64_t(1) << 24) : (int64_t(1) << 26);  // floats per tensor: 64 MB or 256 MB
-    const double budget = ctx.quick ? 0.05 : 0.3;
-    struct Row {
-        std::string op;
-        double bytes, seconds;
-    };
-    std::vector<Row> rows;
+    if (!bench::cuda_bench_runs(ctx, "membw_cuda")) return;
+    // floats per tensor: 256 MB, 64 MB with --quick, 64 KB with --tiny
+    const int64_t n = ctx.tiny ? (int64_t(1) << 14) : ctx.quick ? (int64_t(1) << 24) : (int64_t(1) << 26);
+    const double budget = bench::time_budget(ctx);
+    const std::string device = bench::cuda_device_name();
+    bench::Results rows(ctx);
 
     // The comparator: a device-to-device copy reads and writes every byte once.
-    Tensor src = random_uniform_gpu({n}, 3), dst = Tensor::zeros({n}, DType::F32, Device::CUDA);
-    const double copy_s = time_adaptive([&] { dst.copy_from(src); }, budget);
+    Tensor src = bench::random_uniform_gpu({n}, 3), dst = Tensor::zeros({n}, DType::F32, Device::CUDA);
+    const bench::Timing copy = bench::time_adaptive([&] { dst.copy_from(src); }, budget);
     const double copy_bytes = 2.0 * static_cast<double>(n) * sizeof(float);
+    auto row = [&](const char* op, const char* variant, const std::string& shape, double bytes, const bench::Timing& t) {
+        const int v = ops::selected_version(op, Device::CUDA, "membw_cuda");
+        rows.add(bench::compared(bench::cuda_measurement("membw_cuda", op, variant, v, shape, t, bytes, "GB/s"), "cudaMemcpy D2D",
+                                       copy, copy_bytes));
+    };
 
     {
-        const int64_t dim = 4096, rows_n = n / dim;  // rows of a wide hidden state
-        Tensor x = random_uniform_gpu({rows_n, dim}, 4), w = random_uniform_gpu({dim}, 5);
+        const int64_t dim = std::min<int64_t>(4096, n / 4), rows_n = n / dim;  // rows of a wide hidden state
+        Tensor x = bench::random_uniform_gpu({rows_n, dim}, 4), w = bench::random_uniform_gpu({dim}, 5);
         Tensor out = Tensor::empty({rows_n, dim}, DType::F32, Device::CUDA), rstd = Tensor::empty({rows_n}, DType::F32, Device::CUDA);
         // reads x and weight, writes out and rstd
-        const double bytes = (2.0 * static_cast<double>(n) + dim + rows_n) * sizeof(float);
-        rows.push_back({cat("rmsnorm_forward (", rows_n, " x ", dim, ")"), bytes,
-                        time_adaptive([&] { ops::rmsnorm_forward(out, rstd, x, w, 1e-6); }, budget)});
+        const double bytes = (2.0 * static_cast<double>(n) + static_cast<double>(dim + rows_n)) * sizeof(float);
+        row("rmsnorm", "forward", cat(rows_n, " x ", dim), bytes,
+            bench::time_adaptive([&] { ops::rmsnorm_forward(out, rstd, x, w, 1e-6); }, budget));
     }
     {
-        Tensor g = random_uniform_gpu({n}, 6), u = random_uniform_gpu({n}, 7), z = Tensor::empty({n}, DType::F32, Device::CUDA);
-        rows.push_back({"swiglu_forward", 3.0 * static_cast<double>(n) * sizeof(float),
-                        time_adaptive([&] { ops::swiglu_forward(z, g, u); }, budget)});
+        Tensor g = bench::random_uniform_gpu({n}, 6), u = bench::random_uniform_gpu({n}, 7), z = Tensor::empty({n}, DType::F32, Device::CUDA);
+        row("swiglu", "forward", cat("n=", n), 3.0 * static_cast<double>(n) * sizeof(float),
+            bench::time_adaptive([&] { ops::swiglu_forward(z, g, u); }, budget));
         Tensor dg = Tensor::empty({n}, DType::F32, Device::CUDA), du = Tensor::empty({n}, DType::F32, Device::CUDA);
-        rows.push_back({"swiglu_backward", 5.0 * static_cast<double>(n) * sizeof(float),  // reads dz, g, u; writes dg, du
-                        time_adaptive([&] { ops::swiglu_backward(dg, du, z, g, u); }, budget)});
+        row("swiglu", "backward", cat("n=", n), 5.0 * static_cast<double>(n) * sizeof(float),  // reads dz, g, u; writes dg, du
+            bench::time_adaptive([&] { ops::swiglu_backward(dg, du, z, g, u); }, budget));
     }
     {
-        Tensor p = random_uniform_gpu({n}, 8), g = random_uniform_gpu({n}, 9);
+        Tensor p = bench::random_uniform_gpu({n}, 8), g = bench::random_uniform_gpu({n}, 9);
         Tensor m = Tensor::zeros({n}, DType::F32, Device::CUDA), v = Tensor::zeros({n}, DType::F32, Device::CUDA);
         ops::AdamWConfig cfg;
         cfg.lr = 1e-6;  // tiny steps: the weights stay finite however many times it runs
         cfg.weight_decay = 0.1;
         int64_t step = 0;
-        rows.push_back({"adamw_step", 7.0 * static_cast<double>(n) * sizeof(float),  // reads p, g, m, v; writes p, m, v
-                        time_adaptive([&] { ops::adamw_step(p, g, m, v, cfg, ++step); }, budget)});
+        row("adamw", "step", cat("n=", n), 7.0 * static_cast<double>(n) * sizeof(float),  // reads p, g, m, v; writes p, m, v
+            bench::time_adaptive([&] { ops::adamw_step(p, g, m, v, cfg, ++step); }, budget));
     }
-
-    bench::Table t({"op", "elements", "bytes moved", "ms", "GB/s", "% of D2D memcpy"});
-    t.row({"cudaMemcpy D2D (comparator)", std::to_string(n), bench::fmt("%.0f MB", copy_bytes / 1e6), bench::fmt("%.3f", copy_s * 1e3),
-           bench::fmt("%.0f", copy_bytes / copy_s / 1e9), "100%"});
-    for (const Row& r : rows)
-        t.row({r.op, std::to_string(n), bench::fmt("%.0f MB", r.bytes / 1e6), bench::fmt("%.3f", r.seconds * 1e3),
-               bench::fmt("%.0f", r.bytes / r.seconds / 1e9), bench::fmt("%.1f%%", 100.0 * (r.bytes / r.seconds) / (copy_bytes / copy_s))});
-    t.print(cat("membw_cuda: memory-bound ops, F32, bytes = the minimum each op must read + write, CUDA-event time per call, on ",
-                device::describe(Device::CUDA)));
+    rows.report(cat("membw_cuda: memory-bound ops, F32, bytes = the minimum each op must read + write, CUDA-event time per call, against a ",
+                      bench::fmt("%.0f", copy_bytes / 1e6), " MB device-to-device copy (", bench::fmt("%.0f", copy_bytes / copy.seconds / 1e9),
+                      " GB/s), on ", device));
 }
 
 namespace {
@@ -303,7 +226,11 @@ Tensor random_tokens(int B, int n, uint64_t seed) {
 }  // namespace
 
 ITTT_BENCHMARK(train_cuda, 32) {
-    if (!require_gpu("train_cuda")) return;
+    if (ctx.tiny) {  // a whole model at toy size would time nothing worth a row
+        std::printf("\ntrain_cuda: skipped under --tiny (whole-model timings only)\n");
+        return;
+    }
+    if (!bench::cuda_bench_runs(ctx, "train_cuda")) return;
     // The first row is bench_model.cpp's config (d=128, f=384, 4 SWA layers, w=64); on a GPU
     // it is launch-bound. The second is large enough for the GEMMs to matter.
     std::vector<E2eConfig> configs = {{"bench_model config", 128, 384, 4, 4, 2, 32, 64, 4, 512, 64}};
@@ -317,7 +244,7 @@ ITTT_BENCHMARK(train_cuda, 32) {
             model.init_random(1);
             // Nonzero TTT conv, as bench_model.cpp does, so the deltas are not all zero.
             for (Parameter& p : model.parameters())
-                if (p.name.find("ttt_conv") != std::string::npos) p.value.copy_from(random_uniform_gpu(p.value.shape(), 100));
+                if (p.name.find("ttt_conv") != std::string::npos) p.value.copy_from(bench::random_uniform_gpu(p.value.shape(), 100));
             TrainConfig tc;
             tc.steps = 1 << 30;  // the schedule is irrelevant; only a step's cost is timed
             tc.warmup = 0;
@@ -358,8 +285,8 @@ ITTT_BENCHMARK(train_cuda, 32) {
         }
     }
     t.print(cat("train_cuda: whole model on ", device::describe(Device::CUDA),
-                ", F32 (gemm best: TF32 tensor cores where shapes tile), best of ", repeats,
+                ", F32 (every op at version 0, its CUDA best), best of ", repeats,
                 " after a warm-up; step = forward + backward + clip + AdamW (Trainer::step)"));
 }
 
-#endif  // ITTT_WITH_CUDA
+#endif  // ITTT_BENCH_CUDA
