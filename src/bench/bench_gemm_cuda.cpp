@@ -236,7 +236,8 @@ ITTT_BENCHMARK(train_cuda, 32) {
     std::vector<E2eConfig> configs = {{"bench_model config", 128, 384, 4, 4, 2, 32, 64, 4, 512, 64}};
     if (!ctx.quick) configs.push_back({"larger", 1024, 3072, 8, 16, 8, 64, 256, 8, 1024, 64});
     const int repeats = ctx.quick ? 2 : 5;
-    bench::Table t({"model", "TTT", "B x n", "step ms", "train tokens/s", "TTT overhead", "prefill ms", "prefill tokens/s", "TTT overhead"});
+    bench::Table t({"model", "TTT", "B x n", "step ms", "train tokens/s", "TTT overhead", "cudaMalloc / waits per step", "prefill ms",
+                    "prefill tokens/s", "TTT overhead"});
     for (const E2eConfig& e : configs) {
         double base_step = 0, base_prefill = 0;
         for (bool ttt : {false, true}) {
@@ -270,7 +271,12 @@ ITTT_BENCHMARK(train_cuda, 32) {
                 return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             };
             trainer.step();  // warm-up: first allocations and lazy loading of the CUDA modules
+            trainer.step();
             model.forward(tok, inference);
+            // What one steady-state step costs the runtime (tests/test_cuda_step.cpp: 0 and 1).
+            device::reset_counters();
+            trainer.step();
+            const device::Counters per_step = device::counters();
             double step_s = 1e300, prefill_s = 1e300;
             for (int r = 0; r < repeats; ++r) {
                 step_s = std::min(step_s, wall([&] { trainer.step(); }));
@@ -281,6 +287,7 @@ ITTT_BENCHMARK(train_cuda, 32) {
             auto overhead = [&](double s, double base) { return ttt ? bench::fmt("%+.1f%%", 100.0 * (s - base) / base) : std::string("(comparator)"); };
             t.row({e.name + cat(" d=", e.d, " f=", e.f, " L=", e.layers), ttt ? cat("layers 1,3,.. C=", e.chunk) : "none",
                    cat(B, " x ", n), bench::fmt("%.2f", step_s * 1e3), bench::fmt("%.0f", tokens / step_s), overhead(step_s, base_step),
+                   cat(per_step.device_allocations, " / ", per_step.host_waits),
                    bench::fmt("%.2f", prefill_s * 1e3), bench::fmt("%.0f", tokens / prefill_s), overhead(prefill_s, base_prefill)});
         }
     }
