@@ -20,7 +20,7 @@ FUZZ_SMOKE_TIME ?= 20
 FUZZ_SANITIZE   := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CXXFLAGS   := -std=c++17 -O1 -g -fno-omit-frame-pointer $(FUZZ_SANITIZE) -Isrc -I. -DITTT_WITH_CUDA=0 -DITTT_WITH_NVTX=0
 FUZZ_LIB_SRC    := src/io/json.cpp src/io/safetensors.cpp src/io/atomic_file.cpp src/io/fault_injection.cpp src/io/config_json.cpp \
-                   src/io/model_config.cpp src/model/memory_budget.cpp src/runtime/tensor.cpp src/runtime/device.cpp \
+                   src/io/model_config.cpp src/model/memory_budget.cpp src/runtime/tensor.cpp src/runtime/device.cpp src/runtime/cpu_isa.cpp \
                    src/tools/args.cpp src/tasks/tasks.cpp
 FUZZ_LIB_OBJ    := $(patsubst %.cpp,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_LIB_SRC))
 .SECONDARY: $(FUZZ_LIB_OBJ)
