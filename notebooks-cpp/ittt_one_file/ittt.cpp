@@ -294,8 +294,11 @@ Model load_checkpoint(const std::string& dir) {
 
 // out (N, out_dim) = in (N, in_dim) W^T, with W (out_dim, in_dim) as a Linear stores it.
 // accumulate: out += instead of out =.
+// Threads only for the big ones: a parallel region costs more than a TTT chunk's product.
 void matmul_forward(float* out, const float* in, const float* W, int N, int in_dim, int out_dim, bool accumulate = false) {
-#pragma omp parallel for
+    const bool big = static_cast<double>(N) * in_dim * out_dim > 4e6;
+    (void)big;  // unused when OpenMP is off
+#pragma omp parallel for if (big)
     for (int i = 0; i < N; ++i)
         for (int o = 0; o < out_dim; ++o) {
             const float* a = in + static_cast<size_t>(i) * in_dim;
@@ -311,8 +314,10 @@ void matmul_forward(float* out, const float* in, const float* W, int N, int in_d
 // Of out = in W^T: din (N, in_dim) += dout W, dW (out_dim, in_dim) += dout^T in.
 // Either may be null. The loops run over rows of what they write, so threads never collide.
 void matmul_backward(float* din, float* dW, const float* dout, const float* in, const float* W, int N, int in_dim, int out_dim) {
+    const bool big = static_cast<double>(N) * in_dim * out_dim > 4e6;
+    (void)big;
     if (din) {
-#pragma omp parallel for
+#pragma omp parallel for if (big)
         for (int i = 0; i < N; ++i)
             for (int o = 0; o < out_dim; ++o) {
                 const float gout = dout[static_cast<size_t>(i) * out_dim + o];
@@ -323,7 +328,7 @@ void matmul_backward(float* din, float* dW, const float* dout, const float* in, 
             }
     }
     if (dW) {
-#pragma omp parallel for
+#pragma omp parallel for if (big)
         for (int o = 0; o < out_dim; ++o)
             for (int i = 0; i < N; ++i) {
                 const float gout = dout[static_cast<size_t>(i) * out_dim + o];
@@ -678,6 +683,7 @@ void layer_forward(Model& m, int l, std::vector<float>& x, Activations& acts) {
         a.ttt_w = zeros(static_cast<size_t>(B) * T * df);
         conv_forward(a.ttt_u.data(), acts.x0.data(), m.p(w.ttt_conv), c, B, n);
         project_forward(a.ttt_v.data(), a.ttt_u.data(), m.p(w.ttt_proj), N, d);
+#pragma omp parallel for
         for (int b = 0; b < B; ++b) {  // every sequence has its own fast weight, starting at Wd
             const size_t row0 = static_cast<size_t>(b) * n;
             ttt_forward(mlp_out.data() + row0 * d, a.ttt_w.data() + static_cast<size_t>(b) * T * df, a.z.data() + row0 * f,
@@ -731,11 +737,15 @@ void layer_backward(Model& m, int l, std::vector<float>& dx, std::vector<float>&
         const int T = (n + c.chunk - 1) / c.chunk;
         const size_t df = static_cast<size_t>(d) * f;
         std::vector<float> dv = zeros(rows * d), du = zeros(rows * d);
+        std::vector<float> dWd = zeros(static_cast<size_t>(B) * df);  // one per sequence, so threads never share one
+#pragma omp parallel for
         for (int b = 0; b < B; ++b) {
             const size_t row0 = static_cast<size_t>(b) * n;
-            ttt_backward(dz.data() + row0 * f, dv.data() + row0 * d, m.g(w.down_proj), dx.data() + row0 * d, a.z.data() + row0 * f,
-                         a.ttt_v.data() + row0 * d, a.ttt_w.data() + static_cast<size_t>(b) * T * df, c, n);
+            ttt_backward(dz.data() + row0 * f, dv.data() + row0 * d, dWd.data() + static_cast<size_t>(b) * df, dx.data() + row0 * d,
+                         a.z.data() + row0 * f, a.ttt_v.data() + row0 * d, a.ttt_w.data() + static_cast<size_t>(b) * T * df, c, n);
         }
+        for (int b = 0; b < B; ++b)
+            for (size_t e = 0; e < df; ++e) m.g(w.down_proj)[e] += dWd[static_cast<size_t>(b) * df + e];
         project_backward(du.data(), m.g(w.ttt_proj), dv.data(), a.ttt_u.data(), m.p(w.ttt_proj), N, d);
         conv_backward(dx0.data(), m.g(w.ttt_conv), du.data(), acts.x0.data(), m.p(w.ttt_conv), c, B, n);
     } else {
