@@ -988,6 +988,26 @@ std::string option(int argc, char** argv, const std::string& name, const std::st
     return fallback;
 }
 
+// What the learned target looks at: each tap's share of sum |conv| over the channels.
+// An LM-aligned target puts its weight on offset +1, the next token (docs/results.md).
+void print_conv_taps(Model& m) {
+    for (int l = 0; l < m.cfg.n_layers; ++l) {
+        if (!m.cfg.ttt_layer[static_cast<size_t>(l)]) continue;
+        const int K = m.cfg.taps();
+        std::vector<double> weight(static_cast<size_t>(K), 0.0);
+        double total = 0;
+        for (int c = 0; c < m.cfg.d; ++c)
+            for (int k = 0; k < K; ++k) {
+                const double w = std::abs(m.p(m.layers[static_cast<size_t>(l)].ttt_conv)[c * K + k]);
+                weight[static_cast<size_t>(k)] += w;
+                total += w;
+            }
+        std::printf("layer %d conv taps (share of |weight|):", l);
+        for (int k = 0; k < K; ++k) std::printf("  %+d: %.2f", m.cfg.conv_offsets[static_cast<size_t>(k)], weight[static_cast<size_t>(k)] / total);
+        std::printf("\n");
+    }
+}
+
 int usage() {
     std::fprintf(stderr,
                  "usage: ittt train [--steps 1000] [--batch 16] [--seq-len 256] [--seed 1] [--eval-batches 8]\n"
@@ -1018,6 +1038,7 @@ int main(int argc, char** argv) {
             const LossResult r = evaluate(m, eval_batches, 16, s.seq_len, pairs, gap, 1000);
             std::printf("trained in %.1f s; held-out: loss %.4f  accuracy %.4f (%d of %d queries)\n", seconds, r.loss,
                         static_cast<double>(r.correct) / r.scored, r.correct, r.scored);
+            print_conv_taps(m);
             return 0;
         }
         if (command == "eval") {
@@ -1036,6 +1057,7 @@ int main(int argc, char** argv) {
                     break;
                 }
             const LossResult r = evaluate(m, batches, 16, n, pairs, gap, 1000);
+            print_conv_taps(m);
             std::printf("held-out: loss %.4f  accuracy %.4f (%d of %d queries)\n", r.loss, static_cast<double>(r.correct) / r.scored, r.correct, r.scored);
             return 0;
         }
