@@ -538,7 +538,7 @@ void project_forward(float* V, const float* U, const float* P, int N, int d) {
     }
 }
 
-// dU (N, d) = dV P^T (written); dP (d, d) += U^T dV. As a Linear, V = U (P^T)^T.
+// dU (N, d) = dV P^T (written); dP (d, d) += U^T dV. (V = U P is a Linear with weight P^T.)
 void project_backward(float* dU, float* dP, const float* dV, const float* U, const float* P, int N, int d) {
     matmul_forward(dU, dV, P, N, d, d);                    // dU[t, a] = sum_j dV[t, j] P[a, j]
     matmul_backward(nullptr, dP, U, dV, nullptr, N, d, d);  // dP[a, j] += sum_t U[t, a] dV[t, j]
