@@ -50,3 +50,19 @@ $(BUILD)/obj/notebooks-cpp/%/lab.cu.o: notebooks-cpp/%/lab.cu | deps
 $(LAB_CU_BINS): $(BUILD)/labs/%: $(BUILD)/obj/notebooks-cpp/%/lab.cu.o $(LAB_EMU_OBJ)
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) $^ -o $@
+
+# ittt in one file (notebooks-cpp/ittt_one_file/ittt.cpp): the whole method in one C++17 file,
+# standard library only, compiled alone (no library), as a student would: `make one-file`,
+# then build/one_file/ittt train | eval --ckpt data/learned-mqar. It lives outside
+# $(BUILD)/labs because [labs] runs every program there as a lab with --check.
+# tests/test_one_file.cpp ("[one_file]") compiles the same file into the tests.
+ONE_FILE_BIN := $(BUILD)/one_file/ittt
+TEST_NEEDS += $(ONE_FILE_BIN)
+
+.PHONY: one-file
+one-file: $(ONE_FILE_BIN)
+labs: $(ONE_FILE_BIN)
+
+$(ONE_FILE_BIN): notebooks-cpp/ittt_one_file/ittt.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $(LDFLAGS) $< -o $@
