@@ -29,9 +29,6 @@ double roofline_student([[maybe_unused]] double intensity, [[maybe_unused]] doub
     return NAN;  // TODO
 }
 
-double gemm_flops_reference(double M, double N, double K) { return 2 * M * N * K; }
-double gemm_min_bytes_reference(double M, double N, double K) { return 4 * (M * K + K * N + M * N); }
-double roofline_reference(double intensity, double peak, double bandwidth) { return std::min(peak, intensity * bandwidth); }
 
 // What the cores can do at most: independent FMA chains and nothing else (the
 // comparator of src/bench/bench_gemm.cpp, shortened). 8 chains of 8 lanes cover
@@ -75,11 +72,18 @@ double time_gemm(int version, int64_t n, int repeats) {
 
 }  // namespace
 
+// The reference solutions (solution.cpp).
+namespace solution {
+LAB_SOLUTION double gemm_flops(double M, double N, double K);
+LAB_SOLUTION double gemm_min_bytes(double M, double N, double K);
+LAB_SOLUTION double roofline(double intensity, double peak, double bandwidth);
+}  // namespace solution
+
 int main(int argc, char** argv) {
     lab::Options opt = lab::parse_flags(argc, argv, "Lab 02: GEMM (naive vs blocked, GFLOP/s, roofline)");
-    auto flops = opt.solution ? gemm_flops_reference : gemm_flops_student;
-    auto min_bytes = opt.solution ? gemm_min_bytes_reference : gemm_min_bytes_student;
-    auto roofline = opt.solution ? roofline_reference : roofline_student;
+    auto flops = opt.solution ? solution::gemm_flops : gemm_flops_student;
+    auto min_bytes = opt.solution ? solution::gemm_min_bytes : gemm_min_bytes_student;
+    auto roofline = opt.solution ? solution::roofline : roofline_student;
     return lab::run([&] {
         lab::Checks checks;
         // One thread for sections 1-4: per-core numbers, and no waiting at OpenMP barriers

@@ -24,11 +24,6 @@ double visible_pairs_student([[maybe_unused]] int64_t n, [[maybe_unused]] int64_
     return -1;  // TODO
 }
 
-double visible_pairs_reference(int64_t n, int64_t w) {
-    if (w <= 0 || w >= n) return 0.5 * static_cast<double>(n) * static_cast<double>(n + 1);  // the causal triangle
-    // queries 0..w-1 see t+1 keys, the other n-w see w keys each
-    return 0.5 * static_cast<double>(w) * static_cast<double>(w + 1) + static_cast<double>(n - w) * static_cast<double>(w);
-}
 
 struct Qkv {
     Tensor q, k, v;  // q (1, n, Hq, hd); k, v (1, n, Hkv, hd)
@@ -51,9 +46,14 @@ Tensor attend(const Qkv& x, int window, int version, Tensor* lse_out = nullptr) 
 
 }  // namespace
 
+// The reference solutions (solution.cpp).
+namespace solution {
+LAB_SOLUTION double visible_pairs(int64_t n, int64_t w);
+}  // namespace solution
+
 int main(int argc, char** argv) {
     lab::Options opt = lab::parse_flags(argc, argv, "Lab 03: attention (naive vs flash, sliding window, KV-cache decode)");
-    auto visible_pairs = opt.solution ? visible_pairs_reference : visible_pairs_student;
+    auto visible_pairs = opt.solution ? solution::visible_pairs : visible_pairs_student;
     return lab::run([&] {
         lab::Checks checks;
 

@@ -27,26 +27,21 @@ double measure_c_norm_sq_student([[maybe_unused]] const Matrix& E) {
     return NAN;  // TODO
 }
 
-double measure_eps_reference(const Matrix& E) {
-    double eps = 0;
-    for (int a = 0; a < E.rows; ++a)
-        for (int b = a + 1; b < E.rows; ++b) eps = std::max(eps, std::fabs(theory::dot(E.row(a), E.row(b), E.cols)));
-    return eps;
-}
-double measure_c_norm_sq_reference(const Matrix& E) {
-    double c = INFINITY;
-    for (int a = 0; a < E.rows; ++a) c = std::min(c, theory::dot(E.row(a), E.row(a), E.cols));
-    return c;
-}
 
 const char* verdict(const theory::BoundCheck& b) { return b.holds ? "holds" : "FAILS"; }
 
 }  // namespace
 
+// The reference solutions (solution.cpp).
+namespace solution {
+LAB_SOLUTION double measure_eps(const Matrix& E);
+LAB_SOLUTION double measure_c_norm_sq(const Matrix& E);
+}  // namespace solution
+
 int main(int argc, char** argv) {
     lab::Options opt = lab::parse_flags(argc, argv, "Lab 05: the induction-head theorem, measured");
-    auto measure_eps = opt.solution ? measure_eps_reference : measure_eps_student;
-    auto measure_c_norm_sq = opt.solution ? measure_c_norm_sq_reference : measure_c_norm_sq_student;
+    auto measure_eps = opt.solution ? solution::measure_eps : measure_eps_student;
+    auto measure_c_norm_sq = opt.solution ? solution::measure_c_norm_sq : measure_c_norm_sq_student;
     return lab::run([&] {
         lab::Checks checks;
         theory::TheoryOptions o;  // d 64, vocab 64, f 192, chunk 16, 4 chunks, lr 1, Gaussian embeddings, SwiGLU

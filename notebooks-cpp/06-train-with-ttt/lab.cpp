@@ -41,24 +41,13 @@ ModelConfig make_config(Variant v) {
 uint64_t eval_seed(int i) { return Rng(2).fork(static_cast<uint64_t>(i)).seed(); }  // never a training batch
 
 // ---- TODO (exercise 1): accuracy on held-out batches ----
-// For i in 0..kEvalBatches-1: batch = make_batch(task, V, kBatch, kSeqLen, eval_seed(i)); logits =
-// model.forward(batch.tokens_tensor()) (rows B*n, V); count_correct(batch, logits.view({B, n, V}))
-// gives that batch's Accuracy: add its correct, scored, examples_all_correct and examples into `out`.
+// Fill `out` with the model's accuracy on one batch of `batch` sequences of `seq_len` tokens
+// per seed in `seeds` (seeds no training batch uses: held out). Only the positions MQAR
+// scores count (src/tasks/tasks.h: make_batch, count_correct and what Accuracy holds).
 // Return false until written.
-bool evaluate_student([[maybe_unused]] Model& model, [[maybe_unused]] const TaskConfig& task, [[maybe_unused]] Accuracy& out) {
+bool evaluate_student([[maybe_unused]] Model& model, [[maybe_unused]] const TaskConfig& task, [[maybe_unused]] int batch,
+                      [[maybe_unused]] int seq_len, [[maybe_unused]] const std::vector<uint64_t>& seeds, [[maybe_unused]] Accuracy& out) {
     return false;  // TODO
-}
-
-bool evaluate_reference(Model& model, const TaskConfig& task, Accuracy& out) {
-    const int V = model.config().vocab_size;
-    out = Accuracy{};
-    for (int i = 0; i < kEvalBatches; ++i) {
-        Batch b = make_batch(task, V, kBatch, kSeqLen, eval_seed(i));
-        Accuracy a = count_correct(b, model.forward(b.tokens_tensor()).view({kBatch, kSeqLen, V}));
-        out.correct += a.correct, out.scored += a.scored;
-        out.examples_all_correct += a.examples_all_correct, out.examples += a.examples;
-    }
-    return true;
 }
 
 // Trains with AdamW (warm-up + cosine) on seeded MQAR batches; prints a few loss lines.
@@ -81,9 +70,14 @@ std::vector<StepStats> train(Model& model, const TaskConfig& task, int steps) {
 
 }  // namespace
 
+// The reference solutions (solution.cpp).
+namespace solution {
+LAB_SOLUTION bool evaluate(Model& model, const TaskConfig& task, int batch, int seq_len, const std::vector<uint64_t>& seeds, Accuracy& out);
+}  // namespace solution
+
 int main(int argc, char** argv) {
     lab::Options opt = lab::parse_flags(argc, argv, "Lab 06: training with and without TTT (MQAR), streaming with Session");
-    auto evaluate = opt.solution ? evaluate_reference : evaluate_student;
+    auto evaluate = opt.solution ? solution::evaluate : evaluate_student;
     return lab::run([&] {
         lab::Checks checks;
         omp_set_num_threads(1);  // tiny matrices: one thread is as fast, and immune to a busy neighbour
@@ -113,7 +107,9 @@ int main(int argc, char** argv) {
         bool have = true;
         for (size_t i = 0; i < models.size(); ++i) {
             Accuracy a;
-            have = evaluate(models[i], task, a);
+            std::vector<uint64_t> seeds;
+            for (int b = 0; b < kEvalBatches; ++b) seeds.push_back(eval_seed(b));
+            have = evaluate(models[i], task, kBatch, kSeqLen, seeds, a);
             if (!checks.todo_done(have, "exercise 1 (evaluate)", opt)) break;
             accuracy.push_back(a.fraction());
             std::printf("  %-31s accuracy %5.1f%% (%lld/%lld), %lld/%lld examples fully right\n", variant_name(variants[i]),

@@ -35,10 +35,9 @@ __global__ void block_sums_kernel(float* sums, const float* x, int n) {
 // sums[r] = x[r, 0] + ... + x[r, len - 1]: the 32 lanes of warp r stride along the row,
 // then a butterfly of __shfl_xor_sync adds their partial sums (every lane ends with the total).
 
-// TODO (exercise): this kernel has the bug of section 2. Lanes past the end of a short row
-// return at once, but the shuffles below name all 32 lanes (mask 0xffffffff). Run the lab
-// and read the emulator's report, then fix the kernel so that every lane of a live warp
-// reaches the shuffles (a lane with no element adds 0). Whole warps may still return.
+// TODO (exercise): this kernel has a bug that only rows shorter than a warp show. Run the lab,
+// read what the emulator reports, work out which CUDA rule the kernel breaks, and fix it
+// without changing what it computes.
 __global__ void row_sums_student(float* sums, const float* x, int rows, int len) {
     const int row = static_cast<int>(blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
     if (row >= rows || lane >= len) return;
@@ -48,14 +47,14 @@ __global__ void row_sums_student(float* sums, const float* x, int rows, int len)
     if (lane == 0) sums[row] = v;
 }
 
-__global__ void row_sums_reference(float* sums, const float* x, int rows, int len) {
-    const int row = static_cast<int>(blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
-    if (row >= rows) return;  // whole warps leave together, so the shuffles stay full-warp
-    float v = 0.0f;
-    for (int j = lane; j < len; j += 32) v += x[row * len + j];  // a lane past the end adds nothing
-    for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
-    if (lane == 0) sums[row] = v;
-}
+}  // namespace
+
+// The reference kernel (solution.cu).
+namespace solution {
+LAB_SOLUTION __global__ void row_sums(float* sums, const float* x, int rows, int len);
+}  // namespace solution
+
+namespace {
 
 // ---- host side: device buffers and the CPU oracle ----
 
@@ -132,7 +131,7 @@ int main(int argc, char** argv) {
             float* d_y = to_device(y);
             float* d_rows = to_device(std::vector<float>(rows, 0.0f));
             const int warps_per_block = 4, grid = (rows + warps_per_block - 1) / warps_per_block;
-            if (o.solution) ITTT_LAUNCH(row_sums_reference, grid, 32 * warps_per_block, 0, 0)(d_rows, d_y, rows, len);
+            if (o.solution) ITTT_LAUNCH(solution::row_sums, grid, 32 * warps_per_block, 0, 0)(d_rows, d_y, rows, len);
             else ITTT_LAUNCH(row_sums_student, grid, 32 * warps_per_block, 0, 0)(d_rows, d_y, rows, len);
             const cudaError_t status = cudaGetLastError();
             std::printf("  rows of %d: %s\n", len, status == cudaSuccess ? "the launch completed" : "the launch failed, the emulator says:");
