@@ -90,41 +90,42 @@ struct Checks {
             std::printf("         yours has %zu numbers, the expected result %zu: a shape mistake\n", got.size(), want.size());
             return false;
         }
+        // |a - b|, with a NaN on either side counted as infinitely far (fmax would drop it)
+        auto distance = [](double a, double b) { return std::isnan(a) || std::isnan(b) ? INFINITY : std::fabs(a - b); };
         double diff = 0;
-        for (size_t i = 0; i < got.size(); ++i) diff = std::isnan(got[i]) ? INFINITY : std::fmax(diff, std::fabs(got[i] - want[i]));
+        size_t nans = 0;
+        for (size_t i = 0; i < got.size(); ++i) diff = std::fmax(diff, distance(got[i], want[i])), nans += std::isnan(got[i]);
         if (expect(diff <= tol, what)) return true;
         std::printf("         max |yours - expected| = %.3g (tolerance %.1g)\n", diff, tol);
+        if (nans) std::printf("         %zu of your %zu numbers are NaN: never written, or computed from something never written\n", nans, got.size());
         if (block > 0 && want.size() > block) {
             size_t first = SIZE_MAX;
             std::printf("         per %s:", block_name);
             for (size_t b = 0; b * block < want.size(); ++b) {
                 double d = 0;
-                for (size_t i = b * block; i < std::min(want.size(), (b + 1) * block); ++i) d = std::fmax(d, std::fabs(got[i] - want[i]));
+                for (size_t i = b * block; i < std::min(want.size(), (b + 1) * block); ++i) d = std::fmax(d, distance(got[i], want[i]));
                 if (d > tol && first == SIZE_MAX) first = b;
                 std::printf(" %zu: %.2g%s", b, d, d > tol ? "*" : "");
             }
-            std::printf("\n         the first %s that differs is %s %zu%s\n", block_name, block_name, first,
-                        first > 0 ? lab_fmt(" (%s 0 .. %zu match)", block_name, first - 1).c_str() : "");
+            std::printf("\n");
+            if (first > 0 && first != SIZE_MAX)
+                std::printf("         the first %s that differs is %s %zu (%s 0 .. %zu match)\n", block_name, block_name, first, block_name,
+                            first - 1);
         }
         double gw = 0, ww = 0;
         for (size_t i = 0; i < got.size(); ++i) gw += got[i] * want[i], ww += want[i] * want[i];
         const double scale = ww > 0 ? gw / ww : 0;
         double off = 0;
         for (size_t i = 0; i < got.size(); ++i) off = std::fmax(off, std::fabs(got[i] - scale * want[i]));
-        if (ww > 0 && off <= tol * std::fmax(1.0, std::fabs(scale)) && std::fabs(scale - 1) > 1e-6)
+        if (nans == 0 && ww > 0 && off <= tol * std::fmax(1.0, std::fabs(scale)) && std::fabs(scale - 1) > 1e-6)
             std::printf("         hint: yours is %.6g times the expected result everywhere: a factor missing or extra\n", scale);
         for (const Mistake& m : mistakes) {
             if (m.result.size() != got.size()) continue;
             double dm = 0;
-            for (size_t i = 0; i < got.size(); ++i) dm = std::fmax(dm, std::fabs(got[i] - m.result[i]));
+            for (size_t i = 0; i < got.size(); ++i) dm = std::fmax(dm, distance(got[i], m.result[i]));
             if (dm <= tol) std::printf("         hint: %s\n", m.hint.c_str());
         }
         return false;
-    }
-    static std::string lab_fmt(const char* format, const char* a, size_t b) {
-        char buf[160];
-        std::snprintf(buf, sizeof buf, format, a, b);
-        return buf;
     }
     int finish() const {
         std::printf("\n%d checks passed, %d failed\n", passed, failed);
