@@ -19,12 +19,13 @@ double gemm_flops_student([[maybe_unused]] double M, [[maybe_unused]] double N, 
     return NAN;  // TODO
 }
 // ---- TODO (exercise 2): the least traffic to memory and the roofline bound ----
-// Bytes: read A and B once and write C once, 4 bytes per F32 number.
+// Bytes: the least any algorithm for C = A @ B (F32, beta = 0) must move between main memory
+// and the core, however large its caches.
 double gemm_min_bytes_student([[maybe_unused]] double M, [[maybe_unused]] double N, [[maybe_unused]] double K) {
     return NAN;  // TODO
 }
 // Attainable GFLOP/s for a kernel of `intensity` FLOP/byte on a machine with the
-// given compute peak (GFLOP/s) and memory bandwidth (GB/s).
+// given compute peak (GFLOP/s) and memory bandwidth (GB/s): what limits it, and when?
 double roofline_student([[maybe_unused]] double intensity, [[maybe_unused]] double peak, [[maybe_unused]] double bandwidth) {
     return NAN;  // TODO
 }
@@ -123,7 +124,9 @@ int main(int argc, char** argv) {
         lab::section(3, "Timing: C (n x n) = A @ B, F32, one thread, best of a few runs");
         std::vector<int64_t> sizes = opt.check ? std::vector<int64_t>{32, 96} : std::vector<int64_t>{64, 128, 256, 512};
         bool have_flops = checks.todo_done(!std::isnan(flops(2, 3, 4)), "exercise 1 (gemm_flops)", opt);
-        if (have_flops) checks.expect(flops(2, 3, 4) == 48, "gemm_flops(2, 3, 4) == 48");
+        if (have_flops)
+            checks.expect_close({flops(2, 3, 4), flops(5, 7, 11)}, {48, 770}, 0, "gemm_flops(2, 3, 4) == 48, (5, 7, 11) == 770",
+                                {{{24, 385}, "you counted multiply-adds: a multiply and an add are two FLOPs"}});
         std::printf("  %5s  %11s  %11s  %12s  %12s  %8s\n", "n", "naive ms", "blocked ms", "naive GF/s", "blocked GF/s", "speed-up");
         std::vector<double> blocked_gflops;
         for (int64_t n : sizes) {
@@ -140,8 +143,13 @@ int main(int argc, char** argv) {
         double ai_test = min_bytes(2, 3, 4);
         if (checks.todo_done(have_flops && !std::isnan(ai_test) && !std::isnan(roofline(1, 2, 3)), "exercise 2 (bytes, roofline)",
                              opt)) {
-            checks.expect(ai_test == 4 * (8 + 12 + 6), "gemm_min_bytes(2, 3, 4) == 104");
-            checks.expect(roofline(0.5, 100, 20) == 10 && roofline(50, 100, 20) == 100, "roofline = min(peak, intensity * bandwidth)");
+            checks.expect_close({ai_test}, {104}, 0, "gemm_min_bytes(2, 3, 4) == 104",
+                                {{{80}, "C is written once: its 6 numbers move too"},
+                                 {{26}, "an F32 number is 4 bytes"},
+                                 {{128}, "with beta = 0, C is written, never read"}});
+            checks.expect_close({roofline(0.5, 100, 20), roofline(50, 100, 20)}, {10, 100}, 1e-12,
+                                "roofline(0.5, 100, 20) == 10 and roofline(50, 100, 20) == 100",
+                                {{{100, 1000}, "the larger of the two roofs is not attainable: the lower one limits"}});
             std::printf("  ridge point: %.1f FLOP/byte (below it memory bound, above it compute bound)\n", peak / bandwidth);
             std::printf("  %8s  %14s  %14s  %14s  %10s\n", "kernel", "FLOP/byte", "bound GF/s", "measured GF/s", "% of bound");
             for (size_t i = 0; i < sizes.size(); ++i) {

@@ -20,12 +20,12 @@ using namespace ittt;
 namespace {
 
 // ---- TODO (exercise 1): time the TTT layer's backward ops ----
-// With an upstream gradient dO (N, d) of TTT layer l, the backward runs (see Model::ttt_backward, docs/ttt.md):
-//   P = ttt_chunk_delta(dO, Z)          "ttt: delta (backward)"     P, G: (B, T, d, f)
-//   G = prefix_scan_exclusive(P, reverse = true)                     "ttt: scan (backward)"
-//   ttt_apply_backward(dZ, dV, dO, Z, V, Wd, S, G, eta, C)           "ttt: apply (backward)"
-// Time each with prof.time("name", [&] { ... }). Saved activations: a.z, a.ttt_v, a.ttt_s;
-// weights: w.down_proj; tensors are (B, n, ...) views of the (N, ...) rows. Return false until written.
+// Given an upstream gradient dO (B, n, d) of TTT layer l (make a random one), which ops does the
+// layer's backward run from dO to dZ and dV? Derive it from the forward (dW_i, exclusive scan, apply;
+// docs/ttt.md, the backward, and the glossary's Wbar_i and G_i in docs/README.md), find the ops in
+// src/ops/ops.h, and time each with prof.time("ttt: <what it computes> (backward)", [&] { ... }) on
+// the activations the forward saved (m.activations(l): z, ttt_v, ttt_s, (N, ...) rows; view them as
+// (B, n, ...)) and the layer's weights (m.layer(l)). Return false until written.
 bool profile_ttt_backward_student([[maybe_unused]] Profile& prof, [[maybe_unused]] const Model& m, [[maybe_unused]] int l,
                                   [[maybe_unused]] const Shapes& s) {
     return false;  // TODO
