@@ -8,7 +8,8 @@
 #
 # A lab is one program linked against the core library $(LIB) with the flags of the
 # other binaries; a lab that uses an application's code also links that (lab 05: the
-# driver's theory engine). No lab plots, so none links boost. The test binary is built
+# driver's theory engine). The labs that plot what they measure (lab_plot.h: 01, 02,
+# 06) link the driver's plot helpers and boost (PLOT_LDLIBS). The test binary is built
 # after the labs (TEST_NEEDS): tests/test_labs.cpp ("[labs]") runs each one with
 # --check --solution (which must pass) and with --check alone (the shipped skeleton,
 # which must fail).
@@ -22,6 +23,7 @@ LAB_SOLUTIONS ?= 1
 LAB_SRC  := $(wildcard notebooks-cpp/*/lab.cpp)
 LAB_BINS := $(patsubst notebooks-cpp/%/lab.cpp,$(BUILD)/labs/%,$(LAB_SRC))
 LAB_DRIVER_BINS := $(BUILD)/labs/05-induction-theorem
+LAB_PLOT_BINS   := $(BUILD)/labs/01-kernels-and-gradients $(BUILD)/labs/02-gemm $(BUILD)/labs/06-train-with-ttt
 TEST_NEEDS += $(LAB_BINS)
 
 # Each lab's solution object, as an extra prerequisite of its binary (the link lines below
@@ -30,12 +32,15 @@ LAB_SOLUTION_SRC := $(if $(filter 1,$(LAB_SOLUTIONS)),$(wildcard notebooks-cpp/*
 $(foreach s,$(LAB_SOLUTION_SRC),$(eval $(BUILD)/labs/$(notdir $(patsubst %/,%,$(dir $(s)))): $(BUILD)/obj/$(if $(filter %.cu,$(s)),labs-cu/)$(s).o))
 
 # Static pattern rules name each lab's object, so make keeps it (no intermediate file).
-$(filter-out $(LAB_DRIVER_BINS),$(LAB_BINS)): $(BUILD)/labs/%: $(BUILD)/obj/notebooks-cpp/%/lab.cpp.o $(LIB)
+$(filter-out $(LAB_DRIVER_BINS) $(LAB_PLOT_BINS),$(LAB_BINS)): $(BUILD)/labs/%: $(BUILD)/obj/notebooks-cpp/%/lab.cpp.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(LDLIBS) -o $@
 $(LAB_DRIVER_BINS): $(BUILD)/labs/%: $(BUILD)/obj/notebooks-cpp/%/lab.cpp.o $(DRIVER_LIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(LDLIBS) -o $@
+$(LAB_PLOT_BINS): $(BUILD)/labs/%: $(BUILD)/obj/notebooks-cpp/%/lab.cpp.o $(DRIVER_LIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(PLOT_LDLIBS) $(LDLIBS) -o $@
 
 # Where the [labs] test looks by default (ITTT_LABS_DIR overrides it): the labs of this BUILD.
 $(BUILD)/obj/tests/test_labs.cpp.o: CPPFLAGS += -DITTT_LABS_DEFAULT_DIR='"$(BUILD)/labs"'

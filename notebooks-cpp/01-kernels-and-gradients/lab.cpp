@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "../lab_plot.h"
 #include "../lab_util.h"
 #include "ops/ops.h"
 
@@ -170,13 +171,20 @@ int main(int argc, char** argv) {
         if (checks.todo_done(!gx.empty(), "exercise 1 (finite_difference)", opt)) {
             Tensor x32 = x.to_dtype(DType::F32), w32 = w.to_dtype(DType::F32), R32 = R.to_dtype(DType::F32);
             double best32 = 1e300, best64 = 1e300;
+            plots::Series s32 = lab::series("F32"), s64 = lab::series("F64");
             std::printf("  %8s  %14s  %14s\n", "h", "F32 rel. err", "F64 rel. err");
             for (double h : {1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8}) {
                 double e32 = relative_error(finite_difference(x32, [&] { return loss_of(x32, w32, R32); }, h), dx_analytic);
                 double e64 = relative_error(finite_difference(x, [&] { return loss_of(x, w, R); }, h), dx_analytic);
                 best32 = std::min(best32, e32), best64 = std::min(best64, e64);
                 std::printf("  %8.0e  %14.2e  %14.2e\n", h, e32, e64);
+                s32.x.push_back(h), s32.y.push_back(e32), s64.x.push_back(h), s64.y.push_back(e64);
             }
+            plots::LinePlot fig;
+            fig.title = "Central differences of RMSNorm: relative error of dL/dx against the step h";
+            fig.xlabel = "h", fig.ylabel = "max |finite difference - analytic| / max |analytic|";
+            fig.log_x = fig.log_y = true, fig.series = {s32, s64};
+            lab::plot(opt, fig, "01-kernels-and-gradients", "gradient_error_vs_h");
             std::printf("  best F32 %.1e (at one well-chosen h), best F64 %.1e. In F32 a gradient bug smaller than\n"
                         "  ~1e-4 hides in rounding; at the h that is right for F64 (1e-6) F32 is off by percents.\n",
                         best32, best64);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "../lab_plot.h"
 #include "../lab_util.h"
 #include "ops/ops.h"
 
@@ -128,11 +129,11 @@ int main(int argc, char** argv) {
             checks.expect_close({flops(2, 3, 4), flops(5, 7, 11)}, {48, 770}, 0, "gemm_flops(2, 3, 4) == 48, (5, 7, 11) == 770",
                                 {{{24, 385}, "you counted multiply-adds: a multiply and an add are two FLOPs"}});
         std::printf("  %5s  %11s  %11s  %12s  %12s  %8s\n", "n", "naive ms", "blocked ms", "naive GF/s", "blocked GF/s", "speed-up");
-        std::vector<double> blocked_gflops;
+        std::vector<double> blocked_gflops, naive_gflops;
         for (int64_t n : sizes) {
             double t1 = time_gemm(1, n, n >= 512 ? 1 : 5), t2 = time_gemm(2, n, 10);
             double f = have_flops ? flops(n, n, n) : NAN;
-            blocked_gflops.push_back(f / t2 / 1e9);
+            blocked_gflops.push_back(f / t2 / 1e9), naive_gflops.push_back(f / t1 / 1e9);
             std::printf("  %5lld  %11.3f  %11.3f  %12.2f  %12.2f  %7.1fx\n", static_cast<long long>(n), t1 * 1e3, t2 * 1e3, f / t1 / 1e9,
                         f / t2 / 1e9, t1 / t2);
             // Reported, not asserted: timings on a shared or sanitized build are not pass/fail facts.
@@ -160,6 +161,22 @@ int main(int argc, char** argv) {
             }
             double ai_axpy = 2.0 / 12.0, axpy_gflops = 2.0 * static_cast<double>(big) / t_axpy / 1e9;
             double bound = roofline(ai_axpy, peak, bandwidth);
+            // The figure: the roofline over the intensities measured, and each kernel at its intensity.
+            plots::LinePlot fig;
+            fig.title = "GEMM against the roofline (one core, F32): measured GFLOP/s at each n x n size's intensity";
+            fig.xlabel = "arithmetic intensity (FLOP/byte, log)", fig.ylabel = "GFLOP/s (log)", fig.log_x = fig.log_y = true;
+            plots::Series roof = lab::series("roofline: min(FMA peak, intensity x bandwidth)", {}, {}, "lines");
+            for (double ai = ai_axpy / 2; ai <= 4 * flops(1e3, 1e3, 1e3) / min_bytes(1e3, 1e3, 1e3); ai *= 1.25)
+                roof.x.push_back(ai), roof.y.push_back(roofline(ai, peak, bandwidth));
+            plots::Series blocked = lab::series("blocked (version 2)", {}, blocked_gflops), naive = lab::series("naive (version 1)", {}, naive_gflops);
+            for (int64_t size : sizes) {
+                const double nn = static_cast<double>(size), ai = flops(nn, nn, nn) / min_bytes(nn, nn, nn);
+                blocked.x.push_back(ai), naive.x.push_back(ai);
+            }
+            plots::Series axpy = lab::series("axpy (y += a x)", {ai_axpy}, {axpy_gflops}, "points");
+            fig.series = {roof, blocked, naive, axpy};
+            fig.hlines = {{"FMA peak", peak}};
+            lab::plot(opt, fig, "02-gemm", "gemm_roofline");
             std::printf("  %-8s  %14.2f  %14.2f  %14.2f  %9.1f%%\n", "axpy", ai_axpy, bound, axpy_gflops, 100 * axpy_gflops / bound);
             std::printf("  GEMM's intensity grows like n/6: past the ridge only the compute peak limits it. axpy does 2 FLOPs\n"
                         "  per 12 bytes at any size: it sits on the bandwidth roof (100%% by construction here, since the\n"

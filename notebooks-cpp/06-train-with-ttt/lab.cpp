@@ -7,6 +7,7 @@
 
 #include <cmath>
 
+#include "../lab_plot.h"
 #include "../lab_util.h"
 #include "model/model.h"
 #include "model/session.h"
@@ -95,13 +96,20 @@ int main(int argc, char** argv) {
         std::vector<Variant> variants = {Variant::Swa, Variant::TttLearned, Variant::TttNextToken};
         std::vector<Model> models;
         std::vector<double> accuracy;
+        plots::LinePlot fig;
+        fig.title = "Training loss on MQAR (4 pairs, gap >= 24; attention reaches 14 back)";
+        fig.xlabel = "step", fig.ylabel = "cross-entropy of the scored positions";
         for (Variant v : variants) {
             std::printf("  %s, %d steps:\n", variant_name(v), steps);
             models.emplace_back(make_config(v));
             models.back().init_random(0);
             std::vector<StepStats> st = train(models.back(), task, steps);
             checks.expect(std::isfinite(st.back().loss) && st.back().loss < st.front().loss, "the training loss went down");
+            plots::Series curve = lab::series(variant_name(v), {}, {}, "lines");
+            for (size_t i = 0; i < st.size(); ++i) curve.x.push_back(static_cast<double>(i + 1)), curve.y.push_back(st[i].loss);
+            fig.series.push_back(curve);
         }
+        lab::plot(opt, fig, "06-train-with-ttt", "loss_curves");
 
         lab::section(3, "Exercise 1: accuracy on held-out batches");
         bool have = true;
