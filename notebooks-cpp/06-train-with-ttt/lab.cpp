@@ -113,6 +113,7 @@ int main(int argc, char** argv) {
 
         lab::section(3, "Exercise 1: accuracy on held-out batches");
         bool have = true;
+        Accuracy last_accuracy;
         for (size_t i = 0; i < models.size(); ++i) {
             Accuracy a;
             std::vector<uint64_t> seeds;
@@ -120,11 +121,21 @@ int main(int argc, char** argv) {
             have = evaluate(models[i], task, kBatch, kSeqLen, seeds, a);
             if (!checks.todo_done(have, "exercise 1 (evaluate)", opt)) break;
             accuracy.push_back(a.fraction());
+            last_accuracy = a;
             std::printf("  %-31s accuracy %5.1f%% (%lld/%lld), %lld/%lld examples fully right\n", variant_name(variants[i]),
                         100 * a.fraction(), static_cast<long long>(a.correct), static_cast<long long>(a.scored),
                         static_cast<long long>(a.examples_all_correct), static_cast<long long>(a.examples));
         }
         if (have) {
+            // Every example of pairs=4 scores its 4 queries: 4 batches x 16 sequences x 4.
+            const Accuracy& last = last_accuracy;
+            checks.expect_close({static_cast<double>(last.scored), static_cast<double>(last.examples)},
+                                {static_cast<double>(kEvalBatches * kBatch * task.pairs), static_cast<double>(kEvalBatches * kBatch)}, 0,
+                                "scored positions = batches x sequences x queries, examples = batches x sequences",
+                                {{{static_cast<double>(kEvalBatches * kBatch * kSeqLen), static_cast<double>(kEvalBatches * kBatch)},
+                                  "every position counted: only the queries are scored (the others have no answer to recall)"},
+                                 {{static_cast<double>(kBatch * task.pairs), static_cast<double>(kBatch)},
+                                  "one batch only: add up every held-out batch"}});
             checks.expect(accuracy[0] < 0.15, "SWA alone stays near chance: the pairs are out of its reach");
             checks.expect(accuracy[2] > accuracy[0] + 0.15, "TTT with the next-token target recalls what attention cannot");
             std::printf("  The next-token target stores e(value) under the key's features Z: the theorem of lab 05 at work.\n"
