@@ -4,12 +4,15 @@
 // what they compute and why. Flags (the same for every lab):
 //   (none)       run the lab with YOUR code in the TODO functions; a TODO that is
 //                still a stub says "not implemented" and the lab skips what needs it
-//   --solution   use the reference solutions of the TODOs instead
+//   --solution   use the reference solutions of the TODOs instead (in solution.cpp beside
+//                lab.cpp, linked only when the labs are built with LAB_SOLUTIONS=1)
 //   --check      small sizes, no long timings; exit 0 only if every check holds
-//                (make test runs `--check --solution`; `--check` alone grades your code)
+//                (`make labs-check` runs `--check` on your code; make test runs both)
 #pragma once
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -20,6 +23,14 @@
 #include "runtime/error.h"
 #include "runtime/rng.h"
 #include "runtime/tensor.h"
+
+// A reference solution is declared in lab.cpp as `LAB_SOLUTION <signature>;` inside
+// namespace solution and defined in solution.cpp, which starts with LAB_SOLUTION_FILE.
+// Weak: a build without solution.cpp (make labs LAB_SOLUTIONS=0) still links, and
+// --solution then says so instead of calling a function that is not there.
+#define LAB_SOLUTION __attribute__((weak))
+#define LAB_SOLUTION_FILE extern "C" const bool ittt_lab_solutions_linked = true
+extern "C" LAB_SOLUTION const bool ittt_lab_solutions_linked;
 
 namespace lab {
 
@@ -37,6 +48,10 @@ inline Options parse_flags(int argc, char** argv, const char* title) {
             std::printf("%s\nusage: %s [--solution] [--check]\n", title, argv[0]);
             std::exit(std::strcmp(argv[i], "--help") && std::strcmp(argv[i], "-h") ? 2 : 0);
         }
+    }
+    if (o.solution && &ittt_lab_solutions_linked == nullptr) {
+        std::printf("%s\nthis build has no reference solutions (built with LAB_SOLUTIONS=0): run without --solution\n", title);
+        std::exit(2);
     }
     std::printf("%s\n(%s, %s)\n", title, o.solution ? "reference solutions" : "your TODO code",
                 o.check ? "check mode: small sizes" : "full run");
@@ -58,6 +73,58 @@ struct Checks {
         if (done) return true;
         if (o.check) expect(false, std::string(exercise) + " is implemented (or run with --solution)");
         else std::printf("  [TODO] %s is not implemented yet: write it in lab.cpp, or run with --solution\n", exercise);
+        return false;
+    }
+    // got against want: holds when max |got - want| <= tol. When it does not, says where and
+    // how it differs: per block of `block` consecutive numbers (a chunk's rows, say), which
+    // block differs first; whether got is a constant multiple of want (a factor 2, a missing
+    // eta); and the hint of every typical mistake whose result got equals.
+    struct Mistake {
+        std::vector<double> result;  // what that mistake computes
+        std::string hint;            // what to tell the student who made it
+    };
+    bool expect_close(const std::vector<double>& got, const std::vector<double>& want, double tol, const std::string& what,
+                      const std::vector<Mistake>& mistakes = {}, size_t block = 0, const char* block_name = "chunk") {
+        if (got.size() != want.size()) {
+            expect(false, what);
+            std::printf("         yours has %zu numbers, the expected result %zu: a shape mistake\n", got.size(), want.size());
+            return false;
+        }
+        // |a - b|, with a NaN on either side counted as infinitely far (fmax would drop it)
+        auto distance = [](double a, double b) { return std::isnan(a) || std::isnan(b) ? INFINITY : std::fabs(a - b); };
+        double diff = 0;
+        size_t nans = 0;
+        for (size_t i = 0; i < got.size(); ++i) diff = std::fmax(diff, distance(got[i], want[i])), nans += std::isnan(got[i]);
+        if (expect(diff <= tol, what)) return true;
+        std::printf("         max |yours - expected| = %.3g (tolerance %.1g)\n", diff, tol);
+        if (nans) std::printf("         %zu of your %zu numbers are NaN: never written, or computed from something never written\n", nans, got.size());
+        if (block > 0 && want.size() > block) {
+            size_t first = SIZE_MAX;
+            std::printf("         per %s:", block_name);
+            for (size_t b = 0; b * block < want.size(); ++b) {
+                double d = 0;
+                for (size_t i = b * block; i < std::min(want.size(), (b + 1) * block); ++i) d = std::fmax(d, distance(got[i], want[i]));
+                if (d > tol && first == SIZE_MAX) first = b;
+                std::printf(" %zu: %.2g%s", b, d, d > tol ? "*" : "");
+            }
+            std::printf("\n");
+            if (first > 0 && first != SIZE_MAX)
+                std::printf("         the first %s that differs is %s %zu (%s 0 .. %zu match)\n", block_name, block_name, first, block_name,
+                            first - 1);
+        }
+        double gw = 0, ww = 0;
+        for (size_t i = 0; i < got.size(); ++i) gw += got[i] * want[i], ww += want[i] * want[i];
+        const double scale = ww > 0 ? gw / ww : 0;
+        double off = 0;
+        for (size_t i = 0; i < got.size(); ++i) off = std::fmax(off, std::fabs(got[i] - scale * want[i]));
+        if (nans == 0 && ww > 0 && off <= tol * std::fmax(1.0, std::fabs(scale)) && std::fabs(scale - 1) > 1e-6)
+            std::printf("         hint: yours is %.6g times the expected result everywhere: a factor missing or extra\n", scale);
+        for (const Mistake& m : mistakes) {
+            if (m.result.size() != got.size()) continue;
+            double dm = 0;
+            for (size_t i = 0; i < got.size(); ++i) dm = std::fmax(dm, distance(got[i], m.result[i]));
+            if (dm <= tol) std::printf("         hint: %s\n", m.hint.c_str());
+        }
         return false;
     }
     int finish() const {

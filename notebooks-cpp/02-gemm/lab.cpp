@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "../lab_plot.h"
 #include "../lab_util.h"
 #include "ops/ops.h"
 
@@ -19,19 +20,17 @@ double gemm_flops_student([[maybe_unused]] double M, [[maybe_unused]] double N, 
     return NAN;  // TODO
 }
 // ---- TODO (exercise 2): the least traffic to memory and the roofline bound ----
-// Bytes: read A and B once and write C once, 4 bytes per F32 number.
+// Bytes: the least any algorithm for C = A @ B (F32, beta = 0) must move between main memory
+// and the core, however large its caches.
 double gemm_min_bytes_student([[maybe_unused]] double M, [[maybe_unused]] double N, [[maybe_unused]] double K) {
     return NAN;  // TODO
 }
 // Attainable GFLOP/s for a kernel of `intensity` FLOP/byte on a machine with the
-// given compute peak (GFLOP/s) and memory bandwidth (GB/s).
+// given compute peak (GFLOP/s) and memory bandwidth (GB/s): what limits it, and when?
 double roofline_student([[maybe_unused]] double intensity, [[maybe_unused]] double peak, [[maybe_unused]] double bandwidth) {
     return NAN;  // TODO
 }
 
-double gemm_flops_reference(double M, double N, double K) { return 2 * M * N * K; }
-double gemm_min_bytes_reference(double M, double N, double K) { return 4 * (M * K + K * N + M * N); }
-double roofline_reference(double intensity, double peak, double bandwidth) { return std::min(peak, intensity * bandwidth); }
 
 // What the cores can do at most: independent FMA chains and nothing else (the
 // comparator of src/bench/bench_gemm.cpp, shortened). 8 chains of 8 lanes cover
@@ -75,11 +74,18 @@ double time_gemm(int version, int64_t n, int repeats) {
 
 }  // namespace
 
+// The reference solutions (solution.cpp).
+namespace solution {
+LAB_SOLUTION double gemm_flops(double M, double N, double K);
+LAB_SOLUTION double gemm_min_bytes(double M, double N, double K);
+LAB_SOLUTION double roofline(double intensity, double peak, double bandwidth);
+}  // namespace solution
+
 int main(int argc, char** argv) {
     lab::Options opt = lab::parse_flags(argc, argv, "Lab 02: GEMM (naive vs blocked, GFLOP/s, roofline)");
-    auto flops = opt.solution ? gemm_flops_reference : gemm_flops_student;
-    auto min_bytes = opt.solution ? gemm_min_bytes_reference : gemm_min_bytes_student;
-    auto roofline = opt.solution ? roofline_reference : roofline_student;
+    auto flops = opt.solution ? solution::gemm_flops : gemm_flops_student;
+    auto min_bytes = opt.solution ? solution::gemm_min_bytes : gemm_min_bytes_student;
+    auto roofline = opt.solution ? solution::roofline : roofline_student;
     return lab::run([&] {
         lab::Checks checks;
         // One thread for sections 1-4: per-core numbers, and no waiting at OpenMP barriers
@@ -119,13 +125,15 @@ int main(int argc, char** argv) {
         lab::section(3, "Timing: C (n x n) = A @ B, F32, one thread, best of a few runs");
         std::vector<int64_t> sizes = opt.check ? std::vector<int64_t>{32, 96} : std::vector<int64_t>{64, 128, 256, 512};
         bool have_flops = checks.todo_done(!std::isnan(flops(2, 3, 4)), "exercise 1 (gemm_flops)", opt);
-        if (have_flops) checks.expect(flops(2, 3, 4) == 48, "gemm_flops(2, 3, 4) == 48");
+        if (have_flops)
+            checks.expect_close({flops(2, 3, 4), flops(5, 7, 11)}, {48, 770}, 0, "gemm_flops(2, 3, 4) == 48, (5, 7, 11) == 770",
+                                {{{24, 385}, "you counted multiply-adds: a multiply and an add are two FLOPs"}});
         std::printf("  %5s  %11s  %11s  %12s  %12s  %8s\n", "n", "naive ms", "blocked ms", "naive GF/s", "blocked GF/s", "speed-up");
-        std::vector<double> blocked_gflops;
+        std::vector<double> blocked_gflops, naive_gflops;
         for (int64_t n : sizes) {
             double t1 = time_gemm(1, n, n >= 512 ? 1 : 5), t2 = time_gemm(2, n, 10);
             double f = have_flops ? flops(n, n, n) : NAN;
-            blocked_gflops.push_back(f / t2 / 1e9);
+            blocked_gflops.push_back(f / t2 / 1e9), naive_gflops.push_back(f / t1 / 1e9);
             std::printf("  %5lld  %11.3f  %11.3f  %12.2f  %12.2f  %7.1fx\n", static_cast<long long>(n), t1 * 1e3, t2 * 1e3, f / t1 / 1e9,
                         f / t2 / 1e9, t1 / t2);
             // Reported, not asserted: timings on a shared or sanitized build are not pass/fail facts.
@@ -136,8 +144,13 @@ int main(int argc, char** argv) {
         double ai_test = min_bytes(2, 3, 4);
         if (checks.todo_done(have_flops && !std::isnan(ai_test) && !std::isnan(roofline(1, 2, 3)), "exercise 2 (bytes, roofline)",
                              opt)) {
-            checks.expect(ai_test == 4 * (8 + 12 + 6), "gemm_min_bytes(2, 3, 4) == 104");
-            checks.expect(roofline(0.5, 100, 20) == 10 && roofline(50, 100, 20) == 100, "roofline = min(peak, intensity * bandwidth)");
+            checks.expect_close({ai_test}, {104}, 0, "gemm_min_bytes(2, 3, 4) == 104",
+                                {{{80}, "C is written once: its 6 numbers move too"},
+                                 {{26}, "an F32 number is 4 bytes"},
+                                 {{128}, "with beta = 0, C is written, never read"}});
+            checks.expect_close({roofline(0.5, 100, 20), roofline(50, 100, 20)}, {10, 100}, 1e-12,
+                                "roofline(0.5, 100, 20) == 10 and roofline(50, 100, 20) == 100",
+                                {{{100, 1000}, "the larger of the two roofs is not attainable: the lower one limits"}});
             std::printf("  ridge point: %.1f FLOP/byte (below it memory bound, above it compute bound)\n", peak / bandwidth);
             std::printf("  %8s  %14s  %14s  %14s  %10s\n", "kernel", "FLOP/byte", "bound GF/s", "measured GF/s", "% of bound");
             for (size_t i = 0; i < sizes.size(); ++i) {
@@ -148,6 +161,22 @@ int main(int argc, char** argv) {
             }
             double ai_axpy = 2.0 / 12.0, axpy_gflops = 2.0 * static_cast<double>(big) / t_axpy / 1e9;
             double bound = roofline(ai_axpy, peak, bandwidth);
+            // The figure: the roofline over the intensities measured, and each kernel at its intensity.
+            plots::LinePlot fig;
+            fig.title = "GEMM against the roofline (one core, F32): measured GFLOP/s at each n x n size's intensity";
+            fig.xlabel = "arithmetic intensity (FLOP/byte, log)", fig.ylabel = "GFLOP/s (log)", fig.log_x = fig.log_y = true;
+            plots::Series roof = lab::series("roofline: min(FMA peak, intensity x bandwidth)", {}, {}, "lines");
+            for (double ai = ai_axpy / 2; ai <= 4 * flops(1e3, 1e3, 1e3) / min_bytes(1e3, 1e3, 1e3); ai *= 1.25)
+                roof.x.push_back(ai), roof.y.push_back(roofline(ai, peak, bandwidth));
+            plots::Series blocked = lab::series("blocked (version 2)", {}, blocked_gflops), naive = lab::series("naive (version 1)", {}, naive_gflops);
+            for (int64_t size : sizes) {
+                const double nn = static_cast<double>(size), ai = flops(nn, nn, nn) / min_bytes(nn, nn, nn);
+                blocked.x.push_back(ai), naive.x.push_back(ai);
+            }
+            plots::Series axpy = lab::series("axpy (y += a x)", {ai_axpy}, {axpy_gflops}, "points");
+            fig.series = {roof, blocked, naive, axpy};
+            fig.hlines = {{"FMA peak", peak}};
+            lab::plot(opt, fig, "02-gemm", "gemm_roofline");
             std::printf("  %-8s  %14.2f  %14.2f  %14.2f  %9.1f%%\n", "axpy", ai_axpy, bound, axpy_gflops, 100 * axpy_gflops / bound);
             std::printf("  GEMM's intensity grows like n/6: past the ridge only the compute peak limits it. axpy does 2 FLOPs\n"
                         "  per 12 bytes at any size: it sits on the bandwidth roof (100%% by construction here, since the\n"

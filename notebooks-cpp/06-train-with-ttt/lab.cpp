@@ -7,6 +7,7 @@
 
 #include <cmath>
 
+#include "../lab_plot.h"
 #include "../lab_util.h"
 #include "model/model.h"
 #include "model/session.h"
@@ -41,24 +42,13 @@ ModelConfig make_config(Variant v) {
 uint64_t eval_seed(int i) { return Rng(2).fork(static_cast<uint64_t>(i)).seed(); }  // never a training batch
 
 // ---- TODO (exercise 1): accuracy on held-out batches ----
-// For i in 0..kEvalBatches-1: batch = make_batch(task, V, kBatch, kSeqLen, eval_seed(i)); logits =
-// model.forward(batch.tokens_tensor()) (rows B*n, V); count_correct(batch, logits.view({B, n, V}))
-// gives that batch's Accuracy: add its correct, scored, examples_all_correct and examples into `out`.
+// Fill `out` with the model's accuracy on one batch of `batch` sequences of `seq_len` tokens
+// per seed in `seeds` (seeds no training batch uses: held out). Only the positions MQAR
+// scores count (src/tasks/tasks.h: make_batch, count_correct and what Accuracy holds).
 // Return false until written.
-bool evaluate_student([[maybe_unused]] Model& model, [[maybe_unused]] const TaskConfig& task, [[maybe_unused]] Accuracy& out) {
+bool evaluate_student([[maybe_unused]] Model& model, [[maybe_unused]] const TaskConfig& task, [[maybe_unused]] int batch,
+                      [[maybe_unused]] int seq_len, [[maybe_unused]] const std::vector<uint64_t>& seeds, [[maybe_unused]] Accuracy& out) {
     return false;  // TODO
-}
-
-bool evaluate_reference(Model& model, const TaskConfig& task, Accuracy& out) {
-    const int V = model.config().vocab_size;
-    out = Accuracy{};
-    for (int i = 0; i < kEvalBatches; ++i) {
-        Batch b = make_batch(task, V, kBatch, kSeqLen, eval_seed(i));
-        Accuracy a = count_correct(b, model.forward(b.tokens_tensor()).view({kBatch, kSeqLen, V}));
-        out.correct += a.correct, out.scored += a.scored;
-        out.examples_all_correct += a.examples_all_correct, out.examples += a.examples;
-    }
-    return true;
 }
 
 // Trains with AdamW (warm-up + cosine) on seeded MQAR batches; prints a few loss lines.
@@ -81,9 +71,14 @@ std::vector<StepStats> train(Model& model, const TaskConfig& task, int steps) {
 
 }  // namespace
 
+// The reference solutions (solution.cpp).
+namespace solution {
+LAB_SOLUTION bool evaluate(Model& model, const TaskConfig& task, int batch, int seq_len, const std::vector<uint64_t>& seeds, Accuracy& out);
+}  // namespace solution
+
 int main(int argc, char** argv) {
     lab::Options opt = lab::parse_flags(argc, argv, "Lab 06: training with and without TTT (MQAR), streaming with Session");
-    auto evaluate = opt.solution ? evaluate_reference : evaluate_student;
+    auto evaluate = opt.solution ? solution::evaluate : evaluate_student;
     return lab::run([&] {
         lab::Checks checks;
         omp_set_num_threads(1);  // tiny matrices: one thread is as fast, and immune to a busy neighbour
@@ -101,26 +96,46 @@ int main(int argc, char** argv) {
         std::vector<Variant> variants = {Variant::Swa, Variant::TttLearned, Variant::TttNextToken};
         std::vector<Model> models;
         std::vector<double> accuracy;
+        plots::LinePlot fig;
+        fig.title = "Training loss on MQAR (4 pairs, gap >= 24; attention reaches 14 back)";
+        fig.xlabel = "step", fig.ylabel = "cross-entropy of the scored positions";
         for (Variant v : variants) {
             std::printf("  %s, %d steps:\n", variant_name(v), steps);
             models.emplace_back(make_config(v));
             models.back().init_random(0);
             std::vector<StepStats> st = train(models.back(), task, steps);
             checks.expect(std::isfinite(st.back().loss) && st.back().loss < st.front().loss, "the training loss went down");
+            plots::Series curve = lab::series(variant_name(v), {}, {}, "lines");
+            for (size_t i = 0; i < st.size(); ++i) curve.x.push_back(static_cast<double>(i + 1)), curve.y.push_back(st[i].loss);
+            fig.series.push_back(curve);
         }
+        lab::plot(opt, fig, "06-train-with-ttt", "loss_curves");
 
         lab::section(3, "Exercise 1: accuracy on held-out batches");
         bool have = true;
+        Accuracy last_accuracy;
         for (size_t i = 0; i < models.size(); ++i) {
             Accuracy a;
-            have = evaluate(models[i], task, a);
+            std::vector<uint64_t> seeds;
+            for (int b = 0; b < kEvalBatches; ++b) seeds.push_back(eval_seed(b));
+            have = evaluate(models[i], task, kBatch, kSeqLen, seeds, a);
             if (!checks.todo_done(have, "exercise 1 (evaluate)", opt)) break;
             accuracy.push_back(a.fraction());
+            last_accuracy = a;
             std::printf("  %-31s accuracy %5.1f%% (%lld/%lld), %lld/%lld examples fully right\n", variant_name(variants[i]),
                         100 * a.fraction(), static_cast<long long>(a.correct), static_cast<long long>(a.scored),
                         static_cast<long long>(a.examples_all_correct), static_cast<long long>(a.examples));
         }
         if (have) {
+            // Every example of pairs=4 scores its 4 queries: 4 batches x 16 sequences x 4.
+            const Accuracy& last = last_accuracy;
+            checks.expect_close({static_cast<double>(last.scored), static_cast<double>(last.examples)},
+                                {static_cast<double>(kEvalBatches * kBatch * task.pairs), static_cast<double>(kEvalBatches * kBatch)}, 0,
+                                "scored positions = batches x sequences x queries, examples = batches x sequences",
+                                {{{static_cast<double>(kEvalBatches * kBatch * kSeqLen), static_cast<double>(kEvalBatches * kBatch)},
+                                  "every position counted: only the queries are scored (the others have no answer to recall)"},
+                                 {{static_cast<double>(kBatch * task.pairs), static_cast<double>(kBatch)},
+                                  "one batch only: add up every held-out batch"}});
             checks.expect(accuracy[0] < 0.15, "SWA alone stays near chance: the pairs are out of its reach");
             checks.expect(accuracy[2] > accuracy[0] + 0.15, "TTT with the next-token target recalls what attention cannot");
             std::printf("  The next-token target stores e(value) under the key's features Z: the theorem of lab 05 at work.\n"

@@ -10,6 +10,7 @@
 #include <map>
 
 #include "../lab_util.h"
+#include "profile.h"
 #include "model/model.h"
 #include "ops/ops.h"
 #include "runtime/rng.h"
@@ -18,54 +19,16 @@ using namespace ittt;
 
 namespace {
 
-// Best-of-3 times, summed by op name (an op called in two layers counts twice).
-struct Profile {
-    std::map<std::string, double> seconds;
-    void time(const std::string& name, const std::function<void()>& fn) { seconds[name] += lab::time_best(fn, 3); }
-    double total() const {
-        double s = 0;
-        for (const auto& kv : seconds) s += kv.second;
-        return s;
-    }
-    void print(double whole, const char* whole_name, const char* rest_note) const {
-        std::vector<std::pair<double, std::string>> rows;
-        for (const auto& kv : seconds) rows.push_back({kv.second, kv.first});
-        std::sort(rows.rbegin(), rows.rend());
-        for (const auto& r : rows)
-            std::printf("  %-34s %9.3f ms  %5.1f%% of %s\n", r.second.c_str(), r.first * 1e3, 100 * r.first / whole, whole_name);
-        std::printf("  %-34s %9.3f ms  %5.1f%% %s\n", "sum of these ops", total() * 1e3, 100 * total() / whole, rest_note);
-    }
-};
-
-struct Shapes {
-    int64_t B, n, N, d, f, V, Hq, Hkv, hd;
-};
-
 // ---- TODO (exercise 1): time the TTT layer's backward ops ----
-// With an upstream gradient dO (N, d) of TTT layer l, the backward runs (see Model::ttt_backward, docs/ttt.md):
-//   P = ttt_chunk_delta(dO, Z)          "ttt: delta (backward)"     P, G: (B, T, d, f)
-//   G = prefix_scan_exclusive(P, reverse = true)                     "ttt: scan (backward)"
-//   ttt_apply_backward(dZ, dV, dO, Z, V, Wd, S, G, eta, C)           "ttt: apply (backward)"
-// Time each with prof.time("name", [&] { ... }). Saved activations: a.z, a.ttt_v, a.ttt_s;
-// weights: w.down_proj; tensors are (B, n, ...) views of the (N, ...) rows. Return false until written.
+// Given an upstream gradient dO (B, n, d) of TTT layer l (make a random one), which ops does the
+// layer's backward run from dO to dZ and dV? Derive it from the forward (dW_i, exclusive scan, apply;
+// docs/ttt.md, the backward, and the glossary's Wbar_i and G_i in docs/README.md), find the ops in
+// src/ops/ops.h, and time each with prof.time("ttt: <what it computes> (backward)", [&] { ... }) on
+// the activations the forward saved (m.activations(l): z, ttt_v, ttt_s, (N, ...) rows; view them as
+// (B, n, ...)) and the layer's weights (m.layer(l)). Return false until written.
 bool profile_ttt_backward_student([[maybe_unused]] Profile& prof, [[maybe_unused]] const Model& m, [[maybe_unused]] int l,
                                   [[maybe_unused]] const Shapes& s) {
     return false;  // TODO
-}
-
-bool profile_ttt_backward_reference(Profile& prof, const Model& m, int l, const Shapes& s) {
-    const ModelConfig& c = m.config();
-    const LayerActivations& a = m.activations(l);
-    const int C = c.ttt_chunk;
-    const int64_t T = (s.n + C - 1) / C;
-    Tensor dO = lab::random_tensor({s.B, s.n, s.d}, 9, 0.01);
-    Tensor P = Tensor::empty({s.B, T, s.d, s.f}), G = Tensor::empty({s.B, T, s.d, s.f});
-    Tensor dZ = Tensor::empty({s.B, s.n, s.f}), dV = Tensor::empty({s.B, s.n, s.d});
-    Tensor z = a.z.view({s.B, s.n, s.f}), v = a.ttt_v.view({s.B, s.n, s.d});
-    prof.time("ttt: delta (backward)", [&] { ops::ttt_chunk_delta(P, dO, z, C); });
-    prof.time("ttt: scan (backward)", [&] { ops::prefix_scan_exclusive(G, P, true); });
-    prof.time("ttt: apply (backward)", [&] { ops::ttt_apply_backward(dZ, dV, dO, z, v, m.layer(l).down_proj, a.ttt_s, G, c.ttt_lr, C); });
-    return true;
 }
 
 // Every op of Model::forward, in order, on the inputs the forward saved. Outputs go to scratch tensors.
@@ -129,9 +92,14 @@ void profile_forward(Profile& prof, const Model& m, const Tensor& tokens, const 
 
 }  // namespace
 
+// The reference solutions (solution.cpp).
+namespace solution {
+LAB_SOLUTION bool profile_ttt_backward(Profile& prof, const Model& m, int l, const Shapes& s);
+}  // namespace solution
+
 int main(int argc, char** argv) {
     lab::Options opt = lab::parse_flags(argc, argv, "Lab 07: profiling one training step (CPU stand-in for Nsight)");
-    auto profile_ttt_backward = opt.solution ? profile_ttt_backward_reference : profile_ttt_backward_student;
+    auto profile_ttt_backward = opt.solution ? solution::profile_ttt_backward : profile_ttt_backward_student;
     return lab::run([&] {
         lab::Checks checks;
         omp_set_num_threads(1);  // one thread: per-core numbers, no barrier waits for a core another job holds

@@ -1,8 +1,11 @@
 // Lab 08: break a CUDA kernel, read what the emulator says, fix it.
 // The kernels in this file are CUDA. Every build compiles them as host C++ against the
 // CPU emulator (src/runtime/cuda_emu/, docs/cuda-emulator.md), which runs each CUDA thread
-// as a fiber, so the lab runs on any machine. Your TODO: the row sums of section 2.
+// as a fiber, so the lab runs on any machine. Your TODOs: fix the row sums of section 2,
+// and write the TTT chunk update dW_i = V_[i]^T Z_[i] as a tiled kernel (section 3).
+// The reference kernels are in solution.cu.
 //   build/labs/08-cuda-emulator [--solution] [--check]
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -35,10 +38,9 @@ __global__ void block_sums_kernel(float* sums, const float* x, int n) {
 // sums[r] = x[r, 0] + ... + x[r, len - 1]: the 32 lanes of warp r stride along the row,
 // then a butterfly of __shfl_xor_sync adds their partial sums (every lane ends with the total).
 
-// TODO (exercise): this kernel has the bug of section 2. Lanes past the end of a short row
-// return at once, but the shuffles below name all 32 lanes (mask 0xffffffff). Run the lab
-// and read the emulator's report, then fix the kernel so that every lane of a live warp
-// reaches the shuffles (a lane with no element adds 0). Whole warps may still return.
+// TODO (exercise): this kernel has a bug that only rows shorter than a warp show. Run the lab,
+// read what the emulator reports, work out which CUDA rule the kernel breaks, and fix it
+// without changing what it computes.
 __global__ void row_sums_student(float* sums, const float* x, int rows, int len) {
     const int row = static_cast<int>(blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
     if (row >= rows || lane >= len) return;
@@ -48,14 +50,34 @@ __global__ void row_sums_student(float* sums, const float* x, int rows, int len)
     if (lane == 0) sums[row] = v;
 }
 
-__global__ void row_sums_reference(float* sums, const float* x, int rows, int len) {
-    const int row = static_cast<int>(blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
-    if (row >= rows) return;  // whole warps leave together, so the shuffles stay full-warp
-    float v = 0.0f;
-    for (int j = lane; j < len; j += 32) v += x[row * len + j];  // a lane past the end adds nothing
-    for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
-    if (lane == 0) sums[row] = v;
+// ---- 3. the TTT layer's chunk update as a CUDA kernel ----
+// dW (T, d, f), V (n, d), Z (n, f), row-major; chunk i is rows [i C, min((i + 1) C, n)):
+//   dW[i][r][c] = sum over the rows t of chunk i of V[t][r] * Z[t][c]     (dW_i = V_[i]^T Z_[i])
+// The launch (section 3 below): one block of kTile * kTile = 256 threads per kTile x kTile tile
+// of one chunk's dW_i, blockIdx.x = (i * tiles_d + tile_r) * tiles_f + tile_c with tiles_d =
+// ceil(d / kTile), tiles_f = ceil(f / kTile).
+constexpr int kTile = 16;
+
+// TODO (exercise 2): write this kernel. Each element of V and Z that a block reads from global
+// memory should be read once per block and used kTile times: stage the chunk's rows through
+// shared memory, kTile rows at a time. Mind the edges (d, f and the last chunk need not be
+// multiples of kTile or C) and what makes shared memory safe to read and to overwrite. Section 3
+// compares the result with the CPU chunk by chunk; README.md shows how to run it under the race
+// detector.
+__global__ void chunk_delta_student([[maybe_unused]] float* dW, [[maybe_unused]] const float* V, [[maybe_unused]] const float* Z,
+                                    [[maybe_unused]] int n, [[maybe_unused]] int d, [[maybe_unused]] int f, [[maybe_unused]] int C) {
+    // TODO
 }
+
+}  // namespace
+
+// The reference kernel (solution.cu).
+namespace solution {
+LAB_SOLUTION __global__ void row_sums(float* sums, const float* x, int rows, int len);
+LAB_SOLUTION __global__ void chunk_delta(float* dW, const float* V, const float* Z, int n, int d, int f, int C);
+}  // namespace solution
+
+namespace {
 
 // ---- host side: device buffers and the CPU oracle ----
 
@@ -83,6 +105,22 @@ std::vector<double> cpu_sums(const std::vector<float>& x, int group) {
     std::vector<double> s((x.size() + static_cast<size_t>(group) - 1) / static_cast<size_t>(group), 0.0);
     for (size_t i = 0; i < x.size(); ++i) s[i / static_cast<size_t>(group)] += x[i];
     return s;
+}
+
+// dW (T, d, f) in double on the CPU, the oracle of section 3; `cumulative` sums rows 0 .. the
+// chunk's end instead (a typical mistake: that is the scan's job), `transposed` writes (T, f, d).
+std::vector<double> cpu_chunk_delta(const std::vector<float>& V, const std::vector<float>& Z, int n, int d, int f, int C,
+                                    bool cumulative = false, bool transposed = false) {
+    const int T = (n + C - 1) / C;
+    std::vector<double> dW(static_cast<size_t>(T) * d * f, 0.0);
+    for (int i = 0; i < T; ++i)
+        for (int t = cumulative ? 0 : i * C; t < std::min(n, (i + 1) * C); ++t)
+            for (int r = 0; r < d; ++r)
+                for (int c = 0; c < f; ++c) {
+                    const size_t at = transposed ? (static_cast<size_t>(i) * f + c) * d + r : (static_cast<size_t>(i) * d + r) * f + c;
+                    dW[at] += static_cast<double>(V[static_cast<size_t>(t) * d + r]) * Z[static_cast<size_t>(t) * f + c];
+                }
+    return dW;
 }
 
 // Rows (blocks) whose sum is off by more than float rounding (a sum of <= 256 terms of size ~1).
@@ -132,7 +170,7 @@ int main(int argc, char** argv) {
             float* d_y = to_device(y);
             float* d_rows = to_device(std::vector<float>(rows, 0.0f));
             const int warps_per_block = 4, grid = (rows + warps_per_block - 1) / warps_per_block;
-            if (o.solution) ITTT_LAUNCH(row_sums_reference, grid, 32 * warps_per_block, 0, 0)(d_rows, d_y, rows, len);
+            if (o.solution) ITTT_LAUNCH(solution::row_sums, grid, 32 * warps_per_block, 0, 0)(d_rows, d_y, rows, len);
             else ITTT_LAUNCH(row_sums_student, grid, 32 * warps_per_block, 0, 0)(d_rows, d_y, rows, len);
             const cudaError_t status = cudaGetLastError();
             std::printf("  rows of %d: %s\n", len, status == cudaSuccess ? "the launch completed" : "the launch failed, the emulator says:");
@@ -142,6 +180,49 @@ int main(int argc, char** argv) {
             CUDA_CHECK(cudaFree(d_y));
             CUDA_CHECK(cudaFree(d_rows));
         }
+
+        lab::section(3, "Exercise 2: the TTT chunk update dW_i = V_[i]^T Z_[i] as a tiled kernel");
+        {
+            const int n = 56, d = 20, f = 36, C = 24, T = (n + C - 1) / C;  // chunks of 24, 24, 8 rows: no size a multiple of 16
+            std::vector<float> V(static_cast<size_t>(n) * d), Z(static_cast<size_t>(n) * f);
+            for (size_t i = 0; i < V.size(); ++i) V[i] = static_cast<float>(std::sin(0.37 * static_cast<double>(i)));
+            for (size_t i = 0; i < Z.size(); ++i) Z[i] = static_cast<float>(std::cos(0.23 * static_cast<double>(i)) + 0.1);
+            float* d_v = to_device(V);
+            float* d_z = to_device(Z);
+            // NaN: an element the kernel never writes shows up as wrong, not as a lucky zero.
+            float* d_dw = to_device(std::vector<float>(static_cast<size_t>(T) * d * f, NAN));
+            const int tiles_d = (d + kTile - 1) / kTile, tiles_f = (f + kTile - 1) / kTile;
+            const int grid = T * tiles_d * tiles_f;
+            if (o.solution) ITTT_LAUNCH(solution::chunk_delta, grid, kTile * kTile, 0, 0)(d_dw, d_v, d_z, n, d, f, C);
+            else ITTT_LAUNCH(chunk_delta_student, grid, kTile * kTile, 0, 0)(d_dw, d_v, d_z, n, d, f, C);
+            const cudaError_t status = cudaGetLastError();
+            std::printf("  n = %d, d = %d, f = %d, C = %d: %d chunks, grid of %d blocks of %d threads: %s\n", n, d, f, C, T, grid,
+                        kTile * kTile, status == cudaSuccess ? "the launch completed" : "the launch failed, the emulator says:");
+            if (status != cudaSuccess) std::printf("    %s\n", cudaGetErrorString(status));
+            checks.expect(status == cudaSuccess, "the chunk-update kernel runs to the end on the emulator");
+            std::vector<float> got = to_host(d_dw, static_cast<size_t>(T) * d * f);
+            const std::vector<double> want = cpu_chunk_delta(V, Z, n, d, f, C);
+            double scale = 0;
+            for (double w : want) scale = std::max(scale, std::fabs(w));
+            checks.expect_close(std::vector<double>(got.begin(), got.end()), want, 1e-5 * scale,
+                                "dW_i matches the CPU for every chunk (F32 rounding of 16-term sums)",
+                                {{cpu_chunk_delta(V, Z, n, d, f, C, true),
+                                  "each chunk sums from row 0: dW_i holds chunk i's rows only (the prefix sum is the scan's job)"},
+                                 {cpu_chunk_delta(V, Z, n, d, f, C, false, true), "this is Z_[i]^T V_[i], (f, d): dW_i is (d, f)"}},
+                                static_cast<size_t>(d) * f, "chunk");
+            // The last chunk (8 rows) takes one trip through shared memory, the others two.
+            bool last_ok = true, others_ok = true;
+            for (int i = 0; i < T; ++i)
+                for (size_t e = static_cast<size_t>(i) * d * f; e < static_cast<size_t>(i + 1) * d * f; ++e)
+                    (i == T - 1 ? last_ok : others_ok) &= std::fabs(got[e] - want[e]) <= 1e-5 * scale;
+            if (last_ok && !others_ok)
+                std::printf("         hint: the chunk that fits in one tile of rows is right and the longer ones are not: does a\n"
+                            "         thread overwrite a shared tile while others still read the previous rows?\n");
+            CUDA_CHECK(cudaFree(d_v));
+            CUDA_CHECK(cudaFree(d_z));
+            CUDA_CHECK(cudaFree(d_dw));
+        }
+
         CUDA_CHECK(cudaFree(d_x));
         CUDA_CHECK(cudaFree(d_sums));
         return checks.finish();
