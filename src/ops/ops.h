@@ -119,7 +119,7 @@ void ttt_apply_backward(Tensor& dz, Tensor& dv, const Tensor& dout, const Tensor
 // o (B, n, d): o_[i] = z_[i] W_i^T with W_0 = wd, W_{i+1} = W_i + eta c_i v_[i]^T z_[i] (c_i the
 // clipping factor): the layer's chunk step, "apply, then update" (docs/ttt.md). The outputs of
 // ttt_chunk_delta + prefix_scan_exclusive + ttt_apply_forward without their (B, T, d, f) tensors,
-// in about half the multiply-adds (kernels/ttt_loop/ttt_loop.h). CPU; on CUDA the forward only.
+// in about half the multiply-adds (kernels/ttt_loop/ttt_loop.h). CPU and CUDA, forward and backward.
 struct TttLoopOptions {
     int update_limit = -1;     // chunks >= limit fold no update (-1: all do)
     double clip_tau = 0;       // > 0: clip each eta dW_i to Frobenius norm tau (inference)
