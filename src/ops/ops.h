@@ -171,7 +171,7 @@ double clip_grad_norm(const std::vector<Tensor*>& grads, double max_norm);
 
 }  // namespace ittt::ops
 
-// ---- attention against one block of keys (src/ops/attention_block.cpp, kernels/attention_block/), CPU ----
+// ---- attention against one block of keys (src/ops/attention_block.cpp, kernels/attention_block/) ----
 // The pieces ring attention is made of (src/parallel/attention_parallel.cpp, docs/parallelism.md):
 // the keys arrive one rank's block at a time, anywhere in the sequence.
 // q, out, dout, dq (B, nq, Hq, hd): query i at absolute position q_pos0 + i.
