@@ -14,7 +14,11 @@
 //                                                    or update_kernel (one block per sequence, which
 //                                                    sums ||dW||^2 for the norm and the clipping factor c)
 // The update's norm and c are ttt_update_norm and ttt_clip_factor of kernels/ttt_delta/ttt_delta.h,
-// the CPU's rule, computed on the device.
+// the CPU's rule, computed on the device. Training (no clipping, no reports) takes fold_kernel,
+// which spreads the d*f elements over the whole GPU; inference with clipping or norm reports
+// takes update_kernel, whose one block per sequence streams all of dW and W through one SM:
+// at d*f in the millions that pass, not the GEMMs, would bound the step (a two-pass reduction,
+// partial sums over many blocks then the factor, would lift it; not written).
 //
 // Backward, chunks in reverse with G = sum_{j>i} P_j per sequence (ttt_loop.h):
 //   dZ_[i] = dO_[i] W_i (+ eta V_[i] G)   dV_[i] = eta Z_[i] G^T   G += dO_[i]^T Z_[i]     five GEMMs, batch B
@@ -120,12 +124,14 @@ __global__ void sum_sequences_kernel(float* acc, const float* x, int64_t stride,
 }
 
 void copy_matrices(float* dst, int64_t dst_stride, const float* src, int64_t src_stride, int64_t size, int64_t count) {
+    if (size * count == 0) return;  // a zero-sized grid is a launch error
     ITTT_LAUNCH(copy_matrices_kernel, grid_for(size * count), kThreads, 0, 0)(dst, dst_stride, src, src_stride, size, count);
     CUDA_CHECK(cudaGetLastError());
 }
 
 void fold(float* next, const float* w, int64_t w_stride, const float* delta, int64_t delta_stride, int64_t size, int64_t count,
           float alpha) {
+    if (size * count == 0) return;
     ITTT_LAUNCH(fold_kernel, grid_for(size * count), kThreads, 0, 0)(next, w, w_stride, delta, delta_stride, size, count, alpha);
     CUDA_CHECK(cudaGetLastError());
 }
@@ -211,7 +217,7 @@ void ttt_loop_backward_cuda(const TttLoopShape& s, float* dz, float* dv, float* 
         if (folds && !g_zero) {
             gemm(false, false, rows, f, d, eta, Vi, d, n * d, G, f, ws, 1.0f, dz + r0 * f, f, n * f, B);  // dZ_[i] += eta V_[i] G
             gemm(false, true, rows, d, f, eta, Zi, f, n * f, G, f, ws, 0.0f, dv + r0 * d, d, n * d, B);   // dV_[i] = eta Z_[i] G^T
-        } else {
+        } else if (d > 0) {
             ITTT_LAUNCH(zero_matrices_kernel, grid_for(rows * d * B), kThreads, 0, 0)(dv + r0 * d, n * d, rows * d, B);
             CUDA_CHECK(cudaGetLastError());
         }
@@ -226,6 +232,7 @@ void ttt_loop_backward_cuda(const TttLoopShape& s, float* dz, float* dv, float* 
         fold(W_rebuilt, W_rebuilt, ws, delta, ws, df, B, -eta);
     }
     // dWd += sum_b G_b, added in sequence order.
+    if (df == 0) return;
     ITTT_LAUNCH(sum_sequences_kernel, grid_for(df), kThreads, 0, 0)(dwd, G, ws, df, B);
     CUDA_CHECK(cudaGetLastError());
 }
