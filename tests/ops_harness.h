@@ -90,7 +90,7 @@ struct Case {
     // Only the CUDA runs (the reference still runs): sizes that matter only to a launch
     // geometry (a grid-stride loop's second round) and are too large to be worth the CPU's time.
     bool cuda_only = false;
-    // Only the CPU runs: the op has no CUDA code for what the case runs (the chunk loop's backward).
+    // Only the CPU runs: the op has no CUDA code for what the case runs.
     bool cpu_only = false;
     // Stricter checks for some targets (may be empty).
     std::function<std::vector<Tighter>(const Target& t)> tighter;

@@ -135,3 +135,61 @@ TEST_CASE("CUDA conv1d_chunked_backward: dweight is the same bits on every run",
     ops::conv1d_chunked_backward(dx, dw2, dout, x, w, offsets, 64);
     CHECK(bitwise_equal(dw1, dw2));
 }
+
+TEST_CASE("CUDA TTT chunk loop (loop and flat) and attention_block give the same bits every run", "[cuda][ttt_loop][attention_block]") {
+    ITTT_SKIP_WITHOUT_CUDA();
+    // No atomics: the loop's GEMMs and kernels sum in a fixed order (dWd over the sequences in
+    // sequence order); attention_block's dk, dv of a key row are summed by one warp.
+    const int64_t B = 3, n = 37, d = 24, f = 40;
+    const int C = 8;
+    Tensor z = gpu(random_tensor({B, n, f}, 700, 0.5)), v = gpu(random_tensor({B, n, d}, 701, 0.5));
+    Tensor wd = gpu(random_tensor({d, f}, 702, 0.5)), dout = gpu(random_tensor({B, n, d}, 703));
+    for (bool flat : {false, true}) {
+        INFO((flat ? "flat" : "loop"));
+        auto run = [&](Tensor& o, Tensor& dz, Tensor& dv, Tensor& dwd) {
+            o = nan_tensor({B, n, d}, DType::F32, Device::CUDA);
+            dz = nan_tensor({B, n, f}, DType::F32, Device::CUDA);
+            dv = nan_tensor({B, n, d}, DType::F32, Device::CUDA);
+            dwd = Tensor::zeros({d, f}, DType::F32, Device::CUDA);
+            ops::TttLoopOptions opt;
+            opt.keep_all = !flat;
+            opt.keep_last = flat;
+            ops::TttLoopResult r = ops::ttt_loop_forward(o, z, v, wd, 0.7, C, opt);
+            ops::ttt_loop_backward(dz, dv, dwd, dout, z, v, 0.7, C, flat ? r.w_last : r.w_all);
+        };
+        Tensor o, dz, dv, dwd;
+        run(o, dz, dv, dwd);
+        for (int again = 0; again < 2; ++again) {
+            Tensor o2, dz2, dv2, dwd2;
+            run(o2, dz2, dv2, dwd2);
+            CHECK(bitwise_equal(o2, o));
+            CHECK(bitwise_equal(dz2, dz));
+            CHECK(bitwise_equal(dv2, dv));
+            CHECK(bitwise_equal(dwd2, dwd));
+        }
+    }
+    // attention_block: queries 40 .. 79 against the earlier block of keys 0 .. 39, window 50.
+    const int64_t nq = 40, nk = 40, Hq = 4, Hkv = 2, hd = 64;
+    Tensor q = gpu(random_tensor({2, nq, Hq, hd}, 710)), k = gpu(random_tensor({2, nk, Hkv, hd}, 711));
+    Tensor vb = gpu(random_tensor({2, nk, Hkv, hd}, 712)), dob = gpu(random_tensor({2, nq, Hq, hd}, 713));
+    auto block = [&](Tensor& out, Tensor& lse, Tensor& dq, Tensor& dk, Tensor& dvb) {
+        out = nan_tensor(q.shape(), DType::F32, Device::CUDA);
+        lse = nan_tensor({2, Hq, nq}, DType::F32, Device::CUDA);
+        ops::attention_block_forward(out, lse, q, k, vb, nq, 0, 50);
+        dq = Tensor::zeros(q.shape(), DType::F32, Device::CUDA);
+        dk = nan_tensor(k.shape(), DType::F32, Device::CUDA);
+        dvb = nan_tensor(k.shape(), DType::F32, Device::CUDA);
+        ops::attention_block_backward(dq, dk, dvb, dob, q, k, vb, out, lse, nq, 0, 50);
+    };
+    Tensor out, lse, dq, dk, dvb;
+    block(out, lse, dq, dk, dvb);
+    for (int again = 0; again < 2; ++again) {
+        Tensor out2, lse2, dq2, dk2, dvb2;
+        block(out2, lse2, dq2, dk2, dvb2);
+        CHECK(bitwise_equal(out2, out));
+        CHECK(bitwise_equal(lse2, lse));
+        CHECK(bitwise_equal(dq2, dq));
+        CHECK(bitwise_equal(dk2, dk));
+        CHECK(bitwise_equal(dvb2, dvb));
+    }
+}

@@ -4,8 +4,10 @@
 // CPU model in F64 holding the same values exactly. The F64 CPU model is the oracle, so
 // the differences measured are the GPU's own float rounding. Checked: forward logits
 // (every gemm version, the inference options, the chunk-loop TTT form), the gradient of
-// every parameter, streaming decode with a Session, a few Trainer steps, and, on a model
-// whose projections tile exactly, the forward with the TF32 tensor-core gemm.
+// every parameter and a few Trainer steps in each TTT form (parallel, loop, flat: the CUDA
+// model trains with the same Auto rule as the CPU), streaming decode with a Session, the
+// drop-in property bit for bit, and, on a model whose projections tile exactly, the forward
+// with the TF32 tensor-core gemm.
 // Every case starts with ITTT_SKIP_WITHOUT_CUDA(): without a GPU it is skipped.
 //
 // Tolerances. On the CPU, the same tiny models in F32 differ from F64 by at most 1.3e-6 of
@@ -104,27 +106,60 @@ TEST_CASE("CUDA model forward matches the CPU with clipping, update limits and t
         }
 }
 
-TEST_CASE("CUDA model backward: every parameter gradient matches the CPU", "[cuda][model]") {
+TEST_CASE("CUDA model backward: every parameter gradient matches the CPU, in every TTT form", "[cuda][model]") {
     ITTT_SKIP_WITHOUT_CUDA();
     for (const ModelConfig& c : {tiny_config(), tiny_config_hidden_targets()}) {
         Models m = make_models(c, 9);
-        const int B = 2, n = 13;
+        const int B = 2, n = 13;  // chunks 4, 4, 4 and a short last one of 1
         Tensor tok = tokens_tensor(B, n, c.vocab_size, 5);
         Tensor dlogits = random_tensor({B * n, c.vocab_size}, 6);
-        m.f64.forward(tok);
+        m.f64.forward(tok);  // the CPU's Auto form (loop here); every form gives these gradients
         m.f64.zero_grad();
         m.f64.backward(dlogits.to_dtype(DType::F64));
-        m.cuda.forward(tok);
-        m.cuda.zero_grad();
-        m.cuda.backward(dlogits.to(Device::CUDA));
-        const auto& ref = m.f64.parameters();
-        const auto& got = m.cuda.parameters();
-        REQUIRE(ref.size() == got.size());
-        for (size_t i = 0; i < ref.size(); ++i) {
-            INFO("TTT layers " << c.ttt_layers.size() << ", " << ref[i].name);
-            CHECK(close_to_reference(got[i].grad, ref[i].grad, "grad " + ref[i].name));
+        // Auto: the CPU's rule, T*d = 32 <= 3n = 39, so the loop form, as on the CPU.
+        CHECK(m.cuda.resolve_ttt_form({}, n) == m.f64.resolve_ttt_form({}, n));
+        for (TttForm form : {TttForm::Auto, TttForm::Parallel, TttForm::Loop, TttForm::Flat}) {
+            m.cuda.set_ttt_form(form);
+            m.cuda.forward(tok);
+            m.cuda.zero_grad();
+            m.cuda.backward(dlogits.to(Device::CUDA));
+            CHECK(m.cuda.activations(c.ttt_layers[0]).ttt_form == (form == TttForm::Auto ? TttForm::Loop : form));
+            const auto& ref = m.f64.parameters();
+            const auto& got = m.cuda.parameters();
+            REQUIRE(ref.size() == got.size());
+            for (size_t i = 0; i < ref.size(); ++i) {
+                INFO("TTT layers " << c.ttt_layers.size() << ", form " << ttt_form_name(form) << ", " << ref[i].name);
+                CHECK(close_to_reference(got[i].grad, ref[i].grad, "grad " + ref[i].name));
+            }
         }
     }
+}
+
+TEST_CASE("CUDA drop-in: zero conv weights give the plain model bit for bit in every TTT form, and streaming", "[cuda][model]") {
+    ITTT_SKIP_WITHOUT_CUDA();
+    const auto [with, without] = drop_in_configs();
+    Model host_a(with), host_b(without);
+    host_a.init_random(11);  // release init: conv = 0
+    host_b.init_random(11);  // same names, same seeds: identical shared weights
+    Model a = host_a.converted(DType::F32, Device::CUDA), b = host_b.converted(DType::F32, Device::CUDA);
+    for (int n : {1, 7, 16}) {
+        Tensor tok = tokens_tensor(2, n, with.vocab_size, 6);
+        Tensor plain = b.forward(tok).to(Device::CPU);
+        for (TttForm form : {TttForm::Parallel, TttForm::Loop, TttForm::Flat})
+            for (bool inference : {false, true}) {
+                ForwardOptions opt;
+                opt.ttt_form = form;
+                opt.inference = inference;
+                INFO("n = " << n << ", " << ttt_form_name(form) << ", inference " << inference);
+                CHECK(bitwise_equal(a.forward(tok, opt).to(Device::CPU), plain));
+            }
+    }
+    Session sa(a), sb(b);
+    const std::vector<int32_t> prompt = tokens_tensor(1, 6, with.vocab_size, 7).to_i32_vector();
+    CHECK(bitwise_equal(sa.prefill(prompt).to(Device::CPU), sb.prefill(prompt).to(Device::CPU)));
+    for (int32_t t = 0; t < 9; ++t)
+        CHECK(bitwise_equal(sa.decode(t % with.vocab_size).to(Device::CPU), sb.decode(t % with.vocab_size).to(Device::CPU)));
+    CHECK(bitwise_equal(sa.fast_weight(0).to(Device::CPU), a.layer(0).down_proj.to(Device::CPU)));
 }
 
 TEST_CASE("CUDA Session prefill, decode and a mid-stream prompt match the CPU", "[cuda][model]") {
@@ -152,51 +187,58 @@ TEST_CASE("CUDA Session prefill, decode and a mid-stream prompt match the CPU", 
     }
 }
 
-TEST_CASE("CUDA training steps (forward, backward, clipping, AdamW) stay close to the CPU", "[cuda][model]") {
+TEST_CASE("CUDA training steps (forward, backward, clipping, AdamW) stay close to the CPU, in every TTT form", "[cuda][model]") {
     ITTT_SKIP_WITHOUT_CUDA();
     ModelConfig c = tiny_config();
-    Models m = make_models(c, 12);
-    TrainConfig tc;
-    // Small shapes (ThreadSanitizer): one step; each runs ~60 grid-wide reductions, slow there.
-    tc.steps = small_shapes() ? 1 : 3;
-    tc.warmup = 0;
-    tc.lr = 1e-2;
-    // eps = 1 keeps the AdamW update a smooth function of the gradient. With the usual
-    // 1e-8, the first update is lr * g / |g|: a gradient entry that is +1e-9 on one device
-    // and -1e-9 on the other (float rounding around zero) moves its weight by +-lr, and the
-    // parameters could not be compared. With eps = 1 the update moves by at most
-    // lr * (gradient difference), which the tolerance below absorbs.
-    tc.adam_eps = 1.0;
-    const int B = 2, n = 9;
-    BatchFn batches = [&](int64_t step, int micro, Tensor& tokens, Tensor& targets) {
-        const Tensor all = tokens_tensor(B, n + 1, c.vocab_size, static_cast<uint64_t>(step * 10 + micro));
-        tokens = Tensor::empty({B, n}, DType::I32);
-        targets = Tensor::empty({static_cast<int64_t>(B) * n}, DType::I32);
-        for (int b = 0; b < B; ++b)
-            for (int i = 0; i < n; ++i) {
-                tokens.data<int32_t>()[b * n + i] = all.data<int32_t>()[b * (n + 1) + i];
-                // every third position unscored, to exercise ignore_index on both devices
-                targets.data<int32_t>()[b * n + i] = i % 3 == 2 ? -1 : all.data<int32_t>()[b * (n + 1) + i + 1];
-            }
-    };
-    Trainer cpu(m.f64, tc, batches), gpu(m.cuda, tc, batches);
-    for (int step = 1; step <= tc.steps; ++step) {
-        StepStats a = cpu.step(), b = gpu.step();
-        INFO("step " << step);
-        CHECK(b.scored == a.scored);
-        // Loss and gradient norm: sums of many terms rounded in F32 on the GPU, ~1e-6 relative.
-        CHECK(std::fabs(b.loss - a.loss) <= 1e-5 * std::fabs(a.loss));
-        CHECK(std::fabs(b.grad_norm - a.grad_norm) <= 1e-4 * a.grad_norm);
-        CHECK(b.lr == a.lr);
-    }
-    // After 3 steps each weight moved by at most ~3 lr; the devices differ by the F32
-    // rounding of the weights (6e-8 relative per step) and lr times the gradient
-    // differences (~1e-6 of the largest gradient): rtol 1e-5 and atol 1e-6 hold both.
-    const auto& ref = m.f64.parameters();
-    const auto& got = m.cuda.parameters();
-    for (size_t i = 0; i < ref.size(); ++i) {
-        INFO(ref[i].name);
-        CHECK(check_close(got[i].value.to(Device::CPU), ref[i].value, 1e-6, 1e-5, "trained " + ref[i].name));
+    // Auto (the loop form here, T*d = 24 <= 3n = 27, as on the CPU), the flat form that rebuilds
+    // each W_i in reverse, and the parallel form; the CPU reference trains in the same form.
+    for (TttForm form : {TttForm::Auto, TttForm::Flat, TttForm::Parallel}) {
+        INFO("TTT form " << ttt_form_name(form));
+        Models m = make_models(c, 12);
+        m.f64.set_ttt_form(form);
+        m.cuda.set_ttt_form(form);
+        TrainConfig tc;
+        // Small shapes (ThreadSanitizer): one step; each runs ~60 grid-wide reductions, slow there.
+        tc.steps = small_shapes() ? 1 : 3;
+        tc.warmup = 0;
+        tc.lr = 1e-2;
+        // eps = 1 keeps the AdamW update a smooth function of the gradient. With the usual
+        // 1e-8, the first update is lr * g / |g|: a gradient entry that is +1e-9 on one device
+        // and -1e-9 on the other (float rounding around zero) moves its weight by +-lr, and the
+        // parameters could not be compared. With eps = 1 the update moves by at most
+        // lr * (gradient difference), which the tolerance below absorbs.
+        tc.adam_eps = 1.0;
+        const int B = 2, n = 9;
+        BatchFn batches = [&](int64_t step, int micro, Tensor& tokens, Tensor& targets) {
+            const Tensor all = tokens_tensor(B, n + 1, c.vocab_size, static_cast<uint64_t>(step * 10 + micro));
+            tokens = Tensor::empty({B, n}, DType::I32);
+            targets = Tensor::empty({static_cast<int64_t>(B) * n}, DType::I32);
+            for (int b = 0; b < B; ++b)
+                for (int i = 0; i < n; ++i) {
+                    tokens.data<int32_t>()[b * n + i] = all.data<int32_t>()[b * (n + 1) + i];
+                    // every third position unscored, to exercise ignore_index on both devices
+                    targets.data<int32_t>()[b * n + i] = i % 3 == 2 ? -1 : all.data<int32_t>()[b * (n + 1) + i + 1];
+                }
+        };
+        Trainer cpu(m.f64, tc, batches), gpu(m.cuda, tc, batches);
+        for (int step = 1; step <= tc.steps; ++step) {
+            StepStats a = cpu.step(), b = gpu.step();
+            INFO("step " << step);
+            CHECK(b.scored == a.scored);
+            // Loss and gradient norm: sums of many terms rounded in F32 on the GPU, ~1e-6 relative.
+            CHECK(std::fabs(b.loss - a.loss) <= 1e-5 * std::fabs(a.loss));
+            CHECK(std::fabs(b.grad_norm - a.grad_norm) <= 1e-4 * a.grad_norm);
+            CHECK(b.lr == a.lr);
+        }
+        // After 3 steps each weight moved by at most ~3 lr; the devices differ by the F32
+        // rounding of the weights (6e-8 relative per step) and lr times the gradient
+        // differences (~1e-6 of the largest gradient): rtol 1e-5 and atol 1e-6 hold both.
+        const auto& ref = m.f64.parameters();
+        const auto& got = m.cuda.parameters();
+        for (size_t i = 0; i < ref.size(); ++i) {
+            INFO(ref[i].name);
+            CHECK(check_close(got[i].value.to(Device::CPU), ref[i].value, 1e-6, 1e-5, "trained " + ref[i].name));
+        }
     }
 }
 

@@ -330,7 +330,6 @@ OpTest describe_ttt_loop() {
             // form, whose backward rebuilds them in reverse); then the backward.
             Case c;
             c.shape = cat("B=", B, " n=", s.n, " chunk=", s.chunk, " d=", d, " f=", f, flat ? " flat (W rebuilt)" : " loop (every W kept)");
-            c.cpu_only = true;  // CUDA trains with the parallel form: the loop has a CUDA forward only
             c.inputs = [s, seed] {
                 return Named{{"v", normal({B, s.n, d}, seed, 0.5)},
                              {"z", normal({B, s.n, f}, seed + 1, 0.5)},

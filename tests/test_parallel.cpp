@@ -1,7 +1,8 @@
 // Context parallelism (docs/parallelism.md).
 //
 // [parallel]: the pieces that need no MPI: the slice plan, the chunk-local conv that
-// lets slices skip a TTT halo, the block attention the ring is made of.
+// lets slices skip a TTT halo, the block attention the ring is made of (on the CPU, and on
+// CUDA the ring's schedule of ops in one process, [cuda]).
 // [mpi]: launches `mpirun --oversubscribe -np R` on build/ittt_cp_check (equivalence
 // with one process for R = 1..4, a dying, a hanging and a mismatched rank) and on
 // build/ittt (forward, eval, 20 training steps, inputs that differ between ranks).
@@ -10,6 +11,7 @@
 
 #include "io/json.h"
 #include "kernels/attention_block/attention_block.h"
+#include "ops/ops.h"
 #include "parallel/slice_plan.h"
 #include "test_process.h"
 #include "test_util.h"
@@ -194,6 +196,84 @@ TEST_CASE("block attention: blocks merged by log-sum-exp equal one attention cal
                 dst.copy_from(lse.view({c.B * c.Hq * c.n, 1}).rows(bh * c.n + c.q0, (bh + 1) * c.n));
             }
             CHECK(check_close(acc_lse, lse_ref, tol, tol, "lse merged over blocks"));
+        }
+    }
+}
+
+namespace {
+// Rows [r0, r1) of every sequence of x (B, n, ...), on the host.
+Tensor sequence_rows(const Tensor& x, int64_t r0, int64_t r1) {
+    const int64_t B = x.dim(0), n = x.dim(1), W = x.numel() / (B * n);
+    Shape s = x.shape();
+    s[1] = r1 - r0;
+    Tensor out = Tensor::empty(s, x.dtype());
+    for (int64_t b = 0; b < B; ++b)
+        out.view({B * (r1 - r0), W}).rows(b * (r1 - r0), (b + 1) * (r1 - r0)).copy_from(x.view({B * n, W}).rows(b * n + r0, b * n + r1));
+    return out;
+}
+}  // namespace
+
+TEST_CASE("ring attention's schedule on CUDA tensors: every rank's slice equals one attention call, forward and backward",
+          "[cuda][parallel][attention]") {
+    ITTT_SKIP_WITHOUT_CUDA();
+    // What src/parallel/attention_parallel.cpp runs on rank r, with the exchanges left out:
+    // the diagonal block through the attention op (flash, version 2, from the final lse), the
+    // earlier blocks r-1, ..., 0 through attention_block_forward and _merge, then each earlier
+    // block's share of dq, dk, dv through attention_block_backward, the shares of dk, dv added
+    // into the block's owner. Against ops::attention_forward/backward on the whole sequence, CPU F64.
+    const std::vector<BlockCase> cases = {
+        {1, 13, 2, 2, 4, 0, {0, 5, 9, 13}, 0},     // full attention, three ranks
+        {2, 17, 4, 2, 3, 0, {0, 8, 16, 17}, 0},    // GQA, a rank of one token
+        {2, 19, 4, 1, 4, 6, {0, 4, 11, 19}, 0},    // MQA, window 6 (an earlier block out of reach of some queries)
+        {1, 40, 4, 2, 64, 0, {0, 16, 32, 40}, 0},  // head dim 64, the short slice last
+    };
+    const double tol = 2e-5;  // F32 rounding of sums of ~n terms in another order, as the CPU F32 check above
+    ScopedVersion flash("attention", 2);  // the ring's diagonal backward needs version 2 (attention_parallel.cpp)
+    for (const BlockCase& c : cases) {
+        INFO("n " << c.n << " hd " << c.hd << " window " << c.window << ", " << c.cuts.size() - 1 << " ranks");
+        Tensor q = random_tensor({c.B, c.n, c.Hq, c.hd}, 3), k = random_tensor({c.B, c.n, c.Hkv, c.hd}, 4);
+        Tensor v = random_tensor({c.B, c.n, c.Hkv, c.hd}, 5), dout = random_tensor({c.B, c.n, c.Hq, c.hd}, 6);
+        auto f64 = [](const Tensor& t) { return t.to_dtype(DType::F64); };
+        Tensor out = Tensor::empty(q.shape(), DType::F64), lse = Tensor::empty({c.B, c.Hq, c.n}, DType::F64);
+        ops::attention_forward(out, lse, f64(q), f64(k), f64(v), 0, c.window);
+        Tensor dq = Tensor::empty(q.shape(), DType::F64), dk = Tensor::empty(k.shape(), DType::F64), dv = Tensor::empty(v.shape(), DType::F64);
+        ops::attention_backward(dq, dk, dv, f64(dout), f64(q), f64(k), f64(v), out, lse, c.window);
+
+        const size_t R = c.cuts.size() - 1;
+        auto slice = [&](const Tensor& x, size_t r) { return sequence_rows(x, c.cuts[r], c.cuts[r + 1]).to(Device::CUDA); };
+        std::vector<Tensor> dk_rank(R), dv_rank(R);  // each rank's own block's gradients, shares added as they come back
+        for (size_t r = 0; r < R; ++r) {
+            const int64_t nq = c.cuts[r + 1] - c.cuts[r];
+            Tensor qr = slice(q, r), kr = slice(k, r), vr = slice(v, r), dor = slice(dout, r);
+            Tensor o = Tensor::empty(qr.shape(), DType::F32, Device::CUDA), l = Tensor::empty({c.B, c.Hq, nq}, DType::F32, Device::CUDA);
+            ops::attention_forward(o, l, qr, kr, vr, 0, c.window);
+            Tensor ob = Tensor::empty(qr.shape(), DType::F32, Device::CUDA), lb = Tensor::empty({c.B, c.Hq, nq}, DType::F32, Device::CUDA);
+            for (size_t j = r; j-- > 0;) {
+                ops::attention_block_forward(ob, lb, qr, slice(k, j), slice(v, j), c.cuts[r], c.cuts[j], c.window);
+                ops::attention_block_merge(o, l, ob, lb);
+            }
+            CHECK(check_close(o.to(Device::CPU), sequence_rows(out, c.cuts[r], c.cuts[r + 1]), tol, tol, cat("out of rank ", r)));
+            Tensor lse_ref = Tensor::empty({c.B, c.Hq, nq}, DType::F64);  // lse (B, Hq, n): the slice along its last dim
+            for (int64_t bh = 0; bh < c.B * c.Hq; ++bh)
+                lse_ref.view({c.B * c.Hq * nq, 1}).rows(bh * nq, (bh + 1) * nq).copy_from(
+                    lse.view({c.B * c.Hq * c.n, 1}).rows(bh * c.n + c.cuts[r], bh * c.n + c.cuts[r + 1]));
+            CHECK(check_close(l.to(Device::CPU), lse_ref, tol, tol, cat("lse of rank ", r)));
+
+            Tensor dqr = Tensor::empty(qr.shape(), DType::F32, Device::CUDA);
+            dk_rank[r] = Tensor::empty(kr.shape(), DType::F32, Device::CUDA);
+            dv_rank[r] = Tensor::empty(vr.shape(), DType::F32, Device::CUDA);
+            ops::attention_backward(dqr, dk_rank[r], dv_rank[r], dor, qr, kr, vr, o, l, c.window);
+            for (size_t j = r; j-- > 0;) {
+                Tensor sk = Tensor::empty(slice(k, j).shape(), DType::F32, Device::CUDA), sv = Tensor::empty(sk.shape(), DType::F32, Device::CUDA);
+                ops::attention_block_backward(dqr, sk, sv, dor, qr, slice(k, j), slice(v, j), o, l, c.cuts[r], c.cuts[j], c.window);
+                ops::add_inplace(dk_rank[j], sk);  // rank j gets its block's share from rank r
+                ops::add_inplace(dv_rank[j], sv);
+            }
+            CHECK(check_close(dqr.to(Device::CPU), sequence_rows(dq, c.cuts[r], c.cuts[r + 1]), tol, tol, cat("dq of rank ", r)));
+        }
+        for (size_t r = 0; r < R; ++r) {
+            CHECK(check_close(dk_rank[r].to(Device::CPU), sequence_rows(dk, c.cuts[r], c.cuts[r + 1]), tol, tol, cat("dk of rank ", r)));
+            CHECK(check_close(dv_rank[r].to(Device::CPU), sequence_rows(dv, c.cuts[r], c.cuts[r + 1]), tol, tol, cat("dv of rank ", r)));
         }
     }
 }

@@ -14,8 +14,9 @@
 // The backward is exact per block because the softmax backward needs only the final
 // lse_i (to rebuild P_is = exp(S_is - lse_i)) and D_i = <dO_i, O_i>, both per query row.
 //
-// One version, CPU only (float, double): plain loops over the visible (query, key)
+// One version per device. CPU (float, double): plain loops over the visible (query, key)
 // pairs, parallel over query rows (forward, dq) and key rows (dk, dv) without atomics.
+// CUDA (attention_block.cu, F32): the same split, one warp per row, its lanes splitting hd.
 //
 // Layout (row-major, contiguous), query head h reads KV head h / (Hq/Hkv):
 //   q, out, dout, dq: (B, nq, Hq, hd)    lse: (B, Hq, nq)
@@ -49,5 +50,14 @@ void attention_block_merge_cpu(int64_t B, int64_t nq, int64_t Hq, int64_t hd, T*
 template <class T>
 void attention_block_backward_cpu(const AttentionBlockDims& dims, T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k,
                                   const T* v, const T* out, const T* lse);
+
+// ---- CUDA (attention_block.cu), F32; every pointer is device memory ----
+// The same contracts as the CPU functions above; head_dim <= kAttentionCudaMaxHeadDim (128).
+void attention_block_forward_cuda(const AttentionBlockDims& dims, float* out, float* lse, const float* q, const float* k,
+                                  const float* v);
+void attention_block_merge_cuda(int64_t B, int64_t nq, int64_t Hq, int64_t hd, float* out, float* lse, const float* out_b,
+                                const float* lse_b);
+void attention_block_backward_cuda(const AttentionBlockDims& dims, float* dq, float* dk, float* dv, const float* dout,
+                                   const float* q, const float* k, const float* v, const float* out, const float* lse);
 
 }  // namespace ittt::kernels

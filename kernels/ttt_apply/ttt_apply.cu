@@ -7,12 +7,25 @@
 // The big shared products (z @ wd^T, dout @ wd) stay in ops::matmul; these
 // kernels add only what TTT changes (kernels/ttt_apply/ttt_apply.h, docs/ttt.md).
 //
-// Two versions (their rows: src/ops/ttt.cpp, `build/ittt info --kernels`):
+// Three versions (their rows: ttt_apply_versions.h, `build/ittt info --kernels`):
 //   naive  correction_nt_naive_kernel, correction_nn_naive_kernel   one thread per output element
 //   tiled  correction_nt_tiled_kernel, correction_nn_tiled_kernel   16 x 16 shared-memory tiles, each
 //          tile inside one chunk, so every loaded value serves 16 outputs
-// Both use matrix_nonzero_kernel first: a chunk whose s_i (g_i) is exactly zero
+//   gemm   the gemm op's CUDA GEMM, then masked_rows_kernel           strided-batched GEMM calls
+// All use matrix_nonzero_kernel first: a chunk whose s_i (g_i) is exactly zero
 // is skipped, as on the CPU, so s == 0 leaves o bit-identical to the gemm's output.
+//
+// Version 3. Each correction is a GEMM per chunk (NT: out (rows, d), inner f; NN: out (rows, f),
+// inner d), and the chunks lie at fixed strides (chunk_batches.h): when n % C == 0, ONE
+// strided-batched call of the tiled GEMM covers all B*T chunks, a short last chunk one more.
+// Versions 1 and 2 do two shared-memory (or global) loads per multiply-add; the GEMM's register
+// tiles do far fewer. A GEMM cannot skip some matrices of its batch, and adding a zero chunk's
+// eta * z * 0 (beta 1, alpha eta straight into o) would break the skip's bits (-0 becomes +0,
+// inf * 0 is NaN), so the GEMM writes each chunk's sum into a scratch (alpha 1, beta 0) and
+// masked_rows_kernel adds eta times it (for dv: writes it) only in the rows of chunks whose flag
+// is set: one extra pass over the rows, against the GEMM's f (or d) multiply-adds per element,
+// and the same `out += eta * sum` as versions 1 and 2. The backward's two dz terms are two such
+// GEMMs and two passes, each with its own flags, as the CPU skips them one by one.
 //
 // Run: ops::ttt_apply_forward / backward on CUDA tensors, or --kernel ttt_apply=1;
 // tests: build/ittt_tests "[cuda][ttt_apply]".
@@ -22,6 +35,7 @@
 #include <algorithm>
 
 #include "kernels/ttt_apply/ttt_apply.h"
+#include "kernels/ttt_delta/chunk_batches.h"
 #include "runtime/cuda_check.h"
 
 namespace ittt::kernels {
@@ -78,6 +92,25 @@ __global__ void correction_nn_naive_kernel(float* out, const float* x1, const fl
         if (use2)
             for (int64_t a = 0; a < d; ++a) acc += x2[row * d + a] * m2[(k * d + a) * f + c];
         out[e] += eta * acc;
+    }
+}
+
+// ---- gemm: the rows of the flagged chunks, from the GEMM's scratch ----
+
+// out: (B, n, width); part: (B, n, width), the GEMM's sum for every row; flags: (B*T).
+// Rows of chunks whose flag is set: out += eta * part (accumulate) or out = eta * part, the
+// expressions of versions 1 and 2 on the same sum (so one rounding fewer than scaling in the
+// GEMM and adding here); other rows: untouched (accumulate) or 0, as versions 1 and 2 leave them.
+__global__ void masked_rows_kernel(float* out, const float* part, const int* flags, float eta, int64_t n, int64_t n_chunks,
+                                   int64_t width, int64_t chunk, bool accumulate, int64_t total) {
+    for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
+        const int64_t row = e / width, b = row / n, i = row % n / chunk;
+        if (flags[b * n_chunks + i]) {
+            if (accumulate) out[e] += eta * part[e];
+            else out[e] = eta * part[e];
+        } else if (!accumulate) {
+            out[e] = 0.0f;
+        }
     }
 }
 
@@ -210,6 +243,27 @@ void launch_nn(bool tiled, float* out, const float* x1, const float* m1, const i
     CUDA_CHECK(cudaGetLastError());
 }
 
+// out (B, n, width) (+)= eta * part where flagged: the GEMM's sums, row by row.
+void masked_rows(float* out, const float* part, const int* flags, float eta, int64_t batch, int64_t n, int64_t width, int64_t chunk,
+                 bool accumulate) {
+    const int64_t total = batch * n * width;
+    if (total == 0) return;
+    ITTT_LAUNCH(masked_rows_kernel, grid_for(total), kThreads, 0, 0)(out, part, flags, eta, n, (n + chunk - 1) / chunk, width, chunk,
+                                                                     accumulate, total);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+// part (B, n, width) = op(x)_[i] @ op(m_i) for every chunk (alpha 1, beta 0): for each run of
+// equally spaced chunks one strided-batched call. x: (B, n, inner) token rows; m: (B, T, d, f).
+// trans_m: the NT product (m_i^T: width d, inner f) or the NN one (m_i: width f, inner d).
+void chunk_products(GemmCudaLauncher* gemm, bool trans_m, float* part, const float* x, const float* m, int64_t batch, int64_t n,
+                    int64_t d, int64_t f, int64_t chunk) {
+    const int64_t inner = trans_m ? f : d, width = trans_m ? d : f, df = d * f;
+    for (const ChunkBatch& c : chunk_batches(batch, n, chunk))
+        gemm(false, trans_m, c.rows, width, inner, 1.0f, x + c.row0 * inner, inner, c.row_step * inner, m + c.k0 * df, f,
+             c.k_step * df, 0.0f, part + c.row0 * width, width, c.row_step * width, c.count);
+}
+
 }  // namespace
 
 namespace {
@@ -237,22 +291,58 @@ void backward_correction(bool tiled, float* dz, float* dv, const float* dout, co
 }  // namespace
 
 void ttt_apply_forward_correction_naive_cuda(float* o, const float* z, const float* s, float eta, int64_t batch, int64_t n, int64_t d,
-                                             int64_t f, int64_t chunk, int* flags) {
+                                             int64_t f, int64_t chunk, int* flags, float* /*scratch*/, GemmCudaLauncher* /*gemm*/) {
     forward_correction(false, o, z, s, eta, batch, n, d, f, chunk, flags);
 }
 void ttt_apply_forward_correction_tiled_cuda(float* o, const float* z, const float* s, float eta, int64_t batch, int64_t n, int64_t d,
-                                             int64_t f, int64_t chunk, int* flags) {
+                                             int64_t f, int64_t chunk, int* flags, float* /*scratch*/, GemmCudaLauncher* /*gemm*/) {
     forward_correction(true, o, z, s, eta, batch, n, d, f, chunk, flags);
 }
 void ttt_apply_backward_correction_naive_cuda(float* dz, float* dv, const float* dout, const float* z, const float* v, const float* s,
                                               const float* g, float eta, int64_t batch, int64_t n, int64_t d, int64_t f, int64_t chunk,
-                                              int* flags) {
+                                              int* flags, float* /*scratch*/, GemmCudaLauncher* /*gemm*/) {
     backward_correction(false, dz, dv, dout, z, v, s, g, eta, batch, n, d, f, chunk, flags);
 }
 void ttt_apply_backward_correction_tiled_cuda(float* dz, float* dv, const float* dout, const float* z, const float* v, const float* s,
                                               const float* g, float eta, int64_t batch, int64_t n, int64_t d, int64_t f, int64_t chunk,
-                                              int* flags) {
+                                              int* flags, float* /*scratch*/, GemmCudaLauncher* /*gemm*/) {
     backward_correction(true, dz, dv, dout, z, v, s, g, eta, batch, n, d, f, chunk, flags);
+}
+
+// Version 3: z_[i] s_i^T as strided-batched NT GEMMs into the scratch, then eta times the rows
+// of the chunks with a nonzero s_i added to o.
+void ttt_apply_forward_correction_gemm_cuda(float* o, const float* z, const float* s, float eta, int64_t batch, int64_t n, int64_t d,
+                                            int64_t f, int64_t chunk, int* flags, float* scratch, GemmCudaLauncher* gemm) {
+    check_sizes("ttt_apply_forward_correction_gemm_cuda", batch, n, d, f, chunk);
+    if (batch * n * d == 0) return;
+    nonzero_flags(flags, s, batch * ((n + chunk - 1) / chunk), d * f);
+    chunk_products(gemm, /*trans_m=*/true, scratch, z, s, batch, n, d, f, chunk);  // (B, n, d)
+    masked_rows(o, scratch, flags, eta, batch, n, d, chunk, /*accumulate=*/true);
+}
+
+// Version 3, backward: dv = eta z g^T (NT), then dz += eta dout s (NN) and dz += eta v g (NN),
+// each a set of strided-batched GEMMs into the scratch and a pass that scales by eta the rows
+// of the flagged chunks.
+// The three share the scratch one after the other (stream order).
+void ttt_apply_backward_correction_gemm_cuda(float* dz, float* dv, const float* dout, const float* z, const float* v, const float* s,
+                                             const float* g, float eta, int64_t batch, int64_t n, int64_t d, int64_t f, int64_t chunk,
+                                             int* flags, float* scratch, GemmCudaLauncher* gemm) {
+    check_sizes("ttt_apply_backward_correction_gemm_cuda", batch, n, d, f, chunk);
+    const int64_t count = batch * ((n + chunk - 1) / chunk);
+    if (batch * n == 0) return;
+    int* s_flags = flags;
+    int* g_flags = flags + count;
+    nonzero_flags(s_flags, s, count, d * f);
+    nonzero_flags(g_flags, g, count, d * f);
+    if (d > 0) {
+        chunk_products(gemm, /*trans_m=*/true, scratch, z, g, batch, n, d, f, chunk);  // (B, n, d)
+        masked_rows(dv, scratch, g_flags, eta, batch, n, d, chunk, /*accumulate=*/false);
+    }
+    if (f == 0) return;
+    chunk_products(gemm, /*trans_m=*/false, scratch, dout, s, batch, n, d, f, chunk);  // (B, n, f)
+    masked_rows(dz, scratch, s_flags, eta, batch, n, f, chunk, /*accumulate=*/true);
+    chunk_products(gemm, /*trans_m=*/false, scratch, v, g, batch, n, d, f, chunk);
+    masked_rows(dz, scratch, g_flags, eta, batch, n, f, chunk, /*accumulate=*/true);
 }
 
 }  // namespace ittt::kernels

@@ -11,13 +11,16 @@
 // The size of a step and the clipping rule are the two functions below: every form of
 // the layer (parallel, loop, flat, streaming) and every device reads them from here.
 //
-// Versions: two per device, one function each; their numbers, ideas and tolerances are the
+// Versions, one function each: two on the CPU (loops, per-chunk GEMM), three on CUDA (naive,
+// shared-memory tiles, strided-batched GEMM calls); their numbers, ideas and tolerances are the
 // ttt_delta op's rows in ttt_delta_versions.h (`build/ittt info --kernels`). ttt_clip_deltas has
 // one version per device (one block per matrix on CUDA).
 #pragma once
 #include <math.h>
 
 #include <cstdint>
+
+#include "kernels/gemm/gemm.h"
 
 // Marks a function for the device as well when nvcc compiles it; a plain inline
 // function for g++. The same definition as in runtime/rng.h.
@@ -54,12 +57,16 @@ void ttt_clip_deltas_cpu(T* delta, int64_t count, int64_t size, double eta, doub
 // ---- CUDA (ttt_delta.cu), F32, device pointers ----
 
 // delta: (B, T, d, f) overwritten, T = ceil(n / chunk); v: (B, n, d); z: (B, n, f).
+// gemm: the CUDA GEMM the GEMM version calls (the gemm op's selected version); the others ignore it.
 using TttChunkDeltaCuda = void(float* delta, const float* v, const float* z, int64_t batch, int64_t n, int64_t d, int64_t f,
-                               int64_t chunk);
+                               int64_t chunk, GemmCudaLauncher* gemm);
 // One thread per output element, a dot product down the chunk.
 TttChunkDeltaCuda ttt_chunk_delta_naive_cuda;
 // 16 x 16 shared-memory tiles over (d, f): each loaded v and z value serves 16 outputs.
 TttChunkDeltaCuda ttt_chunk_delta_tiled_cuda;
+// delta_i = V_[i]^T Z_[i] is a TN GEMM per chunk: one strided-batched call of the tiled GEMM over
+// all B*T chunks when n % C == 0, else a few (kernels/ttt_delta/chunk_batches.h).
+TttChunkDeltaCuda ttt_chunk_delta_gemm_cuda;
 
 // delta: (count, size); the norm of each matrix is summed in double in a fixed order.
 void ttt_clip_deltas_cuda(float* delta, int64_t count, int64_t size, double eta, double tau);

@@ -33,15 +33,14 @@
 // provided the GEMM's result for a row does not depend on the other rows it is computed with
 // (true of every CPU GEMM version; tests/test_gemm.cpp pins it).
 //
-// Sequences run in parallel over the OpenMP threads (each GEMM then runs on its thread); with
-// fewer sequences than threads they run one after the other with threaded GEMMs. Either way the
-// result is the same bits: the GEMM's result does not depend on its thread count, and dWd adds
-// the per-sequence G in sequence order.
+// On the CPU, sequences run in parallel over the OpenMP threads (each GEMM then runs on its
+// thread); with fewer sequences than threads they run one after the other with threaded GEMMs.
+// Either way the result is the same bits: the GEMM's result does not depend on its thread count,
+// and dWd adds the per-sequence G in sequence order. On CUDA the chunks run one after the other
+// and each GEMM is strided-batched over the B sequences (ttt_loop.cu).
 //
-// One version per device (their rows: ttt_loop_versions.h); the GEMMs inside are whichever
-// GEMM the gemm op selects. The CPU has the forward and the backward; CUDA (ttt_loop.cu) the
-// forward only, for inference and streaming: a CUDA model trains with the parallel form
-// (kernels/ttt_delta, prefix_scan, ttt_apply).
+// One version per device (their rows: ttt_loop_versions.h), forward and backward on both; the
+// GEMMs inside are whichever GEMM the gemm op selects.
 #pragma once
 #include <cstdint>
 
@@ -82,9 +81,9 @@ template <class T>
 void ttt_loop_forward_cpu(const TttLoopShape& s, T* o, const T* z, const T* v, const T* wd, T eta, const TttLoopUpdates& updates,
                           const TttLoopForwardOut<T>& out, T* workspace, GemmCpuFn<T>* gemm);
 
-// The same on the GPU, F32, device pointers, with one host loop per sequence launching a GEMM
-// per chunk for the apply, one for the delta and a one-block kernel for the update. out.w_all
-// and out.w_last must be null; out.norm and out.applied are device arrays. workspace as on the CPU.
+// The same on the GPU, F32, device pointers: one host loop over the chunks launching, per chunk,
+// a GEMM for the apply, one for the delta (each batched over the B sequences) and a kernel for the
+// update. out.norm and out.applied are device arrays. workspace as on the CPU.
 // gemm: the CUDA GEMM every product uses (the gemm op's selected version).
 void ttt_loop_forward_cuda(const TttLoopShape& s, float* o, const float* z, const float* v, const float* wd, float eta,
                            const TttLoopUpdates& updates, const TttLoopForwardOut<float>& out, float* workspace,
@@ -97,5 +96,11 @@ void ttt_loop_forward_cuda(const TttLoopShape& s, float* o, const float* z, cons
 template <class T>
 void ttt_loop_backward_cpu(const TttLoopShape& s, T* dz, T* dv, T* dwd, const T* dout, const T* z, const T* v, T eta,
                            const TttLoopUpdates& updates, const T* w_all, const T* w_last, T* workspace, GemmCpuFn<T>* gemm);
+
+// The backward on the GPU, F32, device pointers, the same contract: chunks in reverse, five GEMMs
+// per chunk batched over the sequences (six in the flat form, which rebuilds W_{i-1}).
+void ttt_loop_backward_cuda(const TttLoopShape& s, float* dz, float* dv, float* dwd, const float* dout, const float* z, const float* v,
+                            float eta, const TttLoopUpdates& updates, const float* w_all, const float* w_last, float* workspace,
+                            GemmCudaLauncher* gemm);
 
 }  // namespace ittt::kernels

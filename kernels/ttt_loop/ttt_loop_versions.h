@@ -15,7 +15,8 @@ struct TttLoopCpuEntry {
     CpuKernel<LoopBackwardCpu> backward;
 };
 struct TttLoopCudaEntry {
-    decltype(&ttt_loop_forward_cuda) forward;  // inference and streaming only: CUDA trains with the parallel form
+    decltype(&ttt_loop_forward_cuda) forward;
+    decltype(&ttt_loop_backward_cuda) backward;
 };
 
 // The loop reorders the parallel form's sums (W_i built by running addition, half the
@@ -26,9 +27,11 @@ inline const OpVersions<TttLoopCpuEntry, TttLoopCudaEntry> ttt_loop_versions = {
     1, {{{1, "chunk loop", "per chunk: apply W_i with one GEMM, then fold eta V_[i]^T Z_[i] into it with another",
           "ttt_loop_forward_cpu|ttt_loop_backward_cpu", {1e-5, 1e-5, "F32 running sums over chunks and over d, f of O(1) terms (measured: < 1/10)"}},
          {ITTT_CPU_KERNEL(ttt_loop_forward_cpu), ITTT_CPU_KERNEL(ttt_loop_backward_cpu)}}},
-    1, {{{1, "chunk loop", "one host loop per sequence: per chunk a GEMM applies W_i, a GEMM forms the delta, one kernel folds it in",
-          "update_kernel|gemm_", {1e-4, 1e-4, "F32 running sums over chunks and over d, f"}},
-         {ITTT_CUDA_KERNEL(ttt_loop_forward_cuda)}}},
+    1, {{{1, "chunk loop", "one host loop over the chunks: per chunk a GEMM applies W_i and a GEMM forms the delta, each batched over "
+          "the sequences, and one kernel folds it in; the backward likewise in reverse",
+          "update_kernel|fold_kernel|copy_matrices_kernel|zero_matrices_kernel|sum_sequences_kernel|fill_nan_kernel|gemm_",
+          {1e-4, 1e-4, "F32 running sums over chunks and over d, f"}},
+         {ITTT_CUDA_KERNEL(ttt_loop_forward_cuda), ITTT_CUDA_KERNEL(ttt_loop_backward_cuda)}}},
 };
 
 }  // namespace ittt::kernels

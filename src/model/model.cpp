@@ -156,10 +156,6 @@ void Model::set_context_parallel(parallel::Context* ctx) {
     cp_ = ctx;
     plan_ = parallel::SlicePlan();
     if (!ctx) return;
-    if (device_ == Device::CUDA)
-        for (int l = 0; l < cfg_.num_hidden_layers; ++l)
-            ITTT_CHECK(cfg_.window_for_layer(l) > 0, "context parallel: layer ", l, " has full attention, whose ring attention ",
-                       "has no CUDA kernel yet (kernels/attention_block is CPU only); on CUDA only sliding-window layers are supported");
     ctx->prepare_device(device_);
     parallel::require_same_model(*ctx, *this);
 }

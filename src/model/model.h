@@ -39,14 +39,14 @@ struct LayerWeights {
 
 // How a TTT layer computes its chunks (docs/ttt.md). Every form is the one chunk step, apply
 // then update (kernels/ttt_loop), or the same sums reordered (Parallel):
-//   Parallel  deltas, prefix scan and apply over (B, T, d, f) tensors (the CUDA path)
+//   Parallel  deltas, prefix scan and apply over (B, T, d, f) tensors (context parallelism)
 //   Loop      the chunk loop with a running fast weight, keeping every chunk's W_i for the
-//             backward: half the multiply-adds of Parallel, B*T*d*f numbers kept (CPU)
+//             backward: half the multiply-adds of Parallel, B*T*d*f numbers kept
 //   Flat      the chunk loop keeping only the last W; the backward rebuilds each W_i in reverse
-//             and recomputes the targets: memory B*d*f per layer whatever n (CPU)
-//   Auto      CUDA: Parallel (an inference forward may ask for Loop). CPU: Loop while its stored
-//             W_i take no more memory than the layer's own MLP activations (T*d <= 3n, i.e. about
-//             d <= 3C), Flat beyond; see Model::set_ttt_form.
+//             and recomputes the targets: memory B*d*f per layer whatever n
+//   Auto      on either device, Loop while its stored W_i take no more memory than the layer's
+//             own MLP activations (T*d <= 3n, i.e. about d <= 3C), Flat beyond; Parallel under
+//             context parallelism; see Model::set_ttt_form.
 // A forward with a state (streaming) runs the chunk loop from the state, whatever the form.
 enum class TttForm { Auto, Parallel, Loop, Flat };
 const char* ttt_form_name(TttForm f);   // "auto", "parallel", "loop", "flat"

@@ -9,11 +9,12 @@
 // Backward: P_i = dO_[i]^T Z_[i], G = exclusive reverse scan of P, dWd = sum_i P_i,
 // then ttt_apply_backward gives dZ and dV; dV flows back through P and the conv.
 //
-// That is the Parallel form (TttForm), the CUDA path. The layer's one definition is the
-// chunk step, apply then update (ops::ttt_loop_forward / backward, kernels/ttt_loop): the CPU
-// runs it as the Loop form, which keeps every W_i for the backward, or the Flat form, which
-// keeps only the last and rebuilds the others in reverse, so that its memory does not grow
-// with the number of chunks; a stream (a forward with a state) continues it from the state.
+// That is the Parallel form (TttForm), which context parallelism and the step-through driver
+// run. The layer's one definition is the chunk step, apply then update (ops::ttt_loop_forward /
+// backward, kernels/ttt_loop, on the CPU and CUDA alike): by default the model runs it as the
+// Loop form, which keeps every W_i for the backward, or the Flat form, which keeps only the last
+// and rebuilds the others in reverse, so that its memory does not grow with the number of
+// chunks; a stream (a forward with a state) continues it from the state.
 // The norm of a step and its clipping are defined once, in kernels/ttt_delta/ttt_delta.h.
 #include <algorithm>
 #include <cmath>
@@ -66,13 +67,8 @@ TttForm parse_ttt_form(const std::string& s) {
 }
 
 TttForm Model::resolve_ttt_form(const ForwardOptions& opt, int n) const {
+    // The same rule on both devices: kernels/ttt_loop has a forward and a backward on each.
     TttForm f = opt.ttt_form != TttForm::Auto ? opt.ttt_form : ttt_form_;
-    if (device_ == Device::CUDA) {
-        if (f == TttForm::Auto || f == TttForm::Parallel) return TttForm::Parallel;
-        ITTT_CHECK(opt.inference, "TTT form ", ttt_form_name(f), ": a CUDA model trains with the parallel form ",
-                   "(the chunk loop's backward is CPU only); inference forwards may run the loop");
-        return f;
-    }
     if (cp_) {
         // Context parallelism adds the earlier ranks' deltas to S (a scan over ranks): parallel form only.
         ITTT_CHECK(f == TttForm::Auto || f == TttForm::Parallel, "TTT form ", ttt_form_name(f),

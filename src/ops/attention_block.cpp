@@ -1,9 +1,8 @@
 // attention_block.cpp: ops::attention_block_forward, _merge and _backward on top of
 // kernels/attention_block: ring attention's pieces (src/parallel/attention_parallel.cpp).
 //
-// One version, on the CPU, for F32 and F64 tensors. CUDA tensors are refused with an
-// error: the kernel has no CUDA version yet, so on GPUs context parallelism supports
-// sliding-window layers only (docs/parallelism.md).
+// One version per device: CPU (F32 and F64 tensors) and CUDA (F32), picked by run_kernel from
+// the tensors' device and dtype.
 #include "kernels/attention_block/attention_block_versions.h"
 #include "ops/ops.h"
 #include "ops/versions.h"
@@ -13,17 +12,10 @@ namespace ittt::ops {
 
 namespace {
 
-void require_cpu(const Tensor& t, const char* op, const char* name) {
-    ITTT_CHECK(t.device() == Device::CPU, op, ": ", name, " is ", t.describe(),
-               ", expected a CPU tensor (kernels/attention_block has no CUDA version yet; on GPUs, context parallelism "
-               "supports sliding-window layers)");
-}
-
 // Reads the sizes off q (B, nq, Hq, hd) and k, v (B, nk, Hkv, hd) and checks that they fit together.
 kernels::AttentionBlockDims block_dims(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, int64_t q_pos0,
                                        int64_t k_pos0, int window) {
     require_attention_heads(q, k, v, op);
-    require_cpu(q, op, "q");
     kernels::AttentionBlockDims d;
     d.B = q.dim(0), d.nq = q.dim(1), d.Hq = q.dim(2), d.hd = q.dim(3);
     d.nk = k.dim(1), d.Hkv = k.dim(2);
@@ -43,10 +35,9 @@ void attention_block_forward(Tensor& out, Tensor& lse, const Tensor& q, const Te
     require_same(out, q, op, "out", "q");
     require_same_dtype_device(lse, q, op, "lse", "q");
     require_shape(lse, {d.B, d.Hq, d.nq}, op, "lse");
-    with_float_type(q.dtype(), [&](auto t) {
+    run_kernel(kernels::attention_block_versions, op, q, forward_kernel, [&](auto kernel, auto t) {
         using T = decltype(t);
-        cpu_entry(kernels::attention_block_versions, op).forward.get<T>()(d, out.data<T>(), lse.data<T>(), q.data<T>(), k.data<T>(),
-                                                                          v.data<T>());
+        kernel(d, out.data<T>(), lse.data<T>(), q.data<T>(), k.data<T>(), v.data<T>());
     });
 }
 
@@ -54,17 +45,15 @@ void attention_block_merge(Tensor& out, Tensor& lse, const Tensor& out_b, const 
     ITTT_NVTX_RANGE("attention_block_merge");
     const char* op = "attention_block_merge";
     require_float(out, op, "out");
-    require_cpu(out, op, "out");
     ITTT_CHECK(out.ndim() == 4, op, ": out is ", out.describe(), ", expected 4-D (B, nq, Hq, hd)");
     const int64_t B = out.dim(0), nq = out.dim(1), Hq = out.dim(2), hd = out.dim(3);
     require_same_dtype_device(lse, out, op, "lse", "out");
     require_shape(lse, {B, Hq, nq}, op, "lse");
     require_same(out_b, out, op, "out_b", "out");
     require_same(lse_b, lse, op, "lse_b", "lse");
-    with_float_type(out.dtype(), [&](auto t) {
+    run_kernel(kernels::attention_block_versions, op, out, [](const auto& e) -> const auto& { return e.merge; }, [&](auto kernel, auto t) {
         using T = decltype(t);
-        cpu_entry(kernels::attention_block_versions, op).merge.get<T>()(B, nq, Hq, hd, out.data<T>(), lse.data<T>(), out_b.data<T>(),
-                                                                        lse_b.data<T>());
+        kernel(B, nq, Hq, hd, out.data<T>(), lse.data<T>(), out_b.data<T>(), lse_b.data<T>());
     });
 }
 
@@ -80,11 +69,10 @@ void attention_block_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& 
     require_same(dv, k, op, "dv", "k");
     require_same_dtype_device(lse, q, op, "lse", "q");
     require_shape(lse, {d.B, d.Hq, d.nq}, op, "lse");
-    with_float_type(q.dtype(), [&](auto t) {
+    run_kernel(kernels::attention_block_versions, op, q, backward_kernel, [&](auto kernel, auto t) {
         using T = decltype(t);
-        cpu_entry(kernels::attention_block_versions, op).backward.get<T>()(d, dq.data<T>(), dk.data<T>(), dv.data<T>(), dout.data<T>(),
-                                                                           q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(),
-                                                                           lse.data<T>());
+        kernel(d, dq.data<T>(), dk.data<T>(), dv.data<T>(), dout.data<T>(), q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(),
+               lse.data<T>());
     });
 }
 

@@ -126,7 +126,7 @@ void ttt_apply_backward(Tensor& dz, Tensor& dv, const Tensor& dout, const Tensor
 // o (B, n, d): o_[i] = z_[i] W_i^T with W_0 = wd, W_{i+1} = W_i + eta c_i v_[i]^T z_[i] (c_i the
 // clipping factor): the layer's chunk step, "apply, then update" (docs/ttt.md). The outputs of
 // ttt_chunk_delta + prefix_scan_exclusive + ttt_apply_forward without their (B, T, d, f) tensors,
-// in about half the multiply-adds (kernels/ttt_loop/ttt_loop.h). CPU; on CUDA the forward only.
+// in about half the multiply-adds (kernels/ttt_loop/ttt_loop.h). CPU and CUDA, forward and backward.
 struct TttLoopOptions {
     int update_limit = -1;     // chunks >= limit fold no update (-1: all do)
     double clip_tau = 0;       // > 0: clip each eta dW_i to Frobenius norm tau (inference)
@@ -186,7 +186,7 @@ void clip_grads_to(const std::vector<Tensor*>& grads, double norm, double max_no
 
 }  // namespace ittt::ops
 
-// ---- attention against one block of keys (src/ops/attention_block.cpp, kernels/attention_block/), CPU ----
+// ---- attention against one block of keys (src/ops/attention_block.cpp, kernels/attention_block/) ----
 // The pieces ring attention is made of (src/parallel/attention_parallel.cpp, docs/parallelism.md):
 // the keys arrive one rank's block at a time, anywhere in the sequence.
 // q, out, dout, dq (B, nq, Hq, hd): query i at absolute position q_pos0 + i.

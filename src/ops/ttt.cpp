@@ -1,5 +1,6 @@
 // ttt.cpp: the In-Place TTT ops (chunk deltas, clipping, apply forward/backward)
 // on top of kernels/ttt_delta and kernels/ttt_apply. The math is in docs/ttt.md.
+#include <algorithm>
 #include <cmath>
 #include <type_traits>
 
@@ -50,9 +51,15 @@ void ttt_chunk_delta(Tensor& delta, const Tensor& v, const Tensor& z, int chunk)
     const int64_t B = z.dim(0), n = z.dim(1), d = v.dim(2), f = z.dim(2), T = chunk_count(n, chunk);
     require_same_dtype_device(delta, z, op, "delta", "z");
     require_shape(delta, {B, T, d, f}, op, "delta");
-    run_kernel(kernels::ttt_delta_versions, op, z, [](const auto& e) -> const auto& { return e.delta; }, [&](auto kernel, auto t) {
+    if (z.device() == Device::CUDA) {  // its versions take the gemm op's selected CUDA GEMM (version 3 calls it)
+        require_cuda_f32(z, op);
+        built(cuda_entry(kernels::ttt_delta_versions, op).delta, op)(delta.data<float>(), v.data<float>(), z.data<float>(), B, n, d,
+                                                                     f, chunk, selected_cuda_gemm(op));
+        return;
+    }
+    with_float_type(z.dtype(), [&](auto t) {
         using T = decltype(t);
-        kernel(delta.data<T>(), v.data<T>(), z.data<T>(), B, n, d, f, chunk);
+        cpu_entry(kernels::ttt_delta_versions, op).delta.get<T>()(delta.data<T>(), v.data<T>(), z.data<T>(), B, n, d, f, chunk);
     });
 }
 
@@ -96,11 +103,14 @@ void ttt_apply_forward(Tensor& o, const Tensor& z, const Tensor& wd, const Tenso
     if (eta == 0) return;
     if (z.device() == Device::CUDA) {
         require_cuda_f32(z, op);
-        // Which s_i are nonzero. Freed on return while the kernel may still run:
-        // safe, because cudaFree waits for the device's queued work first.
+        const kernels::TttApplyCudaEntry& entry = cuda_entry(kernels::ttt_apply_versions, op);
+        // Which s_i are nonzero, and (GEMM version) each correction before it is added. Freed on
+        // return while the kernels may still run: safe, because cudaFree waits for the device's
+        // queued work first.
         Tensor flags = Tensor::empty({B * sh.T}, DType::I32, Device::CUDA);
-        built(cuda_entry(kernels::ttt_apply_versions, op).forward, op)(o.data<float>(), z.data<float>(), s.data<float>(), static_cast<float>(eta), B, n, d,
-                                                    f, chunk, flags.data<int32_t>());
+        Tensor scratch = entry.scratch ? Tensor::empty({B, n, d}, DType::F32, Device::CUDA) : Tensor();
+        built(entry.forward, op)(o.data<float>(), z.data<float>(), s.data<float>(), static_cast<float>(eta), B, n, d, f, chunk,
+                                 flags.data<int32_t>(), scratch.defined() ? scratch.data<float>() : nullptr, selected_cuda_gemm(op));
         return;
     }
     with_float_type(z.dtype(), [&](auto t) {
@@ -130,10 +140,12 @@ void ttt_apply_backward(Tensor& dz, Tensor& dv, const Tensor& dout, const Tensor
     }
     if (z.device() == Device::CUDA) {
         require_cuda_f32(z, op);
+        const kernels::TttApplyCudaEntry& entry = cuda_entry(kernels::ttt_apply_versions, op);
         Tensor flags = Tensor::empty({2 * B * T}, DType::I32, Device::CUDA);  // which s_i, then which g_i, are nonzero
-        built(cuda_entry(kernels::ttt_apply_versions, op).backward, op)(dz.data<float>(), dv.data<float>(), dout.data<float>(), z.data<float>(),
-                                                     v.data<float>(), s.data<float>(), g.data<float>(), static_cast<float>(eta), B, n,
-                                                     d, f, chunk, flags.data<int32_t>());
+        Tensor scratch = entry.scratch ? Tensor::empty({B, n, std::max(d, f)}, DType::F32, Device::CUDA) : Tensor();
+        built(entry.backward, op)(dz.data<float>(), dv.data<float>(), dout.data<float>(), z.data<float>(), v.data<float>(),
+                                  s.data<float>(), g.data<float>(), static_cast<float>(eta), B, n, d, f, chunk, flags.data<int32_t>(),
+                                  scratch.defined() ? scratch.data<float>() : nullptr, selected_cuda_gemm(op));
         return;
     }
     with_float_type(z.dtype(), [&](auto t) {

@@ -1,5 +1,5 @@
 // ttt_loop.cpp: ops::ttt_loop_forward / backward, the running-weight form of the TTT MLP,
-// on top of kernels/ttt_loop (CPU). The math is in docs/ttt.md, "The chunk loop as a kernel".
+// on top of kernels/ttt_loop (CPU and CUDA). The math is in docs/ttt.md, "What the forms keep".
 #include <cmath>
 #include <tuple>
 
@@ -50,15 +50,13 @@ TttLoopResult ttt_loop_forward(Tensor& o, const Tensor& z, const Tensor& v, cons
         require_shape(opt.w_state, {B, d, f}, op, "w_state");
     }
     ITTT_CHECK(!(stream && opt.keep_all), op, ": keep_all and w_state together are not supported");
-    ITTT_CHECK(z.device() == Device::CPU || !(opt.keep_all || opt.keep_last), op,
-               ": keep_all / keep_last are for the backward, which runs on the CPU only (a CUDA model trains with the parallel form)");
     ITTT_CHECK(opt.clip_tau >= 0 && std::isfinite(opt.clip_tau), op, ": clip_tau must be finite and >= 0 (0: off), found ",
                opt.clip_tau);
 
     TttLoopResult r;
     const DType dt = z.dtype();
-    if (opt.keep_all) r.w_all = Tensor::empty({B, T, d, f}, dt);
-    if (opt.keep_last) r.w_last = Tensor::empty({B, d, f}, dt);
+    if (opt.keep_all) r.w_all = Tensor::empty({B, T, d, f}, dt, z.device());
+    if (opt.keep_last) r.w_last = Tensor::empty({B, d, f}, dt, z.device());
     // Scratch: each sequence's delta, then its running W unless the store of every W_i or the state holds it.
     Tensor workspace = Tensor::empty({(opt.keep_all || stream ? 1 : 2) * B, d, f}, dt, z.device());
     kernels::TttLoopUpdates u;
@@ -102,7 +100,6 @@ void ttt_loop_backward(Tensor& dz, Tensor& dv, Tensor& dwd, const Tensor& dout, 
     const char* op = "ttt_loop_backward";
     const kernels::TttLoopShape s = require_loop_args(z, v, eta, chunk, op);
     const int64_t B = s.batch, n = s.n, d = s.d, f = s.f, T = s.chunks();
-    ITTT_CHECK(z.device() == Device::CPU, op, ": CPU only (a CUDA model trains with the parallel form), found z ", z.describe());
     for (auto [t, name, width] : {std::tuple<const Tensor*, const char*, int64_t>{&dz, "dz", f}, {&dv, "dv", d}, {&dout, "dout", d}}) {
         require_same_dtype_device(*t, z, op, name, "z");
         require_shape(*t, {B, n, width}, op, name);
@@ -114,9 +111,17 @@ void ttt_loop_backward(Tensor& dz, Tensor& dv, Tensor& dwd, const Tensor& dout, 
     ITTT_CHECK(w.shape() == (all ? Shape{B, T, d, f} : Shape{B, d, f}), op, ": w is ", w.describe(), ", expected every W_i ",
                shape_str({B, T, d, f}), " or the last one ", shape_str({B, d, f}), " as ttt_loop_forward kept them");
 
-    Tensor workspace = Tensor::empty({B, 3, d, f}, z.dtype());
+    Tensor workspace = Tensor::empty({B, 3, d, f}, z.dtype(), z.device());
     kernels::TttLoopUpdates u;
     u.limit = update_limit;
+    if (z.device() == Device::CUDA) {
+        require_cuda_f32(z, op);
+        const float* wp = w.data<float>();
+        built(cuda_entry(kernels::ttt_loop_versions, op).backward, op)(
+            s, dz.data<float>(), dv.data<float>(), dwd.data<float>(), dout.data<float>(), z.data<float>(), v.data<float>(),
+            static_cast<float>(eta), u, all ? wp : nullptr, all ? nullptr : wp, workspace.data<float>(), selected_cuda_gemm(op));
+        return;
+    }
     with_float_type(z.dtype(), [&](auto t) {
         using T_ = decltype(t);
         const T_* wp = w.data<T_>();
