@@ -191,7 +191,7 @@ TEST_CASE("attention forward and lse match a direct log-sum-exp computation", "[
         Tensor k = random_tensor({c.B, dc.cap, c.Hkv, c.hd}, 12, 1.0, DType::F64);
         Tensor v = random_tensor({c.B, dc.cap, c.Hkv, c.hd}, 13, 1.0, DType::F64);
         Forward ref = direct_attention(q, k, v, dc.q_pos0, c.window);
-        for (int version : {kNaive, kFlash}) {
+        for (int version : test::cpu_versions_here("attention")) {
             INFO("version " << version);
             Forward f = forward(version, q, k, v, dc.q_pos0, c.window);
             CHECK(check_close(f.out, ref.out, kTightAtol, kTightRtol, "out"));
@@ -209,7 +209,7 @@ TEST_CASE("attention decode form: queries at q_pos0 > 0 against a larger KV cach
         Inputs x = make_inputs(c, 700, DType::F64);
         const int cap = 80;
         for (int window : {0, 5, 40}) {
-            for (int version : {kNaive, kFlash}) {
+            for (int version : test::cpu_versions_here("attention")) {
                 Forward full = forward(version, x.q, x.k, x.v, 0, window);
                 // (first query, count): single-token decode at several positions, then blocks of queries
                 for (auto [first, count] : {std::pair{0, 1}, std::pair{31, 1}, std::pair{32, 1}, std::pair{64, 1}, std::pair{69, 1},
@@ -249,8 +249,31 @@ void check_never_reads_outside_window(Device d, DType dt, const std::vector<int>
 }  // namespace
 
 TEST_CASE("attention flash never reads keys outside the window", "[attention]") {
-    // The CPU's naive version multiplies those NaN values by zero probabilities: only flash is asked.
-    check_never_reads_outside_window(Device::CPU, DType::F64, {kFlash}, kTightAtol, kTightRtol, kTightAtol, kTightRtol);
+    // The CPU's naive version multiplies those NaN values by zero probabilities: only the flash
+    // versions (2, and 3 where the CPU has AVX-512) are asked.
+    check_never_reads_outside_window(Device::CPU, DType::F64, test::cpu_versions_here("attention", kFlash), kTightAtol, kTightRtol,
+                                     kTightAtol, kTightRtol);
+}
+
+TEST_CASE("attention flash AVX-512: decode steps and blocks of queries give their prefill rows bit for bit (F32)", "[attention]") {
+    // Version 3 starts its key blocks at fixed positions (multiples of 128) and sums a row's
+    // probabilities lane by lane, so a query's result does not depend on the other queries of
+    // its call: a decode step is its row of the prefill exactly, also past the first key block
+    // and with a window that straddles a block edge. (Version 2 agrees within rounding: above.)
+    if (test::cpu_versions_here("attention", 3).empty()) return;  // counted and reported: no AVX-512 here
+    for (int window : {0, 40, 150}) {
+        const Case c{1, 300, 4, 2, 32, window};
+        Inputs x = make_inputs(c, 900, DType::F32);
+        Forward full = forward(3, x.q, x.k, x.v, 0, window);
+        for (auto [first, count] : {std::pair{0, 1}, std::pair{127, 1}, std::pair{128, 1}, std::pair{200, 1}, std::pair{299, 1},
+                                    std::pair{100, 70}, std::pair{250, 50}}) {
+            INFO("window " << window << " queries " << first << " .. " << first + count - 1);
+            Tensor k = make_cache(x.k, 320, first + count), v = make_cache(x.v, 320, first + count);
+            Forward dec = forward(3, select_queries(x.q, first, count), k, v, first, window);
+            CHECK(test::bitwise_equal(dec.out, select_queries(full.out, first, count)));
+            CHECK(test::bitwise_equal(dec.lse, select_queries(full.lse, first, count, true)));
+        }
+    }
 }
 
 TEST_CASE("attention CUDA flash and naive never read keys outside the window", "[cuda][attention]") {
@@ -298,15 +321,17 @@ TEST_CASE("attention rejects bad shapes with messages naming the problem", "[att
                       Contains("dk is") && Contains("shapes must match"));
 }
 
-TEST_CASE("attention version switch: 1 naive, 2 flash, 0 best; others rejected", "[attention]") {
+TEST_CASE("attention version switch: 1 naive, 2 flash, 3 flash AVX-512, 0 best; others rejected", "[attention]") {
     Tensor q = Tensor::zeros({1, 3, 2, 4}), k = Tensor::zeros({1, 3, 1, 4});
     Tensor out = Tensor::zeros({1, 3, 2, 4}), lse = Tensor::zeros({1, 2, 3});
     using Catch::Contains;
-    for (int version : {0, 1, 2}) {
+    std::vector<int> versions = test::cpu_versions_here("attention");
+    versions.push_back(0);
+    for (int version : versions) {
         ScopedVersion use("attention", version);
         CHECK_NOTHROW(ops::attention_forward(out, lse, q, k, k, 0, 0));
     }
     // Versions past the last one are refused when they are set, before any op runs.
-    CHECK_THROWS_WITH(ops::set_version("attention", 3), Contains("expected 0 (best) to 2, found 3"));
+    CHECK_THROWS_WITH(ops::set_version("attention", 4), Contains("expected 0 (best) to 3, found 4"));
     CHECK(ops::version("attention") == 0);
 }
