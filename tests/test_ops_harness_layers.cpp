@@ -265,6 +265,12 @@ OpTest describe_swiglu() {
         const uint64_t s = seed;
         add_case("shape " + shape_str(shape), [shape, s] { return normal(shape, s, 3.0); }, shape, false);
     }
+    // More than 2^16 elements: the CPU splits them between threads in blocks (4096 in version 2),
+    // the last one ragged (70001 = 17 x 4096 + 369, 369 = 23 x 16 + 1: a masked tail too).
+    {
+        const uint64_t s = seed;
+        add_case("shape (70001): threaded blocks, a ragged last one", [s] { return normal({70001}, s, 3.0); }, {70001}, false);
+    }
     // Large |g|: exp(-g) overflows float for g < -88 and double for g < -709; past -103 the
     // float sigmoid itself underflows to 0. The stable sigmoid must stay finite and right.
     const std::vector<float> large = {-1000.f, -720.f, -100.f, -89.f, -87.f, -30.f, -20.f, -1.28f, 0.f, 20.f, 30.f, 89.f, 100.f, 720.f, 1000.f};

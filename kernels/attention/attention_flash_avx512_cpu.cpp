@@ -25,18 +25,13 @@
 //
 // Masks: masked scores become probability 0 before anything reads them, and no key outside
 // [the first key some query of the call sees, its last query] is ever loaded (the window test
-// fills those with NaN). F64 runs the same code with 8 doubles per register and std::exp.
+// fills those with NaN). F64 runs the same code with 8 doubles per register and std::exp
+// (the register toolkit: kernels/elementwise/zmm_avx512.h).
 //
 // How this file is AVX-512 while the program is AVX2: as gemm_blocked_avx512_cpu.cpp (read
 // its header comment): the includes first, then the target pragmas, vectorisers off (GCC 12.2),
 // every vector instruction an intrinsic, nothing run at program start, and the op table runs
 // it only where cpu_runs_avx512(). attention_avx512_known_answers() is this file's GCC 12 pin.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -44,7 +39,7 @@
 #include <vector>
 
 #include "kernels/attention/attention.h"
-#include "kernels/elementwise/exp_avx512.h"
+#include "kernels/elementwise/zmm_avx512.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq")
@@ -54,67 +49,9 @@ namespace ittt::kernels {
 
 namespace {
 
-// One 512-bit register of T and the operations the kernels need on it.
-template <class T>
-struct Zmm;
-template <>
-struct Zmm<float> {
-    using V = __m512;
-    using Mask = __mmask16;
-    static constexpr int64_t lanes = 16;
-    static V zero() { return _mm512_setzero_ps(); }
-    static V broadcast(float x) { return _mm512_set1_ps(x); }
-    static V load(const float* p) { return _mm512_loadu_ps(p); }
-    static V load(Mask m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
-    static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
-    static void store(float* p, Mask m, V v) { _mm512_mask_storeu_ps(p, m, v); }
-    static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
-    static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
-    static V add(V a, V b) { return _mm512_add_ps(a, b); }
-    static V sub(V a, V b) { return _mm512_sub_ps(a, b); }
-    static V max(V a, V b) { return _mm512_max_ps(a, b); }
-    static V select(Mask m, V v) { return _mm512_maskz_mov_ps(m, v); }   // v where m, else 0
-    static V select(Mask m, V v, V other) { return _mm512_mask_mov_ps(other, m, v); }
-    static float sum(V v) { return _mm512_reduce_add_ps(v); }           // a fixed order of adds
-    static float max(V v) { return _mm512_reduce_max_ps(v); }
-    static V exp(V x) { return avx512::exp16(x); }
-};
-template <>
-struct Zmm<double> {
-    using V = __m512d;
-    using Mask = __mmask8;
-    static constexpr int64_t lanes = 8;
-    static V zero() { return _mm512_setzero_pd(); }
-    static V broadcast(double x) { return _mm512_set1_pd(x); }
-    static V load(const double* p) { return _mm512_loadu_pd(p); }
-    static V load(Mask m, const double* p) { return _mm512_maskz_loadu_pd(m, p); }
-    static void store(double* p, V v) { _mm512_storeu_pd(p, v); }
-    static void store(double* p, Mask m, V v) { _mm512_mask_storeu_pd(p, m, v); }
-    static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
-    static V mul(V a, V b) { return _mm512_mul_pd(a, b); }
-    static V add(V a, V b) { return _mm512_add_pd(a, b); }
-    static V sub(V a, V b) { return _mm512_sub_pd(a, b); }
-    static V max(V a, V b) { return _mm512_max_pd(a, b); }
-    static V select(Mask m, V v) { return _mm512_maskz_mov_pd(m, v); }
-    static V select(Mask m, V v, V other) { return _mm512_mask_mov_pd(other, m, v); }
-    static double sum(V v) { return _mm512_reduce_add_pd(v); }
-    static double max(V v) { return _mm512_reduce_max_pd(v); }
-    static V exp(V x) {  // double is the tests' reference path: std::exp per lane
-        alignas(64) double t[8];
-        _mm512_store_pd(t, x);
-        for (double& e : t) e = std::exp(e);
-        return _mm512_load_pd(t);
-    }
-};
+using avx512::first_lanes;
+using avx512::Zmm;
 
-// Lanes [0, n) of a register (all for n >= lanes, none for n <= 0).
-template <class T>
-typename Zmm<T>::Mask first_lanes(int64_t n) {
-    using Mask = typename Zmm<T>::Mask;
-    if (n <= 0) return 0;
-    if (n >= Zmm<T>::lanes) return static_cast<Mask>(~Mask(0));
-    return static_cast<Mask>((1u << n) - 1);
-}
 // Lanes t of the vector starting at column c0 with lo <= c0 + t <= hi.
 template <class T>
 typename Zmm<T>::Mask lanes_between(int64_t c0, int64_t lo, int64_t hi) {
