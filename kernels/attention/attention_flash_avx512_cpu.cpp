@@ -69,16 +69,64 @@ int64_t first_visible(int64_t p, int64_t window) { return window > 0 ? std::max<
 
 // K^T of the keys [lo, hi] of the block at kb0: kt[e * kKeyBlock + (s - kb0)] = K[s][e] on the
 // columns [c_lo, c_hi) (whole vectors, inside the block), 0 on the columns outside [lo, hi].
-// k: the block's first key row, rows ld apart.
-template <class T>
-void pack_keys_transposed(T* kt, const T* k, int64_t ld, int64_t hd, int64_t kb0, int64_t lo, int64_t hi, int64_t c_lo, int64_t c_hi) {
+// k: the block's first key row, rows ld apart. Keys outside [lo, hi] are never read.
+// Double (the tests' reference path): element by element.
+void pack_keys_transposed(double* kt, const double* k, int64_t ld, int64_t hd, int64_t kb0, int64_t lo, int64_t hi, int64_t c_lo,
+                          int64_t c_hi) {
     for (int64_t e = 0; e < hd; ++e) {
-        T* row = kt + e * kKeyBlock;
+        double* row = kt + e * kKeyBlock;
         for (int64_t c = c_lo; c < c_hi; ++c) {
             const int64_t s = kb0 + c;
-            row[c] = s >= lo && s <= hi ? k[c * ld + e] : T(0);
+            row[c] = s >= lo && s <= hi ? k[c * ld + e] : 0.0;
         }
     }
+}
+
+// r[i][j] -> r[j][i] for a 16 x 16 block of floats in registers, in 64 shuffles ("lane": a
+// 128-bit quarter of a register):
+//   1. unpack row pairs: t[2p] lane l = rows 2p, 2p+1 at columns 4l, 4l+1 (t[2p+1]: 4l+2, 4l+3);
+//   2. shuffle within lanes: r[4q + c] lane l = column 4l + c of rows 4q .. 4q+3;
+//   3. and 4. gather the lanes: r[c] = column c of all 16 rows.
+void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int p = 0; p < 8; ++p) {
+        t[2 * p] = _mm512_unpacklo_ps(r[2 * p], r[2 * p + 1]);
+        t[2 * p + 1] = _mm512_unpackhi_ps(r[2 * p], r[2 * p + 1]);
+    }
+    for (int q = 0; q < 4; ++q) {
+        r[4 * q] = _mm512_shuffle_ps(t[4 * q], t[4 * q + 2], 0x44);
+        r[4 * q + 1] = _mm512_shuffle_ps(t[4 * q], t[4 * q + 2], 0xEE);
+        r[4 * q + 2] = _mm512_shuffle_ps(t[4 * q + 1], t[4 * q + 3], 0x44);
+        r[4 * q + 3] = _mm512_shuffle_ps(t[4 * q + 1], t[4 * q + 3], 0xEE);
+    }
+    // t[c] (c < 4): lanes 0, 2 of r[c] and r[4 + c] (columns c, 8 + c of rows 0-7); t[4 + c]: lanes 1, 3
+    // (columns 4 + c, 12 + c); t[8 ..]: the same for rows 8-15.
+    for (int c = 0; c < 4; ++c) {
+        t[c] = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88);
+        t[4 + c] = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xDD);
+        t[8 + c] = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88);
+        t[12 + c] = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xDD);
+    }
+    for (int c = 0; c < 8; ++c) {
+        r[c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0x88);      // column c
+        r[8 + c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0xDD);  // column 8 + c
+    }
+}
+
+// Float: 16 keys x 16 head dims at a time through transpose16 (c_lo is a multiple of 16).
+void pack_keys_transposed(float* kt, const float* k, int64_t ld, int64_t hd, int64_t kb0, int64_t lo, int64_t hi, int64_t c_lo,
+                          int64_t c_hi) {
+    __m512 r[16];
+    for (int64_t c0 = c_lo; c0 < c_hi; c0 += 16)
+        for (int64_t e0 = 0; e0 < hd; e0 += 16) {
+            const __mmask16 dims = first_lanes<float>(hd - e0);
+            for (int64_t i = 0; i < 16; ++i) {
+                const int64_t s = kb0 + c0 + i;
+                r[i] = s >= lo && s <= hi ? _mm512_maskz_loadu_ps(dims, k + (c0 + i) * ld + e0) : _mm512_setzero_ps();
+            }
+            transpose16(r);
+            for (int64_t e = 0; e < std::min<int64_t>(16, hd - e0); ++e) _mm512_storeu_ps(kt + (e0 + e) * kKeyBlock + c0, r[e]);
+        }
 }
 
 // S (nr, columns [c_lo, c_lo + vectors * lanes)) = alpha * X (nr, hd) @ K^T (hd, those columns),
