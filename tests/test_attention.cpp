@@ -150,6 +150,7 @@ void check_worked_example(Device d, DType dt, double tol) {
     Tensor v = Tensor::from_vector(std::vector<double>{1.0, 3.0}, {1, 2, 1, 1}).to_dtype(dt);
     Tensor dout = Tensor::from_vector(std::vector<double>{0.0, 1.0}, {1, 2, 1, 1}).to_dtype(dt);
     for (const ops::VersionInfo& version : ops::op_spec("attention").on(d).versions) {
+        if (d == Device::CPU && test::cpu_versions_here("attention", version.number).empty()) continue;  // counted: not on this CPU
         INFO(device_name(d) << " version " << version.number << " (" << version.name << ")");
         Forward full = forward(version.number, q, k, v, 0, 0, d);
         CHECK(check_close(full.out.to_f64_vector(), {1.0, 2.5}, tol, tol, "out, no window"));
