@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli_util.h"
+#include "kernels/adamw/adamw.h"
 #include "kernels/attention/attention.h"
 #include "kernels/cross_entropy/cross_entropy.h"
 #include "kernels/elementwise/elementwise.h"
@@ -154,7 +155,8 @@ TEST_CASE("every AVX-512 kernel file compiles the GCC 12 pin right: its constant
     for (const Pin& pin : {Pin{"attention", 3, &kernels::attention_avx512_known_answers}, Pin{"rmsnorm", 2, &kernels::rmsnorm_avx512_known_answers},
                            Pin{"swiglu", 2, &kernels::swiglu_avx512_known_answers},
                            Pin{"cross_entropy", 2, &kernels::cross_entropy_avx512_known_answers},
-                           Pin{"elementwise", 2, &kernels::elementwise_avx512_known_answers}}) {
+                           Pin{"elementwise", 2, &kernels::elementwise_avx512_known_answers},
+                           Pin{"adamw", 2, &kernels::adamw_avx512_known_answers}}) {
         INFO(pin.op << " version " << pin.version);
         if (test::cpu_versions_here(pin.op, pin.version).empty()) continue;  // counted and reported: no AVX-512 here
         double f64[4];
