@@ -114,7 +114,7 @@ void ttt_loop_backward(Tensor& dz, Tensor& dv, Tensor& dwd, const Tensor& dout, 
     ITTT_CHECK(w.shape() == (all ? Shape{B, T, d, f} : Shape{B, d, f}), op, ": w is ", w.describe(), ", expected every W_i ",
                shape_str({B, T, d, f}), " or the last one ", shape_str({B, d, f}), " as ttt_loop_forward kept them");
 
-    Tensor workspace = Tensor::empty({B, 3, d, f}, z.dtype());
+    Tensor workspace = Tensor::empty({B, 2, d, f}, z.dtype());
     kernels::TttLoopUpdates u;
     u.limit = update_limit;
     with_float_type(z.dtype(), [&](auto t) {
