@@ -263,7 +263,12 @@ T probabilities(T* s, const BlockSpan& span, int64_t vis_lo, int64_t vis_hi, T s
     const typename Z::V vs = Z::broadcast(shift);
     for (int64_t j = 0; j < span.vectors; ++j) {
         const int64_t c0 = span.c_lo + j * L;
-        const typename Z::V p = Z::select(lanes_between<T>(c0, vis_lo, vis_hi), Z::exp(Z::sub(Z::load(s + c0), vs)));
+        const typename Z::Mask seen = lanes_between<T>(c0, vis_lo, vis_hi);
+        if (seen == 0) {  // another row's keys: no exp to compute (and adding 0 would change nothing)
+            Z::store(s + c0, Z::zero());
+            continue;
+        }
+        const typename Z::V p = Z::select(seen, Z::exp(Z::sub(Z::load(s + c0), vs)));
         Z::store(s + c0, p);
         total = Z::add(total, p);
     }
@@ -282,6 +287,17 @@ T row_max(const T* s, const BlockSpan& span, int64_t vis_lo, int64_t vis_hi) {
         m = Z::max(m, Z::select(lanes_between<T>(c0, vis_lo, vis_hi), Z::load(s + c0), neg_inf));
     }
     return Z::max(m);
+}
+
+// x (n) *= factor.
+template <class T>
+void scale_row(T* x, int64_t n, T factor) {
+    using Z = Zmm<T>;
+    const typename Z::V f = Z::broadcast(factor);
+    for (int64_t e = 0; e < n; e += Z::lanes) {
+        const typename Z::Mask mk = first_lanes<T>(n - e);
+        Z::store(x + e, mk, Z::mul(Z::load(mk, x + e), f));
+    }
 }
 
 // Columns [lo, hi] of the block at kb0 that the query at position p sees (hi < lo: none).
@@ -341,8 +357,7 @@ void attention_flash_avx512_forward_cpu(const AttentionDims& dims, T* out, T* ls
                             }
                             // rescale what was summed under the old max (m = -inf before the first key: factor 0)
                             const T m_new = std::max(m[row], row_max(sr, span, vis.lo, vis.hi)), correction = std::exp(m[row] - m_new);
-                            if (correction != T(1))
-                                for (int64_t e = 0; e < hd; ++e) acc[row * hd + e] *= correction;
+                            if (correction != T(1)) scale_row(&acc[row * hd], hd, correction);
                             l[row] = l[row] * correction + probabilities(sr, span, vis.lo, vis.hi, m_new);
                             m[row] = m_new;
                         }
@@ -357,8 +372,11 @@ void attention_flash_avx512_forward_cpu(const AttentionDims& dims, T* out, T* ls
                 for (int64_t r = 0; r < rows; ++r) {
                     const int64_t h = g * group + hh, row = hh * Bq + r;
                     T* o = out + ((b * nq + i0 + r) * Hq + h) * hd;
-                    const T inv = T(1) / l[row];
-                    for (int64_t e = 0; e < hd; ++e) o[e] = acc[row * hd + e] * inv;
+                    const typename Zmm<T>::V inv = Zmm<T>::broadcast(T(1) / l[row]);
+                    for (int64_t e = 0; e < hd; e += Zmm<T>::lanes) {
+                        const typename Zmm<T>::Mask mk = first_lanes<T>(hd - e);
+                        Zmm<T>::store(o + e, mk, Zmm<T>::mul(Zmm<T>::load(mk, &acc[row * hd + e]), inv));
+                    }
                     lse[(b * Hq + h) * nq + i0 + r] = m[row] + std::log(l[row]);
                 }
         }
