@@ -320,7 +320,7 @@ ITTT_BENCHMARK(model, 30) {
     if (saved_threads > 1) thread_counts.push_back(saved_threads);
     std::vector<bench::Stats> step_s, prefill_s;  // the last thread count, the ISA in use: [variant]
     double share = 1;                              // CPU share over the last thread count's rounds
-    std::vector<std::string> mfu_lines;            // for the summary
+    std::vector<std::string> mfu_lines, floor_lines;  // for the summary
     for (int nt : thread_counts) {
         set_threads(nt);
         // The FMA peaks of each ISA at this thread count, before and after the rounds (the larger).
@@ -384,9 +384,25 @@ ITTT_BENCHMARK(model, 30) {
                            mfu(i, k, pf, false), i == 0 ? "(comparator)" : pct(ratio(pf.median, pf0.median)),
                            i == 0 ? "" : pct(ratio(pf.min, pf0.min)), vs_avx2 ? speedup(all_step_s[i], st) : "-",
                            vs_avx2 ? speedup(all_prefill_s[i], pf) : "-", floor_cell, above_floor});
-                if (k + 1 == I)
+                if (k + 1 == I) {
                     mfu_lines.push_back(cat(nt, " thread(s), ", v.name, v.ttt ? cat(" C=", v.chunk) : std::string(), ", ", cpu_isa_name(isas[k]),
                                             ": step ", mfu(i, k, st, true), " (goal >= 50%), prefill ", mfu(i, k, pf, false), " (goal >= 60%)"));
+                    if (v.ttt) {  // the goal: the TTT layers cost at most their multiply-add floor + 2 points
+                        const MacCount mc = mac_count(bench_config(true, v.chunk), n, parse_ttt_form(forms[i]));
+                        const double floors[2] = {(mc.ttt_extra_forward + mc.ttt_extra_backward) / (3 * base_macs.base_forward),
+                                                  mc.ttt_extra_forward / base_macs.base_forward};
+                        for (int what = 0; what < 2; ++what) {
+                            const bench::Stats& t = what == 0 ? st : pf;
+                            const bench::Stats& t0 = what == 0 ? st0 : pf0;
+                            const double above = ratio(t.median, t0.median) - floors[what], above_min = ratio(t.min, t0.min) - floors[what];
+                            floor_lines.push_back(cat(nt, " thread(s), ", what == 0 ? "train  " : "prefill", " C=", v.chunk, ": ",
+                                                      bench::fmt("%+.1f", 100 * above), " points (min ", bench::fmt("%+.1f", 100 * above_min),
+                                                      "), goal <= +2: ",
+                                                      share < kQuietShare ? "unreliable (busy machine)"
+                                                      : above <= 0.02 && above_min <= 0.02 ? "met" : "NOT met"));
+                        }
+                    }
+                }
             }
         std::printf("\nCPU share of this process over the timed rounds: %.0f%% of %d thread(s) x wall time%s\n", 100 * share, nt,
                     share < kQuietShare ? " (another process took CPU time: the ratios below are unreliable)" : "");
@@ -514,6 +530,7 @@ ITTT_BENCHMARK(model, 30) {
         std::printf("  WARNING: the machine was busy (CPU share %.0f%%): the overhead verdicts below are unreliable; rerun on a quiet machine\n",
                     100 * share);
     for (const std::string& line : mfu_lines) std::printf("  model FLOP utilisation, %s\n", line.c_str());
+    for (const std::string& line : floor_lines) std::printf("  TTT overhead above its multiply-add floor, %s\n", line.c_str());
     for (size_t i = 1; i < variants.size(); ++i) {
         const int C = variants[i].chunk;
         const double goal = C >= 256 ? 0.02 : 0.05;
