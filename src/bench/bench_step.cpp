@@ -20,6 +20,7 @@
 #include "bench/bench.h"
 #include "bench/bench_models.h"
 #include "model/model.h"
+#include "ops/op_table.h"
 #include "ops/ops.h"
 #include "runtime/cpu_isa.h"
 #include "runtime/rng.h"
@@ -162,9 +163,31 @@ ITTT_BENCHMARK(step, 35) {
     }
 
     // ---- time everything, one thread, AVX2's version 0 and AVX-512's interleaved ----
+    // The configurations: version 0 for AVX2; on an AVX-512 CPU also the AVX-512 GEMM alone (every
+    // other op at its best version without AVX-512: what version 0 ran before the other AVX-512
+    // versions existed), and version 0 for AVX-512.
     std::vector<CpuIsa> isas = {CpuIsa::AVX2};
-    if (cpu_isa() == CpuIsa::AVX512) isas.push_back(CpuIsa::AVX512);
-    auto use_isa = [](CpuIsa isa) { set_cpu_isa(isa == CpuIsa::AVX512 ? "avx512" : "avx2"); };
+    std::vector<std::string> names = {"AVX2"};
+    std::vector<bool> gemm_only = {false};
+    if (cpu_isa() == CpuIsa::AVX512) {
+        isas.insert(isas.end(), {CpuIsa::AVX512, CpuIsa::AVX512});
+        names.insert(names.end(), {"AVX-512 GEMM only", "AVX-512"});
+        gemm_only.insert(gemm_only.end(), {true, false});
+    }
+    // The ops whose version 0 needs AVX-512 here, other than gemm, and their best version without it.
+    std::vector<std::pair<std::string, int>> pinned;
+    for (const ops::OpSpec& spec : ops::op_table()) {
+        const ops::VersionInfo* best = spec.cpu.find(spec.cpu.best_here());
+        if (spec.name == "gemm" || best == nullptr || std::string(best->needs).empty()) continue;
+        int fallback = 1;
+        for (const ops::VersionInfo& v : spec.cpu.versions)
+            if (std::string(v.needs).empty()) fallback = std::max(fallback, v.number);
+        pinned.emplace_back(spec.name, fallback);
+    }
+    auto use_isa = [&](size_t k) {
+        set_cpu_isa(isas[k] == CpuIsa::AVX512 ? "avx512" : "avx2");
+        for (const auto& [op, v] : pinned) ops::set_version(op, gemm_only[k] ? v : 0);
+    };
     const int saved_threads = max_threads();
     set_threads(1);
     std::printf("\nstep: load average before: %s\n", load_average().c_str());
@@ -174,7 +197,7 @@ ITTT_BENCHMARK(step, 35) {
     for (int r = 0; r < repeats; ++r)
         for (size_t i = 0; i < ops_list.size(); ++i)
             for (size_t k = 0; k < isas.size(); ++k) {
-                use_isa(isas[k]);
+                use_isa(k);
                 best[i][k] = std::min(best[i][k], time_best(ops_list[i].run, r == 0 ? 1 : 0, 1));
             }
     // Whole steps and prefills of the same model, for the comparison.
@@ -198,12 +221,13 @@ ITTT_BENCHMARK(step, 35) {
         inference.inference = true;
         for (int r = 0; r < (ctx.quick ? 2 : 8); ++r)
             for (size_t k = 0; k < isas.size(); ++k) {
-                use_isa(isas[k]);
+                use_isa(k);
                 step_min[k] = std::min(step_min[k], time_best([&] { trainers[k]->step(); }, r == 0 ? 1 : 0, 1));
                 prefill_min[k] = std::min(prefill_min[k], time_best([&] { models[k].forward(tokens, inference); }, r == 0 ? 1 : 0, 1));
             }
     }
     set_cpu_isa("");
+    for (const auto& [op, v] : pinned) ops::set_version(op, 0);
     set_threads(saved_threads);
 
     // ---- the table: per group, then the total against the measured step ----
@@ -211,9 +235,9 @@ ITTT_BENCHMARK(step, 35) {
     for (const StepOp& op : ops_list)
         if (std::find(groups.begin(), groups.end(), op.group) == groups.end()) groups.push_back(op.group);
     std::vector<std::string> header = {"group", "op", "calls per step (prefill)"};
-    for (CpuIsa isa : isas) {
-        header.push_back(cat(cpu_isa_name(isa), " ms per step"));
-        header.push_back(cat(cpu_isa_name(isa), " % of step"));
+    for (const std::string& name : names) {
+        header.push_back(name + " ms per step");
+        header.push_back(name + " % of step");
     }
     if (isas.size() > 1) header.push_back("x AVX2");
     Table table(header);
@@ -250,7 +274,7 @@ ITTT_BENCHMARK(step, 35) {
         std::string gflops;
         if (flops > 0)
             for (size_t k = 0; k < isas.size(); ++k)
-                gflops += cat(k ? ", " : ": ", cpu_isa_name(isas[k]), " ", fmt("%.0f GFLOP/s", flops / group_ms[k] / 1e9), " = ",
+                gflops += cat(k ? ", " : ": ", names[k], " ", fmt("%.0f GFLOP/s", flops / group_ms[k] / 1e9), " = ",
                               fmt("%.0f%% of its peak", 100 * flops / group_ms[k] / 1e9 / peak[k]));
         add_row(group, "all" + gflops, "", group_ms);
         for (size_t j = 0; j < members.size(); ++j) {
@@ -264,13 +288,14 @@ ITTT_BENCHMARK(step, 35) {
     for (size_t k = 0; k < isas.size(); ++k) rest[k] = step_min[k] - total[k];
     add_row("the rest", "embedding, residual adds, copies, allocation, caches (step - sum)", "", rest);
     std::string peaks;
-    for (size_t k = 0; k < isas.size(); ++k) peaks += cat(k ? ", " : "", cpu_isa_name(isas[k]), " ", fmt("%.1f", peak[k]));
+    for (size_t k = 0; k < isas.size(); ++k)
+        if (k == 0 || isas[k] != isas[k - 1]) peaks += cat(k ? ", " : "", cpu_isa_name(isas[k]), " ", fmt("%.1f", peak[k]));
     table.print(cat("step: where a training step of the bench model without TTT spends its time (B=", B, " n=", n,
                     ", d=128 f=384, 4 SWA layers, vocab 260), on ", cpu_model_name(), ", 1 thread: each op timed alone at its shape (best of ",
-                    repeats, "), times its calls per step; columns: version 0 for each ISA (AVX2: set_cpu_isa(\"avx2\")); FMA peak GFLOP/s ",
+                    repeats, "), times its calls per step; columns: version 0 for each ISA (AVX2: set_cpu_isa(\"avx2\")), and on AVX-512 the AVX-512 GEMM with every other op at its best version without AVX-512; FMA peak GFLOP/s ",
                     peaks));
     for (size_t k = 0; k < isas.size(); ++k)
-        std::printf("step: %s prefill: the forward ops sum to %.2f ms, a whole prefill takes %.2f ms (min)\n", cpu_isa_name(isas[k]),
+        std::printf("step: %s prefill: the forward ops sum to %.2f ms, a whole prefill takes %.2f ms (min)\n", names[k].c_str(),
                     total_prefill[k] * 1e3, prefill_min[k] * 1e3);
     std::printf("step: load average after: %s\n", load_average().c_str());
 }
