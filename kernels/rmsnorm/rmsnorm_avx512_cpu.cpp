@@ -4,15 +4,17 @@
 // so its loops stay scalar. This version keeps every sum in double too, but 8 at a time: each
 // group of 8 elements is loaded (floats widened to doubles in one instruction), and a row's
 // sum of squares runs in 8 double lanes, added across the lanes at the end (within F32
-// rounding of version 1's order; the harness checks it). dweight keeps version 1's order
-// exactly: each column summed over the rows in row order, in its own lane, columns split
-// between threads in blocks of 64, so it is the same bits for any thread count, and it is
-// computed before dx is written, so dx may be dout's buffer. How the file is AVX-512 while the
+// rounding of version 1's order; the harness checks it). dweight sums each column in 16 fixed
+// blocks of rows, each in row order, then adds the blocks in order: the same bits for any
+// thread count, with 16 x (dim / 64) tasks to share out (version 1 splits only the columns, so
+// a 32-wide per-head norm is one task). It is computed before dx is written, so dx may be
+// dout's buffer. How the file is AVX-512 while the
 // program is AVX2: gemm_blocked_avx512_cpu.cpp's header comment; the op table runs it only where
 // cpu_runs_avx512(). rmsnorm_avx512_known_answers() is this file's GCC 12 pin.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "kernels/rmsnorm/rmsnorm.h"
 #include "kernels/elementwise/zmm_avx512.h"
@@ -60,26 +62,38 @@ template <class T>
 void rmsnorm_avx512_backward_cpu(T* dx, T* dweight, const T* dout, const T* x, const T* weight, const T* rstd, int64_t rows,
                                  int64_t dim) {
     const bool parallel = rows * dim > (1 << 16);
-    // dweight: blocks of 64 columns (8 registers) per task, each column summed over the rows in order.
-    constexpr int64_t block = 64, per_block = block / 8;
+    // dweight: each of kRowBlocks fixed blocks of rows sums its rows in order, 64 columns (8
+    // registers) per task, then the blocks are added in block order: the same bits for any thread
+    // count, and as many tasks as row blocks x column blocks (the per-head norms, 32 columns wide,
+    // would otherwise be one task).
+    constexpr int64_t block = 64, per_block = block / 8, kRowBlocks = 16;
     const int64_t n_blocks = (dim + block - 1) / block;
-#pragma omp parallel for if (parallel)
+    std::vector<double> partial(static_cast<size_t>(kRowBlocks * n_blocks * block));
+#pragma omp parallel for collapse(2) if (parallel)
+    for (int64_t rb = 0; rb < kRowBlocks; ++rb)
+        for (int64_t b = 0; b < n_blocks; ++b) {
+            const int64_t j0 = b * block, width = std::min(block, dim - j0);
+            __m512d sums[per_block];
+            __mmask8 mask[per_block];
+            for (int64_t k = 0; k < per_block; ++k) sums[k] = Z::zero(), mask[k] = first_lanes<double>(width - 8 * k);
+            for (int64_t r = rb * rows / kRowBlocks; r < (rb + 1) * rows / kRowBlocks; ++r) {
+                const __m512d s = Z::broadcast(static_cast<double>(rstd[r]));
+                const T *d = dout + r * dim + j0, *xr = x + r * dim + j0;
+                for (int64_t k = 0; k < per_block; ++k) {
+                    if (mask[k] == 0) break;
+                    sums[k] = Z::add(sums[k], Z::mul(Z::mul(load8(mask[k], d + 8 * k), load8(mask[k], xr + 8 * k)), s));  // dout * x * s
+                }
+            }
+            for (int64_t k = 0; k < per_block; ++k) Z::store(&partial[static_cast<size_t>((rb * n_blocks + b) * block + 8 * k)], sums[k]);
+        }
     for (int64_t b = 0; b < n_blocks; ++b) {
         const int64_t j0 = b * block, width = std::min(block, dim - j0);
-        __m512d sums[per_block];
-        __mmask8 mask[per_block];
-        for (int64_t k = 0; k < per_block; ++k) sums[k] = Z::zero(), mask[k] = first_lanes<double>(width - 8 * k);
-        for (int64_t r = 0; r < rows; ++r) {
-            const __m512d s = Z::broadcast(static_cast<double>(rstd[r]));
-            const T *d = dout + r * dim + j0, *xr = x + r * dim + j0;
-            for (int64_t k = 0; k < per_block; ++k) {
-                if (mask[k] == 0) break;
-                sums[k] = Z::add(sums[k], Z::mul(Z::mul(load8(mask[k], d + 8 * k), load8(mask[k], xr + 8 * k)), s));  // dout * x * s
-            }
-        }
-        for (int64_t k = 0; k < per_block; ++k) {
-            if (mask[k] == 0) break;
-            store8(dweight + j0 + 8 * k, mask[k], Z::add(load8(mask[k], dweight + j0 + 8 * k), sums[k]));
+        for (int64_t k = 0; 8 * k < width; ++k) {
+            const __mmask8 m = first_lanes<double>(width - 8 * k);
+            __m512d total = load8(m, dweight + j0 + 8 * k);
+            for (int64_t rb = 0; rb < kRowBlocks; ++rb)
+                total = Z::add(total, Z::load(&partial[static_cast<size_t>((rb * n_blocks + b) * block + 8 * k)]));
+            store8(dweight + j0 + 8 * k, m, total);
         }
     }
 #pragma omp parallel for if (parallel)
