@@ -13,6 +13,7 @@
 #include "kernels/cross_entropy/cross_entropy.h"
 #include "kernels/elementwise/elementwise.h"
 #include "kernels/rmsnorm/rmsnorm.h"
+#include "kernels/rope/rope.h"
 #include "kernels/swiglu/swiglu.h"
 #include "ops/op_table.h"
 #include "ops/ops.h"
@@ -156,7 +157,8 @@ TEST_CASE("every AVX-512 kernel file compiles the GCC 12 pin right: its constant
                            Pin{"swiglu", 2, &kernels::swiglu_avx512_known_answers},
                            Pin{"cross_entropy", 2, &kernels::cross_entropy_avx512_known_answers},
                            Pin{"elementwise", 2, &kernels::elementwise_avx512_known_answers},
-                           Pin{"adamw", 2, &kernels::adamw_avx512_known_answers}}) {
+                           Pin{"adamw", 2, &kernels::adamw_avx512_known_answers},
+                           Pin{"rope", 2, &kernels::rope_avx512_known_answers}}) {
         INFO(pin.op << " version " << pin.version);
         if (test::cpu_versions_here(pin.op, pin.version).empty()) continue;  // counted and reported: no AVX-512 here
         double f64[4];
