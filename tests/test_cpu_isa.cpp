@@ -5,8 +5,16 @@
 // is always possible; the cases that need the other kind of CPU say so where they skip.
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "cli_util.h"
+#include "kernels/adamw/adamw.h"
+#include "kernels/attention/attention.h"
+#include "kernels/cross_entropy/cross_entropy.h"
+#include "kernels/elementwise/elementwise.h"
+#include "kernels/rmsnorm/rmsnorm.h"
+#include "kernels/rope/rope.h"
+#include "kernels/swiglu/swiglu.h"
 #include "ops/op_table.h"
 #include "ops/ops.h"
 #include "runtime/cpu_isa.h"
@@ -133,4 +141,30 @@ TEST_CASE("cli: ITTT_CPU picks the ISA; info names it; a version the CPU cannot 
     test::Result refused = test::run_ittt(tmp, forward, "ITTT_CPU=avx2");
     CHECK(refused.rc == 1);
     CHECK_THAT(refused.err, Contains("gemm CPU version 3 (blocked AVX-512) needs AVX-512; this CPU runs AVX2"));
+}
+
+TEST_CASE("every AVX-512 kernel file compiles the GCC 12 pin right: its constant vectors survive", "[cpu_isa][avx512]") {
+    // Each *_avx512_cpu.cpp is compiled for AVX-512 by target pragmas, where GCC 12.2 loads some
+    // constant vectors as a broadcast of their first element (tests/test_runtime.cpp). Each file
+    // holds the pin, a copy of {1, 1, 0, 0} and {3, 3, 3, 3, 3, 3, 0, 0} compiled with its own
+    // options: the file's "no-tree-vectorize" line must keep them intact. (gemm's: test_gemm.cpp.)
+    struct Pin {
+        const char* op;
+        int version;
+        void (*known_answers)(double[4], float[8]);
+    };
+    for (const Pin& pin : {Pin{"attention", 3, &kernels::attention_avx512_known_answers}, Pin{"rmsnorm", 2, &kernels::rmsnorm_avx512_known_answers},
+                           Pin{"swiglu", 2, &kernels::swiglu_avx512_known_answers},
+                           Pin{"cross_entropy", 2, &kernels::cross_entropy_avx512_known_answers},
+                           Pin{"elementwise", 2, &kernels::elementwise_avx512_known_answers},
+                           Pin{"adamw", 2, &kernels::adamw_avx512_known_answers},
+                           Pin{"rope", 2, &kernels::rope_avx512_known_answers}}) {
+        INFO(pin.op << " version " << pin.version);
+        if (test::cpu_versions_here(pin.op, pin.version).empty()) continue;  // counted and reported: no AVX-512 here
+        double f64[4];
+        float f32[8];
+        pin.known_answers(f64, f32);
+        CHECK(std::vector<double>(f64, f64 + 4) == std::vector<double>{1, 1, 0, 0});
+        CHECK(std::vector<float>(f32, f32 + 8) == std::vector<float>{3, 3, 3, 3, 3, 3, 0, 0});
+    }
 }

@@ -23,7 +23,7 @@ TEST_CASE("attention CUDA rejects F64 and unknown versions", "[cuda][attention]"
     Tensor q64 = Tensor::zeros({1, 3, 2, 4}, DType::F64, Device::CUDA), k64 = Tensor::zeros({1, 3, 1, 4}, DType::F64, Device::CUDA);
     Tensor out64 = Tensor::zeros({1, 3, 2, 4}, DType::F64, Device::CUDA), lse64 = Tensor::zeros({1, 2, 3}, DType::F64, Device::CUDA);
     CHECK_THROWS_WITH(ops::attention_forward(out64, lse64, q64, k64, k64, 0, 0), Contains("F32 only"));
-    CHECK_THROWS_WITH(ops::set_version("attention", 3), Contains("expected 0 (best) to 2, found 3"));
+    CHECK_THROWS_WITH(ops::set_version("attention", 4), Contains("expected 0 (best) to 3, found 4"));
 }
 
 TEST_CASE("rmsnorm CUDA rejects F64 and unknown versions with a message", "[cuda][rmsnorm]") {
@@ -31,7 +31,7 @@ TEST_CASE("rmsnorm CUDA rejects F64 and unknown versions with a message", "[cuda
     Tensor x64 = Tensor::zeros({2, 8}, DType::F64, Device::CUDA), w64 = Tensor::zeros({8}, DType::F64, Device::CUDA);
     Tensor out64 = Tensor::zeros({2, 8}, DType::F64, Device::CUDA), rstd64 = Tensor::zeros({2}, DType::F64, Device::CUDA);
     CHECK_THROWS_WITH(ops::rmsnorm_forward(out64, rstd64, x64, w64, 1e-6), Contains("F32 only"));
-    CHECK_THROWS_WITH(ops::set_version("rmsnorm", 2), Contains("expected 0 (best) to 1, found 2"));
+    CHECK_THROWS_WITH(ops::set_version("rmsnorm", 3), Contains("expected 0 (best) to 2, found 3"));
 }
 
 TEST_CASE("rope CUDA rejects negative positions and F64 with a message", "[cuda][rope]") {

@@ -182,24 +182,36 @@ OpTest describe_rope() {
     // (N, H, hd) and (B, n, H, hd): a single pair, an odd number of pairs, hd = 64 and 128, and
     // more (token, pair) threads than one CUDA block has; Qwen3's theta and 1e4; positions up to
     // 2e5 (a float angle would be off by ~0.01 rad there) and position 0.
+    // Positions that span no more than the token count take the cos/sin table path (kept between
+    // calls by CPU version 2): each sequence 0..n-1 as the model runs it, and a block from 1000,
+    // with both thetas in turn, so a kept table of another key is never reused.
     struct RopeShape {
         Shape x;
         double theta;
+        int first = -1;  // >= 0: positions first, first + 1, ... per sequence (the last but two dims); else random
     };
     std::vector<RopeShape> shapes;
     for (const Shape& x : {Shape{1, 1, 2}, Shape{17, 3, 10}, Shape{5, 2, 64}, Shape{2, 3, 4, 8}})
         for (double theta : {1e6, 1e4}) shapes.push_back({x, theta});
     shapes.push_back({{300, 4, 128}, 1e6});
+    for (double theta : {1e6, 1e4}) {
+        shapes.push_back({{3, 40, 2, 18}, theta, 0});
+        shapes.push_back({{3, 40, 2, 18}, theta, 1000});
+    }
     uint64_t seed = 40;
     for (const RopeShape& r : shapes) {
         Case c;
-        c.shape = cat("x ", shape_str(r.x), " theta ", r.theta);
+        c.shape = cat("x ", shape_str(r.x), " theta ", r.theta, r.first >= 0 ? cat(", positions ", r.first, ".. per sequence") : std::string());
         c.inputs = [r, seed] {
             Named in;
             in.add("x", normal(r.x, seed));
             in.add("dout", normal(r.x, seed + 1));
             Tensor p = random_ints(Shape(r.x.begin(), r.x.end() - 2), seed + 2, 0, 200000);
             p.data<int32_t>()[0] = 0;
+            if (r.first >= 0) {
+                const int64_t n = r.x.size() > 3 ? r.x[1] : r.x[0];
+                for (int64_t i = 0; i < p.numel(); ++i) p.data<int32_t>()[i] = static_cast<int32_t>(r.first + i % n);
+            }
             in.add("positions", p);
             return in;
         };
@@ -264,6 +276,12 @@ OpTest describe_swiglu() {
     for (const Shape& shape : {Shape{1}, Shape{17}, Shape{17, 33}, Shape{3, 5, 7}, Shape{33, 129}}) {
         const uint64_t s = seed;
         add_case("shape " + shape_str(shape), [shape, s] { return normal(shape, s, 3.0); }, shape, false);
+    }
+    // More than 2^16 elements: the CPU splits them between threads in blocks (4096 in version 2),
+    // the last one ragged (70001 = 17 x 4096 + 369, 369 = 23 x 16 + 1: a masked tail too).
+    {
+        const uint64_t s = seed;
+        add_case("shape (70001): threaded blocks, a ragged last one", [s] { return normal({70001}, s, 3.0); }, {70001}, false);
     }
     // Large |g|: exp(-g) overflows float for g < -88 and double for g < -709; past -103 the
     // float sigmoid itself underflows to 0. The stable sigmoid must stay finite and right.

@@ -8,7 +8,7 @@
 // The decay acts on param directly instead of being added to g, so the
 // adaptive denominator does not rescale it: that is the "decoupled" in AdamW.
 //
-// One version per device; their rows (idea, kernels, test tolerance): adamw_versions.h.
+// Versions and their rows (idea, kernels, test tolerance): adamw_versions.h.
 // Gradient clipping (ops::clip_grad_norm) needs no kernel of its own: it is
 // ops::sum_squares per tensor, then ops::scale_inplace (kernels/elementwise/).
 #pragma once
@@ -21,6 +21,13 @@ namespace ittt::kernels {
 template <class T>
 void adamw_step_cpu(T* param, const T* grad, T* m, T* v, int64_t n, T lr, T beta1, T beta2, T eps, T weight_decay,
                     T bias_correction1, T bias_correction2);
+
+// Version 2: the same on 512-bit registers (adamw_avx512_cpu.cpp), where cpu_runs_avx512().
+template <class T>
+void adamw_avx512_step_cpu(T* param, const T* grad, T* m, T* v, int64_t n, T lr, T beta1, T beta2, T eps, T weight_decay,
+                           T bias_correction1, T bias_correction2);
+// That file's GCC 12 pin (tests/test_cpu_isa.cpp): {1, 1, 0, 0} and {3, 3, 3, 3, 3, 3, 0, 0}.
+void adamw_avx512_known_answers(double out_f64[4], float out_f32[8]);
 
 // ---- CUDA (adamw.cu), F32, device pointers ----
 // param, grad, m, v: (n) each, as above.

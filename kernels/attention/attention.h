@@ -83,6 +83,19 @@ template <class T>
 void attention_flash_backward_cpu(const AttentionDims& dims, T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k,
                                   const T* v, const T* out, const T* lse, GemmCpuFn<T>* gemm);
 
+// ---- flash laid out for AVX-512 registers (attention_flash_avx512_cpu.cpp) ----
+// The same signatures and results (within F32 rounding) as flash; the keys of a score row in
+// the vector lanes, key blocks at fixed positions, a one-pass backward. `gemm` is not used: its
+// products are register tiles of their own. Runs only where cpu_runs_avx512().
+template <class T>
+void attention_flash_avx512_forward_cpu(const AttentionDims& dims, T* out, T* lse, const T* q, const T* k, const T* v,
+                                        GemmCpuFn<T>* gemm);
+template <class T>
+void attention_flash_avx512_backward_cpu(const AttentionDims& dims, T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k,
+                                         const T* v, const T* out, const T* lse, GemmCpuFn<T>* gemm);
+// That file's GCC 12 pin (tests/test_cpu_isa.cpp): {1, 1, 0, 0} and {3, 3, 3, 3, 3, 3, 0, 0}.
+void attention_avx512_known_answers(double out_f64[4], float out_f32[8]);
+
 // ---- CUDA (attention.cu), F32; every pointer is device memory ----
 // The same layouts, masking rule and signatures as the CPU versions above.
 

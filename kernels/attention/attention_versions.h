@@ -3,6 +3,7 @@
 #pragma once
 #include "kernels/attention/attention.h"
 #include "kernels/versions.h"
+#include "runtime/cpu_isa.h"
 
 namespace ittt::kernels {
 
@@ -25,7 +26,8 @@ struct AttentionCudaEntry {
 inline const Tolerance kAttentionF32 = {5e-5, 1e-4, "F32 gradient sums over up to 4 heads x 300 queries of O(1) terms, score sums over hd <= 128 (measured: < 1/10)"};
 inline const OpVersions<AttentionCpuEntry, AttentionCudaEntry> attention_versions = {
     "attention", "causal grouped-query attention with an optional sliding window, scale 1/sqrt(hd)", "kernels/attention",
-    /*cpu best*/ 2,
+    // 0 is version 3 on a CPU with AVX-512, version 2 elsewhere (kernels/versions.h).
+    /*cpu best*/ 3,
     {
         {{1, "naive", "materialises each score row (backward: the n x n probabilities) and applies the textbook formulas",
           "attention_naive_forward_cpu|attention_naive_backward_cpu", kAttentionF32},
@@ -33,6 +35,10 @@ inline const OpVersions<AttentionCpuEntry, AttentionCudaEntry> attention_version
         {{2, "flash", "tiled online softmax that never builds the score matrix and skips key tiles outside the window",
           "attention_flash_forward_cpu|attention_flash_backward_cpu", kAttentionF32},
          {ITTT_CPU_KERNEL(attention_flash_forward_cpu), ITTT_CPU_KERNEL(attention_flash_backward_cpu)}},
+        {{3, "flash AVX-512",
+          "flash with the keys of a score row in 512-bit lanes, key blocks at fixed positions and a one-pass backward",
+          "attention_flash_avx512_forward_cpu|attention_flash_avx512_backward_cpu", kAttentionF32, "AVX-512", &cpu_runs_avx512},
+         {ITTT_CPU_KERNEL(attention_flash_avx512_forward_cpu), ITTT_CPU_KERNEL(attention_flash_avx512_backward_cpu)}},
     },
     /*cuda best*/ 2,
     {

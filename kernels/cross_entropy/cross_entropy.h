@@ -6,7 +6,7 @@
 // One kernel computes both, so no (N, V) softmax buffer is ever stored: the
 // gradient is written straight into dlogits, scaled by grad_scale.
 //
-// One version on the CPU, two on CUDA (their rows: src/ops/cross_entropy.cpp, `build/ittt info --kernels`).
+// Two versions on each device (their rows: cross_entropy_versions.h, `build/ittt info --kernels`).
 #pragma once
 #include <cstdint>
 
@@ -19,6 +19,14 @@ namespace ittt::kernels {
 template <class T>
 double cross_entropy_cpu(T* dlogits, const T* logits, const int32_t* targets, int64_t N, int64_t V, double grad_scale,
                          int32_t ignore_index);
+
+// Version 2: the same three passes, in double, 8 lanes at a time with a vector exp
+// (cross_entropy_avx512_cpu.cpp), where cpu_runs_avx512().
+template <class T>
+double cross_entropy_avx512_cpu(T* dlogits, const T* logits, const int32_t* targets, int64_t N, int64_t V, double grad_scale,
+                                int32_t ignore_index);
+// That file's GCC 12 pin (tests/test_cpu_isa.cpp): {1, 1, 0, 0} and {3, 3, 3, 3, 3, 3, 0, 0}.
+void cross_entropy_avx512_known_answers(double out_f64[4], float out_f32[8]);
 
 // ---- CUDA (cross_entropy.cu), F32, device pointers ----
 // row_loss: (N) doubles, each row's -log softmax[target] (0 for ignored rows):

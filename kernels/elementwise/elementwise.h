@@ -26,6 +26,15 @@ double sum_squares_cpu(const T* x, int64_t n);
 template <class T>
 bool all_finite_cpu(const T* x, int64_t n);
 
+// ---- version 2: the two reductions on 512-bit registers (elementwise_avx512_cpu.cpp), where cpu_runs_avx512() ----
+// sum_squares: version 1's 64 blocks, each in 8 double lanes; all_finite: 16 floats at a time.
+template <class T>
+double sum_squares_avx512_cpu(const T* x, int64_t n);
+template <class T>
+bool all_finite_avx512_cpu(const T* x, int64_t n);
+// That file's GCC 12 pin (tests/test_cpu_isa.cpp): {1, 1, 0, 0} and {3, 3, 3, 3, 3, 3, 0, 0}.
+void elementwise_avx512_known_answers(double out_f64[4], float out_f32[8]);
+
 // ---- CUDA (elementwise.cu), F32; all pointers are device pointers ----
 
 // Workspace, in doubles, that sum_squares_cuda and all_finite_cuda need

@@ -3,6 +3,7 @@
 #pragma once
 #include "kernels/elementwise/elementwise.h"
 #include "kernels/versions.h"
+#include "runtime/cpu_isa.h"
 
 namespace ittt::kernels {
 
@@ -36,10 +37,15 @@ struct ElementwiseCudaEntry {
 inline const Tolerance kElementwiseF32 = {1e-5, 1e-6, "one F32 rounding per element; reductions in double; sum_dim0 adds up to 33 rows (sums ~6) in F32"};
 inline const OpVersions<ElementwiseCpuEntry, ElementwiseCudaEntry> elementwise_versions = {
     "elementwise", "fill, y += alpha x, x *= s, sum of squares, all finite, sum over dim 0, and the reductions added into a device scalar", "kernels/elementwise",
-    1, {{{1, "loops", "plain loops; the sum of squares in 64 fixed blocks so its bits do not depend on the thread count",
+    // 0 is version 2 on a CPU with AVX-512, version 1 elsewhere (kernels/versions.h).
+    2, {{{1, "loops", "plain loops; the sum of squares in 64 fixed blocks so its bits do not depend on the thread count",
           "fill_cpu|axpy_cpu|scale_cpu|sum_squares_cpu|all_finite_cpu", kElementwiseF32},
          {ITTT_CPU_KERNEL(fill_cpu), ITTT_CPU_KERNEL(scale_cpu), ITTT_CPU_KERNEL(axpy_cpu), ITTT_CPU_KERNEL(sum_squares_cpu),
-          ITTT_CPU_KERNEL(all_finite_cpu)}}},
+          ITTT_CPU_KERNEL(all_finite_cpu)}},
+        {{2, "reductions AVX-512", "sum of squares (the same 64 blocks, 8 double lanes each) and the finiteness check on 512-bit registers",
+          "fill_cpu|axpy_cpu|scale_cpu|sum_squares_avx512_cpu|all_finite_avx512_cpu", kElementwiseF32, "AVX-512", &cpu_runs_avx512},
+         {ITTT_CPU_KERNEL(fill_cpu), ITTT_CPU_KERNEL(scale_cpu), ITTT_CPU_KERNEL(axpy_cpu), ITTT_CPU_KERNEL(sum_squares_avx512_cpu),
+          ITTT_CPU_KERNEL(all_finite_avx512_cpu)}}},
     1, {{{1, "fixed-order reductions", "one thread per element; reductions over a fixed number of blocks, then in block order",
           "fill_kernel|add_inplace_kernel|scale_inplace_kernel|reduce_blocks_kernel|reduce_final_kernel|reduce_final_add_kernel|add_sum_kernel|sum_dim0_kernel",
           kElementwiseF32},

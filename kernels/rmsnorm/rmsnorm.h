@@ -9,7 +9,7 @@
 // with h: rstd * h from the direct term, minus x * rstd^3 * mean(x*h) because
 // d rstd / d x_j = -rstd^3 * x_j / dim.
 //
-// One version per device; their rows (idea, kernels, test tolerance): rmsnorm_versions.h.
+// Versions and their rows (idea, kernels, test tolerance): rmsnorm_versions.h.
 #pragma once
 #include <cstdint>
 
@@ -24,6 +24,15 @@ void rmsnorm_forward_cpu(T* out, T* rstd, const T* x, const T* weight, int64_t r
 template <class T>
 void rmsnorm_backward_cpu(T* dx, T* dweight, const T* dout, const T* x, const T* weight, const T* rstd, int64_t rows,
                           int64_t dim);
+
+// ---- version 2: the same with the sums in 8 double lanes (rmsnorm_avx512_cpu.cpp), where cpu_runs_avx512() ----
+template <class T>
+void rmsnorm_avx512_forward_cpu(T* out, T* rstd, const T* x, const T* weight, int64_t rows, int64_t dim, double eps);
+template <class T>
+void rmsnorm_avx512_backward_cpu(T* dx, T* dweight, const T* dout, const T* x, const T* weight, const T* rstd, int64_t rows,
+                                 int64_t dim);
+// That file's GCC 12 pin (tests/test_cpu_isa.cpp): {1, 1, 0, 0} and {3, 3, 3, 3, 3, 3, 0, 0}.
+void rmsnorm_avx512_known_answers(double out_f64[4], float out_f32[8]);
 
 // ---- CUDA (rmsnorm.cu), F32; every pointer is device memory ----
 

@@ -11,7 +11,7 @@
 // Angles and their cos/sin are computed in double: at position 1e5 an angle in
 // float is off by ~0.004 rad, which is the whole error budget of an F32 op.
 //
-// One version per device; their rows (idea, kernels, test tolerance): rope_versions.h.
+// Versions and their rows (idea, kernels, test tolerance): rope_versions.h.
 #pragma once
 #include <cstdint>
 
@@ -28,6 +28,17 @@ void rope_forward_cpu(T* out, const T* x, const int32_t* positions, int64_t n_to
 template <class T>
 void rope_backward_cpu(T* dx, const T* dout, const int32_t* positions, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
                        double theta);
+
+// Version 2: the same rotation 8 pairs at a time in double lanes, its cos/sin table kept between
+// calls over the same positions (rope_avx512_cpu.cpp), where cpu_runs_avx512().
+template <class T>
+void rope_avx512_forward_cpu(T* out, const T* x, const int32_t* positions, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
+                             double theta);
+template <class T>
+void rope_avx512_backward_cpu(T* dx, const T* dout, const int32_t* positions, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
+                              double theta);
+// That file's GCC 12 pin (tests/test_cpu_isa.cpp): {1, 1, 0, 0} and {3, 3, 3, 3, 3, 3, 0, 0}.
+void rope_avx512_known_answers(double out_f64[4], float out_f32[8]);
 
 // ---- CUDA (rope.cu), F32; every pointer is device memory ----
 

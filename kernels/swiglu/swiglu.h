@@ -4,7 +4,7 @@
 //   backward: dg = dz * u * sigmoid(g) * (1 + g * (1 - sigmoid(g)))   (silu'(g))
 //             du = dz * silu(g)
 //
-// One version per device; their rows (idea, kernels, test tolerance): swiglu_versions.h.
+// Versions and their rows (idea, kernels, test tolerance): swiglu_versions.h.
 #pragma once
 #include <cstdint>
 
@@ -18,6 +18,16 @@ void swiglu_forward_cpu(T* z, const T* g, const T* u, int64_t n);
 // either one (not both) may be the same buffer as dz
 template <class T>
 void swiglu_backward_cpu(T* dg, T* du, const T* dz, const T* g, const T* u, int64_t n);
+
+// ---- version 2: the same on 512-bit registers (swiglu_avx512_cpu.cpp), where cpu_runs_avx512() ----
+template <class T>
+void swiglu_avx512_forward_cpu(T* z, const T* g, const T* u, int64_t n);
+template <class T>
+void swiglu_avx512_backward_cpu(T* dg, T* du, const T* dz, const T* g, const T* u, int64_t n);
+// exp16 (kernels/elementwise/zmm_avx512.h) over an array, for its tests: y[i] = exp(x[i]).
+void exp_avx512_cpu(float* y, const float* x, int64_t n);
+// That file's GCC 12 pin (tests/test_cpu_isa.cpp): {1, 1, 0, 0} and {3, 3, 3, 3, 3, 3, 0, 0}.
+void swiglu_avx512_known_answers(double out_f64[4], float out_f32[8]);
 
 // ---- CUDA (swiglu.cu), F32; every pointer is device memory; the same aliasing rules ----
 

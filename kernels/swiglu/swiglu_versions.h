@@ -3,6 +3,7 @@
 #pragma once
 #include "kernels/swiglu/swiglu.h"
 #include "kernels/versions.h"
+#include "runtime/cpu_isa.h"
 
 namespace ittt::kernels {
 
@@ -24,9 +25,13 @@ struct SwigluCudaEntry {
 inline const Tolerance kSwigluF32 = {1e-6, 1e-6, "F32 expf (2 ulp) and a few roundings; atol for the zero of silu' near -1.28"};
 inline const OpVersions<SwigluCpuEntry, SwigluCudaEntry> swiglu_versions = {
     "swiglu", "z = silu(g) * u elementwise, and its backward", "kernels/swiglu",
-    1, {{{1, "elementwise", "one pass over the elements (vectorised exp on the CPU)", "swiglu_forward_cpu|swiglu_backward_cpu",
+    // 0 is version 2 on a CPU with AVX-512, version 1 elsewhere (kernels/versions.h).
+    2, {{{1, "elementwise", "one pass over the elements (vectorised exp on the CPU)", "swiglu_forward_cpu|swiglu_backward_cpu",
           kSwigluF32},
-         {ITTT_CPU_KERNEL(swiglu_forward_cpu), ITTT_CPU_KERNEL(swiglu_backward_cpu)}}},
+         {ITTT_CPU_KERNEL(swiglu_forward_cpu), ITTT_CPU_KERNEL(swiglu_backward_cpu)}},
+        {{2, "elementwise AVX-512", "version 1 on 512-bit registers: 16 floats per instruction, exp16, masked tails",
+          "swiglu_avx512_forward_cpu|swiglu_avx512_backward_cpu", kSwigluF32, "AVX-512", &cpu_runs_avx512},
+         {ITTT_CPU_KERNEL(swiglu_avx512_forward_cpu), ITTT_CPU_KERNEL(swiglu_avx512_backward_cpu)}}},
     1, {{{1, "elementwise", "one thread per element (grid-stride loop)", "swiglu_forward_kernel|swiglu_backward_kernel", kSwigluF32},
          {ITTT_CUDA_KERNEL(swiglu_forward_cuda), ITTT_CUDA_KERNEL(swiglu_backward_cuda)}}},
 };

@@ -12,10 +12,12 @@
 //
 // This is the parallel form O_[i] = Z_[i] (Wd + eta S_i)^T of docs/ttt.md with the prefix
 // sum S_i kept as a running weight instead of materialised (B, T, d, f) tensors. Each chunk
-// costs two GEMMs of rows x d x f and one pass over W: the apply is ONE product with W_i
-// (the parallel form does Z Wd^T for all rows plus a correction Z_[i] S_i^T per chunk, twice
-// the multiply-adds), and the scan is the running sum. The last chunk's update is never used
-// by an output, so it is computed only when the streaming state asks for it.
+// costs two GEMMs of rows x d x f: the apply is ONE product with W_i (the parallel form does
+// Z Wd^T for all rows plus a correction Z_[i] S_i^T per chunk, twice the multiply-adds), and
+// the scan is the running sum. In training the update GEMM adds eta V_[i]^T Z_[i] straight
+// into W (beta = 1); when the step's norm is wanted (inference reports it, clipping scales by
+// it) the delta is formed first and folded in by one pass over W. The last chunk's update is
+// never used by an output, so it is computed only when the streaming state asks for it.
 //
 // Backward, chunks in reverse with a running G = sum_{j>i} P_j, P_j = dO_[j]^T Z_[j]:
 //
@@ -23,7 +25,7 @@
 //
 // and dWd = sum_i P_i is G after chunk 0. W_i comes either from the forward's store of every
 // W_i (B*T*d*f numbers: the "loop" form) or is rebuilt from the last one, W_i = W_{i+1} - eta
-// V_[i]^T Z_[i], with the delta recomputed by the same GEMM as in the forward (B*d*f numbers,
+// V_[i]^T Z_[i], the step undone by the same GEMM as in the forward (B*d*f numbers,
 // flat in T: the "flat" form; one more GEMM per chunk, and W_i carries the rounding of the
 // subtractions since the last chunk; docs/ttt.md measures it).
 //
@@ -92,7 +94,7 @@ void ttt_loop_forward_cuda(const TttLoopShape& s, float* o, const float* z, cons
 // dz: (B, n, f), dv: (B, n, d) overwritten; dwd: (d, f) accumulated; dout: (B, n, d);
 // z, v as in the forward (start = 0). Exactly one of w_all (B, T, d, f) and w_last (B, d, f), as the
 // forward stored them. updates.limit as in the forward; clipping has no backward (clip_tau must be 0).
-// workspace: (B, 3, d, f) scratch (per sequence G, the rebuilt W and one delta).
+// workspace: (B, 2, d, f) scratch (per sequence G and the rebuilt W).
 template <class T>
 void ttt_loop_backward_cpu(const TttLoopShape& s, T* dz, T* dv, T* dwd, const T* dout, const T* z, const T* v, T eta,
                            const TttLoopUpdates& updates, const T* w_all, const T* w_last, T* workspace, GemmCpuFn<T>* gemm);

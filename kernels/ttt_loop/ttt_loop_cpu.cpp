@@ -103,6 +103,15 @@ void forward_sequence(const TttLoopShape& s, int64_t b, T* o, const T* z, const 
             W = next;
             continue;
         }
+        if (folds && u.clip_tau <= 0 && !out.norm) {
+            // Training: nothing looks at the step itself, so the GEMM adds it straight into the weight,
+            // W_{i+1} = W_i + eta V_[i]^T (d, rows) @ Z_[i] (rows, f) (alpha = eta, beta = 1): no delta
+            // buffer and no separate pass over d x f.
+            if (next != W) std::copy(W, W + df, next);
+            gemm<T>(gv, true, false, d, f, rows, eta, Vi, d, Zi, f, T(1), next, f);
+            W = next;
+            continue;
+        }
         // delta (d, f) = V_[i]^T (d, rows) @ Z_[i] (rows, f); its norm and clipping factor: ttt_delta.h
         gemm<T>(gv, true, false, d, f, rows, T(1), Vi, d, Zi, f, T(0), delta, f);
         double norm = 0, factor = 1;
@@ -111,10 +120,8 @@ void forward_sequence(const TttLoopShape& s, int64_t b, T* o, const T* z, const 
             factor = ttt_clip_factor(norm, u.clip_tau);
             if (folds) axpy_into(next, W, static_cast<T>(static_cast<double>(eta) * factor), delta, df);
             else if (next != W) std::copy(W, W + df, next);
-        } else if (out.norm) {  // unclipped: the update's pass sums the squares too
+        } else {  // unclipped, with its norm reported: the update's pass sums the squares too
             norm = ttt_update_norm(eta, axpy_into_sum_squares(next, W, eta, delta, df));
-        } else {
-            axpy_into(next, W, eta, delta, df);
         }
         if (out.norm) out.norm[k] = norm;
         if (out.applied && folds) out.applied[k] = norm * factor;
@@ -126,9 +133,8 @@ template <class T>
 void backward_sequence(const TttLoopShape& s, int64_t b, T* dz, T* dv, const T* dout, const T* z, const T* v, T eta,
                        const TttLoopUpdates& u, const T* w_all, const T* w_last, T* workspace, GemmCpuFn<T>* gv) {
     const int64_t n = s.n, d = s.d, f = s.f, C = s.chunk, n_chunks = s.chunks(), df = d * f;
-    T* G = workspace + (3 * b) * df;  // sum of P_j over the chunks after i; after chunk 0, this sequence's dWd
-    T* W_rebuilt = workspace + (3 * b + 1) * df;
-    T* delta = workspace + (3 * b + 2) * df;
+    T* G = workspace + (2 * b) * df;  // sum of P_j over the chunks after i; after chunk 0, this sequence's dWd
+    T* W_rebuilt = workspace + (2 * b + 1) * df;
     const T* W = w_all ? w_all + (b * n_chunks + n_chunks - 1) * df : W_rebuilt;
     if (!w_all) std::copy(w_last + b * df, w_last + (b + 1) * df, W_rebuilt);
     bool g_zero = true;  // G = 0 before the last chunk's P is added
@@ -162,8 +168,7 @@ void backward_sequence(const TttLoopShape& s, int64_t b, T* dz, T* dv, const T* 
         const T* Vp = v + (b * n + r0 - C) * d;
         const bool folded = eta != T(0) && (u.limit < 0 || i - 1 < u.limit) && !all_zero(Vp, C * d);
         if (!folded) continue;
-        gemm<T>(gv, true, false, d, f, C, T(1), Vp, d, Zp, f, T(0), delta, f);
-        axpy_into(W_rebuilt, W_rebuilt, static_cast<T>(-eta), delta, df);
+        gemm<T>(gv, true, false, d, f, C, static_cast<T>(-eta), Vp, d, Zp, f, T(1), W_rebuilt, f);  // in place, as the forward's step
     }
 }
 
@@ -190,7 +195,7 @@ void ttt_loop_backward_cpu(const TttLoopShape& s, T* dz, T* dv, T* dwd, const T*
 #pragma omp parallel for if (df * s.batch > (1 << 16))
     for (int64_t k = 0; k < df; ++k) {
         T acc = dwd[k];
-        for (int64_t b = 0; b < s.batch; ++b) acc += workspace[3 * b * df + k];
+        for (int64_t b = 0; b < s.batch; ++b) acc += workspace[2 * b * df + k];
         dwd[k] = acc;
     }
 }

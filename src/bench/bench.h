@@ -10,11 +10,14 @@
 #pragma once
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <functional>
 #include <limits>
 #include <string>
 #include <vector>
+
+#include "runtime/cpu_isa.h"
 
 namespace ittt::bench {
 
@@ -123,6 +126,13 @@ Stats stats(std::vector<double> samples);
 // The first three fields of /proc/loadavg ("0.12 0.30 0.41"), or "n/a": printed before and
 // after the timed parts, so a reader can tell a quiet run from a loaded one.
 std::string load_average();
+
+// GFLOP/s of 12 independent chains of `isa`'s widest float FMA per thread, run by `threads`
+// threads at once, each `iterations` times (300,000: about 1 ms), best of `repeats`: the
+// most the cores can do with that ISA (bench_peak.cpp). Call with AVX-512 only where
+// cpu_runs_avx512(). On a shared machine another process can only lower it: measure it
+// before and after what it is compared with and keep the larger.
+double fma_peak_gflops(CpuIsa isa, int threads, int64_t iterations = 300'000, int repeats = 50);
 
 }  // namespace ittt::bench
 

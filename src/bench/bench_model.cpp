@@ -2,8 +2,9 @@
 //
 // One config (d=128, f=384, 4 sliding-window layers, w=64, vocab 260), built twice
 // from the same seed: with TTT MLPs on layers 1 and 3, and without (the comparator).
-//   1. training step (forward + backward + AdamW, via Trainer::step), tokens/s
-//   2. prefill (inference forward), tokens/s
+//   1. training step (forward + backward + AdamW, via Trainer::step), at 1 thread and at all,
+//      with its model FLOP utilisation (multiply-adds x 2 / time / the in-run FMA peak)
+//   2. prefill (inference forward), the same
 //   3. the TTT ops of one layer timed alone at the same shapes, in the form the model
 //      runs (kernels/ttt_loop), to say where the overhead goes
 //   4. training memory of a step against n for the parallel, loop and flat TTT forms
@@ -228,6 +229,11 @@ int threads() {
     return 1;
 #endif
 }
+void set_threads([[maybe_unused]] int n) {
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#endif
+}
 constexpr double kQuietShare = 0.9;
 struct CpuShare {
     double cpu = 0, wall = 0;
@@ -268,13 +274,16 @@ ITTT_BENCHMARK(model, 30) {
     const double tokens = static_cast<double>(B) * n;
     std::printf("\nmodel: load average before: %s\n", bench::load_average().c_str());
 
-    // ---- 1 + 2: training step and prefill ----
+    // ---- 1 + 2: training step and prefill, at 1 thread and at every thread ----
     // Rounds that visit every variant in turn (A B C A B C ...), one call each: a burst of
     // load from elsewhere then hits every variant alike instead of one. Median and min per variant.
     // On a CPU with AVX-512 each variant runs twice in every round, once with the kernels
     // version 0 picks for AVX2 (set_cpu_isa("avx2")) and once with those for AVX-512, each
     // on its own copy of the model: the AVX-512 speed-up of the whole model, interleaved too.
-    // The sections after this one run with the ISA in use (the last of `isas`).
+    // The whole set runs once per thread count (1, then OpenMP's default); the sections after
+    // this one compare with the last (the default thread count, the ISA in use).
+    // Model FLOP utilisation: the step's (prefill's) multiply-adds x 2 / time / the FMA peak of
+    // the row's ISA at the row's thread count, measured in this run (bench_peak.cpp).
     std::vector<CpuIsa> isas = {cpu_isa()};
     if (cpu_isa() == CpuIsa::AVX512) isas.insert(isas.begin(), CpuIsa::AVX2);
     auto use_isa = [](CpuIsa isa) { set_cpu_isa(isa == CpuIsa::AVX512 ? "avx512" : "avx2"); };
@@ -291,69 +300,125 @@ ITTT_BENCHMARK(model, 30) {
     Tensor tok = random_tokens(B, n, 99);
     ForwardOptions inference;
     inference.inference = true;
-    std::vector<std::vector<double>> step_t(I * V), prefill_t(I * V);
-    const CpuShare share_start = CpuShare::now();
-    for (int round = 0; round <= rounds; ++round) {  // round 0 is the warm-up
-        for (size_t i = 0; i < V; ++i)
-            for (size_t k = 0; k < I; ++k) {
-                use_isa(isas[k]);
-                double st = bench::time_best([&] { trainers[k * V + i]->step(); }, 0, 1);
-                if (round > 0) step_t[k * V + i].push_back(st);
-            }
-        for (size_t i = 0; i < V; ++i)
-            for (size_t k = 0; k < I; ++k) {
-                use_isa(isas[k]);
-                double pf = bench::time_best([&] { models[k * V + i].forward(tok, inference); }, 0, 1);
-                if (round > 0) prefill_t[k * V + i].push_back(pf);
-            }
-    }
-    set_cpu_isa("");  // back to ITTT_CPU / cpuid
-    const double share = share_start.since();
     std::vector<std::string> forms;
     for (size_t i = 0; i < V; ++i)
         forms.push_back(variants[i].ttt ? ttt_form_name(models[i].resolve_ttt_form(ForwardOptions{}, n)) : "-");
-    trainers.clear();
-    models.clear();
-    std::vector<bench::Stats> all_step_s, all_prefill_s;  // [isa * V + variant]
-    for (size_t j = 0; j < I * V; ++j) all_step_s.push_back(bench::stats(step_t[j])), all_prefill_s.push_back(bench::stats(prefill_t[j]));
-    // The ISA in use: what the sections below compare with.
-    const std::vector<bench::Stats> step_s(all_step_s.end() - static_cast<std::ptrdiff_t>(V), all_step_s.end());
-    const std::vector<bench::Stats> prefill_s(all_prefill_s.end() - static_cast<std::ptrdiff_t>(V), all_prefill_s.end());
+    const MacCount base_macs = mac_count(bench_config(false, chunks[0]), n, TttForm::Loop);
+    // Multiply-adds of one call of variant i: a training step (forward + backward, the backward
+    // counted as two forwards) or a prefill.
+    auto call_macs = [&](size_t i, bool train_step) {
+        const MacCount mc = variants[i].ttt ? mac_count(bench_config(true, variants[i].chunk), n, parse_ttt_form(forms[i])) : base_macs;
+        return tokens * (train_step ? 3 * mc.base_forward + mc.ttt_extra_forward + mc.ttt_extra_backward : mc.base_forward + mc.ttt_extra_forward);
+    };
     auto ratio = [](double t, double base) { return t / base - 1.0; };
     auto pct = [](double r) { return bench::fmt("%+.1f%%", 100.0 * r); };
     auto speedup = [](const bench::Stats& slow, const bench::Stats& fast) {
         return bench::fmt("%.2f", slow.median / fast.median) + " (" + bench::fmt("%.2f", slow.min / fast.min) + ")";
     };
-    const MacCount base_macs = mac_count(bench_config(false, chunks[0]), n, TttForm::Loop);
-    bench::Table train({"model", "chunk C", "form", "ISA", "step ms median", "min", "TTT overhead median", "(min)", "prefill ms median", "min",
-                        "TTT overhead median", "(min)", "x AVX2 step (min)", "x AVX2 prefill (min)", "multiply-add floor train / prefill"});
-    for (size_t i = 0; i < V; ++i)
-        for (size_t k = 0; k < I; ++k) {
-            const Variant& v = variants[i];
-            const bench::Stats& st = all_step_s[k * V + i];
-            const bench::Stats& pf = all_prefill_s[k * V + i];
-            const bench::Stats& st0 = all_step_s[k * V];  // the comparator with the same ISA
-            const bench::Stats& pf0 = all_prefill_s[k * V];
-            std::string floor_cell = "(comparator)";
-            if (v.ttt) {
-                const MacCount mc = mac_count(bench_config(true, v.chunk), n, parse_ttt_form(forms[i]));
-                floor_cell = pct((mc.ttt_extra_forward + mc.ttt_extra_backward) / (3 * base_macs.base_forward)) + " / " +
-                             pct(mc.ttt_extra_forward / base_macs.base_forward);
-            }
-            const bool vs_avx2 = isas[k] != CpuIsa::AVX2;
-            train.row({v.name, v.ttt ? std::to_string(v.chunk) : "-", forms[i], cpu_isa_name(isas[k]), bench::fmt("%.1f", st.median * 1e3),
-                       bench::fmt("%.1f", st.min * 1e3), i == 0 ? "(comparator)" : pct(ratio(st.median, st0.median)),
-                       i == 0 ? "" : pct(ratio(st.min, st0.min)), bench::fmt("%.1f", pf.median * 1e3), bench::fmt("%.1f", pf.min * 1e3),
-                       i == 0 ? "(comparator)" : pct(ratio(pf.median, pf0.median)), i == 0 ? "" : pct(ratio(pf.min, pf0.min)),
-                       vs_avx2 ? speedup(all_step_s[i], st) : "-", vs_avx2 ? speedup(all_prefill_s[i], pf) : "-", floor_cell});
+    const int saved_threads = threads();
+    std::vector<int> thread_counts = {1};
+    if (saved_threads > 1) thread_counts.push_back(saved_threads);
+    std::vector<bench::Stats> step_s, prefill_s;  // the last thread count, the ISA in use: [variant]
+    double share = 1;                              // CPU share over the last thread count's rounds
+    std::vector<std::string> mfu_lines, floor_lines;  // for the summary
+    for (int nt : thread_counts) {
+        set_threads(nt);
+        // The FMA peaks of each ISA at this thread count, before and after the rounds (the larger).
+        std::vector<double> peak(I, 0.0);
+        auto measure_peaks = [&] {
+            for (size_t k = 0; k < I; ++k) peak[k] = std::max(peak[k], bench::fma_peak_gflops(isas[k], nt, 300'000, ctx.quick ? 5 : 50));
+        };
+        measure_peaks();
+        std::vector<std::vector<double>> step_t(I * V), prefill_t(I * V);
+        const CpuShare share_start = CpuShare::now();
+        for (int round = 0; round <= rounds; ++round) {  // round 0 is the warm-up
+            for (size_t i = 0; i < V; ++i)
+                for (size_t k = 0; k < I; ++k) {
+                    use_isa(isas[k]);
+                    double st = bench::time_best([&] { trainers[k * V + i]->step(); }, 0, 1);
+                    if (round > 0) step_t[k * V + i].push_back(st);
+                }
+            for (size_t i = 0; i < V; ++i)
+                for (size_t k = 0; k < I; ++k) {
+                    use_isa(isas[k]);
+                    double pf = bench::time_best([&] { models[k * V + i].forward(tok, inference); }, 0, 1);
+                    if (round > 0) prefill_t[k * V + i].push_back(pf);
+                }
         }
-    std::printf("\nCPU share of this process over the timed rounds: %.0f%% of %d thread(s) x wall time%s\n", 100 * share, threads(),
-                share < kQuietShare ? " (another process took CPU time: the ratios below are unreliable)" : "");
-    train.print(cat("training step (forward + backward + AdamW) and prefill (inference forward), CPU F32 on ", cpu_model_name(), ", B=", B,
-                    " n=", n, ", d=128 f=384, 4 SWA layers (w=64), vocab 260, ", rounds, " interleaved rounds (", tokens,
-                    " tokens per call); ISA: what version 0 picks for it (AVX2: set_cpu_isa(\"avx2\")), x AVX2: the AVX2 row's time ",
-                    "over this row's, median (min); goal: TTT overhead <= 5% for C >= 64, <= 2% for C >= 256. The floor: the TTT layers' extra ",
-                    "multiply-adds over the comparator's (a backward counted as two forwards), the overhead if every one ran at the same speed"));
+        set_cpu_isa("");  // back to ITTT_CPU / cpuid
+        share = share_start.since();
+        measure_peaks();
+        std::vector<bench::Stats> all_step_s, all_prefill_s;  // [isa * V + variant]
+        for (size_t j = 0; j < I * V; ++j) all_step_s.push_back(bench::stats(step_t[j])), all_prefill_s.push_back(bench::stats(prefill_t[j]));
+        // The ISA in use: what the sections below compare with.
+        step_s.assign(all_step_s.end() - static_cast<std::ptrdiff_t>(V), all_step_s.end());
+        prefill_s.assign(all_prefill_s.end() - static_cast<std::ptrdiff_t>(V), all_prefill_s.end());
+        // utilisation from the median (and from the min)
+        auto mfu = [&](size_t i, size_t k, const bench::Stats& t, bool train_step) {
+            const double flops = 2 * call_macs(i, train_step);
+            return bench::fmt("%.0f%%", 100 * flops / t.median / (peak[k] * 1e9)) + " (" + bench::fmt("%.0f%%", 100 * flops / t.min / (peak[k] * 1e9)) + ")";
+        };
+        bench::Table train({"model", "chunk C", "form", "ISA", "step ms median", "min", "MFU step", "TTT overhead median", "(min)",
+                            "prefill ms median", "min", "MFU prefill", "TTT overhead median", "(min)", "x AVX2 step (min)",
+                            "x AVX2 prefill (min)", "multiply-add floor train / prefill", "overhead - floor, points: train / prefill"});
+        for (size_t i = 0; i < V; ++i)
+            for (size_t k = 0; k < I; ++k) {
+                const Variant& v = variants[i];
+                const bench::Stats& st = all_step_s[k * V + i];
+                const bench::Stats& pf = all_prefill_s[k * V + i];
+                const bench::Stats& st0 = all_step_s[k * V];  // the comparator with the same ISA
+                const bench::Stats& pf0 = all_prefill_s[k * V];
+                std::string floor_cell = "(comparator)", above_floor = "";
+                if (v.ttt) {
+                    const MacCount mc = mac_count(bench_config(true, v.chunk), n, parse_ttt_form(forms[i]));
+                    const double floor_train = (mc.ttt_extra_forward + mc.ttt_extra_backward) / (3 * base_macs.base_forward);
+                    const double floor_prefill = mc.ttt_extra_forward / base_macs.base_forward;
+                    floor_cell = pct(floor_train) + " / " + pct(floor_prefill);
+                    above_floor = bench::fmt("%+.1f", 100 * (ratio(st.median, st0.median) - floor_train)) + " / " +
+                                  bench::fmt("%+.1f", 100 * (ratio(pf.median, pf0.median) - floor_prefill));
+                }
+                const bool vs_avx2 = isas[k] != CpuIsa::AVX2;
+                train.row({v.name, v.ttt ? std::to_string(v.chunk) : "-", forms[i], cpu_isa_name(isas[k]), bench::fmt("%.1f", st.median * 1e3),
+                           bench::fmt("%.1f", st.min * 1e3), mfu(i, k, st, true), i == 0 ? "(comparator)" : pct(ratio(st.median, st0.median)),
+                           i == 0 ? "" : pct(ratio(st.min, st0.min)), bench::fmt("%.1f", pf.median * 1e3), bench::fmt("%.1f", pf.min * 1e3),
+                           mfu(i, k, pf, false), i == 0 ? "(comparator)" : pct(ratio(pf.median, pf0.median)),
+                           i == 0 ? "" : pct(ratio(pf.min, pf0.min)), vs_avx2 ? speedup(all_step_s[i], st) : "-",
+                           vs_avx2 ? speedup(all_prefill_s[i], pf) : "-", floor_cell, above_floor});
+                if (k + 1 == I) {
+                    mfu_lines.push_back(cat(nt, " thread(s), ", v.name, v.ttt ? cat(" C=", v.chunk) : std::string(), ", ", cpu_isa_name(isas[k]),
+                                            ": step ", mfu(i, k, st, true), " (goal >= 50%), prefill ", mfu(i, k, pf, false), " (goal >= 60%)"));
+                    if (v.ttt) {  // the goal: the TTT layers cost at most their multiply-add floor + 2 points
+                        const MacCount mc = mac_count(bench_config(true, v.chunk), n, parse_ttt_form(forms[i]));
+                        const double floors[2] = {(mc.ttt_extra_forward + mc.ttt_extra_backward) / (3 * base_macs.base_forward),
+                                                  mc.ttt_extra_forward / base_macs.base_forward};
+                        for (int what = 0; what < 2; ++what) {
+                            const bench::Stats& t = what == 0 ? st : pf;
+                            const bench::Stats& t0 = what == 0 ? st0 : pf0;
+                            const double above = ratio(t.median, t0.median) - floors[what], above_min = ratio(t.min, t0.min) - floors[what];
+                            floor_lines.push_back(cat(nt, " thread(s), ", what == 0 ? "train  " : "prefill", " C=", v.chunk, ": ",
+                                                      bench::fmt("%+.1f", 100 * above), " points (min ", bench::fmt("%+.1f", 100 * above_min),
+                                                      "), goal <= +2: ",
+                                                      share < kQuietShare ? "unreliable (busy machine)"
+                                                      : above <= 0.02 && above_min <= 0.02 ? "met" : "NOT met"));
+                        }
+                    }
+                }
+            }
+        std::printf("\nCPU share of this process over the timed rounds: %.0f%% of %d thread(s) x wall time%s\n", 100 * share, nt,
+                    share < kQuietShare ? " (another process took CPU time: the ratios below are unreliable)" : "");
+        std::string peaks;
+        for (size_t k = 0; k < I; ++k) peaks += cat(k ? ", " : "", cpu_isa_name(isas[k]), " ", bench::fmt("%.1f", peak[k]));
+        train.print(cat("training step (forward + backward + AdamW) and prefill (inference forward), CPU F32 on ", cpu_model_name(), ", ", nt,
+                        " thread(s), B=", B, " n=", n, ", d=128 f=384, 4 SWA layers (w=64), vocab 260, ", rounds, " interleaved rounds (", tokens,
+                        " tokens per call); ISA: what version 0 picks for it (AVX2: set_cpu_isa(\"avx2\")), x AVX2: the AVX2 row's time ",
+                        "over this row's, median (min); MFU: the call's multiply-adds x 2 / time / the ISA's FMA peak at ", nt,
+                        " thread(s) measured in this run (GFLOP/s: ", peaks, "), from the median (from the min); goal: TTT overhead <= 5% for ",
+                        "C >= 64, <= 2% for C >= 256. The floor: the TTT layers' extra multiply-adds over the comparator's (a backward counted ",
+                        "as two forwards), the overhead if every one ran at the same speed"));
+    }
+    set_threads(saved_threads);
+    trainers.clear();
+    models.clear();
 
     // ---- 3: where the TTT overhead goes ----
     for (size_t i = 1; i < variants.size(); ++i) {
@@ -464,6 +529,8 @@ ITTT_BENCHMARK(model, 30) {
     if (share < kQuietShare)
         std::printf("  WARNING: the machine was busy (CPU share %.0f%%): the overhead verdicts below are unreliable; rerun on a quiet machine\n",
                     100 * share);
+    for (const std::string& line : mfu_lines) std::printf("  model FLOP utilisation, %s\n", line.c_str());
+    for (const std::string& line : floor_lines) std::printf("  TTT overhead above its multiply-add floor, %s\n", line.c_str());
     for (size_t i = 1; i < variants.size(); ++i) {
         const int C = variants[i].chunk;
         const double goal = C >= 256 ? 0.02 : 0.05;

@@ -111,7 +111,8 @@ void ttt_loop_backward(Tensor& dz, Tensor& dv, Tensor& dwd, const Tensor& dout, 
     ITTT_CHECK(w.shape() == (all ? Shape{B, T, d, f} : Shape{B, d, f}), op, ": w is ", w.describe(), ", expected every W_i ",
                shape_str({B, T, d, f}), " or the last one ", shape_str({B, d, f}), " as ttt_loop_forward kept them");
 
-    Tensor workspace = Tensor::empty({B, 3, d, f}, z.dtype(), z.device());
+    // Per sequence G and the rebuilt W; CUDA also one delta (the CPU's GEMM adds it into W directly).
+    Tensor workspace = Tensor::empty({B, z.device() == Device::CUDA ? 3 : 2, d, f}, z.dtype(), z.device());
     kernels::TttLoopUpdates u;
     u.limit = update_limit;
     if (z.device() == Device::CUDA) {
