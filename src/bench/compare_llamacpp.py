@@ -198,8 +198,9 @@ class LlamaCpp:
         return prefill, times
 
     def last_logits(self):
+        """The logits llama.cpp computed for the last token evaluated (Llama.eval copies none)."""
         import numpy as np
-        return np.array(self.llm.scores[self.llm.n_tokens - 1], dtype=np.float32)
+        return np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(self.llm.n_vocab(),)).astype(np.float32)
 
 
 # ---------------------------------------------------------------- 5. and 6.
