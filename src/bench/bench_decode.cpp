@@ -1,5 +1,6 @@
-// bench_decode.cpp: decode against the memory-bandwidth bound.
+// bench_decode.cpp: decode against the memory-bandwidth bound, and the GEMV kernels it runs on.
 //   build/ittt_bench --filter decode [--quick]
+//   build/ittt_bench --filter gemv [--quick]     every gemv version (kernels/gemv) on decode's products
 //
 // Decoding one token reads every weight matrix once (q/k/v/o, gate/up/down of every layer and
 // the LM head over the vocabulary: with tied embeddings, the whole embedding table) for one
@@ -30,6 +31,8 @@
 #include "bench/bench_models.h"
 #include "model/model.h"
 #include "model/session.h"
+#include "ops/op_table.h"
+#include "ops/ops.h"
 #include "runtime/cpu_isa.h"
 #include "runtime/rng.h"
 
@@ -233,4 +236,51 @@ ITTT_BENCHMARK(decode, 40) {
                     "every token timed; GB/s = weight bytes per token / time (KV cache reads not counted: under 2% here); ",
                     "bound: STREAM copy over 2 x ", array_bytes >> 20, " MiB, measured in this run (", bw, ")"));
     std::printf("decode: load average after: %s\n", bench::load_average().c_str());
+}
+
+// The gemv versions on the products of one decoded token of Qwen3-0.6B (x @ W^T: q and o are
+// 2048 x 1024 and 1024 x 2048, k and v 1024 x 1024, gate and up 3072 x 1024, down 1024 x 3072,
+// the LM head 151936 x 1024: 622 MB, more than the last-level cache), at 1 and all threads,
+// with 4 and 8 rows beside 1 (the blocked GEMM takes over above 4: gemv.h). Best of the
+// repeats; GB/s = the bytes of op(B) / time (the weights, read once per pass over them).
+ITTT_BENCHMARK(gemv, 15) {
+    struct Product {
+        const char* name;
+        int64_t M, N, K;
+    };
+    std::vector<Product> products = {{"k, v: x Wk^T", 1, 1024, 1024}, {"gate, up: x Wg^T", 1, 3072, 1024}, {"down: z Wd^T", 1, 1024, 3072},
+                                     {"4 rows of gate", 4, 3072, 1024},  {"8 rows of gate", 8, 3072, 1024}};
+    if (!ctx.quick) products.push_back({"LM head: x E^T", 1, 151936, 1024});
+    const int threads_max = max_threads();
+    std::vector<int> thread_counts = {1};
+    if (threads_max > 1) thread_counts.push_back(threads_max);
+    std::vector<int> versions;
+    for (const ops::VersionInfo& v : ops::op_spec("gemv").cpu.versions)
+        if (v.runs_here()) versions.push_back(v.number);
+    bench::Table table({"product", "M x N x K", "threads", "gemv version", "ms", "GB/s", "gemm (matmul) ms"});
+    for (const Product& p : products) {
+        Tensor A = Tensor::empty({p.M, p.K}), B = Tensor::empty({p.N, p.K}), C = Tensor::empty({p.M, p.N});
+        float* b = B.data<float>();
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < B.numel(); ++i) b[i] = static_cast<float>(0.02 * normal_at(5, static_cast<uint64_t>(i)));
+        float* a = A.data<float>();
+        for (int64_t i = 0; i < A.numel(); ++i) a[i] = static_cast<float>(normal_at(6, static_cast<uint64_t>(i)));
+        const double bytes = static_cast<double>(B.bytes());
+        const int repeats = bytes > 1e8 ? 5 : ctx.quick ? 10 : 50;
+        for (int t : thread_counts) {
+            set_threads(t);
+            const double gemm_s = bench::time_best([&] { ops::matmul(C, A, false, B, true); }, 1, repeats);
+            for (int v : versions) {
+                if (v == 1 && bytes > 1e8) continue;  // the scalar reference needs seconds here
+                ops::set_version("gemv", v);
+                const double sec = bench::time_best([&] { ops::gemv(C, A, false, B, true); }, 1, repeats);
+                table.row({p.name, cat(p.M, " x ", p.N, " x ", p.K), std::to_string(t), cat(v, " ", ops::op_spec("gemv").cpu.find(v)->name),
+                           bench::fmt("%.3f", sec * 1e3), bench::fmt("%.1f", bytes / sec / 1e9), bench::fmt("%.3f", gemm_s * 1e3)});
+            }
+            ops::set_version("gemv", 0);
+        }
+    }
+    set_threads(threads_max);
+    table.print(cat("gemv (ISA ", describe_cpu_isa(), "): C (M, N) = A (M, K) @ B (N, K)^T, B ~ N(0, 0.02^2); best of the repeats; ",
+                    "gemm (matmul) = ops::matmul at gemm version 0, which hands M <= 4 to its gemv (so the 8-row row is the packed GEMM)"));
 }
