@@ -140,8 +140,9 @@ def make_gguf(model_dir, vendor, outtype, out):
 class Ittt:
     """ittt_bench --serve on the checkpoint: 'threads N', 'stream PATH P K [OUT]'."""
 
-    def __init__(self, binary, model_dir):
-        self.proc = subprocess.Popen([binary, "--serve", model_dir], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    def __init__(self, binary, model_dir, env):
+        self.proc = subprocess.Popen([binary, "--serve", model_dir], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     env=dict(os.environ, **env))
         line = self.proc.stdout.readline()
         if not line.startswith("ready"):
             raise RuntimeError(f"ittt server did not start: {line!r}")
@@ -215,6 +216,8 @@ def main():
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "ittt_bench"))
     ap.add_argument("--work", default="/tmp/ittt-llamacpp")
     ap.add_argument("--venv", default="/tmp/ittt-llamacpp-venv")
+    ap.add_argument("--ittt-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="environment of the ittt server, e.g. OMP_WAIT_POLICY=passive (docs/benchmarks.md: on a busy machine)")
     args = ap.parse_args()
     ensure_venv(args.venv)
 
@@ -241,7 +244,10 @@ def main():
         f"avx512_bf16 {'yes' if 'avx512_bf16' in flags else 'no'}; llama-cpp-python {llama_cpp.__version__}")
     log(f"llama.cpp system info: {llama_cpp.llama_print_system_info().decode().strip()}")
 
-    subjects = {"ittt F32": Ittt(args.bin, model_dir), "llama.cpp F32": LlamaCpp(gguf["f32"], n_ctx, args.prompt),
+    ittt_env = dict(kv.split("=", 1) for kv in args.ittt_env)
+    if ittt_env:
+        log(f"ittt server environment: {' '.join(args.ittt_env)}")
+    subjects = {"ittt F32": Ittt(args.bin, model_dir, ittt_env), "llama.cpp F32": LlamaCpp(gguf["f32"], n_ctx, args.prompt),
                 "llama.cpp BF16": LlamaCpp(gguf["bf16"], n_ctx, args.prompt)}
 
     # The same numbers: next-token logits after the prompt and the decoded tokens.
