@@ -120,6 +120,7 @@ struct OpTest {
 
 // The descriptions, one function per op (tests/test_ops_harness_<group>.cpp).
 OpTest describe_gemm();
+OpTest describe_gemv();
 OpTest describe_attention();
 OpTest describe_attention_block();
 OpTest describe_embedding();

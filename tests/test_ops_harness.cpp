@@ -40,7 +40,7 @@ namespace {
 const std::vector<OpTest>& descriptions() {
     static const std::vector<OpTest> all = [] {
         std::vector<OpTest> ops;
-        for (OpTest (*describe)() : {describe_gemm, describe_attention, describe_attention_block, describe_embedding, describe_rmsnorm, describe_rope,
+        for (OpTest (*describe)() : {describe_gemm, describe_gemv, describe_attention, describe_attention_block, describe_embedding, describe_rmsnorm, describe_rope,
                                      describe_swiglu, describe_conv1d, describe_ttt_delta, describe_prefix_scan, describe_ttt_apply,
                                      describe_ttt_loop, describe_cross_entropy, describe_adamw, describe_elementwise})
             ops.push_back(describe());
@@ -344,6 +344,7 @@ TEST_CASE("ops harness: every op of the table has a description and a CPU and a 
     }
 
 ITTT_OP_HARNESS(gemm)
+ITTT_OP_HARNESS(gemv)
 ITTT_OP_HARNESS(embedding)
 ITTT_OP_HARNESS(rmsnorm)
 ITTT_OP_HARNESS(rope)

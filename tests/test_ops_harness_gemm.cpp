@@ -1,5 +1,5 @@
-// The op harness's description of gemm (tests/ops_harness.h): ops::matmul 2-D and 3-D
-// (strided batched) and ops::linear.
+// The op harness's descriptions of gemm (tests/ops_harness.h): ops::matmul 2-D and 3-D
+// (strided batched) and ops::linear; and of gemv, ops::gemv on a few rows.
 //
 // Shapes are ragged on purpose: 1, 17, 33, sizes one below / at / above the tiles the versions
 // use (the CPU micro-tile 6 x 32, its K block 256 and M, N blocks 288 and 512; the CUDA
@@ -109,7 +109,56 @@ Case make_case(const GemmShape& s, uint64_t seed) {
     return c;
 }
 
+// The gemv op: ops::gemv (2-D, CPU) on a few rows, the decode shapes' layouts and edges.
+Case make_gemv_case(const GemmShape& s, uint64_t seed) {
+    Case c;
+    c.shape = describe(s);
+    c.inputs = [s, seed] {
+        Named in;
+        in.add("A", normal(stored(s.M, s.K, s.ta), seed));
+        in.add("B", normal(stored(s.K, s.N, s.tb), seed + 1));
+        if (s.beta != 0) in.add("C0", normal({s.M, s.N}, seed + 2));
+        return in;
+    };
+    c.run = [s](Named& in, const Target& t) {
+        Tensor C = s.beta != 0 ? in["C0"] : nan_output({s.M, s.N}, t);  // beta == 0: C must not be read
+        ops::gemv(C, in["A"], s.ta, in["B"], s.tb, s.alpha, s.beta);
+        Named out;
+        out.add("C", C);
+        return out;
+    };
+    c.tighter = [s](const Target&) {
+        std::vector<Tighter> k;
+        if (s.K == 0) k.push_back({"C", Tighter::F64Reference, 0, 1e-7, false, "beta C: one multiply, or zeros"});
+        return k;
+    };
+    return c;
+}
+
 }  // namespace
+
+OpTest describe_gemv() {
+    OpTest op;
+    op.op = "gemv";
+    op.no_backward_why = "a product; its backward is more products (gemm's)";
+    uint64_t seed = 5000;
+    for (bool ta : {false, true})
+        for (bool tb : {false, true}) {
+            // 1 to 4 rows (one pass over op(B) each), 5 and 7 (a second pass); N around the 8- and
+            // 16-lane vectors; K around their transposed blocks and the 256 K block.
+            for (auto [M, N, K] : std::vector<std::array<int64_t, 3>>{{1, 1, 1}, {1, 17, 33}, {2, 16, 256}, {3, 7, 257}, {4, 33, 300},
+                                                                       {5, 65, 15}, {7, 24, 520}})
+                op.cases.push_back(make_gemv_case({M, N, K, ta, tb, 1.0, 0.0}, seed += 10));
+            // alpha and beta (beta 1: o_proj adds to the residual), beta 0 with alpha != 1 over NaN
+            for (auto [M, N, K] : std::vector<std::array<int64_t, 3>>{{1, 129, 300}, {4, 31, 17}})
+                for (auto [alpha, beta] : std::vector<std::array<double, 2>>{{0.7, -0.4}, {1.0, 1.0}, {1.5, 0.0}})
+                    op.cases.push_back(make_gemv_case({M, N, K, ta, tb, alpha, beta}, seed += 10));
+        }
+    // K == 0: C = beta C, and zeros over NaN when beta == 0.
+    op.cases.push_back(make_gemv_case({3, 40, 0, false, true, 2.0, 0.5}, seed += 10));
+    op.cases.push_back(make_gemv_case({3, 40, 0, false, true, 2.0, 0.0}, seed += 10));
+    return op;
+}
 
 OpTest describe_gemm() {
     OpTest op;
@@ -134,6 +183,10 @@ OpTest describe_gemm() {
             for (auto [M, N, K] : std::vector<std::array<int64_t, 3>>{{17, 33, 65}, {129, 127, 40}, {128, 128, 64}, {37, 45, 29}})
                 op.cases.push_back(make_case({M, N, K, ta, tb, 1.5, 0.0}, seed += 10));
             op.cases.push_back(make_case({37, 45, 29, ta, tb, 0.5, -1.5}, seed += 10));
+            // A few rows: the blocked versions' gemv path (M <= 4), across the K block of 256 and
+            // on both sides of the row limit, with beta 0 over NaN and beta 1 (decode's o_proj).
+            for (auto [M, N, K] : std::vector<std::array<int64_t, 3>>{{2, 45, 300}, {3, 129, 520}, {4, 33, 257}, {5, 40, 70}})
+                op.cases.push_back(make_case({M, N, K, ta, tb, 1.0, M == 3 ? 1.0 : 0.0}, seed += 10));
             // 3-D: three matrices, strided.
             for (auto [M, N, K] : std::vector<std::array<int64_t, 3>>{{17, 33, 40}, {1, 129, 7}, {128, 128, 64}})
                 op.cases.push_back(make_case({M, N, K, ta, tb, 1.0, 0.5, 3}, seed += 10));

@@ -82,8 +82,14 @@ void attention_flash_forward_cpu(const AttentionDims& dims, T* out, T* lse, cons
     const int64_t ldq = Hq * hd, ldkv = Hkv * hd;
     const T scale = T(1) / std::sqrt(T(hd));
     const T neg_inf = -std::numeric_limits<T>::infinity();
+    // Threads only where the work hides the fork/join: a decoded token of a small model attends
+    // to a few dozen keys per head, microseconds of work, and on a busy machine a parallel
+    // region can wait a whole time slice for a descheduled thread. (Each task computes the
+    // same whatever thread runs it: the result does not change.)
+    const int64_t keys = dims.window > 0 ? std::min<int64_t>(dims.window, dims.q_pos0 + nq) : dims.q_pos0 + nq;
+    const bool threaded = B * Hq * nq * keys * hd >= (int64_t(1) << 18);
 
-#pragma omp parallel
+#pragma omp parallel if (threaded)
     {
         std::vector<T> acc(static_cast<size_t>(Bq * hd)), m(static_cast<size_t>(Bq)), l(static_cast<size_t>(Bq));
         std::vector<T> prob(static_cast<size_t>(Bq * Bk));  // S, then P, of one tile pair: (rows, Bk)

@@ -25,7 +25,8 @@ using GemmCpuFn = void(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t
 
 // Same contract as gemm_naive_cpu. Splits C into slabs over the OpenMP threads
 // (one thread below 2^20 multiply-adds, or when called inside a parallel region);
-// the result is bitwise the same for any thread count.
+// the result is bitwise the same for any thread count. Products of M <= kGemvMaxRows rows
+// (decode) run gemv_vectors_cpu (kernels/gemv/gemv.h): op(B) read once, the same sums.
 template <class T>
 void gemm_blocked_cpu(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
                       int64_t ldb, T beta, T* C, int64_t ldc);
@@ -35,6 +36,7 @@ void gemm_blocked_cpu(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
 // (gemm_blocked_avx512_cpu.cpp) while the rest of the program stays AVX2. Same contract and
 // the same bitwise independence of the thread count as version 2. Call it only where
 // cpu_runs_avx512() (runtime/cpu_isa.h): elsewhere it stops at an illegal instruction.
+// M <= kGemvMaxRows runs gemv_avx512_cpu, as version 2 runs its gemv.
 template <class T>
 void gemm_blocked_avx512_cpu(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
                              const T* B, int64_t ldb, T beta, T* C, int64_t ldc);

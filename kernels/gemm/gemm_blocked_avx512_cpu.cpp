@@ -41,6 +41,7 @@
 #endif
 
 #include "kernels/gemm/gemm.h"
+#include "kernels/gemv/gemv.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq")
@@ -323,6 +324,12 @@ void gemm_blocked_avx512_cpu(bool trans_a, bool trans_b, int64_t M, int64_t N, i
                              const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
     using Tile = Tiling<T>;
     constexpr int64_t MR = Tile::MR, NR = Tile::NR;
+    // A few rows (decode): op(B) read once, no packing, the same sums (as in version 2).
+    static_assert(Tile::KC == kGemvKBlock, "the gemv sums in the K blocks of this GEMM");
+    if (M <= kGemvMaxRows) {
+        gemv_avx512_cpu(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
         scale_c(M, N, beta, C, ldc);

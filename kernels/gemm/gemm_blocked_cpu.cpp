@@ -27,6 +27,7 @@
 #endif
 
 #include "kernels/gemm/gemm.h"
+#include "kernels/gemv/gemv.h"
 
 namespace ittt::kernels {
 
@@ -222,6 +223,14 @@ void gemm_blocked_cpu(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
                       int64_t ldb, T beta, T* C, int64_t ldc) {
     using Tile = Tiling<T>;
     constexpr int64_t MR = Tile::MR, NR = Tile::NR;
+    // A product of a few rows (decoding one token) does one multiply-add per element of op(B):
+    // reading op(B) is the whole cost, and packing would read and write it once more. The gemv
+    // reads it once and sums every element exactly as below (kernels/gemv/gemv.h).
+    static_assert(Tile::KC == kGemvKBlock, "the gemv sums in the K blocks of this GEMM");
+    if (M <= kGemvMaxRows) {
+        gemv_vectors_cpu(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
         scale_c(M, N, beta, C, ldc);

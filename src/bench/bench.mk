@@ -2,6 +2,9 @@
 #
 #   make bench          benchmark tables (not tests): build/ittt_bench, then with MPI=1 the
 #                       context-parallel one (src/parallel/mpi.mk)
+#   make bench-llamacpp ittt against llama.cpp (F32, BF16) on a random Qwen3-0.6B-shaped model, prefill and
+#                       decode at 1 and 2 threads (src/bench/compare_llamacpp.py; makes its own venv in /tmp;
+#                       LLAMACPP_ARGS='--rounds 5' passes options). Not part of `make bench` or `make test`.
 #   make profile        Nsight Compute on one kernel version + Nsight Systems on training (docs/profiling.md)
 #
 # build/ittt_bench is an application on the core library; it does not plot, so it links no boost.
@@ -12,9 +15,13 @@ BENCH_RUNS += bench-tables
 $(BUILD)/ittt_bench: $(BENCH_OBJ) $(LIB)
 	$(CXX) $(LDFLAGS) $^ $(LDLIBS) $(if $(filter 1,$(CUDA)),-lcublas,) -o $@
 
-.PHONY: bench-tables profile
+.PHONY: bench-tables profile bench-llamacpp
 bench-tables: $(BUILD)/ittt_bench
 	$(BUILD)/ittt_bench $(BENCH_ARGS)
+
+LLAMACPP_ARGS ?=
+bench-llamacpp: $(BUILD)/ittt_bench
+	python3 src/bench/compare_llamacpp.py --bin $(BUILD)/ittt_bench $(LLAMACPP_ARGS)
 
 # ---- profile: Nsight Compute on one kernel version, Nsight Systems on a training run ----
 #   make profile KERNEL=gemm VERSION=3 [SIZE=4096] [LAYOUT=NN]   ncu, the gemm_cuda benchmark timing version 3 only

@@ -12,7 +12,12 @@
 //   logits PATH         write the inference logits (B*n, V) as float32 to PATH     -> "ok"
 //   loss                mean cross-entropy of a training forward on the batch     -> "loss X"
 //   form NAME           the TTT form (auto, parallel, loop, flat)                  -> "ok"
+//   threads N           OpenMP threads from now on                                 -> "ok"
+//   stream PATH P K [OUT]  a Session: prefill P int32 tokens read from PATH, then decode the
+//                       K tokens that follow them there, one by one; OUT: the last logits
+//                       (V float32) written there               -> "ms prefill d1 .. dK"
 //   quit
+// (stream needs no batch: src/bench/compare_llamacpp.py drives it on a Hugging Face checkpoint.)
 // Errors answer "error: ..." and the server keeps going.
 #include <chrono>
 #include <cstdio>
@@ -22,9 +27,15 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "bench/bench_models.h"
 #include "model/model_io.h"
+#include "model/session.h"
 #include "ops/ops.h"
 #include "train/trainer.h"
 
@@ -82,6 +93,32 @@ int serve(const std::string& dir) {
                 targets = read_i32(in, B * n, path);
                 make_trainer();
                 answer = "ok";
+            } else if (cmd == "threads") {
+                int n = 0;
+                ss >> n;
+                ITTT_CHECK(n > 0, "threads: expected 'threads N' with N > 0, found '", line, "'");
+#ifdef _OPENMP
+                omp_set_num_threads(n);
+#endif
+                answer = "ok";
+            } else if (cmd == "stream") {
+                std::string path, out_path;
+                int64_t P = 0, K = 0;
+                ss >> path >> P >> K >> out_path;
+                ITTT_CHECK(P > 0 && K >= 0, "stream: expected 'stream PATH P K [OUT]' with P > 0, K >= 0, found '", line, "'");
+                std::ifstream in(path, std::ios::binary);
+                ITTT_CHECK(in.good(), "stream: cannot open ", path);
+                const std::vector<int32_t> ids = read_i32(in, P + K, path).to_i32_vector();
+                Session session(model);
+                answer = timed(1, [&] { session.prefill(std::vector<int32_t>(ids.begin(), ids.begin() + P)); });
+                Tensor logits;
+                for (int64_t k = 0; k < K; ++k)
+                    answer += timed(1, [&] { logits = session.decode(ids[static_cast<size_t>(P + k)]); }).substr(2);
+                if (!out_path.empty() && logits.defined()) {
+                    std::ofstream out(out_path, std::ios::binary);
+                    out.write(static_cast<const char*>(logits.raw()), static_cast<std::streamsize>(logits.bytes()));
+                    ITTT_CHECK(out.good(), "stream: cannot write ", out_path);
+                }
             } else if (cmd == "form") {
                 std::string name;
                 ss >> name;
@@ -111,7 +148,7 @@ int serve(const std::string& dir) {
                     ops::CrossEntropyResult r = ops::cross_entropy(nullptr, logits, targets, 1.0);
                     answer = "loss " + std::to_string(r.loss_sum / static_cast<double>(r.n_scored));
                 } else {
-                    fail(cat("unknown request '", cmd, "' (batch, train, prefill, logits, loss, form, quit)"));
+                    fail(cat("unknown request '", cmd, "' (batch, train, prefill, logits, loss, form, threads, stream, quit)"));
                 }
             }
         } catch (const Error& e) {

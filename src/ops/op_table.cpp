@@ -14,6 +14,7 @@
 #include "kernels/elementwise/elementwise_versions.h"
 #include "kernels/embedding/embedding_versions.h"
 #include "kernels/gemm/gemm_versions.h"
+#include "kernels/gemv/gemv_versions.h"
 #include "kernels/prefix_scan/prefix_scan_versions.h"
 #include "kernels/rmsnorm/rmsnorm_versions.h"
 #include "kernels/rope/rope_versions.h"
@@ -82,7 +83,7 @@ std::string DeviceVersions::describe() const {
 const std::vector<OpSpec>& op_table() {
     static const std::vector<OpSpec> table = [] {
         using namespace kernels;
-        std::vector<OpSpec> ops = {spec_of(gemm_versions),        spec_of(embedding_versions),   spec_of(rmsnorm_versions),
+        std::vector<OpSpec> ops = {spec_of(gemm_versions),        spec_of(gemv_versions),        spec_of(embedding_versions),   spec_of(rmsnorm_versions),
                                    spec_of(rope_versions),        spec_of(attention_versions),   spec_of(attention_block_versions),
                                    spec_of(swiglu_versions),
                                    spec_of(conv1d_versions),      spec_of(ttt_delta_versions),   spec_of(prefix_scan_versions),

@@ -47,6 +47,12 @@ void matmul(Tensor& C, const Tensor& A, bool trans_a, const Tensor& B, bool tran
 // y (N, out) = x (N, in) @ W^T + beta*y, W (out, in) as Hugging Face stores Linear weights.
 void linear(Tensor& y, const Tensor& x, const Tensor& W, double beta = 0.0);
 
+// ---- gemv (src/ops/gemv.cpp, kernels/gemv/): the blocked GEMMs' path for M <= 4 rows ----
+// matmul's contract, 2-D, CPU only, at the gemv op's selected version: op(B) read once, no
+// packing. matmul needs no help: its blocked versions call their gemv for small M themselves;
+// this op is for the harness and the benchmarks.
+void gemv(Tensor& C, const Tensor& A, bool trans_a, const Tensor& B, bool trans_b, double alpha = 1.0, double beta = 0.0);
+
 // ---- embedding (src/ops/embedding.cpp, kernels/embedding/) ----
 // out (N, d) = table[tokens]; tokens (N) I32, every id in [0, V).
 void embedding_forward(Tensor& out, const Tensor& table, const Tensor& tokens, const Tensor* host_tokens = nullptr);
