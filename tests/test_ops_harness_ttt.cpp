@@ -248,7 +248,7 @@ OpTest describe_ttt_apply() {
     OpTest op;
     op.op = "ttt_apply";
     op.no_backward_why =
-        "its backward takes g, the reverse scan of the whole core's P_i: checked against finite differences of the core (tests/test_ttt_apply.cpp)";
+        "its backward takes g, the reverse scan of the whole core's Wbar_i: checked against finite differences of the core (tests/test_ttt_apply.cpp)";
     op.small_stride = 3;
     const int64_t B = 2;
     const double eta = 0.7;

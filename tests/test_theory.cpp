@@ -473,6 +473,10 @@ TEST_CASE("JSON lines and text: one valid object per line, the required keys, pl
     }
     std::string text = format_summary_text(run_trials(small_options()));
     CHECK_THAT(text, Catch::Contains("LM-aligned: E[dl(v*)] = ") && Catch::Contains(": holds (margin +"));
+    for (const std::string& line : lines_of(text)) {  // an 80x24 terminal: nothing wraps
+        INFO(line);
+        CHECK(line.size() <= 79);
+    }
     CHECK_THAT(format_step_text(s), Catch::Contains("rank") && Catch::Contains("top-5"));
 }
 

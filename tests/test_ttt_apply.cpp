@@ -66,7 +66,7 @@ struct CoreGrads {
     Tensor dv, dz, dwd;
 };
 
-// docs/method.md section 3: P_i = dO_[i]^T Z_[i], G = exclusive suffix sum of P, dWd = sum_i P_i.
+// docs/method.md section 3: Wbar_i = dO_[i]^T Z_[i], G = exclusive suffix sum of the Wbar_i, dWd = sum_i Wbar_i.
 CoreGrads core_backward(const Tensor& dout, const Tensor& v, const Tensor& z, const Tensor& wd, double eta, int chunk) {
     const int64_t B = z.dim(0), n = z.dim(1), f = z.dim(2), d = wd.dim(0), T = chunk_count(n, chunk);
     Tensor s;

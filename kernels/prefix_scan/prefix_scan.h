@@ -1,7 +1,7 @@
 // prefix_scan.h: exclusive scan along the chunk axis of (B, T, m).
 //
 //   forward:  out[b,i,:] = sum_{j < i} in[b,j,:]     (S_i from the deltas, forward pass)
-//   reverse:  out[b,i,:] = sum_{j > i} in[b,j,:]     (G_i from the P_i, backward pass)
+//   reverse:  out[b,i,:] = sum_{j > i} in[b,j,:]     (G_i from the Wbar_i, backward pass)
 //
 // The TTT shape is "short scan over a very wide array": T = n / C is a handful
 // of chunks while m = d * f is large, so the parallelism is across m (and b)

@@ -1,4 +1,4 @@
-// ttt_delta.cu: the per-chunk update delta_i = V_[i]^T Z_[i] and its clipping, on the GPU, F32.
+// ttt_delta.cu: the per-chunk update dW_i = V_[i]^T Z_[i] and its clipping, on the GPU, F32.
 //
 // Three versions of ttt_chunk_delta (their rows: ttt_delta_versions.h, `build/ittt info --kernels`):
 //   naive  chunk_delta_naive_kernel   one thread per output element, a dot product down the chunk
@@ -9,7 +9,7 @@
 // Run: ops::ttt_chunk_delta / ttt_clip_deltas on CUDA tensors, or
 // build/ittt --kernel ttt_delta=1 ...; tests: build/ittt_tests "[cuda][ttt_delta]".
 //
-// delta_i is a small GEMM (d x C) @ (C x f) per chunk. Versions 1 and 2 index the chunk
+// dW_i is a small GEMM (d x C) @ (C x f) per chunk. Versions 1 and 2 index the chunk
 // directly; they teach the tiling, but version 2 does two shared-memory loads per multiply-add
 // (about a tenth of FP32 peak). Version 3 hands the products to the tiled GEMM (register tiles,
 // float4 loads): with n % C == 0, chunk k = b*T + i starts at row k*C, so every operand

@@ -4,10 +4,10 @@
 //
 // Chunk i holds rows i*C .. min(i*C + C, n) - 1 of each sequence; the last chunk
 // may be short. The backward pass calls the same kernel with dO in place of V
-// (P_i = dO_[i]^T Z_[i], docs/ttt.md).
+// (Wbar_i = dO_[i]^T Z_[i], docs/ttt.md).
 //
-// Clipping (inference only, docs/method.md section 4): if ||eta * delta_i||_F > tau,
-// scale delta_i so that ||eta * delta_i||_F = tau. The norm is summed in double.
+// Clipping (inference only, docs/method.md section 4): if ||eta * dW_i||_F > tau,
+// scale dW_i so that ||eta * dW_i||_F = tau. The norm is summed in double.
 // The size of a step and the clipping rule are the two functions below: every form of
 // the layer (parallel, loop, flat, streaming) and every device reads them from here.
 //
@@ -64,7 +64,7 @@ using TttChunkDeltaCuda = void(float* delta, const float* v, const float* z, int
 TttChunkDeltaCuda ttt_chunk_delta_naive_cuda;
 // 16 x 16 shared-memory tiles over (d, f): each loaded v and z value serves 16 outputs.
 TttChunkDeltaCuda ttt_chunk_delta_tiled_cuda;
-// delta_i = V_[i]^T Z_[i] is a TN GEMM per chunk: one strided-batched call of the tiled GEMM over
+// dW_i = V_[i]^T Z_[i] is a TN GEMM per chunk: one strided-batched call of the tiled GEMM over
 // all B*T chunks when n % C == 0, else a few (kernels/ttt_delta/chunk_batches.h).
 TttChunkDeltaCuda ttt_chunk_delta_gemm_cuda;
 

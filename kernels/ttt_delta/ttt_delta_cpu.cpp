@@ -8,7 +8,7 @@ namespace ittt::kernels {
 template <class T>
 void ttt_chunk_delta_cpu(T* delta, const T* v, const T* z, int64_t batch, int64_t n, int64_t d, int64_t f, int64_t chunk) {
     const int64_t n_chunks = (n + chunk - 1) / chunk;
-    // Row a of delta_i is sum_t v[t,a] * z[t,:]: a sum of scaled rows of z, so
+    // Row a of dW_i is sum_t v[t,a] * z[t,:]: a sum of scaled rows of z, so
     // the inner loop runs along contiguous memory in both z and delta.
 #pragma omp parallel for collapse(2) if (batch * n * d * f > (1 << 16))
     for (int64_t bi = 0; bi < batch * n_chunks; ++bi) {

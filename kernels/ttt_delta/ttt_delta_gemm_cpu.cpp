@@ -1,6 +1,6 @@
 // ttt_delta_gemm_cpu.cpp: the chunk delta as per-chunk calls of the blocked GEMM.
 //
-// One new idea: delta_i = V_[i]^T Z_[i] is a (d x rows) @ (rows x f) product, so
+// One new idea: dW_i = V_[i]^T Z_[i] is a (d x rows) @ (rows x f) product, so
 // each chunk is one call of the blocked GEMM (TN) instead of rank-1 row updates.
 #include <algorithm>
 
@@ -15,7 +15,7 @@ void ttt_chunk_delta_gemm_cpu(T* delta, const T* v, const T* z, int64_t batch, i
     for (int64_t b = 0; b < batch; ++b)
         for (int64_t i = 0; i < T_chunks; ++i) {
             int64_t r0 = i * chunk, rows = std::min(chunk, n - r0);
-            // delta_i (d, f) = v_[i]^T (d, rows) @ z_[i] (rows, f)
+            // dW_i (d, f) = v_[i]^T (d, rows) @ z_[i] (rows, f)
             gemm_blocked_cpu<T>(true, false, d, f, rows, T(1), v + (b * n + r0) * d, d, z + (b * n + r0) * f, f, T(0),
                                 delta + (b * T_chunks + i) * d * f, f);
         }

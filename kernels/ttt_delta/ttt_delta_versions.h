@@ -22,7 +22,7 @@ struct TttDeltaCudaEntry {
 // Each delta element sums one chunk's C <= 64 products (the harness's chunks) in F32.
 inline const Tolerance kDeltaF32 = {2e-5, 1e-5, "F32 sums of a chunk's products: up to 64 of unit normals (measured: < 1/5)"};
 inline const OpVersions<TttDeltaCpuEntry, TttDeltaCudaEntry> ttt_delta_versions = {
-    "ttt_delta", "per-chunk fast-weight update delta_i = V_[i]^T Z_[i], and its inference-time clipping", "kernels/ttt_delta",
+    "ttt_delta", "per-chunk fast-weight update dW_i = V_[i]^T Z_[i], and its inference-time clipping", "kernels/ttt_delta",
     2,
     {{{1, "direct loops", "one output row (b, i, a) per task, rank-1 updates over the chunk's rows",
        "ttt_chunk_delta_cpu|ttt_clip_deltas_cpu", kDeltaF32},

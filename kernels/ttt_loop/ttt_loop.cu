@@ -221,7 +221,7 @@ void ttt_loop_backward_cuda(const TttLoopShape& s, float* dz, float* dv, float* 
             ITTT_LAUNCH(zero_matrices_kernel, grid_for(rows * d * B), kThreads, 0, 0)(dv + r0 * d, n * d, rows * d, B);
             CUDA_CHECK(cudaGetLastError());
         }
-        // G += P_i = dO_[i]^T (d, rows) @ Z_[i] (rows, f)
+        // G += Wbar_i = dO_[i]^T (d, rows) @ Z_[i] (rows, f)
         gemm(true, false, d, f, rows, 1.0f, dOi, d, n * d, Zi, f, n * f, g_zero ? 0.0f : 1.0f, G, f, ws, B);
         g_zero = false;
         if (i == 0 || w_all) continue;

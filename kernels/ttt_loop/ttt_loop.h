@@ -21,9 +21,9 @@
 //
 // Backward, chunks in reverse with a running G = sum_{j>i} P_j, P_j = dO_[j]^T Z_[j]:
 //
-//     dZ_[i] = dO_[i] W_i + eta V_[i] G       dV_[i] = eta Z_[i] G^T       G += P_i
+//     dZ_[i] = dO_[i] W_i + eta V_[i] G       dV_[i] = eta Z_[i] G^T       G += Wbar_i
 //
-// and dWd = sum_i P_i is G after chunk 0. W_i comes either from the forward's store of every
+// and dWd = sum_i Wbar_i is G after chunk 0. W_i comes either from the forward's store of every
 // W_i (B*T*d*f numbers: the "loop" form) or is rebuilt from the last one, W_i = W_{i+1} - eta
 // V_[i]^T Z_[i], the step undone by the same GEMM as in the forward (B*d*f numbers,
 // flat in T: the "flat" form; one more GEMM per chunk, and W_i carries the rounding of the

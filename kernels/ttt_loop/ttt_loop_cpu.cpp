@@ -155,7 +155,7 @@ void backward_sequence(const TttLoopShape& s, int64_t b, T* dz, T* dv, const T* 
         } else {
             std::fill(dVi, dVi + rows * d, T(0));
         }
-        // G += P_i = dO_[i]^T (d, rows) @ Z_[i] (rows, f)
+        // G += Wbar_i = dO_[i]^T (d, rows) @ Z_[i] (rows, f)
         gemm<T>(gv, true, false, d, f, rows, T(1), dOi, d, Zi, f, g_zero ? T(0) : T(1), G, f);
         g_zero = false;
         if (i == 0) break;

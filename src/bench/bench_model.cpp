@@ -167,7 +167,7 @@ MacCount mac_count(const ModelConfig& c, int n, TttForm form) {
     const double P = c.ttt_proj ? d * d : 0;
     // forward: the update V_i^T Z_i (the apply Z_i W_i^T replaces the plain down projection), V = U P.
     m.ttt_extra_forward = layers * (d * f * used + P);
-    // backward: dZ_i += eta V_i G, dV_i = eta Z_i G^T (G += P_i replaces the plain dWd), dP, dU;
+    // backward: dZ_i += eta V_i G, dV_i = eta Z_i G^T (G += Wbar_i replaces the plain dWd), dP, dU;
     // the flat form also recomputes every update to rebuild W_i, and V = U P.
     m.ttt_extra_backward = layers * (2 * d * f * used + 2 * P + (form == TttForm::Flat ? d * f * used + P : 0));
     return m;

@@ -9,10 +9,14 @@
 #include <numeric>
 #include <sstream>
 
+#include "driver/text_format.h"
 #include "io/json.h"
 #include "runtime/error.h"
 
 namespace ittt::theory {
+
+using text::fmt;
+using text::pad;
 
 // ---------------------------------------------------------------- matrices
 
@@ -335,13 +339,6 @@ struct TargetAccumulator {
     std::vector<RunningMean> per_token;
 };
 
-std::string fmt(double x, const char* spec = "%.4g") {
-    if (std::isnan(x)) return "n/a";
-    if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
-    char buf[64];
-    std::snprintf(buf, sizeof buf, spec, x);
-    return buf;
-}
 
 // Plain words: what a claim rests on when it holds, what broke it when it fails.
 std::string explain(const TargetSummary& s, const TheoryResult& r) {
@@ -630,11 +627,6 @@ std::vector<SweepPoint> run_sweep(const TheoryOptions& o) {
 
 namespace {
 
-std::string pad(const std::string& s, size_t width, bool right = false) {
-    if (s.size() >= width) return s;
-    return right ? std::string(width - s.size(), ' ') + s : s + std::string(width - s.size(), ' ');
-}
-
 std::string verdict_line(Target t, const std::string& quantity, const BoundCheck& c) {
     return cat(target_title(t), ": ", quantity, " = ", fmt(c.measured), c.lower ? " >= " : " <= ", "bound ", fmt(c.bound), ": ",
                c.holds ? "holds" : "FAILS", " (margin ", fmt(c.margin, "%+.4g"), ", ratio ", fmt(c.ratio, "%.3g"), ")");
@@ -650,31 +642,39 @@ std::string format_options_line(const TheoryOptions& o) {
 }
 
 std::string format_summary_text(const TheoryResult& r) {
+    using text::wrap;
+    // Every line fits 79 columns (an 80x24 terminal): descriptions wrap under their own column.
     std::ostringstream s;
-    s << "theory probe: " << format_options_line(r.options) << "\n\n";
+    s << wrap("theory probe: " + format_options_line(r.options)) << "\n";
     s << "measured constants\n";
-    s << "  eps         " << pad(fmt(r.eps), 10) << "  max |e_a.e_b|, a != b\n";
-    s << "  c_norm^2    " << pad(fmt(r.c_norm_sq), 10) << "  min ||e_a||^2\n";
-    s << "  c_align     " << pad(fmt(r.c_align), 10) << "  mean Z_t*.z_q (the key's position against the query)\n";
-    s << "  other align " << pad(fmt(r.c_align_other), 10) << "  mean Z_t.z_q over the other " << r.prior_positions - 1
-      << " prior positions (assumed 0; se " << fmt(r.c_align_other_se) << ")\n";
-    s << "  model align " << pad(fmt(r.c_align_other_model), 10)
-      << "  mean Z_a.Z_b over distinct tokens a != b: the same expectation, exact for this model\n";
-    s << "  overlap^2   " << pad(fmt(r.embed_overlap_sq), 10) << "  mean (e_a.e_b)^2 / mean ||e_a||^4 (~1/d; model align / c_align = "
-      << fmt(r.c_align_other_model / r.c_align) << ")\n";
-    s << "  drift       " << pad(fmt(r.drift_predicted), 10) << "  eta * N * mean(e_a.e_b) * mean(Z_a.Z_b): the fillers' predicted part of "
-      << "E[dl(v*)] (LM; mean e_a.e_b = " << fmt(r.embed_cross_mean) << ")\n";
-    s << "  drift o     " << pad(fmt(r.other_drift_predicted), 10) << "  the same for the other tokens, largest |.| (token "
-      << r.other_drift_token << ")\n";
-    s << "  bounds      eta*c_norm^2*c_align = " << fmt(r.bound_lower) << ", eta*eps*c_align = " << fmt(r.bound_cross) << "\n\n";
+    auto constant = [&](const std::string& name, const std::string& value, const std::string& meaning) {
+        s << wrap(meaning, 79, "  " + pad(name, 12) + pad(value, 10) + "  ", std::string(26, ' '));
+    };
+    constant("eps", fmt(r.eps), "max |e_a.e_b|, a != b");
+    constant("c_norm^2", fmt(r.c_norm_sq), "min ||e_a||^2");
+    constant("c_align", fmt(r.c_align), "mean Z_t*.z_q (the key's position against the query)");
+    constant("other align", fmt(r.c_align_other), cat("mean Z_t.z_q over the other ", r.prior_positions - 1,
+                                                     " prior positions (assumed 0; se ", fmt(r.c_align_other_se), ")"));
+    constant("model align", fmt(r.c_align_other_model),
+             "mean Z_a.Z_b over distinct tokens a != b: the same expectation, exact for this model");
+    constant("overlap^2", fmt(r.embed_overlap_sq), cat("mean (e_a.e_b)^2 / mean ||e_a||^4 (~1/d; model align / c_align = ",
+                                                      fmt(r.c_align_other_model / r.c_align), ")"));
+    constant("drift", fmt(r.drift_predicted), cat("eta * N * mean(e_a.e_b) * mean(Z_a.Z_b): the fillers' predicted part of "
+                                                  "E[dl(v*)] (LM; mean e_a.e_b = ", fmt(r.embed_cross_mean), ")"));
+    constant("drift o", fmt(r.other_drift_predicted),
+             cat("the same for the other tokens, largest |.| (token ", r.other_drift_token, ")"));
+    s << wrap(cat("eta*c_norm^2*c_align = ", fmt(r.bound_lower), ", eta*eps*c_align = ", fmt(r.bound_cross)), 79,
+              "  bounds      ", std::string(14, ' '))
+      << "\n";
 
-    const size_t w_target = 16, w_claim = 28, w_num = 11;
+    // 15 + 24 + 3 x 10 + 10 = 79 columns; the margins are in the verdict lines below.
+    const size_t w_target = 15, w_claim = 24, w_num = 10;
     s << pad("target", w_target) << pad("claim", w_claim) << pad("measured", w_num, true) << pad("bound", w_num, true)
-      << pad("margin", w_num, true) << pad("ratio", w_num, true) << "  verdict\n";
+      << pad("ratio", w_num, true) << "  verdict\n";
     auto row = [&](Target t, const std::string& claim, const BoundCheck& c, bool claimed) {
         s << pad(target_title(t), w_target) << pad(claim, w_claim) << pad(fmt(c.measured), w_num, true)
-          << pad(fmt(c.bound), w_num, true) << pad(fmt(c.margin, "%+.4g"), w_num, true) << pad(fmt(c.ratio, "%.3g"), w_num, true)
-          << "  " << (claimed ? (c.holds ? "holds" : "FAILS") : "no claim") << "\n";
+          << pad(fmt(c.bound), w_num, true) << pad(fmt(c.ratio, "%.3g"), w_num, true) << "  "
+          << (claimed ? (c.holds ? "holds" : "FAILS") : "no claim") << "\n";
     };
     const TargetSummary& lm = r.target(Target::LmAligned);
     const TargetSummary& rc = r.target(Target::Reconstruction);
@@ -683,16 +683,19 @@ std::string format_summary_text(const TheoryResult& r) {
     row(Target::Reconstruction, "|E[dl(v*)]| <=", rc.correct, true);
     row(Target::Reconstruction, "max|E[dl(w)]|, w!=v* <=", rc.other, false);
     s << "\ncontext (not bounded by the theorem)\n";
-    s << "  E[dl(k*)]               LM-aligned " << fmt(lm.dlogit_key_mean) << ", reconstruction " << fmt(rc.dlogit_key_mean) << "\n";
-    s << "  mean |dl(w)|, w != v*   LM-aligned " << fmt(lm.dlogit_abs_mean) << ", reconstruction " << fmt(rc.dlogit_abs_mean)
-      << " (one trial at a time: the theorem bounds only the mean)\n";
-    s << "  se of E[dl(v*)]         LM-aligned " << fmt(lm.dlogit_correct_se) << ", reconstruction " << fmt(rc.dlogit_correct_se)
-      << "\n\n";
-    s << verdict_line(Target::LmAligned, "E[dl(v*)]", lm.correct) << "\n";
-    s << verdict_line(Target::LmAligned, "max_{w!=v*} |E[dl(w)]|", lm.other) << "\n";
-    s << "  why: " << lm.reason << "\n";
-    s << verdict_line(Target::Reconstruction, "|E[dl(v*)]|", rc.correct) << "\n";
-    s << "  why: " << rc.reason << "\n";
+    auto context = [&](const std::string& name, const std::string& values) {
+        s << wrap(values, 79, "  " + pad(name, 22) + "  ", std::string(26, ' '));
+    };
+    context("E[dl(k*)]", cat("LM-aligned ", fmt(lm.dlogit_key_mean), ", reconstruction ", fmt(rc.dlogit_key_mean)));
+    context("mean |dl(w)|, w != v*", cat("LM-aligned ", fmt(lm.dlogit_abs_mean), ", reconstruction ", fmt(rc.dlogit_abs_mean),
+                                         " (one trial at a time: the theorem bounds only the mean)"));
+    context("se of E[dl(v*)]", cat("LM-aligned ", fmt(lm.dlogit_correct_se), ", reconstruction ", fmt(rc.dlogit_correct_se)));
+    s << "\n";
+    s << wrap(verdict_line(Target::LmAligned, "E[dl(v*)]", lm.correct), 79, "", "    ");
+    s << wrap(verdict_line(Target::LmAligned, "max_{w!=v*} |E[dl(w)]|", lm.other), 79, "", "    ");
+    s << wrap(lm.reason, 79, "  why: ", "       ");
+    s << wrap(verdict_line(Target::Reconstruction, "|E[dl(v*)]|", rc.correct), 79, "", "    ");
+    s << wrap(rc.reason, 79, "  why: ", "       ");
     return s.str();
 }
 

@@ -6,7 +6,7 @@
 //   dW_i  = V_[i]^T Z_[i]                      (B, T, d, f)   ttt_chunk_delta
 //   S_i   = sum_{j<i} dW_j                     (B, T, d, f)   prefix_scan_exclusive
 //   O_[i] = Z_[i] (Wd + eta S_i)^T             (N, d)         ttt_apply_forward
-// Backward: P_i = dO_[i]^T Z_[i], G = exclusive reverse scan of P, dWd = sum_i P_i,
+// Backward: Wbar_i = dO_[i]^T Z_[i], G = exclusive reverse scan of the Wbar_i, dWd = sum_i Wbar_i,
 // then ttt_apply_backward gives dZ and dV; dV flows back through P and the conv.
 //
 // That is the Parallel form (TttForm), which context parallelism and the step-through driver
@@ -229,7 +229,7 @@ void Model::ttt_backward(int l, const Tensor& dout, Tensor& dz, Tensor& dsrc) {
         return;
     }
 
-    // P_i = dO_[i]^T Z_[i]: the slow weight's gradient per chunk, and what later chunks send back.
+    // Wbar_i = dO_[i]^T Z_[i]: the slow weight's gradient per chunk, and what later chunks send back.
     Tensor P = new_tensor({B_, T, d, f}), G = new_tensor({B_, T, d, f});
     ops::ttt_chunk_delta(P, dout.view({B_, n_, d}), a.z.view({B_, n_, f}), C);
     ops::prefix_scan_exclusive(G, P, true);

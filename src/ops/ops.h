@@ -106,9 +106,9 @@ void conv1d_chunked_backward(Tensor& dx, Tensor& dweight, const Tensor& dout, co
 // delta (B, T, d, f): delta[b,i] = V_[i]^T Z_[i] over the rows of chunk i (short last chunk ok).
 // v (B, n, d), z (B, n, f). Also used in the backward with dO in place of V.
 void ttt_chunk_delta(Tensor& delta, const Tensor& v, const Tensor& z, int chunk);
-// Inference-time clipping: if ||eta*delta_i||_F > tau, scale delta_i so that it equals tau.
+// Inference-time clipping: if ||eta*dW_i||_F > tau, scale dW_i so that it equals tau.
 void ttt_clip_deltas(Tensor& delta, double eta, double tau);
-// ||eta*delta_i||_F of every (d, f) matrix of delta (..., d, f): the norm clipping compares with tau.
+// ||eta*dW_i||_F of every (d, f) matrix of delta (..., d, f): the norm clipping compares with tau.
 std::vector<double> ttt_update_norms(const Tensor& delta, double eta);
 // Whether clipping with tau (0: off) shrinks a step of that norm: the rule of ttt_clip_deltas.
 bool ttt_update_clipped(double norm, double tau);
@@ -124,7 +124,7 @@ void prefix_scan_exclusive(Tensor& out, const Tensor& in, bool reverse);
 // per-chunk correction eta * z_[i] s_i^T, so that s == 0 gives the plain MLP bit for bit.
 void ttt_apply_forward(Tensor& o, const Tensor& z, const Tensor& wd, const Tensor& s, double eta, int chunk);
 // dz_[i] = do_[i] (wd + eta s_i) + eta v_[i] g_i ;  dv_[i] = eta z_[i] g_i^T   (both overwritten)
-// with g (B, T, d, f) = exclusive reverse scan of P_i = do_[i]^T z_[i] (see docs/ttt.md).
+// with g (B, T, d, f) = exclusive reverse scan of Wbar_i = do_[i]^T z_[i] (see docs/ttt.md).
 void ttt_apply_backward(Tensor& dz, Tensor& dv, const Tensor& dout, const Tensor& z, const Tensor& v, const Tensor& wd,
                         const Tensor& s, const Tensor& g, double eta, int chunk);
 
