@@ -20,14 +20,17 @@ using namespace ittt;
 namespace {
 
 // ---- TODO (exercise 1): time the TTT layer's backward ops ----
-// Given an upstream gradient dO (B, n, d) of TTT layer l (make a random one), which ops does the
-// layer's backward run from dO to dZ and dV? Derive it from the forward (dW_i, exclusive scan, apply;
-// docs/ttt.md, the backward, and the glossary's Wbar_i and G_i in docs/README.md), find the ops in
-// src/ops/ops.h, and time each with prof.time("ttt: <what it computes> (backward)", [&] { ... }) on
-// the activations the forward saved (m.activations(l): z, ttt_v, ttt_s, (N, ...) rows; view them as
-// (B, n, ...)) and the layer's weights (m.layer(l)). Return false until written.
+// Given the upstream gradient dO (B, n, d) of TTT layer l, which ops does the layer's backward run
+// to get from dO to dZ (B, n, f) and dV (B, n, d)? Derive it from the forward (dW_i, exclusive
+// scan, apply; docs/ttt.md, the backward, and the glossary's Wbar_i and G_i in docs/README.md),
+// find the ops in src/ops/ops.h, and time each with prof.time("ttt: <what it computes> (backward)",
+// [&] { ... }) on the activations the forward saved (m.activations(l): z, ttt_v, ttt_s, (N, ...)
+// rows; view them as (B, n, ...)) and the layer's weights (m.layer(l)). Write dZ and dV: the lab
+// checks them against the chunk loop's backward, so timing the wrong ops does not pass.
+// Return false until written.
 bool profile_ttt_backward_student([[maybe_unused]] Profile& prof, [[maybe_unused]] const Model& m, [[maybe_unused]] int l,
-                                  [[maybe_unused]] const Shapes& s) {
+                                  [[maybe_unused]] const Shapes& s, [[maybe_unused]] const Tensor& dO,
+                                  [[maybe_unused]] Tensor& dZ, [[maybe_unused]] Tensor& dV) {
     return false;  // TODO
 }
 
@@ -94,7 +97,8 @@ void profile_forward(Profile& prof, const Model& m, const Tensor& tokens, const 
 
 // The reference solutions (solution.cpp).
 namespace solution {
-LAB_SOLUTION bool profile_ttt_backward(Profile& prof, const Model& m, int l, const Shapes& s);
+LAB_SOLUTION bool profile_ttt_backward(Profile& prof, const Model& m, int l, const Shapes& s, const Tensor& dO, Tensor& dZ,
+                                       Tensor& dV);
 }  // namespace solution
 
 int main(int argc, char** argv) {
@@ -109,6 +113,7 @@ int main(int argc, char** argv) {
         c.num_attention_heads = 4, c.num_key_value_heads = 2, c.head_dim = 16;
         c.sliding_window = 64, c.layer_types = {AttentionType::Sliding, AttentionType::Full};
         c.ttt_mode = true, c.ttt_layers = {1}, c.ttt_chunk = 64;
+        c.ttt_conv_init_std = 0.1;  // a nonzero target V, so every term of the TTT backward is exercised
         Shapes s{opt.check ? 2 : 8, 256, 0, c.hidden_size, c.intermediate_size, c.vocab_size, 4, 2, 16};
         s.N = s.B * s.n;
         Model m(c);
@@ -161,9 +166,37 @@ int main(int argc, char** argv) {
 
         lab::section(3, "Exercise 1: the TTT layer's backward ops");
         Profile bwd;
-        if (checks.todo_done(profile_ttt_backward(bwd, m, 1, s), "exercise 1 (profile_ttt_backward)", opt)) {
+        Tensor dO = lab::random_tensor({s.B, s.n, s.d}, 9, 0.01);
+        // NaN until written: a row the exercise never writes shows up as NaN in the check
+        Tensor dZ = Tensor::from_vector(std::vector<float>(static_cast<size_t>(s.N * s.f), NAN), {s.B, s.n, s.f});
+        Tensor dV = Tensor::from_vector(std::vector<float>(static_cast<size_t>(s.N * s.d), NAN), {s.B, s.n, s.d});
+        if (checks.todo_done(profile_ttt_backward(bwd, m, 1, s, dO, dZ, dV), "exercise 1 (profile_ttt_backward)", opt)) {
             bwd.print(t_bwd, "backward", "(the rest: attention, gemm and norm backwards, ...)");
-            checks.expect(bwd.seconds.size() >= 3, "three TTT backward ops timed");
+            checks.expect(bwd.seconds.size() >= 3, "at least three TTT backward ops timed");
+            // The same gradients from another form of the layer: the chunk loop, its W_i kept.
+            const ModelConfig& c = m.config();
+            const LayerActivations& a = m.activations(1);
+            Tensor z = a.z.view({s.B, s.n, s.f}), v = a.ttt_v.view({s.B, s.n, s.d});
+            Tensor o = Tensor::empty({s.B, s.n, s.d}), dz_want = Tensor::empty(dZ.shape()), dv_want = Tensor::empty(dV.shape());
+            Tensor dwd = Tensor::zeros(m.layer(1).down_proj.shape());
+            ops::TttLoopOptions keep;
+            keep.keep_all = true;
+            ops::TttLoopResult w = ops::ttt_loop_forward(o, z, v, m.layer(1).down_proj, c.ttt_lr, c.ttt_chunk, keep);
+            ops::ttt_loop_backward(dz_want, dv_want, dwd, dO, z, v, c.ttt_lr, c.ttt_chunk, w.w_all);
+            // F32, sums in another order: relative to the largest entry, far below any wrong term
+            auto tolerance = [](const std::vector<double>& want) {
+                double largest = 0;
+                for (double x : want) largest = std::fmax(largest, std::fabs(x));
+                return 1e-4 * largest;
+            };
+            const size_t rows_per_chunk = static_cast<size_t>(c.ttt_chunk);
+            std::vector<double> dz_ref = dz_want.to_f64_vector(), dv_ref = dv_want.to_f64_vector();
+            checks.expect_close(dZ.to_f64_vector(), dz_ref, tolerance(dz_ref), "your dZ equals the chunk loop's", {},
+                                rows_per_chunk * static_cast<size_t>(s.f));
+            checks.expect_close(dV.to_f64_vector(), dv_ref, tolerance(dv_ref), "your dV equals the chunk loop's",
+                                {{std::vector<double>(static_cast<size_t>(dv_want.numel()), 0.0),
+                                  "dV is all zero: dV_[i] = eta Z_[i] G_i^T needs G_i, the reverse exclusive scan of the Wbar_j"}},
+                                rows_per_chunk * static_cast<size_t>(s.d));
         }
         std::printf("\n  On a GPU, `nsys profile` records the same split from the NVTX ranges model_forward, layer<l>,\n"
                     "  attention_block, mlp_block, ttt_delta / ttt_scan / ttt_apply and one range per op. README.md.\n");

@@ -13,14 +13,12 @@ using namespace ittt;
 
 // The forward's three steps, backwards: Wbar_i = dO_[i]^T Z_[i] (the chunk-delta op with dO in V's
 // place), G_i = sum_{j>i} Wbar_j (the scan, reversed), then dZ and dV from the apply's backward.
-bool profile_ttt_backward(Profile& prof, const Model& m, int l, const Shapes& s) {
+bool profile_ttt_backward(Profile& prof, const Model& m, int l, const Shapes& s, const Tensor& dO, Tensor& dZ, Tensor& dV) {
     const ModelConfig& c = m.config();
     const LayerActivations& a = m.activations(l);
     const int C = c.ttt_chunk;
     const int64_t T = (s.n + C - 1) / C;
-    Tensor dO = lab::random_tensor({s.B, s.n, s.d}, 9, 0.01);
     Tensor Wbar = Tensor::empty({s.B, T, s.d, s.f}), G = Tensor::empty({s.B, T, s.d, s.f});
-    Tensor dZ = Tensor::empty({s.B, s.n, s.f}), dV = Tensor::empty({s.B, s.n, s.d});
     Tensor z = a.z.view({s.B, s.n, s.f}), v = a.ttt_v.view({s.B, s.n, s.d});
     prof.time("ttt: delta (backward)", [&] { ops::ttt_chunk_delta(Wbar, dO, z, C); });
     prof.time("ttt: scan (backward)", [&] { ops::prefix_scan_exclusive(G, Wbar, true); });
