@@ -2,7 +2,8 @@
 //
 //   Zmm<float> / Zmm<double>   one register of 16 floats / 8 doubles and the operations the
 //                              kernels use on it (loads and stores, masked ones for the tails,
-//                              fused multiply-add, selects, reductions in a fixed order, exp)
+//                              fused multiply-add, selects, reductions in a fixed order, exp,
+//                              the 16 x 16 / 8 x 8 transpose of a block of registers)
 //   first_lanes<T>(n)          the mask of lanes [0, n)
 //   exp16(x)                   exp_vec (exp_cpu.h) on 16 floats
 //   exp8d(x)                   exp on 8 doubles, to double precision (cross_entropy's sums)
@@ -110,6 +111,35 @@ struct Zmm<float> {
     static float sum(V v) { return _mm512_reduce_add_ps(v); }  // a fixed order of adds
     static float max(V v) { return _mm512_reduce_max_ps(v); }
     static V exp(V x) { return exp16(x); }
+    // r[i][j] -> r[j][i] for a 16 x 16 block, in 64 shuffles. Stage by stage, with
+    // "lane" a 128-bit quarter of a register:
+    //   1. interleave the floats of row pairs: a[2p + h] lane l holds columns 4l + 2h, 4l + 2h + 1
+    //      of rows 2p, 2p + 1;
+    //   2. interleave their 64-bit pairs: b[4q + c] lane l holds column 4l + c of rows 4q .. 4q + 3;
+    //   3. and 4. gather lane l of b[c], b[4 + c], b[8 + c], b[12 + c] into one register:
+    //      row 4l + c of the transpose.
+    static void transpose(V r[16]) {
+        V a[16], b[16];
+        for (int p = 0; p < 8; ++p) {
+            a[2 * p] = _mm512_unpacklo_ps(r[2 * p], r[2 * p + 1]);
+            a[2 * p + 1] = _mm512_unpackhi_ps(r[2 * p], r[2 * p + 1]);
+        }
+        for (int q = 0; q < 4; ++q)
+            for (int h = 0; h < 2; ++h) {
+                const __m512d lo = _mm512_castps_pd(a[4 * q + h]), hi = _mm512_castps_pd(a[4 * q + 2 + h]);
+                b[4 * q + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(lo, hi));
+                b[4 * q + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(lo, hi));
+            }
+        for (int c = 0; c < 4; ++c) {
+            // 0x88 takes lanes 0 and 2 of each source, 0xDD lanes 1 and 3.
+            const V s0 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0x88), s1 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0xDD);
+            const V s2 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0x88), s3 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0xDD);
+            r[c] = _mm512_shuffle_f32x4(s0, s2, 0x88);
+            r[4 + c] = _mm512_shuffle_f32x4(s1, s3, 0x88);
+            r[8 + c] = _mm512_shuffle_f32x4(s0, s2, 0xDD);
+            r[12 + c] = _mm512_shuffle_f32x4(s1, s3, 0xDD);
+        }
+    }
 };
 template <>
 struct Zmm<double> {
@@ -139,6 +169,24 @@ struct Zmm<double> {
         _mm512_store_pd(t, x);
         for (double& e : t) e = std::exp(e);
         return _mm512_load_pd(t);
+    }
+    // r[i][j] -> r[j][i] for an 8 x 8 block, in 24 shuffles: a[2p + c] lane l holds column
+    // 2l + c of rows 2p, 2p + 1; then lane l of a[c], a[2 + c], a[4 + c], a[6 + c] together
+    // are row 2l + c of the transpose.
+    static void transpose(V r[8]) {
+        V a[8];
+        for (int p = 0; p < 4; ++p) {
+            a[2 * p] = _mm512_unpacklo_pd(r[2 * p], r[2 * p + 1]);
+            a[2 * p + 1] = _mm512_unpackhi_pd(r[2 * p], r[2 * p + 1]);
+        }
+        for (int c = 0; c < 2; ++c) {
+            const V s0 = _mm512_shuffle_f64x2(a[c], a[2 + c], 0x88), s1 = _mm512_shuffle_f64x2(a[c], a[2 + c], 0xDD);
+            const V s2 = _mm512_shuffle_f64x2(a[4 + c], a[6 + c], 0x88), s3 = _mm512_shuffle_f64x2(a[4 + c], a[6 + c], 0xDD);
+            r[c] = _mm512_shuffle_f64x2(s0, s2, 0x88);
+            r[2 + c] = _mm512_shuffle_f64x2(s1, s3, 0x88);
+            r[4 + c] = _mm512_shuffle_f64x2(s0, s2, 0xDD);
+            r[6 + c] = _mm512_shuffle_f64x2(s1, s3, 0xDD);
+        }
     }
 };
 

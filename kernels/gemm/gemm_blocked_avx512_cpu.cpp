@@ -22,14 +22,8 @@
 //     ordinary code. Every vector instruction of this file is written out with intrinsics
 //     instead; gemm_avx512_known_answers() below is that pin, compiled here, and
 //     tests/test_gemm.cpp checks it.
-// GCC 12's AVX-512 intrinsic headers build their "undefined" source operands as `__m512 __Y = __Y;`
-// and then warn about them wherever they are inlined (GCC bug 105593, fixed in GCC 13): silenced
-// for those headers' lines only, so a real uninitialised value in this file still warns.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
+// The registers' operations come from kernels/elementwise/zmm_avx512.h, shared by every AVX-512
+// file (it includes <immintrin.h> with GCC 12's false uninitialised warnings silenced, bug 105593).
 
 #include <algorithm>
 #include <cstddef>
@@ -42,6 +36,7 @@
 
 #include "kernels/gemm/gemm.h"
 #include "kernels/gemv/gemv.h"
+#include "kernels/elementwise/zmm_avx512.h"  // last: it switches on AVX-512 for what follows it
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq")
@@ -51,92 +46,10 @@ namespace ittt::kernels {
 
 namespace {
 
-// One 512-bit register of T and the operations the kernel needs on it.
-template <class T>
-struct Zmm;
-template <>
-struct Zmm<float> {
-    using V = __m512;
-    using Mask = __mmask16;
-    static constexpr int64_t lanes = 16;
-    static V zero() { return _mm512_setzero_ps(); }
-    static V broadcast(float x) { return _mm512_set1_ps(x); }
-    static V load(const float* p) { return _mm512_load_ps(p); }  // 64-byte aligned
-    static V load(Mask m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
-    static void store(float* p, V v) { _mm512_store_ps(p, v); }  // 64-byte aligned
-    static void store(float* p, Mask m, V v) { _mm512_mask_storeu_ps(p, m, v); }
-    static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }  // a * b + c, rounded once
-    static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
-    // r[i][j] -> r[j][i] for a 16 x 16 block, in 64 shuffles. Stage by stage, with
-    // "lane" a 128-bit quarter of a register:
-    //   1. interleave the floats of row pairs: a[2p + h] lane l holds columns 4l + 2h, 4l + 2h + 1
-    //      of rows 2p, 2p + 1;
-    //   2. interleave their 64-bit pairs: b[4q + c] lane l holds column 4l + c of rows 4q .. 4q + 3;
-    //   3. and 4. gather lane l of b[c], b[4 + c], b[8 + c], b[12 + c] into one register:
-    //      row 4l + c of the transpose.
-    static void transpose(V r[16]) {
-        V a[16], b[16];
-        for (int p = 0; p < 8; ++p) {
-            a[2 * p] = _mm512_unpacklo_ps(r[2 * p], r[2 * p + 1]);
-            a[2 * p + 1] = _mm512_unpackhi_ps(r[2 * p], r[2 * p + 1]);
-        }
-        for (int q = 0; q < 4; ++q)
-            for (int h = 0; h < 2; ++h) {
-                const __m512d lo = _mm512_castps_pd(a[4 * q + h]), hi = _mm512_castps_pd(a[4 * q + 2 + h]);
-                b[4 * q + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(lo, hi));
-                b[4 * q + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(lo, hi));
-            }
-        for (int c = 0; c < 4; ++c) {
-            // 0x88 takes lanes 0 and 2 of each source, 0xDD lanes 1 and 3.
-            const V s0 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0x88), s1 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0xDD);
-            const V s2 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0x88), s3 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0xDD);
-            r[c] = _mm512_shuffle_f32x4(s0, s2, 0x88);
-            r[4 + c] = _mm512_shuffle_f32x4(s1, s3, 0x88);
-            r[8 + c] = _mm512_shuffle_f32x4(s0, s2, 0xDD);
-            r[12 + c] = _mm512_shuffle_f32x4(s1, s3, 0xDD);
-        }
-    }
-};
-template <>
-struct Zmm<double> {
-    using V = __m512d;
-    using Mask = __mmask8;
-    static constexpr int64_t lanes = 8;
-    static V zero() { return _mm512_setzero_pd(); }
-    static V broadcast(double x) { return _mm512_set1_pd(x); }
-    static V load(const double* p) { return _mm512_load_pd(p); }
-    static V load(Mask m, const double* p) { return _mm512_maskz_loadu_pd(m, p); }
-    static void store(double* p, V v) { _mm512_store_pd(p, v); }
-    static void store(double* p, Mask m, V v) { _mm512_mask_storeu_pd(p, m, v); }
-    static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
-    static V mul(V a, V b) { return _mm512_mul_pd(a, b); }
-    // r[i][j] -> r[j][i] for an 8 x 8 block, in 24 shuffles: a[2p + c] lane l holds column
-    // 2l + c of rows 2p, 2p + 1; then lane l of a[c], a[2 + c], a[4 + c], a[6 + c] together
-    // are row 2l + c of the transpose.
-    static void transpose(V r[8]) {
-        V a[8];
-        for (int p = 0; p < 4; ++p) {
-            a[2 * p] = _mm512_unpacklo_pd(r[2 * p], r[2 * p + 1]);
-            a[2 * p + 1] = _mm512_unpackhi_pd(r[2 * p], r[2 * p + 1]);
-        }
-        for (int c = 0; c < 2; ++c) {
-            const V s0 = _mm512_shuffle_f64x2(a[c], a[2 + c], 0x88), s1 = _mm512_shuffle_f64x2(a[c], a[2 + c], 0xDD);
-            const V s2 = _mm512_shuffle_f64x2(a[4 + c], a[6 + c], 0x88), s3 = _mm512_shuffle_f64x2(a[4 + c], a[6 + c], 0xDD);
-            r[c] = _mm512_shuffle_f64x2(s0, s2, 0x88);
-            r[2 + c] = _mm512_shuffle_f64x2(s1, s3, 0x88);
-            r[4 + c] = _mm512_shuffle_f64x2(s0, s2, 0xDD);
-            r[6 + c] = _mm512_shuffle_f64x2(s1, s3, 0xDD);
-        }
-    }
-};
-
-// The mask of the first n lanes of a vector of T (all of them when n >= lanes, none when n <= 0).
-template <class T>
-typename Zmm<T>::Mask first_lanes(int64_t n) {
-    constexpr int64_t lanes = Zmm<T>::lanes;
-    const int64_t k = std::clamp<int64_t>(n, 0, lanes);
-    return static_cast<typename Zmm<T>::Mask>((uint32_t(1) << k) - 1);
-}
+// Zmm<T> (one 512-bit register of T, its operations and the L x L transpose) and first_lanes<T>
+// come from the AVX-512 kernels' shared header.
+using avx512::first_lanes;
+using avx512::Zmm;
 
 // The register tile is MR x NR with NR two vectors wide: 2 * MR accumulators (24 of the 32
 // registers), plus the two B vectors and the broadcast A value. Twice version 2's MR:

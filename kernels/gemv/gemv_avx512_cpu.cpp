@@ -5,18 +5,13 @@
 // op(B) = B^T: L rows of B read along the row and transposed L x L in registers), the same K
 // blocks and epilogue. What AVX-512 adds: twice the lanes, masked loads and stores at the edges
 // of B and C (nothing past them is read or written), and a 16 x 16 transpose in 64 shuffles,
-// the one gemm_blocked_avx512_cpu.cpp packs with. The FMAs are _mm512_fmadd_*, the epilogue
+// the one gemm_blocked_avx512_cpu.cpp packs with (both from zmm_avx512.h). The FMAs are _mm512_fmadd_*, the epilogue
 // fma(alpha, acc, beta * C), exactly as in gemm version 3: the same bits.
 //
 // How this file gets AVX-512 without the rest of the program, and why its vectorisers are off:
 // the rules of gemm_blocked_avx512_cpu.cpp (docs/gemm.md): headers first, then the target
 // pragmas; nothing runs at program start; every vector instruction an intrinsic;
 // gemv_avx512_known_answers() is the GCC 12 pin compiled with these options.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
 
 #include <algorithm>
 #include <cstring>
@@ -26,6 +21,7 @@
 #endif
 
 #include "kernels/gemv/gemv.h"
+#include "kernels/elementwise/zmm_avx512.h"  // last: it switches on AVX-512 for what follows it
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq")
@@ -35,77 +31,10 @@ namespace ittt::kernels {
 
 namespace {
 
-// One 512-bit register of T, the operations the kernel needs and the L x L transpose (as in
-// gemm_blocked_avx512_cpu.cpp, where each stage is explained).
-template <class T>
-struct Zmm;
-template <>
-struct Zmm<float> {
-    using V = __m512;
-    using Mask = __mmask16;
-    static constexpr int64_t lanes = 16;
-    static V zero() { return _mm512_setzero_ps(); }
-    static V broadcast(float x) { return _mm512_set1_ps(x); }
-    static V load(Mask m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
-    static void store(float* p, Mask m, V v) { _mm512_mask_storeu_ps(p, m, v); }
-    static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
-    static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
-    static void transpose(V r[16]) {
-        V a[16], b[16];
-        for (int p = 0; p < 8; ++p) {
-            a[2 * p] = _mm512_unpacklo_ps(r[2 * p], r[2 * p + 1]);
-            a[2 * p + 1] = _mm512_unpackhi_ps(r[2 * p], r[2 * p + 1]);
-        }
-        for (int q = 0; q < 4; ++q)
-            for (int h = 0; h < 2; ++h) {
-                const __m512d lo = _mm512_castps_pd(a[4 * q + h]), hi = _mm512_castps_pd(a[4 * q + 2 + h]);
-                b[4 * q + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(lo, hi));
-                b[4 * q + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(lo, hi));
-            }
-        for (int c = 0; c < 4; ++c) {
-            const V s0 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0x88), s1 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0xDD);
-            const V s2 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0x88), s3 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0xDD);
-            r[c] = _mm512_shuffle_f32x4(s0, s2, 0x88);
-            r[4 + c] = _mm512_shuffle_f32x4(s1, s3, 0x88);
-            r[8 + c] = _mm512_shuffle_f32x4(s0, s2, 0xDD);
-            r[12 + c] = _mm512_shuffle_f32x4(s1, s3, 0xDD);
-        }
-    }
-};
-template <>
-struct Zmm<double> {
-    using V = __m512d;
-    using Mask = __mmask8;
-    static constexpr int64_t lanes = 8;
-    static V zero() { return _mm512_setzero_pd(); }
-    static V broadcast(double x) { return _mm512_set1_pd(x); }
-    static V load(Mask m, const double* p) { return _mm512_maskz_loadu_pd(m, p); }
-    static void store(double* p, Mask m, V v) { _mm512_mask_storeu_pd(p, m, v); }
-    static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
-    static V mul(V a, V b) { return _mm512_mul_pd(a, b); }
-    static void transpose(V r[8]) {
-        V a[8];
-        for (int p = 0; p < 4; ++p) {
-            a[2 * p] = _mm512_unpacklo_pd(r[2 * p], r[2 * p + 1]);
-            a[2 * p + 1] = _mm512_unpackhi_pd(r[2 * p], r[2 * p + 1]);
-        }
-        for (int c = 0; c < 2; ++c) {
-            const V s0 = _mm512_shuffle_f64x2(a[c], a[2 + c], 0x88), s1 = _mm512_shuffle_f64x2(a[c], a[2 + c], 0xDD);
-            const V s2 = _mm512_shuffle_f64x2(a[4 + c], a[6 + c], 0x88), s3 = _mm512_shuffle_f64x2(a[4 + c], a[6 + c], 0xDD);
-            r[c] = _mm512_shuffle_f64x2(s0, s2, 0x88);
-            r[2 + c] = _mm512_shuffle_f64x2(s1, s3, 0x88);
-            r[4 + c] = _mm512_shuffle_f64x2(s0, s2, 0xDD);
-            r[6 + c] = _mm512_shuffle_f64x2(s1, s3, 0xDD);
-        }
-    }
-};
-
-// The mask of the first n lanes (all when n >= lanes, none when n <= 0).
-template <class T>
-typename Zmm<T>::Mask first_lanes(int64_t n) {
-    const int64_t k = std::clamp<int64_t>(n, 0, Zmm<T>::lanes);
-    return static_cast<typename Zmm<T>::Mask>((uint32_t(1) << k) - 1);
-}
+// Zmm<T> (one 512-bit register of T, its operations and the L x L transpose) and first_lanes<T>
+// come from the AVX-512 kernels' shared header.
+using avx512::first_lanes;
+using avx512::Zmm;
 
 // C[0 : cols] = alpha * acc + beta * C (fma(alpha, acc, beta * C)), or alpha * acc when
 // beta == 0 (C not read): gemm version 3's epilogue, on one vector of one row of C.
