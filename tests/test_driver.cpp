@@ -17,38 +17,14 @@
 #include "model/model_io.h"
 #include "test_process.h"
 #include "test_util.h"
+#include "tiny_model.h"
 
 using namespace ittt;
 using namespace ittt::test;
 
 namespace {
 
-// Two layers, both with a TTT MLP, chunks of 4, 16 tokens: 4 chunks.
-ModelConfig probe_config() {
-    ModelConfig c;
-    c.vocab_size = 16;
-    c.hidden_size = 8;
-    c.intermediate_size = 12;
-    c.num_hidden_layers = 2;
-    c.num_attention_heads = 2;
-    c.num_key_value_heads = 1;
-    c.head_dim = 4;
-    c.rope_theta = 10000;
-    c.layer_types = {AttentionType::Sliding, AttentionType::Sliding};
-    c.sliding_window = 3;
-    c.ttt_mode = true;
-    c.ttt_layers = {0, 1};
-    c.ttt_chunk = 4;
-    c.ttt_lr = 0.5;
-    c.initializer_range = 0.3;  // large weights: logit changes of order 1, far above F32 rounding
-    return c;
-}
 
-// Sizeable conv and P: the release's init (conv = 0) would make every dl 0.
-void randomise_ttt(Model& m, uint64_t seed) {
-    for (Parameter& p : m.parameters())
-        if (p.name.find("ttt_") != std::string::npos) p.value.copy_from(random_tensor(p.value.shape(), seed++, 0.5, p.value.dtype()));
-}
 
 probe::ProbeOptions theorem_options(int examples = 3) {
     probe::ProbeOptions o;
@@ -153,7 +129,7 @@ TEST_CASE("probe queries pair each query with its key and value markers", "[driv
 TEST_CASE("the offset-0 variant keeps only the offset-0 tap and leaves the model alone", "[driver]") {
     Model m(probe_config());
     m.init_random(3);
-    randomise_ttt(m, 100);
+    randomise_ttt(m, 100, 0.5);
     Model v = probe::offset0_variant(m);
     const int K = m.config().conv_taps(), keep = 2;  // offsets -2 -1 0 1 2
     REQUIRE(m.config().ttt_conv_offsets[keep] == 0);
@@ -176,7 +152,7 @@ TEST_CASE("the offset-0 variant keeps only the offset-0 tap and leaves the model
 TEST_CASE("dl from update limits equals the direct difference of two forwards", "[driver]") {
     Model m(probe_config());
     m.init_random(7);
-    randomise_ttt(m, 200);
+    randomise_ttt(m, 200, 0.5);
     probe::ProbeOptions o = theorem_options();
     probe::ProbeRun run = probe::run_probe(m, o);
     const probe::ProbeStep& st = run.step;
@@ -221,7 +197,7 @@ TEST_CASE("direct readout equals the token form lr sum_t (e_w.V_t)(Z_t.z_q) (F64
     ModelConfig c = probe_config();
     Model m(c, DType::F64);
     m.init_random(11);
-    randomise_ttt(m, 300);
+    randomise_ttt(m, 300, 0.5);
     Tensor tokens = random_ints({2, 16}, 9, 0, c.vocab_size);
     probe::logits_with_limit(m, tokens, -1);
     theory::Matrix head = theory::matrix_from_tensor(m.lm_head());
@@ -279,7 +255,7 @@ TEST_CASE("a zero-conv (drop-in) model changes no logit: every dl is exactly 0",
 TEST_CASE("what each key retrieves and what V_t decodes to, by hand from the snapshots", "[driver]") {
     Model m(probe_config());
     m.init_random(8);
-    randomise_ttt(m, 600);
+    randomise_ttt(m, 600, 0.5);
     probe::ProbeOptions o = theorem_options(3);
     o.task = parse_task_config("mqar", {{"pairs", "2"}, {"gap", "4"}, {"spread", "8"}});  // pairs in chunks 0 and 1
     probe::ProbeRun run = probe::run_probe(m, o);
@@ -392,7 +368,7 @@ TEST_CASE("data/learned-mqar with spread pairs: a staircase, and one 80x24 scree
 TEST_CASE("model summary and chunk JSON: valid lines with the required keys", "[driver]") {
     Model m(probe_config());
     m.init_random(8);
-    randomise_ttt(m, 400);
+    randomise_ttt(m, 400, 0.5);
     probe::ProbeRun run = probe::run_probe(m, theorem_options(2));
     run.summary.checkpoint = "test \"model\"";  // needs escaping
     std::string summary = probe::format_summary_json(run.summary);
@@ -426,7 +402,7 @@ TEST_CASE("probe: updates clipped by ttt_clip_tau are reported with their norm b
     ModelConfig c = probe_config();
     Model plain(c);
     plain.init_random(8);
-    randomise_ttt(plain, 450);
+    randomise_ttt(plain, 450, 0.5);
     // tau at the median of the unclipped norms of the shown sequence: some chunks clip, some not.
     probe::ProbeRun unclipped = probe::run_probe(plain, theorem_options(2));
     std::vector<double> all;
@@ -477,7 +453,7 @@ TEST_CASE("probe: updates clipped by ttt_clip_tau are reported with their norm b
 TEST_CASE("pages: the chunk views mark keys, values and queries; frames fit the screen, header pinned", "[driver]") {
     Model m(probe_config());
     m.init_random(8);
-    randomise_ttt(m, 500);
+    randomise_ttt(m, 500, 0.5);
     probe::ProbeOptions o = theorem_options(2);
     o.step_example = 0;
     probe::ProbeRun run = probe::run_probe(m, o);

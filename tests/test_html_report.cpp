@@ -10,6 +10,7 @@
 #include "cli_util.h"
 #include "driver/html_report.h"
 #include "model/model_io.h"
+#include "tiny_model.h"
 
 using namespace ittt;
 using namespace ittt::test;
@@ -181,32 +182,11 @@ void check_report(const std::string& html) {
     for (const char* call : {"fetch(", "XMLHttpRequest", "import(", "WebSocket", "EventSource", ".src"}) CHECK(m.scripts.find(call) == std::string::npos);
 }
 
-ModelConfig small_config() {
-    ModelConfig c;
-    c.vocab_size = 16;
-    c.hidden_size = 8;
-    c.intermediate_size = 12;
-    c.num_hidden_layers = 2;
-    c.num_attention_heads = 2;
-    c.num_key_value_heads = 1;
-    c.head_dim = 4;
-    c.rope_theta = 10000;
-    c.layer_types = {AttentionType::Sliding, AttentionType::Sliding};
-    c.sliding_window = 3;
-    c.ttt_mode = true;
-    c.ttt_layers = {0, 1};
-    c.ttt_chunk = 4;
-    c.ttt_lr = 0.5;
-    c.initializer_range = 0.3;
-    return c;
-}
 
 probe::ProbeRun small_run(const TaskConfig& task) {
-    Model m(small_config());
+    Model m(probe_config());
     m.init_random(8);
-    uint64_t seed = 700;
-    for (Parameter& p : m.parameters())
-        if (p.name.find("ttt_") != std::string::npos) p.value.copy_from(random_tensor(p.value.shape(), seed++, 0.5, p.value.dtype()));
+    randomise_ttt(m, 700, 0.5);
     probe::ProbeOptions o;
     o.task = task;
     o.seq_len = 16;

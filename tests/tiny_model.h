@@ -1,5 +1,5 @@
-// tiny_model.h: the tiny model the model-level tests share (tests/test_model.cpp,
-// tests/test_cuda_model.cpp): small enough for finite differences over every
+// tiny_model.h: the tiny models the model-level tests share (tests/test_model.cpp,
+// tests/test_cuda_model.cpp, the driver's tests): small enough for finite differences over every
 // weight, with a sliding-window TTT layer and a full-attention layer.
 #pragma once
 #include <utility>
@@ -27,6 +27,18 @@ inline ModelConfig tiny_config() {
     return c;
 }
 
+// The driver's probe model (tests/test_driver.cpp, tests/test_html_report.cpp): 16 tokens, both
+// layers sliding-window with a TTT MLP, chunks of 4; large weights, so that logit changes are of
+// order 1, far above F32 rounding.
+inline ModelConfig probe_config() {
+    ModelConfig c = tiny_config();
+    c.vocab_size = 16;
+    c.layer_types = {AttentionType::Sliding, AttentionType::Sliding};
+    c.ttt_layers = {0, 1};
+    c.initializer_range = 0.3;
+    return c;
+}
+
 // The drop-in pair: tiny_config() with TTT on both layers, and the same model without TTT
 // (same parameter names and seeds for every shared weight).
 inline std::pair<ModelConfig, ModelConfig> drop_in_configs() {
@@ -41,11 +53,11 @@ inline std::pair<ModelConfig, ModelConfig> drop_in_configs() {
 // Token ids uniform in [0, V) as a (B, n) I32 tensor.
 inline Tensor tokens_tensor(int B, int n, int V, uint64_t seed) { return random_ints({B, n}, seed, 0, V); }
 
-// Gives the TTT conv and projection sizeable random values (N(0, 0.4^2)): the
+// Gives the TTT conv and projection sizeable random values (N(0, scale^2)): the
 // release's init (conv = 0) would make the TTT path vanish and the tests vacuous.
-inline void randomise_ttt(Model& m, uint64_t seed) {
+inline void randomise_ttt(Model& m, uint64_t seed, double scale = 0.4) {
     for (Parameter& p : m.parameters())
-        if (p.name.find("ttt_") != std::string::npos) p.value.copy_from(random_tensor(p.value.shape(), seed++, 0.4, p.value.dtype()));
+        if (p.name.find("ttt_") != std::string::npos) p.value.copy_from(random_tensor(p.value.shape(), seed++, scale, p.value.dtype()));
 }
 
 }  // namespace ittt::test
