@@ -153,24 +153,10 @@ TEST_CASE("gemm AVX-512: its file compiles the GCC 12 pin right, and integer pro
     for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{12, 32, 7}, {13, 33, 300}, {11, 31, 5}, {25, 70, 257}})
         for (bool ta : {false, true})
             for (bool tb : {false, true}) {
-                // op(A)(i, k) and op(B)(k, j) in [-3, 3]: |C| <= 9 * 300, exact in float.
-                std::vector<float> A(static_cast<size_t>(M * K)), B(static_cast<size_t>(K * N)), C(static_cast<size_t>(M * N), 7.f);
-                std::vector<float> expected(C.size());
-                auto a = [](int64_t i, int64_t k) { return static_cast<float>((i + 2 * k) % 7 - 3); };
-                auto b = [](int64_t k, int64_t j) { return static_cast<float>((3 * k + j) % 5 - 2); };
-                for (int64_t i = 0; i < M; ++i)
-                    for (int64_t k = 0; k < K; ++k) A[static_cast<size_t>(ta ? k * M + i : i * K + k)] = a(i, k);
-                for (int64_t k = 0; k < K; ++k)
-                    for (int64_t j = 0; j < N; ++j) B[static_cast<size_t>(tb ? j * K + k : k * N + j)] = b(k, j);
-                for (int64_t i = 0; i < M; ++i)
-                    for (int64_t j = 0; j < N; ++j) {
-                        int64_t sum = 0;
-                        for (int64_t k = 0; k < K; ++k) sum += static_cast<int64_t>(a(i, k)) * static_cast<int64_t>(b(k, j));
-                        expected[static_cast<size_t>(i * N + j)] = static_cast<float>(2 * sum - 7);  // alpha 2, beta -1 over C = 7
-                    }
-                kernels::gemm_blocked_avx512_cpu<float>(ta, tb, M, N, K, 2.f, A.data(), ta ? M : K, B.data(), tb ? K : N, -1.f, C.data(), N);
+                test::IntegerGemmCase g = test::integer_gemm_case(ta, tb, M, N, K);
+                kernels::gemm_blocked_avx512_cpu<float>(ta, tb, M, N, K, 2.f, g.A.data(), g.lda, g.B.data(), g.ldb, -1.f, g.C.data(), g.ldc);
                 INFO(label("blocked AVX-512", DType::F32, ta, tb, M, N, K));
-                CHECK(C == expected);
+                CHECK(g.C == g.expected);
             }
 }
 

@@ -94,6 +94,36 @@ inline Tensor random_ints(const Shape& shape, uint64_t seed, int lo, int hi) {
     return t;
 }
 
+// A float GEMM case whose answer is exact: op(A)(i, k) and op(B)(k, j) small integers in
+// [-3, 3], so with K <= 300 every product and partial sum is an integer below 2^24, exact in
+// float whatever the order of the sums. C starts at 7; `expected` is alpha 2, beta -1 over it.
+// A and B are stored as op(A) = A^T / op(B) = B^T ask when ta / tb.
+struct IntegerGemmCase {
+    std::vector<float> A, B, C, expected;
+    int64_t lda = 0, ldb = 0, ldc = 0;
+};
+inline IntegerGemmCase integer_gemm_case(bool ta, bool tb, int64_t M, int64_t N, int64_t K) {
+    IntegerGemmCase g;
+    g.A.resize(static_cast<size_t>(M * K));
+    g.B.resize(static_cast<size_t>(K * N));
+    g.C.assign(static_cast<size_t>(M * N), 7.f);
+    g.expected.resize(g.C.size());
+    g.lda = ta ? M : K, g.ldb = tb ? K : N, g.ldc = N;
+    auto a = [](int64_t i, int64_t k) { return static_cast<float>((i + 2 * k) % 7 - 3); };
+    auto b = [](int64_t k, int64_t j) { return static_cast<float>((3 * k + j) % 5 - 2); };
+    for (int64_t i = 0; i < M; ++i)
+        for (int64_t k = 0; k < K; ++k) g.A[static_cast<size_t>(ta ? k * M + i : i * K + k)] = a(i, k);
+    for (int64_t k = 0; k < K; ++k)
+        for (int64_t j = 0; j < N; ++j) g.B[static_cast<size_t>(tb ? j * K + k : k * N + j)] = b(k, j);
+    for (int64_t i = 0; i < M; ++i)
+        for (int64_t j = 0; j < N; ++j) {
+            int64_t sum = 0;
+            for (int64_t k = 0; k < K; ++k) sum += static_cast<int64_t>(a(i, k)) * static_cast<int64_t>(b(k, j));
+            g.expected[static_cast<size_t>(i * N + j)] = static_cast<float>(2 * sum - 7);
+        }
+    return g;
+}
+
 struct CloseReport {
     bool ok = true;
     double max_abs_err = 0;
