@@ -209,17 +209,7 @@ TEST_CASE("CUDA training steps (forward, backward, clipping, AdamW) stay close t
         // lr * (gradient difference), which the tolerance below absorbs.
         tc.adam_eps = 1.0;
         const int B = 2, n = 9;
-        BatchFn batches = [&](int64_t step, int micro, Tensor& tokens, Tensor& targets) {
-            const Tensor all = tokens_tensor(B, n + 1, c.vocab_size, static_cast<uint64_t>(step * 10 + micro));
-            tokens = Tensor::empty({B, n}, DType::I32);
-            targets = Tensor::empty({static_cast<int64_t>(B) * n}, DType::I32);
-            for (int b = 0; b < B; ++b)
-                for (int i = 0; i < n; ++i) {
-                    tokens.data<int32_t>()[b * n + i] = all.data<int32_t>()[b * (n + 1) + i];
-                    // every third position unscored, to exercise ignore_index on both devices
-                    targets.data<int32_t>()[b * n + i] = i % 3 == 2 ? -1 : all.data<int32_t>()[b * (n + 1) + i + 1];
-                }
-        };
+        BatchFn batches = random_batches(c, B, n);
         Trainer cpu(m.f64, tc, batches), gpu(m.cuda, tc, batches);
         for (int step = 1; step <= tc.steps; ++step) {
             StepStats a = cpu.step(), b = gpu.step();

@@ -16,24 +16,6 @@
 using namespace ittt;
 using namespace ittt::test;
 
-namespace {
-
-// Next-token batches of random ids, every third position unscored.
-BatchFn random_batches(const ModelConfig& c, int B, int n) {
-    return [c, B, n](int64_t step, int micro, Tensor& tokens, Tensor& targets) {
-        const Tensor all = tokens_tensor(B, n + 1, c.vocab_size, static_cast<uint64_t>(step * 10 + micro));
-        tokens = Tensor::empty({B, n}, DType::I32);
-        targets = Tensor::empty({static_cast<int64_t>(B) * n}, DType::I32);
-        for (int b = 0; b < B; ++b)
-            for (int i = 0; i < n; ++i) {
-                tokens.data<int32_t>()[b * n + i] = all.data<int32_t>()[b * (n + 1) + i];
-                targets.data<int32_t>()[b * n + i] = i % 3 == 2 ? -1 : all.data<int32_t>()[b * (n + 1) + i + 1];
-            }
-    };
-}
-
-}  // namespace
-
 TEST_CASE("a steady-state CUDA training step allocates nothing and waits for the GPU once", "[cuda][train]") {
     ITTT_SKIP_WITHOUT_CUDA();
     for (int grad_accum : {1, 2})

@@ -4,6 +4,7 @@
 #pragma once
 #include <utility>
 #include "model/model.h"
+#include "train/trainer.h"
 #include "test_util.h"
 
 namespace ittt::test {
@@ -52,6 +53,21 @@ inline std::pair<ModelConfig, ModelConfig> drop_in_configs() {
 
 // Token ids uniform in [0, V) as a (B, n) I32 tensor.
 inline Tensor tokens_tensor(int B, int n, int V, uint64_t seed) { return random_ints({B, n}, seed, 0, V); }
+
+// Next-token training batches (B, n) of random ids, seeded by step and micro-batch; every third
+// position unscored, to exercise ignore_index.
+inline BatchFn random_batches(const ModelConfig& c, int B, int n) {
+    return [c, B, n](int64_t step, int micro, Tensor& tokens, Tensor& targets) {
+        const Tensor all = tokens_tensor(B, n + 1, c.vocab_size, static_cast<uint64_t>(step * 10 + micro));
+        tokens = Tensor::empty({B, n}, DType::I32);
+        targets = Tensor::empty({static_cast<int64_t>(B) * n}, DType::I32);
+        for (int b = 0; b < B; ++b)
+            for (int i = 0; i < n; ++i) {
+                tokens.data<int32_t>()[b * n + i] = all.data<int32_t>()[b * (n + 1) + i];
+                targets.data<int32_t>()[b * n + i] = i % 3 == 2 ? -1 : all.data<int32_t>()[b * (n + 1) + i + 1];
+            }
+    };
+}
 
 // Gives the TTT conv and projection sizeable random values (N(0, scale^2)): the
 // release's init (conv = 0) would make the TTT path vanish and the tests vacuous.
