@@ -49,9 +49,12 @@ demo: $(BUILD)/ittt
 	@sed -n '/^the staircase/,/^$$/p' $(DEMO_OUT)/model.txt | sed 's/^/  /'
 	@sed -n '/^verdicts/,/^$$/p' $(DEMO_OUT)/model.txt | sed '1d;$$d' | sed 's/^/  /'
 	@echo "theory mode, Theorem 1 in its constructed setting:"
-	@grep -hE '^(LM-aligned|Reconstruction): ' $(DEMO_OUT)/theory.txt | sed 's/^/  /'
-	@echo "figures: $(DEMO_OUT)/*.png (and .svg, .gp); start with $(DEMO_OUT)/model_staircase.png;"
-	@echo "step through it in a browser: $(DEMO_OUT)/report.html, or on a terminal: $(BUILD)/ittt step --ckpt $(DEMO_CKPT) $(DEMO_TASK) --compact"
+	@awk '/^(LM-aligned|Reconstruction): /{ v = 1; print "  " $$0; next } v && /^    [^ ]/{ print "  " $$0; next } { v = 0 }' \
+	  $(DEMO_OUT)/theory.txt
+	@echo "figures: $(DEMO_OUT)/*.png (and .svg, .gp); start with $(DEMO_OUT)/model_staircase.png"
+	@echo "step through it in a browser: $(DEMO_OUT)/report.html, or on a terminal:"
+	@echo "  $(BUILD)/ittt step --ckpt $(DEMO_CKPT) \\"
+	@echo "    $(DEMO_TASK) --compact"
 
 # ---- the HTML report's picture (docs/img/step_report.png, shown in docs/theory.md) ----
 # Renders the demo's report in headless Chromium at 1280x800. Chromium is an optional
