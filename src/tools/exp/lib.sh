@@ -291,14 +291,17 @@ exp_text_setup() {
     train_opt="path=$EXP_DIR/corpus/train.txt"
 }
 
-# exp_text_evals MODEL: the metric at every n in $lengths, runs/MODEL.nN.eval.json.
+# exp_text_eval MODEL OUT SPLIT N: the metric at length N on corpus/SPLIT.txt, into OUT.
+exp_text_eval() {
+    exp_eval "$1" "$2" 5 --task text --task-opt "path=$EXP_DIR/corpus/$3.txt,score_last=64,max_length=$max_len" --seed 1000 \
+        --batches "$eval_batches" --batch "$eval_batch" --seq-len "$4"
+}
+
+# exp_text_evals MODEL [SPLIT]: the metric at every n in $lengths on corpus/SPLIT.txt
+# (default heldout), runs/MODEL.nN.eval.json.
 exp_text_evals() {
     local n
-    for n in $lengths; do
-        exp_eval "$1" "$EXP_DIR/runs/$1.n$n.eval.json" 5 --task text \
-            --task-opt "path=$EXP_DIR/corpus/heldout.txt,score_last=64,max_length=$max_len" --seed 1000 \
-            --batches "$eval_batches" --batch "$eval_batch" --seq-len "$n"
-    done
+    for n in $lengths; do exp_text_eval "$1" "$EXP_DIR/runs/$1.n$n.eval.json" "${2:-heldout}" "$n"; done
 }
 
 # exp_text_losses MODEL: " loss" per n (the table's cells, 3 decimals).
@@ -314,6 +317,10 @@ exp_text_evals_json() {
     echo "$out"
 }
 
+# exp_loss_at MODEL N: the loss of runs/MODEL.nN.eval.json (exp_context_plot's cells;
+# a section sets EXP_LOSS_AT to its own function to plot something else, e.g. a mean).
+exp_loss_at() { exp_field "$EXP_DIR/runs/$1.n$2.eval.json" loss; }
+
 # exp_context_plot TITLE MODEL=LABEL...: context.dat (loss per context length, one
 # column per model) and context.png, the curve per model.
 exp_context_plot() {
@@ -323,7 +330,7 @@ exp_context_plot() {
         echo "# context_bytes(before the final 64) ${*%%=*}  (held-out loss, nats per byte)"
         for n in $lengths; do
             printf '%d' $((n - 64))
-            for m in "$@"; do printf ' %s' "$(exp_field "$EXP_DIR/runs/${m%%=*}.n$n.eval.json" loss)"; done
+            for m in "$@"; do printf ' %s' "$("${EXP_LOSS_AT:-exp_loss_at}" "${m%%=*}" "$n")"; done
             echo
         done
     } > "$EXP_DIR/context.dat"
