@@ -119,7 +119,7 @@ for group in chunk layers target state; do
     cat > "$dir/ablate_$group.gp" << EOF
 set terminal pngcairo size 640,400 font ",10"
 set output "$dir/ablate_$group.png"
-set title "MQAR gap 96 > window 32, $steps steps, mean of $n_seeds seeds (bars: min-max): $title"
+set title "MQAR gap 96, $steps steps, $n_seeds seeds (mean, bars min-max): $title"
 set ylabel "held-out accuracy"
 set y2label "first step with train loss < 0.5 (top: never)"
 set yrange [0:1.05]

@@ -151,8 +151,9 @@ exp_machine_json() {
     # The CPU's name is the one string here from outside: a quote or a backslash in it would break the JSON.
     cpu=$(sed -n -E 's/^model name\s*: (.*)/\1/p' /proc/cpuinfo | head -n 1 | tr -d '"\\')
     commit=$(git rev-parse --short HEAD 2> /dev/null || echo unknown)
-    printf '{"date": "%s", "machine": "%s, %s cores", "commit": "%s", "smoke": %s}' "$(date -u +%Y-%m-%dT%H:%MZ)" \
-        "$cpu" "$(nproc)" "$commit" "$([ "$EXP_SMOKE" = 1 ] && echo true || echo false)"
+    # nproc --all: plain nproc counts OMP_NUM_THREADS, not the machine's cores.
+    printf '{"date": "%s", "machine": "%s, %s cores", "omp_num_threads": "%s", "commit": "%s", "smoke": %s}' "$(date -u +%Y-%m-%dT%H:%MZ)" \
+        "$cpu" "$(nproc --all)" "${OMP_NUM_THREADS:-unset}" "$commit" "$([ "$EXP_SMOKE" = 1 ] && echo true || echo false)"
 }
 
 # exp_plot SCRIPT: runs a gnuplot script (PNG output) when gnuplot is installed.
