@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <string>
+#include <utility>
 
 #include "test_process.h"
 
@@ -84,6 +85,54 @@ TEST_CASE("experiments: exp_config sets, adds and keeps config keys", "[experime
     CHECK(written.find("\"ttt_chunk\": 16") != std::string::npos);
     CHECK(written.find("\"ttt_proj_init\": \"identity\"") != std::string::npos);
     CHECK(written.find("\"sliding_window\": 32") != std::string::npos);  // untouched keys stay
+}
+
+TEST_CASE("experiments: the sweep helpers pick the lowest validation measure and summarise seeds", "[experiments]") {
+    TempDir scratch("ittt_exp_sweep");
+    const std::string lib = repo_file("src/tools/exp/lib.sh");
+    // A measure per run name: the rate 3e-3 is lowest at seed 1 (what exp_best_rate reads).
+    Result r = run_shell(scratch, "bash -c \"source '" + lib + "' && measure() { case \\$1 in a.lr1e-3) echo 2.5 ;; a.lr3e-3) echo 1.25 ;; *) echo 9 ;; esac; } && " +
+                                      "exp_best_rate a '1e-3 3e-3 1e-2' measure && exp_run_name a 3e-3 1 && exp_run_name a '' 2 && exp_seed_flags 3 && " +
+                                      "exp_seed_stats 1 2 6 && exp_mean_range %.2f 1 2 6 && exp_mean_range %.1f 5 5 5\"");
+    INFO(r.err);
+    REQUIRE(r.rc == 0);
+    CHECK(r.out == "3e-3\na.lr3e-3\na.s2\n--seed 3 --init-seed 2\n3 1 6 2.64575131\n3.00 (1.00-6.00)\n5.0\n");
+}
+
+TEST_CASE("experiments: the text corpus keeps train and held-out as they were and splits the held-out files in two", "[experiments]") {
+    TempDir scratch("ittt_exp_corpus");
+    Result r = run_shell(scratch, "'" + repo_file("src/tools/exp/corpus.sh") + "' '" + scratch.path + "/corpus'");
+    INFO(r.err);
+    REQUIRE(r.rc == 0);
+    const std::string dir = scratch.path + "/corpus/";
+    const std::string json = read_file(dir + "corpus.json");
+    // The SHA-256 of train.txt and heldout.txt before the validation split: sections 2 and 5's data.
+    CHECK(json.find("\"train_sha256\": \"8f2775bb971b800056f5fa5d3638335323336e729c90cc02c90c7ca738b0b5d4\"") != std::string::npos);
+    CHECK(json.find("\"heldout_sha256\": \"ddcdf696d68c66dcf14d21c3a584f5fdd60ad6a65ed3bbfa1aa8f3e0dbfdd055\"") != std::string::npos);
+    const std::pair<const char*, int> splits[] = {{"train", 104}, {"heldout", 26}, {"valid", 13}, {"test", 13}};
+    for (const auto& [split, files] : splits) {
+        INFO(split);
+        CHECK(json.find("\"" + std::string(split) + "_files\": " + std::to_string(files) + ",") != std::string::npos);
+        // X.txt.docs: "offset<TAB>path" per file, from 0, each offset the previous plus its file's size.
+        const std::string docs = read_file(dir + split + ".txt.docs");
+        size_t at = 0, expected_offset = 0;
+        int lines = 0;
+        while (at < docs.size()) {
+            const size_t tab = docs.find('\t', at), end = docs.find('\n', at);
+            REQUIRE(tab < end);
+            REQUIRE(end != std::string::npos);
+            CHECK(std::stoull(docs.substr(at, tab - at)) == expected_offset);
+            const std::string path = docs.substr(tab + 1, end - tab - 1);
+            expected_offset += std::filesystem::file_size(path);
+            at = end + 1;
+            lines++;
+        }
+        CHECK(lines == files);
+        CHECK(expected_offset == std::filesystem::file_size(dir + split + ".txt"));
+    }
+    // valid.txt and test.txt are the held-out files, no more, no fewer.
+    CHECK(std::filesystem::file_size(dir + "valid.txt") + std::filesystem::file_size(dir + "test.txt") ==
+          std::filesystem::file_size(dir + "heldout.txt"));
 }
 
 namespace {

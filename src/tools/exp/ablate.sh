@@ -7,9 +7,14 @@
 #   TTT layers          layer 0 only, layer 1 only, both (base)
 #   target parts        conv only (no P), P only (no conv: one learned offset-0 tap), both (base)
 #   state size f        96, 192 (base), 384  (the fast weight is d x f)
-# Held-out accuracy and loss (--seed 1000). Results: $DIR/results.json, $DIR/table.md,
-# $DIR/ablate_<group>.png (one plot per group).
-#   env: STEPS (default 600)
+# Every run at 3 seeds (lib.sh's sweeps: seed K is the data seed K and the weights
+# seed K - 1; seed 1's runs keep the names of the one-seed runs before, runs/NAME,
+# and the others are runs/NAME.s2, NAME.s3). The rate is the recipe's for every
+# row, not searched: the rows change the model, the recipe stays.
+# Held-out accuracy and loss (--seed 1000): the table gives the mean over seeds and
+# the range (min-max); results.json has every seed's numbers. Results:
+# $DIR/results.json, $DIR/table.md, $DIR/ablate_<group>.png (one plot per group).
+#   env: STEPS (default 600), SEEDS (default "1 2 3")
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source src/tools/exp/lib.sh
@@ -34,8 +39,20 @@ rows=(
     "state|f384|384|intermediate_size=384"
 )
 names=$(for r in "${rows[@]}"; do IFS='|' read -r _ n _ _ <<< "$r"; echo "$n"; done | sort -u)
-exp_begin ablate "$dir" $(($(echo "$names" | wc -l) * (steps + 5)))
+seeds=${SEEDS:-1 2 3}
+n_seeds=$(echo "$seeds" | wc -w)
+exp_begin ablate "$dir" $(($(echo "$names" | wc -l) * n_seeds * (steps + 5)))
 mkdir -p "$dir/configs"
+
+# ablate_run RUN "" SEED: one seed of one config ($name, set by the loop below).
+ablate_run() {
+    # shellcheck disable=SC2046  # the seed flags are two words each
+    exp_train "$1" "$steps" --task mqar --task-opt "$task_opt" --config "$dir/configs/$name.json" --steps "$steps" \
+        --batch "$batch" --seq-len "$seq" --lr 1e-3 --warmup 30 --ttt-lr-scale 30 $(exp_seed_flags "$3")
+    exp_eval "$1" "$dir/runs/$1.eval.json" 5 --task mqar --task-opt "$task_opt" --seed 1000 --batches "$eval_batches" \
+        --batch 16 --seq-len "$seq"
+}
+
 for name in $names; do
     edits=""
     for r in "${rows[@]}"; do
@@ -44,35 +61,55 @@ for name in $names; do
     done
     # shellcheck disable=SC2086
     exp_config "$base" "$dir/configs/$name.json" $edits
-    exp_train "$name" "$steps" --task mqar --task-opt "$task_opt" --config "$dir/configs/$name.json" --steps "$steps" \
-        --batch "$batch" --seq-len "$seq" --lr 1e-3 --warmup 30 --ttt-lr-scale 30 --seed 1
-    exp_eval "$name" "$dir/runs/$name.eval.json" 5 --task mqar --task-opt "$task_opt" --seed 1000 --batches "$eval_batches" \
-        --batch 16 --seq-len "$seq"
+    exp_sweep_seeds "$name" "" "$seeds" ablate_run
 done
+
+# per_seed NAME FUNCTION [ARGS]: FUNCTION RUN [ARGS] for every seed's run of NAME, one value a line.
+per_seed() {
+    local name=$1 fn=$2 seed
+    shift 2
+    for seed in $seeds; do "$fn" "$(exp_run_name "$name" "" "$seed")" "$@"; done
+}
+eval_field() { exp_field "$dir/runs/$1.eval.json" "$2"; }
+# solved_step RUN: the first step with train loss < 0.5, steps + 1 when never (for means and plots).
+solved_step() { local s; s=$(exp_first_step_below "$1" 0.5); [ "$s" = - ] && s=$((steps + 1)); echo "$s"; }
+json_seeds() {  # json_seeds NAME: the seeds' runs as a JSON array
+    local seed run out=""
+    for seed in $seeds; do
+        run=$(exp_run_name "$1" "" "$seed")
+        out+="${out:+, }{\"seed\": $seed, \"run\": \"$run\", \"eval\": $(cat "$dir/runs/$run.eval.json"), \"final_train_loss\": $(exp_final_loss "$run"), \"first_step_loss_below_0.5\": \"$(exp_first_step_below "$run" 0.5)\", \"train_wall_s\": $(exp_wall "$run")}"
+    done
+    echo "[$out]"
+}
 
 json_rows=""
 {
-    echo "| group | value | run | config edits | held-out accuracy | held-out loss | final train loss | first step with train loss < 0.5 | train wall (s) |"
+    echo "Mean over $n_seeds seeds ($seeds), (min-max) when the seeds differ; per seed in results.json."
+    echo
+    echo "| group | value | run | config edits | held-out accuracy | held-out loss | final train loss | first step with train loss < 0.5, per seed | train wall (s), mean |"
     echo "|---|---|---|---|---|---|---|---|---|"
     for r in "${rows[@]}"; do
         IFS='|' read -r group name label edits <<< "$r"
-        e=$dir/runs/$name.eval.json
-        acc=$(exp_field "$e" accuracy)
-        echo "| $group | $label | \`$name\` | ${edits:--} | $(awk -v a="$acc" 'BEGIN { printf "%.1f%%", 100 * a }') | $(exp_field "$e" loss) | $(exp_final_loss "$name") | $(exp_first_step_below "$name" 0.5) | $(exp_wall "$name") |"
+        # shellcheck disable=SC2046  # one value per seed
+        acc=$(exp_mean_range '%.1f%%' $(per_seed "$name" eval_field accuracy | awk '{ print 100 * $1 }'))
+        # shellcheck disable=SC2046
+        echo "| $group | $label | \`$name\` | ${edits:--} | $acc | $(exp_mean_range %.3g $(per_seed "$name" eval_field loss)) |" \
+            "$(exp_mean_range %.3g $(per_seed "$name" exp_final_loss)) | $(per_seed "$name" exp_first_step_below 0.5 | paste -sd/ | sed 's|/| / |g') |" \
+            "$(exp_seed_stats $(per_seed "$name" exp_wall) | awk '{ printf "%.0f", $1 }') |"
         json_rows+="${json_rows:+,}
-  {\"group\": \"$group\", \"value\": \"$label\", \"name\": \"$name\", \"edits\": \"$edits\", \"eval\": $(cat "$e"), \"final_train_loss\": $(exp_final_loss "$name"), \"first_step_loss_below_0.5\": \"$(exp_first_step_below "$name" 0.5)\"}"
+  {\"group\": \"$group\", \"value\": \"$label\", \"name\": \"$name\", \"edits\": \"$edits\", \"seeds\": $(json_seeds "$name")}"
     done
 } > "$dir/table.md"
 for group in chunk layers target state; do
     {
-        echo "# index label accuracy loss first_step_loss_below_0.5 (steps+1 when never)"
+        echo "# index label accuracy(mean min max over seeds) loss(mean) first_step_loss_below_0.5(mean min max; steps+1 when never)"
         i=0
         for r in "${rows[@]}"; do
             IFS='|' read -r g name label _ <<< "$r"
             if [ "$g" != "$group" ]; then continue; fi
-            solved=$(exp_first_step_below "$name" 0.5)
-            [ "$solved" = - ] && solved=$((steps + 1))
-            printf '%d "%s" %s %s %s\n' "$i" "$label" "$(exp_field "$dir/runs/$name.eval.json" accuracy)" "$(exp_field "$dir/runs/$name.eval.json" loss)" "$solved"
+            # shellcheck disable=SC2046  # one value per seed
+            printf '%d "%s" %s %s %s\n' "$i" "$label" "$(exp_seed_stats $(per_seed "$name" eval_field accuracy) | cut -d' ' -f1-3)" \
+                "$(exp_seed_stats $(per_seed "$name" eval_field loss) | cut -d' ' -f1)" "$(exp_seed_stats $(per_seed "$name" solved_step) | cut -d' ' -f1-3)"
             i=$((i + 1))
         done
     } > "$dir/ablate_$group.dat"
@@ -82,7 +119,7 @@ for group in chunk layers target state; do
     cat > "$dir/ablate_$group.gp" << EOF
 set terminal pngcairo size 640,400 font ",10"
 set output "$dir/ablate_$group.png"
-set title "MQAR gap 96 > window 32, $steps steps: $title"
+set title "MQAR gap 96, $steps steps, $n_seeds seeds (mean, bars min-max): $title"
 set ylabel "held-out accuracy"
 set y2label "first step with train loss < 0.5 (top: never)"
 set yrange [0:1.05]
@@ -94,11 +131,12 @@ set style fill solid 0.7
 set grid ytics
 set key below
 plot "$dir/ablate_$group.dat" using 1:3:xtic(2) with boxes title "accuracy", \
-     "" using 1:5 axes x1y2 with linespoints lw 2 pt 7 title "steps to train loss < 0.5"
+     "" using 1:3:4:5 with yerrorbars lc black pt 0 notitle, \
+     "" using 1:7:8:9 axes x1y2 with yerrorlines lw 2 pt 7 title "steps to train loss < 0.5"
 EOF
     exp_plot "$dir/ablate_$group.gp"
 done
-printf '{"section": "ablate", "run": %s, "task": "mqar %s", "steps": %s, "lr": 1e-3, "ttt_lr_scale": 30, "rows": [%s\n]}\n' "$(exp_machine_json)" \
-    "$task_opt" "$steps" "$json_rows" > "$dir/results.json"
+printf '{"section": "ablate", "run": %s, "task": "mqar %s", "steps": %s, "lr": 1e-3, "ttt_lr_scale": 30, "seeds": [%s], "seed_flags": "seed K: --seed K --init-seed K-1", "rows": [%s\n]}\n' \
+    "$(exp_machine_json)" "$task_opt" "$steps" "$(echo "$seeds" | tr -s ' ' ',')" "$json_rows" > "$dir/results.json"
 cat "$dir/table.md"
 exp_end

@@ -151,8 +151,9 @@ exp_machine_json() {
     # The CPU's name is the one string here from outside: a quote or a backslash in it would break the JSON.
     cpu=$(sed -n -E 's/^model name\s*: (.*)/\1/p' /proc/cpuinfo | head -n 1 | tr -d '"\\')
     commit=$(git rev-parse --short HEAD 2> /dev/null || echo unknown)
-    printf '{"date": "%s", "machine": "%s, %s cores", "commit": "%s", "smoke": %s}' "$(date -u +%Y-%m-%dT%H:%MZ)" \
-        "$cpu" "$(nproc)" "$commit" "$([ "$EXP_SMOKE" = 1 ] && echo true || echo false)"
+    # nproc --all: plain nproc counts OMP_NUM_THREADS, not the machine's cores.
+    printf '{"date": "%s", "machine": "%s, %s cores", "omp_num_threads": "%s", "commit": "%s", "smoke": %s}' "$(date -u +%Y-%m-%dT%H:%MZ)" \
+        "$cpu" "$(nproc --all)" "${OMP_NUM_THREADS:-unset}" "$commit" "$([ "$EXP_SMOKE" = 1 ] && echo true || echo false)"
 }
 
 # exp_plot SCRIPT: runs a gnuplot script (PNG output) when gnuplot is installed.
@@ -193,6 +194,76 @@ exp_config() {
     mv "$out.tmp" "$out"
 }
 
+# ---- sweeps: one arm at several learning rates and seeds
+#
+# One comparison at one rate and one seed says little (issue 22): an arm can win
+# because the rate suits it, or by the luck of one draw. A sweep runs each arm
+# at several rates on seed 1, picks the rate on a validation measure, and runs
+# that rate at more seeds; the tables report the mean and the spread over seeds.
+#
+#   exp_sweep_rates ARM "RATES" RUN             RUN NAME RATE 1 per rate: the search, at seed 1
+#   rate=$(exp_best_rate ARM "RATES" MEASURE)   the rate whose run has the lowest MEASURE NAME
+#   exp_sweep_seeds ARM RATE "SEEDS" RUN        RUN NAME RATE K per seed K
+#   exp_seed_stats X...                         "mean min max std" over the seeds' values
+#
+# RUN is a function of the section's: exp_train, then its evaluations, under the
+# name it is given. Each of those skips what is finished, so a sweep resumes as
+# a single run does, and the ETA stays honest when the section's exp_begin counts
+# every (arm, rate, seed) it will visit, the best rate's seed 1 twice (the
+# second visit is skipped and counted as done). MEASURE prints a number from
+# VALIDATION data, never from the held-out test set the tables report: a rate
+# chosen on the test set would report the best of several draws as one.
+#
+# Run names: ARM, then .lrRATE when the section sweeps rates (RATE "" does not),
+# then .sK for seeds K > 1, so a section's earlier single runs (seed 1) keep
+# their paths and are skipped. Seed K is the data seed K and the weights seed
+# K - 1: seed 1 is what the sections ran before (--seed 1, the default --init-seed 0).
+
+# exp_run_name ARM RATE SEED: the run's name under runs/.
+exp_run_name() {
+    printf '%s%s%s\n' "$1" "${2:+.lr$2}" "$([ "$3" = 1 ] || echo ".s$3")"
+}
+
+# exp_seed_flags SEED: ittt train's seed flags for seed index SEED.
+exp_seed_flags() { echo "--seed $1 --init-seed $(($1 - 1))"; }
+
+# exp_sweep_rates ARM "RATES" RUN: the rate search, every rate at seed 1.
+exp_sweep_rates() {
+    local rate
+    for rate in $2; do "$3" "$(exp_run_name "$1" "$rate" 1)" "$rate" 1; done
+}
+
+# exp_sweep_seeds ARM RATE "SEEDS" RUN: RATE at every seed (RATE "": the section's one rate).
+exp_sweep_seeds() {
+    local seed
+    for seed in $3; do "$4" "$(exp_run_name "$1" "$2" "$seed")" "$2" "$seed"; done
+}
+
+# exp_best_rate ARM "RATES" MEASURE: the rate of the lowest MEASURE at seed 1 (the first on a tie).
+exp_best_rate() {
+    local rate
+    for rate in $2; do echo "$rate $("$3" "$(exp_run_name "$1" "$rate" 1)")"; done |
+        awk 'NR == 1 || $2 < best { best = $2; rate = $1 } END { print rate }'
+}
+
+# exp_seed_stats X...: "mean min max std" of the values (std: the sample standard
+# deviation, n - 1; 0 for one value). Tables quote mean and min-max: with 3 seeds
+# the range is every draw there is, where a standard deviation would be a guess.
+exp_seed_stats() {
+    printf '%s\n' "$@" | awk '{ x[NR] = $1; s += $1; if (NR == 1 || $1 < lo) lo = $1; if (NR == 1 || $1 > hi) hi = $1 }
+        END { m = s / NR; for (i = 1; i <= NR; i++) v += (x[i] - m) ^ 2
+              printf "%.9g %.9g %.9g %.9g\n", m, lo, hi, (NR > 1 ? sqrt(v / (NR - 1)) : 0) }'
+}
+
+# exp_mean_range FORMAT X...: "mean (min-max)" of the values, each printed with the
+# printf FORMAT (e.g. %.3f); just the value when all are equal in that format.
+exp_mean_range() {
+    local format=$1
+    shift
+    exp_seed_stats "$@" | awk -v f="$format" '{ m = sprintf(f, $1); lo = sprintf(f, $2); hi = sprintf(f, $3)
+        if (lo == hi) print m; else print m " (" lo "-" hi ")" }'
+}
+
 # ---- what sections share
 
 # exp_mqar_setup: section 1's task and model, which section 3 ablates: MQAR with 8
@@ -221,14 +292,17 @@ exp_text_setup() {
     train_opt="path=$EXP_DIR/corpus/train.txt"
 }
 
-# exp_text_evals MODEL: the metric at every n in $lengths, runs/MODEL.nN.eval.json.
+# exp_text_eval MODEL OUT SPLIT N: the metric at length N on corpus/SPLIT.txt, into OUT.
+exp_text_eval() {
+    exp_eval "$1" "$2" 5 --task text --task-opt "path=$EXP_DIR/corpus/$3.txt,score_last=64,max_length=$max_len" --seed 1000 \
+        --batches "$eval_batches" --batch "$eval_batch" --seq-len "$4"
+}
+
+# exp_text_evals MODEL [SPLIT]: the metric at every n in $lengths on corpus/SPLIT.txt
+# (default heldout), runs/MODEL.nN.eval.json.
 exp_text_evals() {
     local n
-    for n in $lengths; do
-        exp_eval "$1" "$EXP_DIR/runs/$1.n$n.eval.json" 5 --task text \
-            --task-opt "path=$EXP_DIR/corpus/heldout.txt,score_last=64,max_length=$max_len" --seed 1000 \
-            --batches "$eval_batches" --batch "$eval_batch" --seq-len "$n"
-    done
+    for n in $lengths; do exp_text_eval "$1" "$EXP_DIR/runs/$1.n$n.eval.json" "${2:-heldout}" "$n"; done
 }
 
 # exp_text_losses MODEL: " loss" per n (the table's cells, 3 decimals).
@@ -244,6 +318,10 @@ exp_text_evals_json() {
     echo "$out"
 }
 
+# exp_loss_at MODEL N: the loss of runs/MODEL.nN.eval.json (exp_context_plot's cells;
+# a section sets EXP_LOSS_AT to its own function to plot something else, e.g. a mean).
+exp_loss_at() { exp_field "$EXP_DIR/runs/$1.n$2.eval.json" loss; }
+
 # exp_context_plot TITLE MODEL=LABEL...: context.dat (loss per context length, one
 # column per model) and context.png, the curve per model.
 exp_context_plot() {
@@ -253,7 +331,7 @@ exp_context_plot() {
         echo "# context_bytes(before the final 64) ${*%%=*}  (held-out loss, nats per byte)"
         for n in $lengths; do
             printf '%d' $((n - 64))
-            for m in "$@"; do printf ' %s' "$(exp_field "$EXP_DIR/runs/${m%%=*}.n$n.eval.json" loss)"; done
+            for m in "$@"; do printf ' %s' "$("${EXP_LOSS_AT:-exp_loss_at}" "${m%%=*}" "$n")"; done
             echo
         done
     } > "$EXP_DIR/context.dat"
