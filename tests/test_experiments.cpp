@@ -67,6 +67,10 @@ TEST_CASE("experiments: section 4 (needles) runs end to end at smoke size and re
     check_section("needle");
 }
 
+TEST_CASE("experiments: section 4's trainability rows (needle-train) run end to end at smoke size and resume", "[experiments]") {
+    check_section("needle-train");
+}
+
 TEST_CASE("experiments: section 5 (continual drop-in) runs end to end at smoke size and resumes", "[experiments]") {
     check_section("continual");
 }
