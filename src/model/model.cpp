@@ -240,7 +240,7 @@ void Model::plan_documents(const ForwardOptions& opt) {
     const std::vector<std::vector<int>>& starts = opt.document_starts;
     if (starts.empty()) return;
     ITTT_CHECK(starts.size() == static_cast<size_t>(B_), "forward: document_starts has ", starts.size(), " lists, expected one per row (B = ", B_, ")");
-    ITTT_CHECK(!cp_, "forward: document boundaries are not supported under context parallelism");
+    ITTT_CHECK(!cp_, "forward: document boundaries are not supported under context parallelism (for the text task: docs=packed)");
     bool any_boundary = false;
     for (int b = 0; b < B_; ++b) {
         const std::vector<int>& row = starts[static_cast<size_t>(b)];
