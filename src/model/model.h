@@ -71,6 +71,8 @@ struct ForwardOptions {
     // with the chunk grid counted from the document's first token. Not with a state (streaming:
     // Session::reset() at each boundary) nor context parallelism. Cost: where a batch has a
     // boundary, every layer runs its attention and TTT ops once per document, not once per batch.
+    // The model sees no targets: the caller leaves unscored the target that crosses a boundary
+    // (a document's last token predicting the next one's first: IGNORE_TARGET; the text task does).
     std::vector<std::vector<int>> document_starts;
 };
 
