@@ -323,6 +323,12 @@ void load_text_documents(TaskConfig& c) {
     ITTT_CHECK(exists, "task text: docs=bounded needs the document list '", sidecar, "' (one line per document: <byte offset><TAB><source path>)");
     c.document_offsets = std::make_shared<const std::vector<int64_t>>(load_document_offsets(sidecar, static_cast<int64_t>(c.text->size())));
 }
+
+// What a text config made without parse_task_config still lacks: its bytes, its document list.
+void load_text_task(TaskConfig& c) {
+    if (!c.text) c.text = load_text_file(c.path);
+    if (c.docs == TextDocs::Default || (c.docs == TextDocs::Bounded && !c.document_offsets)) load_text_documents(c);
+}
 }  // namespace
 
 TaskConfig parse_task_config(const std::string& name, const std::map<std::string, std::string>& options) {
@@ -771,8 +777,7 @@ Example make_example(const TaskConfig& task, int vocab_size, int n, uint64_t see
             return make_needle(task, vocab_size, n, rng);
         case TaskKind::Text: {
             TaskConfig loaded = task;
-            if (!loaded.text) loaded.text = load_text_file(loaded.path);
-            if (loaded.docs == TextDocs::Default || (loaded.docs == TextDocs::Bounded && !loaded.document_offsets)) load_text_documents(loaded);
+            load_text_task(loaded);
             return make_text(loaded, *loaded.text, vocab_size, n, rng);
         }
     }
@@ -782,9 +787,7 @@ Example make_example(const TaskConfig& task, int vocab_size, int n, uint64_t see
 Batch make_batch(const TaskConfig& task, int vocab_size, int B, int n, uint64_t seed) {
     ITTT_CHECK(B >= 1, "make_batch: B must be >= 1, found ", B);
     TaskConfig loaded = task;
-    if (loaded.kind == TaskKind::Text && !loaded.text) loaded.text = load_text_file(loaded.path);  // once, not per example
-    if (loaded.kind == TaskKind::Text && (loaded.docs == TextDocs::Default || (loaded.docs == TextDocs::Bounded && !loaded.document_offsets)))
-        load_text_documents(loaded);
+    if (loaded.kind == TaskKind::Text) load_text_task(loaded);  // once, not per example
     Batch batch;
     batch.B = B;
     batch.n = n;
