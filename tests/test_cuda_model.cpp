@@ -135,6 +135,33 @@ TEST_CASE("CUDA model backward: every parameter gradient matches the CPU, in eve
     }
 }
 
+TEST_CASE("CUDA document boundaries: a packed batch's logits and gradients match the CPU's, in every TTT form", "[cuda][model][boundaries]") {
+    ITTT_SKIP_WITHOUT_CUDA();
+    // The CPU oracle's packed forward equals its documents run separately (tests/test_boundaries.cpp).
+    Models m = make_models(tiny_config_hidden_targets(), 12);
+    const ModelConfig& c = m.f64.config();
+    const int B = 2, n = 13;
+    Tensor tok = tokens_tensor(B, n, c.vocab_size, 13);
+    Tensor dlogits = random_tensor({B * n, c.vocab_size}, 14);
+    for (TttForm form : {TttForm::Parallel, TttForm::Loop, TttForm::Flat}) {
+        ForwardOptions opt;
+        opt.ttt_form = form;
+        opt.document_starts = {{0, 5, 7}, {0, 3}};  // lengths 5 + 2 + 6 and 3 + 10, chunk 4
+        Tensor ref = m.f64.forward(tok, opt).clone();
+        m.f64.zero_grad();
+        m.f64.backward(dlogits.to_dtype(DType::F64));
+        CHECK(close_to_reference(m.cuda.forward(tok, opt), ref, cat("packed logits, ", ttt_form_name(form))));
+        m.cuda.zero_grad();
+        m.cuda.backward(dlogits.to(Device::CUDA));
+        const auto& want = m.f64.parameters();
+        const auto& got = m.cuda.parameters();
+        for (size_t i = 0; i < want.size(); ++i) {
+            INFO(ttt_form_name(form) << ", " << want[i].name);
+            CHECK(close_to_reference(got[i].grad, want[i].grad, "grad " + want[i].name));
+        }
+    }
+}
+
 TEST_CASE("CUDA drop-in: zero conv weights give the plain model bit for bit in every TTT form, and streaming", "[cuda][model]") {
     ITTT_SKIP_WITHOUT_CUDA();
     const auto [with, without] = drop_in_configs();

@@ -60,6 +60,19 @@ TEST_CASE("--json outputs: quotes, backslashes, control characters and non-ASCII
         CHECK_THAT(ev.at("task").as_string(), Contains("path=" + text_file));
         CHECK(std::isfinite(ev.at("loss").as_number()));
     }
+    SECTION("eval --json: with a document list next to the text, the task says docs=bounded and how many documents") {
+        write_text(text_file + ".docs", "0\ta.txt\n450\tb.txt\n9000\tc.txt\n");  // corpus.sh's sidecar
+        Result r = run_ittt(tmp, "eval --ckpt " + shell_word(ckpt) + " --task text --task-opt " + shell_word("path=" + text_file) +
+                                     " --seed 1 --seq-len 16 --batch 2 --batches 1 --json");
+        REQUIRE(r.rc == 0);
+        Json ev = parse_json(r.out, "eval --json");
+        CHECK_THAT(ev.at("task").as_string(), Contains("docs=bounded (3 documents)"));
+        CHECK(std::isfinite(ev.at("loss").as_number()));
+        r = run_ittt(tmp, "eval --ckpt " + shell_word(ckpt) + " --task text --task-opt " + shell_word("path=" + text_file + ",docs=packed") +
+                              " --seed 1 --seq-len 16 --batch 2 --batches 1 --json");
+        REQUIRE(r.rc == 0);
+        CHECK_THAT(parse_json(r.out, "eval --json").at("task").as_string(), Contains("docs=packed"));
+    }
     SECTION("forward --json and generate --json: the text as given, the tokens' text, and the decode") {
         const std::string text = "say \"hi\" \\ then\nnew line\ttab \x01 caf\xC3\xA9 \xE4\xBD\xA0\xE5\xA5\xBD <|im_end|>";
         Result r = run_ittt(tmp, "forward --ckpt " + shell_word(ckpt) + " --text " + shell_word(text) + " --json");

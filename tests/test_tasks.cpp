@@ -476,3 +476,83 @@ TEST_CASE("accuracy counts only scored positions; logits go through argmax", "[t
     CHECK_THROWS_WITH(count_correct(batch, std::vector<int32_t>(5)), Catch::Contains("5 predictions, expected B*n = 3*32 = 96"));
     CHECK(argmax_last_dim(Tensor::from_vector(std::vector<double>{1, 3, 3, 0, 9, 2}, {2, 3})) == std::vector<int32_t>{1, 1});
 }
+
+namespace {
+// The document list corpus.sh writes next to a corpus file: <path>.docs, removed at the end.
+struct TempSidecar {
+    std::string path;
+    TempSidecar(const std::string& text_path, const std::string& contents) : path(text_path + ".docs") {
+        std::ofstream(path, std::ios::binary) << contents;
+    }
+    ~TempSidecar() { std::remove(path.c_str()); }
+};
+}  // namespace
+
+TEST_CASE("text: a document list bounds the windows (docs=bounded), or is ignored (docs=packed)", "[tasks][boundaries]") {
+    std::string contents;
+    for (int i = 0; i < 300; ++i) contents += static_cast<char>((i * 11 + i / 7) % 256);
+    TempFile file(contents);
+    // Five documents, one of a single byte (37) and one empty (90 twice: counted once).
+    const std::vector<int64_t> offsets = {0, 37, 38, 90, 150, 260};
+    TempSidecar docs(file.path, "0\ta.txt\n37\tb.txt\n38\tc.txt\n90\td.txt\n90\tempty.txt\n150\te.txt\n260\tf.txt\n");
+    TaskConfig c = task("text", "path=" + file.path);
+    REQUIRE(c.docs == TextDocs::Bounded);
+    CHECK(*c.document_offsets == offsets);
+    CHECK(c.describe() == cat("text path=", file.path, " score_last=0 max_length=0 docs=bounded (6 documents)"));
+
+    const int n = 64, B = 12;
+    Batch batch = make_batch(c, token::TEXT_VOCAB_SIZE, B, n, 5);
+    REQUIRE(batch.document_starts.size() == static_cast<size_t>(B));
+    int rows_with_boundaries = 0;
+    for (int b = 0; b < B; ++b) {
+        const Example& e = batch.examples[static_cast<size_t>(b)];
+        const int64_t start = e.source_offset;
+        std::vector<int> starts = {0};
+        std::set<int> crossing;  // positions whose next byte opens a document
+        for (int64_t o : offsets) {
+            if (o > start && o < start + n) starts.push_back(static_cast<int>(o - start));
+            if (o > start && o <= start + n) crossing.insert(static_cast<int>(o - start - 1));
+        }
+        INFO("window at byte " << start);
+        CHECK(e.document_starts == starts);
+        CHECK(batch.document_starts[static_cast<size_t>(b)] == starts);
+        rows_with_boundaries += starts.size() > 1;
+        for (int t = 0; t < n; ++t) {
+            const int32_t next = token::from_byte(static_cast<uint8_t>(contents[static_cast<size_t>(start + t + 1)]));
+            CHECK(e.targets[static_cast<size_t>(t)] == (crossing.count(t) ? IGNORE_TARGET : next));
+        }
+    }
+    CHECK(rows_with_boundaries >= B / 2);  // not vacuous: most windows hold a boundary
+
+    // docs=packed: the same windows as one stream, every position scored, no boundaries.
+    TaskConfig packed = task("text", "path=" + file.path + ",docs=packed");
+    CHECK(packed.describe() == cat("text path=", file.path, " score_last=0 max_length=0 docs=packed"));
+    Batch one_stream = make_batch(packed, token::TEXT_VOCAB_SIZE, B, n, 5);
+    CHECK(one_stream.document_starts.empty());
+    CHECK(one_stream.tokens == batch.tokens);
+    CHECK(one_stream.scored_count() == B * n);
+    CHECK_THROWS_WITH(task("text", "path=" + file.path + ",docs=maybe"), Catch::Contains("option docs: expected bounded or packed, found 'maybe'"));
+}
+
+TEST_CASE("text: without a document list the task is packed; a malformed list is refused naming its line", "[tasks][boundaries]") {
+    TempFile file(std::string(100, 'x'));
+    TaskConfig plain = task("text", "path=" + file.path);
+    CHECK(plain.docs == TextDocs::Packed);
+    CHECK(make_batch(plain, token::TEXT_VOCAB_SIZE, 2, 16, 1).document_starts.empty());
+    CHECK_THROWS_WITH(task("text", "path=" + file.path + ",docs=bounded"), Catch::Contains("docs=bounded needs the document list '" + file.path + ".docs'"));
+    const std::string list = "document list '" + file.path + ".docs'";
+    auto refused = [&](const std::string& sidecar, const std::string& what) {
+        TempSidecar docs(file.path, sidecar);
+        INFO(sidecar);
+        CHECK_THROWS_WITH(task("text", "path=" + file.path), Catch::Contains(list) && Catch::Contains(what));
+    };
+    refused("0\ta\n50\tb\n20\tc\n", "line 3: offsets must be sorted: 20 comes after 50");
+    refused("0\ta\n101\tb\n", "line 2: offset 101 is past the end of the text (100 bytes)");
+    refused("0\ta\nfifty\tb\n", "line 2: expected '<byte offset><TAB><source path>' with a decimal offset, found 'fifty\tb'");
+    refused("0 a\n", "line 1: expected '<byte offset><TAB><source path>'");
+    refused("-5\ta\n", "line 1: expected '<byte offset><TAB><source path>'");
+    refused("10\ta\n", "line 1: the first document must start at offset 0, found 10");
+    refused("", "is empty");
+    TempSidecar fine(file.path, "0\ta\n100\tb\n");  // a last empty document at the end is allowed
+    CHECK(*task("text", "path=" + file.path).document_offsets == std::vector<int64_t>{0, 100});
+}

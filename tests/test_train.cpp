@@ -195,6 +195,50 @@ TEST_CASE("gradient accumulation: 2 micro-batches of B equal one batch of 2B", "
     }
 }
 
+TEST_CASE("document boundaries: the trainer hands each micro-batch's starts to the forward", "[train][boundaries]") {
+    const int B = 2, n = 10;
+    const int V = train_config().vocab_size;
+    const std::vector<std::vector<int>> starts = {{0, 5}, {0, 3, 7}};
+    auto batch = [&](int64_t step, Tensor& tok, Tensor& tgt) {
+        counting_batch(step, 0, B, n, V, tok, tgt);
+        for (int b = 0; b < B; ++b)  // the target crossing into the next document is not scored
+            for (size_t i = 1; i < starts[static_cast<size_t>(b)].size(); ++i) tgt.data<int32_t>()[b * n + starts[static_cast<size_t>(b)][i] - 1] = -1;
+    };
+    Model trained = make_model(4), reference = make_model(4), packed = make_model(4);
+    TrainConfig tc = quick_train_config(1);
+    tc.grad_clip = 0;  // the gradients themselves are compared
+    Trainer t(trained, tc, DocumentBatchFn([&](int64_t step, int, Tensor& tok, Tensor& tgt, std::vector<std::vector<int>>& document_starts) {
+                  batch(step, tok, tgt);
+                  document_starts = starts;
+              }));
+    StepStats s = t.step();
+    CHECK(s.scored == B * n - 3);
+
+    // The same step by hand: a forward with the boundaries and the mean loss's gradient.
+    Tensor tok, tgt;
+    batch(1, tok, tgt);
+    auto grads_of = [&](Model& m, const std::vector<std::vector<int>>& document_starts) {
+        ForwardOptions opt;
+        opt.document_starts = document_starts;
+        const Tensor& logits = m.forward(tok, opt);
+        Tensor dlogits = Tensor::empty(logits.shape(), logits.dtype());
+        ops::CrossEntropyResult r = ops::cross_entropy(&dlogits, logits, tgt, 1.0 / static_cast<double>(B * n - 3));
+        m.backward(dlogits);
+        return r.loss_sum / static_cast<double>(r.n_scored);
+    };
+    CHECK(s.loss == Approx(grads_of(reference, starts)).epsilon(1e-6));  // fp32, as for gradient accumulation
+    grads_of(packed, {});
+    double largest_packed_difference = 0;
+    for (size_t i = 0; i < trained.parameters().size(); ++i) {
+        const Parameter& p = reference.parameters()[i];
+        INFO(p.name);
+        CHECK(check_close(trained.parameters()[i].grad, p.grad, 1e-6, 1e-4, p.name));  // fp32 sums, as above
+        std::vector<double> a = packed.parameters()[i].grad.to_f64_vector(), r = p.grad.to_f64_vector();
+        for (size_t k = 0; k < a.size(); ++k) largest_packed_difference = std::max(largest_packed_difference, std::fabs(a[k] - r[k]));
+    }
+    CHECK(largest_packed_difference > 1e-3);  // not vacuous: without the starts the gradients differ
+}
+
 TEST_CASE("resume from a checkpoint equals the uninterrupted run, bit for bit", "[train]") {
     const int64_t N = 8, k = 3;
     TrainConfig tc = quick_train_config(N);

@@ -205,11 +205,14 @@ const Tensor& Model::forward(const Tensor& tokens, const ForwardOptions& opt, Fo
         n_ = static_cast<int>(plan_.length(cp_->rank()));
         pos0 = plan_.begin(cp_->rank());
     }
+    plan_documents(opt);
     const int64_t N = static_cast<int64_t>(B_) * n_;
     host_tokens_ = local.view({N}).clone();
     tokens_ = host_tokens_.to(device_);
     std::vector<int32_t> pos(static_cast<size_t>(N));
     for (int64_t i = 0; i < N; ++i) pos[static_cast<size_t>(i)] = static_cast<int32_t>(pos0 + i % n_);
+    for (const Document& doc : documents_)  // RoPE positions restart at 0 in every document
+        for (int64_t t = 0; t < doc.length; ++t) pos[static_cast<size_t>(doc.row0 + t)] = static_cast<int32_t>(t);
     host_positions_ = Tensor::from_vector(pos, {N});
     positions_ = host_positions_.to(device_);
 
@@ -230,6 +233,40 @@ const Tensor& Model::forward(const Tensor& tokens, const ForwardOptions& opt, Fo
         ops::linear(logits_, xf_, lm_head());
     }
     return logits_;
+}
+
+void Model::plan_documents(const ForwardOptions& opt) {
+    documents_.clear();
+    const std::vector<std::vector<int>>& starts = opt.document_starts;
+    if (starts.empty()) return;
+    ITTT_CHECK(starts.size() == static_cast<size_t>(B_), "forward: document_starts has ", starts.size(), " lists, expected one per row (B = ", B_, ")");
+    ITTT_CHECK(!cp_, "forward: document boundaries are not supported under context parallelism (for the text task: docs=packed)");
+    bool any_boundary = false;
+    for (int b = 0; b < B_; ++b) {
+        const std::vector<int>& row = starts[static_cast<size_t>(b)];
+        for (size_t i = 0; i < row.size(); ++i) {
+            ITTT_CHECK(i > 0 || row[i] == 0, "forward: document_starts[", b, "] must begin with 0, found ", row[i]);
+            ITTT_CHECK(i == 0 || (row[i] > row[i - 1] && row[i] < n_), "forward: document_starts[", b, "][", i, "] = ", row[i],
+                       ": expected strictly ascending starts below n = ", n_);
+        }
+        any_boundary = any_boundary || row.size() > 1;
+    }
+    if (!any_boundary) return;  // one document per row: the path without boundaries, bit for bit
+    ITTT_CHECK(!streamed_, "forward: document boundaries are not supported with a state (streaming); call Session::reset() at each boundary");
+    for (int b = 0; b < B_; ++b) {
+        std::vector<int> row = starts[static_cast<size_t>(b)];
+        if (row.empty()) row = {0};
+        for (size_t i = 0; i < row.size(); ++i) {
+            const int end = i + 1 < row.size() ? row[i + 1] : n_;
+            documents_.push_back(Document{static_cast<int64_t>(b) * n_ + row[i], end - row[i]});
+        }
+    }
+}
+
+Tensor Model::document_rows(const Tensor& t, size_t i, const Shape& shape) const {
+    const int64_t N = static_cast<int64_t>(B_) * n_;
+    const Document& doc = documents_[i];
+    return t.view({N, t.numel() / N}).rows(doc.row0, doc.row0 + doc.length).view(shape);
 }
 
 ForwardState Model::start_state() const {
@@ -309,6 +346,16 @@ void Model::layer_forward(int l, Tensor& x, const ForwardOptions& opt, ForwardSt
             s.k_cache.view({state->capacity, row}).rows(pos, pos + n_).copy_from(a.kr.view({N, row}));
             s.v_cache.view({state->capacity, row}).rows(pos, pos + n_).copy_from(a.v.view({N, row}));
             ops::attention_forward(att4, a.lse, q4, s.k_cache, s.v_cache, state->position, window);
+        } else if (!documents_.empty()) {  // each document attends over its own keys only
+            a.documents.assign(documents_.size(), LayerActivations{});
+            a.lse = Tensor();
+            for (size_t i = 0; i < documents_.size(); ++i) {
+                const int64_t len = documents_[i].length;
+                Tensor& lse = a.documents[i].lse = new_tensor({1, Hq, len});
+                Tensor att_doc = document_rows(a.att, i, {1, len, Hq, hd});
+                ops::attention_forward(att_doc, lse, document_rows(a.qr, i, {1, len, Hq, hd}), document_rows(a.kr, i, {1, len, Hkv, hd}),
+                                       document_rows(a.v, i, {1, len, Hkv, hd}), 0, window);
+            }
         } else {
             ops::attention_forward(att4, a.lse, q4, k4, v4, 0, window);
         }
@@ -328,6 +375,7 @@ void Model::layer_forward(int l, Tensor& x, const ForwardOptions& opt, ForwardSt
     ops::swiglu_forward(a.z, a.g, a.u);
     Tensor mlp_out = new_tensor({N, d});
     if (cfg_.is_ttt_layer(l)) {
+        a.ttt_src = cfg_.ttt_target == TttTargetSource::InputEmbed ? x0_ : a.xn2;
         ttt_forward(l, a, mlp_out, opt, state);
     } else {
         ops::linear(mlp_out, a.z, w.down_proj);
@@ -395,6 +443,15 @@ void Model::layer_backward(int l, Tensor& dx) {
     const Tensor datt4 = datt.view({B_, n_, Hq, hd}), q4 = a.qr.view({B_, n_, Hq, hd}), k4 = a.kr.view({B_, n_, Hkv, hd});
     const Tensor v4 = a.v.view({B_, n_, Hkv, hd}), att4 = a.att.view({B_, n_, Hq, hd});
     if (cp_) parallel::attention_backward_start(*cp_, plan_, l, window, a.cp_attention, dqr, dkr, dv, datt4, q4, k4, v4, att4, a.lse);
+    else if (!documents_.empty())
+        for (size_t i = 0; i < documents_.size(); ++i) {
+            const int64_t len = documents_[i].length;
+            Tensor dq_doc = document_rows(dqr, i, {1, len, Hq, hd}), dk_doc = document_rows(dkr, i, {1, len, Hkv, hd});
+            Tensor dv_doc = document_rows(dv, i, {1, len, Hkv, hd});
+            ops::attention_backward(dq_doc, dk_doc, dv_doc, document_rows(datt, i, {1, len, Hq, hd}), document_rows(a.qr, i, {1, len, Hq, hd}),
+                                    document_rows(a.kr, i, {1, len, Hkv, hd}), document_rows(a.v, i, {1, len, Hkv, hd}),
+                                    document_rows(a.att, i, {1, len, Hq, hd}), a.documents[i].lse, window);
+        }
     else ops::attention_backward(dqr, dkr, dv, datt4, q4, k4, v4, att4, a.lse, window);
     // queries first: under context parallelism, gradients of this slice's keys may still be arriving
     Tensor dqn = dqr.view({N, Hq, hd});

@@ -61,6 +61,19 @@ struct ForwardOptions {
     // Auto: the model's form (Model::set_ttt_form). The step-through driver asks for Parallel:
     // it reads the per-chunk deltas that only that form keeps.
     TttForm ttt_form = TttForm::Auto;
+    // Document boundaries of a packed batch, like varlen attention's cu_seqlens (docs/ttt.md,
+    // "Document boundaries"): document_starts[b] holds the positions in [0, n) where row b's
+    // documents begin, strictly ascending, the first 0. Shape: B lists (or no list at all);
+    // an empty list or {0} means the row is one document, as without boundaries.
+    // Each document is computed as if it were its own sequence: attention never reads another
+    // document's keys, the conv target treats positions outside the document like positions
+    // outside the sequence, RoPE positions restart at 0, and the fast weight restarts from Wd
+    // with the chunk grid counted from the document's first token. Not with a state (streaming:
+    // Session::reset() at each boundary) nor context parallelism. Cost: where a batch has a
+    // boundary, every layer runs its attention and TTT ops once per document, not once per batch.
+    // The model sees no targets: the caller leaves unscored the target that crosses a boundary
+    // (a document's last token predicting the next one's first: IGNORE_TARGET; the text task does).
+    std::vector<std::vector<int>> document_starts;
 };
 
 // One fast-weight update: TTT layer `layer` folded chunk `chunk` (positions
@@ -116,6 +129,13 @@ struct LayerActivations {
     std::vector<double> ttt_update_norm;
     // Context parallel only: the attention's exchanges with other ranks (halo or ring).
     parallel::AttentionSlice cp_attention;
+    // TTT layers: S_src, a view of the token embeddings x0 or of xn2 (ttt_target), (N, d).
+    Tensor ttt_src;
+    // Forwards with document boundaries only, one entry per document (Model's document order):
+    // views of its rows of z, S_src, U and V, its own lse (1, Hq, len) and its own TTT tensors
+    // (ttt_s, ttt_delta, ttt_w, ttt_update_norm: those of a batch of one sequence of len rows).
+    // The fields above of the same names are then left undefined.
+    std::vector<LayerActivations> documents;
 };
 
 class Model {
@@ -185,24 +205,35 @@ public:
     int fixed_target_tap() const;
 
 private:
+    // One document of a forward with boundaries: rows [row0, row0 + length) of the (N, ...) tensors.
+    struct Document {
+        int64_t row0 = 0, length = 0;
+    };
+    // Checks opt.document_starts against (B_, n_) and fills documents_ (left empty when every
+    // row is one document, so that such a batch runs the code path without boundaries).
+    void plan_documents(const ForwardOptions& opt);
+    // Document i's rows of t (N rows of any width) in the given shape, e.g. (1, len, H, hd).
+    Tensor document_rows(const Tensor& t, size_t i, const Shape& shape) const;
     void build_parameters();
     // Initialises p when it is a TTT parameter (P's diagonal with std p_std); false otherwise.
     bool init_ttt_parameter(Parameter& p, uint64_t seed, double p_std);
     void layer_forward(int l, Tensor& x, const ForwardOptions& opt, ForwardState* state);
     // Grows the KV caches of a state to hold `positions` positions.
     void reserve_cache(ForwardState& state, int positions) const;
-    // S_src of a TTT layer: the token embeddings or the MLP input (ttt_target).
-    const Tensor& ttt_source(const LayerActivations& a) const;
-    // Fills a.ttt_u and a.ttt_v from S_src.
-    void ttt_compute_targets(int l, LayerActivations& a);
+    // The TTT layer's functions below take the batch they run on as (B, n) and its activations a:
+    // the whole batch (B_, n_, acts_[l]), or one document (1, length, acts_[l].documents[i]).
+    // Fills a.ttt_u and a.ttt_v from S_src (a.ttt_src).
+    void ttt_compute_targets(int l, LayerActivations& a, int B, int n);
     void ttt_forward(int l, LayerActivations& a, Tensor& mlp_out, const ForwardOptions& opt, ForwardState* state);
-    void ttt_forward_loop(int l, LayerActivations& a, Tensor& mlp_out, const ForwardOptions& opt, TttForm form);
+    void ttt_forward_sequences(int l, LayerActivations& a, Tensor& mlp_out, const ForwardOptions& opt, int B, int n);
+    void ttt_forward_loop(int l, LayerActivations& a, Tensor& mlp_out, const ForwardOptions& opt, TttForm form, int B, int n);
     void ttt_forward_stream(int l, LayerActivations& a, Tensor& mlp_out, ForwardState& state);
     // dV (N, d) of a TTT layer -> dP, dconv accumulated; dS_src added into dsrc.
-    void ttt_targets_backward(int l, const Tensor& dv, Tensor& dsrc);
+    void ttt_targets_backward(int l, const LayerActivations& a, int B, int n, const Tensor& dv, Tensor& dsrc);
     void layer_backward(int l, Tensor& dx);
     // dO (N, d) of a TTT MLP -> dz (N, f), accumulating weight grads; adds dS_src into dsrc.
     void ttt_backward(int l, const Tensor& dout, Tensor& dz, Tensor& dsrc);
+    void ttt_backward_sequences(int l, LayerActivations& a, int B, int n, const Tensor& dout, Tensor& dz, Tensor& dsrc);
     Tensor new_tensor(const Shape& s) const;
     Tensor& grad_of(const Tensor& value);
 
@@ -216,6 +247,7 @@ private:
 
     // last forward
     int B_ = 0, n_ = 0;
+    std::vector<Document> documents_;        // with document boundaries; empty without
     bool streamed_ = false;                   // it continued a state: nothing for a backward
     Tensor tokens_, positions_;            // (N) I32 on the model's device
     Tensor host_tokens_, host_positions_;  // the same on the host: the ops check them there

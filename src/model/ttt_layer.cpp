@@ -39,15 +39,11 @@ void ttt_targets(Tensor& u, Tensor& v, const Tensor& src, const LayerWeights& w,
     else v.copy_from(u);
 }
 
-const Tensor& Model::ttt_source(const LayerActivations& a) const {
-    return cfg_.ttt_target == TttTargetSource::InputEmbed ? x0_ : a.xn2;
-}
-
-void Model::ttt_compute_targets(int l, LayerActivations& a) {
-    const int64_t N = static_cast<int64_t>(B_) * n_, d = cfg_.hidden_size;
+void Model::ttt_compute_targets(int l, LayerActivations& a, int B, int n) {
+    const int64_t N = static_cast<int64_t>(B) * n, d = cfg_.hidden_size;
     a.ttt_u = new_tensor({N, d});
     a.ttt_v = new_tensor({N, d});
-    ttt_targets(a.ttt_u, a.ttt_v, ttt_source(a), layers_[static_cast<size_t>(l)], cfg_, B_, n_);
+    ttt_targets(a.ttt_u, a.ttt_v, a.ttt_src, layers_[static_cast<size_t>(l)], cfg_, B, n);
 }
 
 const char* ttt_form_name(TttForm f) {
@@ -96,27 +92,49 @@ void Model::ttt_forward(int l, LayerActivations& a, Tensor& mlp_out, const Forwa
     a.ttt_update_limit = opt.ttt_update_limit;
     a.ttt_clipped = opt.inference && cfg_.ttt_clip_tau > 0;
     if (state) return ttt_forward_stream(l, a, mlp_out, *state);
-    const TttForm form = resolve_ttt_form(opt, n_);
-    if (form != TttForm::Parallel) return ttt_forward_loop(l, a, mlp_out, opt, form);
+    if (documents_.empty()) return ttt_forward_sequences(l, a, mlp_out, opt, B_, n_);
+    // Document boundaries: each document runs the layer as a batch of one sequence of its own
+    // rows (the views below share storage: nothing is gathered or scattered), so the chunk grid,
+    // the conv's edges and the fast weight's start are the document's. One form for the batch.
+    const int64_t d = cfg_.hidden_size, f = cfg_.intermediate_size;
+    ForwardOptions document_opt = opt;
+    document_opt.ttt_form = resolve_ttt_form(opt, n_);
+    a.ttt_form = document_opt.ttt_form;
+    for (size_t i = 0; i < documents_.size(); ++i) {
+        const int64_t len = documents_[i].length;
+        LayerActivations& da = a.documents[i];
+        da.z = document_rows(a.z, i, {len, f});
+        da.ttt_src = document_rows(a.ttt_src, i, {len, d});
+        da.ttt_update_limit = a.ttt_update_limit;
+        da.ttt_clipped = a.ttt_clipped;
+        Tensor out = document_rows(mlp_out, i, {len, d});
+        ttt_forward_sequences(l, da, out, document_opt, 1, static_cast<int>(len));
+    }
+}
+
+// The layer on B sequences of n rows each: a's z and ttt_src hold their (B*n) rows.
+void Model::ttt_forward_sequences(int l, LayerActivations& a, Tensor& mlp_out, const ForwardOptions& opt, int B, int n) {
+    const TttForm form = resolve_ttt_form(opt, n);
+    if (form != TttForm::Parallel) return ttt_forward_loop(l, a, mlp_out, opt, form, B, n);
     a.ttt_form = TttForm::Parallel;
     const LayerWeights& w = layers_[static_cast<size_t>(l)];
     const int64_t d = cfg_.hidden_size, f = cfg_.intermediate_size;
-    const int C = cfg_.ttt_chunk, T = num_chunks(n_, C);
-    ttt_compute_targets(l, a);
+    const int C = cfg_.ttt_chunk, T = num_chunks(n, C);
+    ttt_compute_targets(l, a, B, n);
 
-    a.ttt_delta = new_tensor({B_, T, d, f});
+    a.ttt_delta = new_tensor({B, T, d, f});
     {
         ITTT_NVTX_RANGE("ttt_delta");
-        ops::ttt_chunk_delta(a.ttt_delta, a.ttt_v.view({B_, n_, d}), a.z.view({B_, n_, f}), C);
+        ops::ttt_chunk_delta(a.ttt_delta, a.ttt_v.view({B, n, d}), a.z.view({B, n, f}), C);
     }
     if (opt.inference) a.ttt_update_norm = ops::ttt_update_norms(a.ttt_delta, cfg_.ttt_lr);  // the step-through driver's report
     if (opt.inference && cfg_.ttt_clip_tau > 0) ops::ttt_clip_deltas(a.ttt_delta, cfg_.ttt_lr, cfg_.ttt_clip_tau);
     if (opt.ttt_update_limit >= 0) {  // drop the updates of chunks >= limit: the driver's "what if only i chunks were seen"
-        Tensor flat = a.ttt_delta.view({static_cast<int64_t>(B_) * T, d * f});
-        for (int64_t k = 0; k < static_cast<int64_t>(B_) * T; ++k)
+        Tensor flat = a.ttt_delta.view({static_cast<int64_t>(B) * T, d * f});
+        for (int64_t k = 0; k < static_cast<int64_t>(B) * T; ++k)
             if (k % T >= opt.ttt_update_limit) flat.rows(k, k + 1).zero_();
     }
-    a.ttt_s = new_tensor({B_, T, d, f});
+    a.ttt_s = new_tensor({B, T, d, f});
     {
         ITTT_NVTX_RANGE("ttt_scan");
         ops::prefix_scan_exclusive(a.ttt_s, a.ttt_delta, false);
@@ -124,18 +142,18 @@ void Model::ttt_forward(int l, LayerActivations& a, Tensor& mlp_out, const Forwa
         if (cp_) parallel::ttt_add_earlier_ranks(*cp_, a.ttt_s, a.ttt_delta, l);
     }
     ITTT_NVTX_RANGE("ttt_apply");
-    Tensor o3 = mlp_out.view({B_, n_, d});
-    ops::ttt_apply_forward(o3, a.z.view({B_, n_, f}), w.down_proj, a.ttt_s, cfg_.ttt_lr, C);
+    Tensor o3 = mlp_out.view({B, n, d});
+    ops::ttt_apply_forward(o3, a.z.view({B, n, f}), w.down_proj, a.ttt_s, cfg_.ttt_lr, C);
 }
 
 // Loop / Flat: the chunk loop as one op (kernels/ttt_loop). Training keeps what the backward
 // needs: every W_i (Loop), or only W_{T-1} and not even U and V, which the backward
 // recomputes from S_src (Flat). Inference keeps nothing.
-void Model::ttt_forward_loop(int l, LayerActivations& a, Tensor& mlp_out, const ForwardOptions& opt, TttForm form) {
+void Model::ttt_forward_loop(int l, LayerActivations& a, Tensor& mlp_out, const ForwardOptions& opt, TttForm form, int B, int n) {
     const LayerWeights& w = layers_[static_cast<size_t>(l)];
     const int64_t d = cfg_.hidden_size, f = cfg_.intermediate_size;
     a.ttt_form = form;
-    ttt_compute_targets(l, a);
+    ttt_compute_targets(l, a, B, n);
     ops::TttLoopOptions lo;
     lo.update_limit = opt.ttt_update_limit;
     if (opt.inference) {
@@ -145,11 +163,11 @@ void Model::ttt_forward_loop(int l, LayerActivations& a, Tensor& mlp_out, const 
         lo.keep_all = form == TttForm::Loop;
         lo.keep_last = form == TttForm::Flat;
     }
-    Tensor o3 = mlp_out.view({B_, n_, d});
+    Tensor o3 = mlp_out.view({B, n, d});
     ops::TttLoopResult r;
     {
         ITTT_NVTX_RANGE("ttt_loop");
-        r = ops::ttt_loop_forward(o3, a.z.view({B_, n_, f}), a.ttt_v.view({B_, n_, d}), w.down_proj, cfg_.ttt_lr, cfg_.ttt_chunk, lo);
+        r = ops::ttt_loop_forward(o3, a.z.view({B, n, f}), a.ttt_v.view({B, n, d}), w.down_proj, cfg_.ttt_lr, cfg_.ttt_chunk, lo);
     }
     a.ttt_w = form == TttForm::Loop ? r.w_all : r.w_last;
     a.ttt_update_norm = std::move(r.norm);
@@ -172,7 +190,7 @@ void Model::ttt_forward_stream(int l, LayerActivations& a, Tensor& mlp_out, Forw
     // z and S_src of those rows: the new rows alone when the chunk starts here, the chunk
     // buffers while they fit, else a copy of both.
     const bool in_buffers = seen > 0 && rows <= C;
-    Tensor z = a.z, src = ttt_source(a);
+    Tensor z = a.z, src = a.ttt_src;
     if (seen > 0) {
         z = in_buffers ? s.z_chunk.rows(0, rows) : new_tensor({rows, f});
         src = in_buffers ? s.src_chunk.rows(0, rows) : new_tensor({rows, d});
@@ -181,7 +199,7 @@ void Model::ttt_forward_stream(int l, LayerActivations& a, Tensor& mlp_out, Forw
             src.rows(0, seen).copy_from(s.src_chunk.rows(0, seen));
         }
         z.rows(seen, rows).copy_from(a.z);
-        src.rows(seen, rows).copy_from(ttt_source(a));
+        src.rows(seen, rows).copy_from(a.ttt_src);
     }
     Tensor v = new_tensor({rows, d});  // the loop reads only the rows of complete chunks
     if (done > 0) {
@@ -211,44 +229,53 @@ void Model::ttt_forward_stream(int l, LayerActivations& a, Tensor& mlp_out, Forw
 
 void Model::ttt_backward(int l, const Tensor& dout, Tensor& dz, Tensor& dsrc) {
     ITTT_NVTX_RANGE("ttt_mlp_backward");
-    const LayerWeights& w = layers_[static_cast<size_t>(l)];
     LayerActivations& a = acts_[static_cast<size_t>(l)];
-    const int64_t N = static_cast<int64_t>(B_) * n_, d = cfg_.hidden_size, f = cfg_.intermediate_size;
-    const int C = cfg_.ttt_chunk, T = num_chunks(n_, C);
+    if (documents_.empty()) return ttt_backward_sequences(l, a, B_, n_, dout, dz, dsrc);
+    const int64_t d = cfg_.hidden_size, f = cfg_.intermediate_size;
+    for (size_t i = 0; i < documents_.size(); ++i) {  // each document as the batch of one sequence its forward ran
+        const int64_t len = documents_[i].length;
+        Tensor dz_doc = document_rows(dz, i, {len, f}), dsrc_doc = document_rows(dsrc, i, {len, d});
+        ttt_backward_sequences(l, a.documents[i], 1, static_cast<int>(len), document_rows(dout, i, {len, d}), dz_doc, dsrc_doc);
+    }
+}
+
+void Model::ttt_backward_sequences(int l, LayerActivations& a, int B, int n, const Tensor& dout, Tensor& dz, Tensor& dsrc) {
+    const LayerWeights& w = layers_[static_cast<size_t>(l)];
+    const int64_t N = static_cast<int64_t>(B) * n, d = cfg_.hidden_size, f = cfg_.intermediate_size;
+    const int C = cfg_.ttt_chunk, T = num_chunks(n, C);
     if (a.ttt_form != TttForm::Parallel) {
         ITTT_CHECK(a.ttt_w.defined(), "backward: layer ", l, "'s last forward was an inference forward (", ttt_form_name(a.ttt_form),
                    " form), which keeps no fast weights for a backward");
         ITTT_CHECK(!a.ttt_clipped, "backward: layer ", l, "'s forward clipped its TTT updates (ttt_clip_tau); clipping has no backward");
-        if (!a.ttt_v.defined()) ttt_compute_targets(l, a);  // Flat: U and V recomputed, not kept
+        if (!a.ttt_v.defined()) ttt_compute_targets(l, a, B, n);  // Flat: U and V recomputed, not kept
         Tensor dv = new_tensor({N, d});
-        Tensor dz3 = dz.view({B_, n_, f}), dv3 = dv.view({B_, n_, d});
-        ops::ttt_loop_backward(dz3, dv3, grad_of(w.down_proj), dout.view({B_, n_, d}), a.z.view({B_, n_, f}), a.ttt_v.view({B_, n_, d}),
+        Tensor dz3 = dz.view({B, n, f}), dv3 = dv.view({B, n, d});
+        ops::ttt_loop_backward(dz3, dv3, grad_of(w.down_proj), dout.view({B, n, d}), a.z.view({B, n, f}), a.ttt_v.view({B, n, d}),
                                cfg_.ttt_lr, C, a.ttt_w, a.ttt_update_limit);
-        ttt_targets_backward(l, dv, dsrc);
+        ttt_targets_backward(l, a, B, n, dv, dsrc);
         if (a.ttt_form == TttForm::Flat) a.ttt_u = a.ttt_v = Tensor();
         return;
     }
 
     // Wbar_i = dO_[i]^T Z_[i]: the slow weight's gradient per chunk, and what later chunks send back.
-    Tensor P = new_tensor({B_, T, d, f}), G = new_tensor({B_, T, d, f});
-    ops::ttt_chunk_delta(P, dout.view({B_, n_, d}), a.z.view({B_, n_, f}), C);
+    Tensor P = new_tensor({B, T, d, f}), G = new_tensor({B, T, d, f});
+    ops::ttt_chunk_delta(P, dout.view({B, n, d}), a.z.view({B, n, f}), C);
     ops::prefix_scan_exclusive(G, P, true);
     if (cp_) parallel::ttt_add_later_ranks(*cp_, G, P, l);  // context parallel: and every later rank's P
-    ops::sum_dim0(grad_of(w.down_proj), P.view({static_cast<int64_t>(B_) * T, d, f}), true);
+    ops::sum_dim0(grad_of(w.down_proj), P.view({static_cast<int64_t>(B) * T, d, f}), true);
 
     Tensor dv = new_tensor({N, d});
-    Tensor dz3 = dz.view({B_, n_, f}), dv3 = dv.view({B_, n_, d});
-    ops::ttt_apply_backward(dz3, dv3, dout.view({B_, n_, d}), a.z.view({B_, n_, f}), a.ttt_v.view({B_, n_, d}), w.down_proj, a.ttt_s,
+    Tensor dz3 = dz.view({B, n, f}), dv3 = dv.view({B, n, d});
+    ops::ttt_apply_backward(dz3, dv3, dout.view({B, n, d}), a.z.view({B, n, f}), a.ttt_v.view({B, n, d}), w.down_proj, a.ttt_s,
                             G, cfg_.ttt_lr, C);
-    ttt_targets_backward(l, dv, dsrc);
+    ttt_targets_backward(l, a, B, n, dv, dsrc);
 }
 
-void Model::ttt_targets_backward(int l, const Tensor& dv, Tensor& dsrc) {
+void Model::ttt_targets_backward(int l, const LayerActivations& a, int B, int n, const Tensor& dv, Tensor& dsrc) {
     const LayerWeights& w = layers_[static_cast<size_t>(l)];
-    const LayerActivations& a = acts_[static_cast<size_t>(l)];
-    const int64_t N = static_cast<int64_t>(B_) * n_, d = cfg_.hidden_size, K = cfg_.conv_taps();
+    const int64_t N = static_cast<int64_t>(B) * n, d = cfg_.hidden_size, K = cfg_.conv_taps();
     const int C = cfg_.ttt_chunk;
-    const Tensor& src = ttt_source(a);
+    const Tensor& src = a.ttt_src;
     // V = U @ P  =>  dP += U^T dV, dU = dV P^T
     Tensor du = new_tensor({N, d});
     if (w.ttt_proj.defined()) {
@@ -257,9 +284,9 @@ void Model::ttt_targets_backward(int l, const Tensor& dv, Tensor& dsrc) {
     } else {
         du.copy_from(dv);
     }
-    Tensor dsrc_part = new_tensor({B_, n_, d});
+    Tensor dsrc_part = new_tensor({B, n, d});
     Tensor dconv = grad_of(w.ttt_conv).view({d, K});
-    ops::conv1d_chunked_backward(dsrc_part, dconv, du.view({B_, n_, d}), src.view({B_, n_, d}), w.ttt_conv.view({d, K}),
+    ops::conv1d_chunked_backward(dsrc_part, dconv, du.view({B, n, d}), src.view({B, n, d}), w.ttt_conv.view({d, K}),
                                  cfg_.ttt_conv_offsets, C);
     ops::add_inplace(dsrc, dsrc_part.view({N, d}));
 }

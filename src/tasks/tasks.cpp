@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <utility>
 
 #include "runtime/error.h"
@@ -98,6 +99,7 @@ const std::vector<TaskOptionInfo>& task_options(TaskKind kind) {
         {"path", "the file whose bytes are the text (required)"},
         {"score_last", "score only the last k positions; 0 = all"},
         {"max_length", "draw window ends as if n were this, so every n <= it scores the same bytes; 0 = n"},
+        {"docs", "bounded: documents of <path>.docs reset the model (default when that file exists); packed: one stream"},
     };
     switch (kind) {
         case TaskKind::Induction:
@@ -129,9 +131,19 @@ std::string TaskConfig::describe() const {
             return s + cat(" keys=", keys, " values=", values, " queries=", queries, " depth=", depth,
                            " filler=", filler_name(needle_filler), " pattern_length=", pattern_length);
         case TaskKind::Text:
-            return s + cat(" path=", path, " score_last=", score_last, " max_length=", max_length);
+            return s + cat(" path=", path, " score_last=", score_last, " max_length=", max_length, " docs=", text_docs_name(docs)) +
+                   (docs == TextDocs::Bounded && document_offsets ? cat(" (", document_offsets->size(), " documents)") : std::string());
     }
     return s;
+}
+
+const char* text_docs_name(TextDocs d) {
+    switch (d) {
+        case TextDocs::Default: return "default";
+        case TextDocs::Bounded: return "bounded";
+        case TextDocs::Packed: return "packed";
+    }
+    return "?";
 }
 
 // ---------------------------------------------------------------- parsing
@@ -277,6 +289,48 @@ std::shared_ptr<const std::vector<uint8_t>> load_text_file(const std::string& pa
     return bytes;
 }
 
+std::vector<int64_t> load_document_offsets(const std::string& sidecar, int64_t text_size) {
+    std::ifstream in(sidecar, std::ios::binary);
+    ITTT_CHECK(in.good(), "task text: cannot open the document list '", sidecar, "'");
+    std::vector<int64_t> offsets;
+    std::string line;
+    for (int64_t number = 1; std::getline(in, line); ++number) {
+        const std::string where = cat("task text: document list '", sidecar, "' line ", number, ": ");
+        const size_t tab = line.find('\t');
+        const std::string digits = line.substr(0, tab);
+        const bool is_number = !digits.empty() && digits.size() <= 18 &&
+                               std::all_of(digits.begin(), digits.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+        ITTT_CHECK(tab != std::string::npos && is_number, where, "expected '<byte offset><TAB><source path>' with a decimal offset, found '",
+                   excerpt(line), "'");
+        const int64_t offset = std::stoll(digits);
+        ITTT_CHECK(!offsets.empty() || offset == 0, where, "the first document must start at offset 0, found ", offset);
+        ITTT_CHECK(offsets.empty() || offset >= offsets.back(), where, "offsets must be sorted: ", offset, " comes after ", offsets.back());
+        ITTT_CHECK(offset <= text_size, where, "offset ", offset, " is past the end of the text (", text_size, " bytes)");
+        if (offsets.empty() || offset > offsets.back()) offsets.push_back(offset);  // an empty document starts nothing
+    }
+    ITTT_CHECK(!offsets.empty(), "task text: document list '", sidecar, "' is empty: expected one line per document, the first at offset 0");
+    return offsets;
+}
+
+namespace {
+// Resolves c.docs from the sidecar <path>.docs and loads its offsets when bounded.
+void load_text_documents(TaskConfig& c) {
+    const std::string sidecar = c.path + ".docs";
+    struct stat st {};
+    const bool exists = !c.path.empty() && ::stat(sidecar.c_str(), &st) == 0;
+    if (c.docs == TextDocs::Default) c.docs = exists ? TextDocs::Bounded : TextDocs::Packed;
+    if (c.docs == TextDocs::Packed) return;
+    ITTT_CHECK(exists, "task text: docs=bounded needs the document list '", sidecar, "' (one line per document: <byte offset><TAB><source path>)");
+    c.document_offsets = std::make_shared<const std::vector<int64_t>>(load_document_offsets(sidecar, static_cast<int64_t>(c.text->size())));
+}
+
+// What a text config made without parse_task_config still lacks: its bytes, its document list.
+void load_text_task(TaskConfig& c) {
+    if (!c.text) c.text = load_text_file(c.path);
+    if (c.docs == TextDocs::Default || (c.docs == TextDocs::Bounded && !c.document_offsets)) load_text_documents(c);
+}
+}  // namespace
+
 TaskConfig parse_task_config(const std::string& name, const std::map<std::string, std::string>& options) {
     TaskConfig c;
     bool known = false;
@@ -345,13 +399,22 @@ TaskConfig parse_task_config(const std::string& name, const std::map<std::string
                     c.path = value;
                 else if (key == "score_last")
                     c.score_last = integer();
-                else
+                else if (key == "max_length")
                     c.max_length = integer();
+                else if (value == "bounded")
+                    c.docs = TextDocs::Bounded;
+                else if (value == "packed")
+                    c.docs = TextDocs::Packed;
+                else
+                    fail(cat("task ", t, ": option docs: expected bounded or packed, found '", excerpt(value), "'"));
                 break;
         }
     }
     check_option_ranges(c);
-    if (c.kind == TaskKind::Text) c.text = load_text_file(c.path);
+    if (c.kind == TaskKind::Text) {
+        c.text = load_text_file(c.path);
+        load_text_documents(c);
+    }
     return c;
 }
 
@@ -680,6 +743,18 @@ Example make_text(const TaskConfig& c, const std::vector<uint8_t>& bytes, int V,
     for (int t = first_scored; t < n; ++t) d.scored[static_cast<size_t>(t)] = 1;
     Example e = d.finish();
     e.source_offset = start;
+    if (c.docs == TextDocs::Bounded) {
+        // Documents beginning at bytes start+1 .. start+n: position t = offset - start starts one
+        // (t = n is the byte after the window), and position t-1 would predict its first byte
+        // from the previous document: not scored.
+        const std::vector<int64_t>& offsets = *c.document_offsets;
+        e.document_starts = {0};
+        for (auto it = std::upper_bound(offsets.begin(), offsets.end(), start); it != offsets.end() && *it <= start + n; ++it) {
+            const int t = static_cast<int>(*it - start);
+            if (t < n) e.document_starts.push_back(t);
+            e.targets[static_cast<size_t>(t - 1)] = IGNORE_TARGET;
+        }
+    }
     return e;
 }
 
@@ -701,8 +776,9 @@ Example make_example(const TaskConfig& task, int vocab_size, int n, uint64_t see
         case TaskKind::Needle:
             return make_needle(task, vocab_size, n, rng);
         case TaskKind::Text: {
-            std::shared_ptr<const std::vector<uint8_t>> bytes = task.text ? task.text : load_text_file(task.path);
-            return make_text(task, *bytes, vocab_size, n, rng);
+            TaskConfig loaded = task;
+            load_text_task(loaded);
+            return make_text(loaded, *loaded.text, vocab_size, n, rng);
         }
     }
     fail("make_example: unknown task kind");
@@ -711,7 +787,7 @@ Example make_example(const TaskConfig& task, int vocab_size, int n, uint64_t see
 Batch make_batch(const TaskConfig& task, int vocab_size, int B, int n, uint64_t seed) {
     ITTT_CHECK(B >= 1, "make_batch: B must be >= 1, found ", B);
     TaskConfig loaded = task;
-    if (loaded.kind == TaskKind::Text && !loaded.text) loaded.text = load_text_file(loaded.path);  // once, not per example
+    if (loaded.kind == TaskKind::Text) load_text_task(loaded);  // once, not per example
     Batch batch;
     batch.B = B;
     batch.n = n;
@@ -720,6 +796,7 @@ Batch make_batch(const TaskConfig& task, int vocab_size, int B, int n, uint64_t 
         const Example& e = batch.examples.back();
         batch.tokens.insert(batch.tokens.end(), e.tokens.begin(), e.tokens.end());
         batch.targets.insert(batch.targets.end(), e.targets.begin(), e.targets.end());
+        if (loaded.kind == TaskKind::Text && loaded.docs == TextDocs::Bounded) batch.document_starts.push_back(e.document_starts);
     }
     return batch;
 }

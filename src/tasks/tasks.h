@@ -33,9 +33,13 @@
 //                                    [BOS] haystack with needles [MAGIC] k [IS] v_1..v_L,
 //                                    then queries [MAGIC] k [IS] v_1..v_L; scored where
 //                                    the next token is one of the query's values
-//   text       path score_last max_length
+//   text       path score_last max_length docs
 //                                    bytes of a file, windows of n+1 bytes at seeded
-//                                    offsets; every position scored (or the last few)
+//                                    offsets; every position scored (or the last few).
+//                                    docs=bounded (the default when <path>.docs exists):
+//                                    the batch carries the document starts inside each
+//                                    window and the target that crosses into the next
+//                                    document is not scored; docs=packed: one stream
 //
 //   TaskConfig task = parse_task_config("mqar", parse_option_list("pairs=8,gap=256"));
 //   Batch batch = make_batch(task, /*vocab_size=*/260, /*B=*/16, /*n=*/512, /*seed=*/1);
@@ -74,6 +78,14 @@ const char* task_kind_name(TaskKind kind);  // the name parse_task_config accept
 // short random pattern repeated, or random tokens; never a key or a value.
 enum class Filler { Random, Pad, Pattern };
 const char* filler_name(Filler f);
+
+// How the text task treats the documents of a corpus (its sidecar <path>.docs):
+//   Default  Bounded when the sidecar exists, else Packed (resolved by parse_task_config)
+//   Bounded  document starts go into the batch (Batch::document_starts); the target that
+//            crosses into the next document is IGNORE_TARGET
+//   Packed   the file is one stream: windows run across documents (the behaviour before sidecars)
+enum class TextDocs { Default, Bounded, Packed };
+const char* text_docs_name(TextDocs d);  // "default", "bounded", "packed"
 
 struct TaskConfig {
     TaskKind kind = TaskKind::Induction;
@@ -116,6 +128,10 @@ struct TaskConfig {
     int max_length = 0;
     // The file's bytes, loaded by parse_task_config (make_batch loads `path` when empty).
     std::shared_ptr<const std::vector<uint8_t>> text;
+    TextDocs docs = TextDocs::Default;
+    // Bounded: byte offsets of the documents' first bytes, ascending, the first 0 (the sidecar's
+    // first column, load_document_offsets); loaded by parse_task_config.
+    std::shared_ptr<const std::vector<int64_t>> document_offsets;
 
     // "mqar pairs=8 gap=256 filler=random": the task's options with their effective values.
     std::string describe() const;
@@ -142,6 +158,11 @@ constexpr int64_t kMaxTextFileBytes = int64_t{1} << 30;
 // unreadable, not a regular file (/dev/zero, a FIFO, a directory: nothing is
 // read from them), or larger than kMaxTextFileBytes (checked before reading).
 std::shared_ptr<const std::vector<uint8_t>> load_text_file(const std::string& path);
+// Reads a corpus's document sidecar (src/tools/exp/corpus.sh writes X.txt.docs next to X.txt):
+// one line per document, "<byte offset of its first byte><TAB><its source path>", sorted, the
+// first offset 0, none past text_size (the corpus's bytes). Returns the offsets, duplicates
+// (empty documents) dropped. An Error naming the file, the line and what was expected otherwise.
+std::vector<int64_t> load_document_offsets(const std::string& sidecar, int64_t text_size);
 
 // Where the interesting tokens of an example are, for a step-through driver.
 enum class MarkerKind {
@@ -167,6 +188,9 @@ struct Example {
     std::vector<int32_t> targets;  // n: the next token where scored, else IGNORE_TARGET
     std::vector<Marker> markers;   // in order of position
     int64_t source_offset = -1;    // text: byte offset of tokens[0] in the file
+    // Text with docs=bounded: positions in [0, n) where a document begins, ascending, the first 0
+    // (the window's first token, mid-document or not); empty for the other tasks.
+    std::vector<int> document_starts;
 
     std::vector<int> scored_positions() const;
     std::vector<Marker> markers_of(MarkerKind kind) const;
@@ -177,6 +201,9 @@ struct Batch {
     std::vector<int32_t> tokens;   // (B, n) row-major
     std::vector<int32_t> targets;  // (B, n)
     std::vector<Example> examples;
+    // Document boundaries (ForwardOptions::document_starts): B lists, row b's document starts,
+    // each ascending from 0; empty (no list at all) when the task has none (docs=packed, toy tasks).
+    std::vector<std::vector<int>> document_starts;
 
     Tensor tokens_tensor() const;   // I32 (B, n) on the CPU
     Tensor targets_tensor() const;  // I32 (B, n) on the CPU

@@ -529,11 +529,13 @@ int train(TrainFlags& f) {
                    cat("training on batches of ", s.batch, " x ", s.seq_len, " tokens (activations, gradients, AdamW moments)"));
     make_batch(f.task, V, 1, s.seq_len, 0);  // fail now, not at step 1, if the task cannot fit
     const TaskConfig task = f.task;
-    Trainer trainer(model, tc, [task, V, batch = s.batch, seq_len = s.seq_len, seed = s.seed](int64_t step, int micro, Tensor& tokens, Tensor& targets) {
+    Trainer trainer(model, tc, DocumentBatchFn([task, V, batch = s.batch, seq_len = s.seq_len, seed = s.seed](
+                                   int64_t step, int micro, Tensor& tokens, Tensor& targets, std::vector<std::vector<int>>& document_starts) {
         Batch b = make_batch(task, V, batch, seq_len, train_batch_seed(seed, step, micro));
         tokens = b.tokens_tensor();
         targets = b.targets_tensor().view({static_cast<int64_t>(batch) * seq_len});
-    });
+        document_starts = b.document_starts;  // text with docs=bounded: the model resets at each document
+    }));
     if (f.resume) {
         trainer.resume(resume_dir);
         if (!report_resume(trainer, tc, record, resume_dir)) return 0;

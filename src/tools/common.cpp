@@ -158,6 +158,7 @@ EvalResult evaluate(Model& model, const TaskConfig& task, int batch, int seq_len
     opt.inference = true;
     for (int i = 0; i < batches; ++i) {
         Batch b = make_batch(task, model.config().vocab_size, batch, seq_len, eval_batch_seed(seed, i));
+        opt.document_starts = b.document_starts;  // text with docs=bounded: the model resets at each document
         Tensor logits = model.forward(b.tokens_tensor().to(model.device()), opt);
         if (model.context_parallel()) logits = gather_logits(model, logits);  // rank 0 scores the whole batch
         if (!logits.defined()) continue;

@@ -19,7 +19,12 @@
 
 namespace ittt {
 
-Trainer::Trainer(Model& model, const TrainConfig& cfg, BatchFn batches) : model_(model), cfg_(cfg), batches_(std::move(batches)) {
+Trainer::Trainer(Model& model, const TrainConfig& cfg, BatchFn batches)
+    : Trainer(model, cfg, DocumentBatchFn([batches](int64_t step, int micro, Tensor& tokens, Tensor& targets, std::vector<std::vector<int>>&) {
+          batches(step, micro, tokens, targets);
+      })) {}
+
+Trainer::Trainer(Model& model, const TrainConfig& cfg, DocumentBatchFn batches) : model_(model), cfg_(cfg), batches_(std::move(batches)) {
     ITTT_CHECK(cfg_.steps >= 0, "train: --steps must be >= 0, found ", cfg_.steps);
     ITTT_CHECK(cfg_.grad_accum >= 1, "train: --grad-accum must be >= 1, found ", cfg_.grad_accum);
     ITTT_CHECK(std::isfinite(cfg_.lr) && cfg_.lr > 0, "train: --lr must be > 0 and finite, found ", cfg_.lr);
@@ -72,9 +77,10 @@ StepStats Trainer::step() {
     // Draw every micro-batch first, on the host: the loss is a mean over all scored tokens of
     // the step, so each micro-batch's gradient is scaled by 1/total.
     std::vector<Tensor> tokens(static_cast<size_t>(cfg_.grad_accum)), targets(static_cast<size_t>(cfg_.grad_accum));
+    std::vector<ForwardOptions> options(static_cast<size_t>(cfg_.grad_accum));  // each micro-batch's document boundaries
     int64_t scored = 0, n_tokens = 0;
     for (int mb = 0; mb < cfg_.grad_accum; ++mb) {
-        batches_(next, mb, tokens[static_cast<size_t>(mb)], targets[static_cast<size_t>(mb)]);
+        batches_(next, mb, tokens[static_cast<size_t>(mb)], targets[static_cast<size_t>(mb)], options[static_cast<size_t>(mb)].document_starts);
         for (int32_t t : targets[static_cast<size_t>(mb)].to_i32_vector()) scored += t >= 0;
         n_tokens += tokens[static_cast<size_t>(mb)].numel();
     }
@@ -85,7 +91,7 @@ StepStats Trainer::step() {
     model_.zero_grad();
     parallel::Context* cp = model_.context_parallel();
     for (int mb = 0; mb < cfg_.grad_accum; ++mb) {
-        const Tensor& logits = model_.forward(tokens[static_cast<size_t>(mb)]);  // host ids: the model uploads them
+        const Tensor& logits = model_.forward(tokens[static_cast<size_t>(mb)], options[static_cast<size_t>(mb)]);  // host ids: the model uploads them
         Tensor mb_targets = targets[static_cast<size_t>(mb)];
         if (cp) {  // context parallel: the logits are this rank's slice; so are the targets it scores
             const Tensor& t = tokens[static_cast<size_t>(mb)];
@@ -117,7 +123,7 @@ StepStats Trainer::step() {
             // this micro-batch's forward that overflowed (run again: the weights are unchanged).
             std::string cause = first_nonfinite_parameter(model_);
             if (cause.empty()) {
-                const Tensor& logits = model_.forward(tokens[static_cast<size_t>(mb)]);
+                const Tensor& logits = model_.forward(tokens[static_cast<size_t>(mb)], options[static_cast<size_t>(mb)]);
                 cause = cat("every weight is finite (the largest is ", largest_parameter(model_),
                             "); the first non-finite activation: ", first_nonfinite_activation(model_, logits));
             } else {
@@ -166,6 +172,7 @@ StepStats Trainer::step() {
     }
     step_ = next;
     check_tokens_ = tokens[0];
+    check_options_ = options[0];
     s.step = next;
     s.loss = loss_sum / static_cast<double>(scored);
     s.scored = scored;
@@ -256,7 +263,7 @@ void Trainer::check_saveable() {
     // Under context parallelism the forward is collective and each rank sees its
     // slice's logits: the verdict is summed over the ranks, so all stop together.
     if (check_tokens_.defined()) {
-        const Tensor& logits = model_.forward(check_tokens_.to(model_.device()));
+        const Tensor& logits = model_.forward(check_tokens_.to(model_.device()), check_options_);
         double non_finite = first_nonfinite(logits) >= 0 ? 1 : 0;
         if (parallel::Context* cp = model_.context_parallel()) non_finite = cp->allreduce_sum(non_finite);
         if (non_finite > 0)

@@ -47,6 +47,10 @@ double scheduled_lr(const RunSettings& cfg, int64_t step);
 
 // Fills tokens (B, n) I32 and targets (B*n) I32 (-1 = unscored) for one micro-batch.
 using BatchFn = std::function<void(int64_t step, int micro, Tensor& tokens, Tensor& targets)>;
+// The same, and the micro-batch's document boundaries (ForwardOptions::document_starts:
+// B lists of document starts, or none when it has no boundaries), which the forward honours.
+using DocumentBatchFn =
+    std::function<void(int64_t step, int micro, Tensor& tokens, Tensor& targets, std::vector<std::vector<int>>& document_starts)>;
 
 struct StepStats {
     int64_t step = 0;      // 1-based number of the optimizer step just taken
@@ -64,6 +68,7 @@ struct StepStats {
 class Trainer {
 public:
     Trainer(Model& model, const TrainConfig& cfg, BatchFn batches);
+    Trainer(Model& model, const TrainConfig& cfg, DocumentBatchFn batches);
 
     // Learning rate for optimizer step `step` (1-based).
     double lr_at(int64_t step) const;
@@ -105,12 +110,13 @@ private:
 
     Model& model_;
     TrainConfig cfg_;
-    BatchFn batches_;
+    DocumentBatchFn batches_;
     std::vector<Tensor> m_, v_;  // AdamW moments, one per parameter
     int64_t step_ = 0;
     std::string last_checkpoint_;
     int64_t last_checkpoint_step_ = -1;
     Tensor check_tokens_;  // the last step's first micro-batch: save() runs it once more
+    ForwardOptions check_options_;  // and its document boundaries
     int stopped_by_ = 0;
     // What a step needs from the device, kept there and read with one copy per step (on CUDA
     // the step's only wait for the GPU): see kReport* in trainer.cpp.
