@@ -183,7 +183,7 @@ TEST_CASE("experiments: data/continual-text, the continual drop-in's checkpoint,
     REQUIRE(corpus.rc == 0);
     auto loss_at = [&](int n) {
         Result r = run_shell(scratch, "'" + self_dir() + "/ittt' eval --ckpt '" + dir + "' --task text --task-opt path=" + scratch.path +
-                                          "/corpus/heldout.txt,score_last=64,max_length=1024 --seq-len " + std::to_string(n) +
+                                          "/corpus/heldout.txt,score_last=64,max_length=1024,docs=packed --seq-len " + std::to_string(n) +
                                           " --seed 1000 --batches 1 --batch 16 --json");
         INFO(r.err);
         REQUIRE(r.rc == 0);
