@@ -10,7 +10,7 @@
 # random haystack, a larger model (d = 128, 4 layers), no weight decay. Two controls on the
 # same model and budget tell the task from the training: MQAR (a key and its value adjacent)
 # and the plain induction task (a random sequence repeated), which need only an induction head.
-# Each row: the training loss at steps 500, 1500, 3000 and the end, and held-out accuracy and
+# Each row: the training loss logged at steps 500, 1500, 3000 (one batch's) and the end, and held-out accuracy and
 # loss at its own length (--seed 1000). Results: $DIR/results.json, $DIR/table.md.
 #   env: none (every row's size is in the table below)
 set -euo pipefail
@@ -27,6 +27,7 @@ rows=(
     "curriculum|needle|$needle|256|1500|16|3e-3|from:short|the short model, continued at n = 256"
     "more_needles|needle|keys=8,values=2,queries=8,depth=-1,filler=pattern|256|1500|16|3e-3||8 needles of 2 values, all queried"
     "longer|needle|$needle|64|6000|16|3e-3||n = 64, 4x the steps"
+    "longest|needle|$needle|64|24000|16|3e-3||n = 64, 16x the steps"
     "lr_1e-2|needle|$needle|64|3000|16|1e-2||n = 64, lr 1e-2"
     "batch_64|needle|$needle|64|3000|64|3e-3||n = 64, 4x the batch"
     "one_needle|needle|keys=1,values=4,queries=1,depth=-1,filler=pattern|64|3000|16|3e-3||n = 64, one needle of 4 values"
@@ -73,7 +74,7 @@ loss_at() {
     if [ -n "$line" ]; then sed -E 's/.*"loss": ([0-9.eE+-]+).*/\1/' <<< "$line" | awk '{ printf "%.3f", $1 }'; else echo -; fi
 }
 {
-    echo "| row | what changes | task | n | steps | batch | lr | train loss at 500 / 1500 / 3000 | final train loss | held-out loss | held-out accuracy | train wall (s) |"
+    echo "| row | what changes | task | n | steps | batch | lr | train loss at step 500 / 1500 / 3000 | final train loss | held-out loss | held-out accuracy | train wall (s) |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
     for r in "${rows[@]}"; do
         field "$r"

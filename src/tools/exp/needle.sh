@@ -15,12 +15,16 @@
 # Results: $DIR/results.json, $DIR/table.md, $DIR/heatmaps.png.
 # FILLER=random: the haystack is random tokens (never a key or a value) instead of
 # a repeated pattern; `make exp-needle` runs both (out/exp-needle, out/exp-needle-random).
-#   env: STEPS (default 1500), FILLER (pattern | random, default pattern)
+# TRAIN_LEN=64 STEPS=24000: the long budget on short sequences, under which full attention
+# learns the format too (`make exp-needle-train` found it; `make exp-needle` runs it as its
+# third part, out/exp-needle-long): the baselines then work inside their reach.
+#   env: STEPS (default 1500), FILLER (pattern | random, default pattern), TRAIN_LEN (default 256)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source src/tools/exp/lib.sh
 dir=${1:-out/exp-needle}
 steps=${STEPS:-$(exp_size 1500 4)}
+train_len=${TRAIN_LEN:-256}
 batch=$(exp_size 16 2)
 eval_batches=$(exp_size 2 1)
 eval_batch=$(exp_size 16 2)
@@ -44,7 +48,7 @@ for m in $models; do
     lr=3e-3 scale=1  # the baselines: the learning rate of every earlier run
     if [ "$m" = swa_ttt ]; then lr=1e-3 scale=30; fi  # section 1's recipe
     exp_train "$m" "$steps" --task needle --task-opt "$train_opt" --config "data/configs/exp/mqar_$m.json" \
-        --steps "$steps" --batch "$batch" --seq-len 256 --lr "$lr" --warmup 30 --ttt-lr-scale "$scale" --seed 1
+        --steps "$steps" --batch "$batch" --seq-len "$train_len" --lr "$lr" --warmup 30 --ttt-lr-scale "$scale" --seed 1
     for v in $variants; do
         for n in $lengths; do
             for dp in $depths; do
@@ -124,7 +128,7 @@ for v in $variants; do
   {\"variant\": \"$v\", \"task_opt\": \"$(opts_of "$v")\", \"model\": \"$m\", \"final_train_loss\": $(exp_final_loss "$m"), \"train_wall_s\": $(exp_wall "$m"), \"cells\": [$cells_json]}"
     done
 done
-printf '{"section": "needle", "run": %s, "steps": %s, "train_task": "needle %s", "train_seq_len": 256, "rows": [%s\n]}\n' "$(exp_machine_json)" "$steps" "$train_opt" "$json_rows" \
+printf '{"section": "needle", "run": %s, "steps": %s, "train_task": "needle %s", "train_seq_len": %s, "rows": [%s\n]}\n' "$(exp_machine_json)" "$steps" "$train_opt" "$train_len" "$json_rows" \
     > "$dir/results.json"
 cat "$dir/table.md"
 exp_end
