@@ -19,10 +19,12 @@ experiments: $(BUILD)/ittt
 
 $(addprefix exp-,$(filter-out needle,$(EXP_SECTIONS))): exp-%: $(BUILD)/ittt
 	EXP_BIN=$(BUILD)/ittt src/tools/exp/$*.sh $(EXP_OUT)/exp-$*
-# Section 4 three times: the repeated-pattern haystack, a random one (docs/results.md says why),
-# and the pattern haystack at the long budget on short sequences that full attention needs.
+# Section 4 four times: the repeated-pattern haystack, a random one (docs/results.md says why),
+# the pattern haystack at the long budget on short sequences that full attention needs, and
+# those models continued on n = 256.
 exp-needle: $(BUILD)/ittt
 	EXP_BIN=$(BUILD)/ittt src/tools/exp/needle.sh $(EXP_OUT)/exp-needle
 	FILLER=random EXP_BIN=$(BUILD)/ittt src/tools/exp/needle.sh $(EXP_OUT)/exp-needle-random
 	TRAIN_LEN=64 STEPS=24000 EXP_BIN=$(BUILD)/ittt src/tools/exp/needle.sh $(EXP_OUT)/exp-needle-long
+	INIT_FROM=$(EXP_OUT)/exp-needle-long TRAIN_LEN=256 STEPS=3000 EXP_BIN=$(BUILD)/ittt src/tools/exp/needle.sh $(EXP_OUT)/exp-needle-long256
 exp-all: $(addprefix exp-,$(EXP_SECTIONS))

@@ -18,7 +18,10 @@
 # TRAIN_LEN=64 STEPS=24000: the long budget on short sequences, under which full attention
 # learns the format too (`make exp-needle-train` found it; `make exp-needle` runs it as its
 # third part, out/exp-needle-long): the baselines then work inside their reach.
-#   env: STEPS (default 1500), FILLER (pattern | random, default pattern), TRAIN_LEN (default 256)
+# INIT_FROM=out/exp-needle-long TRAIN_LEN=256 STEPS=3000 (the fourth part, out/exp-needle-long256):
+# those models continued on n = 256, whether the format learned at 64 carries to 8x the window.
+#   env: STEPS (default 1500), FILLER (pattern | random, default pattern), TRAIN_LEN (default 256),
+#        INIT_FROM (default: none, each model from its config with --init-seed 0)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source src/tools/exp/lib.sh
@@ -47,7 +50,10 @@ exp_begin needle "$dir" $((3 * steps + 9 * cells))
 for m in $models; do
     lr=3e-3 scale=1  # the baselines: the learning rate of every earlier run
     if [ "$m" = swa_ttt ]; then lr=1e-3 scale=30; fi  # section 1's recipe
-    exp_train "$m" "$steps" --task needle --task-opt "$train_opt" --config "data/configs/exp/mqar_$m.json" \
+    start=(--config "data/configs/exp/mqar_$m.json")
+    # INIT_FROM=DIR: continue DIR's trained model of the same name (a longer-sequence phase)
+    [ -n "${INIT_FROM:-}" ] && start=(--ckpt "$(ls -d "$INIT_FROM/runs/$m"/step-* | tail -n 1)")
+    exp_train "$m" "$steps" --task needle --task-opt "$train_opt" "${start[@]}" \
         --steps "$steps" --batch "$batch" --seq-len "$train_len" --lr "$lr" --warmup 30 --ttt-lr-scale "$scale" --seed 1
     for v in $variants; do
         for n in $lengths; do
@@ -128,7 +134,7 @@ for v in $variants; do
   {\"variant\": \"$v\", \"task_opt\": \"$(opts_of "$v")\", \"model\": \"$m\", \"final_train_loss\": $(exp_final_loss "$m"), \"train_wall_s\": $(exp_wall "$m"), \"cells\": [$cells_json]}"
     done
 done
-printf '{"section": "needle", "run": %s, "steps": %s, "train_task": "needle %s", "train_seq_len": %s, "rows": [%s\n]}\n' "$(exp_machine_json)" "$steps" "$train_opt" "$train_len" "$json_rows" \
+printf '{"section": "needle", "run": %s, "steps": %s, "train_task": "needle %s", "train_seq_len": %s, "init_from": "%s", "rows": [%s\n]}\n' "$(exp_machine_json)" "$steps" "$train_opt" "$train_len" "${INIT_FROM:-}" "$json_rows" \
     > "$dir/results.json"
 cat "$dir/table.md"
 exp_end
