@@ -105,7 +105,7 @@ xtics=$(i=0; for n in $lengths; do printf '%s"%s" %d' "$([ $i -gt 0 ] && echo ',
 {
     echo 'set terminal pngcairo size 1200,1000 font ",9" noenhanced'
     echo "set output \"$dir/heatmaps.png\""
-    echo "set multiplot layout 3,3 title \"Needle accuracy (held out), $filler haystack, trained at n = $train_len for $steps steps: depth (y, %) x context length (x, tokens); window 32\""
+    echo "set multiplot layout 3,3 title \"Needle accuracy (held out), $filler haystack, trained at n = $train_len for $steps steps${INIT_FROM:+ after $(basename "$INIT_FROM")}: depth (y, %) x context length (x, tokens); window 32\""
     echo 'set cbrange [0:1]'
     echo 'set palette defined (0 "#f7fbff", 0.5 "#6baed6", 1 "#08306b")'
     echo "set xtics ($xtics)"
