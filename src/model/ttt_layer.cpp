@@ -258,11 +258,11 @@ void Model::ttt_backward_sequences(int l, LayerActivations& a, int B, int n, con
     }
 
     // Wbar_i = dO_[i]^T Z_[i]: the slow weight's gradient per chunk, and what later chunks send back.
-    Tensor P = new_tensor({B, T, d, f}), G = new_tensor({B, T, d, f});
-    ops::ttt_chunk_delta(P, dout.view({B, n, d}), a.z.view({B, n, f}), C);
-    ops::prefix_scan_exclusive(G, P, true);
-    if (cp_) parallel::ttt_add_later_ranks(*cp_, G, P, l);  // context parallel: and every later rank's P
-    ops::sum_dim0(grad_of(w.down_proj), P.view({static_cast<int64_t>(B) * T, d, f}), true);
+    Tensor Wbar = new_tensor({B, T, d, f}), G = new_tensor({B, T, d, f});
+    ops::ttt_chunk_delta(Wbar, dout.view({B, n, d}), a.z.view({B, n, f}), C);
+    ops::prefix_scan_exclusive(G, Wbar, true);
+    if (cp_) parallel::ttt_add_later_ranks(*cp_, G, Wbar, l);  // context parallel: and every later rank's Wbar_i
+    ops::sum_dim0(grad_of(w.down_proj), Wbar.view({static_cast<int64_t>(B) * T, d, f}), true);
 
     Tensor dv = new_tensor({N, d});
     Tensor dz3 = dz.view({B, n, f}), dv3 = dv.view({B, n, d});
