@@ -14,31 +14,12 @@
 #include "ops/ops.h"
 #include "test_util.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 using namespace ittt;
 using ittt::test::check_close;
 using ittt::test::random_tensor;
 using ittt::test::ScopedVersion;
 
 namespace {
-
-// Restores "best" even when a REQUIRE fails halfway through a case.
-// OpenMP thread count; a build without -fopenmp (make sanitize) has one thread.
-int max_threads() {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-void set_threads([[maybe_unused]] int n) {
-#ifdef _OPENMP
-    omp_set_num_threads(n);
-#endif
-}
 
 Shape stored_shape(int64_t rows, int64_t cols, bool trans) { return trans ? Shape{cols, rows} : Shape{rows, cols}; }
 
@@ -81,7 +62,6 @@ TEST_CASE("gemm: blocked result does not depend on the thread count", "[gemm]") 
     const std::vector<std::vector<int64_t>> shapes = {{300, 530, 270}, {7, 900, 300}, {601, 45, 300}, {1, 1, 1},     {1, 17, 33},
                                                       {17, 1, 65},     {33, 65, 1},   {6, 32, 16},    {12, 32, 16},  {17, 33, 65},
                                                       {65, 127, 33},   {127, 65, 257}, {293, 97, 300}, {13, 517, 270}};
-    const int saved = max_threads();
     for (int v : blocked_versions())
     for (const auto& s : shapes)
         for (bool ta : {false, true})
@@ -89,11 +69,9 @@ TEST_CASE("gemm: blocked result does not depend on the thread count", "[gemm]") 
                 int64_t M = s[0], N = s[1], K = s[2];
                 Tensor A = random_tensor(stored_shape(M, K, ta), 7), B = random_tensor(stored_shape(K, N, tb), 8);
                 Tensor C0 = random_tensor({M, N}, 9);
-                set_threads(1);
-                Tensor one = run_matmul(v, A, ta, B, tb, C0, 1.0, 0.5);
-                set_threads(2);
-                Tensor two = run_matmul(v, A, ta, B, tb, C0, 1.0, 0.5);
-                set_threads(saved);
+                Tensor one, two;
+                test::with_threads(1, [&] { one = run_matmul(v, A, ta, B, tb, C0, 1.0, 0.5); });
+                test::with_threads(2, [&] { two = run_matmul(v, A, ta, B, tb, C0, 1.0, 0.5); });
                 INFO(label(version_name(v), DType::F32, ta, tb, M, N, K));
                 CHECK(test::bitwise_equal(one, two));
             }

@@ -15,10 +15,6 @@
 #include "ops/ops.h"
 #include "test_util.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 using namespace ittt;
 using ittt::test::random_tensor;
 
@@ -65,18 +61,14 @@ TEST_CASE("gemv: the result does not depend on the thread count", "[gemv]") {
     // The columns of C are split into chunks over the threads; every element is the same sums in
     // any chunk. Shapes large enough to be threaded (>= 2^16 multiply-adds, several chunks).
 #ifdef _OPENMP
-    const int saved = omp_get_max_threads();
     for (int v : test::cpu_versions_here("gemv", 1))
         for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 1000, 300}, {3, 517, 260}, {4, 4099, 64}})
             for (bool tb : {false, true}) {
                 test::ScopedVersion guard("gemv", v);
                 Tensor A = random_tensor({M, K}, 41), B = random_tensor(tb ? Shape{N, K} : Shape{K, N}, 42);
                 Tensor one = Tensor::empty({M, N}), two = Tensor::empty({M, N});
-                omp_set_num_threads(1);
-                ops::gemv(one, A, false, B, tb, 1.0, 0.0);
-                omp_set_num_threads(2);
-                ops::gemv(two, A, false, B, tb, 1.0, 0.0);
-                omp_set_num_threads(saved);
+                test::with_threads(1, [&] { ops::gemv(one, A, false, B, tb, 1.0, 0.0); });
+                test::with_threads(2, [&] { ops::gemv(two, A, false, B, tb, 1.0, 0.0); });
                 INFO("gemv version " << v << " M=" << M << " N=" << N << " K=" << K << (tb ? " NT" : " NN"));
                 CHECK(test::bitwise_equal(one, two));
             }

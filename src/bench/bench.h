@@ -19,6 +19,10 @@
 
 #include "runtime/cpu_isa.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 namespace ittt::bench {
 
 struct Context {
@@ -36,6 +40,21 @@ struct Registrar {
 };
 // Whether --filter selects the benchmark `name` (bench_main.cpp).
 bool selected(const std::string& filter, const std::string& name);
+
+// The OpenMP thread count (1 in a build without OpenMP), and setting it: the benchmarks
+// time each kernel at several counts and restore the count they found.
+inline int max_threads() {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+inline void set_threads([[maybe_unused]] int n) {
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#endif
+}
 
 // Best-of-`repeats` wall time in seconds of fn(), after `warmup` untimed calls.
 // "Best" rather than mean: on a shared 2-core machine the minimum is the least

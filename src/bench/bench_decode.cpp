@@ -44,19 +44,6 @@ using namespace ittt;
 
 namespace {
 
-int max_threads() {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-void set_threads([[maybe_unused]] int n) {
-#ifdef _OPENMP
-    omp_set_num_threads(n);
-#endif
-}
-
 double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -189,7 +176,7 @@ DecodeRun time_decode(Model& m, int prompt, int count, uint64_t seed) {
 }  // namespace
 
 ITTT_BENCHMARK(decode, 40) {
-    const int threads_max = max_threads();
+    const int threads_max = bench::max_threads();
     std::vector<int> thread_counts = {1};
     if (threads_max > 1) thread_counts.push_back(threads_max);
     // Arrays of 1 GiB (larger than this machine's L3 twice over), 256 MiB with --quick.
@@ -218,7 +205,7 @@ ITTT_BENCHMARK(decode, 40) {
     for (Subject& s : subjects) {
         const double bytes = weight_bytes_per_token(*s.model);
         for (size_t i = 0; i < thread_counts.size(); ++i) {
-            set_threads(thread_counts[i]);
+            bench::set_threads(thread_counts[i]);
             const DecodeRun r = time_decode(*s.model, s.prompt, s.count, 9);
             const double gbs = bytes / r.seconds.median / 1e9, gbs_min = bytes / r.seconds.min / 1e9;
             table.row({s.name, std::to_string(thread_counts[i]), bench::fmt("%.1f", bytes / 1e6), bench::fmt("%.3f", r.seconds.median * 1e3),
@@ -226,7 +213,7 @@ ITTT_BENCHMARK(decode, 40) {
                        bench::fmt("%.0f%%", 100 * gbs / bandwidth[i].copy), bench::fmt("%.0f%%", 100 * gbs_min / bandwidth[i].copy),
                        bench::fmt("%.0f%%", 100 * gbs / bandwidth[i].read)});
         }
-        set_threads(threads_max);
+        bench::set_threads(threads_max);
     }
     std::string bw;
     for (size_t i = 0; i < thread_counts.size(); ++i)
@@ -251,7 +238,7 @@ ITTT_BENCHMARK(gemv, 15) {
     std::vector<Product> products = {{"k, v: x Wk^T", 1, 1024, 1024}, {"gate, up: x Wg^T", 1, 3072, 1024}, {"down: z Wd^T", 1, 1024, 3072},
                                      {"4 rows of gate", 4, 3072, 1024},  {"8 rows of gate", 8, 3072, 1024}};
     if (!ctx.quick) products.push_back({"LM head: x E^T", 1, 151936, 1024});
-    const int threads_max = max_threads();
+    const int threads_max = bench::max_threads();
     std::vector<int> thread_counts = {1};
     if (threads_max > 1) thread_counts.push_back(threads_max);
     std::vector<int> versions;
@@ -268,7 +255,7 @@ ITTT_BENCHMARK(gemv, 15) {
         const double bytes = static_cast<double>(B.bytes());
         const int repeats = bytes > 1e8 ? 5 : ctx.quick ? 10 : 50;
         for (int t : thread_counts) {
-            set_threads(t);
+            bench::set_threads(t);
             const double gemm_s = bench::time_best([&] { ops::matmul(C, A, false, B, true); }, 1, repeats);
             for (int v : versions) {
                 if (v == 1 && bytes > 1e8) continue;  // the scalar reference needs seconds here
@@ -280,7 +267,7 @@ ITTT_BENCHMARK(gemv, 15) {
             ops::set_version("gemv", 0);
         }
     }
-    set_threads(threads_max);
+    bench::set_threads(threads_max);
     table.print(cat("gemv (ISA ", describe_cpu_isa(), "): C (M, N) = A (M, K) @ B (N, K)^T, B ~ N(0, 0.02^2); best of the repeats; ",
                     "gemm (matmul) = ops::matmul at gemm version 0, which hands M <= 4 to its gemv (so the 8-row row is the packed GEMM)"));
 }

@@ -24,27 +24,9 @@
 #include "runtime/cpu_isa.h"
 #include "runtime/tensor.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 namespace ittt::bench {
 
 namespace {
-
-// The OpenMP thread count, and 1 in a build without OpenMP.
-int max_threads() {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-void set_threads([[maybe_unused]] int n) {
-#ifdef _OPENMP
-    omp_set_num_threads(n);
-#endif
-}
 
 // The ISA a CPU version of gemm uses: its row's `needs`, else the build's AVX2.
 CpuIsa version_isa(int v) {

@@ -35,9 +35,6 @@
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 using namespace ittt;
 using ittt::bench::bench_config;
@@ -222,18 +219,6 @@ StepMemory step_memory(bool ttt, TttForm form, int chunk, int n) {
 // How much of the machine this process had: its CPU time over wall time x threads between
 // two points. Close to 1 on a quiet machine (OpenMP's idle threads spin, and count); well
 // below when another process took cores, which makes timings and their ratios unreliable.
-int threads() {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-void set_threads([[maybe_unused]] int n) {
-#ifdef _OPENMP
-    omp_set_num_threads(n);
-#endif
-}
 constexpr double kQuietShare = 0.9;
 struct CpuShare {
     double cpu = 0, wall = 0;
@@ -245,7 +230,7 @@ struct CpuShare {
     }
     double since() const {
         CpuShare t = now();
-        return (t.cpu - cpu) / std::max(1e-9, (t.wall - wall) * threads());
+        return (t.cpu - cpu) / std::max(1e-9, (t.wall - wall) * bench::max_threads());
     }
 };
 
@@ -263,7 +248,6 @@ std::vector<std::string> read_torch_record(const std::string& path) {
 }
 
 }  // namespace
-
 
 ITTT_BENCHMARK(model, 30) {
     const int B = ctx.quick ? 2 : 4, n = ctx.quick ? 256 : 512;
@@ -315,14 +299,14 @@ ITTT_BENCHMARK(model, 30) {
     auto speedup = [](const bench::Stats& slow, const bench::Stats& fast) {
         return bench::fmt("%.2f", slow.median / fast.median) + " (" + bench::fmt("%.2f", slow.min / fast.min) + ")";
     };
-    const int saved_threads = threads();
+    const int saved_threads = bench::max_threads();
     std::vector<int> thread_counts = {1};
     if (saved_threads > 1) thread_counts.push_back(saved_threads);
     std::vector<bench::Stats> step_s, prefill_s;  // the last thread count, the ISA in use: [variant]
     double share = 1;                              // CPU share over the last thread count's rounds
     std::vector<std::string> mfu_lines, floor_lines;  // for the summary
     for (int nt : thread_counts) {
-        set_threads(nt);
+        bench::set_threads(nt);
         // The FMA peaks of each ISA at this thread count, before and after the rounds (the larger).
         std::vector<double> peak(I, 0.0);
         auto measure_peaks = [&] {
@@ -416,7 +400,7 @@ ITTT_BENCHMARK(model, 30) {
                         "C >= 64, <= 2% for C >= 256. The floor: the TTT layers' extra multiply-adds over the comparator's (a backward counted ",
                         "as two forwards), the overhead if every one ran at the same speed"));
     }
-    set_threads(saved_threads);
+    bench::set_threads(saved_threads);
     trainers.clear();
     models.clear();
 

@@ -26,10 +26,6 @@
 #include "runtime/rng.h"
 #include "train/trainer.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 namespace ittt::bench {
 
 namespace {
@@ -48,19 +44,6 @@ struct StepOp {
     double flops;  // per call, for the GEMMs (0 elsewhere)
     std::function<void()> run;
 };
-
-void set_threads([[maybe_unused]] int n) {
-#ifdef _OPENMP
-    omp_set_num_threads(n);
-#endif
-}
-int max_threads() {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
 
 }  // namespace
 
