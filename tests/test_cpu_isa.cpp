@@ -12,6 +12,8 @@
 #include "kernels/attention/attention.h"
 #include "kernels/cross_entropy/cross_entropy.h"
 #include "kernels/elementwise/elementwise.h"
+#include "kernels/gemm/gemm.h"
+#include "kernels/gemv/gemv.h"
 #include "kernels/rmsnorm/rmsnorm.h"
 #include "kernels/rope/rope.h"
 #include "kernels/swiglu/swiglu.h"
@@ -147,13 +149,14 @@ TEST_CASE("every AVX-512 kernel file compiles the GCC 12 pin right: its constant
     // Each *_avx512_cpu.cpp is compiled for AVX-512 by target pragmas, where GCC 12.2 loads some
     // constant vectors as a broadcast of their first element (tests/test_runtime.cpp). Each file
     // holds the pin, a copy of {1, 1, 0, 0} and {3, 3, 3, 3, 3, 3, 0, 0} compiled with its own
-    // options: the file's "no-tree-vectorize" line must keep them intact. (gemm's: test_gemm.cpp.)
+    // options: the file's "no-tree-vectorize" line must keep them intact.
     struct Pin {
         const char* op;
         int version;
         void (*known_answers)(double[4], float[8]);
     };
-    for (const Pin& pin : {Pin{"attention", 3, &kernels::attention_avx512_known_answers}, Pin{"rmsnorm", 2, &kernels::rmsnorm_avx512_known_answers},
+    for (const Pin& pin : {Pin{"gemm", 3, &kernels::gemm_avx512_known_answers}, Pin{"gemv", 3, &kernels::gemv_avx512_known_answers},
+                           Pin{"attention", 3, &kernels::attention_avx512_known_answers}, Pin{"rmsnorm", 2, &kernels::rmsnorm_avx512_known_answers},
                            Pin{"swiglu", 2, &kernels::swiglu_avx512_known_answers},
                            Pin{"cross_entropy", 2, &kernels::cross_entropy_avx512_known_answers},
                            Pin{"elementwise", 2, &kernels::elementwise_avx512_known_answers},
