@@ -277,9 +277,14 @@ exp_mqar_setup() {
     base=data/configs/exp/mqar_swa_ttt.json
 }
 
-# exp_text_setup: sections 2 and 5's training shape and metric, and their corpus in
+# exp_text_setup [DOCS]: sections 2 and 5's training shape and metric, and their corpus in
 # $EXP_DIR/corpus: the loss on the final 64 held-out bytes (score_last=64) of windows of
 # n bytes ending at the same offsets for every n (max_length), n in $lengths.
+# DOCS (default packed) is how windows treat the corpus's files, which it lists
+# (train.txt.docs, ...): bounded keeps every window inside its documents (the CLI's
+# default), packed runs the files end to end as one stream. Section 2 runs bounded;
+# section 5's numbers were measured packed and it pins that mode until it is re-run.
+# EXP_TEXT_DOCS overrides either.
 exp_text_setup() {
     batch=$(exp_size 4 1)
     seq=$(exp_size 1024 128)
@@ -289,11 +294,7 @@ exp_text_setup() {
     max_len=$(exp_size 1024 128)
     n_len=$(echo "$lengths" | wc -w)
     src/tools/exp/corpus.sh "$EXP_DIR/corpus"
-    # The corpus lists its files (train.txt.docs, ...), so `--task text` would keep every window
-    # inside its documents (docs=bounded, the CLI's default there). docs/results.md's text numbers
-    # (sections 2 and 5) were measured with the files packed end to end, so the sections pin
-    # that mode until they are re-run: EXP_TEXT_DOCS=bounded runs them with boundaries.
-    text_docs=${EXP_TEXT_DOCS:-packed}
+    text_docs=${EXP_TEXT_DOCS:-${1:-packed}}
     train_opt="path=$EXP_DIR/corpus/train.txt,docs=$text_docs"
 }
 

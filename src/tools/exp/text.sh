@@ -34,12 +34,14 @@ steps=${STEPS:-$(exp_size 1500 4)}
 rates=${RATES:-$(exp_size "1e-3 3e-3 1e-2 3e-2" "1e-3 3e-3")}
 seeds=${SEEDS:-$(exp_size "1 2 3" "1 2")}
 models="full swa swa_ttt"
+caps=$(exp_size "64 128 256 512" "64")  # cap_evals' attention caps
 exp_begin text "$dir" 0
-exp_text_setup
+exp_text_setup bounded
 # Per model: the search (a training and a validation score per rate), then every
 # seed at the best rate (training, validation score, the test evaluations; seed 1's
 # training and validation score are the search's, skipped and counted as done).
-EXP_UNITS=$((3 * ($(echo "$rates" | wc -w) * (steps + 5) + $(echo "$seeds" | wc -w) * (steps + 5 + 5 * n_len))))
+EXP_UNITS=$((3 * ($(echo "$rates" | wc -w) * (steps + 5) + $(echo "$seeds" | wc -w) * (steps + 5 + 5 * n_len)) \
+    + $(echo "$seeds" | wc -w) * 5 * $(echo "$caps" | wc -w)))
 
 # search_run RUN RATE SEED: train $m at RATE, seed SEED; its validation score.
 search_run() {
@@ -57,12 +59,33 @@ seed_run() {
 }
 valid_loss() { exp_field "$dir/runs/$1.valid.json" loss; }
 
+# How far does the trained full-attention model look? cap_evals RUN scores RUN's final
+# weights on test.txt at n = max_len with attention capped at W tokens (a sliding window
+# of W in the checkpoint's config, nothing else changed), for every W in $caps: if the
+# loss barely rises as W shrinks, the model uses little of the context it can see.
+cap_evals() {
+    local run=$1 w ck last
+    last=$(ls -d "$dir/runs/$run"/step-* | sort | tail -n 1)
+    for w in $caps; do
+        ck=$dir/runs/$run.cap$w
+        if [ ! -f "$ck/model.safetensors" ]; then
+            rm -rf "$ck.tmp" && mkdir -p "$ck.tmp"
+            cp "$last/model.safetensors" "$ck.tmp/"
+            exp_config "$last/config.json" "$ck.tmp/config.json" use_sliding_window=true sliding_window="$w"
+            sed -i 's/"full_attention"/"sliding_attention"/g' "$ck.tmp/config.json"
+            mv "$ck.tmp" "$ck"
+        fi
+        exp_text_eval "$run.cap$w" "$dir/runs/$run.cap$w.test.json" test "$max_len"
+    done
+}
+
 for m in $models; do
     exp_sweep_rates "$m" "$rates" search_run
     best=$(exp_best_rate "$m" "$rates" valid_loss)
     exp_progress "$m" "best rate on valid.txt at n = $max_len: $best"
     exp_sweep_seeds "$m" "$best" "$seeds" seed_run
 done
+for seed in $seeds; do cap_evals "$(exp_run_name full "$(exp_best_rate full "$rates" valid_loss)" "$seed")"; done
 
 # ---- tables, data, plot, results.json
 # per_seed MODEL FUNCTION [ARGS]: FUNCTION RUN [ARGS] for every seed's run of MODEL at its best rate.
@@ -76,7 +99,7 @@ per_seed() {
 # shellcheck disable=SC2046  # one value per seed
 mean_loss_at() { exp_seed_stats $(per_seed "$1" exp_loss_at "$2") | cut -d' ' -f1; }
 {
-    echo "Validation loss (corpus/valid.txt, n = $max_len, seed 1) per learning rate; * the best, used for the seeds."
+    echo "Validation loss (corpus/valid.txt, docs=$text_docs, n = $max_len, seed 1) per learning rate; * the best, used for the seeds."
     echo
     printf '| model |'
     for rate in $rates; do printf ' lr %s |' "$rate"; done
@@ -93,7 +116,7 @@ mean_loss_at() { exp_seed_stats $(per_seed "$1" exp_loss_at "$2") | cut -d' ' -f
     done
 } > "$dir/rates.md"
 {
-    echo "Test loss (corpus/test.txt) at each model's best rate: mean over seeds $seeds, (min-max) when they differ."
+    echo "Test loss (corpus/test.txt, docs=$text_docs) at each model's best rate: mean over seeds $seeds, (min-max) when they differ."
     echo
     printf '| model | config | parameters | best lr |'
     for n in $lengths; do printf ' n = %s |' "$n"; done
@@ -129,8 +152,8 @@ for m in $models; do
     json_rows+="${json_rows:+,}
   {\"model\": \"$m\", \"config\": \"data/configs/exp/text_$m.json\", \"rate_search\": [$search], \"best_lr\": $best, \"seeds\": [$runs]}"
 done
-printf '{"section": "text", "run": %s, "corpus": %s, "steps": %s, "batch": %s, "seq_len": %s, "rates": [%s], "seeds": [%s], "seed_flags": "seed K: --seed K --init-seed K-1", "models": [%s\n]}\n' \
-    "$(exp_machine_json)" "$(cat "$dir/corpus/corpus.json")" "$steps" "$batch" "$seq" "$(echo "$rates" | tr -s ' ' ',')" \
+printf '{"section": "text", "run": %s, "corpus": %s, "docs": "%s", "steps": %s, "batch": %s, "seq_len": %s, "rates": [%s], "seeds": [%s], "seed_flags": "seed K: --seed K --init-seed K-1", "models": [%s\n]}\n' \
+    "$(exp_machine_json)" "$(cat "$dir/corpus/corpus.json")" "$text_docs" "$steps" "$batch" "$seq" "$(echo "$rates" | tr -s ' ' ',')" \
     "$(echo "$seeds" | tr -s ' ' ',')" "$json_rows" > "$dir/results.json"
 cat "$dir/rates.md" "$dir/table.md"
 exp_end
