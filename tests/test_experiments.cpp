@@ -59,6 +59,10 @@ TEST_CASE("experiments: section 2 (text perplexity vs context) runs end to end a
     check_section("text");
 }
 
+TEST_CASE("experiments: section 2's size trend runs end to end at smoke size and resumes", "[experiments]") {
+    check_section("size");  // runs section 2 first, into the sibling folder, for its d = 64 rows
+}
+
 TEST_CASE("experiments: section 3 (ablations) runs end to end at smoke size and resumes", "[experiments]") {
     check_section("ablate");
 }

@@ -2,15 +2,15 @@
 #
 #   make experiments    the MQAR comparison: full vs SWA vs SWA + TTT (src/tools/run_experiments.sh)
 #   make exp-learned    docs/results.md sections 1-5, one target each (exp-learned, exp-text,
-#                       exp-ablate, exp-needle, exp-needle-train (section 4's second part),
-#                       exp-continual; exp-all runs them all)
+#                       exp-size (section 2's size trend), exp-ablate, exp-needle,
+#                       exp-needle-train (section 4's second part), exp-continual; exp-all runs them all)
 #
 # Each section (src/tools/exp/*.sh) prints a progress line with an ETA per run, skips
 # finished runs when started again, writes JSON, tables and PNGs under
 # $(EXP_OUT)/exp-<name>/ and ends with its wall time. EXP_SMOKE=1: tiny sizes (the tests' smoke run).
 
 EXP_OUT ?= out
-EXP_SECTIONS := learned text ablate needle needle-train continual
+EXP_SECTIONS := learned text size ablate needle needle-train continual
 .PHONY: experiments exp-all $(addprefix exp-,$(EXP_SECTIONS))
 
 # MQAR with a gap wider than the window.
