@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "driver/attention_distance.h"
 #include "io/atomic_file.h"
 #include "io/checkpoint.h"
 #include "io/config_json.h"
@@ -94,13 +95,18 @@ struct EvalFlags {
     int batches = 0, batch = 0, seq_len = 0;
     bool json = false;
     bool context_parallel = false;
+    std::vector<int32_t> attention_distance;  // thresholds W; empty: not measured
 };
 
 std::string eval_usage() {
     return std::string("usage: ittt eval --ckpt DIR --task NAME --seed S [options]\n"
                        "  Accuracy (over scored positions) and mean loss on held-out seeded batches.\n") +
            kCheckpointFlagsUsage + help_line(kEvalSeed) + help_line(kEvalBatches) + help_line(kEvalBatch) + help_line(kEvalSeqLen) +
-           "  --json                   one JSON object\n" + kTaskFlagsUsage + kRuntimeFlagsUsage + kContextParallelUsage;
+           "  --json                   one JSON object\n"
+           "  --attention-distance W,...  also measure how far back each layer's query heads attend over the\n"
+           "                           scored positions: the mean distance and the share of the attention at\n"
+           "                           distance >= each W tokens (e.g. 64,256; docs/results.md section 2)\n" +
+           kTaskFlagsUsage + kRuntimeFlagsUsage + kContextParallelUsage;
 }
 
 EvalFlags read_eval_flags(Args& a) {
@@ -114,17 +120,20 @@ EvalFlags read_eval_flags(Args& a) {
     o.batch = static_cast<int>(a.integer(kEvalBatch));
     o.seq_len = static_cast<int>(a.integer(kEvalSeqLen));
     o.json = a.flag("--json");
+    o.attention_distance = a.int_list("--attention-distance", 1, INT32_MAX);
     o.context_parallel = read_context_parallel(a);
+    if (o.context_parallel && !o.attention_distance.empty()) a.error("--attention-distance needs the whole sequence: not with --context-parallel");
     a.finish();
     return o;
 }
 
-void print_eval(const EvalFlags& o, const EvalResult& r) {
+void print_eval(const EvalFlags& o, const EvalResult& r, const AttentionDistance* distance) {
     if (o.json) {
         JsonWriter j;
         j.begin_object().field("task", o.task.describe()).field("seed", o.seed).field("accuracy", r.accuracy.fraction());
         j.field("correct", r.accuracy.correct).field("scored", r.accuracy.scored);
         j.field("examples_all_correct", r.accuracy.examples_all_correct).field("examples", r.accuracy.examples).field("loss", r.loss);
+        if (distance) distance->write_json(j.key("attention_distance"));
         std::printf("%s\n", j.end_object().text().c_str());
         return;
     }
@@ -132,6 +141,7 @@ void print_eval(const EvalFlags& o, const EvalResult& r) {
                 o.task.describe().c_str(), static_cast<unsigned long long>(o.seed), r.accuracy.fraction(),
                 static_cast<long long>(r.accuracy.correct), static_cast<long long>(r.accuracy.scored),
                 static_cast<long long>(r.accuracy.examples_all_correct), static_cast<long long>(r.accuracy.examples), r.loss);
+    if (distance) std::printf("%s", distance->format_text().c_str());
 }
 
 int run_eval(const EvalFlags& o) {
@@ -140,8 +150,12 @@ int run_eval(const EvalFlags& o) {
     model.set_context_parallel(cp);
     require_memory(forward_bytes(model.config(), o.batch, o.seq_len, false),
                    cat("a forward of a batch of ", o.batch, " x ", o.seq_len, " tokens"));
-    EvalResult r = evaluate(model, o.task, o.batch, o.seq_len, o.batches, o.seed, &o.ckpt);
-    print_eval(o, r);
+    std::optional<AttentionDistance> distance;
+    if (!o.attention_distance.empty()) distance.emplace(std::vector<int>(o.attention_distance.begin(), o.attention_distance.end()));
+    EvalResult r = evaluate(model, o.task, o.batch, o.seq_len, o.batches, o.seed, &o.ckpt, [&](const Batch& b) {
+        if (distance) distance->add(model, b);
+    });
+    print_eval(o, r, distance ? &*distance : nullptr);
     return 0;
 }
 }  // namespace

@@ -150,7 +150,7 @@ uint64_t train_batch_seed(uint64_t seed, int64_t step, int micro) {
 uint64_t eval_batch_seed(uint64_t seed, int64_t batch) { return Rng(seed).fork(2).fork(static_cast<uint64_t>(batch)).seed(); }
 
 EvalResult evaluate(Model& model, const TaskConfig& task, int batch, int seq_len, int batches, uint64_t seed,
-                    const CheckpointFlags* ckpt) {
+                    const CheckpointFlags* ckpt, const std::function<void(const Batch&)>& after_forward) {
     EvalResult r;
     double loss_sum = 0;
     int64_t scored = 0;
@@ -162,6 +162,7 @@ EvalResult evaluate(Model& model, const TaskConfig& task, int batch, int seq_len
         Tensor logits = model.forward(b.tokens_tensor().to(model.device()), opt);
         if (model.context_parallel()) logits = gather_logits(model, logits);  // rank 0 scores the whole batch
         if (!logits.defined()) continue;
+        if (after_forward) after_forward(b);
         // (activations are this rank's slice under context parallelism: name them only without it)
         const Model* m = model.context_parallel() ? nullptr : &model;
         if (ckpt) check_logits(*ckpt, m, logits, cat("eval, batch ", i));

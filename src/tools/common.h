@@ -2,6 +2,7 @@
 // model, the seeded data streams.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "io/checkpoint.h"
@@ -66,7 +67,9 @@ struct EvalResult {
     double loss = 0;
     Accuracy accuracy;
 };
+// after_forward, when given, sees each batch right after its forward (the model's activations are
+// that batch's): `ittt eval --attention-distance` measures the attention there.
 EvalResult evaluate(Model& model, const TaskConfig& task, int batch, int seq_len, int batches, uint64_t seed,
-                    const CheckpointFlags* ckpt = nullptr);
+                    const CheckpointFlags* ckpt = nullptr, const std::function<void(const Batch&)>& after_forward = {});
 
 }  // namespace ittt

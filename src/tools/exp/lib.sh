@@ -329,21 +329,32 @@ exp_text_evals_json() {
 exp_loss_at() { exp_field "$EXP_DIR/runs/$1.n$2.eval.json" loss; }
 
 # exp_context_plot TITLE MODEL=LABEL...: context.dat (loss per context length, one
-# column per model) and context.png, the curve per model.
+# column per model) and context.png, the curve per model. With EXP_BAND_AT set (a
+# function MODEL N printing "min max", e.g. over seeds), each model gets two more
+# columns and a shaded band between them around its curve.
 exp_context_plot() {
-    local title=$1 n m i=2 plot=""
+    local title=$1 n m i=2 plot="" band=${EXP_BAND_AT:-}
     shift
     {
-        echo "# context_bytes(before the final 64) ${*%%=*}  (held-out loss, nats per byte)"
+        echo "# context_bytes(before the final 64) ${*%%=*}  (held-out loss, nats per byte$([ -n "$band" ] && echo '; per model: loss min max'))"
         for n in $lengths; do
             printf '%d' $((n - 64))
-            for m in "$@"; do printf ' %s' "$("${EXP_LOSS_AT:-exp_loss_at}" "${m%%=*}" "$n")"; done
+            for m in "$@"; do
+                printf ' %s' "$("${EXP_LOSS_AT:-exp_loss_at}" "${m%%=*}" "$n")"
+                if [ -n "$band" ]; then printf ' %s' "$("$band" "${m%%=*}" "$n")"; fi
+            done
             echo
         done
     } > "$EXP_DIR/context.dat"
     for m in "$@"; do
-        plot+="${plot:+, }\"$EXP_DIR/context.dat\" using 1:$i with linespoints title \"${m#*=}\""
-        i=$((i + 1))
+        if [ -n "$band" ]; then
+            plot+="${plot:+, }\"$EXP_DIR/context.dat\" using 1:$((i + 1)):$((i + 2)) with filledcurves linecolor $(((i + 1) / 3)) fillstyle transparent solid 0.2 notitle"
+            plot+=", \"$EXP_DIR/context.dat\" using 1:$i with linespoints linecolor $(((i + 1) / 3)) title \"${m#*=}\""
+            i=$((i + 3))
+        else
+            plot+="${plot:+, }\"$EXP_DIR/context.dat\" using 1:$i with linespoints title \"${m#*=}\""
+            i=$((i + 1))
+        fi
     done
     cat > "$EXP_DIR/context.gp" << EOF
 set terminal pngcairo size 800,480 font ",10"

@@ -18,7 +18,8 @@
 # before them grows from 0 to 960 bytes (tasks.md's text metric: score_last=64,
 # max_length=1024); the table gives the mean over seeds and the range (min-max).
 # Results: $DIR/results.json (every run's numbers), $DIR/table.md, $DIR/rates.md,
-# $DIR/context.png. Section 5 (continual.sh) trains its own SWA model.
+# $DIR/full.md (the full-attention model's attention caps and distances), $DIR/context.png.
+# Section 5 (continual.sh) trains its own SWA model.
 #
 # Cost at full size: 3 models x (4 rates + 2 more seeds) = 18 training runs of
 # 1500 steps, plus 3 x (4 + 3) validation and 3 x 3 x 5 test evaluations (seconds
@@ -41,7 +42,7 @@ exp_text_setup bounded
 # seed at the best rate (training, validation score, the test evaluations; seed 1's
 # training and validation score are the search's, skipped and counted as done).
 EXP_UNITS=$((3 * ($(echo "$rates" | wc -w) * (steps + 5) + $(echo "$seeds" | wc -w) * (steps + 5 + 5 * n_len)) \
-    + $(echo "$seeds" | wc -w) * 5 * $(echo "$caps" | wc -w)))
+    + $(echo "$seeds" | wc -w) * 5 * ($(echo "$caps" | wc -w) + 1)))
 
 # search_run RUN RATE SEED: train $m at RATE, seed SEED; its validation score.
 search_run() {
@@ -77,6 +78,10 @@ cap_evals() {
         fi
         exp_text_eval "$run.cap$w" "$dir/runs/$run.cap$w.test.json" test "$max_len"
     done
+    # And how far its attention reads: per layer and head, the mean distance and the share
+    # of the attention at >= 64 and >= 256 bytes back, over the scored final 64 bytes.
+    exp_eval "$run" "$dir/runs/$run.distance.json" 5 --task text --task-opt "path=$EXP_DIR/corpus/test.txt,score_last=64,max_length=$max_len,docs=$text_docs" \
+        --seed 1000 --batches "$eval_batches" --batch "$eval_batch" --seq-len "$max_len" --attention-distance 64,256
 }
 
 for m in $models; do
@@ -134,7 +139,52 @@ mean_loss_at() { exp_seed_stats $(per_seed "$1" exp_loss_at "$2") | cut -d' ' -f
             "$(exp_seed_stats $(per_seed "$m" exp_wall) | awk '{ printf "%.0f", $1 }')"
     done
 } > "$dir/table.md"
-EXP_LOSS_AT=mean_loss_at exp_context_plot "Test loss on the final 64 bytes vs the context before them (window 64), mean of seeds" \
+# The full-attention model under its attention caps, and its attention distances.
+full_best=$(exp_best_rate full "$rates" valid_loss)
+# distance_stats RUN LAYER: "mean_distance share64 share256" averaged over LAYER's heads.
+distance_stats() {
+    tr '{' '\n' < "$dir/runs/$1.distance.json" | awk -v l="$2" '
+        /"layer": / { split($0, a, /"layer": /); split(a[2], b, /[,}]/); layer = b[1] + 0 }
+        /"mean_distance": / && layer == l {
+            split($0, a, /"mean_distance": /); split(a[2], b, /,/); d += b[1]
+            split($0, a, /"share_beyond": \[/); split(a[2], b, /[],]/); s64 += b[1]; s256 += b[2]; h++ }
+        END { printf "%.9g %.9g %.9g\n", d / h, s64 / h, s256 / h }'
+}
+{
+    echo "The full-attention model (lr $full_best) with its attention capped at W bytes at inference (test.txt, n = $max_len; mean over seeds $seeds, (min-max)); swa for reference."
+    echo
+    printf '| model |'
+    for w in $caps; do printf ' cap %s |' "$w"; done
+    printf ' no cap |\n|---|'
+    for _ in $caps; do printf -- '---|'; done
+    printf -- '---|\n| full |'
+    # shellcheck disable=SC2046  # one value per seed
+    for w in $caps; do printf ' %s |' "$(exp_mean_range %.3f $(for seed in $seeds; do exp_field "$dir/runs/$(exp_run_name full "$full_best" "$seed").cap$w.test.json" loss; done))"; done
+    # shellcheck disable=SC2046
+    printf ' %s |\n' "$(exp_mean_range %.3f $(per_seed full exp_loss_at "$max_len"))"
+    # shellcheck disable=SC2046
+    printf '| swa (window 64) |'
+    for _ in $caps; do printf ' |'; done
+    printf ' %s |\n' "$(exp_mean_range %.3f $(per_seed swa exp_loss_at "$max_len"))"
+    echo
+    echo "Where its attention reads (the scored final 64 bytes of test windows of $max_len; per layer, the mean over heads, then over seeds, (min-max) over seeds)."
+    echo
+    echo "| layer | mean distance (bytes) | share at >= 64 bytes | share at >= 256 bytes |"
+    echo "|---|---|---|---|"
+    layers=$(sed -n -E 's/.*"num_hidden_layers": ([0-9]+).*/\1/p' data/configs/exp/text_full.json)
+    for ((l = 0; l < layers; l++)); do
+        printf '| %s |' "$l"
+        for f in 1 2 3; do
+            # shellcheck disable=SC2046
+            printf ' %s |' "$(exp_mean_range "$([ $f = 1 ] && echo %.1f || echo %.3f)" $(for seed in $seeds; do distance_stats "$(exp_run_name full "$full_best" "$seed")" "$l" | cut -d' ' -f$f; done))"
+        done
+        echo
+    done
+} > "$dir/full.md"
+# band_at MODEL N: the lowest and highest seed's test loss at length N (the plot's bands).
+# shellcheck disable=SC2046  # one value per seed
+band_at() { exp_seed_stats $(per_seed "$1" exp_loss_at "$2") | cut -d' ' -f2,3; }
+EXP_LOSS_AT=mean_loss_at EXP_BAND_AT=band_at exp_context_plot "Test loss on the final 64 bytes vs the context before them (window 64): mean of seeds, band min-max" \
     full="full attention" swa="sliding window" swa_ttt="SWA + TTT (learned target)"
 json_rows=""
 for m in $models; do
@@ -146,8 +196,14 @@ for m in $models; do
     best=$(exp_best_rate "$m" "$rates" valid_loss)
     for seed in $seeds; do
         run=$(exp_run_name "$m" "$best" "$seed")
+        extra=""
+        if [ "$m" = full ]; then
+            caps_json=""
+            for w in $caps; do caps_json+="${caps_json:+, }{\"cap\": $w, \"test\": $(cat "$dir/runs/$run.cap$w.test.json")}"; done
+            extra=", \"capped\": [$caps_json], \"attention_distance\": $(cat "$dir/runs/$run.distance.json")"
+        fi
         runs+="${runs:+,}
-    {\"seed\": $seed, \"run\": \"$run\", \"final_train_loss\": $(exp_final_loss "$run"), \"train_wall_s\": $(exp_wall "$run"), \"valid\": $(cat "$dir/runs/$run.valid.json"), \"test_evals\": [$(exp_text_evals_json "$run")]}"
+    {\"seed\": $seed, \"run\": \"$run\", \"final_train_loss\": $(exp_final_loss "$run"), \"train_wall_s\": $(exp_wall "$run"), \"valid\": $(cat "$dir/runs/$run.valid.json"), \"test_evals\": [$(exp_text_evals_json "$run")]$extra}"
     done
     json_rows+="${json_rows:+,}
   {\"model\": \"$m\", \"config\": \"data/configs/exp/text_$m.json\", \"rate_search\": [$search], \"best_lr\": $best, \"seeds\": [$runs]}"
@@ -155,5 +211,5 @@ done
 printf '{"section": "text", "run": %s, "corpus": %s, "docs": "%s", "steps": %s, "batch": %s, "seq_len": %s, "rates": [%s], "seeds": [%s], "seed_flags": "seed K: --seed K --init-seed K-1", "models": [%s\n]}\n' \
     "$(exp_machine_json)" "$(cat "$dir/corpus/corpus.json")" "$text_docs" "$steps" "$batch" "$seq" "$(echo "$rates" | tr -s ' ' ',')" \
     "$(echo "$seeds" | tr -s ' ' ',')" "$json_rows" > "$dir/results.json"
-cat "$dir/rates.md" "$dir/table.md"
+cat "$dir/rates.md" "$dir/table.md" "$dir/full.md"
 exp_end
