@@ -18,7 +18,8 @@
 # before them grows from 0 to 960 bytes (tasks.md's text metric: score_last=64,
 # max_length=1024); the table gives the mean over seeds and the range (min-max).
 # Results: $DIR/results.json (every run's numbers), $DIR/table.md, $DIR/rates.md,
-# $DIR/full.md (the full-attention model's attention caps and distances), $DIR/context.png.
+# $DIR/full.md (the full-attention model's attention caps and distances), $DIR/long.md
+# (every model at its best rate for LONG_STEPS, default 3000), $DIR/context.png.
 # Section 5 (continual.sh) trains its own SWA model.
 #
 # Cost at full size: 3 models x (4 rates + 2 more seeds) = 18 training runs of
@@ -36,21 +37,28 @@ rates=${RATES:-$(exp_size "1e-3 3e-3 1e-2 3e-2" "1e-3 3e-3")}
 seeds=${SEEDS:-$(exp_size "1 2 3" "1 2")}
 models="full swa swa_ttt"
 caps=$(exp_size "64 128 256 512" "64")  # cap_evals' attention caps
+long_steps=${LONG_STEPS:-$(exp_size 3000 8)}  # the longer budget's steps
 exp_begin text "$dir" 0
 exp_text_setup bounded
 # Per model: the search (a training and a validation score per rate), then every
 # seed at the best rate (training, validation score, the test evaluations; seed 1's
 # training and validation score are the search's, skipped and counted as done).
+# Then the full model's caps and distances, and every model at its best rate and every seed
+# for the longer budget.
 EXP_UNITS=$((3 * ($(echo "$rates" | wc -w) * (steps + 5) + $(echo "$seeds" | wc -w) * (steps + 5 + 5 * n_len)) \
-    + $(echo "$seeds" | wc -w) * 5 * ($(echo "$caps" | wc -w) + 1)))
+    + $(echo "$seeds" | wc -w) * (5 * ($(echo "$caps" | wc -w) + 1) + 3 * (long_steps + 5 * n_len))))
 
-# search_run RUN RATE SEED: train $m at RATE, seed SEED; its validation score.
-search_run() {
+# train_run RUN RATE SEED STEPS: train $m for STEPS at RATE, seed SEED.
+train_run() {
     local scale=1
     [ "$m" = swa_ttt ] && scale=10
     # shellcheck disable=SC2046  # the seed flags are two words each
-    exp_train "$1" "$steps" --task text --task-opt "$train_opt" --config "data/configs/exp/text_$m.json" --steps "$steps" \
+    exp_train "$1" "$4" --task text --task-opt "$train_opt" --config "data/configs/exp/text_$m.json" --steps "$4" \
         --batch "$batch" --seq-len "$seq" --lr "$2" --warmup 50 --ttt-lr-scale "$scale" $(exp_seed_flags "$3")
+}
+# search_run RUN RATE SEED: train $m at RATE, seed SEED; its validation score.
+search_run() {
+    train_run "$@" "$steps"
     exp_text_eval "$1" "$dir/runs/$1.valid.json" valid "$max_len"
 }
 # seed_run RUN RATE SEED: search_run, then the test evaluations at every length.
@@ -91,6 +99,17 @@ for m in $models; do
     exp_sweep_seeds "$m" "$best" "$seeds" seed_run
 done
 for seed in $seeds; do cap_evals "$(exp_run_name full "$(exp_best_rate full "$rates" valid_loss)" "$seed")"; done
+# Is a model still catching up at $steps steps? Every model again at its best rate and
+# every seed, for $long_steps steps (the schedule stretched to them), tested the same:
+# runs/<the seed's run>.long.
+for m in $models; do
+    best=$(exp_best_rate "$m" "$rates" valid_loss)
+    for seed in $seeds; do
+        run=$(exp_run_name "$m" "$best" "$seed").long
+        train_run "$run" "$best" "$seed" "$long_steps"
+        exp_text_evals "$run" test
+    done
+done
 
 # ---- tables, data, plot, results.json
 # per_seed MODEL FUNCTION [ARGS]: FUNCTION RUN [ARGS] for every seed's run of MODEL at its best rate.
@@ -184,6 +203,23 @@ distance_stats() {
 # band_at MODEL N: the lowest and highest seed's test loss at length N (the plot's bands).
 # shellcheck disable=SC2046  # one value per seed
 band_at() { exp_seed_stats $(per_seed "$1" exp_loss_at "$2") | cut -d' ' -f2,3; }
+# The longer budget next to the sweep's, per model (seed mean, (min-max)).
+long_loss_at() { exp_loss_at "$1.long" "$2"; }
+long_final() { exp_final_loss "$1.long"; }
+{
+    echo "Every model at its best rate for $steps and for $long_steps steps (test.txt; mean over seeds $seeds, (min-max))."
+    echo
+    echo "| model | best lr | steps | n = 64 | n = $max_len | final train loss |"
+    echo "|---|---|---|---|---|---|"
+    for m in $models; do
+        # shellcheck disable=SC2046  # one value per seed
+        printf '| %s | %s | %s | %s | %s | %s |\n' "$m" "$(exp_best_rate "$m" "$rates" valid_loss)" "$steps" "$(exp_mean_range %.3f $(per_seed "$m" exp_loss_at 64))" \
+            "$(exp_mean_range %.3f $(per_seed "$m" exp_loss_at "$max_len"))" "$(exp_mean_range %.3f $(per_seed "$m" exp_final_loss))"
+        # shellcheck disable=SC2046
+        printf '| %s | %s | %s | %s | %s | %s |\n' "$m" "$(exp_best_rate "$m" "$rates" valid_loss)" "$long_steps" "$(exp_mean_range %.3f $(per_seed "$m" long_loss_at 64))" \
+            "$(exp_mean_range %.3f $(per_seed "$m" long_loss_at "$max_len"))" "$(exp_mean_range %.3f $(per_seed "$m" long_final))"
+    done
+} > "$dir/long.md"
 EXP_LOSS_AT=mean_loss_at EXP_BAND_AT=band_at exp_context_plot "Test loss on the final 64 bytes vs the context before them (window 64): mean of seeds, band min-max" \
     full="full attention" swa="sliding window" swa_ttt="SWA + TTT (learned target)"
 json_rows=""
@@ -202,6 +238,7 @@ for m in $models; do
             for w in $caps; do caps_json+="${caps_json:+, }{\"cap\": $w, \"test\": $(cat "$dir/runs/$run.cap$w.test.json")}"; done
             extra=", \"capped\": [$caps_json], \"attention_distance\": $(cat "$dir/runs/$run.distance.json")"
         fi
+        extra+=", \"long\": {\"steps\": $long_steps, \"final_train_loss\": $(exp_final_loss "$run.long"), \"test_evals\": [$(exp_text_evals_json "$run.long")]}"
         runs+="${runs:+,}
     {\"seed\": $seed, \"run\": \"$run\", \"final_train_loss\": $(exp_final_loss "$run"), \"train_wall_s\": $(exp_wall "$run"), \"valid\": $(cat "$dir/runs/$run.valid.json"), \"test_evals\": [$(exp_text_evals_json "$run")]$extra}"
     done
@@ -211,5 +248,5 @@ done
 printf '{"section": "text", "run": %s, "corpus": %s, "docs": "%s", "steps": %s, "batch": %s, "seq_len": %s, "rates": [%s], "seeds": [%s], "seed_flags": "seed K: --seed K --init-seed K-1", "models": [%s\n]}\n' \
     "$(exp_machine_json)" "$(cat "$dir/corpus/corpus.json")" "$text_docs" "$steps" "$batch" "$seq" "$(echo "$rates" | tr -s ' ' ',')" \
     "$(echo "$seeds" | tr -s ' ' ',')" "$json_rows" > "$dir/results.json"
-cat "$dir/rates.md" "$dir/table.md" "$dir/full.md"
+cat "$dir/rates.md" "$dir/table.md" "$dir/full.md" "$dir/long.md"
 exp_end
