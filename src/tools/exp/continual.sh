@@ -15,7 +15,18 @@
 #    task with a random-token haystack (every parameter; lrs as section 4) and scored on
 #    held-out multi-key needles (4 needles, one queried) at depths 0, 50, 100%, n = 256.
 # Results: $DIR/results.json, $DIR/table.md, $DIR/context.png.
-#   env: STEPS (pretraining, default 1500), CONT (continued, default 750), NEEDLE (default 1500)
+# Every step runs at each seed in SEEDS (seed K: pretraining on data seed K from weights
+# seed K - 1, as lib.sh's sweeps; P's diagonal from `convert --seed K - 1`; continuation
+# on data seed 2K; the needle phase on data seed K), and the drop-in check per seed.
+# Seed 1 is the one-seed run before and keeps its names (runs/NAME, forward_plain.json);
+# seed K > 1 adds .sK (runs/NAME.sK, forward_plain.sK.json). The table gives the mean
+# over seeds and the range (min-max); results.json has every seed's numbers.
+# Cost at full size: one seed took 794 s on the 2-core AMD VM (463 s pretraining,
+# drop-in check, continuation and text evaluation; 331 s the needle phase), so the
+# 3 seeds take about 3 x 794 s = 40 min, more on a loaded machine or with one thread;
+# where seed 1 has run already (out/exp-continual of the one-seed table), 2 x 794 s = 26 min.
+#   env: STEPS (pretraining, default 1500), CONT (continued, default 750), NEEDLE (default 1500),
+#        SEEDS (default "1 2 3")
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source src/tools/exp/lib.sh
@@ -23,58 +34,99 @@ dir=${1:-out/exp-continual}
 steps=${STEPS:-$(exp_size 1500 4)}
 cont=${CONT:-$(exp_size 750 4)}
 needle=${NEEDLE:-$(exp_size 1500 4)}
+seeds=${SEEDS:-$(exp_size "1 2 3" "1 2")}
+n_seeds=$(echo "$seeds" | wc -w)
 depths=$(exp_size "0 50 100" "0")
 needle_opt="keys=4,values=1,queries=1,filler=random"  # scored: multi-key, one queried
 needle_train="keys=4,values=4,queries=4,filler=random"  # trained on: section 4's training task, random haystack
 n_dep=$(echo "$depths" | wc -w)
+models="pretrain_swa swa_cont ttt_cont ttt_only"
 exp_begin continual "$dir" 0
 exp_text_setup
-EXP_UNITS=$((steps + 3 * (cont + needle + 5 * n_dep) + 20 * n_len + 10))
+# Per seed: pretraining, the drop-in check (10), three continuations, 4 models x the text
+# evaluations, three needle trainings and their evaluations.
+EXP_UNITS=$((n_seeds * (steps + 3 * (cont + needle + 5 * n_dep) + 20 * n_len + 10)))
 text_flags=(--task text --task-opt "$train_opt" --batch "$batch" --seq-len "$seq" --lr 3e-3 --warmup 50)
 
-# 1. pretraining
-exp_train pretrain_swa "$steps" "${text_flags[@]}" --seed 1 --config data/configs/exp/text_swa.json --steps "$steps"
-pre=$(ls -d "$dir/runs/pretrain_swa"/step-* | tail -n 1)
+# sfx SEED: what seed SEED adds to a name ("" for seed 1, .sK for seed K > 1).
+sfx() { exp_run_name "" "" "$1"; }
+# last_step RUN: runs/RUN's final checkpoint.
+last_step() { ls -d "$dir/runs/$1"/step-* | tail -n 1; }
 
-# 2. the drop-in, checked bit for bit
-ttt_start=$dir/runs/ttt_start
-if [ ! -f "$ttt_start/model.safetensors" ]; then
-    rm -rf "$ttt_start"
-    "$EXP_BIN" convert "$pre" "$ttt_start" --add-ttt --ttt-layers 0,1 --ttt-chunk 64 --ttt-lr 0.3 --ttt-target input_embed > /dev/null
-fi
-# 300 held-out bytes as tokens (byte b is token b + 4)
-probe_tokens=$(head -c 300 "$dir/corpus/heldout.txt" | od -An -v -tu1 | tr -s ' \n' '\n\n' | sed '/^$/d' | awk '{ printf "%s%d", (NR > 1 ? "," : ""), $1 + 4 }')
-exp_ittt forward --ckpt "$pre" --tokens "$probe_tokens" --json > "$dir/forward_plain.json"
-exp_ittt forward --ckpt "$ttt_start" --tokens "$probe_tokens" --json > "$dir/forward_ttt.json"
-if cmp -s "$dir/forward_plain.json" "$dir/forward_ttt.json"; then
-    drop_in=true
-    echo "exp-continual: drop-in check: the TTT model's logits equal the plain model's bit for bit (300 tokens)" >&2
-else
-    echo "exp-continual: drop-in check FAILED: $dir/forward_plain.json and $dir/forward_ttt.json differ" >&2
-    exit 1
-fi
+# continual_seed K: the whole section at seed K.
+continual_seed() {
+    local k=$1 s
+    s=$(sfx "$k")
+    # 1. pretraining
+    # shellcheck disable=SC2046  # the seed flags are two words each
+    exp_train "pretrain_swa$s" "$steps" "${text_flags[@]}" $(exp_seed_flags "$k") --config data/configs/exp/text_swa.json --steps "$steps"
+    local pre
+    pre=$(last_step "pretrain_swa$s")
 
-# 3. continued training, same tokens (--seed 2: another stream of text windows than pretraining's)
-exp_train swa_cont "$cont" "${text_flags[@]}" --seed 2 --ckpt "$pre" --steps "$cont"
-exp_train ttt_cont "$cont" "${text_flags[@]}" --seed 2 --ckpt "$ttt_start" --steps "$cont" --ttt-lr-scale 10
-exp_train ttt_only "$cont" "${text_flags[@]}" --seed 2 --ckpt "$ttt_start" --steps "$cont" --ttt-lr-scale 10 --train-only '*.ttt_*'
+    # 2. the drop-in, checked bit for bit (P's diagonal from seed K - 1: seed 1's is convert's default, 0)
+    local ttt_start=$dir/runs/ttt_start$s
+    if [ ! -f "$ttt_start/model.safetensors" ]; then
+        rm -rf "$ttt_start"
+        "$EXP_BIN" convert "$pre" "$ttt_start" --add-ttt --ttt-layers 0,1 --ttt-chunk 64 --ttt-lr 0.3 --ttt-target input_embed \
+            --seed $((k - 1)) > /dev/null
+    fi
+    exp_ittt forward --ckpt "$pre" --tokens "$probe_tokens" --json > "$dir/forward_plain$s.json"
+    exp_ittt forward --ckpt "$ttt_start" --tokens "$probe_tokens" --json > "$dir/forward_ttt$s.json"
+    if cmp -s "$dir/forward_plain$s.json" "$dir/forward_ttt$s.json"; then
+        echo "exp-continual: drop-in check, seed $k: the TTT model's logits equal the plain model's bit for bit (300 tokens)" >&2
+    else
+        echo "exp-continual: drop-in check FAILED, seed $k: $dir/forward_plain$s.json and $dir/forward_ttt$s.json differ" >&2
+        exit 1
+    fi
+    EXP_DONE=$((EXP_DONE + 10))
 
-# 4. long-context loss, then the needle phase
-models="pretrain_swa swa_cont ttt_cont ttt_only"
-for m in $models; do exp_text_evals "$m"; done
-for m in swa_cont ttt_cont ttt_only; do
-    lr=3e-3 scale=1  # as section 4: the plain model at 3e-3, the TTT models with section 1's recipe
-    if [ "$m" != swa_cont ]; then lr=1e-3 scale=30; fi
-    exp_train "${m}_needle" "$needle" --task needle --task-opt "$needle_train,depth=-1" --ckpt "$(ls -d "$dir/runs/$m"/step-* | tail -n 1)" \
-        --steps "$needle" --batch "$(exp_size 16 2)" --seq-len 256 --lr "$lr" --warmup 30 --ttt-lr-scale "$scale" --seed 1
-    for dp in $depths; do
-        exp_eval "${m}_needle" "$dir/runs/${m}_needle.d$dp.eval.json" 5 --task needle --task-opt "$needle_opt,depth=$dp" --seed 1000 \
-            --batches "$(exp_size 2 1)" --batch "$eval_batch" --seq-len 256
+    # 3. continued training, same tokens (data seed 2K: another stream of text windows than pretraining's)
+    local cseed=$((2 * k))
+    exp_train "swa_cont$s" "$cont" "${text_flags[@]}" --seed "$cseed" --ckpt "$pre" --steps "$cont"
+    exp_train "ttt_cont$s" "$cont" "${text_flags[@]}" --seed "$cseed" --ckpt "$ttt_start" --steps "$cont" --ttt-lr-scale 10
+    exp_train "ttt_only$s" "$cont" "${text_flags[@]}" --seed "$cseed" --ckpt "$ttt_start" --steps "$cont" --ttt-lr-scale 10 --train-only '*.ttt_*'
+
+    # 4. long-context loss, then the needle phase
+    local m lr scale dp
+    for m in $models; do exp_text_evals "$m$s"; done
+    for m in swa_cont ttt_cont ttt_only; do
+        lr=3e-3 scale=1  # as section 4: the plain model at 3e-3, the TTT models with section 1's recipe
+        if [ "$m" != swa_cont ]; then lr=1e-3 scale=30; fi
+        exp_train "${m}_needle$s" "$needle" --task needle --task-opt "$needle_train,depth=-1" --ckpt "$(last_step "$m$s")" \
+            --steps "$needle" --batch "$(exp_size 16 2)" --seq-len 256 --lr "$lr" --warmup 30 --ttt-lr-scale "$scale" --seed "$k"
+        for dp in $depths; do
+            exp_eval "${m}_needle$s" "$dir/runs/${m}_needle$s.d$dp.eval.json" 5 --task needle --task-opt "$needle_opt,depth=$dp" --seed 1000 \
+                --batches "$(exp_size 2 1)" --batch "$eval_batch" --seq-len 256
+        done
     done
-done
+}
+
+# 300 held-out bytes as tokens (byte b is token b + 4): the drop-in check's input
+probe_tokens=$(head -c 300 "$dir/corpus/heldout.txt" | od -An -v -tu1 | tr -s ' \n' '\n\n' | sed '/^$/d' | awk '{ printf "%s%d", (NR > 1 ? "," : ""), $1 + 4 }')
+for seed in $seeds; do continual_seed "$seed"; done
 
 # ---- table, plot, results.json
+# per_seed MODEL FUNCTION [ARGS]: FUNCTION RUN [ARGS] for every seed's run of MODEL, one value a line.
+per_seed() {
+    local model=$1 fn=$2 seed
+    shift 2
+    for seed in $seeds; do "$fn" "$model$(sfx "$seed")" "$@"; done
+}
+# needle_accuracies MODEL DEPTH: the needle phase's accuracy after MODEL at DEPTH, in percent, one seed a line.
+needle_accuracies() {
+    local seed
+    for seed in $seeds; do
+        awk -v a="$(exp_field "$dir/runs/${1}_needle$(sfx "$seed").d$2.eval.json" accuracy)" 'BEGIN { print 100 * a }'
+    done
+}
+# mean_loss_at / band_at MODEL N: the held-out loss at length N, mean over seeds / "min max" (the plot).
+# shellcheck disable=SC2046  # one value per seed
+mean_loss_at() { exp_seed_stats $(per_seed "$1" exp_loss_at "$2") | cut -d' ' -f1; }
+# shellcheck disable=SC2046
+band_at() { exp_seed_stats $(per_seed "$1" exp_loss_at "$2") | cut -d' ' -f2,3; }
 {
+    echo "Mean over $n_seeds seeds ($seeds), (min-max) when the seeds differ; per seed in results.json."
+    echo
     printf '| model | trained |'
     for n in $lengths; do printf ' loss n = %s |' "$n"; done
     for dp in $depths; do printf ' needle depth %s%% |' "$dp"; done
@@ -89,28 +141,36 @@ done
             ttt_only) what="+ TTT (release init), $cont steps, TTT parameters only" ;;
         esac
         printf '| `%s` | %s |' "$m" "$what"
-        exp_text_losses "$m"
+        # shellcheck disable=SC2046  # one value per seed
+        for n in $lengths; do printf ' %s |' "$(exp_mean_range %.3f $(per_seed "$m" exp_loss_at "$n"))"; done
         for dp in $depths; do
-            if [ "$m" = pretrain_swa ]; then printf ' - |'; else
-                printf ' %s |' "$(awk -v a="$(exp_field "$dir/runs/${m}_needle.d$dp.eval.json" accuracy)" 'BEGIN { printf "%.1f%%", 100 * a }')"
-            fi
+            # shellcheck disable=SC2046
+            if [ "$m" = pretrain_swa ]; then printf ' - |'; else printf ' %s |' "$(exp_mean_range '%.1f%%' $(needle_accuracies "$m" "$dp"))"; fi
         done
         echo
     done
 } > "$dir/table.md"
-exp_context_plot "Continual training: held-out loss on the final 64 bytes vs context (window 64)" \
+EXP_LOSS_AT=mean_loss_at EXP_BAND_AT=band_at exp_context_plot \
+    "Continual training: held-out loss on the final 64 bytes vs context (window 64): mean of seeds, band min-max" \
     pretrain_swa="pretrained SWA" swa_cont="continued, plain SWA" ttt_cont="continued with TTT (all parameters)" \
     ttt_only="continued with TTT (TTT parameters only)"
 json_rows=""
 for m in $models; do
-    needles=""
-    if [ "$m" != pretrain_swa ]; then
-        for dp in $depths; do needles+="${needles:+, }{\"depth\": $dp, \"eval\": $(cat "$dir/runs/${m}_needle.d$dp.eval.json")}"; done
-    fi
+    runs=""
+    for seed in $seeds; do
+        s=$(sfx "$seed")
+        needles=""
+        if [ "$m" != pretrain_swa ]; then
+            for dp in $depths; do needles+="${needles:+, }{\"depth\": $dp, \"eval\": $(cat "$dir/runs/${m}_needle$s.d$dp.eval.json")}"; done
+        fi
+        runs+="${runs:+,}
+    {\"seed\": $seed, \"run\": \"$m$s\", \"text_evals\": [$(exp_text_evals_json "$m$s")], \"needle_after_${needle}_steps\": [$needles]}"
+    done
     json_rows+="${json_rows:+,}
-  {\"model\": \"$m\", \"text_evals\": [$(exp_text_evals_json "$m")], \"needle_after_${needle}_steps\": [$needles]}"
+  {\"model\": \"$m\", \"seeds\": [$runs]}"
 done
-printf '{"section": "continual", "run": %s, "drop_in_bit_identical": %s, "pretrain_steps": %s, "continued_steps": %s, "needle_steps": %s, "needle_train_task": "%s", "needle_task": "%s", "models": [%s\n]}\n' \
-    "$(exp_machine_json)" "$drop_in" "$steps" "$cont" "$needle" "$needle_train" "$needle_opt" "$json_rows" > "$dir/results.json"
+# Every seed's drop-in check passed, or the script stopped there.
+printf '{"section": "continual", "run": %s, "drop_in_bit_identical": true, "pretrain_steps": %s, "continued_steps": %s, "needle_steps": %s, "needle_train_task": "%s", "needle_task": "%s", "seeds": [%s], "seed_flags": "seed K: pretraining --seed K --init-seed K-1, convert --seed K-1, continuation --seed 2K, needle phase --seed K", "models": [%s\n]}\n' \
+    "$(exp_machine_json)" "$steps" "$cont" "$needle" "$needle_train" "$needle_opt" "$(echo "$seeds" | tr -s ' ' ',')" "$json_rows" > "$dir/results.json"
 cat "$dir/table.md"
 exp_end
