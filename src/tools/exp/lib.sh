@@ -256,12 +256,14 @@ exp_seed_stats() {
 }
 
 # exp_mean_range FORMAT X...: "mean (min-max)" of the values, each printed with the
-# printf FORMAT (e.g. %.3f); just the value when all are equal in that format.
+# printf FORMAT (e.g. %.3f); just the value when all are equal in that format; "(min to
+# max)" when either is negative.
 exp_mean_range() {
     local format=$1
     shift
     exp_seed_stats "$@" | awk -v f="$format" '{ m = sprintf(f, $1); lo = sprintf(f, $2); hi = sprintf(f, $3)
-        if (lo == hi) print m; else print m " (" lo "-" hi ")" }'
+        sep = (lo ~ /^-/ || hi ~ /^-/) ? " to " : "-"  # "(-0.26 to 0.05)", not "(-0.26-0.05)"
+        if (lo == hi) print m; else print m " (" lo sep hi ")" }'
 }
 
 # ---- what sections share

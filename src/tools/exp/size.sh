@@ -173,12 +173,13 @@ sed -i '1i # parameters gain_mean gain_min gain_max d  (gain: swa - swa_ttt test
 cat > "$dir/size.gp" << EOF
 set terminal pngcairo size 800,480 font ",10"
 set output "$dir/size.png"
-set title "The TTT gain at n = $max_len vs model size (swa - swa_ttt, mean and range of seeds)"
+set title "The TTT gain at n = $max_len vs model size: SWA's loss minus SWA + TTT's (mean, min-max of seeds)" noenhanced
 set xlabel "parameters"
 set ylabel "gain (nats per byte)"
 set logscale x
 set grid
 set key off
+set offsets graph 0.05, graph 0.05, graph 0.12, graph 0.05
 plot "$dir/size.dat" using 1:2:3:4 with yerrorlines lw 2, "" using 1:2:(sprintf("d = %d", \$5)) with labels offset 0,1.5
 EOF
 exp_plot "$dir/size.gp"
