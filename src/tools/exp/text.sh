@@ -23,11 +23,12 @@
 # Section 5 (continual.sh) trains its own SWA model.
 #
 # Cost at full size: 3 models x (4 rates + 2 more seeds) = 18 training runs of
-# 1500 steps, plus 3 x (4 + 3) validation and 3 x 3 x 5 test evaluations (seconds
-# each). At the per-run wall times of the one-run table (full 269 s, swa 119 s,
-# swa_ttt 128 s on the 2-core AMD VM, 2 threads), about 6 x 516 s = 52 min of
-# training: about an hour, more on a loaded machine or with one thread.
-#   env: STEPS (default 1500), RATES (default "1e-3 3e-3 1e-2 3e-2"), SEEDS (default "1 2 3")
+# 1500 steps and 3 x 3 of LONG_STEPS, plus about 120 evaluations (seconds each).
+# Measured on a shared 2-core Intel Xeon with AVX-512, 2 threads (2026-12-07):
+# 0:25:19 for the sweep (full about 100 s a run, swa 55 s, swa_ttt 80 s), 0:19:47
+# for the evaluations, the attention measurements and the longer budget.
+#   env: STEPS (default 1500), RATES (default "1e-3 3e-3 1e-2 3e-2"), SEEDS (default "1 2 3"),
+#        LONG_STEPS (default 3000)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source src/tools/exp/lib.sh
