@@ -42,7 +42,7 @@ needle_train="keys=4,values=4,queries=4,filler=random"  # trained on: section 4'
 n_dep=$(echo "$depths" | wc -w)
 models="pretrain_swa swa_cont ttt_cont ttt_only"
 exp_begin continual "$dir" 0
-exp_text_setup
+exp_text_setup bounded
 # Per seed: pretraining, the drop-in check (10), three continuations, 4 models x the text
 # evaluations, three needle trainings and their evaluations.
 EXP_UNITS=$((n_seeds * (steps + 3 * (cont + needle + 5 * n_dep) + 20 * n_len + 10)))
@@ -125,7 +125,7 @@ mean_loss_at() { exp_seed_stats $(per_seed "$1" exp_loss_at "$2") | cut -d' ' -f
 # shellcheck disable=SC2046
 band_at() { exp_seed_stats $(per_seed "$1" exp_loss_at "$2") | cut -d' ' -f2,3; }
 {
-    echo "Mean over $n_seeds seeds ($seeds), (min-max) when the seeds differ; per seed in results.json."
+    echo "Mean over $n_seeds seeds ($seeds), (min-max) when the seeds differ; per seed in results.json. Text: docs=$text_docs."
     echo
     printf '| model | trained |'
     for n in $lengths; do printf ' loss n = %s |' "$n"; done
@@ -170,7 +170,7 @@ for m in $models; do
   {\"model\": \"$m\", \"seeds\": [$runs]}"
 done
 # Every seed's drop-in check passed, or the script stopped there.
-printf '{"section": "continual", "run": %s, "drop_in_bit_identical": true, "pretrain_steps": %s, "continued_steps": %s, "needle_steps": %s, "needle_train_task": "%s", "needle_task": "%s", "seeds": [%s], "seed_flags": "seed K: pretraining --seed K --init-seed K-1, convert --seed K-1, continuation --seed 2K, needle phase --seed K", "models": [%s\n]}\n' \
-    "$(exp_machine_json)" "$steps" "$cont" "$needle" "$needle_train" "$needle_opt" "$(echo "$seeds" | tr -s ' ' ',')" "$json_rows" > "$dir/results.json"
+printf '{"section": "continual", "run": %s, "docs": "%s", "drop_in_bit_identical": true, "pretrain_steps": %s, "continued_steps": %s, "needle_steps": %s, "needle_train_task": "%s", "needle_task": "%s", "seeds": [%s], "seed_flags": "seed K: pretraining --seed K --init-seed K-1, convert --seed K-1, continuation --seed 2K, needle phase --seed K", "models": [%s\n]}\n' \
+    "$(exp_machine_json)" "$text_docs" "$steps" "$cont" "$needle" "$needle_train" "$needle_opt" "$(echo "$seeds" | tr -s ' ' ',')" "$json_rows" > "$dir/results.json"
 cat "$dir/table.md"
 exp_end

@@ -284,8 +284,8 @@ exp_mqar_setup() {
 # n bytes ending at the same offsets for every n (max_length), n in $lengths.
 # DOCS (default packed) is how windows treat the corpus's files, which it lists
 # (train.txt.docs, ...): bounded keeps every window inside its documents (the CLI's
-# default), packed runs the files end to end as one stream. Section 2 runs bounded;
-# section 5's numbers were measured packed and it pins that mode until it is re-run.
+# default), packed runs the files end to end as one stream. Sections 2 and 5 run
+# bounded (section 5's one-seed table of 2026-12-01 was measured packed).
 # EXP_TEXT_DOCS overrides either.
 exp_text_setup() {
     batch=$(exp_size 4 1)
