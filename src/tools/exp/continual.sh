@@ -50,8 +50,6 @@ text_flags=(--task text --task-opt "$train_opt" --batch "$batch" --seq-len "$seq
 
 # sfx SEED: what seed SEED adds to a name ("" for seed 1, .sK for seed K > 1).
 sfx() { exp_run_name "" "" "$1"; }
-# last_step RUN: runs/RUN's final checkpoint.
-last_step() { ls -d "$dir/runs/$1"/step-* | tail -n 1; }
 
 # continual_seed K: the whole section at seed K.
 continual_seed() {
@@ -61,7 +59,7 @@ continual_seed() {
     # shellcheck disable=SC2046  # the seed flags are two words each
     exp_train "pretrain_swa$s" "$steps" "${text_flags[@]}" $(exp_seed_flags "$k") --config data/configs/exp/text_swa.json --steps "$steps"
     local pre
-    pre=$(last_step "pretrain_swa$s")
+    pre=$(exp_last_step "$dir/runs/pretrain_swa$s")
 
     # 2. the drop-in, checked bit for bit (P's diagonal from seed K - 1: seed 1's is convert's default, 0)
     local ttt_start=$dir/runs/ttt_start$s
@@ -92,7 +90,7 @@ continual_seed() {
     for m in swa_cont ttt_cont ttt_only; do
         lr=3e-3 scale=1  # as section 4: the plain model at 3e-3, the TTT models with section 1's recipe
         if [ "$m" != swa_cont ]; then lr=1e-3 scale=30; fi
-        exp_train "${m}_needle$s" "$needle" --task needle --task-opt "$needle_train,depth=-1" --ckpt "$(last_step "$m$s")" \
+        exp_train "${m}_needle$s" "$needle" --task needle --task-opt "$needle_train,depth=-1" --ckpt "$(exp_last_step "$dir/runs/$m$s")" \
             --steps "$needle" --batch "$(exp_size 16 2)" --seq-len 256 --lr "$lr" --warmup 30 --ttt-lr-scale "$scale" --seed "$k"
         for dp in $depths; do
             exp_eval "${m}_needle$s" "$dir/runs/${m}_needle$s.d$dp.eval.json" 5 --task needle --task-opt "$needle_opt,depth=$dp" --seed 1000 \

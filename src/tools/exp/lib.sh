@@ -266,6 +266,35 @@ exp_mean_range() {
         if (lo == hi) print m; else print m " (" lo sep hi ")" }'
 }
 
+# exp_rates_head COLUMNS "RATES": the head of a rate-search table, e.g. COLUMNS "d | model":
+# "| d | model | lr 1e-3 | ... |" and its rule.
+exp_rates_head() {
+    local rate i n
+    n=$(($(printf '%s' "$1" | tr -cd '|' | wc -c) + 1))
+    printf '| %s |' "$1"
+    for rate in $2; do printf ' lr %s |' "$rate"; done
+    printf '\n|'
+    for ((i = 0; i < n; i++)); do printf -- '---|'; done
+    for _ in $2; do printf -- '---|'; done
+    echo
+}
+
+# exp_rates_row CELLS ARM "RATES" MEASURE: one row of that table: "| CELLS |", then ARM's
+# MEASURE (exp_best_rate's) at every rate on seed 1, 5 characters, * on the best.
+exp_rates_row() {
+    local best rate
+    best=$(exp_best_rate "$2" "$3" "$4")
+    printf '| %s |' "$1"
+    for rate in $3; do
+        printf ' %s%s |' "$("$4" "$(exp_run_name "$2" "$rate" 1)" | cut -c1-5)" "$([ "$rate" = "$best" ] && echo ' *')"
+    done
+    echo
+}
+
+# exp_last_step RUN_DIR: the newest checkpoint (step-N, zero-padded, so the last in
+# order) of a training run's folder.
+exp_last_step() { ls -d "$1"/step-* | tail -n 1; }
+
 # ---- what sections share
 
 # exp_mqar_setup: section 1's task and model, which section 3 ablates: MQAR with 8

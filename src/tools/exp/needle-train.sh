@@ -55,7 +55,7 @@ for r in "${rows[@]}"; do
     start=(--config "$base")
     extra=()
     case $f_flags in
-        from:*) start=(--ckpt "$(ls -d "$dir/runs/${f_flags#from:}"/step-* | tail -n 1)") ;;
+        from:*) start=(--ckpt "$(exp_last_step "$dir/runs/${f_flags#from:}")") ;;
         config:*) start=(--config "$dir/configs/${f_flags#config:}.json") ;;
         ?*) read -r -a extra <<< "$f_flags" ;;
     esac

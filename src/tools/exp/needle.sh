@@ -52,7 +52,7 @@ for m in $models; do
     if [ "$m" = swa_ttt ]; then lr=1e-3 scale=30; fi  # section 1's recipe
     start=(--config "data/configs/exp/mqar_$m.json")
     # INIT_FROM=DIR: continue DIR's trained model of the same name (a longer-sequence phase)
-    [ -n "${INIT_FROM:-}" ] && start=(--ckpt "$(ls -d "$INIT_FROM/runs/$m"/step-* | tail -n 1)")
+    [ -n "${INIT_FROM:-}" ] && start=(--ckpt "$(exp_last_step "$INIT_FROM/runs/$m")")
     exp_train "$m" "$steps" --task needle --task-opt "$train_opt" "${start[@]}" \
         --steps "$steps" --batch "$batch" --seq-len "$train_len" --lr "$lr" --warmup 30 --ttt-lr-scale "$scale" --seed 1
     for v in $variants; do

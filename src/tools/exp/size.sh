@@ -100,11 +100,12 @@ widths() {
 }
 # loss_in RUNS FILE: the loss in RUNS/FILE.
 loss_in() { exp_field "$1/$2" loss; }
+# valid_in NAME: the validation loss of run NAME in $search_runs (best_of's, the rate table's measure).
+valid_in() { loss_in "$search_runs" "$1.valid.json"; }
 # best_of RUNS PREFIX ARM: the arm's best rate in that folder's search.
 best_of() {
-    local r
-    for r in $rates; do echo "$r $(loss_in "$1" "$2$3$(exp_run_name "" "$r" 1).valid.json")"; done |
-        awk 'NR == 1 || $2 < b { b = $2; r = $1 } END { print r }'
+    search_runs=$1
+    exp_best_rate "$2$3" "$rates" valid_in
 }
 # losses RUNS PREFIX ARM N: the test loss at n = N of every seed at the arm's best rate.
 losses() {
@@ -135,11 +136,7 @@ json_rows=""
 {
     echo "Validation loss (corpus/valid.txt, docs=$text_docs, n = $max_len, seed 1) per learning rate; * the best."
     echo
-    printf '| d | model |'
-    for rate in $rates; do printf ' lr %s |' "$rate"; done
-    printf '\n|---|---|'
-    for _ in $rates; do printf -- '---|'; done
-    echo
+    exp_rates_head "d | model" "$rates"
 } > "$dir/rates.md"
 while read -r runs prefix d l; do
     prefix=${prefix//\'/}
@@ -154,14 +151,8 @@ while read -r runs prefix d l; do
         printf ' %s |' "$(exp_mean_range %.3f $(gains "$runs" "$prefix"))"
         printf ' %s |\n' "$(exp_mean_range %.1f $(percents "$runs" "$prefix"))"
     } >> "$dir/table.md"
-    for arm in $arms; do
-        best=$(best_of "$runs" "$prefix" "$arm")
-        printf '| %s | %s |' "$d" "$arm"
-        for rate in $rates; do
-            printf ' %s%s |' "$(loss_in "$runs" "$prefix$arm$(exp_run_name "" "$rate" 1).valid.json" | cut -c1-5)" "$([ "$rate" = "$best" ] && echo ' *')"
-        done
-        echo
-    done >> "$dir/rates.md"
+    search_runs=$runs
+    for arm in $arms; do exp_rates_row "$d | $arm" "$prefix$arm" "$rates" valid_in; done >> "$dir/rates.md"
     # shellcheck disable=SC2046
     read -r g_mean g_lo g_hi _ <<< "$(exp_seed_stats $(gains "$runs" "$prefix"))"
     echo "$p_ttt $g_mean $g_lo $g_hi $d" >> "$dir/size.dat"

@@ -75,7 +75,7 @@ valid_loss() { exp_field "$dir/runs/$1.valid.json" loss; }
 # loss barely rises as W shrinks, the model uses little of the context it can see.
 cap_evals() {
     local run=$1 w ck last
-    last=$(ls -d "$dir/runs/$run"/step-* | sort | tail -n 1)
+    last=$(exp_last_step "$dir/runs/$run")
     for w in $caps; do
         ck=$dir/runs/$run.cap$w
         if [ ! -f "$ck/model.safetensors" ]; then
@@ -126,19 +126,8 @@ mean_loss_at() { exp_seed_stats $(per_seed "$1" exp_loss_at "$2") | cut -d' ' -f
 {
     echo "Validation loss (corpus/valid.txt, docs=$text_docs, n = $max_len, seed 1) per learning rate; * the best, used for the seeds."
     echo
-    printf '| model |'
-    for rate in $rates; do printf ' lr %s |' "$rate"; done
-    printf '\n|---|'
-    for _ in $rates; do printf -- '---|'; done
-    echo
-    for m in $models; do
-        best=$(exp_best_rate "$m" "$rates" valid_loss)
-        printf '| %s |' "$m"
-        for rate in $rates; do
-            printf ' %s%s |' "$(valid_loss "$(exp_run_name "$m" "$rate" 1)" | cut -c1-5)" "$([ "$rate" = "$best" ] && echo ' *')"
-        done
-        echo
-    done
+    exp_rates_head model "$rates"
+    for m in $models; do exp_rates_row "$m" "$m" "$rates" valid_loss; done
 } > "$dir/rates.md"
 {
     echo "Test loss (corpus/test.txt, docs=$text_docs) at each model's best rate: mean over seeds $seeds, (min-max) when they differ."
