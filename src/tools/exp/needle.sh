@@ -20,8 +20,13 @@
 # third part, out/exp-needle-long): the baselines then work inside their reach.
 # INIT_FROM=out/exp-needle-long TRAIN_LEN=256 STEPS=3000 (the fourth part, out/exp-needle-long256):
 # those models continued on n = 256, whether the format learned at 64 carries to 8x the window.
+# Every model trains at each seed in SEEDS: seed K is the data seed K and the weights seed
+# K - 1 (exp_seed_flags; seed 1 is the one-seed run of earlier reports), its runs named
+# MODEL.sK (seed 1: MODEL); with INIT_FROM, seed K continues INIT_FROM's seed K.
+# The cells are the mean over seeds; the summary table (accuracy averaged over the depths)
+# gives mean (min-max) over seeds; results.json has every seed.
 #   env: STEPS (default 1500), FILLER (pattern | random, default pattern), TRAIN_LEN (default 256),
-#        INIT_FROM (default: none, each model from its config with --init-seed 0)
+#        INIT_FROM (default: none, each model from its config), SEEDS (default "1 2 3")
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source src/tools/exp/lib.sh
@@ -45,28 +50,75 @@ opts_of() {
 cells=$(($(echo "$depths" | wc -w) * $(echo "$lengths" | wc -w)))
 filler=${FILLER:-pattern}
 train_opt="keys=4,values=4,queries=4,depth=-1,filler=$filler"
-exp_begin needle "$dir" $((3 * steps + 9 * cells))
+seeds=${SEEDS:-$(exp_size "1 2 3" "1 2")}
+n_seeds=$(echo "$seeds" | wc -w)
+exp_begin needle "$dir" $((n_seeds * (3 * steps + 9 * cells)))
 
-for m in $models; do
-    lr=3e-3 scale=1  # the baselines: the learning rate of every earlier run
-    if [ "$m" = swa_ttt ]; then lr=1e-3 scale=30; fi  # section 1's recipe
-    start=(--config "data/configs/exp/mqar_$m.json")
-    # INIT_FROM=DIR: continue DIR's trained model of the same name (a longer-sequence phase)
-    [ -n "${INIT_FROM:-}" ] && start=(--ckpt "$(exp_last_step "$INIT_FROM/runs/$m")")
-    exp_train "$m" "$steps" --task needle --task-opt "$train_opt" "${start[@]}" \
-        --steps "$steps" --batch "$batch" --seq-len "$train_len" --lr "$lr" --warmup 30 --ttt-lr-scale "$scale" --seed 1
+# needle_run RUN "" SEED: one seed of model $m ($lr, $scale set by the loop below): train, then score every cell.
+needle_run() {
+    local run=$1 seed=$3 v n dp
+    local start=(--config "data/configs/exp/mqar_$m.json") seed_flags
+    read -r -a seed_flags <<< "$(exp_seed_flags "$seed")"
+    # INIT_FROM=DIR: continue DIR's trained model of the same name and seed (a longer-sequence phase)
+    if [ -n "${INIT_FROM:-}" ]; then
+        start=(--ckpt "$(exp_last_step "$INIT_FROM/runs/$run")")
+        seed_flags=(--seed "$seed")  # the weights come from the checkpoint
+    fi
+    exp_train "$run" "$steps" --task needle --task-opt "$train_opt" "${start[@]}" \
+        --steps "$steps" --batch "$batch" --seq-len "$train_len" --lr "$lr" --warmup 30 --ttt-lr-scale "$scale" "${seed_flags[@]}"
     for v in $variants; do
         for n in $lengths; do
             for dp in $depths; do
-                exp_eval "$m" "$dir/runs/${v}_$m.n$n.d$dp.eval.json" 1 --task needle --task-opt "$(opts_of "$v"),depth=$dp,filler=$filler" \
+                exp_eval "$run" "$dir/runs/${v}_$run.n$n.d$dp.eval.json" 1 --task needle --task-opt "$(opts_of "$v"),depth=$dp,filler=$filler" \
                     --seed 1000 --batches "$eval_batches" --batch "$eval_batch" --seq-len "$n"
             done
         done
     done
+}
+
+for m in $models; do
+    lr=3e-3 scale=1  # the baselines: the learning rate of every earlier run
+    if [ "$m" = swa_ttt ]; then lr=1e-3 scale=30; fi  # section 1's recipe
+    exp_sweep_seeds "$m" "" "$seeds" needle_run
 done
 
+# cell_accuracies V M N DP: the cell's held-out accuracy at every seed, one a line.
+cell_accuracies() {
+    local seed
+    for seed in $seeds; do exp_field "$dir/runs/${1}_$(exp_run_name "$2" "" "$seed").n$3.d$4.eval.json" accuracy; done
+}
+# cell_mean V M N DP: the cell's mean accuracy over seeds.
+# shellcheck disable=SC2046  # one value per seed
+cell_mean() { exp_seed_stats $(cell_accuracies "$@") | cut -d' ' -f1; }
+# length_accuracies V M N: per seed, the accuracy averaged over the depths, in %.
+length_accuracies() {
+    local seed dp
+    for seed in $seeds; do
+        for dp in $depths; do exp_field "$dir/runs/${1}_$(exp_run_name "$2" "" "$seed").n$3.d$dp.eval.json" accuracy; done |
+            awk '{ s += $1 } END { print 100 * s / NR }'
+    done
+}
+
 # ---- tables (accuracy, %), heat map data, plot, results.json
+# shellcheck disable=SC2046  # one value per seed
 {
+    echo "Held-out accuracy (%) averaged over the depths ($depths), mean over $n_seeds seeds ($seeds), (min-max) when they differ"
+    echo
+    printf '| variant | model |'
+    for n in $lengths; do printf ' n = %s |' "$n"; done
+    printf ' final train loss |\n|---|---|'
+    for _ in $lengths; do printf -- '---|'; done
+    echo '---|'
+    for v in $variants; do
+        for m in $models; do
+            printf '| %s | %s |' "$v" "$m"
+            for n in $lengths; do printf ' %s |' "$(exp_mean_range '%.0f%%' $(length_accuracies "$v" "$m" "$n"))"; done
+            printf ' %s |\n' "$(exp_mean_range '%.3f' $(for seed in $seeds; do exp_final_loss "$(exp_run_name "$m" "" "$seed")"; done))"
+        done
+    done
+    echo
+    echo "Per cell, the mean over seeds:"
+    echo
     for v in $variants; do
         echo "**$v** ($(opts_of "$v")): held-out accuracy (%), rows = depth, columns = context length"
         echo
@@ -79,7 +131,7 @@ done
             for dp in $depths; do
                 printf '| depth %s%% |' "$dp"
                 for n in $lengths; do
-                    printf ' %s |' "$(awk -v a="$(exp_field "$dir/runs/${v}_$m.n$n.d$dp.eval.json" accuracy)" 'BEGIN { printf "%.0f", 100 * a }')"
+                    printf ' %s |' "$(awk -v a="$(cell_mean "$v" "$m" "$n" "$dp")" 'BEGIN { printf "%.0f", 100 * a }')"
                 done
                 echo
             done
@@ -93,7 +145,7 @@ for v in $variants; do
             for dp in $depths; do
                 i=0
                 for n in $lengths; do
-                    printf '%d %d %s\n' "$i" "$dp" "$(exp_field "$dir/runs/${v}_$m.n$n.d$dp.eval.json" accuracy)"
+                    printf '%d %d %s\n' "$i" "$dp" "$(cell_mean "$v" "$m" "$n" "$dp")"
                     i=$((i + 1))
                 done
                 echo
@@ -105,7 +157,7 @@ xtics=$(i=0; for n in $lengths; do printf '%s"%s" %d' "$([ $i -gt 0 ] && echo ',
 {
     echo 'set terminal pngcairo size 1200,1000 font ",9" noenhanced'
     echo "set output \"$dir/heatmaps.png\""
-    echo "set multiplot layout 3,3 title \"Needle accuracy (held out), $filler haystack, trained at n = $train_len for $steps steps${INIT_FROM:+ after $(basename "$INIT_FROM")}: depth (y, %) x context length (x, tokens); window 32\""
+    echo "set multiplot layout 3,3 title \"Needle accuracy (held out, mean of $n_seeds seeds), $filler haystack, trained at n = $train_len for $steps steps${INIT_FROM:+ after $(basename "$INIT_FROM")}: depth (y, %) x context length (x, tokens); window 32\""
     echo 'set cbrange [0:1]'
     echo 'set palette defined (0 "#f7fbff", 0.5 "#6baed6", 1 "#08306b")'
     echo "set xtics ($xtics)"
@@ -126,15 +178,18 @@ exp_plot "$dir/heatmaps.gp"
 json_rows=""
 for v in $variants; do
     for m in $models; do
-        cells_json=""
-        for n in $lengths; do
-            for dp in $depths; do cells_json+="${cells_json:+, }{\"n\": $n, \"depth\": $dp, \"eval\": $(cat "$dir/runs/${v}_$m.n$n.d$dp.eval.json")}"; done
+        for seed in $seeds; do
+            run=$(exp_run_name "$m" "" "$seed")
+            cells_json=""
+            for n in $lengths; do
+                for dp in $depths; do cells_json+="${cells_json:+, }{\"n\": $n, \"depth\": $dp, \"eval\": $(cat "$dir/runs/${v}_$run.n$n.d$dp.eval.json")}"; done
+            done
+            json_rows+="${json_rows:+,}
+  {\"variant\": \"$v\", \"task_opt\": \"$(opts_of "$v")\", \"model\": \"$m\", \"seed\": $seed, \"run\": \"$run\", \"final_train_loss\": $(exp_final_loss "$run"), \"train_wall_s\": $(exp_wall "$run"), \"cells\": [$cells_json]}"
         done
-        json_rows+="${json_rows:+,}
-  {\"variant\": \"$v\", \"task_opt\": \"$(opts_of "$v")\", \"model\": \"$m\", \"final_train_loss\": $(exp_final_loss "$m"), \"train_wall_s\": $(exp_wall "$m"), \"cells\": [$cells_json]}"
     done
 done
-printf '{"section": "needle", "run": %s, "steps": %s, "train_task": "needle %s", "train_seq_len": %s, "init_from": "%s", "rows": [%s\n]}\n' "$(exp_machine_json)" "$steps" "$train_opt" "$train_len" "${INIT_FROM:-}" "$json_rows" \
+printf '{"section": "needle", "run": %s, "seeds": "%s", "steps": %s, "train_task": "needle %s", "train_seq_len": %s, "init_from": "%s", "rows": [%s\n]}\n' "$(exp_machine_json)" "$seeds" "$steps" "$train_opt" "$train_len" "${INIT_FROM:-}" "$json_rows" \
     > "$dir/results.json"
 cat "$dir/table.md"
 exp_end
