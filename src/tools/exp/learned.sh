@@ -15,8 +15,8 @@
 # the same flags) and are now recipe.s2 and recipe.s3. The table gives the mean over
 # seeds and the range (min-max); results.json has every seed's numbers.
 # `ittt step --ckpt` measures the theorem's quantities and the trained taps on
-# every run. Results: $DIR/results.json, $DIR/table.md, $DIR/taps.png (seed 1's
-# recipe and release_long taps).
+# every run. Results: $DIR/results.json, $DIR/table.md, $DIR/theorem.md (the theorem's
+# quantities on the recipe's seeds), $DIR/taps.png (seed 1's recipe and release_long taps).
 # The recipe that works: the model at lr 1e-3 and the TTT parameters at 30x that.
 # Cost at full size: one seed of the 15 rows took about 1170 s on the 2-core AMD VM
 # (1295 s for the 17 rows of the one-seed table less recipe_seed2 and recipe_seed3),
@@ -65,11 +65,14 @@ learned_run() {
     exp_eval "$run" "$dir/runs/$run.eval.json" 5 --task mqar --task-opt "$task_opt" --seed 1000 --batches "$eval_batches" \
         --batch 16 --seq-len "$seq"
     # The theorem's quantities and the trained taps (mean |w|, signed, signed x P[c,c], gain).
-    if [ ! -f "$dir/runs/$run.probe.json" ]; then
+    # probe0.json: the same summary with only the offset-0 tap kept (the theorem's control).
+    if [ ! -f "$dir/runs/$run.probe.json" ] || [ ! -f "$dir/runs/$run.probe0.json" ]; then
         exp_ittt step --ckpt "$dir/runs/$run" --task mqar --task-opt "$task_opt" --seq-len "$seq" --json --no-steps --no-plots \
             > "$dir/runs/$run.probe.jsonl.tmp"
         grep '"type":"model_summary","target":"learned"' "$dir/runs/$run.probe.jsonl.tmp" > "$dir/runs/$run.probe.json.tmp"
+        grep '"type":"model_summary","target":"offset0"' "$dir/runs/$run.probe.jsonl.tmp" > "$dir/runs/$run.probe0.json.tmp"
         rm "$dir/runs/$run.probe.jsonl.tmp"
+        mv "$dir/runs/$run.probe0.json.tmp" "$dir/runs/$run.probe0.json"
         mv "$dir/runs/$run.probe.json.tmp" "$dir/runs/$run.probe.json"
     fi
     EXP_DONE=$((EXP_DONE + 5))
@@ -141,6 +144,46 @@ printf '{"section": "learned", "run": %s, "task": "mqar %s", "seq_len": %s, "see
     "$(exp_machine_json)" "$task_opt" "$seq" "$(echo "$seeds" | tr -s ' ' ',')" "$ref" "$bar" "$best" "$best_acc" "$met" \
     "$(echo "$recipe_accs" | tr ' ' ',')" "$recipe_mean" "$all_met" "$json_rows" > "$dir/results.json"
 
+# ---- the theorem's quantities (docs/theory.md) on the recipe's checkpoints, from `ittt step`'s summaries
+# summary_value FILE KEY [I]: KEY of a compact model_summary line, or the I-th (0-based) element of its array.
+summary_value() {
+    sed -E "s/.*\"$2\":(\[[^]]*\]|[^,}]*).*/\1/" "$1" | tr -d '[]' | cut -d, -f"$((${3:-0} + 1))"
+}
+# theorem_row LABEL FORMAT FILE_SUFFIX KEY [I]: a table row, mean (min-max) over the recipe's seeds.
+theorem_row() {
+    # shellcheck disable=SC2046  # one value per seed
+    printf '| %s | %s |\n' "$1" "$(exp_mean_range "$2" $(for seed in $seeds; do summary_value "$dir/runs/$(exp_run_name recipe "" "$seed").$3.json" "$4" "${5:-0}"; done))"
+}
+{
+    echo "The theorem's quantities on the recipe's checkpoints (\`ittt step\`, 16 sequences, 128 probe queries; mean over seeds $seeds, (min-max))."
+    echo
+    echo "| quantity | value |"
+    echo "|---|---|"
+    theorem_row "c_align, layer 0: mean Z_t* . z_q (the key's MLP features against the query's)" %.3f probe c_align_layers 0
+    theorem_row "c_align, layer 1" %.3f probe c_align_layers 1
+    theorem_row "mean Z_t . z_q over the other earlier-chunk positions, layer 0 (the theorem assumes 0)" %.5f probe c_align_other_layers 0
+    theorem_row "the same, layer 1" %.3f probe c_align_other_layers 1
+    theorem_row "direct readout e_v* . (eta dW) z_q, layer 0" %.2f probe readout_correct_layers 0
+    theorem_row "direct readout, layer 1" %.3f probe readout_correct_layers 1
+    theorem_row "Frobenius norm of eta dW_i, mean per chunk, layer 0" %.2f probe update_norm_layers 0
+    theorem_row "the same, layer 1" %.3f probe update_norm_layers 1
+    theorem_row "eps: the largest abs(e_a . e_b) over pairs of output rows" %.3f probe eps
+    theorem_row "c_norm^2" %.3f probe c_norm_sq
+    theorem_row "the heuristic bound eta c_norm^2 c_align" %.3f probe bound_correct
+    theorem_row "E[dl(v*)]: the correct logit's change" %.2f probe dlogit_correct_mean
+    theorem_row "its standard error" %.2f probe dlogit_correct_se
+    theorem_row "the correct logit without the updates" %.2f probe logit_correct_before
+    theorem_row "the correct logit with them" %.2f probe logit_correct_after
+    theorem_row "v*'s mean rank without the updates" %.1f probe rank_before
+    theorem_row "v*'s mean rank with them" %.1f probe rank_after
+    theorem_row "probe accuracy without the updates" %.3f probe accuracy_before
+    theorem_row "probe accuracy with them" %.3f probe accuracy_after
+    theorem_row "cross-talk: the largest abs(E[dl(w)]) over w != v*" %.2f probe dlogit_other_maxabs
+    theorem_row "its bound eta eps c_align" %.3f probe bound_other
+    theorem_row "only the offset-0 tap kept: E[dl(v*)]" %.2f probe0 dlogit_correct_mean
+    theorem_row "only the offset-0 tap kept: probe accuracy" %.3f probe0 accuracy_after
+} > "$dir/theorem.md"
+
 # ---- taps per layer, the recipe's and the release init's: the mean signed weight x P[c,c]
 # per offset (top) and the gain ||diag(w_k) P||_F / sqrt(d) (bottom; it also sees a
 # look-ahead that P routes through other channels)
@@ -183,5 +226,5 @@ unset multiplot
 EOF
 exp_plot "$dir/taps.gp"
 echo "fixed next-token target: $ref (mean over seeds); bar (90%): $bar; best learned row (mean over seeds): $best at $best_acc (bar met: $met); the recipe on seeds $seeds: $recipe_accs (mean $recipe_mean, all above the bar: $all_met)" >&2
-cat "$dir/table.md"
+cat "$dir/table.md" "$dir/theorem.md"
 exp_end
