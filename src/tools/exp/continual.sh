@@ -17,7 +17,7 @@
 #    continued model is then trained the same while on section 4's needle training
 #    task with a random-token haystack (every parameter; lrs as section 4) and scored on
 #    held-out multi-key needles (4 needles, one queried) at depths 0, 50, 100%, n = 256.
-# Results: $DIR/results.json, $DIR/table.md, $DIR/context.png.
+# Results: $DIR/results.json, $DIR/rates.md (the rate search), $DIR/table.md, $DIR/context.png.
 # Every step runs at each seed in SEEDS (seed K: pretraining on data seed K from weights
 # seed K - 1, as lib.sh's sweeps; P's diagonal from `convert --seed K - 1`; continuation
 # on data seed 2K; the needle phase on data seed K), and the drop-in check per seed.
@@ -160,7 +160,7 @@ band_at() { exp_seed_stats $(per_seed "$1" exp_loss_at "$2") | cut -d' ' -f2,3; 
     for m in $arms; do exp_rates_row "$m" "$m" "$rates" valid_loss; done
 } > "$dir/rates.md"
 {
-    echo "Test loss (corpus/test.txt, docs=$text_docs): mean over $n_seeds seeds ($seeds), (min-max) when the seeds differ; per seed in results.json. Each continuation at its best rate (rates.md)."
+    echo "Test loss (corpus/test.txt, docs=$text_docs): mean over $n_seeds seeds ($seeds), (min-max) when the seeds differ; per seed in results.json. Each continuation at its best rate on valid.txt."
     echo
     printf '| model | trained | lr |'
     for n in $lengths; do printf ' loss n = %s |' "$n"; done
