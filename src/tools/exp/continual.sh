@@ -25,10 +25,11 @@
 # seed K > 1 adds .sK (runs/pretrain_swa.sK, forward_plain.sK.json); a continuation is
 # runs/ARM.lrRATE[.sK], its needle phase runs/ARM.lrRATE[.sK].needle. The table gives the
 # mean over seeds and the range (min-max); results.json has every seed's numbers.
-# Cost at full size: one seed took 794 s on the 2-core AMD VM (463 s pretraining,
-# drop-in check, continuation and text evaluation; 331 s the needle phase), so the
-# 3 seeds take about 3 x 794 s = 40 min, more on a loaded machine or with one thread;
-# where seed 1 has run already (out/exp-continual of the one-seed table), 2 x 794 s = 26 min.
+# Cost at full size: one seed's pretraining, drop-in check, continuations, text
+# evaluations and needle phase took 794 s on the 2-core AMD VM (331 s of it the needle
+# phase), about 4.5 minutes on a 2-core Intel Xeon; the rate search adds 9
+# continuations with their validation scores (0:12:48 on that Xeon at one thread
+# beside three other experiments). The whole section at 3 seeds: about an hour.
 #   env: STEPS (pretraining, default 1500), CONT (continued, default 750), NEEDLE (default 1500),
 #        SEEDS (default "1 2 3"), RATES (the continuations' search, default "1e-3 3e-3 1e-2 3e-2")
 set -euo pipefail

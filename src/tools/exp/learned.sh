@@ -18,11 +18,9 @@
 # every run. Results: $DIR/results.json, $DIR/table.md, $DIR/theorem.md (the theorem's
 # quantities on the recipe's seeds), $DIR/taps.png (seed 1's recipe and release_long taps).
 # The recipe that works: the model at lr 1e-3 and the TTT parameters at 30x that.
-# Cost at full size: one seed of the 15 rows took about 1170 s on the 2-core AMD VM
-# (1295 s for the 17 rows of the one-seed table less recipe_seed2 and recipe_seed3),
-# so 3 seeds take about 3 x 1170 s = 59 min; where seed 1 has run already, 2 x 1170 s
-# = 39 min (that includes recipe.s2 and recipe.s3: the old recipe_seed2 and recipe_seed3
-# runs are not reused under their old names; re-run, they give the same numbers).
+# Cost at full size: 3 seeds of the 15 rows took 1:10:38 on a 2-core Intel Xeon
+# (2026-12-07) at one thread beside two or three other experiments; one seed took
+# about 1170 s on the 2-core AMD VM at two threads, alone.
 #   env: STEPS (per row, default 1000), LONG (the longer rows, default 3000), SEEDS (default "1 2 3")
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
