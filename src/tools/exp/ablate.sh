@@ -64,13 +64,6 @@ for name in $names; do
     exp_sweep_seeds "$name" "" "$seeds" ablate_run
 done
 
-# per_seed NAME FUNCTION [ARGS]: FUNCTION RUN [ARGS] for every seed's run of NAME, one value a line.
-per_seed() {
-    local name=$1 fn=$2 seed
-    shift 2
-    for seed in $seeds; do "$fn" "$(exp_run_name "$name" "" "$seed")" "$@"; done
-}
-eval_field() { exp_field "$dir/runs/$1.eval.json" "$2"; }
 # solved_step RUN: the first step with train loss < 0.5, steps + 1 when never (for means and plots).
 solved_step() { local s; s=$(exp_first_step_below "$1" 0.5); [ "$s" = - ] && s=$((steps + 1)); echo "$s"; }
 json_seeds() {  # json_seeds NAME: the seeds' runs as a JSON array
@@ -91,11 +84,11 @@ json_rows=""
     for r in "${rows[@]}"; do
         IFS='|' read -r group name label edits <<< "$r"
         # shellcheck disable=SC2046  # one value per seed
-        acc=$(exp_mean_range '%.1f%%' $(per_seed "$name" eval_field accuracy | awk '{ print 100 * $1 }'))
+        acc=$(exp_mean_range '%.1f%%' $(exp_per_seed "$name" "" exp_eval_field accuracy | awk '{ print 100 * $1 }'))
         # shellcheck disable=SC2046
-        echo "| $group | $label | \`$name\` | ${edits:--} | $acc | $(exp_mean_range %.3g $(per_seed "$name" eval_field loss)) |" \
-            "$(exp_mean_range %.3g $(per_seed "$name" exp_final_loss)) | $(per_seed "$name" exp_first_step_below 0.5 | paste -sd/ | sed 's|/| / |g') |" \
-            "$(exp_seed_stats $(per_seed "$name" exp_wall) | awk '{ printf "%.0f", $1 }') |"
+        echo "| $group | $label | \`$name\` | ${edits:--} | $acc | $(exp_mean_range %.3g $(exp_per_seed "$name" "" exp_eval_field loss)) |" \
+            "$(exp_mean_range %.3g $(exp_per_seed "$name" "" exp_final_loss)) | $(exp_per_seed "$name" "" exp_first_step_below 0.5 | paste -sd/ | sed 's|/| / |g') |" \
+            "$(exp_seed_stats $(exp_per_seed "$name" "" exp_wall) | awk '{ printf "%.0f", $1 }') |"
         json_rows+="${json_rows:+,}
   {\"group\": \"$group\", \"value\": \"$label\", \"name\": \"$name\", \"edits\": \"$edits\", \"seeds\": $(json_seeds "$name")}"
     done
@@ -108,8 +101,8 @@ for group in chunk layers target state; do
             IFS='|' read -r g name label _ <<< "$r"
             if [ "$g" != "$group" ]; then continue; fi
             # shellcheck disable=SC2046  # one value per seed
-            printf '%d "%s" %s %s %s\n' "$i" "$label" "$(exp_seed_stats $(per_seed "$name" eval_field accuracy) | cut -d' ' -f1-3)" \
-                "$(exp_seed_stats $(per_seed "$name" eval_field loss) | cut -d' ' -f1)" "$(exp_seed_stats $(per_seed "$name" solved_step) | cut -d' ' -f1-3)"
+            printf '%d "%s" %s %s %s\n' "$i" "$label" "$(exp_seed_stats $(exp_per_seed "$name" "" exp_eval_field accuracy) | cut -d' ' -f1-3)" \
+                "$(exp_seed_stats $(exp_per_seed "$name" "" exp_eval_field loss) | cut -d' ' -f1)" "$(exp_seed_stats $(exp_per_seed "$name" "" solved_step) | cut -d' ' -f1-3)"
             i=$((i + 1))
         done
     } > "$dir/ablate_$group.dat"

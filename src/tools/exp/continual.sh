@@ -132,23 +132,14 @@ for seed in $seeds; do pretrain_seed "$seed"; done
 for m in $arms; do exp_sweep_seeds "$m" "$(exp_best_rate "$m" "$rates" valid_loss)" "$seeds" seed_run; done
 
 # ---- table, plot, results.json
-# run_of MODEL SEED: MODEL's run at seed SEED (an arm: at its best rate).
-run_of() {
-    if [ "$1" = pretrain_swa ]; then echo "pretrain_swa$(sfx "$2")"; else exp_run_name "$1" "$(exp_best_rate "$1" "$rates" valid_loss)" "$2"; fi
-}
+# rate_of MODEL: the rate in MODEL's run names ("" for the pretraining; an arm's best rate).
+rate_of() { if [ "$1" != pretrain_swa ]; then exp_best_rate "$1" "$rates" valid_loss; fi; }
+# run_of MODEL SEED: MODEL's run at seed SEED.
+run_of() { exp_run_name "$1" "$(rate_of "$1")" "$2"; }
 # per_seed MODEL FUNCTION [ARGS]: FUNCTION RUN [ARGS] for every seed's run of MODEL, one value a line.
-per_seed() {
-    local model=$1 fn=$2 seed
-    shift 2
-    for seed in $seeds; do "$fn" "$(run_of "$model" "$seed")" "$@"; done
-}
-# needle_accuracies MODEL DEPTH: the needle phase's accuracy after MODEL at DEPTH, in percent, one seed a line.
-needle_accuracies() {
-    local seed
-    for seed in $seeds; do
-        awk -v a="$(exp_field "$dir/runs/$(run_of "$1" "$seed").needle.d$2.eval.json" accuracy)" 'BEGIN { print 100 * a }'
-    done
-}
+per_seed() { exp_per_seed "$1" "$(rate_of "$1")" "${@:2}"; }
+# needle_accuracy RUN DEPTH: the needle phase's accuracy after RUN at DEPTH, in percent.
+needle_accuracy() { awk -v a="$(exp_field "$dir/runs/$1.needle.d$2.eval.json" accuracy)" 'BEGIN { print 100 * a }'; }
 # mean_loss_at / band_at MODEL N: the held-out loss at length N, mean over seeds / "min max" (the plot).
 # shellcheck disable=SC2046  # one value per seed
 mean_loss_at() { exp_seed_stats $(per_seed "$1" exp_loss_at "$2") | cut -d' ' -f1; }
@@ -183,7 +174,7 @@ band_at() { exp_seed_stats $(per_seed "$1" exp_loss_at "$2") | cut -d' ' -f2,3; 
         for n in $lengths; do printf ' %s |' "$(exp_mean_range %.3f $(per_seed "$m" exp_loss_at "$n"))"; done
         for dp in $depths; do
             # shellcheck disable=SC2046
-            if [ "$m" = pretrain_swa ]; then printf ' - |'; else printf ' %s |' "$(exp_mean_range '%.1f%%' $(needle_accuracies "$m" "$dp"))"; fi
+            if [ "$m" = pretrain_swa ]; then printf ' - |'; else printf ' %s |' "$(exp_mean_range '%.1f%%' $(per_seed "$m" needle_accuracy "$dp"))"; fi
         done
         echo
     done

@@ -85,16 +85,9 @@ for r in "${rows[@]}"; do
 done
 
 # ---- the table, the bar, results.json
-# per_seed NAME FUNCTION [ARGS]: FUNCTION RUN [ARGS] for every seed's run of NAME, one value a line.
-per_seed() {
-    local name=$1 fn=$2 seed
-    shift 2
-    for seed in $seeds; do "$fn" "$(exp_run_name "$name" "" "$seed")" "$@"; done
-}
-eval_field() { exp_field "$dir/runs/$1.eval.json" "$2"; }
 # mean_accuracy NAME: the held-out accuracy, mean over seeds.
 # shellcheck disable=SC2046  # one value per seed
-mean_accuracy() { exp_seed_stats $(per_seed "$1" eval_field accuracy) | cut -d' ' -f1; }
+mean_accuracy() { exp_seed_stats $(exp_per_seed "$1" "" exp_eval_field accuracy) | cut -d' ' -f1; }
 # json_seeds NAME: the seeds' runs as a JSON array.
 json_seeds() {
     local seed run taps gain out=""
@@ -118,12 +111,12 @@ json_rows=""
     for r in "${rows[@]}"; do
         IFS='|' read -r name s lr scale edits what <<< "$r"
         # shellcheck disable=SC2046  # one value per seed
-        acc=$(exp_mean_range '%.1f%%' $(per_seed "$name" eval_field accuracy | awk '{ print 100 * $1 }'))
+        acc=$(exp_mean_range '%.1f%%' $(exp_per_seed "$name" "" exp_eval_field accuracy | awk '{ print 100 * $1 }'))
         rel=$(awk -v a="$(mean_accuracy "$name")" -v r="$ref" 'BEGIN { printf "%.0f%%", (r > 0 ? 100 * a / r : 0) }')
         # shellcheck disable=SC2046
-        echo "| \`$name\` | $s | $lr | $scale | ${edits:--} | $acc | $rel | $(exp_mean_range %.3g $(per_seed "$name" eval_field loss)) |" \
-            "$(exp_mean_range %.3g $(per_seed "$name" exp_final_loss)) | $(per_seed "$name" exp_first_step_below 0.5 | paste -sd/ | sed 's|/| / |g') |" \
-            "$(exp_seed_stats $(per_seed "$name" exp_wall) | awk '{ printf "%.0f", $1 }') | $what |"
+        echo "| \`$name\` | $s | $lr | $scale | ${edits:--} | $acc | $rel | $(exp_mean_range %.3g $(exp_per_seed "$name" "" exp_eval_field loss)) |" \
+            "$(exp_mean_range %.3g $(exp_per_seed "$name" "" exp_final_loss)) | $(exp_per_seed "$name" "" exp_first_step_below 0.5 | paste -sd/ | sed 's|/| / |g') |" \
+            "$(exp_seed_stats $(exp_per_seed "$name" "" exp_wall) | awk '{ printf "%.0f", $1 }') | $what |"
         json_rows+="${json_rows:+,}
   {\"name\": \"$name\", \"steps\": $s, \"lr\": $lr, \"ttt_lr_scale\": $scale, \"edits\": \"${edits//\"/\\\"}\", \"seeds\": $(json_seeds "$name")}"
     done
@@ -134,7 +127,7 @@ best=$(for r in "${rows[@]}"; do
     [ "$name" = fixed_next ] || echo "$(mean_accuracy "$name") $name"
 done | sort -g -r | head -n 1 | cut -d' ' -f2)
 best_acc=$(mean_accuracy "$best")
-recipe_accs=$(per_seed recipe eval_field accuracy | paste -sd' ')
+recipe_accs=$(exp_per_seed recipe "" exp_eval_field accuracy | paste -sd' ')
 recipe_mean=$(echo "$recipe_accs" | awk '{ s = 0; for (i = 1; i <= NF; ++i) s += $i; printf "%.4f", s / NF }')
 met=$(awk -v a="$best_acc" -v b="$bar" 'BEGIN { print (a >= b ? "true" : "false") }')
 all_met=$(echo "$recipe_accs" | awk -v b="$bar" '{ ok = "true"; for (i = 1; i <= NF; ++i) if ($i < b) ok = "false"; print ok }')

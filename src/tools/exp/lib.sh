@@ -204,6 +204,7 @@ exp_config() {
 #   exp_sweep_rates ARM "RATES" RUN             RUN NAME RATE 1 per rate: the search, at seed 1
 #   rate=$(exp_best_rate ARM "RATES" MEASURE)   the rate whose run has the lowest MEASURE NAME
 #   exp_sweep_seeds ARM RATE "SEEDS" RUN        RUN NAME RATE K per seed K
+#   exp_per_seed ARM RATE FN [ARGS]             FN RUN [ARGS] for ARM's run at RATE at every seed in $seeds
 #   exp_seed_stats X...                         "mean min max std" over the seeds' values
 #
 # RUN is a function of the section's: exp_train, then its evaluations, under the
@@ -246,6 +247,18 @@ exp_best_rate() {
         awk 'NR == 1 || $2 < best { best = $2; rate = $1 } END { print rate }'
 }
 
+# exp_per_seed ARM RATE FUNCTION [ARGS]: FUNCTION RUN [ARGS] for ARM's run at RATE ("": the
+# section's one rate) at every seed in the section's $seeds, in order: a table cell's values.
+# shellcheck disable=SC2154  # seeds: set by the section
+exp_per_seed() {
+    local arm=$1 rate=$2 fn=$3 seed
+    shift 3
+    for seed in $seeds; do "$fn" "$(exp_run_name "$arm" "$rate" "$seed")" "$@"; done
+}
+
+# exp_eval_field RUN KEY: KEY of the run's evaluation, runs/RUN.eval.json.
+exp_eval_field() { exp_field "$EXP_DIR/runs/$1.eval.json" "$2"; }
+
 # exp_seed_stats X...: "mean min max std" of the values (std: the sample standard
 # deviation, n - 1; 0 for one value). Tables quote mean and min-max: with 3 seeds
 # the range is every draw there is, where a standard deviation would be a guess.
@@ -266,18 +279,27 @@ exp_mean_range() {
         if (lo == hi) print m; else print m " (" lo sep hi ")" }'
 }
 
-# exp_rates_head COLUMNS "RATES": the head of a rate-search table, e.g. COLUMNS "d | model":
-# "| d | model | lr 1e-3 | ... |" and its rule.
-exp_rates_head() {
-    local rate i n
+# exp_table_head COLUMNS LABEL "VALUES" [MORE]: a table's head and rule: "| COLUMNS |", a
+# column " LABEL v |" for every v in VALUES, then " MORE |" if given; COLUMNS and MORE may
+# be several columns ("d | model"), e.g. exp_table_head model "n =" "64 128" "final train loss".
+exp_table_head() {
+    local v i n
     n=$(($(printf '%s' "$1" | tr -cd '|' | wc -c) + 1))
     printf '| %s |' "$1"
-    for rate in $2; do printf ' lr %s |' "$rate"; done
+    for v in $3; do printf ' %s %s |' "$2" "$v"; done
+    if [ -n "${4:-}" ]; then
+        printf ' %s |' "$4"
+        n=$((n + $(printf '%s' "$4" | tr -cd '|' | wc -c) + 1))
+    fi
     printf '\n|'
     for ((i = 0; i < n; i++)); do printf -- '---|'; done
-    for _ in $2; do printf -- '---|'; done
+    for _ in $3; do printf -- '---|'; done
     echo
 }
+
+# exp_rates_head COLUMNS "RATES": the head of a rate-search table, e.g. COLUMNS "d | model":
+# "| d | model | lr 1e-3 | ... |" and its rule.
+exp_rates_head() { exp_table_head "$1" lr "$2"; }
 
 # exp_rates_row CELLS ARM "RATES" MEASURE: one row of that table: "| CELLS |", then ARM's
 # MEASURE (exp_best_rate's) at every rate on seed 1, 5 characters, * on the best.

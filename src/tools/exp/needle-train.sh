@@ -82,13 +82,6 @@ done
 
 # loss_at RUN STEP: the training loss logged at STEP (nothing when the run is shorter).
 loss_at() { grep -m 1 "\"step\": $2," "$dir/runs/$1.train.jsonl" | sed -E 's/.*"loss": ([0-9.eE+-]+).*/\1/' || true; }
-# per_seed NAME FUNCTION [ARGS]: FUNCTION RUN [ARGS] for every seed's run of row NAME, one value a line.
-per_seed() {
-    local name=$1 fn=$2 seed
-    shift 2
-    for seed in $seeds; do "$fn" "$(exp_run_name "$name" "" "$seed")" "$@"; done
-}
-eval_field() { exp_field "$dir/runs/$1.eval.json" "$2"; }
 # mean_of FORMAT: the mean of the values on stdin, or - when there are none.
 mean_of() { awk -v f="$1" '{ s += $1; n++ } END { if (n) printf f, s / n; else printf "-" }'; }
 # shellcheck disable=SC2046  # one value per seed
@@ -100,11 +93,11 @@ mean_of() { awk -v f="$1" '{ s += $1; n++ } END { if (n) printf f, s / n; else p
     for r in "${rows[@]}"; do
         field "$r"
         printf '| `%s` | %s | %s %s | %s | %s | %s | %s | %s / %s / %s | %s | %s | %s | %s |\n' "$f_name" "$f_what" "$f_task" "$f_opt" \
-            "$f_n" "$(exp_size "$f_steps" 4)" "$(exp_size "$f_batch" 2)" "$f_lr" "$(per_seed "$f_name" loss_at 500 | mean_of %.3f)" \
-            "$(per_seed "$f_name" loss_at 1500 | mean_of %.3f)" "$(per_seed "$f_name" loss_at 3000 | mean_of %.3f)" \
-            "$(exp_mean_range %.3f $(per_seed "$f_name" exp_final_loss))" "$(exp_mean_range %.3f $(per_seed "$f_name" eval_field loss))" \
-            "$(exp_mean_range %.1f%% $(per_seed "$f_name" eval_field accuracy | awk '{ print 100 * $1 }'))" \
-            "$(per_seed "$f_name" exp_wall | mean_of %.0f)"
+            "$f_n" "$(exp_size "$f_steps" 4)" "$(exp_size "$f_batch" 2)" "$f_lr" "$(exp_per_seed "$f_name" "" loss_at 500 | mean_of %.3f)" \
+            "$(exp_per_seed "$f_name" "" loss_at 1500 | mean_of %.3f)" "$(exp_per_seed "$f_name" "" loss_at 3000 | mean_of %.3f)" \
+            "$(exp_mean_range %.3f $(exp_per_seed "$f_name" "" exp_final_loss))" "$(exp_mean_range %.3f $(exp_per_seed "$f_name" "" exp_eval_field loss))" \
+            "$(exp_mean_range %.1f%% $(exp_per_seed "$f_name" "" exp_eval_field accuracy | awk '{ print 100 * $1 }'))" \
+            "$(exp_per_seed "$f_name" "" exp_wall | mean_of %.0f)"
     done
 } > "$dir/table.md"
 json_rows=""

@@ -82,21 +82,15 @@ for m in $models; do
     exp_sweep_seeds "$m" "" "$seeds" needle_run
 done
 
-# cell_accuracies V M N DP: the cell's held-out accuracy at every seed, one a line.
-cell_accuracies() {
-    local seed
-    for seed in $seeds; do exp_field "$dir/runs/${1}_$(exp_run_name "$2" "" "$seed").n$3.d$4.eval.json" accuracy; done
-}
+# cell_accuracy RUN V N DP: RUN's held-out accuracy on variant V at length N and depth DP.
+cell_accuracy() { exp_field "$dir/runs/${2}_$1.n$3.d$4.eval.json" accuracy; }
 # cell_mean V M N DP: the cell's mean accuracy over seeds.
 # shellcheck disable=SC2046  # one value per seed
-cell_mean() { exp_seed_stats $(cell_accuracies "$@") | cut -d' ' -f1; }
-# length_accuracies V M N: per seed, the accuracy averaged over the depths, in %.
-length_accuracies() {
-    local seed dp
-    for seed in $seeds; do
-        for dp in $depths; do exp_field "$dir/runs/${1}_$(exp_run_name "$2" "" "$seed").n$3.d$dp.eval.json" accuracy; done |
-            awk '{ s += $1 } END { print 100 * s / NR }'
-    done
+cell_mean() { exp_seed_stats $(exp_per_seed "$2" "" cell_accuracy "$1" "$3" "$4") | cut -d' ' -f1; }
+# length_accuracy RUN V N: RUN's accuracy on variant V at length N averaged over the depths, in %.
+length_accuracy() {
+    local dp
+    for dp in $depths; do cell_accuracy "$1" "$2" "$3" "$dp"; done | awk '{ s += $1 } END { print 100 * s / NR }'
 }
 
 # ---- tables (accuracy, %), heat map data, plot, results.json
@@ -104,16 +98,12 @@ length_accuracies() {
 {
     echo "Held-out accuracy (%) averaged over the depths ($depths), mean over $n_seeds seeds ($seeds), (min-max) when they differ"
     echo
-    printf '| variant | model |'
-    for n in $lengths; do printf ' n = %s |' "$n"; done
-    printf ' final train loss |\n|---|---|'
-    for _ in $lengths; do printf -- '---|'; done
-    echo '---|'
+    exp_table_head "variant | model" "n =" "$lengths" "final train loss"
     for v in $variants; do
         for m in $models; do
             printf '| %s | %s |' "$v" "$m"
-            for n in $lengths; do printf ' %s |' "$(exp_mean_range '%.0f%%' $(length_accuracies "$v" "$m" "$n"))"; done
-            printf ' %s |\n' "$(exp_mean_range '%.3f' $(for seed in $seeds; do exp_final_loss "$(exp_run_name "$m" "" "$seed")"; done))"
+            for n in $lengths; do printf ' %s |' "$(exp_mean_range '%.0f%%' $(exp_per_seed "$m" "" length_accuracy "$v" "$n"))"; done
+            printf ' %s |\n' "$(exp_mean_range '%.3f' $(exp_per_seed "$m" "" exp_final_loss))"
         done
     done
     echo

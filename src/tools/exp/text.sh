@@ -73,22 +73,30 @@ seed_run() {
 }
 valid_loss() { exp_field "$dir/runs/$1.valid.json" loss; }
 
+# derived_ckpt RUN NAME KEY=VALUE...: runs/RUN.NAME, RUN's final weights under its config
+# with each KEY set (exp_config), for an evaluation that changes a setting at inference
+# only; written once, through a temporary name.
+derived_ckpt() {
+    local last ck=$dir/runs/$1.$2
+    last=$(exp_last_step "$dir/runs/$1")
+    shift 2
+    if [ ! -f "$ck/model.safetensors" ]; then
+        rm -rf "$ck.tmp" && mkdir -p "$ck.tmp"
+        cp "$last/model.safetensors" "$ck.tmp/"
+        exp_config "$last/config.json" "$ck.tmp/config.json" "$@"
+        mv "$ck.tmp" "$ck"
+    fi
+}
+
 # How far does the trained full-attention model look? cap_evals RUN scores RUN's final
 # weights on test.txt at n = max_len with attention capped at W tokens (a sliding window
 # of W in the checkpoint's config, nothing else changed), for every W in $caps: if the
 # loss barely rises as W shrinks, the model uses little of the context it can see.
 cap_evals() {
-    local run=$1 w ck last
-    last=$(exp_last_step "$dir/runs/$run")
+    local run=$1 w sliding
+    sliding=$(sed -n -E 's/^  "layer_types": (.*[^,]),?$/\1/p' "$(exp_last_step "$dir/runs/$run")/config.json" | sed 's/"full_attention"/"sliding_attention"/g')
     for w in $caps; do
-        ck=$dir/runs/$run.cap$w
-        if [ ! -f "$ck/model.safetensors" ]; then
-            rm -rf "$ck.tmp" && mkdir -p "$ck.tmp"
-            cp "$last/model.safetensors" "$ck.tmp/"
-            exp_config "$last/config.json" "$ck.tmp/config.json" use_sliding_window=true sliding_window="$w"
-            sed -i 's/"full_attention"/"sliding_attention"/g' "$ck.tmp/config.json"
-            mv "$ck.tmp" "$ck"
-        fi
+        derived_ckpt "$run" "cap$w" use_sliding_window=true sliding_window="$w" layer_types="$sliding"
         exp_text_eval "$run.cap$w" "$dir/runs/$run.cap$w.test.json" test "$max_len"
     done
     # And how far its attention reads: per layer and head, the mean distance and the share
@@ -104,16 +112,9 @@ cap_evals() {
 # from the fast weight summing ever more chunk updates (there is no decay), a smaller eta
 # moves the rise to longer contexts and a larger one to shorter.
 eta_evals() {
-    local run=$1 e ck last n
-    last=$(exp_last_step "$dir/runs/$run")
+    local run=$1 e n
     for e in $etas; do
-        ck=$dir/runs/$run.eta$e
-        if [ ! -f "$ck/model.safetensors" ]; then
-            rm -rf "$ck.tmp" && mkdir -p "$ck.tmp"
-            cp "$last/model.safetensors" "$ck.tmp/"
-            exp_config "$last/config.json" "$ck.tmp/config.json" ttt_lr="$e"
-            mv "$ck.tmp" "$ck"
-        fi
+        derived_ckpt "$run" "eta$e" ttt_lr="$e"
         for n in $eta_lengths; do exp_text_eval "$run.eta$e" "$dir/runs/$run.eta$e.n$n.test.json" test "$n"; done
     done
 }
@@ -140,12 +141,9 @@ done
 
 # ---- tables, data, plot, results.json
 # per_seed MODEL FUNCTION [ARGS]: FUNCTION RUN [ARGS] for every seed's run of MODEL at its best rate.
-per_seed() {
-    local model=$1 fn=$2 best seed
-    shift 2
-    best=$(exp_best_rate "$model" "$rates" valid_loss)
-    for seed in $seeds; do "$fn" "$(exp_run_name "$model" "$best" "$seed")" "$@"; done
-}
+per_seed() { exp_per_seed "$1" "$(exp_best_rate "$1" "$rates" valid_loss)" "${@:2}"; }
+# test_loss RUN WHAT: the loss of runs/RUN.WHAT.test.json (the caps' and etas' evaluations).
+test_loss() { exp_field "$dir/runs/$1.$2.test.json" loss; }
 # mean_loss_at MODEL N: the test loss at length N, mean over seeds (context.dat's cells).
 # shellcheck disable=SC2046  # one value per seed
 mean_loss_at() { exp_seed_stats $(per_seed "$1" exp_loss_at "$2") | cut -d' ' -f1; }
@@ -158,11 +156,7 @@ mean_loss_at() { exp_seed_stats $(per_seed "$1" exp_loss_at "$2") | cut -d' ' -f
 {
     echo "Test loss (corpus/test.txt, docs=$text_docs) at each model's best rate: mean over seeds $seeds, (min-max) when they differ."
     echo
-    printf '| model | config | parameters | best lr |'
-    for n in $lengths; do printf ' n = %s |' "$n"; done
-    printf ' final train loss | train wall (s), mean |\n|---|---|---|---|'
-    for _ in $lengths; do printf -- '---|'; done
-    printf -- '---|---|\n'
+    exp_table_head "model | config | parameters | best lr" "n =" "$lengths" "final train loss | train wall (s), mean"
     for m in $models; do
         params=$("$EXP_BIN" init --config "data/configs/exp/text_$m.json" --out "$dir/params.tmp" | sed -E 's/.*: ([0-9]+) parameters.*/\1/')
         rm -rf "$dir/params.tmp"
@@ -188,13 +182,10 @@ distance_stats() {
 {
     echo "The full-attention model (lr $full_best) with its attention capped at W bytes at inference (test.txt, n = $max_len; mean over seeds $seeds, (min-max)); swa for reference."
     echo
-    printf '| model |'
-    for w in $caps; do printf ' cap %s |' "$w"; done
-    printf ' no cap |\n|---|'
-    for _ in $caps; do printf -- '---|'; done
-    printf -- '---|\n| full |'
+    exp_table_head model cap "$caps" "no cap"
+    printf '| full |'
     # shellcheck disable=SC2046  # one value per seed
-    for w in $caps; do printf ' %s |' "$(exp_mean_range %.3f $(for seed in $seeds; do exp_field "$dir/runs/$(exp_run_name full "$full_best" "$seed").cap$w.test.json" loss; done))"; done
+    for w in $caps; do printf ' %s |' "$(exp_mean_range %.3f $(per_seed full test_loss "cap$w"))"; done
     # shellcheck disable=SC2046
     printf ' %s |\n' "$(exp_mean_range %.3f $(per_seed full exp_loss_at "$max_len"))"
     # shellcheck disable=SC2046
@@ -211,7 +202,7 @@ distance_stats() {
         printf '| %s |' "$l"
         for f in 1 2 3; do
             # shellcheck disable=SC2046
-            printf ' %s |' "$(exp_mean_range "$([ $f = 1 ] && echo %.1f || echo %.3f)" $(for seed in $seeds; do distance_stats "$(exp_run_name full "$full_best" "$seed")" "$l" | cut -d' ' -f$f; done))"
+            printf ' %s |' "$(exp_mean_range "$([ $f = 1 ] && echo %.1f || echo %.3f)" $(per_seed full distance_stats "$l" | cut -d' ' -f$f))"
         done
         echo
     done
@@ -221,15 +212,11 @@ ttt_best=$(exp_best_rate swa_ttt "$rates" valid_loss)
 {
     echo "The SWA + TTT model (lr $ttt_best, trained with eta 0.3) with the fast weight's step eta set at inference (test.txt; mean over seeds $seeds, (min-max)); n - 64 bytes of context before the scored block."
     echo
-    printf '| eta |'
-    for n in $eta_lengths; do printf ' n = %s |' "$n"; done
-    printf '\n|---|'
-    for _ in $eta_lengths; do printf -- '---|'; done
-    echo
+    exp_table_head eta "n =" "$eta_lengths"
     for e in $etas; do
         printf '| %s |' "$e"
         # shellcheck disable=SC2046  # one value per seed
-        for n in $eta_lengths; do printf ' %s |' "$(exp_mean_range %.3f $(for seed in $seeds; do exp_field "$dir/runs/$(exp_run_name swa_ttt "$ttt_best" "$seed").eta$e.n$n.test.json" loss; done))"; done
+        for n in $eta_lengths; do printf ' %s |' "$(exp_mean_range %.3f $(per_seed swa_ttt test_loss "eta$e.n$n"))"; done
         echo
     done
 } > "$dir/ttt.md"
