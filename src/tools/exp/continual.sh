@@ -54,9 +54,11 @@ exp_text_setup bounded
 # Per seed: pretraining, the drop-in check (10), its text evaluations; per arm the
 # search (a continuation and a validation score per rate), then per seed at the best rate
 # the continuation and its validation score (seed 1's: the search's), the text evaluations,
-# the needle training and its evaluations. Seed 1's pretraining is visited twice (for the
-# search and with the seeds), its second visit skipped and counted as done again.
-EXP_UNITS=$(((n_seeds + 1) * (steps + 10 + 5 * n_len) + 3 * n_rates * (cont + 5) + 3 * n_seeds * (cont + 5 + 5 * n_len + needle + 5 * n_dep)))
+# the needle training and its evaluations. The search runs at seed 1, so seed 1 is
+# pretrained whether or not SEEDS holds it.
+# shellcheck disable=SC2086  # the seeds, one a word
+pre_seeds=$(printf '%s\n' 1 $seeds | awk '!seen[$0]++' | paste -sd' ')
+EXP_UNITS=$(($(echo "$pre_seeds" | wc -w) * (steps + 10 + 5 * n_len) + 3 * n_rates * (cont + 5) + 3 * n_seeds * (cont + 5 + 5 * n_len + needle + 5 * n_dep)))
 
 # sfx SEED: what seed SEED adds to a name ("" for seed 1, .sK for seed K > 1).
 sfx() { exp_run_name "" "" "$1"; }
@@ -122,13 +124,12 @@ seed_run() {
 
 # 300 held-out bytes as tokens (byte b is token b + 4): the drop-in check's input
 probe_tokens=$(head -c 300 "$dir/corpus/heldout.txt" | od -An -v -tu1 | tr -s ' \n' '\n\n' | sed '/^$/d' | awk '{ printf "%s%d", (NR > 1 ? "," : ""), $1 + 4 }')
-# The search needs seed 1's pretrained model and drop-in; then every seed's, then every arm at its best rate and every seed.
-pretrain_seed 1
+# Every seed's pretrained model and drop-in (the search's seed 1 among them), the search, then every arm at its best rate and every seed.
+for seed in $pre_seeds; do pretrain_seed "$seed"; done
 for m in $arms; do
     exp_sweep_rates "$m" "$rates" cont_run
     exp_progress "$m" "best rate on valid.txt at n = $max_len: $(exp_best_rate "$m" "$rates" valid_loss)"
 done
-for seed in $seeds; do pretrain_seed "$seed"; done
 for m in $arms; do exp_sweep_seeds "$m" "$(exp_best_rate "$m" "$rates" valid_loss)" "$seeds" seed_run; done
 
 # ---- table, plot, results.json
