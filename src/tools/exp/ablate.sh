@@ -7,14 +7,16 @@
 #   TTT layers          layer 0 only, layer 1 only, both (base)
 #   target parts        conv only (no P), P only (no conv: one learned offset-0 tap), both (base)
 #   state size f        96, 192 (base), 384  (the fast weight is d x f)
-# Every run at 3 seeds (lib.sh's sweeps: seed K is the data seed K and the weights
-# seed K - 1; seed 1's runs keep the names of the one-seed runs before, runs/NAME,
-# and the others are runs/NAME.s2, NAME.s3). The rate is the recipe's for every
-# row, not searched: the rows change the model, the recipe stays.
+# Every row's rate is searched (lib.sh's sweeps): every rate in RATES at seed 1,
+# scored on validation data (the MQAR generator at --seed 999, a fork that neither
+# the training streams nor the held-out test use), then the best rate at every seed
+# in SEEDS (seed K is the data seed K and the weights seed K - 1; runs/NAME.lrRATE,
+# NAME.lrRATE.s2, ...). The TTT parameters stay at 30x the rate, as in the recipe.
 # Held-out accuracy and loss (--seed 1000): the table gives the mean over seeds and
 # the range (min-max); results.json has every seed's numbers. Results:
-# $DIR/results.json, $DIR/table.md, $DIR/ablate_<group>.png (one plot per group).
-#   env: STEPS (default 600), SEEDS (default "1 2 3")
+# $DIR/results.json, $DIR/table.md, $DIR/rates.md (the search),
+# $DIR/ablate_<group>.png (one plot per group).
+#   env: STEPS (default 600), SEEDS (default "1 2 3"), RATES (default "3e-4 1e-3 3e-3")
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source src/tools/exp/lib.sh
@@ -41,15 +43,24 @@ rows=(
 names=$(for r in "${rows[@]}"; do IFS='|' read -r _ n _ _ <<< "$r"; echo "$n"; done | sort -u)
 seeds=${SEEDS:-1 2 3}
 n_seeds=$(echo "$seeds" | wc -w)
-exp_begin ablate "$dir" $(($(echo "$names" | wc -l) * n_seeds * (steps + 5)))
+rates=${RATES:-$(exp_size "3e-4 1e-3 3e-3" "1e-3 3e-3")}
+n_rates=$(echo "$rates" | wc -w)
+exp_begin ablate "$dir" $(($(echo "$names" | wc -l) * ((n_rates + n_seeds) * (steps + 2) + 3 * n_seeds)))
 mkdir -p "$dir/configs"
 
-# ablate_run RUN "" SEED: one seed of one config ($name, set by the loop below).
-ablate_run() {
+# search_run RUN RATE SEED: train config $name (set by the loop below) at RATE, seed SEED; its validation score.
+search_run() {
     # shellcheck disable=SC2046  # the seed flags are two words each
     exp_train "$1" "$steps" --task mqar --task-opt "$task_opt" --config "$dir/configs/$name.json" --steps "$steps" \
-        --batch "$batch" --seq-len "$seq" --lr 1e-3 --warmup 30 --ttt-lr-scale 30 $(exp_seed_flags "$3")
-    exp_eval "$1" "$dir/runs/$1.eval.json" 5 --task mqar --task-opt "$task_opt" --seed 1000 --batches "$eval_batches" \
+        --batch "$batch" --seq-len "$seq" --lr "$2" --warmup 30 --ttt-lr-scale 30 $(exp_seed_flags "$3")
+    exp_eval "$1" "$dir/runs/$1.valid.json" 2 --task mqar --task-opt "$task_opt" --seed 999 --batches "$eval_batches" \
+        --batch 16 --seq-len "$seq"
+}
+valid_loss() { exp_field "$dir/runs/$1.valid.json" loss; }
+# seed_run RUN RATE SEED: search_run, then the held-out evaluation the tables report.
+seed_run() {
+    search_run "$@"
+    exp_eval "$1" "$dir/runs/$1.eval.json" 3 --task mqar --task-opt "$task_opt" --seed 1000 --batches "$eval_batches" \
         --batch 16 --seq-len "$seq"
 }
 
@@ -61,15 +72,21 @@ for name in $names; do
     done
     # shellcheck disable=SC2086
     exp_config "$base" "$dir/configs/$name.json" $edits
-    exp_sweep_seeds "$name" "" "$seeds" ablate_run
+    exp_sweep_rates "$name" "$rates" search_run
+    best=$(exp_best_rate "$name" "$rates" valid_loss)
+    exp_progress "$name" "best rate on the validation data: $best"
+    exp_sweep_seeds "$name" "$best" "$seeds" seed_run
 done
+# best_of NAME: the rate the search chose for NAME; per_seed NAME FUNCTION [ARGS]: exp_per_seed at it.
+best_of() { exp_best_rate "$1" "$rates" valid_loss; }
+per_seed() { exp_per_seed "$1" "$(best_of "$1")" "${@:2}"; }
 
 # solved_step RUN: the first step with train loss < 0.5, steps + 1 when never (for means and plots).
 solved_step() { local s; s=$(exp_first_step_below "$1" 0.5); [ "$s" = - ] && s=$((steps + 1)); echo "$s"; }
 json_seeds() {  # json_seeds NAME: the seeds' runs as a JSON array
     local seed run out=""
     for seed in $seeds; do
-        run=$(exp_run_name "$1" "" "$seed")
+        run=$(exp_run_name "$1" "$(best_of "$1")" "$seed")
         out+="${out:+, }{\"seed\": $seed, \"run\": \"$run\", \"eval\": $(cat "$dir/runs/$run.eval.json"), \"final_train_loss\": $(exp_final_loss "$run"), \"first_step_loss_below_0.5\": \"$(exp_first_step_below "$run" 0.5)\", \"train_wall_s\": $(exp_wall "$run")}"
     done
     echo "[$out]"
@@ -79,20 +96,29 @@ json_rows=""
 {
     echo "Mean over $n_seeds seeds ($seeds), (min-max) when the seeds differ; per seed in results.json."
     echo
-    echo "| group | value | run | config edits | held-out accuracy | held-out loss | final train loss | first step with train loss < 0.5, per seed | train wall (s), mean |"
-    echo "|---|---|---|---|---|---|---|---|---|"
+    echo "| group | value | run | config edits | lr | held-out accuracy | held-out loss | final train loss | first step with train loss < 0.5, per seed | train wall (s), mean |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
     for r in "${rows[@]}"; do
         IFS='|' read -r group name label edits <<< "$r"
         # shellcheck disable=SC2046  # one value per seed
-        acc=$(exp_mean_range '%.1f%%' $(exp_per_seed "$name" "" exp_eval_field accuracy | awk '{ print 100 * $1 }'))
+        acc=$(exp_mean_range '%.1f%%' $(per_seed "$name" exp_eval_field accuracy | awk '{ print 100 * $1 }'))
         # shellcheck disable=SC2046
-        echo "| $group | $label | \`$name\` | ${edits:--} | $acc | $(exp_mean_range %.3g $(exp_per_seed "$name" "" exp_eval_field loss)) |" \
-            "$(exp_mean_range %.3g $(exp_per_seed "$name" "" exp_final_loss)) | $(exp_per_seed "$name" "" exp_first_step_below 0.5 | paste -sd/ | sed 's|/| / |g') |" \
-            "$(exp_seed_stats $(exp_per_seed "$name" "" exp_wall) | awk '{ printf "%.0f", $1 }') |"
+        echo "| $group | $label | \`$name\` | ${edits:--} | $(best_of "$name") | $acc | $(exp_mean_range %.3g $(per_seed "$name" exp_eval_field loss)) |" \
+            "$(exp_mean_range %.3g $(per_seed "$name" exp_final_loss)) | $(per_seed "$name" exp_first_step_below 0.5 | paste -sd/ | sed 's|/| / |g') |" \
+            "$(exp_seed_stats $(per_seed "$name" exp_wall) | awk '{ printf "%.0f", $1 }') |"
         json_rows+="${json_rows:+,}
-  {\"group\": \"$group\", \"value\": \"$label\", \"name\": \"$name\", \"edits\": \"$edits\", \"seeds\": $(json_seeds "$name")}"
+  {\"group\": \"$group\", \"value\": \"$label\", \"name\": \"$name\", \"edits\": \"$edits\", \"lr\": $(best_of "$name"), \"rates\": {$(for rate in $rates; do printf '%s\"%s\": %s' "$([ "$rate" = "${rates%% *}" ] || echo ', ')" "$rate" "$(valid_loss "$(exp_run_name "$name" "$rate" 1)")"; done)}, \"seeds\": $(json_seeds "$name")}"
     done
 } > "$dir/table.md"
+{
+    echo "Validation loss (MQAR --seed 999, $eval_batches x 16 sequences, seed 1) per learning rate; * the best."
+    echo
+    exp_rates_head "group | value | run" "$rates"
+    for r in "${rows[@]}"; do
+        IFS='|' read -r group name label _ <<< "$r"
+        exp_rates_row "$group | $label | \`$name\`" "$name" "$rates" valid_loss
+    done
+} > "$dir/rates.md"
 for group in chunk layers target state; do
     {
         echo "# index label accuracy(mean min max over seeds) loss(mean) first_step_loss_below_0.5(mean min max; steps+1 when never)"
@@ -101,8 +127,8 @@ for group in chunk layers target state; do
             IFS='|' read -r g name label _ <<< "$r"
             if [ "$g" != "$group" ]; then continue; fi
             # shellcheck disable=SC2046  # one value per seed
-            printf '%d "%s" %s %s %s\n' "$i" "$label" "$(exp_seed_stats $(exp_per_seed "$name" "" exp_eval_field accuracy) | cut -d' ' -f1-3)" \
-                "$(exp_seed_stats $(exp_per_seed "$name" "" exp_eval_field loss) | cut -d' ' -f1)" "$(exp_seed_stats $(exp_per_seed "$name" "" solved_step) | cut -d' ' -f1-3)"
+            printf '%d "%s" %s %s %s\n' "$i" "$label" "$(exp_seed_stats $(per_seed "$name" exp_eval_field accuracy) | cut -d' ' -f1-3)" \
+                "$(exp_seed_stats $(per_seed "$name" exp_eval_field loss) | cut -d' ' -f1)" "$(exp_seed_stats $(per_seed "$name" solved_step) | cut -d' ' -f1-3)"
             i=$((i + 1))
         done
     } > "$dir/ablate_$group.dat"
@@ -129,7 +155,7 @@ plot "$dir/ablate_$group.dat" using 1:3:xtic(2) with boxes title "accuracy", \
 EOF
     exp_plot "$dir/ablate_$group.gp"
 done
-printf '{"section": "ablate", "run": %s, "task": "mqar %s", "steps": %s, "lr": 1e-3, "ttt_lr_scale": 30, "seeds": [%s], "seed_flags": "seed K: --seed K --init-seed K-1", "rows": [%s\n]}\n' \
-    "$(exp_machine_json)" "$task_opt" "$steps" "$(echo "$seeds" | tr -s ' ' ',')" "$json_rows" > "$dir/results.json"
-cat "$dir/table.md"
+printf '{"section": "ablate", "run": %s, "task": "mqar %s", "steps": %s, "rates": [%s], "rate_search": "seed 1, validation loss at --seed 999", "ttt_lr_scale": 30, "seeds": [%s], "seed_flags": "seed K: --seed K --init-seed K-1", "rows": [%s\n]}\n' \
+    "$(exp_machine_json)" "$task_opt" "$steps" "$(echo "$rates" | tr -s ' ' ',')" "$(echo "$seeds" | tr -s ' ' ',')" "$json_rows" > "$dir/results.json"
+cat "$dir/rates.md" "$dir/table.md"
 exp_end
