@@ -4,15 +4,17 @@
 # The needle task of docs/tasks.md: [MAGIC] key [IS] value(s) hidden in a repeated-
 # pattern haystack, queried at the end. Three models of equal parameter count and
 # training (the MQAR model of section 1, window 32): full attention, sliding window,
-# sliding window + In-Place TTT with the learned target. The baselines train at lr
-# 3e-3, as every earlier run; the TTT model with section 1's recipe (lr 1e-3, TTT
-# parameters at 30x). One training task for all (4 needles of 4 values, all 4
+# sliding window + In-Place TTT with the learned target (its TTT parameters at 30x
+# the rate, section 1's recipe). Every model's rate is searched (lib.sh's sweeps):
+# every rate in RATES at seed 1, scored by the loss on validation data (the training
+# task at the training length, --seed 999: neither a training stream nor the held-out
+# test), then the best rate at every seed. One training task for all (4 needles of 4 values, all 4
 # queried, at uniform random depths, n = 256: 16 scored tokens per sequence; a
 # single needle scores 1, too few to learn from in this budget), then held-out
 # scoring of three variants: single (one needle, one value), multi-key (4 needles,
 # one queried), multi-value (one needle with 4 values, all to recall), at depths
 # 0, 25, 50, 75, 100% and lengths from below the window (24) to 8x it (256).
-# Results: $DIR/results.json, $DIR/table.md, $DIR/heatmaps.png.
+# Results: $DIR/results.json, $DIR/table.md, $DIR/rates.md (the search), $DIR/heatmaps.png.
 # FILLER=random: the haystack is random tokens (never a key or a value) instead of
 # a repeated pattern; `make exp-needle` runs both (out/exp-needle, out/exp-needle-random).
 # TRAIN_LEN=64 STEPS=24000: the long budget on short sequences, under which full attention
@@ -21,12 +23,14 @@
 # INIT_FROM=out/exp-needle-long TRAIN_LEN=256 STEPS=3000 (the fourth part, out/exp-needle-long256):
 # those models continued on n = 256, whether the format learned at 64 carries to 8x the window.
 # Every model trains at each seed in SEEDS: seed K is the data seed K and the weights seed
-# K - 1 (exp_seed_flags; seed 1 is the one-seed run of earlier reports), its runs named
-# MODEL.sK (seed 1: MODEL); with INIT_FROM, seed K continues INIT_FROM's seed K.
+# K - 1 (exp_seed_flags), its runs named MODEL.lrRATE.sK (seed 1: MODEL.lrRATE); with
+# INIT_FROM there is no search: seed K continues INIT_FROM's run of the same name, at
+# the rate INIT_FROM chose.
 # The cells are the mean over seeds; the summary table (accuracy averaged over the depths)
 # gives mean (min-max) over seeds; results.json has every seed.
 #   env: STEPS (default 1500), FILLER (pattern | random, default pattern), TRAIN_LEN (default 256),
-#        INIT_FROM (default: none, each model from its config), SEEDS (default "1 2 3")
+#        INIT_FROM (default: none, each model from its config), SEEDS (default "1 2 3"),
+#        RATES (default "1e-3 3e-3 1e-2")
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source src/tools/exp/lib.sh
@@ -52,11 +56,20 @@ filler=${FILLER:-pattern}
 train_opt="keys=4,values=4,queries=4,depth=-1,filler=$filler"
 seeds=${SEEDS:-$(exp_size "1 2 3" "1 2")}
 n_seeds=$(echo "$seeds" | wc -w)
-exp_begin needle "$dir" $((n_seeds * (3 * steps + 9 * cells)))
+rates=${RATES:-$(exp_size "1e-3 3e-3 1e-2" "1e-3 3e-3")}
+n_searched=$(echo "$rates" | wc -w)
+[ -z "${INIT_FROM:-}" ] || n_searched=0
+exp_begin needle "$dir" $((3 * (n_searched + n_seeds) * (steps + 2) + n_seeds * 9 * cells))
 
-# needle_run RUN "" SEED: one seed of model $m ($lr, $scale set by the loop below): train, then score every cell.
-needle_run() {
-    local run=$1 seed=$3 v n dp
+# valid_loss RUN: RUN's validation loss; searched_loss RUN: in the folder whose search chose the rates.
+valid_loss() { exp_field "$dir/runs/$1.valid.json" loss; }
+searched_loss() { exp_field "${INIT_FROM:-$dir}/runs/$1.valid.json" loss; }
+# best_of MODEL: the rate chosen for MODEL: the search's here, or INIT_FROM's (run with the same RATES).
+best_of() { exp_best_rate "$1" "$rates" searched_loss; }
+
+# search_run RUN RATE SEED: train model $m ($scale set by the loop below) at RATE, seed SEED; its validation loss.
+search_run() {
+    local run=$1 seed=$3
     local start=(--config "data/configs/exp/mqar_$m.json") seed_flags
     read -r -a seed_flags <<< "$(exp_seed_flags "$seed")"
     # INIT_FROM=DIR: continue DIR's trained model of the same name and seed (a longer-sequence phase)
@@ -65,7 +78,15 @@ needle_run() {
         seed_flags=(--seed "$seed")  # the weights come from the checkpoint
     fi
     exp_train "$run" "$steps" --task needle --task-opt "$train_opt" "${start[@]}" \
-        --steps "$steps" --batch "$batch" --seq-len "$train_len" --lr "$lr" --warmup 30 --ttt-lr-scale "$scale" "${seed_flags[@]}"
+        --steps "$steps" --batch "$batch" --seq-len "$train_len" --lr "$2" --warmup 30 --ttt-lr-scale "$scale" "${seed_flags[@]}"
+    exp_eval "$run" "$dir/runs/$run.valid.json" 2 --task needle --task-opt "$train_opt" --seed 999 --batches "$eval_batches" \
+        --batch "$eval_batch" --seq-len "$train_len"
+}
+
+# seed_run RUN RATE SEED: search_run, then score every cell.
+seed_run() {
+    local run=$1 v n dp
+    search_run "$@"
     for v in $variants; do
         for n in $lengths; do
             for dp in $depths; do
@@ -77,16 +98,22 @@ needle_run() {
 }
 
 for m in $models; do
-    lr=3e-3 scale=1  # the baselines: the learning rate of every earlier run
-    if [ "$m" = swa_ttt ]; then lr=1e-3 scale=30; fi  # section 1's recipe
-    exp_sweep_seeds "$m" "" "$seeds" needle_run
+    scale=1
+    if [ "$m" = swa_ttt ]; then scale=30; fi  # section 1's recipe: the TTT parameters at 30x
+    if [ -z "${INIT_FROM:-}" ]; then
+        exp_sweep_rates "$m" "$rates" search_run
+        exp_progress "$m" "best rate on the validation data: $(best_of "$m")"
+    fi
+    exp_sweep_seeds "$m" "$(best_of "$m")" "$seeds" seed_run
 done
+# per_seed MODEL FUNCTION [ARGS]: exp_per_seed at MODEL's chosen rate.
+per_seed() { exp_per_seed "$1" "$(best_of "$1")" "${@:2}"; }
 
 # cell_accuracy RUN V N DP: RUN's held-out accuracy on variant V at length N and depth DP.
 cell_accuracy() { exp_field "$dir/runs/${2}_$1.n$3.d$4.eval.json" accuracy; }
 # cell_mean V M N DP: the cell's mean accuracy over seeds.
 # shellcheck disable=SC2046  # one value per seed
-cell_mean() { exp_seed_stats $(exp_per_seed "$2" "" cell_accuracy "$1" "$3" "$4") | cut -d' ' -f1; }
+cell_mean() { exp_seed_stats $(per_seed "$2" cell_accuracy "$1" "$3" "$4") | cut -d' ' -f1; }
 # length_accuracy RUN V N: RUN's accuracy on variant V at length N averaged over the depths, in %.
 length_accuracy() {
     local dp
@@ -98,12 +125,12 @@ length_accuracy() {
 {
     echo "Held-out accuracy (%) averaged over the depths ($depths), mean over $n_seeds seeds ($seeds), (min-max) when they differ"
     echo
-    exp_table_head "variant | model" "n =" "$lengths" "final train loss"
+    exp_table_head "variant | model" "n =" "$lengths" "lr | final train loss"
     for v in $variants; do
         for m in $models; do
             printf '| %s | %s |' "$v" "$m"
-            for n in $lengths; do printf ' %s |' "$(exp_mean_range '%.0f%%' $(exp_per_seed "$m" "" length_accuracy "$v" "$n"))"; done
-            printf ' %s |\n' "$(exp_mean_range '%.3f' $(exp_per_seed "$m" "" exp_final_loss))"
+            for n in $lengths; do printf ' %s |' "$(exp_mean_range '%.0f%%' $(per_seed "$m" length_accuracy "$v" "$n"))"; done
+            printf ' %s | %s |\n' "$(best_of "$m")" "$(exp_mean_range '%.3f' $(per_seed "$m" exp_final_loss))"
         done
     done
     echo
@@ -129,6 +156,16 @@ length_accuracy() {
         done
     done
 } > "$dir/table.md"
+{
+    if [ -n "${INIT_FROM:-}" ]; then
+        echo "No search: each model continues $(basename "$INIT_FROM")'s at the rate chosen there."
+    else
+        echo "Validation loss (the training task at n = $train_len, --seed 999, $eval_batches x $eval_batch sequences, seed 1) per learning rate; * the best."
+        echo
+        exp_rates_head model "$rates"
+        for m in $models; do exp_rates_row "$m" "$m" "$rates" valid_loss; done
+    fi
+} > "$dir/rates.md"
 for v in $variants; do
     for m in $models; do
         {
@@ -169,17 +206,21 @@ json_rows=""
 for v in $variants; do
     for m in $models; do
         for seed in $seeds; do
-            run=$(exp_run_name "$m" "" "$seed")
+            run=$(exp_run_name "$m" "$(best_of "$m")" "$seed")
             cells_json=""
             for n in $lengths; do
                 for dp in $depths; do cells_json+="${cells_json:+, }{\"n\": $n, \"depth\": $dp, \"eval\": $(cat "$dir/runs/${v}_$run.n$n.d$dp.eval.json")}"; done
             done
             json_rows+="${json_rows:+,}
-  {\"variant\": \"$v\", \"task_opt\": \"$(opts_of "$v")\", \"model\": \"$m\", \"seed\": $seed, \"run\": \"$run\", \"final_train_loss\": $(exp_final_loss "$run"), \"train_wall_s\": $(exp_wall "$run"), \"cells\": [$cells_json]}"
+  {\"variant\": \"$v\", \"task_opt\": \"$(opts_of "$v")\", \"model\": \"$m\", \"lr\": $(best_of "$m"), \"seed\": $seed, \"run\": \"$run\", \"valid_loss\": $(valid_loss "$run"), \"final_train_loss\": $(exp_final_loss "$run"), \"train_wall_s\": $(exp_wall "$run"), \"cells\": [$cells_json]}"
         done
     done
 done
-printf '{"section": "needle", "run": %s, "seeds": "%s", "steps": %s, "train_task": "needle %s", "train_seq_len": %s, "init_from": "%s", "rows": [%s\n]}\n' "$(exp_machine_json)" "$seeds" "$steps" "$train_opt" "$train_len" "${INIT_FROM:-}" "$json_rows" \
+rates_json=""
+[ -n "${INIT_FROM:-}" ] || for m in $models; do
+    for rate in $rates; do rates_json+="${rates_json:+, }{\"model\": \"$m\", \"lr\": $rate, \"valid_loss\": $(valid_loss "$(exp_run_name "$m" "$rate" 1)")}"; done
+done
+printf '{"section": "needle", "run": %s, "seeds": "%s", "steps": %s, "train_task": "needle %s", "train_seq_len": %s, "init_from": "%s", "rate_search": [%s], "rows": [%s\n]}\n' "$(exp_machine_json)" "$seeds" "$steps" "$train_opt" "$train_len" "${INIT_FROM:-}" "$rates_json" "$json_rows" \
     > "$dir/results.json"
-cat "$dir/table.md"
+cat "$dir/rates.md" "$dir/table.md"
 exp_end
