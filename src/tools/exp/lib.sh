@@ -302,13 +302,15 @@ exp_table_head() {
 exp_rates_head() { exp_table_head "$1" lr "$2"; }
 
 # exp_rates_row CELLS ARM "RATES" MEASURE: one row of that table: "| CELLS |", then ARM's
-# MEASURE (exp_best_rate's) at every rate on seed 1, 5 characters, * on the best.
+# MEASURE (exp_best_rate's) at every rate on seed 1, 5 characters (3 significant digits
+# below 0.01, where 5 characters would read 0.000 or cut an exponent off), * on the best.
 exp_rates_row() {
     local best rate
     best=$(exp_best_rate "$2" "$3" "$4")
     printf '| %s |' "$1"
     for rate in $3; do
-        printf ' %s%s |' "$("$4" "$(exp_run_name "$2" "$rate" 1)" | cut -c1-5)" "$([ "$rate" = "$best" ] && echo ' *')"
+        printf ' %s%s |' "$("$4" "$(exp_run_name "$2" "$rate" 1)" | awk '{ if ($1 < 0.01) printf "%.3g\n", $1; else print substr($1, 1, 5) }')" \
+            "$([ "$rate" = "$best" ] && echo ' *')"
     done
     echo
 }
