@@ -112,7 +112,7 @@ seed_run() {
     local run=$1 lr=3e-3 scale=1 dp
     cont_run "$@"
     exp_text_evals "$run" test
-    # as section 4: the plain model at 3e-3, the TTT models with section 1's recipe
+    # the rates section 4 used before its search: the plain model at 3e-3, the TTT models with section 1's recipe
     if [ "$m" != swa_cont ]; then lr=1e-3 scale=30; fi
     exp_train "$run.needle" "$needle" --task needle --task-opt "$needle_train,depth=-1" --ckpt "$(exp_last_step "$dir/runs/$run")" \
         --steps "$needle" --batch "$(exp_size 16 2)" --seq-len 256 --lr "$lr" --warmup 30 --ttt-lr-scale "$scale" --seed "$3"
