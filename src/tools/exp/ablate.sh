@@ -16,7 +16,7 @@
 # the range (min-max); results.json has every seed's numbers. Results:
 # $DIR/results.json, $DIR/table.md, $DIR/rates.md (the search),
 # $DIR/ablate_<group>.png (one plot per group).
-#   env: STEPS (default 600), SEEDS (default "1 2 3"), RATES (default "3e-4 1e-3 3e-3")
+#   env: STEPS (default 600), SEEDS (default "1 2 3"), RATES (default "3e-4 1e-3 3e-3 1e-2")
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source src/tools/exp/lib.sh
@@ -43,7 +43,7 @@ rows=(
 names=$(for r in "${rows[@]}"; do IFS='|' read -r _ n _ _ <<< "$r"; echo "$n"; done | sort -u)
 seeds=${SEEDS:-1 2 3}
 n_seeds=$(echo "$seeds" | wc -w)
-rates=${RATES:-$(exp_size "3e-4 1e-3 3e-3" "1e-3 3e-3")}
+rates=${RATES:-$(exp_size "3e-4 1e-3 3e-3 1e-2" "1e-3 3e-3")}
 n_rates=$(echo "$rates" | wc -w)
 exp_begin ablate "$dir" $(($(echo "$names" | wc -l) * ((n_rates + n_seeds) * (steps + 2) + 3 * n_seeds)))
 mkdir -p "$dir/configs"

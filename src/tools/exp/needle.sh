@@ -30,7 +30,7 @@
 # gives mean (min-max) over seeds; results.json has every seed.
 #   env: STEPS (default 1500), FILLER (pattern | random, default pattern), TRAIN_LEN (default 256),
 #        INIT_FROM (default: none, each model from its config), SEEDS (default "1 2 3"),
-#        RATES (default "1e-3 3e-3 1e-2")
+#        RATES (default "3e-4 1e-3 3e-3 1e-2")
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source src/tools/exp/lib.sh
@@ -56,7 +56,7 @@ filler=${FILLER:-pattern}
 train_opt="keys=4,values=4,queries=4,depth=-1,filler=$filler"
 seeds=${SEEDS:-$(exp_size "1 2 3" "1 2")}
 n_seeds=$(echo "$seeds" | wc -w)
-rates=${RATES:-$(exp_size "1e-3 3e-3 1e-2" "1e-3 3e-3")}
+rates=${RATES:-$(exp_size "3e-4 1e-3 3e-3 1e-2" "1e-3 3e-3")}
 n_searched=$(echo "$rates" | wc -w)
 [ -z "${INIT_FROM:-}" ] || n_searched=0
 exp_begin needle "$dir" $((3 * (n_searched + n_seeds) * (steps + 2) + n_seeds * 9 * cells))
