@@ -56,13 +56,15 @@ search_run() {
     exp_eval "$1" "$dir/runs/$1.valid.json" 2 --task mqar --task-opt "$task_opt" --seed 999 --batches "$eval_batches" \
         --batch 16 --seq-len "$seq"
 }
-valid_loss() { exp_field "$dir/runs/$1.valid.json" loss; }
 # seed_run RUN RATE SEED: search_run, then the held-out evaluation the tables report.
 seed_run() {
     search_run "$@"
     exp_eval "$1" "$dir/runs/$1.eval.json" 3 --task mqar --task-opt "$task_opt" --seed 1000 --batches "$eval_batches" \
         --batch 16 --seq-len "$seq"
 }
+# best_of NAME: the rate the search chose for NAME; per_seed NAME FUNCTION [ARGS]: exp_per_seed at it.
+best_of() { exp_best_rate "$1" "$rates" exp_valid_loss; }
+per_seed() { exp_per_seed "$1" "$(best_of "$1")" "${@:2}"; }
 
 for name in $names; do
     edits=""
@@ -73,13 +75,9 @@ for name in $names; do
     # shellcheck disable=SC2086
     exp_config "$base" "$dir/configs/$name.json" $edits
     exp_sweep_rates "$name" "$rates" search_run
-    best=$(exp_best_rate "$name" "$rates" valid_loss)
-    exp_progress "$name" "best rate on the validation data: $best"
-    exp_sweep_seeds "$name" "$best" "$seeds" seed_run
+    exp_progress "$name" "best rate on the validation data: $(best_of "$name")"
+    exp_sweep_seeds "$name" "$(best_of "$name")" "$seeds" seed_run
 done
-# best_of NAME: the rate the search chose for NAME; per_seed NAME FUNCTION [ARGS]: exp_per_seed at it.
-best_of() { exp_best_rate "$1" "$rates" valid_loss; }
-per_seed() { exp_per_seed "$1" "$(best_of "$1")" "${@:2}"; }
 
 # solved_step RUN: the first step with train loss < 0.5, steps + 1 when never (for means and plots).
 solved_step() { local s; s=$(exp_first_step_below "$1" 0.5); [ "$s" = - ] && s=$((steps + 1)); echo "$s"; }
@@ -107,7 +105,7 @@ json_rows=""
             "$(exp_mean_range %.3g $(per_seed "$name" exp_final_loss)) | $(per_seed "$name" exp_first_step_below 0.5 | paste -sd/ | sed 's|/| / |g') |" \
             "$(exp_seed_stats $(per_seed "$name" exp_wall) | awk '{ printf "%.0f", $1 }') |"
         json_rows+="${json_rows:+,}
-  {\"group\": \"$group\", \"value\": \"$label\", \"name\": \"$name\", \"edits\": \"$edits\", \"lr\": $(best_of "$name"), \"rates\": {$(for rate in $rates; do printf '%s\"%s\": %s' "$([ "$rate" = "${rates%% *}" ] || echo ', ')" "$rate" "$(valid_loss "$(exp_run_name "$name" "$rate" 1)")"; done)}, \"seeds\": $(json_seeds "$name")}"
+  {\"group\": \"$group\", \"value\": \"$label\", \"name\": \"$name\", \"edits\": \"$edits\", \"lr\": $(best_of "$name"), \"rate_search\": $(exp_rate_search_json "$name" "$rates"), \"seeds\": $(json_seeds "$name")}"
     done
 } > "$dir/table.md"
 {
@@ -116,7 +114,7 @@ json_rows=""
     exp_rates_head "group | value | run" "$rates"
     for r in "${rows[@]}"; do
         IFS='|' read -r group name label _ <<< "$r"
-        exp_rates_row "$group | $label | \`$name\`" "$name" "$rates" valid_loss
+        exp_rates_row "$group | $label | \`$name\`" "$name" "$rates" exp_valid_loss
     done
 } > "$dir/rates.md"
 for group in chunk layers target state; do

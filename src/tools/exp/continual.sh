@@ -105,7 +105,6 @@ cont_run() {
         --seed $((2 * k)) --ckpt "$start" --steps "$cont" "${extra[@]}"
     exp_text_eval "$run" "$dir/runs/$run.valid.json" valid "$max_len"
 }
-valid_loss() { exp_field "$dir/runs/$1.valid.json" loss; }
 
 # seed_run RUN RATE SEED: cont_run, the test evaluations, then the needle phase.
 seed_run() {
@@ -128,13 +127,13 @@ probe_tokens=$(head -c 300 "$dir/corpus/heldout.txt" | od -An -v -tu1 | tr -s ' 
 for seed in $pre_seeds; do pretrain_seed "$seed"; done
 for m in $arms; do
     exp_sweep_rates "$m" "$rates" cont_run
-    exp_progress "$m" "best rate on valid.txt at n = $max_len: $(exp_best_rate "$m" "$rates" valid_loss)"
+    exp_progress "$m" "best rate on valid.txt at n = $max_len: $(exp_best_rate "$m" "$rates" exp_valid_loss)"
 done
-for m in $arms; do exp_sweep_seeds "$m" "$(exp_best_rate "$m" "$rates" valid_loss)" "$seeds" seed_run; done
+for m in $arms; do exp_sweep_seeds "$m" "$(exp_best_rate "$m" "$rates" exp_valid_loss)" "$seeds" seed_run; done
 
 # ---- table, plot, results.json
 # rate_of MODEL: the rate in MODEL's run names ("" for the pretraining; an arm's best rate).
-rate_of() { if [ "$1" != pretrain_swa ]; then exp_best_rate "$1" "$rates" valid_loss; fi; }
+rate_of() { if [ "$1" != pretrain_swa ]; then exp_best_rate "$1" "$rates" exp_valid_loss; fi; }
 # run_of MODEL SEED: MODEL's run at seed SEED.
 run_of() { exp_run_name "$1" "$(rate_of "$1")" "$2"; }
 # per_seed MODEL FUNCTION [ARGS]: FUNCTION RUN [ARGS] for every seed's run of MODEL, one value a line.
@@ -150,7 +149,7 @@ band_at() { exp_seed_stats $(per_seed "$1" exp_loss_at "$2") | cut -d' ' -f2,3; 
     echo "Validation loss of each continuation (corpus/valid.txt, docs=$text_docs, n = $max_len, seed 1) per learning rate; * the best, used for the seeds."
     echo
     exp_rates_head arm "$rates"
-    for m in $arms; do exp_rates_row "$m" "$m" "$rates" valid_loss; done
+    for m in $arms; do exp_rates_row "$m" "$m" "$rates" exp_valid_loss; done
 } > "$dir/rates.md"
 {
     echo "Test loss (corpus/test.txt, docs=$text_docs): mean over $n_seeds seeds ($seeds), (min-max) when the seeds differ; per seed in results.json. Each continuation at its best rate on valid.txt."
@@ -169,7 +168,7 @@ band_at() { exp_seed_stats $(per_seed "$1" exp_loss_at "$2") | cut -d' ' -f2,3; 
             ttt_only) what="+ TTT (release init), $cont steps, TTT parameters only" ;;
         esac
         lr=3e-3
-        [ "$m" = pretrain_swa ] || lr=$(exp_best_rate "$m" "$rates" valid_loss)
+        [ "$m" = pretrain_swa ] || lr=$(exp_best_rate "$m" "$rates" exp_valid_loss)
         printf '| `%s` | %s | %s |' "$m" "$what" "$lr"
         # shellcheck disable=SC2046  # one value per seed
         for n in $lengths; do printf ' %s |' "$(exp_mean_range %.3f $(per_seed "$m" exp_loss_at "$n"))"; done
@@ -199,8 +198,7 @@ for m in $models; do
     done
     search=""
     if [ "$m" != pretrain_swa ]; then
-        for rate in $rates; do search+="${search:+, }{\"lr\": $rate, \"valid\": $(cat "$dir/runs/$(exp_run_name "$m" "$rate" 1).valid.json")}"; done
-        search=", \"rate_search\": [$search]"
+        search=", \"rate_search\": $(exp_rate_search_json "$m" "$rates")"
     fi
     json_rows+="${json_rows:+,}
   {\"model\": \"$m\"$search, \"seeds\": [$runs]}"

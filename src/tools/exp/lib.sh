@@ -205,6 +205,8 @@ exp_config() {
 #   rate=$(exp_best_rate ARM "RATES" MEASURE)   the rate whose run has the lowest MEASURE NAME
 #   exp_sweep_seeds ARM RATE "SEEDS" RUN        RUN NAME RATE K per seed K
 #   exp_per_seed ARM RATE FN [ARGS]             FN RUN [ARGS] for ARM's run at RATE at every seed in $seeds
+#   exp_valid_loss RUN                          the usual MEASURE: the loss in runs/RUN.valid.json
+#   exp_rate_search_json ARM "RATES"            the search for results.json
 #   exp_seed_stats X...                         "mean min max std" over the seeds' values
 #
 # RUN is a function of the section's: exp_train, then its evaluations, under the
@@ -258,6 +260,21 @@ exp_per_seed() {
 
 # exp_eval_field RUN KEY: KEY of the run's evaluation, runs/RUN.eval.json.
 exp_eval_field() { exp_field "$EXP_DIR/runs/$1.eval.json" "$2"; }
+
+# exp_valid_loss RUN: the loss of the run's validation score, runs/RUN.valid.json (the
+# MEASURE of exp_best_rate and exp_rates_row in every section that searches rates).
+exp_valid_loss() { exp_field "$EXP_DIR/runs/$1.valid.json" loss; }
+
+# exp_rate_search_json ARM "RATES": the search as a JSON array for results.json: per rate
+# {"lr": RATE, "run": RUN, "valid": RUN's validation score}, at seed 1.
+exp_rate_search_json() {
+    local rate run out=""
+    for rate in $2; do
+        run=$(exp_run_name "$1" "$rate" 1)
+        out+="${out:+, }{\"lr\": $rate, \"run\": \"$run\", \"valid\": $(cat "$EXP_DIR/runs/$run.valid.json")}"
+    done
+    echo "[$out]"
+}
 
 # exp_seed_stats X...: "mean min max std" of the values (std: the sample standard
 # deviation, n - 1; 0 for one value). Tables quote mean and min-max: with 3 seeds

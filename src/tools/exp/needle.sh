@@ -61,8 +61,7 @@ n_searched=$(echo "$rates" | wc -w)
 [ -z "${INIT_FROM:-}" ] || n_searched=0
 exp_begin needle "$dir" $((3 * (n_searched + n_seeds) * (steps + 2) + n_seeds * 9 * cells))
 
-# valid_loss RUN: RUN's validation loss; searched_loss RUN: in the folder whose search chose the rates.
-valid_loss() { exp_field "$dir/runs/$1.valid.json" loss; }
+# searched_loss RUN: RUN's validation loss in the folder whose search chose the rates.
 searched_loss() { exp_field "${INIT_FROM:-$dir}/runs/$1.valid.json" loss; }
 # best_of MODEL: the rate chosen for MODEL: the search's here, or INIT_FROM's (run with the same RATES).
 best_of() { exp_best_rate "$1" "$rates" searched_loss; }
@@ -163,7 +162,7 @@ length_accuracy() {
         echo "Validation loss (the training task at n = $train_len, --seed 999, $eval_batches x $eval_batch sequences, seed 1) per learning rate; * the best."
         echo
         exp_rates_head model "$rates"
-        for m in $models; do exp_rates_row "$m" "$m" "$rates" valid_loss; done
+        for m in $models; do exp_rates_row "$m" "$m" "$rates" exp_valid_loss; done
     fi
 } > "$dir/rates.md"
 for v in $variants; do
@@ -212,13 +211,13 @@ for v in $variants; do
                 for dp in $depths; do cells_json+="${cells_json:+, }{\"n\": $n, \"depth\": $dp, \"eval\": $(cat "$dir/runs/${v}_$run.n$n.d$dp.eval.json")}"; done
             done
             json_rows+="${json_rows:+,}
-  {\"variant\": \"$v\", \"task_opt\": \"$(opts_of "$v")\", \"model\": \"$m\", \"lr\": $(best_of "$m"), \"seed\": $seed, \"run\": \"$run\", \"valid_loss\": $(valid_loss "$run"), \"final_train_loss\": $(exp_final_loss "$run"), \"train_wall_s\": $(exp_wall "$run"), \"cells\": [$cells_json]}"
+  {\"variant\": \"$v\", \"task_opt\": \"$(opts_of "$v")\", \"model\": \"$m\", \"lr\": $(best_of "$m"), \"seed\": $seed, \"run\": \"$run\", \"valid_loss\": $(exp_valid_loss "$run"), \"final_train_loss\": $(exp_final_loss "$run"), \"train_wall_s\": $(exp_wall "$run"), \"cells\": [$cells_json]}"
         done
     done
 done
 rates_json=""
 [ -n "${INIT_FROM:-}" ] || for m in $models; do
-    for rate in $rates; do rates_json+="${rates_json:+, }{\"model\": \"$m\", \"lr\": $rate, \"valid_loss\": $(valid_loss "$(exp_run_name "$m" "$rate" 1)")}"; done
+    rates_json+="${rates_json:+, }{\"model\": \"$m\", \"lr\": $(best_of "$m"), \"search\": $(exp_rate_search_json "$m" "$rates")}"
 done
 printf '{"section": "needle", "run": %s, "seeds": "%s", "steps": %s, "train_task": "needle %s", "train_seq_len": %s, "init_from": "%s", "rate_search": [%s], "rows": [%s\n]}\n' "$(exp_machine_json)" "$seeds" "$steps" "$train_opt" "$train_len" "${INIT_FROM:-}" "$rates_json" "$json_rows" \
     > "$dir/results.json"

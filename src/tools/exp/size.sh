@@ -80,13 +80,12 @@ seed_run() {
     search_run "$@"
     exp_text_evals "$1" test
 }
-valid_loss() { exp_field "$dir/runs/$1.valid.json" loss; }
 
 for size in $sizes; do
     d=${size%%:*} l=${size#*:}
     for arm in $arms; do
         exp_sweep_rates "d$d.$arm" "$rates" search_run
-        best=$(exp_best_rate "d$d.$arm" "$rates" valid_loss)
+        best=$(exp_best_rate "d$d.$arm" "$rates" exp_valid_loss)
         exp_progress "d$d.$arm" "best rate on valid.txt at n = $max_len: $best"
         exp_sweep_seeds "d$d.$arm" "$best" "$seeds" seed_run
     done

@@ -71,7 +71,6 @@ seed_run() {
     search_run "$@"
     exp_text_evals "$1" test
 }
-valid_loss() { exp_field "$dir/runs/$1.valid.json" loss; }
 
 # derived_ckpt RUN NAME KEY=VALUE...: runs/RUN.NAME, RUN's final weights under its config
 # with each KEY set (exp_config), for an evaluation that changes a setting at inference
@@ -121,17 +120,17 @@ eta_evals() {
 
 for m in $models; do
     exp_sweep_rates "$m" "$rates" search_run
-    best=$(exp_best_rate "$m" "$rates" valid_loss)
+    best=$(exp_best_rate "$m" "$rates" exp_valid_loss)
     exp_progress "$m" "best rate on valid.txt at n = $max_len: $best"
     exp_sweep_seeds "$m" "$best" "$seeds" seed_run
 done
-for seed in $seeds; do cap_evals "$(exp_run_name full "$(exp_best_rate full "$rates" valid_loss)" "$seed")"; done
-for seed in $seeds; do eta_evals "$(exp_run_name swa_ttt "$(exp_best_rate swa_ttt "$rates" valid_loss)" "$seed")"; done
+for seed in $seeds; do cap_evals "$(exp_run_name full "$(exp_best_rate full "$rates" exp_valid_loss)" "$seed")"; done
+for seed in $seeds; do eta_evals "$(exp_run_name swa_ttt "$(exp_best_rate swa_ttt "$rates" exp_valid_loss)" "$seed")"; done
 # Is a model still catching up at $steps steps? Every model again at its best rate and
 # every seed, for $long_steps steps (the schedule stretched to them), tested the same:
 # runs/<the seed's run>.long.
 for m in $models; do
-    best=$(exp_best_rate "$m" "$rates" valid_loss)
+    best=$(exp_best_rate "$m" "$rates" exp_valid_loss)
     for seed in $seeds; do
         run=$(exp_run_name "$m" "$best" "$seed").long
         train_run "$run" "$best" "$seed" "$long_steps"
@@ -141,7 +140,7 @@ done
 
 # ---- tables, data, plot, results.json
 # per_seed MODEL FUNCTION [ARGS]: FUNCTION RUN [ARGS] for every seed's run of MODEL at its best rate.
-per_seed() { exp_per_seed "$1" "$(exp_best_rate "$1" "$rates" valid_loss)" "${@:2}"; }
+per_seed() { exp_per_seed "$1" "$(exp_best_rate "$1" "$rates" exp_valid_loss)" "${@:2}"; }
 # test_loss RUN WHAT: the loss of runs/RUN.WHAT.test.json (the caps' and etas' evaluations).
 test_loss() { exp_field "$dir/runs/$1.$2.test.json" loss; }
 # mean_loss_at MODEL N: the test loss at length N, mean over seeds (context.dat's cells).
@@ -151,7 +150,7 @@ mean_loss_at() { exp_seed_stats $(per_seed "$1" exp_loss_at "$2") | cut -d' ' -f
     echo "Validation loss (corpus/valid.txt, docs=$text_docs, n = $max_len, seed 1) per learning rate; * the best, used for the seeds."
     echo
     exp_rates_head model "$rates"
-    for m in $models; do exp_rates_row "$m" "$m" "$rates" valid_loss; done
+    for m in $models; do exp_rates_row "$m" "$m" "$rates" exp_valid_loss; done
 } > "$dir/rates.md"
 {
     echo "Test loss (corpus/test.txt, docs=$text_docs) at each model's best rate: mean over seeds $seeds, (min-max) when they differ."
@@ -160,7 +159,7 @@ mean_loss_at() { exp_seed_stats $(per_seed "$1" exp_loss_at "$2") | cut -d' ' -f
     for m in $models; do
         params=$("$EXP_BIN" init --config "data/configs/exp/text_$m.json" --out "$dir/params.tmp" | sed -E 's/.*: ([0-9]+) parameters.*/\1/')
         rm -rf "$dir/params.tmp"
-        printf '| %s | `data/configs/exp/text_%s.json` | %s | %s |' "$m" "$m" "$params" "$(exp_best_rate "$m" "$rates" valid_loss)"
+        printf '| %s | `data/configs/exp/text_%s.json` | %s | %s |' "$m" "$m" "$params" "$(exp_best_rate "$m" "$rates" exp_valid_loss)"
         # shellcheck disable=SC2046  # one value per seed
         for n in $lengths; do printf ' %s |' "$(exp_mean_range %.3f $(per_seed "$m" exp_loss_at "$n"))"; done
         # shellcheck disable=SC2046
@@ -169,7 +168,7 @@ mean_loss_at() { exp_seed_stats $(per_seed "$1" exp_loss_at "$2") | cut -d' ' -f
     done
 } > "$dir/table.md"
 # The full-attention model under its attention caps, and its attention distances.
-full_best=$(exp_best_rate full "$rates" valid_loss)
+full_best=$(exp_best_rate full "$rates" exp_valid_loss)
 # distance_stats RUN LAYER: "mean_distance share64 share256" averaged over LAYER's heads.
 distance_stats() {
     tr '{' '\n' < "$dir/runs/$1.distance.json" | awk -v l="$2" '
@@ -208,7 +207,7 @@ distance_stats() {
     done
 } > "$dir/full.md"
 # The TTT model with its eta scaled at inference.
-ttt_best=$(exp_best_rate swa_ttt "$rates" valid_loss)
+ttt_best=$(exp_best_rate swa_ttt "$rates" exp_valid_loss)
 {
     echo "The SWA + TTT model (lr $ttt_best, trained with eta 0.3) with the fast weight's step eta set at inference (test.txt; mean over seeds $seeds, (min-max)); n - 64 bytes of context before the scored block."
     echo
@@ -233,10 +232,10 @@ long_final() { exp_final_loss "$1.long"; }
     echo "|---|---|---|---|---|---|"
     for m in $models; do
         # shellcheck disable=SC2046  # one value per seed
-        printf '| %s | %s | %s | %s | %s | %s |\n' "$m" "$(exp_best_rate "$m" "$rates" valid_loss)" "$steps" "$(exp_mean_range %.3f $(per_seed "$m" exp_loss_at 64))" \
+        printf '| %s | %s | %s | %s | %s | %s |\n' "$m" "$(exp_best_rate "$m" "$rates" exp_valid_loss)" "$steps" "$(exp_mean_range %.3f $(per_seed "$m" exp_loss_at 64))" \
             "$(exp_mean_range %.3f $(per_seed "$m" exp_loss_at "$max_len"))" "$(exp_mean_range %.3f $(per_seed "$m" exp_final_loss))"
         # shellcheck disable=SC2046
-        printf '| %s | %s | %s | %s | %s | %s |\n' "$m" "$(exp_best_rate "$m" "$rates" valid_loss)" "$long_steps" "$(exp_mean_range %.3f $(per_seed "$m" long_loss_at 64))" \
+        printf '| %s | %s | %s | %s | %s | %s |\n' "$m" "$(exp_best_rate "$m" "$rates" exp_valid_loss)" "$long_steps" "$(exp_mean_range %.3f $(per_seed "$m" long_loss_at 64))" \
             "$(exp_mean_range %.3f $(per_seed "$m" long_loss_at "$max_len"))" "$(exp_mean_range %.3f $(per_seed "$m" long_final))"
     done
 } > "$dir/long.md"
@@ -244,12 +243,8 @@ EXP_LOSS_AT=mean_loss_at EXP_BAND_AT=band_at exp_context_plot "Test loss on the 
     full="full attention" swa="sliding window" swa_ttt="SWA + TTT (learned target)"
 json_rows=""
 for m in $models; do
-    search="" runs=""
-    for rate in $rates; do
-        run=$(exp_run_name "$m" "$rate" 1)
-        search+="${search:+, }{\"lr\": $rate, \"run\": \"$run\", \"valid\": $(cat "$dir/runs/$run.valid.json")}"
-    done
-    best=$(exp_best_rate "$m" "$rates" valid_loss)
+    runs=""
+    best=$(exp_best_rate "$m" "$rates" exp_valid_loss)
     for seed in $seeds; do
         run=$(exp_run_name "$m" "$best" "$seed")
         extra=""
@@ -270,7 +265,7 @@ for m in $models; do
     {\"seed\": $seed, \"run\": \"$run\", \"final_train_loss\": $(exp_final_loss "$run"), \"train_wall_s\": $(exp_wall "$run"), \"valid\": $(cat "$dir/runs/$run.valid.json"), \"test_evals\": [$(exp_text_evals_json "$run")]$extra}"
     done
     json_rows+="${json_rows:+,}
-  {\"model\": \"$m\", \"config\": \"data/configs/exp/text_$m.json\", \"rate_search\": [$search], \"best_lr\": $best, \"seeds\": [$runs]}"
+  {\"model\": \"$m\", \"config\": \"data/configs/exp/text_$m.json\", \"rate_search\": $(exp_rate_search_json "$m" "$rates"), \"best_lr\": $best, \"seeds\": [$runs]}"
 done
 printf '{"section": "text", "run": %s, "corpus": %s, "docs": "%s", "steps": %s, "batch": %s, "seq_len": %s, "rates": [%s], "seeds": [%s], "seed_flags": "seed K: --seed K --init-seed K-1", "models": [%s\n]}\n' \
     "$(exp_machine_json)" "$(cat "$dir/corpus/corpus.json")" "$text_docs" "$steps" "$batch" "$seq" "$(echo "$rates" | tr -s ' ' ',')" \
