@@ -105,8 +105,11 @@ for m in $models; do
     fi
     exp_sweep_seeds "$m" "$(best_of "$m")" "$seeds" seed_run
 done
-# per_seed MODEL FUNCTION [ARGS]: exp_per_seed at MODEL's chosen rate.
-per_seed() { exp_per_seed "$1" "$(best_of "$1")" "${@:2}"; }
+# chosen[MODEL]: the rate chosen for MODEL, looked up once for the tables below (each
+# lookup reads every rate's validation score); per_seed MODEL FUNCTION [ARGS]: exp_per_seed at it.
+declare -A chosen
+for m in $models; do chosen[$m]=$(best_of "$m"); done
+per_seed() { exp_per_seed "$1" "${chosen[$1]}" "${@:2}"; }
 
 # cell_accuracy RUN V N DP: RUN's held-out accuracy on variant V at length N and depth DP.
 cell_accuracy() { exp_field "$dir/runs/${2}_$1.n$3.d$4.eval.json" accuracy; }
@@ -129,7 +132,7 @@ length_accuracy() {
         for m in $models; do
             printf '| %s | %s |' "$v" "$m"
             for n in $lengths; do printf ' %s |' "$(exp_mean_range '%.0f%%' $(per_seed "$m" length_accuracy "$v" "$n"))"; done
-            printf ' %s | %s |\n' "$(best_of "$m")" "$(exp_mean_range '%.3f' $(per_seed "$m" exp_final_loss))"
+            printf ' %s | %s |\n' "${chosen[$m]}" "$(exp_mean_range '%.3f' $(per_seed "$m" exp_final_loss))"
         done
     done
     echo
@@ -205,19 +208,19 @@ json_rows=""
 for v in $variants; do
     for m in $models; do
         for seed in $seeds; do
-            run=$(exp_run_name "$m" "$(best_of "$m")" "$seed")
+            run=$(exp_run_name "$m" "${chosen[$m]}" "$seed")
             cells_json=""
             for n in $lengths; do
                 for dp in $depths; do cells_json+="${cells_json:+, }{\"n\": $n, \"depth\": $dp, \"eval\": $(cat "$dir/runs/${v}_$run.n$n.d$dp.eval.json")}"; done
             done
             json_rows+="${json_rows:+,}
-  {\"variant\": \"$v\", \"task_opt\": \"$(opts_of "$v")\", \"model\": \"$m\", \"lr\": $(best_of "$m"), \"seed\": $seed, \"run\": \"$run\", \"valid_loss\": $(exp_valid_loss "$run"), \"final_train_loss\": $(exp_final_loss "$run"), \"train_wall_s\": $(exp_wall "$run"), \"cells\": [$cells_json]}"
+  {\"variant\": \"$v\", \"task_opt\": \"$(opts_of "$v")\", \"model\": \"$m\", \"lr\": ${chosen[$m]}, \"seed\": $seed, \"run\": \"$run\", \"valid_loss\": $(exp_valid_loss "$run"), \"final_train_loss\": $(exp_final_loss "$run"), \"train_wall_s\": $(exp_wall "$run"), \"cells\": [$cells_json]}"
         done
     done
 done
 rates_json=""
 [ -n "${INIT_FROM:-}" ] || for m in $models; do
-    rates_json+="${rates_json:+, }{\"model\": \"$m\", \"lr\": $(best_of "$m"), \"search\": $(exp_rate_search_json "$m" "$rates")}"
+    rates_json+="${rates_json:+, }{\"model\": \"$m\", \"lr\": ${chosen[$m]}, \"search\": $(exp_rate_search_json "$m" "$rates")}"
 done
 printf '{"section": "needle", "run": %s, "seeds": "%s", "steps": %s, "train_task": "needle %s", "train_seq_len": %s, "init_from": "%s", "rate_search": [%s], "rows": [%s\n]}\n' "$(exp_machine_json)" "$seeds" "$steps" "$train_opt" "$train_len" "${INIT_FROM:-}" "$rates_json" "$json_rows" \
     > "$dir/results.json"
