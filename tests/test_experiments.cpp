@@ -107,6 +107,26 @@ TEST_CASE("experiments: the sweep helpers pick the lowest validation measure and
     CHECK(r.out == "3e-3\na.lr3e-3\na.s2\n--seed 3 --init-seed 2\n3 1 6 2.64575131\n3.00 (1.00-6.00)\n5.0\n");
 }
 
+TEST_CASE("experiments: a rate search whose lowest rate wins goes on below the grid, up to EXP_EXTEND rates", "[experiments]") {
+    TempDir scratch("ittt_exp_extend");
+    const std::string lib = repo_file("src/tools/exp/lib.sh");
+    // Arm a keeps improving downward (so the search stops at EXP_EXTEND = 2 rates below);
+    // arm b's best is inside the grid (no extension); arm c's lowest wins, then 3e-4 does worse.
+    const std::string measure = "measure() { case \\$1 in a.lr3e-3) echo 3 ;; a.lr1e-3) echo 2 ;; a.lr3e-4) echo 1.5 ;; a.lr1e-4) echo 1 ;; "
+                                "b.lr1e-3) echo 2 ;; b.lr3e-3) echo 1 ;; c.lr1e-3) echo 1 ;; c.lr3e-4) echo 4 ;; *) echo 9 ;; esac; }";
+    Result r = run_shell(scratch, "bash -c \"source '" + lib + "' && " + measure + " && run() { echo \\$1 \\$2 \\$3 >> '" + scratch.path +
+                                      "/ran'; } && EXP_BIN=/bin/true && exp_begin t '" + scratch.path + "/out' 1 2> /dev/null && " +
+                                      "for arm in a b c; do EXP_EXTEND=2 exp_sweep_rates \\$arm '1e-3 3e-3' run measure 2> /dev/null; done && " +
+                                      "exp_rate_below 1e-3 && exp_rate_below 3e-4 && exp_arm_rates a '1e-3 3e-3' && echo && exp_best_rate a '1e-3 3e-3' measure && " +
+                                      "exp_best_rate c '1e-3 3e-3' measure && cols=\\$(exp_rates_columns 'a b c' '1e-3 3e-3') && echo \\$cols && " +
+                                      "exp_rates_row b b '1e-3 3e-3' measure \\\"\\$cols\\\"\"");
+    INFO(r.err);
+    REQUIRE(r.rc == 0);
+    CHECK(r.out == "3e-4\n1e-4\n1e-4 3e-4 1e-3 3e-3\n1e-4\n1e-3\n1e-4 3e-4 1e-3 3e-3\n| b | - | - | 2 | 1 * |\n");
+    CHECK(read_file(scratch.path + "/ran") == "a.lr1e-3 1e-3 1\na.lr3e-3 3e-3 1\na.lr3e-4 3e-4 1\na.lr1e-4 1e-4 1\n"
+                                              "b.lr1e-3 1e-3 1\nb.lr3e-3 3e-3 1\nc.lr1e-3 1e-3 1\nc.lr3e-3 3e-3 1\nc.lr3e-4 3e-4 1\n");
+}
+
 TEST_CASE("experiments: the text corpus keeps train and held-out as they were and splits the held-out files in two", "[experiments]") {
     TempDir scratch("ittt_exp_corpus");
     Result r = run_shell(scratch, "'" + repo_file("src/tools/exp/corpus.sh") + "' '" + scratch.path + "/corpus'");

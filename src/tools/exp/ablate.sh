@@ -74,7 +74,7 @@ for name in $names; do
     done
     # shellcheck disable=SC2086
     exp_config "$base" "$dir/configs/$name.json" $edits
-    exp_sweep_rates "$name" "$rates" search_run
+    exp_sweep_rates "$name" "$rates" search_run exp_valid_loss
     exp_progress "$name" "best rate on the validation data: $(best_of "$name")"
     exp_sweep_seeds "$name" "$(best_of "$name")" "$seeds" seed_run
 done
@@ -111,10 +111,11 @@ json_rows=""
 {
     echo "Validation loss (MQAR --seed 999, $eval_batches x 16 sequences, seed 1) per learning rate; * the best."
     echo
-    exp_rates_head "group | value | run" "$rates"
+    columns=$(exp_rates_columns "$names" "$rates")
+    exp_rates_head "group | value | run" "$columns"
     for r in "${rows[@]}"; do
         IFS='|' read -r group name label _ <<< "$r"
-        exp_rates_row "$group | $label | \`$name\`" "$name" "$rates" exp_valid_loss
+        exp_rates_row "$group | $label | \`$name\`" "$name" "$rates" exp_valid_loss "$columns"
     done
 } > "$dir/rates.md"
 for group in chunk layers target state; do

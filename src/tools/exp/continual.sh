@@ -126,7 +126,7 @@ probe_tokens=$(head -c 300 "$dir/corpus/heldout.txt" | od -An -v -tu1 | tr -s ' 
 # Every seed's pretrained model and drop-in (the search's seed 1 among them), the search, then every arm at its best rate and every seed.
 for seed in $pre_seeds; do pretrain_seed "$seed"; done
 for m in $arms; do
-    exp_sweep_rates "$m" "$rates" cont_run
+    exp_sweep_rates "$m" "$rates" cont_run exp_valid_loss
     exp_progress "$m" "best rate on valid.txt at n = $max_len: $(exp_best_rate "$m" "$rates" exp_valid_loss)"
 done
 for m in $arms; do exp_sweep_seeds "$m" "$(exp_best_rate "$m" "$rates" exp_valid_loss)" "$seeds" seed_run; done
@@ -148,8 +148,9 @@ band_at() { exp_seed_stats $(per_seed "$1" exp_loss_at "$2") | cut -d' ' -f2,3; 
 {
     echo "Validation loss of each continuation (corpus/valid.txt, docs=$text_docs, n = $max_len, seed 1) per learning rate; * the best, used for the seeds."
     echo
-    exp_rates_head arm "$rates"
-    for m in $arms; do exp_rates_row "$m" "$m" "$rates" exp_valid_loss; done
+    columns=$(exp_rates_columns "$arms" "$rates")
+    exp_rates_head arm "$columns"
+    for m in $arms; do exp_rates_row "$m" "$m" "$rates" exp_valid_loss "$columns"; done
 } > "$dir/rates.md"
 {
     echo "Test loss (corpus/test.txt, docs=$text_docs): mean over $n_seeds seeds ($seeds), (min-max) when the seeds differ; per seed in results.json. Each continuation at its best rate on valid.txt."

@@ -201,8 +201,10 @@ exp_config() {
 # at several rates on seed 1, picks the rate on a validation measure, and runs
 # that rate at more seeds; the tables report the mean and the spread over seeds.
 #
-#   exp_sweep_rates ARM "RATES" RUN             RUN NAME RATE 1 per rate: the search, at seed 1
+#   exp_sweep_rates ARM "RATES" RUN MEASURE     RUN NAME RATE 1 per rate: the search, at seed 1,
+#                                               extended below the grid while its lowest rate wins
 #   rate=$(exp_best_rate ARM "RATES" MEASURE)   the rate whose run has the lowest MEASURE NAME
+#   exp_arm_rates ARM "RATES"                   the rates ARM's search ran: RATES and its extension
 #   exp_sweep_seeds ARM RATE "SEEDS" RUN        RUN NAME RATE K per seed K
 #   exp_per_seed ARM RATE FN [ARGS]             FN RUN [ARGS] for ARM's run at RATE at every seed in $seeds
 #   exp_valid_loss RUN                          the usual MEASURE: the loss in runs/RUN.valid.json
@@ -217,6 +219,14 @@ exp_config() {
 # VALIDATION data, never from the held-out test set the tables report: a rate
 # chosen on the test set would report the best of several draws as one.
 #
+# A best rate at the bottom of the grid is not a tuned rate: a lower one might do
+# better still. So when the lowest rate wins, the search runs the next rate down
+# on the ladder 1, 3, 10, 30, ... (3e-4 after 1e-3, 1e-4 after 3e-4), up to
+# EXP_EXTEND times (default 2; 1 at smoke size), and records those rates in
+# runs/ARM.rates-below, which exp_arm_rates reads. It does not extend upward: the
+# grids' tops already sit where most arms do worse, and a higher rate risks a
+# diverging run, which stops the section (ittt train refuses a non-finite loss).
+#
 # Run names: ARM, then .lrRATE when the section sweeps rates (RATE "" does not),
 # then .sK for seeds K > 1, so a section's earlier single runs (seed 1) keep
 # their paths and are skipped. Seed K is the data seed K and the weights seed
@@ -230,10 +240,36 @@ exp_run_name() {
 # exp_seed_flags SEED: ittt train's seed flags for seed index SEED.
 exp_seed_flags() { echo "--seed $1 --init-seed $(($1 - 1))"; }
 
-# exp_sweep_rates ARM "RATES" RUN: the rate search, every rate at seed 1.
+# exp_rate_below RATE: the next rate down on the half-decade ladder: 1e-3 -> 3e-4 -> 1e-4.
+exp_rate_below() {
+    awk -v r="$1" 'BEGIN { x = 2 * log(r) / log(10); k = (x < 0 ? int(x - 0.5) : int(x + 0.5)) - 1
+        if (k % 2 == 0) printf "1e%d\n", k / 2; else printf "3e%d\n", (k - 1) / 2 }'
+}
+
+# exp_arm_rates ARM "RATES" [DIR]: the rates of ARM's search in DIR (default the section's),
+# lowest first: RATES and the rates its extension ran below them (runs/ARM.rates-below).
+exp_arm_rates() {
+    local below=${3:-${EXP_DIR:-.}}/runs/$1.rates-below
+    # shellcheck disable=SC2046  # one rate per word
+    printf '%s\n' $2 $(cat "$below" 2> /dev/null) | sort -g -u | tr '\n' ' ' | sed 's/ $//'
+}
+
+# exp_sweep_rates ARM "RATES" RUN [MEASURE]: the rate search, every rate at seed 1; with
+# MEASURE (and more than one rate), the extension below the grid described above.
 exp_sweep_rates() {
-    local rate
+    local rate grid lowest below=$EXP_DIR/runs/$1.rates-below
     for rate in $2; do "$3" "$(exp_run_name "$1" "$rate" 1)" "$rate" 1; done
+    [ -n "${4:-}" ] && [ "$(echo "$2" | wc -w)" -gt 1 ] || return 0
+    while true; do
+        grid=$(exp_arm_rates "$1" "$2")
+        lowest=${grid%% *}
+        [ "$(exp_best_rate "$1" "$2" "$4")" = "$lowest" ] || break
+        [ $(($(echo "$grid" | wc -w) - $(echo "$2" | wc -w))) -lt "${EXP_EXTEND:-$(exp_size 2 1)}" ] || break
+        rate=$(exp_rate_below "$lowest")
+        exp_progress "$1" "the best rate is the grid's lowest, $lowest; trying $rate"
+        "$3" "$(exp_run_name "$1" "$rate" 1)" "$rate" 1
+        echo "$rate $(cat "$below" 2> /dev/null)" > "$below.tmp" && mv "$below.tmp" "$below"
+    done
 }
 
 # exp_sweep_seeds ARM RATE "SEEDS" RUN: RATE at every seed (RATE "": the section's one rate).
@@ -242,10 +278,11 @@ exp_sweep_seeds() {
     for seed in $3; do "$4" "$(exp_run_name "$1" "$2" "$seed")" "$2" "$seed"; done
 }
 
-# exp_best_rate ARM "RATES" MEASURE: the rate of the lowest MEASURE at seed 1 (the first on a tie).
+# exp_best_rate ARM "RATES" MEASURE [DIR]: the rate of the lowest MEASURE at seed 1 among
+# exp_arm_rates ARM "RATES" [DIR] (the lowest rate on a tie).
 exp_best_rate() {
     local rate
-    for rate in $2; do echo "$rate $("$3" "$(exp_run_name "$1" "$rate" 1)")"; done |
+    for rate in $(exp_arm_rates "$1" "$2" "${4:-}"); do echo "$rate $("$3" "$(exp_run_name "$1" "$rate" 1)")"; done |
         awk 'NR == 1 || $2 < best { best = $2; rate = $1 } END { print rate }'
 }
 
@@ -269,7 +306,7 @@ exp_valid_loss() { exp_field "$EXP_DIR/runs/$1.valid.json" loss; }
 # {"lr": RATE, "run": RUN, "valid": RUN's validation score}, at seed 1.
 exp_rate_search_json() {
     local rate run out=""
-    for rate in $2; do
+    for rate in $(exp_arm_rates "$1" "$2"); do
         run=$(exp_run_name "$1" "$rate" 1)
         out+="${out:+, }{\"lr\": $rate, \"run\": \"$run\", \"valid\": $(cat "$EXP_DIR/runs/$run.valid.json")}"
     done
@@ -314,18 +351,29 @@ exp_table_head() {
     echo
 }
 
+# exp_rates_columns "ARMS" "RATES": every rate any of ARMS ran in its search, lowest first:
+# the columns of a rate-search table.
+exp_rates_columns() {
+    local arm
+    # shellcheck disable=SC2046  # one rate per word
+    printf '%s\n' $(for arm in $1; do exp_arm_rates "$arm" "$2"; echo; done) | sort -g -u | tr '\n' ' ' | sed 's/ $//'
+}
+
 # exp_rates_head COLUMNS "RATES": the head of a rate-search table, e.g. COLUMNS "d | model":
 # "| d | model | lr 1e-3 | ... |" and its rule.
 exp_rates_head() { exp_table_head "$1" lr "$2"; }
 
-# exp_rates_row CELLS ARM "RATES" MEASURE: one row of that table: "| CELLS |", then ARM's
-# MEASURE (exp_best_rate's) at every rate on seed 1, 5 characters (3 significant digits
-# below 0.01, where 5 characters would read 0.000 or cut an exponent off), * on the best.
+# exp_rates_row CELLS ARM "RATES" MEASURE ["COLUMNS"]: one row of that table: "| CELLS |",
+# then ARM's MEASURE (exp_best_rate's) at every rate of COLUMNS (default RATES) on seed 1,
+# 5 characters (3 significant digits below 0.01, where 5 characters would read 0.000 or
+# cut an exponent off), * on the best, - where ARM's search did not run that rate.
 exp_rates_row() {
-    local best rate
+    local best rate grid
     best=$(exp_best_rate "$2" "$3" "$4")
+    grid=" $(exp_arm_rates "$2" "$3") "
     printf '| %s |' "$1"
-    for rate in $3; do
+    for rate in ${5:-$3}; do
+        if [ "${grid#* "$rate" }" = "$grid" ]; then printf ' - |'; continue; fi
         printf ' %s%s |' "$("$4" "$(exp_run_name "$2" "$rate" 1)" | awk '{ if ($1 < 0.01) printf "%.3g\n", $1; else print substr($1, 1, 5) }')" \
             "$([ "$rate" = "$best" ] && echo ' *')"
     done

@@ -64,7 +64,7 @@ exp_begin needle "$dir" $((3 * (n_searched + n_seeds) * (steps + 2) + n_seeds * 
 # searched_loss RUN: RUN's validation loss in the folder whose search chose the rates.
 searched_loss() { exp_field "${INIT_FROM:-$dir}/runs/$1.valid.json" loss; }
 # best_of MODEL: the rate chosen for MODEL: the search's here, or INIT_FROM's (run with the same RATES).
-best_of() { exp_best_rate "$1" "$rates" searched_loss; }
+best_of() { exp_best_rate "$1" "$rates" searched_loss "${INIT_FROM:-$dir}"; }
 
 # search_run RUN RATE SEED: train model $m ($scale set by the loop below) at RATE, seed SEED; its validation loss.
 search_run() {
@@ -100,7 +100,7 @@ for m in $models; do
     scale=1
     if [ "$m" = swa_ttt ]; then scale=30; fi  # section 1's recipe: the TTT parameters at 30x
     if [ -z "${INIT_FROM:-}" ]; then
-        exp_sweep_rates "$m" "$rates" search_run
+        exp_sweep_rates "$m" "$rates" search_run exp_valid_loss
         exp_progress "$m" "best rate on the validation data: $(best_of "$m")"
     fi
     exp_sweep_seeds "$m" "$(best_of "$m")" "$seeds" seed_run
@@ -164,8 +164,9 @@ length_accuracy() {
     else
         echo "Validation loss (the training task at n = $train_len, --seed 999, $eval_batches x $eval_batch sequences, seed 1) per learning rate; * the best."
         echo
-        exp_rates_head model "$rates"
-        for m in $models; do exp_rates_row "$m" "$m" "$rates" exp_valid_loss; done
+        columns=$(exp_rates_columns "$models" "$rates")
+        exp_rates_head model "$columns"
+        for m in $models; do exp_rates_row "$m" "$m" "$rates" exp_valid_loss "$columns"; done
     fi
 } > "$dir/rates.md"
 for v in $variants; do

@@ -84,7 +84,7 @@ seed_run() {
 for size in $sizes; do
     d=${size%%:*} l=${size#*:}
     for arm in $arms; do
-        exp_sweep_rates "d$d.$arm" "$rates" search_run
+        exp_sweep_rates "d$d.$arm" "$rates" search_run exp_valid_loss
         best=$(exp_best_rate "d$d.$arm" "$rates" exp_valid_loss)
         exp_progress "d$d.$arm" "best rate on valid.txt at n = $max_len: $best"
         exp_sweep_seeds "d$d.$arm" "$best" "$seeds" seed_run
@@ -104,7 +104,7 @@ valid_in() { loss_in "$search_runs" "$1.valid.json"; }
 # best_of RUNS PREFIX ARM: the arm's best rate in that folder's search.
 best_of() {
     search_runs=$1
-    exp_best_rate "$2$3" "$rates" valid_in
+    exp_best_rate "$2$3" "$rates" valid_in "${1%/runs}"
 }
 # losses RUNS PREFIX ARM N: the test loss at n = N of every seed at the arm's best rate.
 losses() {
@@ -135,7 +135,11 @@ json_rows=""
 {
     echo "Validation loss (corpus/valid.txt, docs=$text_docs, n = $max_len, seed 1) per learning rate; * the best."
     echo
-    exp_rates_head "d | model" "$rates"
+    # the columns: every rate of any width's search (d = 64's in section 2's folder)
+    columns=$(while read -r runs prefix _; do
+        for arm in $arms; do exp_arm_rates "${prefix//\'/}$arm" "$rates" "${runs%/runs}"; echo; done
+    done < <(widths) | tr ' ' '\n' | sed '/^$/d' | sort -g -u | tr '\n' ' ' | sed 's/ $//')
+    exp_rates_head "d | model" "$columns"
 } > "$dir/rates.md"
 while read -r runs prefix d l; do
     prefix=${prefix//\'/}
@@ -151,7 +155,8 @@ while read -r runs prefix d l; do
         printf ' %s |\n' "$(exp_mean_range %.1f $(percents "$runs" "$prefix"))"
     } >> "$dir/table.md"
     search_runs=$runs
-    for arm in $arms; do exp_rates_row "$d | $arm" "$prefix$arm" "$rates" valid_in; done >> "$dir/rates.md"
+    # shellcheck disable=SC2030,SC2031  # EXP_DIR: the width's folder, for this row only
+    for arm in $arms; do (EXP_DIR=${runs%/runs} && exp_rates_row "$d | $arm" "$prefix$arm" "$rates" valid_in "$columns"); done >> "$dir/rates.md"
     # shellcheck disable=SC2046
     read -r g_mean g_lo g_hi _ <<< "$(exp_seed_stats $(gains "$runs" "$prefix"))"
     echo "$p_ttt $g_mean $g_lo $g_hi $d" >> "$dir/size.dat"

@@ -119,7 +119,7 @@ eta_evals() {
 }
 
 for m in $models; do
-    exp_sweep_rates "$m" "$rates" search_run
+    exp_sweep_rates "$m" "$rates" search_run exp_valid_loss
     best=$(exp_best_rate "$m" "$rates" exp_valid_loss)
     exp_progress "$m" "best rate on valid.txt at n = $max_len: $best"
     exp_sweep_seeds "$m" "$best" "$seeds" seed_run
@@ -149,8 +149,9 @@ mean_loss_at() { exp_seed_stats $(per_seed "$1" exp_loss_at "$2") | cut -d' ' -f
 {
     echo "Validation loss (corpus/valid.txt, docs=$text_docs, n = $max_len, seed 1) per learning rate; * the best, used for the seeds."
     echo
-    exp_rates_head model "$rates"
-    for m in $models; do exp_rates_row "$m" "$m" "$rates" exp_valid_loss; done
+    columns=$(exp_rates_columns "$models" "$rates")
+    exp_rates_head model "$columns"
+    for m in $models; do exp_rates_row "$m" "$m" "$rates" exp_valid_loss "$columns"; done
 } > "$dir/rates.md"
 {
     echo "Test loss (corpus/test.txt, docs=$text_docs) at each model's best rate: mean over seeds $seeds, (min-max) when they differ."
