@@ -16,7 +16,8 @@
 # the range (min-max); results.json has every seed's numbers. Results:
 # $DIR/results.json, $DIR/table.md, $DIR/rates.md (the search),
 # $DIR/ablate_<group>.png (one plot per group).
-#   env: STEPS (default 600), SEEDS (default "1 2 3"), RATES (default "3e-4 1e-3 3e-3 1e-2")
+#   env: STEPS (default 600), SEEDS (default "1 2 3"), RATES (default "3e-4 1e-3 3e-3 1e-2"),
+#        EXP_EXTEND (rates tried below RATES while the lowest wins, default 2; lib.sh)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source src/tools/exp/lib.sh

@@ -31,7 +31,8 @@
 # continuations with their validation scores (0:12:48 on that Xeon at one thread
 # beside three other experiments). The whole section at 3 seeds: about an hour.
 #   env: STEPS (pretraining, default 1500), CONT (continued, default 750), NEEDLE (default 1500),
-#        SEEDS (default "1 2 3"), RATES (the continuations' search, default "1e-3 3e-3 1e-2 3e-2")
+#        SEEDS (default "1 2 3"), RATES (the continuations' search, default "1e-3 3e-3 1e-2 3e-2"),
+#        EXP_EXTEND (rates tried below RATES while the lowest wins, default 2; lib.sh)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source src/tools/exp/lib.sh

@@ -30,7 +30,7 @@
 # gives mean (min-max) over seeds; results.json has every seed.
 #   env: STEPS (default 1500), FILLER (pattern | random, default pattern), TRAIN_LEN (default 256),
 #        INIT_FROM (default: none, each model from its config), SEEDS (default "1 2 3"),
-#        RATES (default "3e-4 1e-3 3e-3 1e-2")
+#        RATES (default "3e-4 1e-3 3e-3 1e-2"), EXP_EXTEND (rates tried below RATES while the lowest wins, default 2; lib.sh)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source src/tools/exp/lib.sh

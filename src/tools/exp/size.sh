@@ -26,7 +26,7 @@
 #
 # Results: $DIR/results.json, $DIR/table.md, $DIR/rates.md, $DIR/size.png.
 #   env: TEXT_DIR (default: DIR's sibling exp-text; text.sh is run there first when
-#   its results are missing), SIZES (default "32:2 128:3"), RATES, SEEDS, STEPS as text.sh's.
+#   its results are missing), SIZES (default "32:2 128:3"), RATES, EXP_EXTEND, SEEDS, STEPS as text.sh's.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source src/tools/exp/lib.sh

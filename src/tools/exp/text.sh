@@ -29,6 +29,7 @@
 # 0:25:19 for the sweep (full about 100 s a run, swa 55 s, swa_ttt 80 s), 0:19:47
 # for the evaluations, the attention measurements and the longer budget.
 #   env: STEPS (default 1500), RATES (default "1e-3 3e-3 1e-2 3e-2"), SEEDS (default "1 2 3"),
+#        EXP_EXTEND (rates tried below RATES while the lowest wins, default 2; lib.sh),
 #        LONG_STEPS (default 3000)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
