@@ -14,7 +14,9 @@
 # scoring of three variants: single (one needle, one value), multi-key (4 needles,
 # one queried), multi-value (one needle with 4 values, all to recall), at depths
 # 0, 25, 50, 75, 100% and lengths from below the window (24) to 8x it (256).
-# Results: $DIR/results.json, $DIR/table.md, $DIR/rates.md (the search), $DIR/heatmaps.png.
+# Then the edge probe (below, at cells=): single needles at the training length around the
+# last position a training needle can start. Results: $DIR/results.json, $DIR/table.md (its
+# last table is the edge probe), $DIR/rates.md (the search), $DIR/heatmaps.png.
 # FILLER=random: the haystack is random tokens (never a key or a value) instead of
 # a repeated pattern; `make exp-needle` runs both (out/exp-needle, out/exp-needle-random).
 # TRAIN_LEN=64 STEPS=24000: the long budget on short sequences, under which full attention
@@ -52,6 +54,20 @@ opts_of() {
     esac
 }
 cells=$(($(echo "$depths" | wc -w) * $(echo "$lengths" | wc -w)))
+# The edge probe. The training task's 4 needles (7 tokens each) lie in the haystack
+# before its 4 queries (7 tokens each), so a training needle starts at position
+# train_len - 34 at the latest: the edge. A model that has learned where needles
+# stand in the training sequences, not how to match their keys, recalls none past the
+# edge. Single needles at n = train_len, placed from 16 positions before the edge to
+# 16 after it (the depth that puts a needle nearest there; positions are whole
+# percent of the filler, so near, not exact).
+edge=$((train_len - 34))
+edge_fill=$((train_len - 8))  # filler tokens of a single needle's sequence (8: its needle and query)
+edge_offsets=$(exp_size "-16 -8 -4 0 2 4 8 16" "-4 4")
+n_edge=$(echo "$edge_offsets" | wc -w)
+# edge_depth OFFSET: the depth (%) nearest edge + OFFSET; edge_position DEPTH: where that needle starts.
+edge_depth() { echo $((((edge + $1 - 1) * 100 + edge_fill / 2) / edge_fill)); }
+edge_position() { echo $((1 + ($1 * edge_fill + 50) / 100)); }
 filler=${FILLER:-pattern}
 train_opt="keys=4,values=4,queries=4,depth=-1,filler=$filler"
 seeds=${SEEDS:-$(exp_size "1 2 3" "1 2")}
@@ -59,7 +75,7 @@ n_seeds=$(echo "$seeds" | wc -w)
 rates=${RATES:-$(exp_size "3e-4 1e-3 3e-3 1e-2" "1e-3 3e-3")}
 n_searched=$(echo "$rates" | wc -w)
 [ -z "${INIT_FROM:-}" ] || n_searched=0
-exp_begin needle "$dir" $((3 * (n_searched + n_seeds) * (steps + 2) + n_seeds * 9 * cells))
+exp_begin needle "$dir" $((3 * (n_searched + n_seeds) * (steps + 2) + n_seeds * (9 * cells + 3 * n_edge)))
 
 # searched_loss RUN: RUN's validation loss in the folder whose search chose the rates.
 searched_loss() { exp_field "${INIT_FROM:-$dir}/runs/$1.valid.json" loss; }
@@ -82,9 +98,9 @@ search_run() {
         --batch "$eval_batch" --seq-len "$train_len"
 }
 
-# seed_run RUN RATE SEED: search_run, then score every cell.
+# seed_run RUN RATE SEED: search_run, then score every cell and the edge probe.
 seed_run() {
-    local run=$1 v n dp
+    local run=$1 v n dp off
     search_run "$@"
     for v in $variants; do
         for n in $lengths; do
@@ -93,6 +109,11 @@ seed_run() {
                     --seed 1000 --batches "$eval_batches" --batch "$eval_batch" --seq-len "$n"
             done
         done
+    done
+    for off in $edge_offsets; do
+        dp=$(edge_depth "$off")
+        exp_eval "$run" "$dir/runs/edge_$run.d$dp.eval.json" 1 --task needle --task-opt "$(opts_of single),depth=$dp,filler=$filler" \
+            --seed 1000 --batches "$eval_batches" --batch "$eval_batch" --seq-len "$train_len"
     done
 }
 
@@ -113,6 +134,8 @@ per_seed() { exp_per_seed "$1" "${chosen[$1]}" "${@:2}"; }
 
 # cell_accuracy RUN V N DP: RUN's held-out accuracy on variant V at length N and depth DP.
 cell_accuracy() { exp_field "$dir/runs/${2}_$1.n$3.d$4.eval.json" accuracy; }
+# edge_accuracy RUN DP: RUN's accuracy in the edge probe at depth DP, in %.
+edge_accuracy() { awk -v a="$(exp_field "$dir/runs/edge_$1.d$2.eval.json" accuracy)" 'BEGIN { print 100 * a }'; }
 # cell_mean V M N DP: the cell's mean accuracy over seeds.
 # shellcheck disable=SC2046  # one value per seed
 cell_mean() { exp_seed_stats $(per_seed "$2" cell_accuracy "$1" "$3" "$4") | cut -d' ' -f1; }
@@ -156,6 +179,18 @@ length_accuracy() {
             done
             echo
         done
+    done
+    echo "**Edge probe**: single needles at n = $train_len starting near the last position a training needle can start ($edge), held-out accuracy (%), mean (min-max) over seeds"
+    echo
+    printf '| model |'
+    for off in $edge_offsets; do printf ' position %s (%+d) |' "$(edge_position "$(edge_depth "$off")")" "$(($(edge_position "$(edge_depth "$off")") - edge))"; done
+    printf '\n|---|'
+    for _ in $edge_offsets; do printf -- '---|'; done
+    echo
+    for m in $models; do
+        printf '| %s |' "$m"
+        for off in $edge_offsets; do printf ' %s |' "$(exp_mean_range '%.0f%%' $(per_seed "$m" edge_accuracy "$(edge_depth "$off")"))"; done
+        echo
     done
 } > "$dir/table.md"
 {
@@ -219,11 +254,24 @@ for v in $variants; do
         done
     done
 done
+edge_json=""
+for m in $models; do
+    for seed in $seeds; do
+        run=$(exp_run_name "$m" "${chosen[$m]}" "$seed")
+        cells_json=""
+        for off in $edge_offsets; do
+            dp=$(edge_depth "$off")
+            cells_json+="${cells_json:+, }{\"depth\": $dp, \"position\": $(edge_position "$dp"), \"eval\": $(cat "$dir/runs/edge_$run.d$dp.eval.json")}"
+        done
+        edge_json+="${edge_json:+,}
+  {\"model\": \"$m\", \"seed\": $seed, \"run\": \"$run\", \"cells\": [$cells_json]}"
+    done
+done
 rates_json=""
 [ -n "${INIT_FROM:-}" ] || for m in $models; do
     rates_json+="${rates_json:+, }{\"model\": \"$m\", \"lr\": ${chosen[$m]}, \"search\": $(exp_rate_search_json "$m" "$rates")}"
 done
-printf '{"section": "needle", "run": %s, "seeds": "%s", "steps": %s, "train_task": "needle %s", "train_seq_len": %s, "init_from": "%s", "rate_search": [%s], "rows": [%s\n]}\n' "$(exp_machine_json)" "$seeds" "$steps" "$train_opt" "$train_len" "${INIT_FROM:-}" "$rates_json" "$json_rows" \
+printf '{"section": "needle", "run": %s, "seeds": "%s", "steps": %s, "train_task": "needle %s", "train_seq_len": %s, "init_from": "%s", "rate_search": [%s], "rows": [%s\n], "edge_probe": {"edge": %s, "rows": [%s\n]}}\n' "$(exp_machine_json)" "$seeds" "$steps" "$train_opt" "$train_len" "${INIT_FROM:-}" "$rates_json" "$json_rows" "$edge" "$edge_json" \
     > "$dir/results.json"
 cat "$dir/rates.md" "$dir/table.md"
 exp_end
