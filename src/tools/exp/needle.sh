@@ -32,7 +32,9 @@
 # gives mean (min-max) over seeds; results.json has every seed.
 #   env: STEPS (default 1500), FILLER (pattern | random, default pattern), TRAIN_LEN (default 256),
 #        INIT_FROM (default: none, each model from its config), SEEDS (default "1 2 3"),
-#        RATES (default "3e-4 1e-3 3e-3 1e-2"), EXP_EXTEND (rates tried below RATES while the lowest wins, default 2; lib.sh)
+#        RATES (default "3e-4 1e-3 3e-3 1e-2"), EXP_EXTEND (rates tried below RATES while the lowest wins, default 2; lib.sh),
+#        MODELS (default "full swa swa_ttt"), TRAIN_QUERIES (the training task's queries, default 4;
+#        MODELS=full TRAIN_QUERIES=1 is the fifth part: does the edge move with the training layout?)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source src/tools/exp/lib.sh
@@ -44,7 +46,8 @@ eval_batches=$(exp_size 2 1)
 eval_batch=$(exp_size 16 2)
 depths=$(exp_size "0 25 50 75 100" "0 100")
 lengths=$(exp_size "24 64 128 256" "24 64")
-models="full swa swa_ttt"
+models=${MODELS:-full swa swa_ttt}
+n_models=$(echo "$models" | wc -w)
 variants="single multikey multivalue"
 opts_of() {
     case $1 in
@@ -54,28 +57,32 @@ opts_of() {
     esac
 }
 cells=$(($(echo "$depths" | wc -w) * $(echo "$lengths" | wc -w)))
-# The edge probe. The training task's 4 needles (7 tokens each) lie in the haystack
-# before its 4 queries (7 tokens each), so a training needle starts at position
-# train_len - 34 at the latest: the edge. A model that has learned where needles
-# stand in the training sequences, not how to match their keys, recalls none past the
-# edge. Single needles at n = train_len, placed from 16 positions before the edge to
-# 16 after it (the depth that puts a needle nearest there; positions are whole
-# percent of the filler, so near, not exact).
-edge=$((train_len - 34))
+train_queries=${TRAIN_QUERIES:-4}
+# The edge probe. The training task's needles (7 tokens each) lie in the haystack
+# before its Q queries (7 tokens each), so a training needle starts at position
+# train_len - 7 Q - 6 at the latest (train_len - 34 for Q = 4): the edge. A model that has
+# learned where needles stand in the training sequences, not how to match their keys,
+# recalls none past the edge. Single needles at n = train_len, placed from 16
+# positions before the edge to 16 after it, as far as a single needle fits (the depth
+# that puts a needle nearest there; positions are whole percent of the filler, so
+# near, not exact).
+edge=$((train_len - 7 * train_queries - 6))
 edge_fill=$((train_len - 8))  # filler tokens of a single needle's sequence (8: its needle and query)
-edge_offsets=$(exp_size "-16 -8 -4 0 2 4 8 16" "-4 4")
+edge_offsets=$(for off in $(exp_size "-16 -8 -4 0 2 4 8 16" "-4 4"); do
+    [ $((edge + off)) -lt 1 ] || [ $((edge + off)) -gt $((edge_fill + 1)) ] || printf '%s ' "$off"
+done)
 n_edge=$(echo "$edge_offsets" | wc -w)
 # edge_depth OFFSET: the depth (%) nearest edge + OFFSET; edge_position DEPTH: where that needle starts.
 edge_depth() { echo $((((edge + $1 - 1) * 100 + edge_fill / 2) / edge_fill)); }
 edge_position() { echo $((1 + ($1 * edge_fill + 50) / 100)); }
 filler=${FILLER:-pattern}
-train_opt="keys=4,values=4,queries=4,depth=-1,filler=$filler"
+train_opt="keys=4,values=4,queries=$train_queries,depth=-1,filler=$filler"
 seeds=${SEEDS:-$(exp_size "1 2 3" "1 2")}
 n_seeds=$(echo "$seeds" | wc -w)
 rates=${RATES:-$(exp_size "3e-4 1e-3 3e-3 1e-2" "1e-3 3e-3")}
 n_searched=$(echo "$rates" | wc -w)
 [ -z "${INIT_FROM:-}" ] || n_searched=0
-exp_begin needle "$dir" $((3 * (n_searched + n_seeds) * (steps + 2) + n_seeds * (9 * cells + 3 * n_edge)))
+exp_begin needle "$dir" $((n_models * (n_searched + n_seeds) * (steps + 2) + n_seeds * n_models * (3 * cells + n_edge)))
 
 # searched_loss RUN: RUN's validation loss in the folder whose search chose the rates.
 searched_loss() { exp_field "${INIT_FROM:-$dir}/runs/$1.valid.json" loss; }
@@ -180,7 +187,7 @@ length_accuracy() {
             echo
         done
     done
-    echo "**Edge probe**: single needles at n = $train_len starting near the last position a training needle can start ($edge), held-out accuracy (%), mean (min-max) over seeds"
+    echo "**Edge probe**: single needles at n = $train_len starting near the last position a training needle can start ($edge), held-out accuracy (%), mean (min-max) over seeds; trained on needle $train_opt"
     echo
     printf '| model |'
     for off in $edge_offsets; do printf ' position %s (%+d) |' "$(edge_position "$(edge_depth "$off")")" "$(($(edge_position "$(edge_depth "$off")") - edge))"; done
