@@ -27,5 +27,5 @@ exp-needle: $(BUILD)/ittt
 	FILLER=random EXP_BIN=$(BUILD)/ittt src/tools/exp/needle.sh $(EXP_OUT)/exp-needle-random
 	TRAIN_LEN=64 STEPS=24000 EXP_BIN=$(BUILD)/ittt src/tools/exp/needle.sh $(EXP_OUT)/exp-needle-long
 	INIT_FROM=$(EXP_OUT)/exp-needle-long TRAIN_LEN=256 STEPS=3000 EXP_BIN=$(BUILD)/ittt src/tools/exp/needle.sh $(EXP_OUT)/exp-needle-long256
-	MODELS=full TRAIN_QUERIES=1 RATES=1e-3 TRAIN_LEN=64 STEPS=24000 EXP_BIN=$(BUILD)/ittt src/tools/exp/needle.sh $(EXP_OUT)/exp-needle-q1
+	MODELS=full TRAIN_QUERIES=2 RATES=1e-3 TRAIN_LEN=64 STEPS=24000 EXP_BIN=$(BUILD)/ittt src/tools/exp/needle.sh $(EXP_OUT)/exp-needle-q2
 exp-all: $(addprefix exp-,$(EXP_SECTIONS))

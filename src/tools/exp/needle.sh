@@ -34,7 +34,7 @@
 #        INIT_FROM (default: none, each model from its config), SEEDS (default "1 2 3"),
 #        RATES (default "3e-4 1e-3 3e-3 1e-2"), EXP_EXTEND (rates tried below RATES while the lowest wins, default 2; lib.sh),
 #        MODELS (default "full swa swa_ttt"), TRAIN_QUERIES (the training task's queries, default 4;
-#        MODELS=full TRAIN_QUERIES=1 is the fifth part: does the edge move with the training layout?)
+#        MODELS=full TRAIN_QUERIES=2 is the fifth part: does the edge move with the training layout?)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source src/tools/exp/lib.sh
