@@ -257,15 +257,18 @@ exp_arm_rates() {
 # exp_sweep_rates ARM "RATES" RUN [MEASURE]: the rate search, every rate at seed 1; with
 # MEASURE (and more than one rate), the extension below the grid described above.
 exp_sweep_rates() {
-    local rate grid lowest below=$EXP_DIR/runs/$1.rates-below
+    local rate grid lowest below=$EXP_DIR/runs/$1.rates-below units=${EXP_DONE:-0}
     for rate in $2; do "$3" "$(exp_run_name "$1" "$rate" 1)" "$rate" 1; done
     [ -n "${4:-}" ] && [ "$(echo "$2" | wc -w)" -gt 1 ] || return 0
+    # a search run's cost units (the grid's runs are alike): what an extension adds to the plan
+    units=$(((${EXP_DONE:-0} - units) / $(echo "$2" | wc -w)))
     while true; do
         grid=$(exp_arm_rates "$1" "$2")
         lowest=${grid%% *}
         [ "$(exp_best_rate "$1" "$2" "$4")" = "$lowest" ] || break
         [ $(($(echo "$grid" | wc -w) - $(echo "$2" | wc -w))) -lt "${EXP_EXTEND:-$(exp_size 2 1)}" ] || break
         rate=$(exp_rate_below "$lowest")
+        EXP_UNITS=$((${EXP_UNITS:-0} + units))  # not in the section's plan: the ETA counts it from here
         exp_progress "$1" "the best rate is the grid's lowest, $lowest; trying $rate"
         "$3" "$(exp_run_name "$1" "$rate" 1)" "$rate" 1
         echo "$rate $(cat "$below" 2> /dev/null)" > "$below.tmp" && mv "$below.tmp" "$below"
