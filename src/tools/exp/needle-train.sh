@@ -32,6 +32,7 @@ rows=(
     "more_needles|needle|keys=8,values=2,queries=8,depth=-1,filler=pattern|256|1500|16|3e-3||8 needles of 2 values, all queried"
     "longer|needle|$needle|64|6000|16|3e-3||n = 64, 4x the steps"
     "longest|needle|$needle|64|24000|16|3e-3||n = 64, 16x the steps"
+    "longest_256|needle|$needle|256|24000|16|3e-3||n = 256, 16x the steps: the longest budget without the short haystack"
     "lr_1e-2|needle|$needle|64|3000|16|1e-2||n = 64, lr 1e-2"
     "batch_64|needle|$needle|64|3000|64|3e-3||n = 64, 4x the batch"
     "one_needle|needle|keys=1,values=4,queries=1,depth=-1,filler=pattern|64|3000|16|3e-3||n = 64, one needle of 4 values"
