@@ -246,27 +246,30 @@ exp_rate_below() {
         if (k % 2 == 0) printf "1e%d\n", k / 2; else printf "3e%d\n", (k - 1) / 2 }'
 }
 
+# exp_rate_list RATES...: the rates (words, in any number of arguments) once each, lowest first, on one line.
+exp_rate_list() {
+    # shellcheck disable=SC2048,SC2086  # one rate per word
+    printf '%s\n' $* | sort -g -u | tr '\n' ' ' | sed 's/ $//'
+}
+
 # exp_arm_rates ARM "RATES" [DIR]: the rates of ARM's search in DIR (default the section's),
 # lowest first: RATES and the rates its extension ran below them (runs/ARM.rates-below).
-exp_arm_rates() {
-    local below=${3:-${EXP_DIR:-.}}/runs/$1.rates-below
-    # shellcheck disable=SC2046  # one rate per word
-    printf '%s\n' $2 $(cat "$below" 2> /dev/null) | sort -g -u | tr '\n' ' ' | sed 's/ $//'
-}
+exp_arm_rates() { exp_rate_list "$2" "$(cat "${3:-${EXP_DIR:-.}}/runs/$1.rates-below" 2> /dev/null)"; }
 
 # exp_sweep_rates ARM "RATES" RUN [MEASURE]: the rate search, every rate at seed 1; with
 # MEASURE (and more than one rate), the extension below the grid described above.
 exp_sweep_rates() {
-    local rate grid lowest below=$EXP_DIR/runs/$1.rates-below units=${EXP_DONE:-0}
+    local rate grid lowest below=$EXP_DIR/runs/$1.rates-below done_before=${EXP_DONE:-0} n_grid units
+    n_grid=$(echo "$2" | wc -w)
     for rate in $2; do "$3" "$(exp_run_name "$1" "$rate" 1)" "$rate" 1; done
-    [ -n "${4:-}" ] && [ "$(echo "$2" | wc -w)" -gt 1 ] || return 0
+    [ -n "${4:-}" ] && [ "$n_grid" -gt 1 ] || return 0
     # a search run's cost units (the grid's runs are alike): what an extension adds to the plan
-    units=$(((${EXP_DONE:-0} - units) / $(echo "$2" | wc -w)))
+    units=$(((${EXP_DONE:-0} - done_before) / n_grid))
     while true; do
         grid=$(exp_arm_rates "$1" "$2")
         lowest=${grid%% *}
         [ "$(exp_best_rate "$1" "$2" "$4")" = "$lowest" ] || break
-        [ $(($(echo "$grid" | wc -w) - $(echo "$2" | wc -w))) -lt "${EXP_EXTEND:-$(exp_size 2 1)}" ] || break
+        [ $(($(echo "$grid" | wc -w) - n_grid)) -lt "${EXP_EXTEND:-$(exp_size 2 1)}" ] || break
         rate=$(exp_rate_below "$lowest")
         EXP_UNITS=$((${EXP_UNITS:-0} + units))  # not in the section's plan: the ETA counts it from here
         exp_progress "$1" "the best rate is the grid's lowest, $lowest; trying $rate"
@@ -358,8 +361,7 @@ exp_table_head() {
 # the columns of a rate-search table.
 exp_rates_columns() {
     local arm
-    # shellcheck disable=SC2046  # one rate per word
-    printf '%s\n' $(for arm in $1; do exp_arm_rates "$arm" "$2"; echo; done) | sort -g -u | tr '\n' ' ' | sed 's/ $//'
+    exp_rate_list "$(for arm in $1; do exp_arm_rates "$arm" "$2"; echo; done)"
 }
 
 # exp_rates_head COLUMNS "RATES": the head of a rate-search table, e.g. COLUMNS "d | model":

@@ -136,9 +136,9 @@ json_rows=""
     echo "Validation loss (corpus/valid.txt, docs=$text_docs, n = $max_len, seed 1) per learning rate; * the best."
     echo
     # the columns: every rate of any width's search (d = 64's in section 2's folder)
-    columns=$(while read -r runs prefix _; do
+    columns=$(exp_rate_list "$(while read -r runs prefix _; do
         for arm in $arms; do exp_arm_rates "${prefix//\'/}$arm" "$rates" "${runs%/runs}"; echo; done
-    done < <(widths) | tr ' ' '\n' | sed '/^$/d' | sort -g -u | tr '\n' ' ' | sed 's/ $//')
+    done < <(widths))")
     exp_rates_head "d | model" "$columns"
 } > "$dir/rates.md"
 while read -r runs prefix d l; do
