@@ -127,6 +127,18 @@ TEST_CASE("experiments: a rate search whose lowest rate wins goes on below the g
                                               "b.lr1e-3 1e-3 1\nb.lr3e-3 3e-3 1\nc.lr1e-3 1e-3 1\nc.lr3e-3 3e-3 1\nc.lr3e-4 3e-4 1\n");
 }
 
+TEST_CASE("experiments: a setting that must be a count is refused by name when it is not one", "[experiments]") {
+    TempDir scratch("ittt_exp_count");
+    const std::string lib = repo_file("src/tools/exp/lib.sh");
+    Result r = run_shell(scratch, "EXP_EXTEND=abc EXP_BIN=/bin/true bash -c \"source '" + lib + "' && exp_begin t '" + scratch.path + "/out' 1\"");
+    CHECK(r.rc == 2);
+    CHECK(r.err.find("EXP_EXTEND must be a whole number >= 0, found 'abc'") != std::string::npos);
+    Result q = run_shell(scratch, "TRAIN_QUERIES=0 EXP_SMOKE=1 EXP_BIN='" + self_dir() + "/ittt' '" + repo_file("src/tools/exp/needle.sh") + "' '" +
+                                      scratch.path + "/needle'");
+    CHECK(q.rc == 2);
+    CHECK(q.err.find("TRAIN_QUERIES must be a whole number >= 1, found '0'") != std::string::npos);
+}
+
 TEST_CASE("experiments: the text corpus keeps train and held-out as they were and splits the held-out files in two", "[experiments]") {
     TempDir scratch("ittt_exp_corpus");
     Result r = run_shell(scratch, "'" + repo_file("src/tools/exp/corpus.sh") + "' '" + scratch.path + "/corpus'");

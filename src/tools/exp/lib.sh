@@ -27,6 +27,17 @@ exp_size() { if [ "$EXP_SMOKE" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 
 exp_now() { date +%s; }
 
+# exp_count NAME VALUE MIN: VALUE, a setting from the environment, when it is a whole number
+# >= MIN; otherwise an error naming the setting (exit 2), e.g. "EXP_EXTEND must be a whole
+# number >= 0, found 'abc'".
+exp_count() {
+    if [[ ! $2 =~ ^[0-9]+$ ]] || [ "$2" -lt "$3" ]; then
+        echo "$(basename "$0"): $1 must be a whole number >= $3, found '$2'" >&2
+        exit 2
+    fi
+    echo "$2"
+}
+
 exp_clock() {  # seconds -> h:mm:ss
     local s=$1
     printf '%d:%02d:%02d' $((s / 3600)) $((s % 3600 / 60)) $((s % 60))
@@ -38,6 +49,7 @@ exp_begin() {
     EXP_SECTION=$1
     EXP_DIR=$2
     EXP_UNITS=$3
+    EXP_EXTEND=$(exp_count EXP_EXTEND "${EXP_EXTEND:-$(exp_size 2 1)}" 0)  # exp_sweep_rates' extension
     EXP_DONE=0       # cost units finished or skipped
     EXP_RUN_UNITS=0  # cost units actually run by this invocation
     EXP_RUN_SECS=0   # and their seconds
@@ -269,7 +281,7 @@ exp_sweep_rates() {
         grid=$(exp_arm_rates "$1" "$2")
         lowest=${grid%% *}
         [ "$(exp_best_rate "$1" "$2" "$4")" = "$lowest" ] || break
-        [ $(($(echo "$grid" | wc -w) - n_grid)) -lt "${EXP_EXTEND:-$(exp_size 2 1)}" ] || break
+        [ $(($(echo "$grid" | wc -w) - n_grid)) -lt "$EXP_EXTEND" ] || break
         rate=$(exp_rate_below "$lowest")
         EXP_UNITS=$((${EXP_UNITS:-0} + units))  # not in the section's plan: the ETA counts it from here
         exp_progress "$1" "the best rate is the grid's lowest, $lowest; trying $rate"

@@ -57,7 +57,7 @@ opts_of() {
     esac
 }
 cells=$(($(echo "$depths" | wc -w) * $(echo "$lengths" | wc -w)))
-train_queries=${TRAIN_QUERIES:-4}
+train_queries=$(exp_count TRAIN_QUERIES "${TRAIN_QUERIES:-4}" 1)
 # The edge probe. The training task's needles (7 tokens each) lie in the haystack
 # before its Q queries (7 tokens each), so a training needle starts at position
 # train_len - 7 Q - 6 at the latest (train_len - 34 for Q = 4): the edge. A model that has
